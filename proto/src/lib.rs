@@ -1,0 +1,20 @@
+//! The brigade wire contract: generated `brigade.v1` messages and services, the
+//! protocol version, conversions shared by every side, and the workload catalogue
+//! (names, arguments, default kind, reduction) that the coordinator validates
+//! against and the worker implements.
+
+pub mod catalog;
+pub mod convert;
+
+/// Generated from `proto/brigade/v1/brigade.proto`.
+#[allow(clippy::all, missing_docs)]
+pub mod v1 {
+    tonic::include_proto!("brigade.v1");
+}
+
+/// Bumped on any incompatible change to `brigade.v1` semantics. A worker with a
+/// different version is refused at hello.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The crate version, reported by `brigade status`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
