@@ -1,0 +1,1 @@
+//! The worker node: its link to the coordinator (written by the lead).
