@@ -181,9 +181,9 @@ pub struct HttpUrl {
 
 /// Parses `http://host[:port][/path]`; `https` and other schemes are refused.
 pub fn parse_http_url(s: &str) -> Result<HttpUrl, String> {
-    let rest = s
-        .strip_prefix("http://")
-        .ok_or_else(|| "expected a URL starting with http:// (https is not supported)".to_string())?;
+    let rest = s.strip_prefix("http://").ok_or_else(|| {
+        "expected a URL starting with http:// (https is not supported)".to_string()
+    })?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -300,7 +300,10 @@ mod tests {
     fn unknown_workload_lists_the_known_ones() {
         let e = lookup("fib").unwrap_err().to_string();
         assert!(e.contains("\"fib\""), "{e}");
-        assert!(e.contains("sum-squares, noop, spin, sleep, http-get"), "{e}");
+        assert!(
+            e.contains("sum-squares, noop, spin, sleep, http-get"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -349,7 +352,9 @@ mod tests {
         );
         assert_eq!(parse_http_url("http://example").unwrap().port, 80);
         assert_eq!(parse_http_url("http://example").unwrap().path, "/");
-        assert!(parse_http_url("https://x/").unwrap_err().contains("http://"));
+        assert!(parse_http_url("https://x/")
+            .unwrap_err()
+            .contains("http://"));
         assert!(parse_http_url("http://:80/").is_err());
         assert!(parse_http_url("http://h:99999/").is_err());
         assert!(parse_http_url("http://h:0/").is_err());

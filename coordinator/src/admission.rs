@@ -1,0 +1,230 @@
+//! Job admission: turns a client's `JobSpec` into a validated [`JobPlan`]
+//! (workload known, arguments valid, range non-empty, chunk positive, task
+//! count within the limit, model routed) or a [`AdmissionError`] that says what
+//! was wrong and what is allowed. Pure: no I/O.
+
+use brigade_proto::catalog::{self, CatalogError, Reduction};
+use brigade_proto::convert::{KIND_NAMES, MODEL_NAMES};
+use brigade_proto::v1::{JobSpec, Kind, Model};
+
+/// A job that passed admission: everything the scheduler needs to run it.
+#[derive(Debug, Clone)]
+pub struct JobPlan {
+    pub spec: JobSpec,
+    pub kind: Kind,
+    pub model: Model,
+    pub reduction: Reduction,
+    pub tasks: u64,
+    pub max_attempts: u32,
+}
+
+impl JobPlan {
+    /// The input sub-range `[start, end)` of task `index`.
+    pub fn task_range(&self, index: u64) -> (u64, u64) {
+        let start = self.spec.range_start + index * self.spec.chunk;
+        let end = start
+            .saturating_add(self.spec.chunk)
+            .min(self.spec.range_end);
+        (start, end)
+    }
+}
+
+/// Limits applied at admission.
+#[derive(Debug, Clone, Copy)]
+pub struct AdmissionLimits {
+    pub max_tasks_per_job: u64,
+    pub default_max_attempts: u32,
+    pub max_attempts_limit: u32,
+}
+
+impl Default for AdmissionLimits {
+    fn default() -> Self {
+        AdmissionLimits {
+            max_tasks_per_job: 10_000_000,
+            default_max_attempts: 3,
+            max_attempts_limit: 100,
+        }
+    }
+}
+
+/// Why a job was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdmissionError {
+    #[error(transparent)]
+    Workload(#[from] CatalogError),
+    #[error("empty range {start}..{end}: the range must be start..end with start < end")]
+    EmptyRange { start: u64, end: u64 },
+    #[error("chunk must be at least 1 (got 0)")]
+    ZeroChunk,
+    #[error(
+        "the job would have {tasks} tasks, more than the limit of {limit} per job; \
+         use a larger --chunk (at least {min_chunk}) or raise the coordinator's --max-tasks-per-job"
+    )]
+    TooManyTasks {
+        tasks: u64,
+        limit: u64,
+        min_chunk: u64,
+    },
+    #[error("unknown model value {0}; allowed: {allowed}", allowed = MODEL_NAMES.join(", "))]
+    UnknownModel(i32),
+    #[error("unknown kind value {0}; allowed: {allowed}", allowed = KIND_NAMES.join(", "))]
+    UnknownKind(i32),
+    #[error("max_attempts {got} is above the limit of {limit}")]
+    TooManyAttempts { got: u32, limit: u32 },
+}
+
+/// Validates `spec` and routes it: `model` if forced, else kind `cpu` →
+/// process slots and `io` → async slots, the kind defaulting to the workload's.
+pub fn admit(spec: JobSpec, limits: &AdmissionLimits) -> Result<JobPlan, AdmissionError> {
+    let def = catalog::lookup(&spec.workload)?;
+    def.validate_args(&spec.args)?;
+    if spec.range_start >= spec.range_end {
+        return Err(AdmissionError::EmptyRange {
+            start: spec.range_start,
+            end: spec.range_end,
+        });
+    }
+    if spec.chunk == 0 {
+        return Err(AdmissionError::ZeroChunk);
+    }
+    let width = spec.range_end - spec.range_start;
+    let tasks = width.div_ceil(spec.chunk);
+    if tasks > limits.max_tasks_per_job {
+        return Err(AdmissionError::TooManyTasks {
+            tasks,
+            limit: limits.max_tasks_per_job,
+            min_chunk: width.div_ceil(limits.max_tasks_per_job.max(1)),
+        });
+    }
+    let kind = match Kind::try_from(spec.kind) {
+        Ok(Kind::Unspecified) => def.kind,
+        Ok(k) => k,
+        Err(_) => return Err(AdmissionError::UnknownKind(spec.kind)),
+    };
+    let model = match Model::try_from(spec.model) {
+        Ok(Model::Unspecified) => match kind {
+            Kind::Io => Model::Async,
+            _ => Model::Process,
+        },
+        Ok(m) => m,
+        Err(_) => return Err(AdmissionError::UnknownModel(spec.model)),
+    };
+    if spec.max_attempts > limits.max_attempts_limit {
+        return Err(AdmissionError::TooManyAttempts {
+            got: spec.max_attempts,
+            limit: limits.max_attempts_limit,
+        });
+    }
+    let max_attempts = match spec.max_attempts {
+        0 => limits.default_max_attempts,
+        n => n,
+    };
+    Ok(JobPlan {
+        reduction: def.reduction,
+        spec,
+        kind,
+        model,
+        tasks,
+        max_attempts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn spec(workload: &str, start: u64, end: u64, chunk: u64) -> JobSpec {
+        JobSpec {
+            workload: workload.into(),
+            range_start: start,
+            range_end: end,
+            chunk,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn splits_a_range_into_chunks_with_a_short_last_one() {
+        let plan = admit(spec("sum-squares", 10, 35, 10), &AdmissionLimits::default()).unwrap();
+        assert_eq!(plan.tasks, 3);
+        assert_eq!(plan.task_range(0), (10, 20));
+        assert_eq!(plan.task_range(1), (20, 30));
+        assert_eq!(plan.task_range(2), (30, 35));
+    }
+
+    #[test]
+    fn a_chunk_wider_than_the_range_is_one_task() {
+        let plan = admit(
+            spec("sum-squares", 0, 5, 1_000),
+            &AdmissionLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(plan.tasks, 1);
+        assert_eq!(plan.task_range(0), (0, 5));
+    }
+
+    #[test]
+    fn w_cpu_is_forty_tasks_on_process_slots() {
+        let plan = admit(
+            spec("sum-squares", 0, 60_000_000, 1_500_000),
+            &AdmissionLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(plan.tasks, 40);
+        assert_eq!(plan.model, Model::Process);
+        assert_eq!(plan.kind, Kind::Cpu);
+        assert_eq!(plan.reduction, Reduction::Sum);
+    }
+
+    #[test]
+    fn routes_by_kind_unless_a_model_is_forced() {
+        let l = AdmissionLimits::default();
+        let mut s = spec("sleep", 0, 10, 1);
+        assert_eq!(admit(s.clone(), &l).unwrap().model, Model::Async);
+        s.kind = Kind::Cpu as i32;
+        assert_eq!(admit(s.clone(), &l).unwrap().model, Model::Process);
+        s.model = Model::Thread as i32;
+        assert_eq!(admit(s, &l).unwrap().model, Model::Thread);
+    }
+
+    #[test]
+    fn bad_input_is_refused_with_what_is_allowed() {
+        let l = AdmissionLimits::default();
+        let e = admit(spec("sum-squares", 5, 5, 1), &l).unwrap_err();
+        assert!(e.to_string().contains("start < end"), "{e}");
+        let e = admit(spec("sum-squares", 9, 5, 1), &l).unwrap_err();
+        assert_eq!(e, AdmissionError::EmptyRange { start: 9, end: 5 });
+        assert_eq!(
+            admit(spec("sum-squares", 0, 5, 0), &l).unwrap_err(),
+            AdmissionError::ZeroChunk
+        );
+        let e = admit(spec("nope", 0, 5, 1), &l).unwrap_err().to_string();
+        assert!(e.contains("known workloads"), "{e}");
+        let mut s = spec("noop", 0, 5, 1);
+        s.model = 42;
+        let e = admit(s, &l).unwrap_err().to_string();
+        assert!(e.contains("process, thread, async"), "{e}");
+        let mut s = spec("noop", 0, 5, 1);
+        s.kind = 9;
+        let e = admit(s, &l).unwrap_err().to_string();
+        assert!(e.contains("cpu, io"), "{e}");
+    }
+
+    #[test]
+    fn too_many_tasks_names_the_limit_and_a_chunk_that_fits() {
+        let l = AdmissionLimits {
+            max_tasks_per_job: 100,
+            ..Default::default()
+        };
+        let e = admit(spec("noop", 0, 1_000, 1), &l).unwrap_err();
+        assert_eq!(
+            e,
+            AdmissionError::TooManyTasks {
+                tasks: 1_000,
+                limit: 100,
+                min_chunk: 10
+            }
+        );
+        assert!(admit(spec("noop", 0, 1_000, 10), &l).is_ok());
+    }
+}

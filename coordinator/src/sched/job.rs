@@ -1,0 +1,278 @@
+//! One job inside the core: which of its tasks are fresh, queued for retry,
+//! leased or done, and what their results are. Tasks of a range are not
+//! materialised: a task that was never issued is just `index >= next_fresh`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use brigade_proto::catalog::Reduction;
+use brigade_proto::v1::{JobInfo, JobState, OutcomeStatus};
+
+use super::{model_slot, JobId, Outcome, TaskLease, WorkerId};
+use crate::admission::JobPlan;
+
+/// The current lease of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub worker: WorkerId,
+    /// Lease epoch: bumped every time the task is handed out.
+    pub attempt: u32,
+    /// Failed attempts so far (a lost worker is not a failure of the task).
+    pub failures: u32,
+}
+
+/// A task going back to the queue.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Requeue {
+    pub index: u64,
+    pub attempt: u32,
+    pub failures: u32,
+}
+
+#[derive(Debug)]
+pub struct Job {
+    pub id: JobId,
+    pub plan: JobPlan,
+    pub state: JobState,
+    /// Tasks `next_fresh..plan.tasks` have never been issued.
+    next_fresh: u64,
+    retry: VecDeque<Requeue>,
+    pub(super) leases: HashMap<u64, Lease>,
+    done: Vec<u64>,
+    done_count: u64,
+    values: Vec<u128>,
+    total: u128,
+    failed: u64,
+    retries: u64,
+    pub(super) late_results_dropped: u64,
+    error: String,
+    submitted_ms: u64,
+    started_ms: u64,
+    finished_ms: u64,
+    cpu_ns: u64,
+    wall_ns: u64,
+}
+
+impl Job {
+    pub(super) fn new(id: JobId, plan: JobPlan, now_ms: u64) -> Self {
+        let n = plan.tasks as usize;
+        Job {
+            id,
+            state: JobState::Queued,
+            next_fresh: 0,
+            retry: VecDeque::new(),
+            leases: HashMap::new(),
+            done: vec![0; n.div_ceil(64)],
+            done_count: 0,
+            values: vec![0; n],
+            total: 0,
+            failed: 0,
+            retries: 0,
+            late_results_dropped: 0,
+            error: String::new(),
+            submitted_ms: now_ms,
+            started_ms: 0,
+            finished_ms: 0,
+            cpu_ns: 0,
+            wall_ns: 0,
+            plan,
+        }
+    }
+
+    pub(super) fn slot(&self) -> usize {
+        model_slot(self.plan.model).expect("admitted jobs have a concrete model")
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self.state,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
+    }
+
+    pub(super) fn has_queued(&self) -> bool {
+        !self.is_terminal() && (!self.retry.is_empty() || self.next_fresh < self.plan.tasks)
+    }
+
+    pub(super) fn queued(&self) -> u64 {
+        if self.is_terminal() {
+            return 0;
+        }
+        self.retry.len() as u64 + (self.plan.tasks - self.next_fresh)
+    }
+
+    pub(super) fn at_in_flight_cap(&self) -> bool {
+        let cap = self.plan.spec.max_in_flight as usize;
+        cap > 0 && self.leases.len() >= cap
+    }
+
+    pub fn is_done(&self, index: u64) -> bool {
+        self.done[(index / 64) as usize] & (1 << (index % 64)) != 0
+    }
+
+    pub fn done_count(&self) -> u64 {
+        self.done_count
+    }
+
+    /// The job total (sum of every done task's value).
+    pub fn total(&self) -> u128 {
+        self.total
+    }
+
+    /// Leases up to `max` queued tasks (retries first) to `worker`, recording
+    /// each in `held` (the worker's set of leases).
+    pub(super) fn lease_next(
+        &mut self,
+        worker: WorkerId,
+        max: usize,
+        held: &mut HashSet<(JobId, u64)>,
+        now_ms: u64,
+    ) -> Vec<TaskLease> {
+        let mut n = max;
+        let cap = self.plan.spec.max_in_flight as usize;
+        if cap > 0 {
+            n = n.min(cap.saturating_sub(self.leases.len()));
+        }
+        let mut out = Vec::with_capacity(n.min(self.queued() as usize));
+        while out.len() < n {
+            let next = match self.retry.pop_front() {
+                Some(r) => r,
+                None if self.next_fresh < self.plan.tasks => {
+                    self.next_fresh += 1;
+                    Requeue {
+                        index: self.next_fresh - 1,
+                        attempt: 0,
+                        failures: 0,
+                    }
+                }
+                None => break,
+            };
+            let attempt = next.attempt + 1;
+            self.leases.insert(
+                next.index,
+                Lease {
+                    worker,
+                    attempt,
+                    failures: next.failures,
+                },
+            );
+            held.insert((self.id, next.index));
+            let (start, end) = self.plan.task_range(next.index);
+            out.push(TaskLease {
+                index: next.index,
+                attempt,
+                start,
+                end,
+            });
+        }
+        if !out.is_empty() && self.state == JobState::Queued {
+            self.state = JobState::Running;
+            self.started_ms = now_ms;
+        }
+        out
+    }
+
+    pub(super) fn requeue(&mut self, r: Requeue) {
+        self.retries += 1;
+        self.retry.push_back(r);
+    }
+
+    /// Applies the outcome of the task's current lease. Returns whether the
+    /// job ended because of it.
+    pub(super) fn record(&mut self, o: Outcome, lease: Lease, now_ms: u64) -> bool {
+        let index = o.index;
+        self.cpu_ns += o.cpu_ns;
+        self.wall_ns += o.wall_ns;
+        match o.status {
+            OutcomeStatus::Ok => {
+                debug_assert!(!self.is_done(index), "a current lease is never done");
+                self.done[(index / 64) as usize] |= 1 << (index % 64);
+                self.done_count += 1;
+                self.values[index as usize] = o.value;
+                self.total = self.total.wrapping_add(o.value);
+                if self.done_count == self.plan.tasks {
+                    self.finish(JobState::Succeeded, String::new(), now_ms);
+                    return true;
+                }
+            }
+            // Handed back by a draining worker or aborted on our request:
+            // not the task's fault.
+            OutcomeStatus::Cancelled => self.requeue(Requeue {
+                index,
+                attempt: lease.attempt,
+                failures: lease.failures,
+            }),
+            status => {
+                let failures = lease.failures + 1;
+                if failures >= self.plan.max_attempts {
+                    self.failed += 1;
+                    let (start, end) = self.plan.task_range(index);
+                    let error = format!(
+                        "task {index} (input {start}..{end}) failed after {failures} attempt(s); last: {}: {}",
+                        status_name(status),
+                        o.error
+                    );
+                    self.finish(JobState::Failed, error, now_ms);
+                    return true;
+                }
+                self.requeue(Requeue {
+                    index,
+                    attempt: lease.attempt,
+                    failures,
+                });
+            }
+        }
+        false
+    }
+
+    pub(super) fn finish(&mut self, state: JobState, error: String, now_ms: u64) {
+        self.state = state;
+        self.error = error;
+        self.finished_ms = now_ms;
+        self.retry.clear();
+    }
+
+    /// Done tasks with index ≥ `from`, in index order, at most `max` of them.
+    pub fn results_from(&self, from: u64, max: usize) -> Vec<(u64, u128)> {
+        (from..self.plan.tasks)
+            .filter(|&i| self.is_done(i))
+            .take(max)
+            .map(|i| (i, self.values[i as usize]))
+            .collect()
+    }
+
+    pub fn info(&self) -> JobInfo {
+        JobInfo {
+            job_id: self.id,
+            spec: Some(self.plan.spec.clone()),
+            model: self.plan.model as i32,
+            kind: self.plan.kind as i32,
+            state: self.state as i32,
+            tasks_total: self.plan.tasks,
+            tasks_done: self.done_count,
+            tasks_failed: self.failed,
+            tasks_running: self.leases.len() as u64,
+            retries: self.retries,
+            late_results_dropped: self.late_results_dropped,
+            error: self.error.clone(),
+            has_total: self.plan.reduction == Reduction::Sum,
+            total: Some(self.total.into()),
+            submitted_unix_ms: self.submitted_ms,
+            started_unix_ms: self.started_ms,
+            finished_unix_ms: self.finished_ms,
+            task_cpu_ns: self.cpu_ns,
+            task_wall_ns: self.wall_ns,
+            waiting_reason: String::new(),
+        }
+    }
+}
+
+fn status_name(s: OutcomeStatus) -> &'static str {
+    match s {
+        OutcomeStatus::Ok => "ok",
+        OutcomeStatus::Failed => "failed",
+        OutcomeStatus::ExecutorDied => "executor died",
+        OutcomeStatus::TimedOut => "timed out",
+        OutcomeStatus::Cancelled => "cancelled",
+        OutcomeStatus::Unspecified => "unknown outcome",
+    }
+}

@@ -1,0 +1,447 @@
+//! The scheduling core: a pure state machine (no tokio, no tonic, no clock).
+//! Events come in as method calls carrying the current time in milliseconds;
+//! what the I/O layer must do comes out as [`Action`]s from
+//! [`Scheduler::take_actions`], and the jobs whose status changed from
+//! [`Scheduler::take_dirty_jobs`].
+//!
+//! Invariants (checked by the unit and property tests in `tests.rs`):
+//! - every task of a job is, at any time, exactly one of: never issued
+//!   (`index >= next_fresh`), queued for retry, leased to one live worker, done,
+//!   or (when the job ended) abandoned;
+//! - a result counts only if it echoes the task's current lease (same worker,
+//!   same attempt); anything else is dropped and counted as late, so a result is
+//!   recorded exactly once however many times the task ran;
+//! - a worker's `in_flight[model]` is what it was assigned minus the outcomes it
+//!   returned; it never exceeds the credits it announced.
+
+mod job;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use brigade_proto::v1::{ClusterStatus, JobInfo, JobState, Model, OutcomeStatus, WorkerInfo};
+
+use crate::admission::JobPlan;
+use job::Requeue;
+pub use job::{Job, Lease};
+pub use worker::{SlotCounts, WorkerHello, WorkerState};
+
+pub type JobId = u64;
+pub type WorkerId = u64;
+
+/// Index of a concrete model in per-model arrays.
+pub(crate) fn model_slot(m: Model) -> Option<usize> {
+    match m {
+        Model::Process => Some(0),
+        Model::Thread => Some(1),
+        Model::Async => Some(2),
+        Model::Unspecified => None,
+    }
+}
+
+/// One task handed to a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskLease {
+    pub index: u64,
+    pub attempt: u32,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// A task's outcome as reported by a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub job: JobId,
+    pub index: u64,
+    pub attempt: u32,
+    pub model: Model,
+    pub status: OutcomeStatus,
+    pub value: u128,
+    pub error: String,
+    pub cpu_ns: u64,
+    pub wall_ns: u64,
+}
+
+/// What the I/O layer must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send these tasks of `job` to `worker`.
+    Assign {
+        worker: WorkerId,
+        job: JobId,
+        model: Model,
+        tasks: Vec<TaskLease>,
+    },
+    /// Tell `worker` to stop the tasks of `job` it holds (they no longer count).
+    Cancel { worker: WorkerId, job: JobId },
+    /// Close `worker`'s link: it missed its heartbeats.
+    Disconnect { worker: WorkerId, reason: String },
+}
+
+/// Tunables of the core.
+#[derive(Debug, Clone, Copy)]
+pub struct SchedConfig {
+    /// A worker silent for this long loses its leases.
+    pub lease_timeout_ms: u64,
+    /// At most this many tasks per `Assign` action.
+    pub max_batch: usize,
+}
+
+impl Default for SchedConfig {
+    fn default() -> Self {
+        SchedConfig {
+            lease_timeout_ms: 3_000,
+            max_batch: 4_096,
+        }
+    }
+}
+
+/// Why a request about a job could not be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    #[error("no job with id {0}")]
+    NotFound(JobId),
+}
+
+/// Cluster-wide counters.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    late_results_dropped: u64,
+}
+
+/// The scheduling core. See the module docs for its invariants.
+#[derive(Debug)]
+pub struct Scheduler {
+    config: SchedConfig,
+    jobs: BTreeMap<JobId, Job>,
+    workers: BTreeMap<WorkerId, WorkerState>,
+    /// Jobs that may have tasks to hand out, per model, in submission order.
+    runnable: [BTreeSet<JobId>; 3],
+    next_job: JobId,
+    next_worker: WorkerId,
+    /// Rotates the first worker considered by `dispatch`, so no worker is favoured.
+    rotation: usize,
+    actions: Vec<Action>,
+    dirty: BTreeSet<JobId>,
+    counters: Counters,
+}
+
+impl Scheduler {
+    pub fn new(config: SchedConfig) -> Self {
+        Scheduler {
+            config,
+            jobs: BTreeMap::new(),
+            workers: BTreeMap::new(),
+            runnable: Default::default(),
+            next_job: 1,
+            next_worker: 1,
+            rotation: 0,
+            actions: Vec::new(),
+            dirty: BTreeSet::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn config(&self) -> &SchedConfig {
+        &self.config
+    }
+
+    // ---- events ----
+
+    /// Accepts an admitted job and queues all its tasks.
+    pub fn submit(&mut self, plan: JobPlan, now_ms: u64) -> JobId {
+        let id = self.next_job;
+        self.next_job += 1;
+        let slot = model_slot(plan.model).expect("admission routes every job to a concrete model");
+        self.jobs.insert(id, Job::new(id, plan, now_ms));
+        self.runnable[slot].insert(id);
+        self.dirty.insert(id);
+        id
+    }
+
+    /// Registers a worker; it may be assigned tasks up to its credits.
+    pub fn worker_joined(&mut self, hello: WorkerHello, now_ms: u64) -> WorkerId {
+        let id = self.next_worker;
+        self.next_worker += 1;
+        self.workers.insert(id, WorkerState::new(id, hello, now_ms));
+        id
+    }
+
+    /// Any message from a worker proves it alive.
+    pub fn worker_seen(&mut self, worker: WorkerId, now_ms: u64) {
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.last_seen_ms = now_ms;
+        }
+    }
+
+    /// The worker takes no new tasks; its leased ones run to completion.
+    pub fn worker_draining(&mut self, worker: WorkerId) {
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.draining = true;
+        }
+    }
+
+    /// The worker is gone (stream closed or heartbeats missed): every task it
+    /// held goes back to the queue without counting as a failed attempt.
+    pub fn worker_lost(&mut self, worker: WorkerId) {
+        let Some(w) = self.workers.remove(&worker) else {
+            return;
+        };
+        for (job_id, index) in w.leased {
+            if let Some(job) = self.jobs.get_mut(&job_id) {
+                if let Some(lease) = job.leases.remove(&index) {
+                    job.requeue(Requeue {
+                        index,
+                        attempt: lease.attempt,
+                        failures: lease.failures,
+                    });
+                    self.runnable[job.slot()].insert(job_id);
+                    self.dirty.insert(job_id);
+                }
+            }
+        }
+    }
+
+    /// Expires workers silent for longer than the lease timeout.
+    pub fn tick(&mut self, now_ms: u64) {
+        let timeout = self.config.lease_timeout_ms;
+        let expired: Vec<(WorkerId, u64)> = self
+            .workers
+            .values()
+            .filter(|w| now_ms.saturating_sub(w.last_seen_ms) > timeout)
+            .map(|w| (w.id, now_ms - w.last_seen_ms))
+            .collect();
+        for (id, silent_ms) in expired {
+            self.worker_lost(id);
+            self.actions.push(Action::Disconnect {
+                worker: id,
+                reason: format!(
+                    "no heartbeat for {silent_ms} ms (lease timeout {timeout} ms); leases revoked"
+                ),
+            });
+        }
+    }
+
+    /// Records the outcomes a worker reported. Each outcome returns one credit
+    /// of its model; it counts toward its task only if it matches the task's
+    /// current lease held by this worker.
+    pub fn worker_outcomes(
+        &mut self,
+        worker: WorkerId,
+        outcomes: impl IntoIterator<Item = Outcome>,
+        now_ms: u64,
+    ) {
+        let Some(w) = self.workers.get_mut(&worker) else {
+            // A worker we already dropped: its results are late by definition.
+            let n = outcomes.into_iter().count() as u64;
+            self.counters.late_results_dropped += n;
+            return;
+        };
+        w.last_seen_ms = now_ms;
+        for o in outcomes {
+            let w = self.workers.get_mut(&worker).expect("checked above");
+            if let Some(slot) = model_slot(o.model) {
+                w.in_flight[slot] = w.in_flight[slot].saturating_sub(1);
+            }
+            let Some(job) = self.jobs.get_mut(&o.job) else {
+                self.counters.late_results_dropped += 1;
+                continue;
+            };
+            let current = job
+                .leases
+                .get(&o.index)
+                .is_some_and(|l| l.worker == worker && l.attempt == o.attempt);
+            if !current {
+                job.late_results_dropped += 1;
+                self.counters.late_results_dropped += 1;
+                self.dirty.insert(o.job);
+                continue;
+            }
+            w.leased.remove(&(o.job, o.index));
+            if o.status == OutcomeStatus::Ok {
+                w.tasks_done += 1;
+            }
+            let job_id = o.job;
+            let lease = job.leases.remove(&o.index).expect("checked above");
+            let ended = job.record(o, lease, now_ms);
+            let (slot, has_queued) = (job.slot(), job.has_queued());
+            self.dirty.insert(job_id);
+            if ended {
+                self.end_job_leases(job_id);
+            } else if has_queued {
+                self.runnable[slot].insert(job_id);
+            }
+        }
+    }
+
+    /// Cancels a job: queued tasks are dropped, workers holding its tasks are
+    /// told to stop them, late results are ignored.
+    pub fn cancel(&mut self, job_id: JobId, now_ms: u64) -> Result<(), JobError> {
+        let job = self
+            .jobs
+            .get_mut(&job_id)
+            .ok_or(JobError::NotFound(job_id))?;
+        if job.is_terminal() {
+            return Ok(());
+        }
+        job.finish(JobState::Cancelled, String::new(), now_ms);
+        self.dirty.insert(job_id);
+        self.end_job_leases(job_id);
+        Ok(())
+    }
+
+    /// Hands queued tasks to workers with free credits: first up to each
+    /// worker's idle slots, then up to its prefetch credits.
+    pub fn dispatch(&mut self, now_ms: u64) {
+        if self.workers.is_empty() {
+            return;
+        }
+        let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
+        self.rotation = self.rotation.wrapping_add(1);
+        let start = self.rotation % ids.len();
+        for slot in 0..3 {
+            if self.runnable[slot].is_empty() {
+                continue;
+            }
+            for prefetch in [false, true] {
+                for k in 0..ids.len() {
+                    let wid = ids[(start + k) % ids.len()];
+                    self.fill_worker(wid, slot, prefetch, now_ms);
+                    if self.runnable[slot].is_empty() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn fill_worker(&mut self, wid: WorkerId, slot: usize, prefetch: bool, now_ms: u64) {
+        let max_batch = self.config.max_batch;
+        loop {
+            let Some(w) = self.workers.get_mut(&wid) else {
+                return;
+            };
+            let free = if prefetch {
+                w.free_credits(slot)
+            } else {
+                w.idle_slots(slot)
+            };
+            if free == 0 || w.draining {
+                return;
+            }
+            let Some(&job_id) = self.runnable[slot].first() else {
+                return;
+            };
+            let job = self.jobs.get_mut(&job_id).expect("runnable jobs exist");
+            let tasks = job.lease_next(wid, free.min(max_batch), &mut w.leased, now_ms);
+            if !job.has_queued() || job.at_in_flight_cap() {
+                self.runnable[slot].remove(&job_id);
+            }
+            if tasks.is_empty() {
+                continue;
+            }
+            w.in_flight[slot] += tasks.len() as u32;
+            self.dirty.insert(job_id);
+            self.actions.push(Action::Assign {
+                worker: wid,
+                job: job_id,
+                model: job.plan.model,
+                tasks,
+            });
+        }
+    }
+
+    fn end_job_leases(&mut self, job_id: JobId) {
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return;
+        };
+        self.runnable[job.slot()].remove(&job_id);
+        let mut told = BTreeSet::new();
+        for (index, lease) in std::mem::take(&mut job.leases) {
+            if let Some(w) = self.workers.get_mut(&lease.worker) {
+                w.leased.remove(&(job_id, index));
+                if told.insert(lease.worker) {
+                    self.actions.push(Action::Cancel {
+                        worker: lease.worker,
+                        job: job_id,
+                    });
+                }
+            }
+        }
+    }
+
+    // ---- outputs ----
+
+    /// Actions produced since the last call, in order.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// Jobs whose status changed since the last call.
+    pub fn take_dirty_jobs(&mut self) -> BTreeSet<JobId> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    // ---- queries ----
+
+    pub fn job(&self, id: JobId) -> Result<&Job, JobError> {
+        self.jobs.get(&id).ok_or(JobError::NotFound(id))
+    }
+
+    pub fn jobs(&self) -> impl Iterator<Item = &Job> {
+        self.jobs.values()
+    }
+
+    /// The job's status as clients see it, with a waiting reason when its
+    /// tasks are queued but no worker has slots of its model.
+    pub fn job_info(&self, id: JobId) -> Result<JobInfo, JobError> {
+        let job = self.job(id)?;
+        let mut info = job.info();
+        if !job.is_terminal() && job.has_queued() {
+            let slot = job.slot();
+            if !self
+                .workers
+                .values()
+                .any(|w| w.slots.get(slot) > 0 && !w.draining)
+            {
+                info.waiting_reason = format!(
+                    "no workers with {} slots; start a worker with {}",
+                    job.plan.model.name(),
+                    match slot {
+                        0 => "--procs N",
+                        1 => "--threads N",
+                        _ => "--async N",
+                    }
+                );
+            }
+        }
+        Ok(info)
+    }
+
+    pub fn workers(&self) -> Vec<WorkerInfo> {
+        self.workers.values().map(WorkerState::info).collect()
+    }
+
+    pub fn status(&self) -> ClusterStatus {
+        let mut s = ClusterStatus {
+            workers: self.workers.len() as u32,
+            jobs_total: self.jobs.len() as u32,
+            late_results_dropped: self.counters.late_results_dropped,
+            ..Default::default()
+        };
+        for w in self.workers.values() {
+            s.process_slots += w.slots.process;
+            s.thread_slots += w.slots.thread;
+            s.async_slots += w.slots.async_;
+        }
+        for j in self.jobs.values().filter(|j| !j.is_terminal()) {
+            s.jobs_active += 1;
+            s.tasks_queued += j.queued();
+            s.tasks_running += j.leases.len() as u64;
+        }
+        s
+    }
+}

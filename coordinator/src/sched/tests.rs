@@ -1,0 +1,460 @@
+//! Unit and property tests of the scheduling core.
+
+use std::collections::HashMap;
+
+use brigade_proto::v1::{JobSpec, JobState, Model, OutcomeStatus};
+use proptest::prelude::*;
+
+use super::*;
+use crate::admission::{admit, AdmissionLimits};
+
+fn plan(workload: &str, end: u64, chunk: u64, model: Model) -> JobPlan {
+    let spec = JobSpec {
+        workload: workload.into(),
+        range_start: 0,
+        range_end: end,
+        chunk,
+        model: model as i32,
+        ..Default::default()
+    };
+    admit(spec, &AdmissionLimits::default()).unwrap()
+}
+
+fn hello(process: u32, thread: u32, async_: u32, credits: u32) -> WorkerHello {
+    let slots = SlotCounts {
+        process,
+        thread,
+        async_,
+    };
+    WorkerHello {
+        name: "w".into(),
+        slots,
+        credits: SlotCounts {
+            process: process * credits,
+            thread: thread * credits,
+            async_: async_ * credits,
+        },
+        ..Default::default()
+    }
+}
+
+fn assigns(actions: &[Action]) -> Vec<(WorkerId, JobId, Vec<TaskLease>)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Assign {
+                worker, job, tasks, ..
+            } => Some((*worker, *job, tasks.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ok(job: JobId, t: &TaskLease, model: Model, value: u128) -> Outcome {
+    Outcome {
+        job,
+        index: t.index,
+        attempt: t.attempt,
+        model,
+        status: OutcomeStatus::Ok,
+        value,
+        error: String::new(),
+        cpu_ns: 0,
+        wall_ns: 0,
+    }
+}
+
+fn failed(job: JobId, t: &TaskLease, model: Model, status: OutcomeStatus) -> Outcome {
+    Outcome {
+        status,
+        error: "boom".into(),
+        ..ok(job, t, model, 0)
+    }
+}
+
+fn sum_squares(a: u64, b: u64) -> u128 {
+    (a..b).map(|i| i as u128 * i as u128).sum()
+}
+
+#[test]
+fn routes_cpu_jobs_to_process_slots_and_io_jobs_to_async_slots() {
+    let mut s = Scheduler::new(SchedConfig::default());
+    let w = s.worker_joined(hello(1, 1, 1, 1), 0);
+    let cpu = s.submit(plan("sum-squares", 10, 10, Model::Unspecified), 0);
+    let io = s.submit(plan("sleep", 10, 10, Model::Unspecified), 0);
+    let thr = s.submit(plan("noop", 10, 10, Model::Thread), 0);
+    s.dispatch(0);
+    let mut got: Vec<(JobId, Model)> = s
+        .take_actions()
+        .into_iter()
+        .map(|a| match a {
+            Action::Assign {
+                worker, job, model, ..
+            } => {
+                assert_eq!(worker, w);
+                (job, model)
+            }
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (cpu, Model::Process),
+            (io, Model::Async),
+            (thr, Model::Thread)
+        ]
+    );
+}
+
+#[test]
+fn assignments_respect_credits_and_each_outcome_returns_one() {
+    let mut s = Scheduler::new(SchedConfig::default());
+    let w = s.worker_joined(hello(2, 0, 0, 2), 0);
+    let j = s.submit(plan("sum-squares", 100, 10, Model::Process), 0);
+    s.dispatch(0);
+    let a = assigns(&s.take_actions());
+    let n: usize = a.iter().map(|(_, _, t)| t.len()).sum();
+    assert_eq!(n, 4, "2 slots × 2 credits each");
+    // No credit left: nothing more.
+    s.dispatch(0);
+    assert!(s.take_actions().is_empty());
+    let first = a[0].2[0];
+    s.worker_outcomes(w, [ok(j, &first, Model::Process, 1)], 1);
+    s.dispatch(1);
+    let a = assigns(&s.take_actions());
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].2.len(), 1);
+    assert_eq!(a[0].2[0].index, 4);
+}
+
+#[test]
+fn a_job_runs_to_its_exact_total() {
+    let mut s = Scheduler::new(SchedConfig::default());
+    let w = s.worker_joined(hello(2, 0, 0, 2), 0);
+    let j = s.submit(plan("sum-squares", 1_000, 7, Model::Process), 0);
+    let mut now = 0;
+    loop {
+        now += 1;
+        s.dispatch(now);
+        let a = assigns(&s.take_actions());
+        if a.is_empty() {
+            break;
+        }
+        for (_, job, tasks) in a {
+            let outs: Vec<_> = tasks
+                .iter()
+                .map(|t| ok(job, t, Model::Process, sum_squares(t.start, t.end)))
+                .collect();
+            s.worker_outcomes(w, outs, now);
+        }
+    }
+    let job = s.job(j).unwrap();
+    assert_eq!(job.state, JobState::Succeeded);
+    assert_eq!(job.total(), sum_squares(0, 1_000));
+    assert_eq!(job.done_count(), 143);
+}
+
+#[test]
+fn a_lost_worker_returns_its_leases_and_its_late_results_are_dropped() {
+    let mut s = Scheduler::new(SchedConfig::default());
+    let a = s.worker_joined(hello(0, 0, 4, 1), 0);
+    let j = s.submit(plan("noop", 4, 1, Model::Async), 0);
+    s.dispatch(0);
+    let leased = assigns(&s.take_actions());
+    assert_eq!(leased.len(), 1);
+    assert_eq!(leased[0].0, a);
+    s.worker_lost(a);
+    let info = s.job_info(j).unwrap();
+    assert_eq!(info.tasks_running, 0);
+    assert_eq!(info.retries, 4);
+    assert!(info.waiting_reason.contains("no workers with async slots"));
+    let b = s.worker_joined(hello(0, 0, 4, 1), 1);
+    s.dispatch(1);
+    let again = assigns(&s.take_actions());
+    assert_eq!(again[0].0, b);
+    assert!(again[0].2.iter().all(|t| t.attempt == 2));
+    // The old worker's result arrives late: dropped.
+    s.worker_outcomes(a, [ok(j, &leased[0].2[0], Model::Async, 0)], 2);
+    // A stale attempt from the new worker is dropped too.
+    s.worker_outcomes(b, [ok(j, &leased[0].2[1], Model::Async, 1)], 2);
+    assert_eq!(s.job(j).unwrap().done_count(), 0);
+    let outs: Vec<_> = again[0]
+        .2
+        .iter()
+        .map(|t| ok(j, t, Model::Async, t.index as u128))
+        .collect();
+    s.worker_outcomes(b, outs, 3);
+    let info = s.job_info(j).unwrap();
+    assert_eq!(info.state, JobState::Succeeded as i32);
+    assert_eq!(info.late_results_dropped, 1);
+    assert_eq!(s.status().late_results_dropped, 2);
+    let r = s.job(j).unwrap().results_from(0, 10);
+    assert_eq!(r, vec![(0, 0), (1, 1), (2, 2), (3, 3)]);
+}
+
+#[test]
+fn a_silent_worker_is_expired_by_tick() {
+    let mut s = Scheduler::new(SchedConfig {
+        lease_timeout_ms: 3_000,
+        ..Default::default()
+    });
+    let a = s.worker_joined(hello(1, 0, 0, 1), 0);
+    let b = s.worker_joined(hello(1, 0, 0, 1), 0);
+    s.worker_seen(b, 2_500);
+    s.tick(3_000);
+    assert!(
+        s.take_actions().is_empty(),
+        "exactly at the timeout is still alive"
+    );
+    s.tick(3_001);
+    let acts = s.take_actions();
+    assert!(
+        matches!(&acts[..], [Action::Disconnect { worker, reason }] if *worker == a && reason.contains("3001 ms")),
+        "{acts:?}"
+    );
+    assert_eq!(s.workers().len(), 1);
+}
+
+#[test]
+fn failures_retry_up_to_max_attempts_then_fail_the_job() {
+    let mut s = Scheduler::new(SchedConfig::default());
+    let w = s.worker_joined(hello(1, 0, 0, 1), 0);
+    let mut p = plan("sum-squares", 20, 10, Model::Process);
+    p.max_attempts = 2;
+    let j = s.submit(p, 0);
+    s.dispatch(0);
+    let t = assigns(&s.take_actions())[0].2[0];
+    assert_eq!(t.index, 0);
+    s.worker_outcomes(
+        w,
+        [failed(j, &t, Model::Process, OutcomeStatus::ExecutorDied)],
+        1,
+    );
+    s.dispatch(1);
+    // Retries go out before fresh work, with a new lease epoch.
+    let t2 = assigns(&s.take_actions())[0].2[0];
+    assert_eq!((t2.index, t2.attempt), (0, 2));
+    assert_eq!(s.job_info(j).unwrap().retries, 1);
+    // A stale outcome of the first attempt changes nothing.
+    s.worker_outcomes(w, [ok(j, &t, Model::Process, 5)], 2);
+    s.worker_outcomes(
+        w,
+        [failed(j, &t2, Model::Process, OutcomeStatus::Failed)],
+        3,
+    );
+    let info = s.job_info(j).unwrap();
+    assert_eq!(info.state, JobState::Failed as i32);
+    assert_eq!(info.tasks_failed, 1);
+    assert_eq!(
+        info.error,
+        "task 0 (input 0..10) failed after 2 attempt(s); last: failed: boom"
+    );
+    assert_eq!(info.late_results_dropped, 1);
+    s.dispatch(4);
+    assert!(
+        assigns(&s.take_actions()).is_empty(),
+        "a failed job hands out nothing"
+    );
+}
+
+#[test]
+fn cancel_drops_queued_tasks_and_tells_holders() {
+    let mut s = Scheduler::new(SchedConfig::default());
+    let w = s.worker_joined(hello(0, 2, 0, 1), 0);
+    let j = s.submit(plan("noop", 100, 1, Model::Thread), 0);
+    s.dispatch(0);
+    let held = assigns(&s.take_actions());
+    s.cancel(j, 5).unwrap();
+    assert_eq!(s.take_actions(), vec![Action::Cancel { worker: w, job: j }]);
+    let info = s.job_info(j).unwrap();
+    assert_eq!(info.state, JobState::Cancelled as i32);
+    assert_eq!(info.tasks_running, 0);
+    assert_eq!(s.status().tasks_queued, 0);
+    // The worker answers its tasks: credits come back, results are ignored.
+    let outs: Vec<_> = held[0]
+        .2
+        .iter()
+        .map(|t| failed(j, t, Model::Thread, OutcomeStatus::Cancelled))
+        .collect();
+    s.worker_outcomes(w, outs, 6);
+    assert_eq!(s.workers()[0].running_tasks, 0);
+    assert_eq!(s.cancel(99, 7), Err(JobError::NotFound(99)));
+}
+
+#[test]
+fn max_in_flight_one_runs_a_job_serially() {
+    let mut s = Scheduler::new(SchedConfig::default());
+    let w = s.worker_joined(hello(0, 4, 0, 2), 0);
+    let mut p = plan("noop", 3, 1, Model::Thread);
+    p.spec.max_in_flight = 1;
+    let j = s.submit(p, 0);
+    for i in 0..3 {
+        s.dispatch(i);
+        let a = assigns(&s.take_actions());
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].2.len(), 1);
+        s.dispatch(i);
+        assert!(s.take_actions().is_empty());
+        s.worker_outcomes(w, [ok(j, &a[0].2[0], Model::Thread, i as u128)], i);
+    }
+    assert_eq!(s.job(j).unwrap().state, JobState::Succeeded);
+}
+
+#[test]
+fn a_draining_worker_gets_nothing_and_handed_back_tasks_are_not_failures() {
+    let mut s = Scheduler::new(SchedConfig::default());
+    let a = s.worker_joined(hello(1, 0, 0, 2), 0);
+    let mut p = plan("sum-squares", 4, 1, Model::Process);
+    p.max_attempts = 1;
+    let j = s.submit(p, 0);
+    s.dispatch(0);
+    let held = assigns(&s.take_actions());
+    s.worker_draining(a);
+    let back: Vec<_> = held
+        .iter()
+        .flat_map(|(_, _, t)| t)
+        .map(|t| failed(j, t, Model::Process, OutcomeStatus::Cancelled))
+        .collect();
+    s.worker_outcomes(a, back, 1);
+    s.dispatch(1);
+    assert!(s.take_actions().is_empty());
+    let info = s.job_info(j).unwrap();
+    assert_eq!(info.state, JobState::Running as i32);
+    assert!(info
+        .waiting_reason
+        .contains("no workers with process slots"));
+    let b = s.worker_joined(hello(1, 0, 0, 4), 2);
+    s.dispatch(2);
+    let a2 = assigns(&s.take_actions());
+    assert!(a2.iter().all(|(w, _, _)| *w == b));
+    assert_eq!(
+        a2.iter().map(|(_, _, t)| t.len()).sum::<usize>(),
+        4,
+        "{a2:?}"
+    );
+}
+
+#[test]
+fn work_is_spread_over_idle_slots_before_prefetch() {
+    let mut s = Scheduler::new(SchedConfig::default());
+    let a = s.worker_joined(hello(2, 0, 0, 4), 0);
+    let b = s.worker_joined(hello(2, 0, 0, 4), 0);
+    s.submit(plan("sum-squares", 4, 1, Model::Process), 0);
+    s.dispatch(0);
+    let mut per: HashMap<WorkerId, usize> = HashMap::new();
+    for (w, _, t) in assigns(&s.take_actions()) {
+        *per.entry(w).or_default() += t.len();
+    }
+    assert_eq!(per.get(&a), Some(&2));
+    assert_eq!(per.get(&b), Some(&2));
+}
+
+// ---- property: any interleaving of worker loss and results completes every
+// task exactly once ----
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// Deliver the outcome of the k-th outstanding assignment (mod len).
+    Deliver(usize, bool),
+    /// Lose worker k (mod live workers), a fresh one joins.
+    Lose(usize),
+    /// Expire everyone silent (time passes).
+    Silence,
+    Dispatch,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        6 => (any::<usize>(), any::<bool>()).prop_map(|(k, fail)| Step::Deliver(k, fail)),
+        1 => any::<usize>().prop_map(Step::Lose),
+        1 => Just(Step::Silence),
+        3 => Just(Step::Dispatch),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn any_interleaving_completes_every_task_exactly_once(
+        steps in prop::collection::vec(step(), 1..200),
+        tasks in 1u64..60,
+        workers in 1usize..4,
+    ) {
+        let mut s = Scheduler::new(SchedConfig { lease_timeout_ms: 10, max_batch: 3 });
+        let mut p = plan("sum-squares", tasks * 3, 3, Model::Thread);
+        p.max_attempts = 100;
+        let j = s.submit(p, 0);
+        let mut live: Vec<WorkerId> = (0..workers).map(|_| s.worker_joined(hello(0, 2, 0, 2), 0)).collect();
+        let mut outstanding: Vec<(WorkerId, TaskLease)> = Vec::new();
+        let mut now = 0u64;
+        let mut failures_injected = 0u32;
+        let run = |s: &mut Scheduler, outstanding: &mut Vec<(WorkerId, TaskLease)>, live: &mut Vec<WorkerId>| {
+            for a in s.take_actions() {
+                match a {
+                    Action::Assign { worker, tasks, .. } => {
+                        outstanding.extend(tasks.into_iter().map(|t| (worker, t)))
+                    }
+                    Action::Disconnect { worker, .. } => live.retain(|w| *w != worker),
+                    Action::Cancel { .. } => {}
+                }
+            }
+        };
+        for st in steps {
+            now += 1;
+            match st {
+                Step::Deliver(k, fail) if !outstanding.is_empty() => {
+                    let (w, t) = outstanding.remove(k % outstanding.len());
+                    let o = if fail && failures_injected < 20 {
+                        failures_injected += 1;
+                        failed(j, &t, Model::Thread, OutcomeStatus::Failed)
+                    } else {
+                        ok(j, &t, Model::Thread, sum_squares(t.start, t.end))
+                    };
+                    s.worker_outcomes(w, [o], now);
+                    for w in &live { s.worker_seen(*w, now); }
+                }
+                Step::Lose(k) if !live.is_empty() => {
+                    let w = live.remove(k % live.len());
+                    s.worker_lost(w);
+                    live.push(s.worker_joined(hello(0, 2, 0, 2), now));
+                }
+                Step::Silence => {
+                    now += 100;
+                    s.tick(now);
+                    run(&mut s, &mut outstanding, &mut live);
+                    while live.len() < workers {
+                        live.push(s.worker_joined(hello(0, 2, 0, 2), now));
+                    }
+                }
+                _ => s.dispatch(now),
+            }
+            run(&mut s, &mut outstanding, &mut live);
+        }
+        // Then drain: everything outstanding is delivered (late ones dropped),
+        // and dispatch until the job ends.
+        for _ in 0..10_000 {
+            if s.job(j).unwrap().is_terminal() { break; }
+            s.dispatch(now);
+            run(&mut s, &mut outstanding, &mut live);
+            if let Some((w, t)) = outstanding.pop() {
+                now += 1;
+                s.worker_outcomes(w, [ok(j, &t, Model::Thread, sum_squares(t.start, t.end))], now);
+                for w in &live { s.worker_seen(*w, now); }
+            }
+        }
+        let job = s.job(j).unwrap();
+        prop_assert_eq!(job.state, JobState::Succeeded);
+        prop_assert_eq!(job.done_count(), tasks);
+        prop_assert_eq!(job.total(), sum_squares(0, tasks * 3));
+        let r = job.results_from(0, usize::MAX);
+        prop_assert_eq!(r.len() as u64, tasks);
+        for (i, v) in r {
+            prop_assert_eq!(v, sum_squares(i * 3, i * 3 + 3));
+        }
+        for w in s.workers() {
+            prop_assert_eq!(w.running_tasks as usize, outstanding.iter().filter(|(o, _)| *o == w.worker_id).count());
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! What the core knows of one worker: its slots, the credits it announced,
+//! what it holds, and when it was last heard from.
+
+use std::collections::HashSet;
+
+use brigade_proto::v1::WorkerInfo;
+
+use super::{JobId, WorkerId};
+
+/// Slots (or credits) per model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SlotCounts {
+    pub process: u32,
+    pub thread: u32,
+    pub async_: u32,
+}
+
+impl SlotCounts {
+    pub fn get(&self, slot: usize) -> u32 {
+        match slot {
+            0 => self.process,
+            1 => self.thread,
+            _ => self.async_,
+        }
+    }
+}
+
+/// What a worker says of itself when it joins.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerHello {
+    pub name: String,
+    pub hostname: String,
+    pub pid: u32,
+    pub slots: SlotCounts,
+    /// How many tasks per model it takes before returning any outcome
+    /// (slots plus prefetch).
+    pub credits: SlotCounts,
+    pub connected_unix_ms: u64,
+}
+
+#[derive(Debug)]
+pub struct WorkerState {
+    pub id: WorkerId,
+    pub hello: WorkerHello,
+    pub slots: SlotCounts,
+    pub credits: SlotCounts,
+    /// Assigned minus outcomes returned, per model.
+    pub in_flight: [u32; 3],
+    /// (job, task index) of every task whose current lease this worker holds.
+    pub leased: HashSet<(JobId, u64)>,
+    pub last_seen_ms: u64,
+    pub draining: bool,
+    pub tasks_done: u64,
+}
+
+impl WorkerState {
+    pub fn new(id: WorkerId, hello: WorkerHello, now_ms: u64) -> Self {
+        WorkerState {
+            id,
+            slots: hello.slots,
+            // Credits below the slot count would leave slots idle.
+            credits: SlotCounts {
+                process: hello.credits.process.max(hello.slots.process),
+                thread: hello.credits.thread.max(hello.slots.thread),
+                async_: hello.credits.async_.max(hello.slots.async_),
+            },
+            hello,
+            in_flight: [0; 3],
+            leased: HashSet::new(),
+            last_seen_ms: now_ms,
+            draining: false,
+            tasks_done: 0,
+        }
+    }
+
+    /// Slots of this model with nothing assigned.
+    pub fn idle_slots(&self, slot: usize) -> usize {
+        self.slots.get(slot).saturating_sub(self.in_flight[slot]) as usize
+    }
+
+    /// Credits of this model not yet used.
+    pub fn free_credits(&self, slot: usize) -> usize {
+        self.credits.get(slot).saturating_sub(self.in_flight[slot]) as usize
+    }
+
+    pub fn info(&self) -> WorkerInfo {
+        WorkerInfo {
+            worker_id: self.id,
+            name: self.hello.name.clone(),
+            hostname: self.hello.hostname.clone(),
+            pid: self.hello.pid,
+            process_slots: self.slots.process,
+            thread_slots: self.slots.thread,
+            async_slots: self.slots.async_,
+            running_tasks: self.in_flight.iter().sum(),
+            tasks_done: self.tasks_done,
+            connected_unix_ms: self.hello.connected_unix_ms,
+            draining: self.draining,
+        }
+    }
+}
