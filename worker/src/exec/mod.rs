@@ -1,0 +1,1 @@
+//! The three executors (process, thread, async) that run tasks on a worker.

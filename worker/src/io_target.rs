@@ -1,0 +1,330 @@
+//! The HTTP target the I/O workloads hit (`brigade io-target`): `GET /fast`
+//! answers at once, `GET /slow?ms=N` after a non-blocking delay. HTTP/1.1
+//! keep-alive on hyper 1; TCP_NODELAY on every accepted socket because small
+//! responses would otherwise wait on Nagle's algorithm.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+/// The body of every successful response: 1,023 × `x` then `\n`.
+pub static FAST_BODY: [u8; 1024] = {
+    let mut b = [b'x'; 1024];
+    b[1023] = b'\n';
+    b
+};
+
+/// `/slow` without `ms=`.
+pub const SLOW_DEFAULT_MS: u64 = 100;
+/// The longest `/slow` delay accepted.
+pub const SLOW_MAX_MS: u64 = 60_000;
+
+/// How long in-flight requests get to finish once shutdown is asked for.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Serves GET /fast (200, exactly 1,024 bytes: 1,023 'x' then '\n',
+/// Content-Length set) and GET /slow?ms=N (same body after a non-blocking delay
+/// of N ms, default 100, N ≤ 60000 else 400 with a message); anything else
+/// 404. HTTP/1.1 keep-alive via hyper 1 + hyper-util; set_nodelay(true) on
+/// every accepted socket. Returns when `shutdown` completes (after giving
+/// in-flight requests a short grace period).
+pub async fn serve(listener: TcpListener, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(conn) => conn,
+            Err(e) if is_transient_accept_error(&e) => {
+                tracing::warn!(error = %e, "io-target accept failed; retrying");
+                // Out of file descriptors: give connections a moment to close.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "set_nodelay failed");
+        }
+        let conn = http.serve_connection(TokioIo::new(stream), service_fn(respond));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "io-target connection ended with an error");
+            }
+        });
+    }
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::debug!("io-target shut down with requests still in flight");
+    }
+    Ok(())
+}
+
+fn is_transient_accept_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    ) || matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn text(status: StatusCode, msg: String) -> Reply {
+    let mut resp = Response::new(Full::new(Bytes::from(msg)));
+    *resp.status_mut() = status;
+    resp
+}
+
+fn fast() -> Reply {
+    // hyper sets Content-Length from the body's exact size.
+    Response::new(Full::new(Bytes::from_static(&FAST_BODY)))
+}
+
+/// The `ms` of a `/slow` query, or the message for a 400.
+fn slow_delay(query: Option<&str>) -> Result<u64, String> {
+    let Some(value) = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| kv.strip_prefix("ms="))
+    else {
+        return Ok(SLOW_DEFAULT_MS);
+    };
+    match value.parse::<u64>() {
+        Ok(ms) if ms <= SLOW_MAX_MS => Ok(ms),
+        _ => Err(format!(
+            "ms={value:?} is invalid: expected an integer in 0..={SLOW_MAX_MS}\n"
+        )),
+    }
+}
+
+async fn respond(req: Request<Incoming>) -> Result<Reply, Infallible> {
+    if req.method() != Method::GET {
+        return Ok(text(StatusCode::NOT_FOUND, "not found\n".into()));
+    }
+    Ok(match req.uri().path() {
+        "/fast" => fast(),
+        "/slow" => match slow_delay(req.uri().query()) {
+            Ok(ms) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                fast()
+            }
+            Err(msg) => text(StatusCode::BAD_REQUEST, msg),
+        },
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found; try /fast or /slow?ms=N\n".into(),
+        ),
+    })
+}
+
+/// A target on 127.0.0.1:0 on its own runtime thread, for tests of blocking
+/// clients that must not share a runtime with it.
+#[cfg(test)]
+pub(crate) struct TestTarget {
+    pub port: u16,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[cfg(test)]
+impl TestTarget {
+    pub fn start() -> TestTarget {
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("test runtime");
+            rt.block_on(async move {
+                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                port_tx
+                    .send(listener.local_addr().expect("local addr").port())
+                    .expect("send port");
+                serve(listener, async {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .expect("serve");
+            });
+        });
+        let port = port_rx.recv().expect("target started");
+        TestTarget {
+            port,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+#[cfg(test)]
+impl Drop for TestTarget {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http_client::HttpClient;
+    use crate::workload::{AsyncContext, BlockingContext, TaskInput, Workload};
+    use brigade_proto::catalog::parse_http_url;
+    use std::collections::HashMap;
+
+    fn url(t: &TestTarget, path: &str) -> brigade_proto::catalog::HttpUrl {
+        parse_http_url(&t.url(path)).unwrap()
+    }
+
+    #[test]
+    fn fast_body_is_exactly_as_specified() {
+        assert_eq!(FAST_BODY.len(), 1024);
+        assert!(FAST_BODY[..1023].iter().all(|&b| b == b'x'));
+        assert_eq!(FAST_BODY[1023], b'\n');
+    }
+
+    #[test]
+    fn slow_delay_parses_defaults_and_bounds() {
+        assert_eq!(slow_delay(None), Ok(100));
+        assert_eq!(slow_delay(Some("x=1")), Ok(100));
+        assert_eq!(slow_delay(Some("x=1&ms=5")), Ok(5));
+        assert_eq!(slow_delay(Some("ms=60000")), Ok(60_000));
+        assert!(slow_delay(Some("ms=60001"))
+            .unwrap_err()
+            .contains("0..=60000"));
+        assert!(slow_delay(Some("ms=soon")).is_err());
+    }
+
+    #[test]
+    fn blocking_client_gets_fast_slow_and_errors_over_one_connection() {
+        let target = TestTarget::start();
+        let mut client = HttpClient::new();
+        for _ in 0..3 {
+            let r = client.get(&url(&target, "/fast")).unwrap();
+            assert_eq!(r.status, 200);
+            assert_eq!(r.body, &FAST_BODY[..]);
+        }
+        let r = client.get(&url(&target, "/slow?ms=5")).unwrap();
+        assert_eq!((r.status, r.body.len()), (200, 1024));
+        let r = client.get(&url(&target, "/nope")).unwrap();
+        assert_eq!(r.status, 404);
+        let r = client.get(&url(&target, "/slow?ms=70000")).unwrap();
+        assert_eq!(r.status, 400);
+        assert!(String::from_utf8_lossy(r.body).contains("60000"));
+        // Keep-alive: every request above went over the first connection.
+        assert_eq!(client.connections_opened(), 1);
+    }
+
+    #[test]
+    fn http_get_workload_checks_status_and_length_on_blocking_slots() {
+        let target = TestTarget::start();
+        let spec = |path: &str, extra: &[(&str, &str)]| {
+            let mut args: HashMap<String, String> = extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            args.insert("url".into(), target.url(path));
+            Workload::from_spec("http-get", &args).unwrap()
+        };
+        let mut ctx = BlockingContext::new();
+        let input = TaskInput {
+            index: 0,
+            start: 0,
+            end: 1,
+        };
+        let ok = spec("/fast", &[("expect-len", "1024")]);
+        assert_eq!(ok.run_blocking(&input, &mut ctx), Ok(1024));
+        assert_eq!(
+            spec("/slow?ms=5", &[]).run_blocking(&input, &mut ctx),
+            Ok(1024)
+        );
+        let e = spec("/missing", &[])
+            .run_blocking(&input, &mut ctx)
+            .unwrap_err();
+        assert!(
+            e.contains("status 404") && e.contains("expected 200"),
+            "{e}"
+        );
+        let e = spec("/fast", &[("expect-len", "10")])
+            .run_blocking(&input, &mut ctx)
+            .unwrap_err();
+        assert!(e.contains("1024 bytes") && e.contains("expected 10"), "{e}");
+        assert_eq!(ctx.http.connections_opened(), 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn http_get_workload_works_on_a_current_thread_loop() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, async {
+            let _ = stop_rx.await;
+        }));
+        let ctx = AsyncContext::new(4);
+        let input = TaskInput {
+            index: 0,
+            start: 0,
+            end: 1,
+        };
+        let get = |path: &str, len: Option<&str>| {
+            let mut args = HashMap::new();
+            args.insert("url".to_string(), format!("http://127.0.0.1:{port}{path}"));
+            if let Some(len) = len {
+                args.insert("expect-len".to_string(), len.to_string());
+            }
+            Workload::from_spec("http-get", &args).unwrap()
+        };
+        for _ in 0..3 {
+            assert_eq!(
+                get("/fast", Some("1024")).run_async(&input, &ctx).await,
+                Ok(1024)
+            );
+        }
+        assert_eq!(
+            get("/slow?ms=5", None).run_async(&input, &ctx).await,
+            Ok(1024)
+        );
+        let e = get("/x", None).run_async(&input, &ctx).await.unwrap_err();
+        assert!(e.contains("status 404"), "{e}");
+        let e = get("/fast", Some("3"))
+            .run_async(&input, &ctx)
+            .await
+            .unwrap_err();
+        assert!(e.contains("1024 bytes") && e.contains("expected 3"), "{e}");
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+    }
+}

@@ -1,0 +1,39 @@
+//! `spin ms=M`: burns M milliseconds of the calling thread's CPU time.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use super::cpu_clock::thread_cpu_ns;
+
+/// Busy-loops until this thread has used `cpu` of CPU time. Measured against
+/// the thread CPU clock, not wall time, so a preempted spin still burns the full
+/// amount of CPU (what CPU-bound benchmarks need).
+pub fn run(cpu: Duration) {
+    let target = thread_cpu_ns().saturating_add(cpu.as_nanos().min(u64::MAX as u128) as u64);
+    let mut x = 0u64;
+    while thread_cpu_ns() < target {
+        // A few microseconds of work between clock reads keeps the clock's
+        // own cost (a syscall) a small share of the burn.
+        for i in 0..2_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(black_box(i));
+        }
+    }
+    black_box(x);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burns_at_least_the_requested_cpu() {
+        let before = thread_cpu_ns();
+        run(Duration::from_millis(20));
+        assert!(thread_cpu_ns() - before >= 20_000_000);
+    }
+
+    #[test]
+    fn zero_returns_at_once() {
+        run(Duration::ZERO);
+    }
+}
