@@ -1,0 +1,374 @@
+//! The coordinator's single owner of state: one tokio task that holds the
+//! [`Scheduler`], takes [`Command`]s from the gRPC handlers, feeds them to the
+//! core in batches, and carries out the core's [`Action`]s (task batches and
+//! cancellations down worker streams, status updates to watchers).
+//!
+//! Channels to workers are unbounded on purpose: the core never assigns a
+//! worker more tasks than the credits it announced, so what waits in a
+//! worker's channel is bounded by its credits.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use brigade_proto::v1::{
+    coordinator_message, worker_message, AssignBatch, CancelTasks, ClusterStatus,
+    CoordinatorMessage, JobInfo, JobSpec, JobState, Model, OutcomeStatus, ResultsChunk,
+    TaskAssignment, Welcome, WorkerInfo, WorkerMessage,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+use tonic::Status;
+
+use crate::admission::{admit, AdmissionLimits};
+use crate::sched::{
+    Action, JobError, JobId, Outcome, SchedConfig, Scheduler, WorkerHello, WorkerId,
+};
+
+/// Where the actor sends a worker's downstream messages.
+pub type WorkerSink = mpsc::UnboundedSender<Result<CoordinatorMessage, Status>>;
+type Reply<T> = oneshot::Sender<Result<T, Status>>;
+
+/// Requests to the actor.
+#[derive(Debug)]
+pub enum Command {
+    Submit(JobSpec, Reply<JobInfo>),
+    GetJob(JobId, Reply<JobInfo>),
+    Watch(JobId, Reply<watch::Receiver<JobInfo>>),
+    ListJobs(Reply<Vec<JobInfo>>),
+    Results {
+        job: JobId,
+        from: u64,
+        max: usize,
+        reply: Reply<ResultsChunk>,
+    },
+    Cancel(JobId, Reply<JobInfo>),
+    ListWorkers(Reply<Vec<WorkerInfo>>),
+    Status(Reply<ClusterStatus>),
+    WorkerJoined {
+        hello: WorkerHello,
+        sink: WorkerSink,
+        reply: oneshot::Sender<WorkerId>,
+    },
+    FromWorker(WorkerId, WorkerMessage),
+    WorkerGone(WorkerId, String),
+    Tick,
+    /// Close every worker stream and watcher so the server can stop.
+    Shutdown,
+}
+
+/// Coordinator tunables.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// A worker silent for this long loses its leases.
+    pub lease_timeout: Duration,
+    /// How often workers must send a heartbeat.
+    pub heartbeat_interval: Duration,
+    pub limits: AdmissionLimits,
+    /// Most tasks in one batch sent to a worker.
+    pub max_batch: usize,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            lease_timeout: Duration::from_secs(3),
+            heartbeat_interval: Duration::from_millis(500),
+            limits: AdmissionLimits::default(),
+            max_batch: 4_096,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, advancing monotonically from start.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    origin: Instant,
+    origin_unix_ms: u64,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Clock {
+            origin: Instant::now(),
+            origin_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.origin_unix_ms + self.origin.elapsed().as_millis() as u64
+    }
+}
+
+pub(crate) struct Actor {
+    sched: Scheduler,
+    config: CoordinatorConfig,
+    sinks: HashMap<WorkerId, WorkerSink>,
+    watchers: HashMap<JobId, watch::Sender<JobInfo>>,
+    ended_logged: HashSet<JobId>,
+    clock: Clock,
+}
+
+fn job_status(e: JobError) -> Status {
+    Status::not_found(e.to_string())
+}
+
+impl Actor {
+    pub(crate) fn new(config: CoordinatorConfig) -> Self {
+        Actor {
+            sched: Scheduler::new(SchedConfig {
+                lease_timeout_ms: config.lease_timeout.as_millis() as u64,
+                max_batch: config.max_batch,
+            }),
+            config,
+            sinks: HashMap::new(),
+            watchers: HashMap::new(),
+            ended_logged: HashSet::new(),
+            clock: Clock::new(),
+        }
+    }
+
+    /// Runs until every sender of `rx` is gone.
+    pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+        let mut buf = Vec::with_capacity(256);
+        while rx.recv_many(&mut buf, 256).await > 0 {
+            for cmd in buf.drain(..) {
+                self.handle(cmd);
+            }
+            self.sched.dispatch(self.clock.now_ms());
+            self.carry_out();
+        }
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        let now = self.clock.now_ms();
+        match cmd {
+            Command::Submit(spec, reply) => {
+                let res = admit(spec, &self.config.limits)
+                    .map(|plan| {
+                        let (workload, tasks, model) =
+                            (plan.spec.workload.clone(), plan.tasks, plan.model);
+                        let id = self.sched.submit(plan, now);
+                        tracing::info!(job_id = id, %workload, tasks, model = model.name(), "job accepted");
+                        self.sched.job_info(id).map_err(job_status)
+                    })
+                    .map_err(|e| Status::invalid_argument(e.to_string()))
+                    .and_then(|r| r);
+                let _ = reply.send(res);
+            }
+            Command::GetJob(id, reply) => {
+                let _ = reply.send(self.sched.job_info(id).map_err(job_status));
+            }
+            Command::Watch(id, reply) => {
+                let res = self.sched.job_info(id).map_err(job_status).map(|info| {
+                    self.watchers
+                        .entry(id)
+                        .or_insert_with(|| watch::channel(info).0)
+                        .subscribe()
+                });
+                let _ = reply.send(res);
+            }
+            Command::ListJobs(reply) => {
+                let ids: Vec<JobId> = self.sched.jobs().map(|j| j.id).collect();
+                let infos = ids
+                    .into_iter()
+                    .filter_map(|id| self.sched.job_info(id).ok())
+                    .collect();
+                let _ = reply.send(Ok(infos));
+            }
+            Command::Results {
+                job,
+                from,
+                max,
+                reply,
+            } => {
+                let res = self.sched.job(job).map_err(job_status).map(|j| {
+                    let mut chunk = ResultsChunk::default();
+                    let rows = j.results_from(from, max);
+                    let wide = rows.iter().any(|(_, v)| *v > u64::MAX as u128);
+                    for (i, v) in rows {
+                        chunk.index.push(i);
+                        chunk.lo.push(v as u64);
+                        if wide {
+                            chunk.hi.push((v >> 64) as u64);
+                        }
+                    }
+                    chunk
+                });
+                let _ = reply.send(res);
+            }
+            Command::Cancel(id, reply) => {
+                let res = self
+                    .sched
+                    .cancel(id, now)
+                    .map_err(job_status)
+                    .and_then(|()| self.sched.job_info(id).map_err(job_status));
+                if res.is_ok() {
+                    tracing::info!(job_id = id, "job cancelled");
+                }
+                let _ = reply.send(res);
+            }
+            Command::ListWorkers(reply) => {
+                let _ = reply.send(Ok(self.sched.workers()));
+            }
+            Command::Status(reply) => {
+                let mut s = self.sched.status();
+                s.version = brigade_proto::VERSION.to_string();
+                s.protocol_version = brigade_proto::PROTOCOL_VERSION;
+                s.uptime_ms = self.clock.origin.elapsed().as_millis() as u64;
+                let _ = reply.send(Ok(s));
+            }
+            Command::WorkerJoined { hello, sink, reply } => {
+                let name = hello.name.clone();
+                let id = self.sched.worker_joined(hello, now);
+                let welcome = CoordinatorMessage {
+                    msg: Some(coordinator_message::Msg::Welcome(Welcome {
+                        worker_id: id,
+                        heartbeat_interval_ms: self.config.heartbeat_interval.as_millis() as u64,
+                        lease_timeout_ms: self.config.lease_timeout.as_millis() as u64,
+                    })),
+                };
+                if sink.send(Ok(welcome)).is_ok() {
+                    tracing::info!(worker = id, %name, "worker joined");
+                    self.sinks.insert(id, sink);
+                } else {
+                    self.sched.worker_lost(id);
+                }
+                let _ = reply.send(id);
+            }
+            Command::FromWorker(id, msg) => self.from_worker(id, msg, now),
+            Command::WorkerGone(id, reason) => {
+                if self.sinks.remove(&id).is_some() {
+                    tracing::warn!(worker = id, %reason, "worker left; its tasks go back to the queue");
+                }
+                self.sched.worker_lost(id);
+            }
+            Command::Tick => self.sched.tick(now),
+            Command::Shutdown => {
+                for (_, sink) in self.sinks.drain() {
+                    let _ = sink.send(Err(Status::unavailable("coordinator shutting down")));
+                }
+                self.watchers.clear();
+            }
+        }
+    }
+
+    fn from_worker(&mut self, id: WorkerId, msg: WorkerMessage, now: u64) {
+        match msg.msg {
+            Some(worker_message::Msg::Results(batch)) => {
+                let outcomes = batch.outcomes.into_iter().map(|o| Outcome {
+                    job: o.job_id,
+                    index: o.index,
+                    attempt: o.attempt,
+                    model: Model::try_from(o.model).unwrap_or(Model::Unspecified),
+                    status: OutcomeStatus::try_from(o.status).unwrap_or(OutcomeStatus::Unspecified),
+                    value: o.value.map(u128::from).unwrap_or(0),
+                    error: o.error,
+                    cpu_ns: o.cpu_ns,
+                    wall_ns: o.wall_ns,
+                });
+                self.sched.worker_outcomes(id, outcomes, now);
+            }
+            Some(worker_message::Msg::Heartbeat(_)) => self.sched.worker_seen(id, now),
+            Some(worker_message::Msg::Drain(_)) => {
+                tracing::info!(worker = id, "worker draining");
+                self.sched.worker_seen(id, now);
+                self.sched.worker_draining(id);
+            }
+            Some(worker_message::Msg::Hello(_)) | None => {
+                self.disconnect(id, "protocol error: hello sent twice or empty message");
+            }
+        }
+    }
+
+    fn disconnect(&mut self, id: WorkerId, reason: &str) {
+        if let Some(sink) = self.sinks.remove(&id) {
+            let _ = sink.send(Err(Status::unavailable(reason.to_string())));
+        }
+        tracing::warn!(worker = id, %reason, "worker disconnected; its tasks go back to the queue");
+        self.sched.worker_lost(id);
+    }
+
+    fn carry_out(&mut self) {
+        for action in self.sched.take_actions() {
+            match action {
+                Action::Assign {
+                    worker,
+                    job,
+                    model,
+                    tasks,
+                } => {
+                    let Ok(j) = self.sched.job(job) else { continue };
+                    let spec = &j.plan.spec;
+                    let batch = AssignBatch {
+                        job_id: job,
+                        model: model as i32,
+                        workload: spec.workload.clone(),
+                        args: spec.args.clone(),
+                        timeout_ms: spec.task_timeout_ms,
+                        tasks: tasks
+                            .into_iter()
+                            .map(|t| TaskAssignment {
+                                index: t.index,
+                                attempt: t.attempt,
+                                start: t.start,
+                                end: t.end,
+                            })
+                            .collect(),
+                    };
+                    self.send(worker, coordinator_message::Msg::Assign(batch));
+                }
+                Action::Cancel { worker, job } => {
+                    let msg = CancelTasks {
+                        job_id: job,
+                        indices: Vec::new(),
+                    };
+                    self.send(worker, coordinator_message::Msg::Cancel(msg));
+                }
+                Action::Disconnect { worker, reason } => {
+                    if let Some(sink) = self.sinks.remove(&worker) {
+                        let _ = sink.send(Err(Status::unavailable(reason.clone())));
+                    }
+                    tracing::warn!(worker, %reason, "worker expired; its tasks go back to the queue");
+                }
+            }
+        }
+        for id in self.sched.take_dirty_jobs() {
+            let Ok(info) = self.sched.job_info(id) else {
+                continue;
+            };
+            let ended =
+                info.state != JobState::Queued as i32 && info.state != JobState::Running as i32;
+            if ended && self.ended_logged.insert(id) {
+                tracing::info!(
+                    job_id = id,
+                    state = JobState::try_from(info.state).map(|s| s.as_str_name()).unwrap_or("?"),
+                    error = %info.error,
+                    "job ended"
+                );
+            }
+            if let Some(tx) = self.watchers.get(&id) {
+                tx.send_replace(info);
+                if ended {
+                    self.watchers.remove(&id);
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, worker: WorkerId, msg: coordinator_message::Msg) {
+        let failed = match self.sinks.get(&worker) {
+            Some(sink) => sink
+                .send(Ok(CoordinatorMessage { msg: Some(msg) }))
+                .is_err(),
+            None => true,
+        };
+        if failed {
+            // The stream is gone; the reader task will report it, but make
+            // sure its tasks are not stranded meanwhile.
+            self.sinks.remove(&worker);
+            self.sched.worker_lost(worker);
+        }
+    }
+}

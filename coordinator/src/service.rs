@@ -1,0 +1,327 @@
+//! The gRPC services: thin adapters that turn requests into actor
+//! [`Command`]s, plus [`serve`], which runs both services and the actor on a
+//! listener until shutdown.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use brigade_proto::v1::coordinator_server::{Coordinator, CoordinatorServer};
+use brigade_proto::v1::worker_link_server::{WorkerLink, WorkerLinkServer};
+use brigade_proto::v1::{
+    worker_message, ClusterStatus, CoordinatorMessage, JobInfo, JobRef, JobState, ListJobsRequest,
+    ListJobsResponse, ListWorkersRequest, ListWorkersResponse, ResultsChunk, StatusRequest,
+    SubmitJobRequest, SubmitJobResponse, WorkerMessage,
+};
+use futures::{Stream, StreamExt};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::actor::{Actor, Command, CoordinatorConfig};
+use crate::sched::{SlotCounts, WorkerHello};
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Results are streamed in chunks of at most this many tasks.
+const RESULTS_CHUNK: usize = 32_768;
+
+/// A cheap handle on the actor, shared by every handler.
+#[derive(Clone)]
+pub struct CoordinatorHandle {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl CoordinatorHandle {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, Status>>) -> Command,
+    ) -> Result<T, Status> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(make(tx))
+            .map_err(|_| Status::unavailable("coordinator is shutting down"))?;
+        rx.await
+            .map_err(|_| Status::unavailable("coordinator is shutting down"))?
+    }
+}
+
+fn job_ref(req: Request<JobRef>) -> Result<u64, Status> {
+    match req.into_inner().job_id {
+        0 => Err(Status::invalid_argument(
+            "job_id must be a job id (≥ 1) from submit or `brigade jobs`",
+        )),
+        id => Ok(id),
+    }
+}
+
+fn is_terminal(info: &JobInfo) -> bool {
+    !matches!(
+        JobState::try_from(info.state),
+        Ok(JobState::Queued) | Ok(JobState::Running)
+    )
+}
+
+#[tonic::async_trait]
+impl Coordinator for CoordinatorHandle {
+    async fn submit_job(
+        &self,
+        req: Request<SubmitJobRequest>,
+    ) -> Result<Response<SubmitJobResponse>, Status> {
+        let spec = req
+            .into_inner()
+            .spec
+            .ok_or_else(|| Status::invalid_argument("missing job spec"))?;
+        let job = self.ask(|r| Command::Submit(spec, r)).await?;
+        Ok(Response::new(SubmitJobResponse {
+            job_id: job.job_id,
+            job: Some(job),
+        }))
+    }
+
+    async fn get_job(&self, req: Request<JobRef>) -> Result<Response<JobInfo>, Status> {
+        let id = job_ref(req)?;
+        Ok(Response::new(self.ask(|r| Command::GetJob(id, r)).await?))
+    }
+
+    type WatchJobStream = BoxStream<JobInfo>;
+
+    async fn watch_job(
+        &self,
+        req: Request<JobRef>,
+    ) -> Result<Response<Self::WatchJobStream>, Status> {
+        let id = job_ref(req)?;
+        let rx = self.ask(|r| Command::Watch(id, r)).await?;
+        // Yields the current status, then every change (coalesced), and ends
+        // after the terminal one.
+        let stream = futures::stream::unfold(Some(rx), |state| async move {
+            let mut rx = state?;
+            let info = rx.borrow_and_update().clone();
+            if is_terminal(&info) {
+                return Some((Ok(info), None));
+            }
+            let next = match rx.changed().await {
+                Ok(()) => Some(rx),
+                // The actor dropped the channel: it ended the job.
+                Err(_) => None,
+            };
+            Some((Ok(info), next))
+        });
+        let handle = self.clone();
+        // If the channel closed before we saw the terminal state, fetch it.
+        let tail =
+            futures::stream::once(async move { handle.ask(|r| Command::GetJob(id, r)).await });
+        let mut seen_end = false;
+        let stream = stream.chain(tail).filter(move |item| {
+            let keep = !seen_end;
+            if let Ok(info) = item {
+                seen_end |= is_terminal(info);
+            }
+            futures::future::ready(keep)
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_jobs(
+        &self,
+        _req: Request<ListJobsRequest>,
+    ) -> Result<Response<ListJobsResponse>, Status> {
+        let jobs = self.ask(Command::ListJobs).await?;
+        Ok(Response::new(ListJobsResponse { jobs }))
+    }
+
+    type GetResultsStream = BoxStream<ResultsChunk>;
+
+    async fn get_results(
+        &self,
+        req: Request<JobRef>,
+    ) -> Result<Response<Self::GetResultsStream>, Status> {
+        let job = job_ref(req)?;
+        let first = self
+            .ask(|reply| Command::Results {
+                job,
+                from: 0,
+                max: RESULTS_CHUNK,
+                reply,
+            })
+            .await?;
+        let handle = self.clone();
+        let stream = futures::stream::unfold(Some(first), move |state| {
+            let handle = handle.clone();
+            async move {
+                let chunk = state?;
+                let next = match chunk.index.last() {
+                    Some(&last) if chunk.index.len() == RESULTS_CHUNK => {
+                        match handle
+                            .ask(|reply| Command::Results {
+                                job,
+                                from: last + 1,
+                                max: RESULTS_CHUNK,
+                                reply,
+                            })
+                            .await
+                        {
+                            Ok(c) => Some(c),
+                            Err(e) => return Some((Err(e), None)),
+                        }
+                    }
+                    _ => None,
+                };
+                Some((Ok(chunk), next))
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn cancel_job(&self, req: Request<JobRef>) -> Result<Response<JobInfo>, Status> {
+        let id = job_ref(req)?;
+        Ok(Response::new(self.ask(|r| Command::Cancel(id, r)).await?))
+    }
+
+    async fn list_workers(
+        &self,
+        _req: Request<ListWorkersRequest>,
+    ) -> Result<Response<ListWorkersResponse>, Status> {
+        let workers = self.ask(Command::ListWorkers).await?;
+        Ok(Response::new(ListWorkersResponse { workers }))
+    }
+
+    async fn get_status(
+        &self,
+        _req: Request<StatusRequest>,
+    ) -> Result<Response<ClusterStatus>, Status> {
+        Ok(Response::new(self.ask(Command::Status).await?))
+    }
+}
+
+#[tonic::async_trait]
+impl WorkerLink for CoordinatorHandle {
+    type AttachStream = BoxStream<CoordinatorMessage>;
+
+    async fn attach(
+        &self,
+        req: Request<Streaming<WorkerMessage>>,
+    ) -> Result<Response<Self::AttachStream>, Status> {
+        let mut inbound = req.into_inner();
+        let hello = match inbound.message().await? {
+            Some(WorkerMessage {
+                msg: Some(worker_message::Msg::Hello(h)),
+            }) => h,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first message on a worker link must be a hello",
+                ))
+            }
+        };
+        if hello.protocol_version != brigade_proto::PROTOCOL_VERSION {
+            return Err(Status::failed_precondition(format!(
+                "worker {:?} speaks brigade protocol version {}, this coordinator speaks version {}; \
+                 run the same brigade release on workers and coordinator",
+                hello.name,
+                hello.protocol_version,
+                brigade_proto::PROTOCOL_VERSION
+            )));
+        }
+        let slots = SlotCounts {
+            process: hello.process_slots,
+            thread: hello.thread_slots,
+            async_: hello.async_slots,
+        };
+        if slots == SlotCounts::default() {
+            return Err(Status::invalid_argument(
+                "a worker must offer at least one slot (--procs, --threads or --async > 0)",
+            ));
+        }
+        let hello = WorkerHello {
+            name: hello.name,
+            hostname: hello.hostname,
+            pid: hello.pid,
+            slots,
+            credits: SlotCounts {
+                process: hello.process_credits,
+                thread: hello.thread_credits,
+                async_: hello.async_credits,
+            },
+            connected_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        };
+        let (sink, out) = mpsc::unbounded_channel();
+        let (reply, id) = oneshot::channel();
+        self.tx
+            .send(Command::WorkerJoined { hello, sink, reply })
+            .map_err(|_| Status::unavailable("coordinator is shutting down"))?;
+        let id = id
+            .await
+            .map_err(|_| Status::unavailable("coordinator is shutting down"))?;
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let reason = loop {
+                match inbound.message().await {
+                    Ok(Some(msg)) => {
+                        if tx.send(Command::FromWorker(id, msg)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => break "stream closed by the worker".to_string(),
+                    Err(e) => break format!("stream broken: {}", e.message()),
+                }
+            };
+            let _ = tx.send(Command::WorkerGone(id, reason));
+        });
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(out))))
+    }
+}
+
+/// Runs the coordinator (both gRPC services and the scheduling actor) on
+/// `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    config: CoordinatorConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let tick_every =
+        (config.lease_timeout / 4).clamp(Duration::from_millis(20), Duration::from_millis(500));
+    let actor = tokio::spawn(Actor::new(config).run(rx));
+    let ticker = {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(tick_every);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                if tx.send(Command::Tick).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let shutdown = {
+        let tx = tx.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("coordinator shutting down");
+            let _ = tx.send(Command::Shutdown);
+        }
+    };
+    let handle = CoordinatorHandle { tx };
+    // Nagle's algorithm stalls small writes for milliseconds; the server
+    // builder's tcp_nodelay does not reach sockets handed in here.
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        conn.inspect(|s| {
+            let _ = s.set_nodelay(true);
+        })
+    });
+    let result = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .add_service(CoordinatorServer::new(handle.clone()).max_decoding_message_size(64 << 20))
+        .add_service(WorkerLinkServer::new(handle).max_decoding_message_size(64 << 20))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+    ticker.abort();
+    actor.abort();
+    result
+}
