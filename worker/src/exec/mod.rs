@@ -1,1 +1,359 @@
-//! The three executors (process, thread, async) that run tasks on a worker.
+//! The three executors that run tasks on a worker, side by side behind one
+//! interface ([`Executors`]): `process` (executor child processes, one task at
+//! a time each, [`process`]), `thread` (a pool of OS threads, [`thread`]) and
+//! `async` (one single-threaded tokio loop with at most C tasks in flight,
+//! [`async_loop`]). Every submitted task produces exactly one [`TaskDone`].
+
+mod async_loop;
+pub mod child;
+mod frame;
+mod process;
+mod queue;
+mod thread;
+
+#[cfg(test)]
+mod tests;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use brigade_proto::v1::{Model, OutcomeStatus, TaskOutcome, U128};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::workload::{thread_cpu_ns, BlockingContext, TaskInput, Workload};
+
+/// One task to run.
+#[derive(Debug, Clone)]
+pub struct TaskRun {
+    pub job_id: u64,
+    pub attempt: u32,
+    pub input: TaskInput,
+    pub workload: Arc<Workload>,
+    pub timeout: Option<Duration>,
+}
+
+/// One task's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDone {
+    pub job_id: u64,
+    pub index: u64,
+    pub attempt: u32,
+    pub model: Model,
+    pub status: OutcomeStatus,
+    pub value: u128,
+    pub error: String,
+    pub cpu_ns: u64,
+    pub wall_ns: u64,
+}
+
+impl TaskDone {
+    /// An outcome with no run behind it (cancelled, refused).
+    pub(crate) fn unrun(
+        task: &TaskRun,
+        model: Model,
+        status: OutcomeStatus,
+        error: &str,
+    ) -> TaskDone {
+        TaskDone {
+            job_id: task.job_id,
+            index: task.input.index,
+            attempt: task.attempt,
+            model,
+            status,
+            value: 0,
+            error: error.to_string(),
+            cpu_ns: 0,
+            wall_ns: 0,
+        }
+    }
+
+    /// The outcome of a run that returned.
+    pub(crate) fn ran(task: &TaskRun, model: Model, run: Measured) -> TaskDone {
+        let (status, value, error) = match run.result {
+            Ok(v) => (OutcomeStatus::Ok, v, String::new()),
+            Err(e) => (OutcomeStatus::Failed, 0, e),
+        };
+        TaskDone {
+            job_id: task.job_id,
+            index: task.input.index,
+            attempt: task.attempt,
+            model,
+            status,
+            value,
+            error,
+            cpu_ns: run.cpu_ns,
+            wall_ns: run.wall_ns,
+        }
+    }
+
+    pub fn into_proto(self) -> TaskOutcome {
+        TaskOutcome {
+            job_id: self.job_id,
+            index: self.index,
+            attempt: self.attempt,
+            model: self.model as i32,
+            status: self.status as i32,
+            value: Some(U128::from(self.value)),
+            error: self.error,
+            cpu_ns: self.cpu_ns,
+            wall_ns: self.wall_ns,
+        }
+    }
+}
+
+/// A blocking run with its thread CPU time and wall time.
+#[derive(Debug)]
+pub(crate) struct Measured {
+    pub result: Result<u128, String>,
+    pub cpu_ns: u64,
+    pub wall_ns: u64,
+}
+
+/// Runs one task on the calling thread, measuring it. A panicking workload
+/// fails its task instead of taking the slot down.
+pub(crate) fn run_measured(
+    workload: &Workload,
+    input: &TaskInput,
+    ctx: &mut BlockingContext,
+) -> Measured {
+    let wall = Instant::now();
+    let cpu = thread_cpu_ns();
+    let result = catch_unwind(AssertUnwindSafe(|| workload.run_blocking(input, ctx)))
+        .unwrap_or_else(|panic| {
+            // The HTTP connection may be mid-exchange; start clean.
+            *ctx = BlockingContext::new();
+            Err(format!(
+                "the {} workload panicked: {}",
+                workload.name(),
+                panic_message(&panic)
+            ))
+        });
+    Measured {
+        result,
+        cpu_ns: thread_cpu_ns().saturating_sub(cpu),
+        wall_ns: duration_ns(wall.elapsed()),
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+pub(crate) fn duration_ns(d: Duration) -> u64 {
+    d.as_nanos().min(u64::MAX as u128) as u64
+}
+
+/// Hands outcomes to the node. A closed receiver means the worker is going
+/// away; there is nobody left to tell, so the outcome is dropped.
+#[derive(Clone)]
+pub(crate) struct Outcomes(UnboundedSender<TaskDone>);
+
+impl Outcomes {
+    pub fn send(&self, done: TaskDone) {
+        let _ = self.0.send(done);
+    }
+}
+
+/// Error of every task answered because the worker drains.
+pub const DRAINING: &str = "worker draining";
+/// Error of every task answered because the worker shuts down.
+pub const SHUTTING_DOWN: &str = "worker shutting down";
+/// Error of every task answered because its job was cancelled.
+pub const JOB_CANCELLED: &str = "job cancelled";
+
+/// How many slots of each model to run, and how to start executor children.
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    pub procs: usize,
+    pub threads: usize,
+    pub async_slots: usize,
+    pub executor_program: PathBuf,
+    pub executor_args: Vec<String>,
+}
+
+/// The worker's executors. A model with 0 slots is absent: its tasks fail at
+/// once with an error saying so.
+pub struct Executors {
+    done: Outcomes,
+    process: Option<process::ProcessPool>,
+    thread: Option<thread::ThreadPool>,
+    async_loop: Option<async_loop::AsyncLoop>,
+}
+
+impl Executors {
+    /// Starts P executor children (program+args, e.g. current_exe +
+    /// ["executor"]), T threads, and the async loop on its own OS thread. Call
+    /// inside a tokio runtime. A slot count of 0 means that model is absent.
+    pub fn start(
+        cfg: ExecutorConfig,
+        done: UnboundedSender<TaskDone>,
+    ) -> std::io::Result<Executors> {
+        let done = Outcomes(done);
+        let process = match cfg.procs {
+            0 => None,
+            n => Some(process::ProcessPool::start(
+                n,
+                cfg.executor_program,
+                cfg.executor_args,
+                done.clone(),
+            )?),
+        };
+        let thread = match cfg.threads {
+            0 => None,
+            n => Some(thread::ThreadPool::start(n, done.clone())?),
+        };
+        let async_loop = match cfg.async_slots {
+            0 => None,
+            n => Some(async_loop::AsyncLoop::start(n, done.clone())?),
+        };
+        tracing::info!(
+            procs = cfg.procs,
+            threads = cfg.threads,
+            async_slots = cfg.async_slots,
+            "executors started"
+        );
+        Ok(Executors {
+            done,
+            process,
+            thread,
+            async_loop,
+        })
+    }
+
+    fn queue(&self, model: Model) -> Option<&queue::TaskQueue> {
+        match model {
+            Model::Process => self.process.as_ref().map(|p| p.queue()),
+            Model::Thread => self.thread.as_ref().map(|t| t.queue()),
+            Model::Async => self.async_loop.as_ref().map(|a| a.queue()),
+            Model::Unspecified => None,
+        }
+    }
+
+    fn queues(&self) -> impl Iterator<Item = (Model, &queue::TaskQueue)> {
+        Model::ALL
+            .into_iter()
+            .filter_map(|m| self.queue(m).map(|q| (m, q)))
+    }
+
+    /// Never blocks. Queues the task for `model`; every submitted task
+    /// produces exactly one TaskDone on `done`.
+    pub fn submit(&self, model: Model, task: TaskRun) {
+        let Some(queue) = self.queue(model) else {
+            let why = format!("this worker has no {} slots", model.name());
+            self.done
+                .send(TaskDone::unrun(&task, model, OutcomeStatus::Failed, &why));
+            return;
+        };
+        if let Err(task) = queue.push(task) {
+            self.done.send(TaskDone::unrun(
+                &task,
+                model,
+                OutcomeStatus::Cancelled,
+                DRAINING,
+            ));
+        }
+    }
+
+    /// Tasks of `job_id` not yet started are answered CANCELLED at once;
+    /// running async tasks are aborted (CANCELLED); running thread/process
+    /// tasks finish normally.
+    pub fn cancel_job(&self, job_id: u64) {
+        let mut cancelled = 0usize;
+        for (model, queue) in self.queues() {
+            for task in queue.remove_job(job_id) {
+                cancelled += 1;
+                self.done.send(TaskDone::unrun(
+                    &task,
+                    model,
+                    OutcomeStatus::Cancelled,
+                    JOB_CANCELLED,
+                ));
+            }
+        }
+        if let Some(a) = &self.async_loop {
+            a.abort_job(job_id);
+        }
+        tracing::debug!(
+            job_id,
+            queued_cancelled = cancelled,
+            "job cancelled on executors"
+        );
+    }
+
+    fn answer_queued(&self, close: bool, why: &str) {
+        for (model, queue) in self.queues() {
+            for task in queue.stop(close) {
+                self.done
+                    .send(TaskDone::unrun(&task, model, OutcomeStatus::Cancelled, why));
+            }
+        }
+    }
+
+    /// Graceful drain: start nothing new, answer every queued-but-not-started
+    /// task CANCELLED with error "worker draining", and wait until running
+    /// tasks finish.
+    pub async fn drain(&self) {
+        self.answer_queued(false, DRAINING);
+        for (model, queue) in self.queues() {
+            let running = queue.running();
+            if running > 0 {
+                tracing::info!(model = model.name(), running, "waiting for running tasks");
+            }
+            queue.wait_idle().await;
+        }
+    }
+
+    /// Kill executor children (whole process groups) and stop threads / the
+    /// loop. Tasks still queued or running on the loop or in children are
+    /// answered CANCELLED ("worker shutting down"); a thread slot in the middle
+    /// of a task cannot be stopped and is left to finish in the background.
+    pub async fn shutdown(mut self) {
+        self.answer_queued(true, SHUTTING_DOWN);
+        if let Some(p) = self.process.take() {
+            p.shutdown().await;
+        }
+        if let Some(a) = self.async_loop.take() {
+            a.shutdown().await;
+        }
+        if let Some(t) = self.thread.take() {
+            t.shutdown().await;
+        }
+        tracing::info!("executors stopped");
+    }
+
+    /// The most async tasks ever in flight at once (0 without async slots);
+    /// shows whether the async cap was reached.
+    pub fn peak_async_in_flight(&self) -> usize {
+        self.async_loop.as_ref().map_or(0, |a| a.peak_in_flight())
+    }
+
+    /// PIDs of live executor children (for CPU accounting and tests).
+    pub fn child_pids(&self) -> Vec<u32> {
+        self.process
+            .as_ref()
+            .map(|p| p.child_pids())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Executors {
+    /// Dropped without `shutdown` (a panic, an early return): still make sure
+    /// no executor child outlives the worker, and let slots stop.
+    fn drop(&mut self) {
+        for (_, queue) in self.queues() {
+            queue.stop(true);
+        }
+        if let Some(p) = &self.process {
+            p.kill_all();
+        }
+        if let Some(a) = &self.async_loop {
+            a.request_stop();
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! Process slots: P executor children (`brigade executor`), each in its own
+//! process group so killing it kills everything it started, each driven by a
+//! supervisor task that feeds it one task frame at a time from the shared
+//! queue. A child that dies mid-task fails that task (EXECUTOR_DIED) and is
+//! replaced; a task over its timeout gets its child's group killed
+//! (TIMED_OUT) and the child replaced.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use brigade_proto::v1::{AssignBatch, Model, OutcomeStatus, TaskAssignment, TaskOutcome};
+use prost::Message;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::frame::read_frame;
+use super::queue::TaskQueue;
+use super::{Outcomes, TaskDone, TaskRun, SHUTTING_DOWN};
+use crate::workload::Workload;
+
+/// How long a child that closed its output gets to exit on its own before its
+/// group is killed (so its real exit status can be reported).
+const EXIT_GRACE: Duration = Duration::from_secs(1);
+/// Pause before retrying a child that could not be started.
+const RESPAWN_BACKOFF: Duration = Duration::from_millis(500);
+
+/// PIDs of the live children, one entry per slot.
+type Pids = Arc<Mutex<Vec<Option<u32>>>>;
+
+#[derive(Clone)]
+struct Launcher {
+    program: PathBuf,
+    args: Vec<String>,
+}
+
+impl Launcher {
+    fn spawn(&self) -> std::io::Result<ExecutorChild> {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            // Its own group: `kill(-pgid)` then reaches any grandchild too,
+            // and a terminal's Ctrl-C goes to the worker alone, which decides.
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd.spawn()?;
+        let pid = child
+            .id()
+            .ok_or_else(|| std::io::Error::other("executor child exited at once"))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            kill_group(pid);
+            return Err(std::io::Error::other("executor child has no stdio pipes"));
+        };
+        Ok(ExecutorChild {
+            child,
+            pid,
+            stdin,
+            stdout: BufReader::new(stdout),
+            frame: Vec::with_capacity(256),
+            header: None,
+        })
+    }
+}
+
+/// SIGKILL to a child's whole process group. Only called while the leader is
+/// unreaped, so the group id cannot have been reused.
+fn kill_group(pid: u32) {
+    let Ok(pgid) = i32::try_from(pid) else {
+        return;
+    };
+    // SAFETY: plain syscall on an integer id; no memory is involved.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+/// Whether the child has exited, without reaping it (so its pid and group id
+/// stay reserved until we have killed the group).
+fn exited_unreaped(pid: u32) -> bool {
+    // SAFETY: siginfo_t is plain data; zeroed is a valid value for it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is valid and writable for the call.
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    // SAFETY: si_pid is set by waitid (0 when nothing has exited).
+    rc == 0 && unsafe { info.si_pid() } != 0
+}
+
+fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => format!("ended ({status})"),
+    }
+}
+
+/// What feeding one task to a child came to.
+enum Fed {
+    Done(TaskOutcome),
+    /// The frame could not be written: the child was already gone and the
+    /// task never started.
+    NotDelivered(std::io::Error),
+    /// The child stopped answering mid-task.
+    Died(std::io::Error),
+    TimedOut(Duration),
+    Stopped,
+}
+
+struct ExecutorChild {
+    child: Child,
+    pid: u32,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    frame: Vec<u8>,
+    /// The encoded AssignBatch fields of the last spec (everything but the
+    /// task), reused while tasks keep coming from the same job and workload.
+    header: Option<(u64, Arc<Workload>, Vec<u8>)>,
+}
+
+impl ExecutorChild {
+    /// Encodes `task` as a one-task AssignBatch frame into `self.frame`.
+    fn encode(&mut self, task: &TaskRun) {
+        let cached = self
+            .header
+            .as_ref()
+            .is_some_and(|(job, w, _)| *job == task.job_id && Arc::ptr_eq(w, &task.workload));
+        if !cached {
+            let header = AssignBatch {
+                job_id: task.job_id,
+                model: Model::Process as i32,
+                workload: task.workload.name().to_string(),
+                args: task.workload.args(),
+                timeout_ms: 0,
+                tasks: Vec::new(),
+            }
+            .encode_to_vec();
+            self.header = Some((task.job_id, task.workload.clone(), header));
+        }
+        let header: &[u8] = self.header.as_ref().map_or(&[], |(_, _, h)| h);
+        let assignment = TaskAssignment {
+            index: task.input.index,
+            attempt: task.attempt,
+            start: task.input.start,
+            end: task.input.end,
+        };
+        // Protobuf concatenation: the header's fields plus one `tasks` (field
+        // 6) entry decode as a single AssignBatch holding one task.
+        let body_len = header.len() + prost::encoding::message::encoded_len(6, &assignment);
+        self.frame.clear();
+        prost::encoding::encode_varint(body_len as u64, &mut self.frame);
+        self.frame.extend_from_slice(header);
+        prost::encoding::message::encode(6, &assignment, &mut self.frame);
+    }
+
+    async fn feed(&mut self, task: &TaskRun, stop: &mut watch::Receiver<bool>) -> Fed {
+        self.encode(task);
+        let write = async {
+            self.stdin.write_all(&self.frame).await?;
+            self.stdin.flush().await
+        };
+        if let Err(e) = write.await {
+            return Fed::NotDelivered(e);
+        }
+        let read = async {
+            read_frame(&mut self.stdout, &mut self.frame).await?;
+            TaskOutcome::decode(&self.frame[..]).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("undecodable outcome: {e}"),
+                )
+            })
+        };
+        let timed = async {
+            match task.timeout {
+                Some(limit) => tokio::time::timeout(limit, read).await.map_err(|_| limit),
+                None => Ok(read.await),
+            }
+        };
+        tokio::select! {
+            r = timed => match r {
+                Ok(Ok(outcome)) => Fed::Done(outcome),
+                Ok(Err(e)) => Fed::Died(e),
+                Err(limit) => Fed::TimedOut(limit),
+            },
+            _ = stop.wait_for(|s| *s) => Fed::Stopped,
+        }
+    }
+
+    /// Kills the group and reaps the leader; returns how it ended.
+    async fn kill(mut self) -> String {
+        kill_group(self.pid);
+        match self.child.wait().await {
+            Ok(status) => describe(status),
+            Err(e) => format!("could not be reaped: {e}"),
+        }
+    }
+
+    /// After the child stopped answering: give it a moment to exit by itself
+    /// (to report its own status, e.g. the signal that killed it), then kill
+    /// whatever is left of its group and reap it.
+    async fn bury(mut self) -> String {
+        let deadline = tokio::time::Instant::now() + EXIT_GRACE;
+        while !exited_unreaped(self.pid) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // The leader is still unreaped here, so the group id is still ours.
+        kill_group(self.pid);
+        match self.child.wait().await {
+            Ok(status) => describe(status),
+            Err(e) => format!("could not be reaped: {e}"),
+        }
+    }
+}
+
+pub(crate) struct ProcessPool {
+    queue: Arc<TaskQueue>,
+    pids: Pids,
+    stop: watch::Sender<bool>,
+    supervisors: Vec<JoinHandle<()>>,
+}
+
+impl ProcessPool {
+    pub fn start(
+        n: usize,
+        program: PathBuf,
+        args: Vec<String>,
+        done: Outcomes,
+    ) -> std::io::Result<ProcessPool> {
+        let launcher = Launcher { program, args };
+        let queue = Arc::new(TaskQueue::default());
+        let pids: Pids = Arc::new(Mutex::new(vec![None; n]));
+        let (stop, stop_rx) = watch::channel(false);
+        // Start every child before any supervisor so a bad program is an
+        // error here, not a stream of dead tasks later.
+        let mut children = Vec::with_capacity(n);
+        for _ in 0..n {
+            match launcher.spawn() {
+                Ok(c) => children.push(c),
+                Err(e) => {
+                    for c in &children {
+                        kill_group(c.pid);
+                    }
+                    return Err(std::io::Error::new(
+                        e.kind(),
+                        format!("cannot start executor {}: {e}", launcher.program.display()),
+                    ));
+                }
+            }
+        }
+        let supervisors = children
+            .into_iter()
+            .enumerate()
+            .map(|(slot, child)| {
+                set_pid(&pids, slot, Some(child.pid));
+                let sup = Supervisor {
+                    slot,
+                    launcher: launcher.clone(),
+                    queue: queue.clone(),
+                    pids: pids.clone(),
+                    done: done.clone(),
+                    stop: stop_rx.clone(),
+                };
+                tokio::spawn(sup.run(child))
+            })
+            .collect();
+        Ok(ProcessPool {
+            queue,
+            pids,
+            stop,
+            supervisors,
+        })
+    }
+
+    pub fn queue(&self) -> &TaskQueue {
+        &self.queue
+    }
+
+    pub fn child_pids(&self) -> Vec<u32> {
+        lock(&self.pids).iter().flatten().copied().collect()
+    }
+
+    /// Kills every live child's group at once (Drop path; no reaping).
+    pub fn kill_all(&self) {
+        let _ = self.stop.send(true);
+        for pid in lock(&self.pids).iter().flatten() {
+            kill_group(*pid);
+        }
+    }
+
+    pub async fn shutdown(self) {
+        self.queue.stop(true);
+        let _ = self.stop.send(true);
+        for s in self.supervisors {
+            if let Err(e) = s.await {
+                tracing::error!(error = %e, "executor supervisor failed");
+            }
+        }
+    }
+}
+
+fn lock(pids: &Pids) -> std::sync::MutexGuard<'_, Vec<Option<u32>>> {
+    pids.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn set_pid(pids: &Pids, slot: usize, pid: Option<u32>) {
+    if let Some(entry) = lock(pids).get_mut(slot) {
+        *entry = pid;
+    }
+}
+
+/// Drives one child slot: takes tasks one at a time, replaces the child when
+/// it dies or is killed.
+struct Supervisor {
+    slot: usize,
+    launcher: Launcher,
+    queue: Arc<TaskQueue>,
+    pids: Pids,
+    done: Outcomes,
+    stop: watch::Receiver<bool>,
+}
+
+impl Supervisor {
+    async fn run(mut self, first: ExecutorChild) {
+        let mut child = Some(first);
+        loop {
+            let task = tokio::select! {
+                t = self.queue.pop() => t,
+                _ = self.stop.wait_for(|s| *s) => None,
+            };
+            let Some(task) = task else { break };
+            let outcome = self.run_task(&mut child, &task).await;
+            self.done.send(outcome);
+            self.queue.finished();
+        }
+        if let Some(c) = child.take() {
+            set_pid(&self.pids, self.slot, None);
+            c.kill().await;
+        }
+    }
+
+    /// Starts a replacement child, or says why it could not.
+    fn respawn(&self, child: &mut Option<ExecutorChild>) -> Result<(), String> {
+        match self.launcher.spawn() {
+            Ok(c) => {
+                tracing::info!(slot = self.slot, pid = c.pid, "executor process started");
+                set_pid(&self.pids, self.slot, Some(c.pid));
+                *child = Some(c);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(slot = self.slot, error = %e, "cannot start an executor process");
+                Err(format!("cannot start an executor process: {e}"))
+            }
+        }
+    }
+
+    async fn run_task(&mut self, child: &mut Option<ExecutorChild>, task: &TaskRun) -> TaskDone {
+        let answer = |status, error: String| {
+            let mut d = TaskDone::unrun(task, Model::Process, status, "");
+            d.error = error;
+            d
+        };
+        // A write to a child that already died never reached it: retry once
+        // on a fresh child before calling the task lost.
+        for attempt in 0..2 {
+            if child.is_none() {
+                if let Err(why) = self.respawn(child) {
+                    // Back off so a broken executor binary is not a hot loop.
+                    tokio::select! {
+                        () = tokio::time::sleep(RESPAWN_BACKOFF) => {}
+                        _ = self.stop.wait_for(|s| *s) => {}
+                    }
+                    return answer(OutcomeStatus::ExecutorDied, why);
+                }
+            }
+            let Some(c) = child.as_mut() else { continue };
+            let pid = c.pid;
+            let fed = c.feed(task, &mut self.stop).await;
+            if let Fed::Done(o) = fed {
+                let mut d = answer(
+                    OutcomeStatus::try_from(o.status).unwrap_or(OutcomeStatus::Failed),
+                    o.error,
+                );
+                d.value = o.value.map(u128::from).unwrap_or(0);
+                d.cpu_ns = o.cpu_ns;
+                d.wall_ns = o.wall_ns;
+                return d;
+            }
+            set_pid(&self.pids, self.slot, None);
+            let Some(c) = child.take() else { continue };
+            match fed {
+                Fed::Done(_) => unreachable!("handled above"),
+                Fed::NotDelivered(e) => {
+                    let how = c.bury().await;
+                    tracing::warn!(slot = self.slot, pid, error = %e, exit = %how, "executor process was gone before its task");
+                    if attempt == 1 {
+                        return answer(
+                            OutcomeStatus::ExecutorDied,
+                            format!("executor process {pid} died before taking the task: {how}"),
+                        );
+                    }
+                }
+                Fed::Died(e) => {
+                    let how = c.bury().await;
+                    tracing::warn!(slot = self.slot, pid, job_id = task.job_id, index = task.input.index, error = %e, exit = %how, "executor process died mid-task; replacing it");
+                    let _ = self.respawn(child);
+                    return answer(
+                        OutcomeStatus::ExecutorDied,
+                        format!("executor process {pid} died: {how}"),
+                    );
+                }
+                Fed::TimedOut(limit) => {
+                    c.kill().await;
+                    tracing::info!(
+                        slot = self.slot,
+                        pid,
+                        job_id = task.job_id,
+                        index = task.input.index,
+                        timeout_ms = limit.as_millis() as u64,
+                        "task timed out; executor process killed"
+                    );
+                    let _ = self.respawn(child);
+                    return answer(
+                        OutcomeStatus::TimedOut,
+                        format!(
+                            "task exceeded its {} ms timeout; executor process {pid} was killed and replaced",
+                            limit.as_millis()
+                        ),
+                    );
+                }
+                Fed::Stopped => {
+                    c.kill().await;
+                    return answer(OutcomeStatus::Cancelled, SHUTTING_DOWN.to_string());
+                }
+            }
+        }
+        answer(
+            OutcomeStatus::ExecutorDied,
+            "executor process could not take the task".to_string(),
+        )
+    }
+}

@@ -1,0 +1,326 @@
+//! Thread and async executor tests (the process executor needs the real
+//! binary and is tested in the root crate's `tests/executors.rs`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use brigade_proto::v1::{Model, OutcomeStatus};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+use super::*;
+use crate::workload::{TaskInput, Workload};
+
+fn start(threads: usize, async_slots: usize) -> (Executors, UnboundedReceiver<TaskDone>) {
+    let (tx, rx) = unbounded_channel();
+    let cfg = ExecutorConfig {
+        procs: 0,
+        threads,
+        async_slots,
+        executor_program: PathBuf::from("/nonexistent"),
+        executor_args: Vec::new(),
+    };
+    (Executors::start(cfg, tx).expect("executors start"), rx)
+}
+
+fn workload(name: &str, args: &[(&str, &str)]) -> Arc<Workload> {
+    let args: HashMap<String, String> = args
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Arc::new(Workload::from_spec(name, &args).expect("valid spec"))
+}
+
+fn task(job_id: u64, index: u64, w: &Arc<Workload>) -> TaskRun {
+    TaskRun {
+        job_id,
+        attempt: 1,
+        input: TaskInput {
+            index,
+            start: 0,
+            end: 0,
+        },
+        workload: w.clone(),
+        timeout: None,
+    }
+}
+
+async fn collect(rx: &mut UnboundedReceiver<TaskDone>, n: usize) -> Vec<TaskDone> {
+    let mut got = Vec::with_capacity(n);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while got.len() < n {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(d)) => got.push(d),
+            Ok(None) => panic!("outcome channel closed after {} of {n}", got.len()),
+            Err(_) => panic!("only {} of {n} outcomes within 60 s", got.len()),
+        }
+    }
+    got
+}
+
+/// Polls `cond` until it holds (no fixed sleeps to wait for state).
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+async fn every_noop_comes_back_once(
+    model: Model,
+    ex: &Executors,
+    rx: &mut UnboundedReceiver<TaskDone>,
+) {
+    const N: u64 = 10_000;
+    let noop = workload("noop", &[]);
+    for i in 0..N {
+        ex.submit(model, task(9, i, &noop));
+    }
+    let got = collect(rx, N as usize).await;
+    let mut seen = vec![false; N as usize];
+    for d in got {
+        assert_eq!(
+            (d.status, d.model, d.job_id),
+            (OutcomeStatus::Ok, model, 9),
+            "{d:?}"
+        );
+        assert_eq!(d.value, d.index as u128);
+        assert!(
+            !std::mem::replace(&mut seen[d.index as usize], true),
+            "index {} twice",
+            d.index
+        );
+    }
+    assert!(seen.iter().all(|&s| s));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thread_executor_answers_every_noop_exactly_once() {
+    let (ex, mut rx) = start(4, 0);
+    every_noop_comes_back_once(Model::Thread, &ex, &mut rx).await;
+    ex.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_executor_answers_every_noop_exactly_once() {
+    let (ex, mut rx) = start(0, 64);
+    every_noop_comes_back_once(Model::Async, &ex, &mut rx).await;
+    ex.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sum_squares_chunks_are_exact_on_threads_and_async() {
+    let (ex, mut rx) = start(2, 2);
+    let w = workload("sum-squares", &[]);
+    for (model, job) in [(Model::Thread, 1), (Model::Async, 2)] {
+        for c in 0..40u64 {
+            let mut t = task(job, c, &w);
+            t.input.start = c * 1_500_000;
+            t.input.end = (c + 1) * 1_500_000;
+            ex.submit(model, t);
+        }
+    }
+    let got = collect(&mut rx, 80).await;
+    for job in [1, 2] {
+        let total: u128 = got
+            .iter()
+            .filter(|d| d.job_id == job)
+            .inspect(|d| assert_eq!(d.status, OutcomeStatus::Ok, "{d:?}"))
+            .map(|d| d.value)
+            .sum();
+        assert_eq!(total, 71_999_998_200_000_010_000_000);
+    }
+    assert!(got.iter().all(|d| d.cpu_ns > 0 && d.wall_ns > 0));
+    ex.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_job_answers_queued_thread_tasks_at_once() {
+    let (ex, mut rx) = start(1, 0);
+    // The only thread is busy for a second; job 2 waits behind it.
+    ex.submit(
+        Model::Thread,
+        task(1, 0, &workload("sleep", &[("ms", "1000")])),
+    );
+    let noop = workload("noop", &[]);
+    for i in 0..10 {
+        ex.submit(Model::Thread, task(2, i, &noop));
+    }
+    ex.cancel_job(2);
+    let first = collect(&mut rx, 10).await;
+    for d in &first {
+        assert_eq!((d.job_id, d.status), (2, OutcomeStatus::Cancelled), "{d:?}");
+        assert_eq!(d.error, JOB_CANCELLED);
+    }
+    // The running task is not interrupted.
+    let last = collect(&mut rx, 1).await;
+    assert_eq!((last[0].job_id, last[0].status), (1, OutcomeStatus::Ok));
+    ex.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_job_aborts_running_async_tasks_and_drops_queued_ones() {
+    let (ex, mut rx) = start(0, 1);
+    let long = workload("sleep", &[("ms", "3600000")]);
+    ex.submit(Model::Async, task(5, 0, &long));
+    let a = ex.async_loop.as_ref().expect("async loop");
+    wait_until("the sleep to start", || a.queue().running() == 1).await;
+    for i in 1..4 {
+        ex.submit(Model::Async, task(5, i, &long));
+    }
+    ex.submit(Model::Async, task(6, 0, &workload("noop", &[])));
+    ex.cancel_job(5);
+    let got = collect(&mut rx, 5).await;
+    let cancelled: Vec<_> = got.iter().filter(|d| d.job_id == 5).collect();
+    assert_eq!(cancelled.len(), 4);
+    assert!(cancelled
+        .iter()
+        .all(|d| d.status == OutcomeStatus::Cancelled && d.error == JOB_CANCELLED));
+    // The slot the aborted task held is free again: job 6 ran.
+    assert!(got
+        .iter()
+        .any(|d| d.job_id == 6 && d.status == OutcomeStatus::Ok));
+    ex.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_loop_never_runs_more_than_its_cap() {
+    let (ex, mut rx) = start(0, 4);
+    let sleep = workload("sleep", &[("ms", "100")]);
+    let t0 = Instant::now();
+    for i in 0..16 {
+        ex.submit(Model::Async, task(1, i, &sleep));
+    }
+    let got = collect(&mut rx, 16).await;
+    assert!(got.iter().all(|d| d.status == OutcomeStatus::Ok));
+    assert_eq!(ex.peak_async_in_flight(), 4);
+    // 16 tasks, 4 at a time, 100 ms each: at least four rounds.
+    assert!(
+        t0.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        t0.elapsed()
+    );
+    // Waiting is not CPU: an honest per-poll count stays far below the wall time.
+    assert!(got.iter().all(|d| d.cpu_ns < d.wall_ns / 2), "{got:?}");
+    ex.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_cpu_time_counts_only_the_task_own_polls() {
+    let (ex, mut rx) = start(0, 2);
+    ex.submit(Model::Async, task(1, 0, &workload("spin", &[("ms", "30")])));
+    let got = collect(&mut rx, 1).await;
+    assert_eq!(got[0].status, OutcomeStatus::Ok);
+    assert!(got[0].cpu_ns >= 30_000_000, "{:?}", got[0]);
+    ex.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_on_threads_and_async() {
+    let (ex, mut rx) = start(1, 1);
+    let mut t = task(1, 0, &workload("sleep", &[("ms", "50")]));
+    t.timeout = Some(Duration::from_millis(10));
+    ex.submit(Model::Thread, t);
+    let mut t = task(2, 0, &workload("sleep", &[("ms", "3600000")]));
+    t.timeout = Some(Duration::from_millis(20));
+    ex.submit(Model::Async, t);
+    let mut t = task(3, 0, &workload("noop", &[]));
+    t.timeout = Some(Duration::from_secs(60));
+    ex.submit(Model::Async, t);
+    let got = collect(&mut rx, 3).await;
+    let by_job = |j| got.iter().find(|d| d.job_id == j).expect("outcome");
+    let th = by_job(1);
+    assert_eq!(th.status, OutcomeStatus::TimedOut);
+    assert!(
+        th.error.contains("exceeding its 10 ms timeout"),
+        "{}",
+        th.error
+    );
+    assert!(th.error.contains("cannot be"), "{}", th.error);
+    let asy = by_job(2);
+    assert_eq!(asy.status, OutcomeStatus::TimedOut);
+    assert!(asy.error.contains("20 ms timeout"), "{}", asy.error);
+    assert_eq!(by_job(3).status, OutcomeStatus::Ok);
+    ex.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_cancels_queued_waits_for_running_and_refuses_new_work() {
+    let (ex, mut rx) = start(1, 0);
+    ex.submit(
+        Model::Thread,
+        task(1, 0, &workload("sleep", &[("ms", "200")])),
+    );
+    let t = ex.thread.as_ref().expect("threads");
+    wait_until("the sleep to start", || t.queue().running() == 1).await;
+    let noop = workload("noop", &[]);
+    for i in 1..6 {
+        ex.submit(Model::Thread, task(1, i, &noop));
+    }
+    ex.drain().await;
+    // Drain returned only after the running task answered.
+    let got = collect(&mut rx, 6).await;
+    let ok: Vec<_> = got
+        .iter()
+        .filter(|d| d.status == OutcomeStatus::Ok)
+        .collect();
+    assert_eq!(ok.len(), 1);
+    assert_eq!(ok[0].index, 0);
+    assert!(got
+        .iter()
+        .filter(|d| d.index > 0)
+        .all(|d| d.status == OutcomeStatus::Cancelled && d.error == "worker draining"));
+    ex.submit(Model::Thread, task(1, 9, &noop));
+    let late = collect(&mut rx, 1).await;
+    assert_eq!(
+        (late[0].status, late[0].error.as_str()),
+        (OutcomeStatus::Cancelled, "worker draining")
+    );
+    ex.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absent_models_fail_at_once_and_shutdown_answers_running_async_tasks() {
+    let (ex, mut rx) = start(0, 2);
+    let noop = workload("noop", &[]);
+    ex.submit(Model::Thread, task(1, 0, &noop));
+    ex.submit(Model::Process, task(1, 1, &noop));
+    let got = collect(&mut rx, 2).await;
+    assert!(got.iter().all(|d| d.status == OutcomeStatus::Failed
+        && d.error.contains("has no")
+        && d.error.contains("slots")));
+    ex.submit(
+        Model::Async,
+        task(2, 0, &workload("sleep", &[("ms", "3600000")])),
+    );
+    let a = ex.async_loop.as_ref().expect("async loop");
+    wait_until("the sleep to start", || a.queue().running() == 1).await;
+    ex.shutdown().await;
+    let got = collect(&mut rx, 1).await;
+    assert_eq!(
+        (got[0].status, got[0].error.as_str()),
+        (OutcomeStatus::Cancelled, SHUTTING_DOWN)
+    );
+}
+
+#[test]
+fn task_done_converts_to_the_wire_type() {
+    let d = TaskDone {
+        job_id: 1,
+        index: 2,
+        attempt: 3,
+        model: Model::Thread,
+        status: OutcomeStatus::Ok,
+        value: (7u128 << 64) | 9,
+        error: String::new(),
+        cpu_ns: 10,
+        wall_ns: 11,
+    };
+    let p = d.into_proto();
+    assert_eq!((p.job_id, p.index, p.attempt), (1, 2, 3));
+    assert_eq!(p.model, Model::Thread as i32);
+    assert_eq!(p.status, OutcomeStatus::Ok as i32);
+    assert_eq!(p.value.map(u128::from), Some((7u128 << 64) | 9));
+    assert_eq!((p.cpu_ns, p.wall_ns), (10, 11));
+}
