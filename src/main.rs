@@ -1,15 +1,230 @@
 //! `brigade`: one binary, thin CLI. Every subcommand wires the crates together.
-use clap::{Parser, Subcommand};
+
+mod client;
+mod cluster;
+mod commands;
+mod demo;
+
+use std::time::Duration;
+
+use brigade_coordinator::admission::AdmissionLimits;
+use brigade_coordinator::CoordinatorConfig;
+use brigade_proto::v1::{Kind, Model};
+use clap::{Args, Parser, Subcommand};
+
+use crate::cluster::Slots;
+use crate::commands::{Format, SubmitArgs};
 
 #[derive(Parser)]
-#[command(name = "brigade", version, about)]
+#[command(
+    name = "brigade",
+    version,
+    about = "Split jobs into tasks and run them on process, thread and async slots of local or remote workers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Args, Clone)]
+struct Target {
+    /// Coordinator URL.
+    #[arg(long, env = "BRIGADE_COORDINATOR", default_value = client::DEFAULT_COORDINATOR, global = true)]
+    coordinator: String,
+}
+
+#[derive(Args, Clone, Copy)]
+struct SlotArgs {
+    /// Executor child processes (process slots); default: number of cores.
+    #[arg(long)]
+    procs: Option<usize>,
+    /// OS threads in the worker process (thread slots); default: number of cores.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Tasks in flight on the worker's event loop (async slots).
+    #[arg(long = "async", default_value_t = 256)]
+    async_slots: usize,
+}
+
+impl SlotArgs {
+    fn slots(self) -> Slots {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        Slots {
+            procs: self.procs.unwrap_or(cores),
+            threads: self.threads.unwrap_or(cores),
+            async_slots: self.async_slots,
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+struct CoordinatorArgs {
+    /// A worker silent for this long loses its leases (ms).
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..))]
+    lease_timeout_ms: u64,
+    /// How often workers heartbeat (ms); must be well below the lease timeout.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..))]
+    heartbeat_ms: u64,
+    /// Refuse jobs with more tasks than this.
+    #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    max_tasks_per_job: u64,
+    /// Attempts per task when a job does not say (a failed attempt is a
+    /// workload error, a crashed executor or a timeout; a lost worker is not).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    max_attempts: u32,
+}
+
+impl CoordinatorArgs {
+    fn config(&self) -> anyhow::Result<CoordinatorConfig> {
+        if self.heartbeat_ms * 2 > self.lease_timeout_ms {
+            anyhow::bail!(
+                "--heartbeat-ms {} must be at most half of --lease-timeout-ms {}",
+                self.heartbeat_ms,
+                self.lease_timeout_ms
+            );
+        }
+        Ok(CoordinatorConfig {
+            lease_timeout: Duration::from_millis(self.lease_timeout_ms),
+            heartbeat_interval: Duration::from_millis(self.heartbeat_ms),
+            limits: AdmissionLimits {
+                max_tasks_per_job: self.max_tasks_per_job,
+                default_max_attempts: self.max_attempts,
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Embedded coordinator + local workers: runs a CPU job and an I/O job in
+    /// every model, verifies every result and prints the comparison table.
+    Demo,
+    /// A coordinator and N local worker processes, until Ctrl-C.
+    Up {
+        /// Local worker processes to start.
+        #[arg(short = 'w', long = "workers", default_value_t = 2)]
+        workers: usize,
+        #[command(flatten)]
+        slots: SlotArgs,
+        /// Address to listen on (loopback by default; expose a port explicitly).
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        listen: String,
+        #[command(flatten)]
+        coordinator: CoordinatorArgs,
+    },
+    /// Run a coordinator until Ctrl-C.
+    Coordinator {
+        /// Address to listen on (loopback by default; use 0.0.0.0:7070 to serve remote workers).
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        listen: String,
+        #[command(flatten)]
+        coordinator: CoordinatorArgs,
+    },
+    /// Run a worker that links to a coordinator, until Ctrl-C / SIGTERM.
+    Worker {
+        #[command(flatten)]
+        slots: SlotArgs,
+        /// Name shown by `brigade workers`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Tasks each slot may hold beyond the one it runs (credits = slots × prefetch).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+        prefetch: u32,
+        /// Give up if no coordinator answers for this long at start (s); 0 waits forever.
+        #[arg(long, default_value_t = 30)]
+        connect_timeout_s: u64,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Submit a job.
+    Submit {
+        /// Workload: sum-squares, noop, spin, sleep, http-get.
+        workload: String,
+        /// Input range START..END (half-open).
+        #[arg(long, value_parser = commands::parse_range)]
+        range: (u64, u64),
+        /// Width of one task's sub-range.
+        #[arg(long, default_value_t = 1)]
+        chunk: u64,
+        /// Workload argument KEY=VALUE (repeatable), e.g. --arg ms=10.
+        #[arg(long = "arg", value_parser = commands::parse_kv)]
+        args: Vec<(String, String)>,
+        /// cpu (→ process slots) or io (→ async slots); default: the workload's.
+        #[arg(long, value_parser = commands::parse_kind)]
+        kind: Option<Kind>,
+        /// Force a model: process, thread or async.
+        #[arg(long, value_parser = commands::parse_model)]
+        model: Option<Model>,
+        /// Attempts per task (0: the coordinator's default).
+        #[arg(long, default_value_t = 0)]
+        max_attempts: u32,
+        /// Per-task timeout in ms (0: none).
+        #[arg(long, default_value_t = 0)]
+        timeout_ms: u64,
+        /// At most this many tasks of the job at once (0: no cap).
+        #[arg(long, default_value_t = 0)]
+        max_in_flight: u32,
+        /// A label for the job.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Wait for the job to end and print its result.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Cluster status.
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List jobs.
+    Jobs {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show one job.
+    Job {
+        id: u64,
+        /// Wait for the job to end.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print a job's task results in index order.
+    Results {
+        id: u64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Cancel a job.
+    Cancel {
+        id: u64,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List connected workers and their slots.
+    Workers {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        #[command(flatten)]
+        target: Target,
+    },
     /// The HTTP target for I/O workloads: GET /fast and GET /slow?ms=N.
     IoTarget {
         #[arg(long, default_value = "127.0.0.1:8088")]
@@ -20,18 +235,161 @@ enum Command {
     Executor,
 }
 
-fn main() -> anyhow::Result<()> {
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BRIGADE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn main() {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Executor => std::process::exit(brigade_worker::exec::child::run_stdio()),
-        Command::IoTarget { listen } => {
-            let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(&listen).await?;
-                println!("brigade io-target listening on http://{}", listener.local_addr()?);
-                brigade_worker::io_target::serve(listener, std::future::pending::<()>()).await?;
-                anyhow::Ok(())
+    if let Command::Executor = cli.command {
+        std::process::exit(brigade_worker::exec::child::run_stdio());
+    }
+    let long_running = matches!(
+        cli.command,
+        Command::Up { .. }
+            | Command::Coordinator { .. }
+            | Command::Worker { .. }
+            | Command::IoTarget { .. }
+    );
+    init_tracing(if long_running { "info" } else { "warn" });
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run(cli.command)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Executor => unreachable!("handled before the runtime starts"),
+        Command::Demo => demo::run().await,
+        Command::Up {
+            workers,
+            slots,
+            listen,
+            coordinator,
+        } => {
+            let config = coordinator.config()?;
+            cluster::up(
+                cluster::bind(&listen).await?,
+                config,
+                workers,
+                slots.slots(),
+            )
+            .await
+        }
+        Command::Coordinator {
+            listen,
+            coordinator,
+        } => {
+            let config = coordinator.config()?;
+            cluster::coordinator(cluster::bind(&listen).await?, config).await
+        }
+        Command::Worker {
+            slots,
+            name,
+            prefetch,
+            connect_timeout_s,
+            target,
+        } => {
+            let s = slots.slots();
+            if s.procs + s.threads + s.async_slots == 0 {
+                anyhow::bail!(
+                    "a worker needs at least one slot: --procs, --threads or --async above 0"
+                );
+            }
+            cluster::worker(brigade_worker::node::NodeConfig {
+                coordinator: target.coordinator,
+                name: name.unwrap_or_else(|| format!("worker-{}", std::process::id())),
+                procs: s.procs,
+                threads: s.threads,
+                async_slots: s.async_slots,
+                prefetch,
+                executor_program: cluster::executor_program()?,
+                executor_args: vec!["executor".into()],
+                first_connect_timeout: (connect_timeout_s > 0)
+                    .then(|| Duration::from_secs(connect_timeout_s)),
             })
+            .await
+        }
+        Command::Submit {
+            workload,
+            range,
+            chunk,
+            args,
+            kind,
+            model,
+            max_attempts,
+            timeout_ms,
+            max_in_flight,
+            name,
+            wait,
+            format,
+            target,
+        } => {
+            let submit = SubmitArgs {
+                workload,
+                range,
+                chunk,
+                args,
+                kind,
+                model,
+                max_attempts,
+                timeout_ms,
+                max_in_flight,
+                name,
+            };
+            let mut c = client::connect(&target.coordinator).await?;
+            commands::submit(&mut c, &submit, wait, format).await
+        }
+        Command::Status { format, target } => {
+            commands::status(&mut client::connect(&target.coordinator).await?, format).await
+        }
+        Command::Jobs { format, target } => {
+            commands::jobs(&mut client::connect(&target.coordinator).await?, format).await
+        }
+        Command::Job {
+            id,
+            wait,
+            format,
+            target,
+        } => {
+            commands::job(
+                &mut client::connect(&target.coordinator).await?,
+                id,
+                wait,
+                format,
+            )
+            .await
+        }
+        Command::Results { id, format, target } => {
+            commands::results(&mut client::connect(&target.coordinator).await?, id, format).await
+        }
+        Command::Cancel { id, target } => {
+            commands::cancel(&mut client::connect(&target.coordinator).await?, id).await
+        }
+        Command::Workers { format, target } => {
+            commands::workers(&mut client::connect(&target.coordinator).await?, format).await
+        }
+        Command::IoTarget { listen } => {
+            let listener = cluster::bind(&listen).await?;
+            println!(
+                "brigade io-target listening on {}",
+                cluster::url_of(listener.local_addr()?)
+            );
+            brigade_worker::io_target::serve(listener, cluster::shutdown_signal()).await?;
+            Ok(())
         }
     }
 }

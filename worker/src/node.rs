@@ -1,1 +1,492 @@
-//! The worker node: its link to the coordinator (written by the lead).
+//! The worker node: starts the executors once, then keeps a link to the
+//! coordinator — hello with slots and credits, task batches in, outcome batches
+//! and heartbeats out — reconnecting with backoff when the link drops, and
+//! draining gracefully on shutdown.
+//!
+//! Outcomes of a link that is gone must never be reported on the next one (a
+//! restarted in-memory coordinator reuses job ids). So every job id handed to
+//! the executors carries the link's session number in its top bits; an outcome
+//! tagged with an older session is dropped here.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use brigade_proto::v1::worker_link_client::WorkerLinkClient;
+use brigade_proto::v1::{
+    coordinator_message, worker_message, AssignBatch, CoordinatorMessage, Drain, Heartbeat, Model,
+    OutcomeStatus, ResultBatch, TaskOutcome, WorkerHello, WorkerMessage,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status, Streaming};
+
+use crate::exec::{ExecutorConfig, Executors, TaskDone, TaskRun};
+use crate::workload::{TaskInput, Workload};
+
+/// Job ids from the coordinator live in the low bits; the session in the top.
+const SESSION_SHIFT: u32 = 44;
+const JOB_MASK: u64 = (1 << SESSION_SHIFT) - 1;
+
+/// How a worker node runs.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// `http://host:port` of the coordinator.
+    pub coordinator: String,
+    pub name: String,
+    pub procs: usize,
+    pub threads: usize,
+    pub async_slots: usize,
+    /// Credits per slot: how many tasks a slot may hold queued beyond the one
+    /// it runs, so it never idles waiting for the next batch.
+    pub prefetch: u32,
+    /// The executor child command (normally this binary + `executor`).
+    pub executor_program: PathBuf,
+    pub executor_args: Vec<String>,
+    /// Give up if no coordinator answers for this long before the first link
+    /// is up (`None`: keep trying). Once linked, the node always reconnects.
+    pub first_connect_timeout: Option<Duration>,
+}
+
+/// Why a node stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("invalid coordinator URL {url:?}: {why} (expected http://HOST:PORT)")]
+    BadUrl { url: String, why: String },
+    #[error("no coordinator answered at {url} within {waited:?}: {last_error}")]
+    Unreachable {
+        url: String,
+        waited: Duration,
+        last_error: String,
+    },
+    #[error("coordinator at {url} refused this worker: {message}")]
+    Refused { url: String, message: String },
+    #[error("could not start executors: {0}")]
+    Executors(#[from] std::io::Error),
+}
+
+enum LinkEnd {
+    /// Shutdown was requested and the drain finished.
+    Drained,
+    /// The link broke; reconnect.
+    Lost(String),
+    /// The coordinator will never take us (protocol version, bad slots).
+    Refused(String),
+}
+
+/// Runs the node until `shutdown` completes (then drains: stops taking work,
+/// finishes what runs, hands back what was queued, and returns).
+pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    let endpoint = Endpoint::from_shared(config.coordinator.clone())
+        .map_err(|e| NodeError::BadUrl {
+            url: config.coordinator.clone(),
+            why: e.to_string(),
+        })?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(2))
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5));
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let execs = Executors::start(
+        ExecutorConfig {
+            procs: config.procs,
+            threads: config.threads,
+            async_slots: config.async_slots,
+            executor_program: config.executor_program.clone(),
+            executor_args: config.executor_args.clone(),
+        },
+        done_tx,
+    )?;
+    tokio::pin!(shutdown);
+    let started = Instant::now();
+    let mut linked_once = false;
+    let mut backoff = Backoff::new();
+    let mut session: u64 = 0;
+    let result = loop {
+        let channel = tokio::select! {
+            c = endpoint.connect() => c,
+            () = &mut shutdown => break Ok(()),
+        };
+        let channel = match channel {
+            Ok(c) => c,
+            Err(e) => {
+                let last_error = error_chain(&e);
+                if let (false, Some(limit)) = (linked_once, config.first_connect_timeout) {
+                    if started.elapsed() >= limit {
+                        break Err(NodeError::Unreachable {
+                            url: config.coordinator.clone(),
+                            waited: started.elapsed(),
+                            last_error,
+                        });
+                    }
+                }
+                let wait = backoff.next();
+                tracing::warn!(coordinator = %config.coordinator, error = %last_error, retry_in_ms = wait.as_millis() as u64, "waiting for the coordinator");
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => continue,
+                    () = &mut shutdown => break Ok(()),
+                }
+            }
+        };
+        session += 1;
+        let mut link = Link {
+            config: &config,
+            execs: &execs,
+            session,
+            welcomed: false,
+            jobs: HashSet::new(),
+        };
+        let end = link.run(channel, &mut done_rx, &mut shutdown).await;
+        match end {
+            LinkEnd::Drained => break Ok(()),
+            LinkEnd::Refused(message) => {
+                break Err(NodeError::Refused {
+                    url: config.coordinator.clone(),
+                    message,
+                })
+            }
+            LinkEnd::Lost(reason) => {
+                if link.welcomed {
+                    linked_once = true;
+                    backoff = Backoff::new();
+                }
+                tracing::warn!(coordinator = %config.coordinator, %reason, "lost the coordinator; reconnecting");
+                // Nobody will take these results: stop the work (the
+                // coordinator re-queues it elsewhere).
+                for job in link.jobs {
+                    execs.cancel_job(job);
+                }
+                let wait = backoff.next();
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {},
+                    () = &mut shutdown => break Ok(()),
+                }
+            }
+        }
+    };
+    execs.drain().await;
+    execs.shutdown().await;
+    result
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+struct Link<'a> {
+    config: &'a NodeConfig,
+    execs: &'a Executors,
+    session: u64,
+    welcomed: bool,
+    /// Session-tagged ids of the jobs this link handed to the executors.
+    jobs: HashSet<u64>,
+}
+
+impl Link<'_> {
+    fn hello(&self) -> WorkerHello {
+        let c = self.config;
+        let credits = |slots: usize| (slots as u32).saturating_mul(c.prefetch.max(1));
+        WorkerHello {
+            protocol_version: brigade_proto::PROTOCOL_VERSION,
+            name: c.name.clone(),
+            hostname: hostname(),
+            pid: std::process::id(),
+            process_slots: c.procs as u32,
+            thread_slots: c.threads as u32,
+            async_slots: c.async_slots as u32,
+            process_credits: credits(c.procs),
+            thread_credits: credits(c.threads),
+            async_credits: credits(c.async_slots),
+        }
+    }
+
+    async fn run(
+        &mut self,
+        channel: Channel,
+        done_rx: &mut mpsc::UnboundedReceiver<TaskDone>,
+        shutdown: &mut (impl Future<Output = ()> + Unpin),
+    ) -> LinkEnd {
+        let (out, out_rx) = mpsc::unbounded_channel();
+        let _ = out.send(msg(worker_message::Msg::Hello(self.hello())));
+        let mut client = WorkerLinkClient::new(channel).max_decoding_message_size(64 << 20);
+        let mut inbound = match client.attach(UnboundedReceiverStream::new(out_rx)).await {
+            Ok(r) => r.into_inner(),
+            Err(s) => return refused_or_lost(s),
+        };
+        let welcome = match inbound.message().await {
+            Ok(Some(CoordinatorMessage {
+                msg: Some(coordinator_message::Msg::Welcome(w)),
+            })) => w,
+            Ok(_) => return LinkEnd::Lost("the coordinator did not welcome us".into()),
+            Err(s) => return refused_or_lost(s),
+        };
+        self.welcomed = true;
+        tracing::info!(
+            worker_id = welcome.worker_id,
+            coordinator = %self.config.coordinator,
+            procs = self.config.procs,
+            threads = self.config.threads,
+            async_slots = self.config.async_slots,
+            "linked to the coordinator"
+        );
+        // Heartbeats go out from their own task so nothing here can delay them.
+        let heartbeat = {
+            let out = out.clone();
+            let every = Duration::from_millis(welcome.heartbeat_interval_ms.max(10));
+            tokio::spawn(async move {
+                let mut seq = 0;
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    seq += 1;
+                    if out
+                        .send(msg(worker_message::Msg::Heartbeat(Heartbeat { seq })))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            })
+        };
+        let end = self.serve(&out, &mut inbound, done_rx, shutdown).await;
+        heartbeat.abort();
+        end
+    }
+
+    async fn serve(
+        &mut self,
+        out: &mpsc::UnboundedSender<WorkerMessage>,
+        inbound: &mut Streaming<CoordinatorMessage>,
+        done_rx: &mut mpsc::UnboundedReceiver<TaskDone>,
+        shutdown: &mut (impl Future<Output = ()> + Unpin),
+    ) -> LinkEnd {
+        let mut buf = Vec::with_capacity(1024);
+        loop {
+            tokio::select! {
+                m = inbound.message() => match m {
+                    Ok(Some(m)) => self.on_message(m, out, false),
+                    Ok(None) => return LinkEnd::Lost("the coordinator closed the link".into()),
+                    Err(s) => return LinkEnd::Lost(format!("link broken: {}", s.message())),
+                },
+                n = done_rx.recv_many(&mut buf, 8192) => {
+                    if n == 0 {
+                        return LinkEnd::Lost("executors stopped".into());
+                    }
+                    self.report(&mut buf, out);
+                }
+                () = &mut *shutdown => break,
+            }
+        }
+        // Drain: the coordinator stops assigning; what is queued here is
+        // handed back, what runs finishes and is reported.
+        tracing::info!("draining: finishing running tasks, handing back queued ones");
+        let _ = out.send(msg(worker_message::Msg::Drain(Drain {})));
+        {
+            let execs = self.execs;
+            let drain = execs.drain();
+            tokio::pin!(drain);
+            loop {
+                tokio::select! {
+                    () = &mut drain => break,
+                    m = inbound.message() => match m {
+                        Ok(Some(m)) => self.on_message(m, out, true),
+                        _ => return LinkEnd::Drained,
+                    },
+                    n = done_rx.recv_many(&mut buf, 8192) => {
+                        if n == 0 { break; }
+                        self.report(&mut buf, out);
+                    }
+                }
+            }
+        }
+        while let Ok(d) = done_rx.try_recv() {
+            buf.push(d);
+        }
+        self.report(&mut buf, out);
+        LinkEnd::Drained
+    }
+
+    fn on_message(
+        &mut self,
+        m: CoordinatorMessage,
+        out: &mpsc::UnboundedSender<WorkerMessage>,
+        draining: bool,
+    ) {
+        match m.msg {
+            Some(coordinator_message::Msg::Assign(batch)) => self.assign(batch, out, draining),
+            Some(coordinator_message::Msg::Cancel(c)) => {
+                self.execs.cancel_job(self.tag(c.job_id));
+            }
+            Some(coordinator_message::Msg::Welcome(_)) | None => {}
+        }
+    }
+
+    fn tag(&self, job_id: u64) -> u64 {
+        (self.session << SESSION_SHIFT) | (job_id & JOB_MASK)
+    }
+
+    fn assign(
+        &mut self,
+        batch: AssignBatch,
+        out: &mpsc::UnboundedSender<WorkerMessage>,
+        draining: bool,
+    ) {
+        let model = Model::try_from(batch.model).unwrap_or(Model::Unspecified);
+        let slots = match model {
+            Model::Process => self.config.procs,
+            Model::Thread => self.config.threads,
+            Model::Async => self.config.async_slots,
+            Model::Unspecified => 0,
+        };
+        let refuse = |status: OutcomeStatus, error: String| {
+            let outcomes = batch
+                .tasks
+                .iter()
+                .map(|t| TaskOutcome {
+                    job_id: batch.job_id,
+                    index: t.index,
+                    attempt: t.attempt,
+                    model: batch.model,
+                    status: status as i32,
+                    error: error.clone(),
+                    ..Default::default()
+                })
+                .collect();
+            let _ = out.send(msg(worker_message::Msg::Results(ResultBatch { outcomes })));
+        };
+        if draining {
+            return refuse(OutcomeStatus::Cancelled, "worker draining".into());
+        }
+        if slots == 0 {
+            return refuse(
+                OutcomeStatus::Failed,
+                format!("this worker has no {} slots", model.name()),
+            );
+        }
+        let workload = match Workload::from_spec(&batch.workload, &batch.args) {
+            Ok(w) => Arc::new(w),
+            Err(e) => return refuse(OutcomeStatus::Failed, e),
+        };
+        let timeout = (batch.timeout_ms > 0).then(|| Duration::from_millis(batch.timeout_ms));
+        let job_id = self.tag(batch.job_id);
+        self.jobs.insert(job_id);
+        for t in batch.tasks {
+            self.execs.submit(
+                model,
+                TaskRun {
+                    job_id,
+                    attempt: t.attempt,
+                    input: TaskInput {
+                        index: t.index,
+                        start: t.start,
+                        end: t.end,
+                    },
+                    workload: workload.clone(),
+                    timeout,
+                },
+            );
+        }
+    }
+
+    /// Sends the outcomes in `buf` that belong to this link as one batch.
+    fn report(&self, buf: &mut Vec<TaskDone>, out: &mpsc::UnboundedSender<WorkerMessage>) {
+        let outcomes: Vec<TaskOutcome> = buf
+            .drain(..)
+            .filter(|d| d.job_id >> SESSION_SHIFT == self.session)
+            .map(|mut d| {
+                d.job_id &= JOB_MASK;
+                d.into_proto()
+            })
+            .collect();
+        if !outcomes.is_empty() {
+            let _ = out.send(msg(worker_message::Msg::Results(ResultBatch { outcomes })));
+        }
+    }
+}
+
+fn msg(m: worker_message::Msg) -> WorkerMessage {
+    WorkerMessage { msg: Some(m) }
+}
+
+fn refused_or_lost(s: Status) -> LinkEnd {
+    match s.code() {
+        Code::FailedPrecondition | Code::InvalidArgument => {
+            LinkEnd::Refused(s.message().to_string())
+        }
+        _ => LinkEnd::Lost(s.message().to_string()),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Exponential backoff with jitter: 100 ms doubling up to 5 s, each wait
+/// drawn from [d/2, d) so reconnecting workers do not stampede.
+struct Backoff {
+    next_ms: u64,
+    seed: u64,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        let seed = (std::process::id() as u64) << 32
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos() as u64)
+                .unwrap_or(1);
+        Backoff {
+            next_ms: 100,
+            seed: seed | 1,
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        // xorshift64: plenty for jitter.
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let d = self.next_ms;
+        self.next_ms = (self.next_ms * 2).min(5_000);
+        Duration::from_millis(d / 2 + self.seed % (d / 2).max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_a_cap_with_jitter_in_range() {
+        let mut b = Backoff::new();
+        let mut caps = vec![];
+        for _ in 0..10 {
+            let cap = b.next_ms;
+            let d = b.next().as_millis() as u64;
+            assert!(d >= cap / 2 && d < cap, "{d} not in [{}, {cap})", cap / 2);
+            caps.push(cap);
+        }
+        assert_eq!(caps[..4], [100, 200, 400, 800]);
+        assert_eq!(*caps.last().unwrap(), 5_000);
+    }
+
+    #[test]
+    fn session_tags_round_trip_job_ids() {
+        let (s, j) = (7u64, 123_456u64);
+        let tagged = (s << SESSION_SHIFT) | j;
+        assert_eq!(tagged >> SESSION_SHIFT, s);
+        assert_eq!(tagged & JOB_MASK, j);
+    }
+}

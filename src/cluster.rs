@@ -1,0 +1,135 @@
+//! Running the pieces: a coordinator, a worker node, and `brigade up` (a
+//! coordinator plus N local worker processes), each until Ctrl-C / SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use brigade_coordinator::CoordinatorConfig;
+use brigade_worker::node::{self, NodeConfig};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = term => {},
+    }
+}
+
+/// Binds `addr`, saying clearly when that fails.
+pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("could not listen on {addr}"))
+}
+
+/// The `http://` URL clients use to reach a bound listener (an unspecified
+/// address is reached through loopback).
+pub fn url_of(addr: SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    format!("http://{ip}:{}", addr.port())
+}
+
+/// Runs a coordinator on `listener` until a signal.
+pub async fn coordinator(listener: TcpListener, config: CoordinatorConfig) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    println!("brigade coordinator listening on {}", url_of(addr));
+    tracing::info!(%addr, "coordinator listening");
+    brigade_coordinator::serve(listener, config, shutdown_signal())
+        .await
+        .context("coordinator failed")
+}
+
+/// The executor command of local workers: this very binary.
+pub fn executor_program() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().context("could not find the brigade binary to run executors")
+}
+
+/// Runs a worker node until a signal (then drains and exits).
+pub async fn worker(config: NodeConfig) -> anyhow::Result<()> {
+    node::run(config, shutdown_signal())
+        .await
+        .context("worker stopped")
+}
+
+/// Slot options shared by `worker`, `up` and `demo`.
+#[derive(Debug, Clone, Copy)]
+pub struct Slots {
+    pub procs: usize,
+    pub threads: usize,
+    pub async_slots: usize,
+}
+
+/// `brigade up`: a coordinator here plus `workers` local worker processes,
+/// until Ctrl-C; then the workers drain and the coordinator stops.
+pub async fn up(
+    listener: TcpListener,
+    config: CoordinatorConfig,
+    workers: usize,
+    slots: Slots,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    let url = url_of(addr);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(brigade_coordinator::serve(listener, config, async {
+        let _ = stop_rx.await;
+    }));
+    let exe = executor_program()?;
+    let mut children: Vec<Child> = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let child = Command::new(&exe)
+            .args(["worker", "--coordinator", &url, "--name"])
+            .arg(format!("local-{}", i + 1))
+            .args(["--procs", &slots.procs.to_string()])
+            .args(["--threads", &slots.threads.to_string()])
+            .args(["--async", &slots.async_slots.to_string()])
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("could not start local worker {}", i + 1))?;
+        children.push(child);
+    }
+    println!(
+        "brigade up: coordinator on {url} with {workers} local worker(s) \
+         ({} process, {} thread, {} async slots each); Ctrl-C to stop",
+        slots.procs, slots.threads, slots.async_slots
+    );
+    println!("try: brigade submit sum-squares --range 0..60000000 --chunk 1500000 --wait --coordinator {url}");
+    shutdown_signal().await;
+    eprintln!("stopping: workers drain, then the coordinator stops");
+    for c in &children {
+        if let Some(pid) = c.id() {
+            // SAFETY: plain kill(2) on a child we spawned.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGTERM);
+            }
+        }
+    }
+    for mut c in children {
+        if tokio::time::timeout(Duration::from_secs(15), c.wait())
+            .await
+            .is_err()
+        {
+            let _ = c.kill().await;
+        }
+    }
+    let _ = stop_tx.send(());
+    server.await?.context("coordinator failed")?;
+    Ok(())
+}

@@ -1,0 +1,594 @@
+//! Client subcommands: submit, status, jobs, job, results, cancel, workers.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use brigade_proto::convert::join_u128;
+use brigade_proto::v1::{
+    JobInfo, JobRef, JobSpec, JobState, Kind, ListJobsRequest, ListWorkersRequest, Model,
+    StatusRequest, SubmitJobRequest,
+};
+use clap::ValueEnum;
+
+use crate::client::{Client, StatusContext};
+
+/// Output format of client commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+/// `A..B` on the command line.
+pub fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("range {s:?} must look like START..END, e.g. 0..60000000"))?;
+    let num = |x: &str| {
+        x.trim()
+            .replace('_', "")
+            .parse::<u64>()
+            .map_err(|_| format!("range bound {x:?} is not a non-negative integer"))
+    };
+    let (a, b) = (num(a)?, num(b)?);
+    if a >= b {
+        return Err(format!(
+            "range {a}..{b} is empty or reversed; START must be less than END"
+        ));
+    }
+    Ok((a, b))
+}
+
+/// `k=v` on the command line.
+pub fn parse_kv(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("argument {s:?} must look like KEY=VALUE, e.g. ms=10"))?;
+    if k.is_empty() {
+        return Err(format!("argument {s:?} has an empty key"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+pub fn parse_model(s: &str) -> Result<Model, String> {
+    match Model::parse(s) {
+        Some(Model::Unspecified) | None => Err(format!(
+            "unknown model {s:?}; allowed: process, thread, async \
+             (omit --model to route by kind: cpu → process, io → async)"
+        )),
+        Some(m) => Ok(m),
+    }
+}
+
+pub fn parse_kind(s: &str) -> Result<Kind, String> {
+    Kind::parse(s).ok_or_else(|| format!("unknown kind {s:?}; allowed: cpu, io"))
+}
+
+/// What `brigade submit` asks for.
+#[derive(Debug, Clone)]
+pub struct SubmitArgs {
+    pub workload: String,
+    pub range: (u64, u64),
+    pub chunk: u64,
+    pub args: Vec<(String, String)>,
+    pub kind: Option<Kind>,
+    pub model: Option<Model>,
+    pub max_attempts: u32,
+    pub timeout_ms: u64,
+    pub max_in_flight: u32,
+    pub name: String,
+}
+
+impl SubmitArgs {
+    pub fn spec(&self) -> JobSpec {
+        JobSpec {
+            workload: self.workload.clone(),
+            args: self.args.iter().cloned().collect::<HashMap<_, _>>(),
+            range_start: self.range.0,
+            range_end: self.range.1,
+            chunk: self.chunk,
+            kind: self.kind.unwrap_or(Kind::Unspecified) as i32,
+            model: self.model.unwrap_or(Model::Unspecified) as i32,
+            max_attempts: self.max_attempts,
+            task_timeout_ms: self.timeout_ms,
+            max_in_flight: self.max_in_flight,
+            name: self.name.clone(),
+        }
+    }
+}
+
+pub async fn submit(
+    client: &mut Client,
+    args: &SubmitArgs,
+    wait: bool,
+    format: Format,
+) -> anyhow::Result<()> {
+    let resp = client
+        .submit_job(SubmitJobRequest {
+            spec: Some(args.spec()),
+        })
+        .await
+        .or_status("the coordinator refused the job")?
+        .into_inner();
+    let info = resp.job.context("the coordinator returned no job")?;
+    if !wait {
+        match format {
+            Format::Json => println!("{}", job_json(&info)),
+            _ => println!(
+                "job {} accepted: {} tasks on {} slots",
+                info.job_id,
+                info.tasks_total,
+                model_name(info.model)
+            ),
+        }
+        return Ok(());
+    }
+    eprintln!(
+        "job {} accepted: {} tasks on {} slots",
+        info.job_id,
+        info.tasks_total,
+        model_name(info.model)
+    );
+    let info = wait_for(client, info.job_id, true).await?;
+    print_outcome(&info, format)
+}
+
+/// Follows a job until it ends, with a progress bar on a terminal and a
+/// plain line every few seconds otherwise.
+pub async fn wait_for(client: &mut Client, job_id: u64, progress: bool) -> anyhow::Result<JobInfo> {
+    let mut stream = client
+        .watch_job(JobRef { job_id })
+        .await
+        .or_status("could not watch the job")?
+        .into_inner();
+    let tty = std::io::stderr().is_terminal();
+    let bar = (progress && tty).then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} job {prefix} [{bar:40}] {pos}/{len} tasks {per_sec} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        b.set_prefix(job_id.to_string());
+        b.enable_steady_tick(Duration::from_millis(100));
+        b
+    });
+    let mut last_line = std::time::Instant::now();
+    let mut last = None;
+    while let Some(info) = stream
+        .message()
+        .await
+        .or_status("lost the coordinator while waiting")?
+    {
+        if let Some(b) = &bar {
+            b.set_length(info.tasks_total);
+            b.set_position(info.tasks_done);
+            b.set_message(info.waiting_reason.clone());
+        } else if progress && last_line.elapsed() >= Duration::from_secs(2) {
+            eprintln!(
+                "job {job_id}: {}/{} tasks done{}",
+                info.tasks_done,
+                info.tasks_total,
+                if info.waiting_reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", info.waiting_reason)
+                }
+            );
+            last_line = std::time::Instant::now();
+        }
+        last = Some(info);
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    last.context("the coordinator sent no status for the job")
+}
+
+fn print_outcome(info: &JobInfo, format: Format) -> anyhow::Result<()> {
+    match format {
+        Format::Json => println!("{}", job_json(info)),
+        Format::Csv => {
+            println!("{}", JOB_CSV_HEADER);
+            println!("{}", job_csv(info));
+        }
+        Format::Table => {
+            eprintln!("{}", job_summary(info));
+            if info.has_total && info.state == JobState::Succeeded as i32 {
+                println!("{}", total(info));
+            } else if info.state == JobState::Succeeded as i32 {
+                eprintln!("results: brigade results {}", info.job_id);
+            }
+        }
+    }
+    match JobState::try_from(info.state) {
+        Ok(JobState::Succeeded) => Ok(()),
+        Ok(JobState::Failed) => bail!("job {} failed: {}", info.job_id, info.error),
+        Ok(JobState::Cancelled) => bail!("job {} was cancelled", info.job_id),
+        _ => bail!("job {} did not finish", info.job_id),
+    }
+}
+
+pub fn total(info: &JobInfo) -> u128 {
+    info.total.map(u128::from).unwrap_or(0)
+}
+
+pub fn state_name(state: i32) -> &'static str {
+    match JobState::try_from(state) {
+        Ok(JobState::Queued) => "queued",
+        Ok(JobState::Running) => "running",
+        Ok(JobState::Succeeded) => "succeeded",
+        Ok(JobState::Failed) => "failed",
+        Ok(JobState::Cancelled) => "cancelled",
+        _ => "unknown",
+    }
+}
+
+pub fn model_name(m: i32) -> &'static str {
+    Model::try_from(m).map(Model::name).unwrap_or("unknown")
+}
+
+fn wall_secs(info: &JobInfo) -> Option<f64> {
+    (info.finished_unix_ms >= info.submitted_unix_ms && info.finished_unix_ms > 0)
+        .then(|| (info.finished_unix_ms - info.submitted_unix_ms) as f64 / 1e3)
+}
+
+pub fn job_summary(info: &JobInfo) -> String {
+    let spec = info.spec.clone().unwrap_or_default();
+    let mut s = format!(
+        "job {} {} {}: {}/{} tasks done on {} slots",
+        info.job_id,
+        spec.workload,
+        state_name(info.state),
+        info.tasks_done,
+        info.tasks_total,
+        model_name(info.model),
+    );
+    if let Some(w) = wall_secs(info) {
+        s.push_str(&format!(" in {w:.3} s"));
+    }
+    if info.retries > 0 {
+        s.push_str(&format!(", {} retried", info.retries));
+    }
+    if info.late_results_dropped > 0 {
+        s.push_str(&format!(
+            ", {} late results dropped",
+            info.late_results_dropped
+        ));
+    }
+    if !info.error.is_empty() {
+        s.push_str(&format!("\nerror: {}", info.error));
+    }
+    if !info.waiting_reason.is_empty() {
+        s.push_str(&format!("\nwaiting: {}", info.waiting_reason));
+    }
+    s
+}
+
+fn job_json(info: &JobInfo) -> serde_json::Value {
+    let spec = info.spec.clone().unwrap_or_default();
+    serde_json::json!({
+        "job_id": info.job_id,
+        "workload": spec.workload,
+        "args": spec.args,
+        "range": [spec.range_start, spec.range_end],
+        "chunk": spec.chunk,
+        "model": model_name(info.model),
+        "kind": Kind::try_from(info.kind).map(Kind::name).unwrap_or("unknown"),
+        "state": state_name(info.state),
+        "tasks_total": info.tasks_total,
+        "tasks_done": info.tasks_done,
+        "tasks_failed": info.tasks_failed,
+        "tasks_running": info.tasks_running,
+        "retries": info.retries,
+        "late_results_dropped": info.late_results_dropped,
+        "error": info.error,
+        "total": info.has_total.then(|| total(info).to_string()),
+        "wall_s": wall_secs(info),
+        "task_cpu_s": info.task_cpu_ns as f64 / 1e9,
+        "waiting_reason": info.waiting_reason,
+    })
+}
+
+const JOB_CSV_HEADER: &str =
+    "job_id,workload,model,state,tasks_total,tasks_done,tasks_failed,retries,wall_s,total";
+
+fn job_csv(info: &JobInfo) -> String {
+    let spec = info.spec.clone().unwrap_or_default();
+    format!(
+        "{},{},{},{},{},{},{},{},{},{}",
+        info.job_id,
+        spec.workload,
+        model_name(info.model),
+        state_name(info.state),
+        info.tasks_total,
+        info.tasks_done,
+        info.tasks_failed,
+        info.retries,
+        wall_secs(info)
+            .map(|w| format!("{w:.3}"))
+            .unwrap_or_default(),
+        if info.has_total {
+            total(info).to_string()
+        } else {
+            String::new()
+        }
+    )
+}
+
+pub async fn job(client: &mut Client, id: u64, wait: bool, format: Format) -> anyhow::Result<()> {
+    let info = if wait {
+        wait_for(client, id, true).await?
+    } else {
+        client
+            .get_job(JobRef { job_id: id })
+            .await
+            .or_status("could not get the job")?
+            .into_inner()
+    };
+    match format {
+        Format::Json => println!("{}", job_json(&info)),
+        Format::Csv => println!("{JOB_CSV_HEADER}\n{}", job_csv(&info)),
+        Format::Table => {
+            println!("{}", job_summary(&info));
+            if info.has_total {
+                println!("total: {}", total(&info));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn jobs(client: &mut Client, format: Format) -> anyhow::Result<()> {
+    let jobs = client
+        .list_jobs(ListJobsRequest {})
+        .await
+        .or_status("could not list jobs")?
+        .into_inner()
+        .jobs;
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::Value::Array(jobs.iter().map(job_json).collect())
+        ),
+        Format::Csv => {
+            println!("{JOB_CSV_HEADER}");
+            for j in &jobs {
+                println!("{}", job_csv(j));
+            }
+        }
+        Format::Table => {
+            println!(
+                "{:>6}  {:<12} {:<8} {:<10} {:>10} {:>10} {:>9}",
+                "ID", "WORKLOAD", "MODEL", "STATE", "DONE", "TASKS", "WALL S"
+            );
+            for j in &jobs {
+                let spec = j.spec.clone().unwrap_or_default();
+                println!(
+                    "{:>6}  {:<12} {:<8} {:<10} {:>10} {:>10} {:>9}",
+                    j.job_id,
+                    spec.workload,
+                    model_name(j.model),
+                    state_name(j.state),
+                    j.tasks_done,
+                    j.tasks_total,
+                    wall_secs(j)
+                        .map(|w| format!("{w:.3}"))
+                        .unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every done task's result, in index order.
+pub async fn fetch_results(client: &mut Client, id: u64) -> anyhow::Result<Vec<(u64, u128)>> {
+    let mut stream = client
+        .get_results(JobRef { job_id: id })
+        .await
+        .or_status("could not get results")?
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.message().await.or_status("results stream broken")? {
+        out.extend(
+            chunk
+                .index
+                .iter()
+                .copied()
+                .zip(join_u128(&chunk.lo, &chunk.hi)),
+        );
+    }
+    Ok(out)
+}
+
+pub async fn results(client: &mut Client, id: u64, format: Format) -> anyhow::Result<()> {
+    let rows = fetch_results(client, id).await?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match format {
+        Format::Json => {
+            let v: Vec<_> = rows
+                .iter()
+                .map(|(i, v)| serde_json::json!({"index": i, "value": v.to_string()}))
+                .collect();
+            writeln!(out, "{}", serde_json::Value::Array(v))?;
+        }
+        Format::Csv => {
+            writeln!(out, "index,value")?;
+            for (i, v) in rows {
+                writeln!(out, "{i},{v}")?;
+            }
+        }
+        Format::Table => {
+            for (i, v) in rows {
+                writeln!(out, "{i}\t{v}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn cancel(client: &mut Client, id: u64) -> anyhow::Result<()> {
+    let info = client
+        .cancel_job(JobRef { job_id: id })
+        .await
+        .or_status("could not cancel the job")?
+        .into_inner();
+    println!("{}", job_summary(&info));
+    Ok(())
+}
+
+pub async fn workers(client: &mut Client, format: Format) -> anyhow::Result<()> {
+    let workers = client
+        .list_workers(ListWorkersRequest {})
+        .await
+        .or_status("could not list workers")?
+        .into_inner()
+        .workers;
+    match format {
+        Format::Json => {
+            let v: Vec<_> = workers
+                .iter()
+                .map(|w| {
+                    serde_json::json!({
+                        "worker_id": w.worker_id, "name": w.name, "hostname": w.hostname, "pid": w.pid,
+                        "process_slots": w.process_slots, "thread_slots": w.thread_slots,
+                        "async_slots": w.async_slots, "running_tasks": w.running_tasks,
+                        "tasks_done": w.tasks_done, "draining": w.draining,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(v));
+        }
+        Format::Csv => {
+            println!("worker_id,name,hostname,pid,process_slots,thread_slots,async_slots,running_tasks,tasks_done,draining");
+            for w in &workers {
+                println!(
+                    "{},{},{},{},{},{},{},{},{},{}",
+                    w.worker_id,
+                    w.name,
+                    w.hostname,
+                    w.pid,
+                    w.process_slots,
+                    w.thread_slots,
+                    w.async_slots,
+                    w.running_tasks,
+                    w.tasks_done,
+                    w.draining
+                );
+            }
+        }
+        Format::Table => {
+            println!(
+                "{:>4}  {:<16} {:<16} {:>8} {:>7} {:>7} {:>6} {:>8} {:>10}",
+                "ID", "NAME", "HOST", "PID", "PROCS", "THREADS", "ASYNC", "RUNNING", "DONE"
+            );
+            for w in &workers {
+                println!(
+                    "{:>4}  {:<16} {:<16} {:>8} {:>7} {:>7} {:>6} {:>8} {:>10}{}",
+                    w.worker_id,
+                    w.name,
+                    w.hostname,
+                    w.pid,
+                    w.process_slots,
+                    w.thread_slots,
+                    w.async_slots,
+                    w.running_tasks,
+                    w.tasks_done,
+                    if w.draining { "  draining" } else { "" }
+                );
+            }
+            if workers.is_empty() {
+                eprintln!(
+                    "no workers connected; start one with `brigade worker --coordinator URL`"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn status(client: &mut Client, format: Format) -> anyhow::Result<()> {
+    let s = client
+        .get_status(StatusRequest {})
+        .await
+        .or_status("could not get the status")?
+        .into_inner();
+    match format {
+        Format::Json | Format::Csv => println!(
+            "{}",
+            serde_json::json!({
+                "version": s.version, "protocol_version": s.protocol_version, "workers": s.workers,
+                "process_slots": s.process_slots, "thread_slots": s.thread_slots, "async_slots": s.async_slots,
+                "jobs_active": s.jobs_active, "jobs_total": s.jobs_total, "tasks_queued": s.tasks_queued,
+                "tasks_running": s.tasks_running, "late_results_dropped": s.late_results_dropped,
+                "uptime_ms": s.uptime_ms,
+            })
+        ),
+        Format::Table => {
+            println!(
+                "coordinator  brigade {} (protocol {}), up {:.1} s",
+                s.version,
+                s.protocol_version,
+                s.uptime_ms as f64 / 1e3
+            );
+            println!(
+                "workers      {} ({} process, {} thread, {} async slots)",
+                s.workers, s.process_slots, s.thread_slots, s.async_slots
+            );
+            println!(
+                "jobs         {} active, {} in total",
+                s.jobs_active, s.jobs_total
+            );
+            println!(
+                "tasks        {} queued, {} running",
+                s.tasks_queued, s.tasks_running
+            );
+            println!("late results {} dropped", s.late_results_dropped);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_or_say_what_is_allowed() {
+        assert_eq!(parse_range("0..60000000"), Ok((0, 60_000_000)));
+        assert_eq!(parse_range("0..60_000_000"), Ok((0, 60_000_000)));
+        assert!(parse_range("5..5")
+            .unwrap_err()
+            .contains("START must be less than END"));
+        assert!(parse_range("9..5").unwrap_err().contains("reversed"));
+        assert!(parse_range("0-5").unwrap_err().contains("START..END"));
+        assert!(parse_range("a..5").unwrap_err().contains("\"a\""));
+    }
+
+    #[test]
+    fn key_values_parse() {
+        assert_eq!(parse_kv("ms=10"), Ok(("ms".into(), "10".into())));
+        assert_eq!(
+            parse_kv("url=http://h/?a=b"),
+            Ok(("url".into(), "http://h/?a=b".into()))
+        );
+        assert!(parse_kv("ms").is_err());
+        assert!(parse_kv("=1").is_err());
+    }
+
+    #[test]
+    fn models_and_kinds_name_the_allowed_values() {
+        assert_eq!(parse_model("thread"), Ok(Model::Thread));
+        assert!(parse_model("fiber")
+            .unwrap_err()
+            .contains("process, thread, async"));
+        assert_eq!(parse_kind("io"), Ok(Kind::Io));
+        assert!(parse_kind("gpu").unwrap_err().contains("cpu, io"));
+    }
+}

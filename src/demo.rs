@@ -1,0 +1,400 @@
+//! `brigade demo`: an embedded coordinator, one local worker with every kind
+//! of slot, and the HTTP target; runs a CPU-bound job (W_CPU) and an I/O-bound
+//! job in each model plus a one-slot baseline, verifies every result, and
+//! prints the comparison table.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use brigade_coordinator::CoordinatorConfig;
+use brigade_proto::v1::{JobState, ListWorkersRequest, Model};
+use brigade_worker::node::NodeConfig;
+
+use crate::client::{self, Client, StatusContext};
+use crate::cluster::{self, url_of};
+use crate::commands::{self, SubmitArgs};
+
+/// W_CPU from WORKLOADS.md.
+const CPU_RANGE: (u64, u64) = (0, 60_000_000);
+const CPU_CHUNK: u64 = 1_500_000;
+const CPU_TOTAL: u128 = 71_999_998_200_000_010_000_000;
+/// The I/O job: GETs of a page served after a 20 ms non-blocking delay.
+const IO_TASKS: u64 = 100;
+const IO_DELAY_MS: u64 = 20;
+const BODY_LEN: u128 = 1024;
+
+/// One measured run.
+struct Run {
+    workload: &'static str,
+    model: &'static str,
+    slots: usize,
+    tasks: u64,
+    wall: Duration,
+    cpu_util: f64,
+    correct: Result<(), String>,
+}
+
+/// Which workload a run checks its results against.
+#[derive(Clone, Copy)]
+enum Check {
+    SumSquares,
+    BodyLength,
+}
+
+/// The HTTP target, as a child process so its CPU time is not the cluster's.
+struct IoTarget {
+    child: Child,
+    url: String,
+}
+
+impl Drop for IoTarget {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_io_target() -> anyhow::Result<IoTarget> {
+    let mut child = Command::new(cluster::executor_program()?)
+        .args(["io-target", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("could not start the io-target")?;
+    let stdout = child.stdout.take().context("io-target has no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let url = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .filter(|u| u.starts_with("http://"))
+        .with_context(|| format!("io-target printed {line:?} instead of its address"))?
+        .to_string();
+    Ok(IoTarget { child, url })
+}
+
+/// CPU seconds used so far by this process and its children (the executors),
+/// leaving out `exclude` (the io-target).
+fn cluster_cpu_secs(exclude: u32) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let me = std::process::id();
+    let stat = |path: &std::path::Path| -> Option<(u32, f64)> {
+        let s = std::fs::read_to_string(path).ok()?;
+        let rest = &s[s.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ppid = f.get(1)?.parse().ok()?;
+        let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+        Some((ppid, ticks / tick))
+    };
+    let mut total = stat(std::path::Path::new("/proc/self/stat"))
+        .map(|(_, c)| c)
+        .unwrap_or(0.0);
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == exclude || pid == me {
+                continue;
+            }
+            if let Some((ppid, cpu)) = stat(&e.path().join("stat")) {
+                if ppid == me {
+                    total += cpu;
+                }
+            }
+        }
+    }
+    total
+}
+
+fn sum_squares(a: u64, b: u64) -> u128 {
+    // Σ_{i<n} i² = (n−1)n(2n−1)/6, difference of two prefixes.
+    let prefix = |n: u128| {
+        if n == 0 {
+            0
+        } else {
+            (n - 1) * n * (2 * n - 1) / 6
+        }
+    };
+    prefix(b as u128) - prefix(a as u128)
+}
+
+fn verify(
+    check: Check,
+    args: &SubmitArgs,
+    info_total: u128,
+    results: &[(u64, u128)],
+) -> Result<(), String> {
+    let (a, b) = args.range;
+    let tasks = (b - a).div_ceil(args.chunk);
+    if results.len() as u64 != tasks {
+        return Err(format!("{} results for {tasks} tasks", results.len()));
+    }
+    for (k, (i, v)) in results.iter().enumerate() {
+        if *i != k as u64 {
+            return Err(format!("result {k} has index {i}"));
+        }
+        let expected = match check {
+            Check::SumSquares => {
+                let start = a + i * args.chunk;
+                sum_squares(start, (start + args.chunk).min(b))
+            }
+            Check::BodyLength => BODY_LEN,
+        };
+        if *v != expected {
+            return Err(format!("task {i} returned {v}, expected {expected}"));
+        }
+    }
+    if let Check::SumSquares = check {
+        if info_total != CPU_TOTAL {
+            return Err(format!("total {info_total}, expected {CPU_TOTAL}"));
+        }
+    }
+    Ok(())
+}
+
+async fn run_one(
+    client: &mut Client,
+    workload: &'static str,
+    label: &'static str,
+    slots: usize,
+    args: SubmitArgs,
+    check: Check,
+    target_pid: u32,
+) -> anyhow::Result<Run> {
+    let cpu0 = cluster_cpu_secs(target_pid);
+    let t0 = Instant::now();
+    let resp = client
+        .submit_job(brigade_proto::v1::SubmitJobRequest {
+            spec: Some(args.spec()),
+        })
+        .await
+        .or_status("the coordinator refused a demo job")?
+        .into_inner();
+    let info = commands::wait_for(client, resp.job_id, false).await?;
+    let results = commands::fetch_results(client, resp.job_id).await?;
+    let wall = t0.elapsed();
+    let cpu = cluster_cpu_secs(target_pid) - cpu0;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as f64;
+    let correct = if info.state != JobState::Succeeded as i32 {
+        Err(format!(
+            "job {}: {}",
+            commands::state_name(info.state),
+            info.error
+        ))
+    } else {
+        verify(check, &args, commands::total(&info), &results)
+    };
+    Ok(Run {
+        workload,
+        model: label,
+        slots,
+        tasks: info.tasks_total,
+        wall,
+        cpu_util: cpu / (wall.as_secs_f64() * cores),
+        correct,
+    })
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let (procs, threads, async_slots) = (cores, cores, 256usize);
+    let target = start_io_target()?;
+    let target_pid = target.child.id();
+    let listener = cluster::bind("127.0.0.1:0").await?;
+    let url = url_of(listener.local_addr()?);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = {
+        let mut rx = stop_rx.clone();
+        tokio::spawn(brigade_coordinator::serve(
+            listener,
+            CoordinatorConfig::default(),
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            },
+        ))
+    };
+    let node = {
+        let mut rx = stop_rx.clone();
+        let config = NodeConfig {
+            coordinator: url.clone(),
+            name: "demo".into(),
+            procs,
+            threads,
+            async_slots,
+            prefetch: 2,
+            executor_program: cluster::executor_program()?,
+            executor_args: vec!["executor".into()],
+            first_connect_timeout: Some(Duration::from_secs(10)),
+        };
+        tokio::spawn(brigade_worker::node::run(config, async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }))
+    };
+    let started = Instant::now();
+    let mut client = client::connect(&url).await?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let workers = client
+            .list_workers(ListWorkersRequest {})
+            .await
+            .or_status("could not list workers")?
+            .into_inner()
+            .workers;
+        if !workers.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the demo worker did not register within 15 s");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!(
+        "brigade demo: embedded coordinator + 1 worker ({procs} process, {threads} thread, {async_slots} async slots) \
+         + HTTP target on {} cores; ready in {:.0} ms",
+        cores,
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    let cpu_job = |model: Model, max_in_flight: u32| SubmitArgs {
+        workload: "sum-squares".into(),
+        range: CPU_RANGE,
+        chunk: CPU_CHUNK,
+        args: vec![],
+        kind: None,
+        model: Some(model),
+        max_attempts: 0,
+        timeout_ms: 0,
+        max_in_flight,
+        name: "demo".into(),
+    };
+    let io_job = |model: Model, max_in_flight: u32| SubmitArgs {
+        workload: "http-get".into(),
+        range: (0, IO_TASKS),
+        chunk: 1,
+        args: vec![
+            (
+                "url".into(),
+                format!("{}/slow?ms={IO_DELAY_MS}", target.url),
+            ),
+            ("expect-len".into(), BODY_LEN.to_string()),
+        ],
+        ..cpu_job(model, max_in_flight)
+    };
+    // Warm-up: every executor started and every connection path exercised.
+    for model in Model::ALL {
+        let mut warm = io_job(model, 0);
+        warm.range = (0, 8);
+        run_one(
+            &mut client,
+            "warm-up",
+            "",
+            0,
+            warm,
+            Check::BodyLength,
+            target_pid,
+        )
+        .await?;
+    }
+    let plan: [(&'static str, &dyn Fn(Model, u32) -> SubmitArgs, Check); 2] = [
+        ("W_CPU sum-squares 40×1.5M", &cpu_job, Check::SumSquares),
+        ("I/O http-get 100×/slow 20ms", &io_job, Check::BodyLength),
+    ];
+    let mut runs = Vec::new();
+    for (name, job, check) in plan {
+        eprintln!("running {name} ...");
+        runs.push(
+            run_one(
+                &mut client,
+                name,
+                "1 slot",
+                1,
+                job(Model::Thread, 1),
+                check,
+                target_pid,
+            )
+            .await?,
+        );
+        for (model, slots) in [
+            (Model::Process, procs),
+            (Model::Thread, threads),
+            (Model::Async, async_slots),
+        ] {
+            runs.push(
+                run_one(
+                    &mut client,
+                    name,
+                    model.name(),
+                    slots,
+                    job(model, 0),
+                    check,
+                    target_pid,
+                )
+                .await?,
+            );
+        }
+    }
+    print_table(&runs);
+    let _ = stop_tx.send(true);
+    let node_result = node.await?;
+    server.await?.context("coordinator failed")?;
+    node_result.context("demo worker failed")?;
+    if runs.iter().any(|r| r.correct.is_err()) {
+        bail!("some results were wrong (see the table)");
+    }
+    Ok(())
+}
+
+fn print_table(runs: &[Run]) {
+    println!();
+    println!(
+        "{:<28} {:<8} {:>5} {:>6} {:>9} {:>10} {:>8} {:>8}  {}",
+        "workload",
+        "model",
+        "slots",
+        "tasks",
+        "wall s",
+        "tasks/s",
+        "speedup",
+        "CPU util",
+        "correct"
+    );
+    let mut baseline = Duration::ZERO;
+    for r in runs {
+        if r.model == "1 slot" {
+            baseline = r.wall;
+        }
+        let speedup = baseline.as_secs_f64() / r.wall.as_secs_f64().max(1e-9);
+        println!(
+            "{:<28} {:<8} {:>5} {:>6} {:>9.3} {:>10.0} {:>7.2}x {:>7.0}%  {}",
+            r.workload,
+            r.model,
+            r.slots,
+            r.tasks,
+            r.wall.as_secs_f64(),
+            r.tasks as f64 / r.wall.as_secs_f64().max(1e-9),
+            speedup,
+            r.cpu_util * 100.0,
+            match &r.correct {
+                Ok(()) => "yes".to_string(),
+                Err(e) => format!("NO: {e}"),
+            }
+        );
+    }
+    println!();
+    println!(
+        "speedup: against the same job on one slot (a single thread running tasks one at a time)."
+    );
+    println!("CPU util: CPU time of coordinator, worker and executors / (wall × cores); the HTTP target is excluded.");
+    println!(
+        "async is one event-loop thread (like asyncio): it cannot use a second core for CPU work,"
+    );
+    println!("but it keeps every GET in flight at once, where process and thread slots wait one GET each.");
+}
