@@ -303,7 +303,8 @@ pub async fn run() -> anyhow::Result<()> {
         )
         .await?;
     }
-    let plan: [(&'static str, &dyn Fn(Model, u32) -> SubmitArgs, Check); 2] = [
+    type JobFor<'a> = &'a dyn Fn(Model, u32) -> SubmitArgs;
+    let plan: [(&'static str, JobFor, Check); 2] = [
         ("W_CPU sum-squares 40×1.5M", &cpu_job, Check::SumSquares),
         ("I/O http-get 100×/slow 20ms", &io_job, Check::BodyLength),
     ];
@@ -355,16 +356,8 @@ pub async fn run() -> anyhow::Result<()> {
 fn print_table(runs: &[Run]) {
     println!();
     println!(
-        "{:<28} {:<8} {:>5} {:>6} {:>9} {:>10} {:>8} {:>8}  {}",
-        "workload",
-        "model",
-        "slots",
-        "tasks",
-        "wall s",
-        "tasks/s",
-        "speedup",
-        "CPU util",
-        "correct"
+        "{:<28} {:<8} {:>5} {:>6} {:>9} {:>10} {:>8} {:>8}  correct",
+        "workload", "model", "slots", "tasks", "wall s", "tasks/s", "speedup", "CPU util",
     );
     let mut baseline = Duration::ZERO;
     for r in runs {

@@ -237,7 +237,7 @@ impl Actor {
                 }
                 let _ = reply.send(id);
             }
-            Command::FromWorker(id, msg) => self.from_worker(id, msg, now),
+            Command::FromWorker(id, msg) => self.on_worker_message(id, msg, now),
             Command::WorkerGone(id, reason) => {
                 if self.sinks.remove(&id).is_some() {
                     tracing::warn!(worker = id, %reason, "worker left; its tasks go back to the queue");
@@ -254,7 +254,7 @@ impl Actor {
         }
     }
 
-    fn from_worker(&mut self, id: WorkerId, msg: WorkerMessage, now: u64) {
+    fn on_worker_message(&mut self, id: WorkerId, msg: WorkerMessage, now: u64) {
         match msg.msg {
             Some(worker_message::Msg::Results(batch)) => {
                 let outcomes = batch.outcomes.into_iter().map(|o| Outcome {
