@@ -1,8 +1,8 @@
 //! The three executors that run tasks on a worker, side by side behind one
 //! interface ([`Executors`]): `process` (executor child processes, one task at
-//! a time each, [`process`]), `thread` (a pool of OS threads, [`thread`]) and
-//! `async` (one single-threaded tokio loop with at most C tasks in flight,
-//! [`async_loop`]). Every submitted task produces exactly one [`TaskDone`].
+//! a time each, `process.rs`; their main loop is [`child`]), `thread` (a pool
+//! of OS threads, `thread.rs`) and `async` (one single-threaded tokio loop with
+//! at most C tasks in flight, `async_loop.rs`). Every submitted task produces exactly one [`TaskDone`].
 
 mod async_loop;
 pub mod child;

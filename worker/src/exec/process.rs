@@ -106,9 +106,8 @@ fn describe(status: ExitStatus) -> String {
     }
 }
 
-/// What feeding one task to a child came to.
-enum Fed {
-    Done(TaskOutcome),
+/// Why feeding one task to a child brought no outcome.
+enum Lost {
     /// The frame could not be written: the child was already gone and the
     /// task never started.
     NotDelivered(std::io::Error),
@@ -164,14 +163,18 @@ impl ExecutorChild {
         prost::encoding::message::encode(6, &assignment, &mut self.frame);
     }
 
-    async fn feed(&mut self, task: &TaskRun, stop: &mut watch::Receiver<bool>) -> Fed {
+    async fn feed(
+        &mut self,
+        task: &TaskRun,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<TaskOutcome, Lost> {
         self.encode(task);
         let write = async {
             self.stdin.write_all(&self.frame).await?;
             self.stdin.flush().await
         };
         if let Err(e) = write.await {
-            return Fed::NotDelivered(e);
+            return Err(Lost::NotDelivered(e));
         }
         let read = async {
             read_frame(&mut self.stdout, &mut self.frame).await?;
@@ -190,11 +193,11 @@ impl ExecutorChild {
         };
         tokio::select! {
             r = timed => match r {
-                Ok(Ok(outcome)) => Fed::Done(outcome),
-                Ok(Err(e)) => Fed::Died(e),
-                Err(limit) => Fed::TimedOut(limit),
+                Ok(Ok(outcome)) => Ok(outcome),
+                Ok(Err(e)) => Err(Lost::Died(e)),
+                Err(limit) => Err(Lost::TimedOut(limit)),
             },
-            _ = stop.wait_for(|s| *s) => Fed::Stopped,
+            _ = stop.wait_for(|s| *s) => Err(Lost::Stopped),
         }
     }
 
@@ -387,22 +390,23 @@ impl Supervisor {
             }
             let Some(c) = child.as_mut() else { continue };
             let pid = c.pid;
-            let fed = c.feed(task, &mut self.stop).await;
-            if let Fed::Done(o) = fed {
-                let mut d = answer(
-                    OutcomeStatus::try_from(o.status).unwrap_or(OutcomeStatus::Failed),
-                    o.error,
-                );
-                d.value = o.value.map(u128::from).unwrap_or(0);
-                d.cpu_ns = o.cpu_ns;
-                d.wall_ns = o.wall_ns;
-                return d;
-            }
+            let lost = match c.feed(task, &mut self.stop).await {
+                Ok(o) => {
+                    let mut d = answer(
+                        OutcomeStatus::try_from(o.status).unwrap_or(OutcomeStatus::Failed),
+                        o.error,
+                    );
+                    d.value = o.value.map(u128::from).unwrap_or(0);
+                    d.cpu_ns = o.cpu_ns;
+                    d.wall_ns = o.wall_ns;
+                    return d;
+                }
+                Err(lost) => lost,
+            };
             set_pid(&self.pids, self.slot, None);
             let Some(c) = child.take() else { continue };
-            match fed {
-                Fed::Done(_) => unreachable!("handled above"),
-                Fed::NotDelivered(e) => {
+            match lost {
+                Lost::NotDelivered(e) => {
                     let how = c.bury().await;
                     tracing::warn!(slot = self.slot, pid, error = %e, exit = %how, "executor process was gone before its task");
                     if attempt == 1 {
@@ -412,7 +416,7 @@ impl Supervisor {
                         );
                     }
                 }
-                Fed::Died(e) => {
+                Lost::Died(e) => {
                     let how = c.bury().await;
                     tracing::warn!(slot = self.slot, pid, job_id = task.job_id, index = task.input.index, error = %e, exit = %how, "executor process died mid-task; replacing it");
                     let _ = self.respawn(child);
@@ -421,7 +425,7 @@ impl Supervisor {
                         format!("executor process {pid} died: {how}"),
                     );
                 }
-                Fed::TimedOut(limit) => {
+                Lost::TimedOut(limit) => {
                     c.kill().await;
                     tracing::info!(
                         slot = self.slot,
@@ -440,7 +444,7 @@ impl Supervisor {
                         ),
                     );
                 }
-                Fed::Stopped => {
+                Lost::Stopped => {
                     c.kill().await;
                     return answer(OutcomeStatus::Cancelled, SHUTTING_DOWN.to_string());
                 }
