@@ -30,8 +30,10 @@ pub enum ArgType {
 pub struct ArgDef {
     pub name: &'static str,
     pub ty: ArgType,
-    /// `None`: the argument is required.
+    /// The value used when the argument is absent.
     pub default: Option<&'static str>,
+    /// Absent and without a default: refused.
+    pub required: bool,
     pub help: &'static str,
 }
 
@@ -74,6 +76,7 @@ pub const WORKLOADS: &[WorkloadDef] = &[
                 max: MS_ARG_MAX,
             },
             default: None,
+            required: true,
             help: "milliseconds of CPU to burn per task",
         }],
         help: "burns `ms` milliseconds of CPU time and returns the task's index",
@@ -89,6 +92,7 @@ pub const WORKLOADS: &[WorkloadDef] = &[
                 max: MS_ARG_MAX,
             },
             default: Some("100"),
+            required: false,
             help: "milliseconds to wait per task",
         }],
         help: "waits `ms` milliseconds (non-blocking on async slots, blocking on thread and \
@@ -103,12 +107,14 @@ pub const WORKLOADS: &[WorkloadDef] = &[
                 name: "url",
                 ty: ArgType::HttpUrl,
                 default: None,
+                required: true,
                 help: "http://host:port/path to GET (keep-alive HTTP/1.1)",
             },
             ArgDef {
                 name: "expect-status",
                 ty: ArgType::U64 { min: 100, max: 599 },
                 default: Some("200"),
+                required: false,
                 help: "the status every response must have",
             },
             ArgDef {
@@ -118,6 +124,7 @@ pub const WORKLOADS: &[WorkloadDef] = &[
                     max: u64::MAX,
                 },
                 default: None,
+                required: false,
                 help: "the body length every response must have (unchecked when absent)",
             },
         ],
@@ -261,7 +268,7 @@ impl WorkloadDef {
             def.check(self.name, value)?;
         }
         for def in self.args {
-            if def.default.is_none() && !args.contains_key(def.name) {
+            if def.required && !args.contains_key(def.name) {
                 return Err(CatalogError::MissingArg {
                     workload: self.name,
                     arg: def.name,
@@ -329,6 +336,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("allowed: none"), "{e}");
+    }
+
+    #[test]
+    fn optional_args_without_default_may_be_absent() {
+        let get = lookup("http-get").unwrap();
+        get.validate_args(&args(&[("url", "http://h:1/")])).unwrap();
+        assert_eq!(
+            get.arg(&args(&[("url", "http://h:1/")]), "expect-len"),
+            None
+        );
+        assert!(matches!(
+            get.validate_args(&args(&[])),
+            Err(CatalogError::MissingArg { arg: "url", .. })
+        ));
     }
 
     #[test]

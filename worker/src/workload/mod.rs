@@ -14,10 +14,7 @@ pub mod sum_squares;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use brigade_proto::catalog::{self, CatalogError, WorkloadDef};
-
-/// Arguments the catalogue lists with no default that are nevertheless optional.
-const OPTIONAL_WITHOUT_DEFAULT: &[(&str, &str)] = &[("http-get", "expect-len")];
+use brigade_proto::catalog::{self, WorkloadDef};
 
 pub use cpu_clock::thread_cpu_ns;
 pub use http_get::{async_http_client, AsyncHttpClient, HttpGet};
@@ -99,15 +96,7 @@ impl Workload {
     /// Validates via the catalogue and parses the args once (per AssignBatch).
     pub fn from_spec(name: &str, args: &HashMap<String, String>) -> Result<Workload, String> {
         let def = catalog::lookup(name).map_err(|e| e.to_string())?;
-        match def.validate_args(args) {
-            // The catalogue marks an argument without a default as required,
-            // but http-get's expect-len is optional ("unchecked when absent").
-            // Its check comes last, so when it is the one reported missing
-            // everything else has been validated.
-            Err(CatalogError::MissingArg { arg, .. })
-                if OPTIONAL_WITHOUT_DEFAULT.contains(&(def.name, arg)) => {}
-            r => r.map_err(|e| e.to_string())?,
-        }
+        def.validate_args(args).map_err(|e| e.to_string())?;
         match def.name {
             "sum-squares" => Ok(Workload::SumSquares),
             "noop" => Ok(Workload::Noop),
