@@ -1,0 +1,248 @@
+//! End to end against real processes: a coordinator and two workers run the
+//! CPU, no-op and I/O workloads in every model with exact results, and the
+//! client commands (workers, jobs, job, status, cancel) report what happened.
+
+mod common;
+
+use common::{sum_squares, sum_squares_below, Cluster, Slots};
+use serde_json::Value;
+
+const SLOTS: Slots = Slots::new(2, 2, 64);
+/// W_CPU: sum-squares over [0, 60,000,000) in 40 chunks.
+const W_CPU: [&str; 5] = [
+    "sum-squares",
+    "--range",
+    "0..60000000",
+    "--chunk",
+    "1500000",
+];
+const W_CPU_TOTAL: &str = "71999998200000010000000";
+
+fn id_of(job: &Value) -> u64 {
+    job["job_id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no job_id in {job}"))
+}
+
+fn with(base: &[&'static str], extra: &[&'static str]) -> Vec<&'static str> {
+    base.iter().chain(extra).copied().collect()
+}
+
+fn assert_succeeded(job: &Value, tasks: u64) {
+    assert_eq!(job["state"], "succeeded", "job: {job}");
+    assert_eq!(job["tasks_total"], tasks, "job: {job}");
+    assert_eq!(job["tasks_done"], tasks, "job: {job}");
+    assert_eq!(job["tasks_failed"], 0, "job: {job}");
+    assert_eq!(job["error"], "", "job: {job}");
+}
+
+#[test]
+fn w_cpu_is_exact_in_every_model_and_cpu_routes_to_process_slots() {
+    let c = Cluster::with_workers(2, SLOTS, &[]);
+    assert_eq!(
+        sum_squares_below(60_000_000).to_string(),
+        W_CPU_TOTAL,
+        "the test's own arithmetic"
+    );
+    for model in ["process", "thread", "async"] {
+        let job = c.submit_json(&with(&W_CPU, &["--model", model, "--wait"]));
+        assert_succeeded(&job, 40);
+        assert_eq!(job["model"], model, "job: {job}");
+        assert_eq!(job["total"], W_CPU_TOTAL, "model {model}: {job}");
+        assert_eq!(job["late_results_dropped"], 0, "job: {job}");
+    }
+
+    // Default routing: sum-squares is cpu → process slots.
+    let job = c.submit_json(&with(&W_CPU, &["--wait"]));
+    assert_succeeded(&job, 40);
+    assert_eq!(job["model"], "process", "job: {job}");
+    assert_eq!(job["kind"], "cpu", "job: {job}");
+    assert_eq!(job["total"], W_CPU_TOTAL);
+
+    // Table format prints the total alone on stdout.
+    let args = with(&["submit"], &with(&W_CPU, &["--wait", "--model", "thread"]));
+    assert_eq!(c.brigade_ok(&args).trim(), W_CPU_TOTAL);
+}
+
+#[test]
+fn w_noop_results_are_exactly_every_index_in_order_on_async_and_thread() {
+    let c = Cluster::with_workers(2, SLOTS, &[]);
+    for model in ["async", "thread"] {
+        let job = c.submit_json(&[
+            "noop", "--range", "0..20000", "--chunk", "1", "--model", model, "--wait",
+        ]);
+        assert_succeeded(&job, 20_000);
+        assert_eq!(job["model"], model);
+        let results = c.results(id_of(&job));
+        assert_eq!(results.len(), 20_000, "model {model}");
+        for (i, &(index, value)) in results.iter().enumerate() {
+            assert_eq!(
+                (index, value),
+                (i as u64, i as u128),
+                "model {model}: row {i}"
+            );
+        }
+    }
+}
+
+#[test]
+fn http_get_against_the_io_target_returns_every_body_length_in_every_model() {
+    let mut c = Cluster::with_workers(2, SLOTS, &[]);
+    let io = c.start_io_target();
+    for path in ["/fast", "/slow?ms=5"] {
+        let url_arg = format!("url={io}{path}");
+        for model in ["process", "thread", "async"] {
+            let job = c.submit_json(&[
+                "http-get",
+                "--range",
+                "0..200",
+                "--arg",
+                &url_arg,
+                "--arg",
+                "expect-len=1024",
+                "--model",
+                model,
+                "--wait",
+            ]);
+            assert_succeeded(&job, 200);
+            assert_eq!(job["model"], model, "{path}: {job}");
+            let results = c.results(id_of(&job));
+            let expected: Vec<(u64, u128)> = (0..200).map(|i| (i, 1024)).collect();
+            assert_eq!(results, expected, "{path} on {model}");
+        }
+    }
+    // http-get is io by default → async slots.
+    let url_arg = format!("url={io}/fast");
+    let job = c.submit_json(&["http-get", "--range", "0..10", "--arg", &url_arg, "--wait"]);
+    assert_succeeded(&job, 10);
+    assert_eq!(job["model"], "async", "job: {job}");
+    assert_eq!(job["kind"], "io", "job: {job}");
+}
+
+#[test]
+fn workers_jobs_job_status_and_cancel_report_the_cluster() {
+    let c = Cluster::with_workers(2, SLOTS, &[]);
+
+    let mut workers = c.workers_json();
+    workers.sort_by_key(|w| w["name"].as_str().unwrap_or_default().to_string());
+    assert_eq!(workers.len(), 2, "workers: {workers:?}");
+    for (w, name) in workers.iter().zip(["w1", "w2"]) {
+        assert_eq!(w["name"], name, "worker: {w}");
+        assert_eq!(w["process_slots"], 2, "worker: {w}");
+        assert_eq!(w["thread_slots"], 2, "worker: {w}");
+        assert_eq!(w["async_slots"], 64, "worker: {w}");
+        assert_eq!(w["draining"], false, "worker: {w}");
+    }
+    let mut pids: Vec<u64> = workers.iter().filter_map(|w| w["pid"].as_u64()).collect();
+    pids.sort_unstable();
+    let mut expected_pids = vec![c.worker_pid(0) as u64, c.worker_pid(1) as u64];
+    expected_pids.sort_unstable();
+    assert_eq!(pids, expected_pids, "workers report their own pids");
+
+    let status: Value = serde_json::from_str(&c.brigade_ok(&["status", "--format", "json"]))
+        .expect("status --format json prints JSON");
+    assert_eq!(status["workers"], 2, "status: {status}");
+    assert_eq!(status["process_slots"], 4, "status: {status}");
+    assert_eq!(status["thread_slots"], 4, "status: {status}");
+    assert_eq!(status["async_slots"], 128, "status: {status}");
+    assert_eq!(status["jobs_total"], 0, "status: {status}");
+    assert!(c.brigade_ok(&["status"]).contains("workers      2"));
+
+    // A finished job shows up in `jobs` and `job`.
+    let done = c.submit_json(&[
+        "sum-squares",
+        "--range",
+        "0..1000",
+        "--chunk",
+        "100",
+        "--wait",
+    ]);
+    let done_id = id_of(&done);
+    assert_succeeded(&done, 10);
+    let expected_total = sum_squares(0, 1000).to_string();
+    assert_eq!(done["total"], expected_total.as_str());
+    let table = c.brigade_ok(&["job", &done_id.to_string()]);
+    assert!(
+        table.contains(&format!("total: {expected_total}")) && table.contains("succeeded"),
+        "`job {done_id}` printed: {table}"
+    );
+
+    // Cancel a long job while it runs.
+    let long = c.submit_json(&[
+        "sleep",
+        "--arg",
+        "ms=200",
+        "--range",
+        "0..1000",
+        "--model",
+        "async",
+        "--max-in-flight",
+        "2",
+    ]);
+    let long_id = id_of(&long);
+    c.wait_job_until(long_id, "a task done", |j| {
+        j["tasks_done"].as_u64().unwrap_or(0) >= 1
+    });
+    c.brigade_ok(&["cancel", &long_id.to_string()]);
+    let cancelled = c.job_json(long_id);
+    assert_eq!(cancelled["state"], "cancelled", "job: {cancelled}");
+    let done_before = cancelled["tasks_done"].as_u64().unwrap_or(u64::MAX);
+    assert!(done_before < 1000, "job: {cancelled}");
+    // `job --wait` on an ended job returns at once with the same state.
+    assert_eq!(c.wait_job(long_id)["state"], "cancelled");
+
+    let jobs: Value = serde_json::from_str(&c.brigade_ok(&["jobs", "--format", "json"]))
+        .expect("jobs --format json prints JSON");
+    let states: Vec<(u64, String)> = jobs
+        .as_array()
+        .expect("jobs is an array")
+        .iter()
+        .map(|j| {
+            (
+                id_of(j),
+                j["state"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (done_id, "succeeded".to_string()),
+            (long_id, "cancelled".to_string())
+        ]
+    );
+    let table = c.brigade_ok(&["jobs"]);
+    assert!(
+        table.contains("sum-squares") && table.contains("cancelled"),
+        "`jobs` printed: {table}"
+    );
+
+    // The cluster still runs a later job, and every slot is free again.
+    let after = c.submit_json(&[
+        "sleep", "--arg", "ms=1", "--range", "0..50", "--model", "async", "--wait",
+    ]);
+    assert_succeeded(&after, 50);
+    let results = c.results(id_of(&after));
+    assert_eq!(results, (0..50).map(|i| (i, i as u128)).collect::<Vec<_>>());
+
+    let status: Value = serde_json::from_str(&c.brigade_ok(&["status", "--format", "json"]))
+        .expect("status --format json prints JSON");
+    assert_eq!(status["jobs_total"], 3, "status: {status}");
+    assert_eq!(status["jobs_active"], 0, "status: {status}");
+}
+
+#[test]
+fn a_chunk_wider_than_the_range_is_one_task_with_the_exact_total() {
+    let c = Cluster::with_workers(1, SLOTS, &[]);
+    let job = c.submit_json(&[
+        "sum-squares",
+        "--range",
+        "1000..3000",
+        "--chunk",
+        "1000000",
+        "--wait",
+    ]);
+    assert_succeeded(&job, 1);
+    assert_eq!(job["total"], sum_squares(1000, 3000).to_string().as_str());
+    assert_eq!(c.results(id_of(&job)), vec![(0, sum_squares(1000, 3000))]);
+}
