@@ -1,0 +1,336 @@
+//! Bad input is refused with a non-zero exit and a message that names the
+//! problem and what is allowed, and the coordinator keeps serving good jobs.
+//! Also: workers of another protocol version, malformed worker links, and a
+//! worker that cannot reach any coordinator.
+
+mod common;
+
+use brigade_proto::v1::worker_link_client::WorkerLinkClient;
+use brigade_proto::v1::{worker_message, Heartbeat, WorkerHello, WorkerMessage};
+use common::{run_brigade, stderr, stdout, Cluster, Slots};
+use std::time::Duration;
+
+/// Runs `brigade submit ARGS...`-like commands expecting a refusal: exit
+/// `code`, every needle in stderr; then checks a good job still runs.
+fn assert_refused(c: &Cluster, args: &[&str], code: i32, needles: &[&str]) {
+    let o = c.brigade(args);
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "`brigade {}` should exit {code}; stdout: {}\nstderr: {err}",
+        args.join(" "),
+        stdout(&o)
+    );
+    assert!(
+        err.starts_with("error: "),
+        "`brigade {}` stderr should start with `error: `: {err}",
+        args.join(" ")
+    );
+    for n in needles {
+        assert!(
+            err.contains(n),
+            "`brigade {}` stderr should mention {n:?}: {err}",
+            args.join(" ")
+        );
+    }
+    assert_still_serves(c);
+}
+
+fn assert_still_serves(c: &Cluster) {
+    let job = c.submit_json(&[
+        "sum-squares",
+        "--range",
+        "0..100",
+        "--chunk",
+        "10",
+        "--model",
+        "async",
+        "--wait",
+    ]);
+    assert_eq!(job["state"], "succeeded", "job: {job}");
+    assert_eq!(job["total"], "328350", "job: {job}");
+}
+
+#[test]
+fn bad_submissions_name_the_problem_and_what_is_allowed() {
+    let c = Cluster::with_workers(1, Slots::new(1, 1, 8), &["--max-tasks-per-job", "1000"]);
+    let submit = |rest: &[&'static str]| -> Vec<&'static str> {
+        let mut v = vec!["submit"];
+        v.extend_from_slice(rest);
+        v
+    };
+
+    assert_refused(
+        &c,
+        &submit(&["squares", "--range", "0..10"]),
+        1,
+        &[
+            "unknown workload \"squares\"",
+            "sum-squares, noop, spin, sleep, http-get",
+        ],
+    );
+    assert_refused(
+        &c,
+        &submit(&["noop", "--range", "5..5"]),
+        2,
+        &["5..5", "START must be less than END"],
+    );
+    assert_refused(
+        &c,
+        &submit(&["noop", "--range", "9..5"]),
+        2,
+        &["9..5", "reversed", "START must be less than END"],
+    );
+    assert_refused(&c, &submit(&["noop", "--range", "0-5"]), 2, &["START..END"]);
+    assert_refused(
+        &c,
+        &submit(&["noop", "--range", "0..10", "--chunk", "0"]),
+        1,
+        &["chunk must be at least 1"],
+    );
+    assert_refused(
+        &c,
+        &submit(&["noop", "--range", "0..5000", "--chunk", "1"]),
+        1,
+        &[
+            "5000 tasks",
+            "limit of 1000",
+            "--chunk (at least 5)",
+            "--max-tasks-per-job",
+        ],
+    );
+    // At the limit is fine.
+    let job = c.submit_json(&[
+        "noop", "--range", "0..1000", "--chunk", "1", "--model", "async", "--wait",
+    ]);
+    assert_eq!(job["state"], "succeeded", "job: {job}");
+    assert_eq!(job["tasks_total"], 1000, "job: {job}");
+
+    assert_refused(
+        &c,
+        &submit(&["spin", "--range", "0..10"]),
+        1,
+        &["spin needs argument ms", "milliseconds"],
+    );
+    assert_refused(
+        &c,
+        &submit(&["spin", "--range", "0..10", "--arg", "ms=abc"]),
+        1,
+        &["ms=\"abc\"", "invalid", "expected an integer"],
+    );
+    assert_refused(
+        &c,
+        &submit(&[
+            "spin", "--range", "0..10", "--arg", "ms=1", "--arg", "speed=9",
+        ]),
+        1,
+        &["no argument \"speed\"", "allowed: ms"],
+    );
+    assert_refused(
+        &c,
+        &submit(&["noop", "--range", "0..10", "--model", "fiber"]),
+        2,
+        &["unknown model \"fiber\"", "process, thread, async"],
+    );
+    assert_refused(
+        &c,
+        &submit(&["noop", "--range", "0..10", "--kind", "gpu"]),
+        2,
+        &["unknown kind \"gpu\"", "cpu, io"],
+    );
+    assert_refused(
+        &c,
+        &submit(&["noop", "--range", "0..10", "--arg", "foo"]),
+        2,
+        &["\"foo\"", "KEY=VALUE"],
+    );
+    assert_refused(&c, &["job", "999"], 1, &["no job with id 999", "NotFound"]);
+    assert_refused(&c, &["results", "999"], 1, &["no job with id 999"]);
+    assert_refused(&c, &["cancel", "999"], 1, &["no job with id 999"]);
+}
+
+#[test]
+fn unreachable_or_invalid_coordinator_urls_say_what_to_do() {
+    let none = [("BRIGADE_COORDINATOR", "http://127.0.0.1:1")];
+    for args in [
+        &["jobs"][..],
+        &["submit", "noop", "--range", "0..10"][..],
+        &["status"][..],
+    ] {
+        let o = run_brigade(args, &none, common::CLI_DEADLINE);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "`brigade {args:?}`: {err}");
+        assert!(
+            err.contains("could not reach the coordinator at http://127.0.0.1:1")
+                && err.contains("--coordinator or BRIGADE_COORDINATOR"),
+            "`brigade {args:?}` stderr: {err}"
+        );
+    }
+    // The flag wins over the environment.
+    let o = run_brigade(
+        &["jobs", "--coordinator", "http://127.0.0.1:1"],
+        &[("BRIGADE_COORDINATOR", "http://127.0.0.1:2")],
+        common::CLI_DEADLINE,
+    );
+    assert!(
+        stderr(&o).contains("http://127.0.0.1:1"),
+        "stderr: {}",
+        stderr(&o)
+    );
+
+    let o = run_brigade(
+        &["jobs", "--coordinator", "http://[::"],
+        &[],
+        common::CLI_DEADLINE,
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(
+        err.contains("invalid coordinator URL \"http://[::\"") && err.contains("http://HOST:PORT"),
+        "stderr: {err}"
+    );
+
+    let o = run_brigade(
+        &["jobs", "--coordinator", "coordinator-host"],
+        &[],
+        common::CLI_DEADLINE,
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(
+        err.contains("coordinator-host") && err.contains("scheme is missing"),
+        "stderr: {err}"
+    );
+}
+
+#[test]
+fn a_worker_that_reaches_no_coordinator_gives_up_with_a_clear_message() {
+    let o = run_brigade(
+        &[
+            "worker",
+            "--coordinator",
+            "http://127.0.0.1:1",
+            "--connect-timeout-s",
+            "1",
+            "--procs",
+            "1",
+            "--threads",
+            "0",
+            "--async",
+            "0",
+        ],
+        &[],
+        Duration::from_secs(60),
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ")
+            && last.contains("no coordinator answered at http://127.0.0.1:1"),
+        "the last stderr line should be the error naming the URL: {err}"
+    );
+
+    let o = run_brigade(
+        &[
+            "worker",
+            "--coordinator",
+            "http://127.0.0.1:1",
+            "--procs",
+            "0",
+            "--threads",
+            "0",
+            "--async",
+            "0",
+        ],
+        &[],
+        Duration::from_secs(60),
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(
+        err.contains("at least one slot") && err.contains("--procs, --threads or --async"),
+        "stderr: {err}"
+    );
+}
+
+fn hello(protocol_version: u32) -> WorkerMessage {
+    WorkerMessage {
+        msg: Some(worker_message::Msg::Hello(WorkerHello {
+            protocol_version,
+            name: "stranger".into(),
+            hostname: "test".into(),
+            pid: std::process::id(),
+            process_slots: 1,
+            process_credits: 1,
+            ..Default::default()
+        })),
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn worker_links_with_another_protocol_or_no_hello_are_refused() {
+    let c = tokio::task::spawn_blocking(|| Cluster::with_workers(1, Slots::new(0, 0, 4), &[]))
+        .await
+        .expect("cluster starts");
+    let mut link = WorkerLinkClient::connect(c.url().to_string())
+        .await
+        .expect("connect to the coordinator");
+
+    let status = link
+        .attach(futures::stream::iter(vec![hello(999)]))
+        .await
+        .expect_err("a worker of protocol 999 must be refused");
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    let want_other = format!(
+        "protocol version 999, this coordinator speaks version {}",
+        brigade_proto::PROTOCOL_VERSION
+    );
+    assert!(
+        status.message().contains(&want_other) && status.message().contains("\"stranger\""),
+        "message should name both versions and the worker: {}",
+        status.message()
+    );
+
+    let heartbeat = WorkerMessage {
+        msg: Some(worker_message::Msg::Heartbeat(Heartbeat { seq: 1 })),
+    };
+    let status = link
+        .attach(futures::stream::iter(vec![heartbeat]))
+        .await
+        .expect_err("a link that does not start with hello must be refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("first message") && status.message().contains("hello"),
+        "{}",
+        status.message()
+    );
+
+    let status = link
+        .attach(futures::stream::iter(Vec::<WorkerMessage>::new()))
+        .await
+        .expect_err("an empty link must be refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+
+    let mut no_slots = hello(brigade_proto::PROTOCOL_VERSION);
+    if let Some(worker_message::Msg::Hello(h)) = &mut no_slots.msg {
+        h.process_slots = 0;
+    }
+    let status = link
+        .attach(futures::stream::iter(vec![no_slots]))
+        .await
+        .expect_err("a worker with no slots must be refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("at least one slot"), "{status:?}");
+
+    // None of them joined, and the real worker still serves.
+    tokio::task::spawn_blocking(move || {
+        let workers = c.workers_json();
+        assert_eq!(workers.len(), 1, "workers: {workers:?}");
+        assert_eq!(workers[0]["name"], "w1");
+        assert_still_serves(&c);
+    })
+    .await
+    .expect("checks pass");
+}
