@@ -219,14 +219,9 @@ pub fn total(info: &JobInfo) -> u128 {
 }
 
 pub fn state_name(state: i32) -> &'static str {
-    match JobState::try_from(state) {
-        Ok(JobState::Queued) => "queued",
-        Ok(JobState::Running) => "running",
-        Ok(JobState::Succeeded) => "succeeded",
-        Ok(JobState::Failed) => "failed",
-        Ok(JobState::Cancelled) => "cancelled",
-        _ => "unknown",
-    }
+    JobState::try_from(state)
+        .map(JobState::name)
+        .unwrap_or("unknown")
 }
 
 pub fn model_name(m: i32) -> &'static str {

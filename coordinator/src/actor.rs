@@ -338,12 +338,12 @@ impl Actor {
             let Ok(info) = self.sched.job_info(id) else {
                 continue;
             };
-            let ended =
-                info.state != JobState::Queued as i32 && info.state != JobState::Running as i32;
+            let state = JobState::try_from(info.state).unwrap_or(JobState::Unspecified);
+            let ended = state.is_terminal();
             if ended && self.ended_logged.insert(id) {
                 tracing::info!(
                     job_id = id,
-                    state = JobState::try_from(info.state).map(|s| s.as_str_name()).unwrap_or("?"),
+                    state = state.name(),
                     error = %info.error,
                     "job ended"
                 );

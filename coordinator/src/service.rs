@@ -57,10 +57,7 @@ fn job_ref(req: Request<JobRef>) -> Result<u64, Status> {
 }
 
 fn is_terminal(info: &JobInfo) -> bool {
-    !matches!(
-        JobState::try_from(info.state),
-        Ok(JobState::Queued) | Ok(JobState::Running)
-    )
+    JobState::try_from(info.state).map_or(true, JobState::is_terminal)
 }
 
 #[tonic::async_trait]

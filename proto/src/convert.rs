@@ -1,6 +1,6 @@
 //! Small conversions between wire types and Rust types used on every side.
 
-use crate::v1::{Kind, Model, U128};
+use crate::v1::{JobState, Kind, Model, U128};
 
 impl From<u128> for U128 {
     fn from(v: u128) -> Self {
@@ -72,6 +72,28 @@ impl Kind {
             "io" => Some(Kind::Io),
             _ => None,
         }
+    }
+}
+
+impl JobState {
+    /// The user-facing name (`queued`, `running`, `succeeded`, `failed`, `cancelled`).
+    pub fn name(self) -> &'static str {
+        match self {
+            JobState::Unspecified => "unknown",
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the job can change no more.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
     }
 }
 

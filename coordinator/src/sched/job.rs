@@ -83,10 +83,7 @@ impl Job {
     }
 
     pub fn is_terminal(&self) -> bool {
-        matches!(
-            self.state,
-            JobState::Succeeded | JobState::Failed | JobState::Cancelled
-        )
+        self.state.is_terminal()
     }
 
     pub(super) fn has_queued(&self) -> bool {

@@ -236,7 +236,10 @@ impl Scheduler {
     ) {
         let Some(w) = self.workers.get_mut(&worker) else {
             // A worker we already dropped: its results are late by definition.
-            let n = outcomes.into_iter().count() as u64;
+            let n = outcomes
+                .into_iter()
+                .filter(|o| o.status == OutcomeStatus::Ok)
+                .count() as u64;
             self.counters.late_results_dropped += n;
             return;
         };
@@ -247,7 +250,9 @@ impl Scheduler {
                 w.in_flight[slot] = w.in_flight[slot].saturating_sub(1);
             }
             let Some(job) = self.jobs.get_mut(&o.job) else {
-                self.counters.late_results_dropped += 1;
+                if o.status == OutcomeStatus::Ok {
+                    self.counters.late_results_dropped += 1;
+                }
                 continue;
             };
             let current = job
@@ -255,9 +260,13 @@ impl Scheduler {
                 .get(&o.index)
                 .is_some_and(|l| l.worker == worker && l.attempt == o.attempt);
             if !current {
-                job.late_results_dropped += 1;
-                self.counters.late_results_dropped += 1;
-                self.dirty.insert(o.job);
+                // A stale lease. Its result is dropped and counted; a stale
+                // failure or hand-back only returns its credit.
+                if o.status == OutcomeStatus::Ok {
+                    job.late_results_dropped += 1;
+                    self.counters.late_results_dropped += 1;
+                    self.dirty.insert(o.job);
+                }
                 continue;
             }
             w.leased.remove(&(o.job, o.index));
