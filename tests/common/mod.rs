@@ -521,6 +521,12 @@ impl Cluster {
         self.workers[i].reaped = true;
     }
 
+    /// Executors of workers killed with [`Cluster::kill_worker`], as they
+    /// were at the kill.
+    pub fn orphan_pids(&self) -> Vec<u32> {
+        self.orphans.iter().map(|&(pid, _)| pid).collect()
+    }
+
     /// Sends SIGTERM to worker `i` and waits for its exit status.
     pub fn terminate_worker(&mut self, i: usize) -> std::process::ExitStatus {
         let w = &mut self.workers[i];
