@@ -3,8 +3,6 @@
 //! job in each model plus a one-slot baseline, verifies every result, and
 //! prints the comparison table.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -12,6 +10,7 @@ use brigade_coordinator::CoordinatorConfig;
 use brigade_proto::v1::{JobState, ListWorkersRequest, Model};
 use brigade_worker::node::NodeConfig;
 
+use crate::bench::{cluster_cpu_secs, start_io_target, sum_squares};
 use crate::client::{self, Client, StatusContext};
 use crate::cluster::{self, url_of};
 use crate::commands::{self, SubmitArgs};
@@ -41,86 +40,6 @@ struct Run {
 enum Check {
     SumSquares,
     BodyLength,
-}
-
-/// The HTTP target, as a child process so its CPU time is not the cluster's.
-struct IoTarget {
-    child: Child,
-    url: String,
-}
-
-impl Drop for IoTarget {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_io_target() -> anyhow::Result<IoTarget> {
-    let mut child = Command::new(cluster::executor_program()?)
-        .args(["io-target", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("could not start the io-target")?;
-    let stdout = child.stdout.take().context("io-target has no stdout")?;
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let url = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .filter(|u| u.starts_with("http://"))
-        .with_context(|| format!("io-target printed {line:?} instead of its address"))?
-        .to_string();
-    Ok(IoTarget { child, url })
-}
-
-/// CPU seconds used so far by this process and its children (the executors),
-/// leaving out `exclude` (the io-target).
-fn cluster_cpu_secs(exclude: u32) -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let me = std::process::id();
-    let stat = |path: &std::path::Path| -> Option<(u32, f64)> {
-        let s = std::fs::read_to_string(path).ok()?;
-        let rest = &s[s.rfind(')')? + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ppid = f.get(1)?.parse().ok()?;
-        let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-        Some((ppid, ticks / tick))
-    };
-    let mut total = stat(std::path::Path::new("/proc/self/stat"))
-        .map(|(_, c)| c)
-        .unwrap_or(0.0);
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-                continue;
-            };
-            if pid == exclude || pid == me {
-                continue;
-            }
-            if let Some((ppid, cpu)) = stat(&e.path().join("stat")) {
-                if ppid == me {
-                    total += cpu;
-                }
-            }
-        }
-    }
-    total
-}
-
-fn sum_squares(a: u64, b: u64) -> u128 {
-    // Σ_{i<n} i² = (n−1)n(2n−1)/6, difference of two prefixes.
-    let prefix = |n: u128| {
-        if n == 0 {
-            0
-        } else {
-            (n - 1) * n * (2 * n - 1) / 6
-        }
-    };
-    prefix(b as u128) - prefix(a as u128)
 }
 
 fn verify(
@@ -166,7 +85,7 @@ async fn run_one(
     check: Check,
     target_pid: u32,
 ) -> anyhow::Result<Run> {
-    let cpu0 = cluster_cpu_secs(target_pid);
+    let cpu0 = cluster_cpu_secs(Some(target_pid));
     let t0 = Instant::now();
     let resp = client
         .submit_job(brigade_proto::v1::SubmitJobRequest {
@@ -178,7 +97,7 @@ async fn run_one(
     let info = commands::wait_for(client, resp.job_id, false).await?;
     let results = commands::fetch_results(client, resp.job_id).await?;
     let wall = t0.elapsed();
-    let cpu = cluster_cpu_secs(target_pid) - cpu0;
+    let cpu = cluster_cpu_secs(Some(target_pid)) - cpu0;
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1) as f64;
@@ -208,7 +127,7 @@ pub async fn run() -> anyhow::Result<()> {
         .unwrap_or(1);
     let (procs, threads, async_slots) = (cores, cores, 256usize);
     let target = start_io_target()?;
-    let target_pid = target.child.id();
+    let target_pid = target.pid();
     let listener = cluster::bind("127.0.0.1:0").await?;
     let url = url_of(listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

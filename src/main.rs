@@ -1,5 +1,6 @@
 //! `brigade`: one binary, thin CLI. Every subcommand wires the crates together.
 
+mod bench;
 mod client;
 mod cluster;
 mod commands;
@@ -103,6 +104,10 @@ enum Command {
     /// Embedded coordinator + local workers: runs a CPU job and an I/O job in
     /// every model, verifies every result and prints the comparison table.
     Demo,
+    /// The experiment lab: runs the benchmark workloads in every model on an
+    /// embedded (or existing) cluster, verifies every result, and prints the
+    /// comparison table; --out DIR adds JSONL/CSV, SVG plots and report.html.
+    Bench(bench::BenchArgs),
     /// A coordinator and N local worker processes, until Ctrl-C.
     Up {
         /// Local worker processes to start.
@@ -275,6 +280,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Executor => unreachable!("handled before the runtime starts"),
         Command::Demo => demo::run().await,
+        Command::Bench(args) => bench::run(args).await,
         Command::Up {
             workers,
             slots,

@@ -1,0 +1,230 @@
+//! report.html: the machine, the start-up, the table with verdicts, the plots
+//! and what the outcome means in the seed's terms (kitchens, chefs, dishes).
+//! One self-contained page that references the SVG files beside it.
+
+use std::fmt::Write;
+
+use super::output::Plot;
+use super::plan::{WorkloadId, BASELINE, IN_PROCESS};
+use super::report::{self, Row, Verdict};
+use super::svg::escape;
+use super::{startup_line, Outcome, LEGEND};
+
+fn find<'a>(rows: &'a [Row], scale: u32, w: WorkloadId, label: &str) -> Option<&'a Row> {
+    rows.iter()
+        .find(|r| r.workload == w && r.label == label && (r.scale == scale || label == BASELINE))
+}
+
+/// The outcome in the seed's words, one paragraph per workload present.
+/// Figures come from the rows; a missing or failed row leaves its sentence out.
+pub fn explain(rows: &[Row], verdicts: &[Verdict]) -> Vec<String> {
+    let mut out = vec![
+        "The seed compares three ways to cook: multiprocessing is ten kitchens with a chef \
+         each (separate processes), threading is one kitchen with ten chefs (threads sharing \
+         one process), asyncio is one kitchen with one chef who moves to another dish whenever \
+         one has to wait (an event loop). In brigade the coordinator is the head chef who \
+         splits an order into dishes (tasks), each worker is a kitchen, and process, thread \
+         and async slots are its cooks."
+            .to_string(),
+    ];
+    let scale = rows.first().map_or(1, |r| r.scale);
+    let eff = |w, l| find(rows, scale, w, l).and_then(|r| r.efficiency);
+    let rate = |w, l| find(rows, scale, w, l).and_then(|r| r.rate);
+    for v in verdicts.iter().filter(|v| v.scale == scale) {
+        let w = v.workload;
+        let mut s = format!("{}: {}.", w.name(), v.text());
+        match w {
+            WorkloadId::Cpu | WorkloadId::CpuHeavy => {
+                s.push_str(
+                    " Python's GIL lets only one chef in a kitchen cook at a time, which is \
+                     why the seed sends CPU work to processes. Rust has no GIL, so thread \
+                     slots cook on every core too:",
+                );
+                if let (Some(p), Some(t)) = (eff(w, "process"), eff(w, "thread")) {
+                    let _ = write!(
+                        s,
+                        " parallel efficiency was {p:.2} on process slots and {t:.2} on thread slots"
+                    );
+                    if let Some(l) = eff(w, IN_PROCESS) {
+                        let _ = write!(
+                            s,
+                            ", against {l:.2} for a plain thread pool in one process measured \
+                             in the same run (the practical limit on this shared machine)"
+                        );
+                    }
+                    s.push('.');
+                } else {
+                    s.push_str(" (the process or thread row is missing or failed).");
+                }
+                if let Some(a) = find(rows, scale, w, "async").and_then(|r| r.speedup) {
+                    let _ = write!(
+                        s,
+                        " Async slots are one chef: a dish that needs constant chopping holds \
+                         up every other dish, so async ran at {a:.2}x the serial speed (one core)."
+                    );
+                }
+                s.push_str(
+                    " Processes still buy what the seed's lesson is also about: a crashing \
+                     dish takes down one kitchen, not all of them.",
+                );
+            }
+            WorkloadId::Noop => s.push_str(
+                " No-op dishes measure only the head chef's and the kitchens' bookkeeping: \
+                 handing out tickets, collecting plates. Process slots pay a pipe round trip \
+                 to another kitchen per dish; thread and async slots stay in the kitchen.",
+            ),
+            WorkloadId::FastIo => s.push_str(
+                " Fast GETs are dishes that wait only a moment: every model spends most of \
+                 its time in the network stack of this machine, so the gap is the cost of \
+                 switching between dishes (the OS switching threads or processes, or the \
+                 event loop switching tasks).",
+            ),
+            WorkloadId::SlowIo => {
+                s.push_str(
+                    " Slow GETs are dishes in the oven for 100 ms: a chef who stands by one \
+                     oven serves at most 10 dishes a second, so process and thread slots \
+                     reach p / 0.1 s at best, while one async chef watches thousands of ovens.",
+                );
+                if let Some(r) = find(rows, scale, w, "thread").filter(|r| r.rate.is_some()) {
+                    let floor = f64::from(r.in_flight) / 0.1;
+                    let _ = write!(
+                        s,
+                        " Thread slots (p = {}) reached {:.2} of their floor rate {} tasks/s.",
+                        r.in_flight,
+                        r.rate.unwrap_or(0.0) / floor,
+                        report::thousands(floor)
+                    );
+                }
+                if let Some(r) = rows.iter().find(|r| {
+                    r.scale == scale
+                        && r.workload == w
+                        && r.label.starts_with("async C=")
+                        && r.rate.is_some()
+                }) {
+                    // With every task in flight at once the floor is one delay.
+                    let in_flight = r.in_flight.min(r.tasks as u32).max(1);
+                    let floor_s = (r.tasks as f64 / f64::from(in_flight)).ceil() * 0.1;
+                    let _ = write!(
+                        s,
+                        " One event loop with {} in flight reached {} tasks/s, {:.2} of the \
+                         floor rate {} tasks/s. In Rust a thread per waiting dish would also \
+                         work up to a point, but each costs a stack and a context switch; \
+                         the event loop's cost per waiting dish is a few hundred bytes.",
+                        r.in_flight,
+                        report::thousands(r.rate.unwrap_or(0.0)),
+                        r.rate.unwrap_or(0.0) * floor_s / r.tasks as f64,
+                        report::thousands(r.tasks as f64 / floor_s)
+                    );
+                }
+            }
+        }
+        out.push(s);
+    }
+    if let Some(r) = rate(WorkloadId::SlowIo, BASELINE) {
+        out.push(format!(
+            "The W_SLOWIO serial baseline ran a prefix of the job (one slot would need about {:.0} s for all of it) at {:.1} tasks/s; its speedups compare rates.",
+            find(rows, scale, WorkloadId::SlowIo, BASELINE)
+                .and_then(|b| b.scaled_from)
+                .map_or(0.0, |n| n as f64 / r),
+            r
+        ));
+    }
+    out
+}
+
+pub fn page(o: &Outcome, rows: &[Row], verdicts: &[Verdict], plots: &[Plot]) -> String {
+    let f = &o.facts;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>brigade bench</title><style>\
+         body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}\
+         table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px}}\
+         td.n{{text-align:right;font-variant-numeric:tabular-nums}}tr.v td{{background:#f4f7fb;font-style:italic}}\
+         .failed{{color:#c00;font-weight:bold}}figure{{margin:1.5em 0}}img{{max-width:100%}}\
+         </style></head><body>\n<h1>brigade bench: processes, threads or async?</h1>\n"
+    );
+    let _ = write!(
+        h,
+        "<p>brigade {} on {} ({} cores, {} MB), {}, kernel {}, host {}.{}</p>\n<ul>\n",
+        escape(&f.brigade_version),
+        escape(&f.cpu_model),
+        f.cores,
+        f.memory_mb,
+        escape(&f.os),
+        escape(&f.kernel),
+        escape(&f.hostname),
+        if o.quick {
+            " This was a <b>--quick</b> run: a tenth of each workload, one repetition."
+        } else {
+            ""
+        }
+    );
+    for s in &o.startups {
+        let _ = writeln!(h, "<li>{}</li>", escape(&startup_line(s)));
+    }
+    let _ = writeln!(
+        h,
+        "</ul>\n<p>Command: <code>{}</code></p>",
+        escape(&o.args.join(" "))
+    );
+    h.push_str("<h2>What the runs show</h2>\n");
+    for p in explain(rows, verdicts) {
+        let _ = writeln!(h, "<p>{}</p>", escape(&p));
+    }
+    h.push_str("<h2>Results</h2>\n<table>\n<tr>");
+    for c in report::HEADERS {
+        let _ = write!(h, "<th>{}</th>", escape(c));
+    }
+    h.push_str("<th>workers</th></tr>\n");
+    let mut last: Option<(u32, WorkloadId)> = None;
+    let verdict_row = |h: &mut String, key: Option<(u32, WorkloadId)>| {
+        if let Some(v) = key.and_then(|k| verdicts.iter().find(|v| (v.scale, v.workload) == k)) {
+            let _ = writeln!(
+                h,
+                "<tr class=\"v\"><td colspan=\"12\">verdict {}: {}</td></tr>",
+                v.workload.name(),
+                escape(&v.text())
+            );
+        }
+    };
+    for r in rows {
+        if last != Some((r.scale, r.workload)) {
+            verdict_row(&mut h, last);
+            last = Some((r.scale, r.workload));
+        }
+        h.push_str("<tr>");
+        for (i, c) in report::cells(r).iter().enumerate() {
+            let class = if c.starts_with("FAILED") {
+                " class=\"failed\""
+            } else if (2..10).contains(&i) {
+                " class=\"n\""
+            } else {
+                ""
+            };
+            let _ = write!(h, "<td{class}>{}</td>", escape(c));
+        }
+        let _ = writeln!(h, "<td class=\"n\">{}</td></tr>", r.scale);
+    }
+    verdict_row(&mut h, last);
+    h.push_str("</table>\n<ul>\n");
+    for l in LEGEND {
+        let _ = writeln!(h, "<li>{}</li>", escape(l));
+    }
+    h.push_str("</ul>\n<h2>Plots</h2>\n");
+    for p in plots {
+        let _ = writeln!(
+            h,
+            "<figure><img src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
+            p.file,
+            escape(&p.caption),
+            escape(&p.caption)
+        );
+    }
+    h.push_str(
+        "<p>Raw figures: <a href=\"results.jsonl\">results.jsonl</a> (one line per run, with the \
+         machine facts), <a href=\"results.csv\">results.csv</a>.</p>\n</body></html>\n",
+    );
+    h
+}

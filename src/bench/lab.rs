@@ -1,0 +1,195 @@
+//! The bench's cluster: the io-target as a child process, an embedded
+//! coordinator in this process with N `brigade worker` child processes (or an
+//! existing cluster reached by URL), and the start-up measurement.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use brigade_coordinator::CoordinatorConfig;
+use brigade_proto::v1::{ListWorkersRequest, WorkerInfo};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::client::{self, Client, StatusContext};
+use crate::cluster::{self, Slots};
+
+/// The HTTP target, as a child process so that its CPU time and memory are
+/// not counted as the cluster's.
+pub struct IoTarget {
+    child: Child,
+    pub url: String,
+}
+
+impl IoTarget {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for IoTarget {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `brigade io-target` on a free loopback port and reads its address
+/// from the line it prints.
+pub fn start_io_target() -> anyhow::Result<IoTarget> {
+    let mut child = Command::new(cluster::executor_program()?)
+        .args(["io-target", "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("could not start the io-target")?;
+    let stdout = child.stdout.take().context("io-target has no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let url = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .filter(|u| u.starts_with("http://"))
+        .map(str::to_string);
+    match url {
+        Some(url) => Ok(IoTarget { child, url }),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("io-target printed {line:?} instead of its address")
+        }
+    }
+}
+
+/// Polls the coordinator until at least `n` workers are linked.
+pub async fn wait_for_workers(
+    client: &mut Client,
+    n: usize,
+    deadline: Duration,
+) -> anyhow::Result<Vec<WorkerInfo>> {
+    let start = Instant::now();
+    loop {
+        let workers = client
+            .list_workers(ListWorkersRequest {})
+            .await
+            .or_status("could not list workers")?
+            .into_inner()
+            .workers;
+        if workers.len() >= n && n > 0 {
+            return Ok(workers);
+        }
+        if start.elapsed() > deadline {
+            bail!(
+                "{} of {n} worker(s) linked to the coordinator within {deadline:?}",
+                workers.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A coordinator in this process plus `brigade worker` children.
+pub struct LocalCluster {
+    pub url: String,
+    /// From before the coordinator's bind until every worker is linked
+    /// (executors spawned and connected).
+    pub ready: Duration,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<anyhow::Result<()>>,
+    workers: Vec<tokio::process::Child>,
+}
+
+impl LocalCluster {
+    /// Starts the coordinator on a free loopback port and `n` workers with
+    /// `slots` each, and waits until all of them are linked.
+    pub async fn start(n: usize, slots: Slots) -> anyhow::Result<(LocalCluster, Client)> {
+        let started = Instant::now();
+        let listener = cluster::bind("127.0.0.1:0").await?;
+        let url = cluster::url_of(listener.local_addr()?);
+        let (stop, mut rx) = watch::channel(false);
+        let server = tokio::spawn(async move {
+            brigade_coordinator::serve(listener, CoordinatorConfig::default(), async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+        });
+        let exe = cluster::executor_program()?;
+        let mut workers = Vec::with_capacity(n);
+        for i in 0..n {
+            workers.push(
+                tokio::process::Command::new(&exe)
+                    .args(["worker", "--coordinator", &url, "--name"])
+                    .arg(format!("bench-{}", i + 1))
+                    .args(["--procs", &slots.procs.to_string()])
+                    .args(["--threads", &slots.threads.to_string()])
+                    .args(["--async", &slots.async_slots.to_string()])
+                    .args(["--connect-timeout-s", "15"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    // Workers log every link and drain at info; the bench
+                    // output is the table, so only their warnings show.
+                    .env(
+                        "BRIGADE_LOG",
+                        std::env::var("BRIGADE_LOG").unwrap_or_else(|_| "warn".into()),
+                    )
+                    .kill_on_drop(true)
+                    .spawn()
+                    .with_context(|| format!("could not start bench worker {}", i + 1))?,
+            );
+        }
+        let mut cluster = LocalCluster {
+            url,
+            ready: Duration::ZERO,
+            stop,
+            server,
+            workers,
+        };
+        let linked = async {
+            let mut client = client::connect(&cluster.url).await?;
+            wait_for_workers(&mut client, n, Duration::from_secs(30)).await?;
+            anyhow::Ok(client)
+        }
+        .await;
+        match linked {
+            Ok(client) => {
+                cluster.ready = started.elapsed();
+                Ok((cluster, client))
+            }
+            Err(e) => {
+                cluster.stop().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Workers drain on SIGTERM (their executors stop with them), then the
+    /// coordinator stops. A worker that does not exit in time is killed.
+    pub async fn stop(mut self) {
+        for w in &self.workers {
+            if let Some(pid) = w.id() {
+                // SAFETY: plain kill(2) on a child we spawned and have not reaped.
+                unsafe {
+                    libc::kill(pid as i32, libc::SIGTERM);
+                }
+            }
+        }
+        for w in &mut self.workers {
+            if tokio::time::timeout(Duration::from_secs(10), w.wait())
+                .await
+                .is_err()
+            {
+                let _ = w.kill().await;
+            }
+        }
+        let _ = self.stop.send(true);
+        match (&mut self.server).await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "bench coordinator stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "bench coordinator task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+}

@@ -1,0 +1,616 @@
+//! `brigade bench`: the experiment lab. Starts (or reaches) a cluster and the
+//! io-target, runs the WORKLOADS.md yardsticks in every model with a shared
+//! serial baseline, verifies every result, and prints the comparison table;
+//! `--out DIR` adds results.jsonl, results.csv, SVG plots and report.html.
+//!
+//! Code map: [`plan`] what runs and how it is checked, [`lab`] the cluster,
+//! [`procfs`] CPU / memory / machine facts, [`report`] the maths and the
+//! table, [`output`] the files, [`svg`] and [`html`] the plots and the page.
+
+mod html;
+mod lab;
+mod output;
+mod plan;
+mod procfs;
+mod report;
+mod svg;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use brigade_proto::v1::{JobRef, JobState, Model, SubmitJobRequest};
+
+use crate::client::{self, Client, StatusContext};
+use crate::cluster::Slots;
+use crate::commands;
+use plan::{Caps, JobPlan, Size, WorkloadId};
+use report::RunRecord;
+
+pub use lab::start_io_target;
+pub use plan::sum_squares;
+pub use procfs::cluster_cpu_secs;
+
+/// `brigade bench` options.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Workloads, comma-separated (default: all): W_CPU, W_CPU_HEAVY, W_NOOP, W_FASTIO, W_SLOWIO.
+    #[arg(long, value_delimiter = ',', value_parser = WorkloadId::parse)]
+    workloads: Vec<WorkloadId>,
+    /// Models, comma-separated (default: all): process, thread, async.
+    #[arg(long, value_delimiter = ',', value_parser = commands::parse_model)]
+    models: Vec<Model>,
+    /// Repetitions of every run (default 3; 1 with --quick). Rows show the median.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=50))]
+    reps: Option<u32>,
+    /// A run under a minute: a tenth of every workload's size, one repetition.
+    #[arg(long)]
+    quick: bool,
+    /// Also write results.jsonl, results.csv, SVG plots and report.html here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Local worker counts to repeat the runs with, e.g. 1,2,4 (default 1).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=64))]
+    scale: Vec<u32>,
+    /// Run against an existing cluster instead of an embedded one (its workers
+    /// must reach the io-target: see --io-target).
+    #[arg(long)]
+    coordinator: Option<String>,
+    /// Use this HTTP target (http://HOST:PORT serving /fast and /slow) instead
+    /// of starting `brigade io-target` here.
+    #[arg(long)]
+    io_target: Option<String>,
+    /// Tasks in flight for the no-op and I/O workloads on every model, per
+    /// worker (local workers get this many process and thread slots).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    io_in_flight: u32,
+    /// In flight on one event loop for the extra wide async W_SLOWIO row,
+    /// per worker (default 2000; 200 with --quick).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=20000))]
+    async_in_flight: Option<u32>,
+    /// A run taking longer than this is stopped and marked FAILED (s).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    run_timeout_s: u64,
+}
+
+/// Cluster start-up, measured apart from the steady-state runs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Startup {
+    pub workers: u32,
+    /// Coordinator bound → every worker linked (`None`: existing cluster).
+    pub ready_s: Option<f64>,
+    /// Coordinator bound → the first task's result is in the client's hands.
+    pub first_task_s: Option<f64>,
+    /// The warm-up round (every model's slots exercised) that follows.
+    pub warm_up_s: f64,
+}
+
+/// Everything one `brigade bench` measured.
+pub struct Outcome {
+    pub facts: procfs::MachineFacts,
+    pub args: Vec<String>,
+    pub runs: Vec<RunRecord>,
+    pub startups: Vec<Startup>,
+    pub slots: Option<Slots>,
+    pub quick: bool,
+}
+
+/// Where runs measure CPU and memory: the local cluster's processes.
+#[derive(Clone, Copy)]
+struct Probe {
+    /// `None` against a remote cluster: its processes are not ours to read.
+    exclude: Option<Option<u32>>,
+}
+
+impl Probe {
+    /// (every cluster process for CPU time, the processes whose memory a run
+    /// of `model` is charged with). Every local worker holds slots of all
+    /// three models, so its executor children idle through thread and async
+    /// runs: a worker with only thread or async slots would not have them, so
+    /// only process-model runs count their memory. The in-process reference
+    /// runs in this process alone.
+    fn pids(self, model: Option<Model>) -> Option<(Vec<u32>, Vec<u32>)> {
+        let tree = procfs::cluster_tree(self.exclude?);
+        let max_depth = match model {
+            Some(Model::Process) => u32::MAX,
+            Some(_) => 1,
+            None => 0,
+        };
+        Some((
+            tree.iter().map(|t| t.0).collect(),
+            tree.iter()
+                .filter(|t| t.1 <= max_depth)
+                .map(|t| t.0)
+                .collect(),
+        ))
+    }
+}
+
+/// Raises this process's open-file limit to the hard limit: thousands of
+/// connections in flight need thousands of descriptors, and the workers and
+/// io-target started from here inherit the limit.
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// Shows which run is going: a bar on a terminal, a line per run otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    done: u64,
+    total: u64,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new(0);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{bar:30}] {pos}/{len} runs {elapsed} {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        Progress {
+            bar,
+            done: 0,
+            total: 0,
+        }
+    }
+
+    fn add(&mut self, n: u64) {
+        self.total += n;
+        if let Some(b) = &self.bar {
+            b.set_length(self.total);
+        }
+    }
+
+    fn starting(&self, what: &str) {
+        match &self.bar {
+            Some(b) => b.set_message(what.to_string()),
+            None => eprintln!("[{}/{}] {what}", self.done + 1, self.total),
+        }
+    }
+
+    fn finished(&mut self, r: &RunRecord) {
+        self.done += 1;
+        let how = match &r.error {
+            None => format!("{:.3} s", r.wall_s),
+            Some(e) => format!("FAILED: {e}"),
+        };
+        match &self.bar {
+            Some(b) => {
+                b.set_position(self.done);
+                if r.error.is_some() {
+                    b.println(format!("{} {}: {how}", r.workload.name(), r.label));
+                }
+            }
+            None => eprintln!("    {how}"),
+        }
+    }
+
+    fn note(&self, line: &str) {
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn clear(self) {
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+static JOB_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// The job's results, checked; the error says what was wrong.
+async fn run_cluster_job(
+    client: &mut Client,
+    plan: &JobPlan,
+    target_url: &str,
+    timeout: Duration,
+) -> (Duration, Result<(f64, f64), String>) {
+    let t0 = Instant::now();
+    let job = async {
+        let mut args = plan.submit_args(target_url);
+        args.name = format!("{} #{}", args.name, JOB_SEQ.fetch_add(1, Ordering::Relaxed));
+        let resp = client
+            .submit_job(SubmitJobRequest {
+                spec: Some(args.spec()),
+            })
+            .await
+            .or_status("the coordinator refused a bench job")?
+            .into_inner();
+        let id = resp.job_id;
+        let info = match tokio::time::timeout(timeout, commands::wait_for(client, id, false)).await
+        {
+            Ok(info) => info?,
+            Err(_) => {
+                let _ = client.cancel_job(JobRef { job_id: id }).await;
+                bail!("timed out after {timeout:?} (job {id} cancelled)");
+            }
+        };
+        let results = commands::fetch_results(client, id).await?;
+        anyhow::Ok((info, results))
+    };
+    let outcome = job.await;
+    let wall = t0.elapsed();
+    let checked = match outcome {
+        Err(e) => Err(format!("{e:#}")),
+        Ok((info, _)) if info.state != JobState::Succeeded as i32 => Err(format!(
+            "job {}: {}",
+            commands::state_name(info.state),
+            info.error
+        )),
+        Ok((info, results)) => plan::verify(
+            plan,
+            info.has_total.then(|| commands::total(&info)),
+            &results,
+        )
+        .map(|()| {
+            (
+                info.task_cpu_ns as f64 / 1e9,
+                info.task_wall_ns as f64 / 1e9,
+            )
+        }),
+    };
+    (wall, checked)
+}
+
+/// The same range as a CPU row, on a plain pool of `threads` OS threads in
+/// this process pulling chunks from a shared counter: what the machine gives
+/// parallel code with no scheduler, no messages and no other process.
+fn run_in_process(plan: &JobPlan, threads: u32) -> (Duration, Result<(f64, f64), String>) {
+    let tasks = plan.tasks();
+    let next = AtomicU64::new(0);
+    let t0 = Instant::now();
+    let parts: Vec<Result<Vec<(u64, u128)>, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= tasks {
+                            return Ok(mine);
+                        }
+                        let a = plan.range.0 + i * plan.chunk;
+                        let b = (a + plan.chunk).min(plan.range.1);
+                        mine.push((i, brigade_worker::workload::sum_squares::run(a, b)?));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("an in-process thread panicked".into()))
+            })
+            .collect()
+    });
+    let wall = t0.elapsed();
+    let checked = parts
+        .into_iter()
+        .collect::<Result<Vec<_>, String>>()
+        .and_then(|parts| {
+            let mut results: Vec<(u64, u128)> = parts.into_iter().flatten().collect();
+            results.sort_unstable_by_key(|r| r.0);
+            let total = results.iter().map(|r| r.1).sum();
+            plan::verify(plan, Some(total), &results)
+        })
+        .map(|()| (0.0, 0.0));
+    (wall, checked)
+}
+
+/// Runs one plan once and records every figure.
+async fn measure(
+    client: &mut Client,
+    plan: &JobPlan,
+    scale: u32,
+    rep: u32,
+    target_url: &str,
+    probe: Probe,
+    timeout: Duration,
+) -> RunRecord {
+    let (pids, memory_pids) = probe.pids(plan.model).unzip();
+    let sampler = memory_pids.map(procfs::RssSampler::start);
+    let cpu0 = pids.as_deref().map(procfs::cpu_secs);
+    let (wall, checked) = match plan.model {
+        Some(_) => run_cluster_job(client, plan, target_url, timeout).await,
+        None => {
+            let p = plan.clone();
+            tokio::task::spawn_blocking(move || run_in_process(&p, p.in_flight))
+                .await
+                .unwrap_or_else(|e| (Duration::ZERO, Err(format!("in-process run failed: {e}"))))
+        }
+    };
+    let cpu1 = pids.as_deref().map(procfs::cpu_secs);
+    let peak = sampler.map(procfs::RssSampler::finish);
+    let (task_cpu_s, task_wall_s, error) = match checked {
+        Ok((c, w)) => (c, w, None),
+        Err(e) => (0.0, 0.0, Some(e)),
+    };
+    RunRecord {
+        scale,
+        workload: plan.workload,
+        label: plan.label.clone(),
+        model: plan.model.map(Model::name),
+        rep,
+        in_flight: plan.in_flight,
+        tasks: plan.tasks(),
+        represents: plan.scaled_from.unwrap_or(plan.tasks()),
+        wall_s: wall.as_secs_f64(),
+        cpu_s: cpu0.zip(cpu1).map(|(a, b)| b - a),
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        peak_rss_bytes: peak,
+        task_cpu_s,
+        task_wall_s,
+        error,
+    }
+}
+
+/// Exercises every model's slots (2 tasks per slot: executors, threads and
+/// connections come up) and fails loudly if the cluster cannot run them.
+async fn warm_up(
+    client: &mut Client,
+    models: &[Model],
+    caps: Caps,
+    target_url: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    for &m in models {
+        let in_flight = if m == Model::Async {
+            caps.io.max(caps.async_wide)
+        } else {
+            caps.io
+        };
+        let plan = JobPlan {
+            workload: WorkloadId::FastIo,
+            label: format!("warm-up {}", m.name()),
+            model: Some(m),
+            in_flight,
+            range: (0, 2 * u64::from(in_flight)),
+            chunk: 1,
+            scaled_from: None,
+        };
+        if let (_, Err(e)) = run_cluster_job(client, &plan, target_url, timeout).await {
+            bail!("the warm-up on {} slots failed: {e}", m.name());
+        }
+    }
+    Ok(())
+}
+
+/// How long the first task takes to come back on a fresh cluster.
+async fn first_task(client: &mut Client, timeout: Duration) -> anyhow::Result<()> {
+    let plan = JobPlan {
+        workload: WorkloadId::Noop,
+        label: "first task".into(),
+        model: Some(Model::Thread),
+        in_flight: 1,
+        range: (0, 1),
+        chunk: 1,
+        scaled_from: None,
+    };
+    match run_cluster_job(client, &plan, "", timeout).await {
+        (_, Ok(_)) => Ok(()),
+        (_, Err(e)) => bail!("the first task failed: {e}"),
+    }
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.coordinator.is_some() && !args.scale.is_empty() {
+        bail!(
+            "--scale starts local workers, so it cannot go with --coordinator; against an \
+             existing cluster, size it yourself (e.g. docker-compose up --scale worker=N) \
+             and run `brigade bench --coordinator URL` once per size"
+        );
+    }
+    raise_nofile_limit();
+    let facts = procfs::machine_facts();
+    let cores = facts.cores as u32;
+    let size = if args.quick { Size::Quick } else { Size::Full };
+    let reps = args.reps.unwrap_or(if args.quick { 1 } else { 3 });
+    let workloads = if args.workloads.is_empty() {
+        WorkloadId::ALL.to_vec()
+    } else {
+        args.workloads.clone()
+    };
+    let models = if args.models.is_empty() {
+        Model::ALL.to_vec()
+    } else {
+        args.models.clone()
+    };
+    let io = args.io_in_flight;
+    let wide = args
+        .async_in_flight
+        .unwrap_or(if args.quick { 200 } else { 2000 });
+    let timeout = Duration::from_secs(args.run_timeout_s);
+    // Every worker gets enough slots of each model for the largest cap it
+    // will see; the caps (max_in_flight), not the slot counts, set how many
+    // tasks a job runs at once.
+    let slots = Slots {
+        procs: io.max(cores) as usize,
+        threads: io.max(cores) as usize,
+        async_slots: wide.max(io) as usize,
+    };
+    let local_target;
+    let (target_url, target_pid) = match &args.io_target {
+        Some(u) => (u.trim_end_matches('/').to_string(), None),
+        None => {
+            local_target = start_io_target()?;
+            (local_target.url.clone(), Some(local_target.pid()))
+        }
+    };
+    let scales: Vec<u32> = if args.scale.is_empty() {
+        vec![1]
+    } else {
+        args.scale.clone()
+    };
+    let mut progress = Progress::new();
+    let mut runs = Vec::new();
+    let mut startups = Vec::new();
+    for (si, &n) in scales.iter().enumerate() {
+        let t0 = Instant::now();
+        let (local, mut client, workers) = match &args.coordinator {
+            Some(url) => {
+                let mut c = client::connect(url).await?;
+                let w = lab::wait_for_workers(&mut c, 1, Duration::from_secs(10))
+                    .await
+                    .context("the cluster at --coordinator has no workers")?;
+                (None, c, w.len() as u32)
+            }
+            None => {
+                progress.note(&format!(
+                    "starting a coordinator and {n} worker(s) ({} process, {} thread, {} async slots each)",
+                    slots.procs, slots.threads, slots.async_slots
+                ));
+                let (cl, c) = lab::LocalCluster::start(n as usize, slots).await?;
+                (Some(cl), c, n)
+            }
+        };
+        let ready = local.as_ref().map(|c| c.ready);
+        let first = first_task(&mut client, timeout).await;
+        let first_task_s = local.as_ref().map(|_| t0.elapsed().as_secs_f64());
+        let caps = Caps {
+            cpu: cores * workers,
+            io: io * workers,
+            async_wide: wide * workers,
+        };
+        let w0 = Instant::now();
+        let warmed = match first {
+            Ok(()) => warm_up(&mut client, &models, caps, &target_url, timeout).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = warmed {
+            if let Some(cl) = local {
+                cl.stop().await;
+            }
+            return Err(e);
+        }
+        startups.push(Startup {
+            workers,
+            ready_s: ready.map(|d| d.as_secs_f64()),
+            first_task_s,
+            warm_up_s: w0.elapsed().as_secs_f64(),
+        });
+        let probe = Probe {
+            exclude: local.as_ref().map(|_| target_pid),
+        };
+        let plans: Vec<JobPlan> = workloads
+            .iter()
+            .flat_map(|&w| plan::plan_workload(w, size, &models, caps, si == 0))
+            .collect();
+        progress.add(plans.len() as u64 * u64::from(reps));
+        for &w in &workloads {
+            // Repetitions go round the rows so that a noisy moment hurts
+            // every model a little rather than one model a lot.
+            for rep in 0..reps {
+                for p in plans.iter().filter(|p| p.workload == w) {
+                    progress.starting(&format!(
+                        "{} workers={n} {} rep {}/{reps}",
+                        w.name(),
+                        p.label,
+                        rep + 1
+                    ));
+                    let r =
+                        measure(&mut client, p, workers, rep, &target_url, probe, timeout).await;
+                    progress.finished(&r);
+                    runs.push(r);
+                }
+            }
+        }
+        if let Some(cl) = local {
+            cl.stop().await;
+        }
+    }
+    progress.clear();
+    let outcome = Outcome {
+        facts,
+        args: std::env::args().collect(),
+        runs,
+        startups,
+        slots: args.coordinator.is_none().then_some(slots),
+        quick: args.quick,
+    };
+    let rows = report::summarise(&outcome.runs);
+    let verdicts = report::verdicts(&rows);
+    print_outcome(&outcome, &rows, &verdicts);
+    if let Some(dir) = &args.out {
+        output::write_all(dir, &outcome, &rows, &verdicts)?;
+        println!("wrote {}", dir.join("report.html").display());
+    }
+    let failed = outcome.runs.iter().filter(|r| !r.ok()).count();
+    if failed > 0 {
+        bail!("{failed} run(s) FAILED (see the table)");
+    }
+    Ok(())
+}
+
+fn print_outcome(o: &Outcome, rows: &[report::Row], verdicts: &[report::Verdict]) {
+    let f = &o.facts;
+    println!(
+        "brigade bench {}: {} ({} cores, {} MB), {}, kernel {}",
+        f.brigade_version, f.cpu_model, f.cores, f.memory_mb, f.os, f.kernel
+    );
+    if let Some(s) = o.slots {
+        println!(
+            "cluster: embedded coordinator + local worker process(es) with {} process, {} thread, {} async slots each; HTTP target as a separate process",
+            s.procs, s.threads, s.async_slots
+        );
+    }
+    for s in &o.startups {
+        println!("{}", startup_line(s));
+    }
+    println!();
+    print!("{}", report::render_table(rows, verdicts));
+    println!();
+    for line in LEGEND {
+        println!("{line}");
+    }
+}
+
+fn startup_line(s: &Startup) -> String {
+    match (s.ready_s, s.first_task_s) {
+        (Some(r), Some(f)) => format!(
+            "start-up with {} worker(s): linked in {:.0} ms, first task result at {:.0} ms; warm-up {:.2} s (not in any figure)",
+            s.workers,
+            r * 1e3,
+            f * 1e3,
+            s.warm_up_s
+        ),
+        _ => format!(
+            "existing cluster with {} worker(s): start-up not measured; warm-up {:.2} s",
+            s.workers, s.warm_up_s
+        ),
+    }
+}
+
+/// What the columns mean, printed under the table and shown in the report.
+pub const LEGEND: &[&str] = &[
+    "p: tasks the job may run at once. wall: first task submitted until the last result is in hand.",
+    "speedup: tasks/s over the shared serial baseline (`1 slot`: one thread slot, one task at a time); eff = speedup / p.",
+    "in-process: the same range on a plain pool of p threads in one process, measured beside the rows: the practical CPU limit here.",
+    "CPU: CPU time of coordinator, workers and executors / (wall x cores), the HTTP target excluded. RSS: peak of their summed resident memory, sampled every 20 ms",
+    "  (executor processes count only in process-model rows: thread and async rows would not need them; in-process counts this process).",
+    "Every run's results are checked exactly (each task's value and the total); a wrong or failed run is FAILED, never a number.",
+];

@@ -1,0 +1,397 @@
+//! What `brigade bench` runs: the WORKLOADS.md yardsticks (sizes for the full
+//! and the `--quick` run), the in-flight cap each model gets, and how every
+//! run's results are checked. Pure: no I/O.
+
+use brigade_proto::v1::Model;
+
+use crate::commands::SubmitArgs;
+
+/// The body length every `http-get` task must return (the target's page).
+pub const BODY_LEN: u128 = 1024;
+
+/// A benchmark workload from WORKLOADS.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WorkloadId {
+    Cpu,
+    CpuHeavy,
+    Noop,
+    FastIo,
+    SlowIo,
+}
+
+impl WorkloadId {
+    pub const ALL: [WorkloadId; 5] = [
+        WorkloadId::Cpu,
+        WorkloadId::CpuHeavy,
+        WorkloadId::Noop,
+        WorkloadId::FastIo,
+        WorkloadId::SlowIo,
+    ];
+
+    /// The id used in WORKLOADS.md and in every output file.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadId::Cpu => "W_CPU",
+            WorkloadId::CpuHeavy => "W_CPU_HEAVY",
+            WorkloadId::Noop => "W_NOOP",
+            WorkloadId::FastIo => "W_FASTIO",
+            WorkloadId::SlowIo => "W_SLOWIO",
+        }
+    }
+
+    /// Accepts `W_CPU`, `w_cpu`, `cpu`, `cpu-heavy`, `fastio`, ...
+    pub fn parse(s: &str) -> Result<WorkloadId, String> {
+        let norm = s.trim().to_ascii_uppercase().replace('-', "_");
+        let norm = norm.strip_prefix("W_").unwrap_or(&norm);
+        WorkloadId::ALL
+            .into_iter()
+            .find(|w| &w.name()[2..] == norm)
+            .ok_or_else(|| {
+                format!(
+                    "unknown workload {s:?}; allowed: W_CPU, W_CPU_HEAVY, W_NOOP, W_FASTIO, W_SLOWIO"
+                )
+            })
+    }
+
+    pub fn is_cpu(self) -> bool {
+        matches!(self, WorkloadId::Cpu | WorkloadId::CpuHeavy)
+    }
+
+    pub fn is_io(self) -> bool {
+        matches!(self, WorkloadId::FastIo | WorkloadId::SlowIo)
+    }
+}
+
+/// How big the runs are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    /// Exactly the WORKLOADS.md sizes.
+    Full,
+    /// Same shapes, about a tenth of the work, so a debug build finishes fast.
+    Quick,
+}
+
+/// The in-flight caps of a bench run. The same cap holds for every model of a
+/// workload (an honest comparison), except the one extra async row that is
+/// explicitly about caps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    /// CPU workloads: one task per core per worker.
+    pub cpu: u32,
+    /// No-op and I/O workloads on every model (the slots of a worker's
+    /// process and thread pools).
+    pub io: u32,
+    /// The wide async row of W_SLOWIO: what one event loop keeps in flight.
+    pub async_wide: u32,
+}
+
+/// One job to run and check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobPlan {
+    pub workload: WorkloadId,
+    /// Row label: `1 slot`, `process`, `thread`, `async`, `async C=2000`.
+    pub label: String,
+    /// `None` for the in-process reference run (no cluster involved).
+    pub model: Option<Model>,
+    /// Slots the job may use at once (the `p` of efficiency).
+    pub in_flight: u32,
+    pub range: (u64, u64),
+    pub chunk: u64,
+    /// The total of the full workload this run's rate stands for, when the run
+    /// measures only a prefix (the slow serial baseline).
+    pub scaled_from: Option<u64>,
+}
+
+/// Label of the shared serial baseline row.
+pub const BASELINE: &str = "1 slot";
+/// Label of the in-process reference row beside the CPU workloads.
+pub const IN_PROCESS: &str = "in-process";
+
+impl JobPlan {
+    pub fn tasks(&self) -> u64 {
+        (self.range.1 - self.range.0).div_ceil(self.chunk)
+    }
+
+    /// The job to submit (`url` is the io-target's base URL).
+    pub fn submit_args(&self, url: &str) -> SubmitArgs {
+        let (workload, args) = match self.workload {
+            WorkloadId::Cpu | WorkloadId::CpuHeavy => ("sum-squares", vec![]),
+            WorkloadId::Noop => ("noop", vec![]),
+            WorkloadId::FastIo | WorkloadId::SlowIo => (
+                "http-get",
+                vec![
+                    (
+                        "url".to_string(),
+                        if self.workload == WorkloadId::FastIo {
+                            format!("{url}/fast")
+                        } else {
+                            format!("{url}/slow?ms=100")
+                        },
+                    ),
+                    ("expect-len".to_string(), BODY_LEN.to_string()),
+                ],
+            ),
+        };
+        SubmitArgs {
+            workload: workload.into(),
+            range: self.range,
+            chunk: self.chunk,
+            args,
+            kind: None,
+            model: self.model,
+            max_attempts: 0,
+            timeout_ms: 0,
+            max_in_flight: self.in_flight,
+            name: format!("bench {} {}", self.workload.name(), self.label),
+        }
+    }
+}
+
+/// The range and chunk of a workload at `size`; `wide` is W_SLOWIO with at
+/// least 1,000 in flight, which WORKLOADS.md runs with 10,000 tasks so that the
+/// run lasts long enough to measure.
+pub fn shape(w: WorkloadId, size: Size, wide: bool) -> ((u64, u64), u64) {
+    match (w, size) {
+        (WorkloadId::Cpu, Size::Full) => ((0, 60_000_000), 1_500_000),
+        (WorkloadId::Cpu, Size::Quick) => ((0, 6_000_000), 150_000),
+        (WorkloadId::CpuHeavy, Size::Full) => ((0, 4_000_000_000), 100_000_000),
+        // A debug build's loop is ~10x slower; 40 tasks of 1M keep it short.
+        (WorkloadId::CpuHeavy, Size::Quick) => ((0, 40_000_000), 1_000_000),
+        (WorkloadId::Noop, Size::Full) => ((0, 20_000), 1),
+        (WorkloadId::Noop, Size::Quick) => ((0, 2_000), 1),
+        (WorkloadId::FastIo, Size::Full) => ((0, 5_000), 1),
+        (WorkloadId::FastIo, Size::Quick) => ((0, 500), 1),
+        (WorkloadId::SlowIo, Size::Full) => ((0, if wide { 10_000 } else { 2_000 }), 1),
+        (WorkloadId::SlowIo, Size::Quick) => ((0, if wide { 1_000 } else { 200 }), 1),
+    }
+}
+
+/// How many W_SLOWIO tasks the serial baseline runs: the whole job would take
+/// tasks × 0.1 s (200 s), so it runs a prefix and its rate stands for the
+/// whole (one slot runs tasks one after another, so time is linear in tasks).
+const SLOWIO_BASELINE_TASKS: u64 = 20;
+
+/// The runs of one workload at one cluster size, in row order: the serial
+/// baseline (only when `with_baseline`), each model, the wide async row for
+/// W_SLOWIO, and the in-process reference for CPU workloads.
+pub fn plan_workload(
+    w: WorkloadId,
+    size: Size,
+    models: &[Model],
+    caps: Caps,
+    with_baseline: bool,
+) -> Vec<JobPlan> {
+    let (range, chunk) = shape(w, size, false);
+    let mut out = Vec::new();
+    if with_baseline {
+        let (range, scaled_from) = if w == WorkloadId::SlowIo {
+            (
+                (range.0, range.0 + SLOWIO_BASELINE_TASKS * chunk),
+                Some(range.1 - range.0),
+            )
+        } else {
+            (range, None)
+        };
+        out.push(JobPlan {
+            workload: w,
+            label: BASELINE.into(),
+            // A single thread slot runs tasks one at a time in the worker:
+            // the cheapest serial path, shared by every model's speedup.
+            model: Some(Model::Thread),
+            in_flight: 1,
+            range,
+            chunk,
+            scaled_from,
+        });
+    }
+    let cap = if w.is_cpu() { caps.cpu } else { caps.io };
+    for &m in models {
+        out.push(JobPlan {
+            workload: w,
+            label: m.name().into(),
+            model: Some(m),
+            in_flight: cap,
+            range,
+            chunk,
+            scaled_from: None,
+        });
+    }
+    if w == WorkloadId::SlowIo && models.contains(&Model::Async) && caps.async_wide > caps.io {
+        let (range, chunk) = shape(w, size, caps.async_wide >= 1000);
+        out.push(JobPlan {
+            workload: w,
+            label: format!("async C={}", caps.async_wide),
+            model: Some(Model::Async),
+            in_flight: caps.async_wide,
+            range,
+            chunk,
+            scaled_from: None,
+        });
+    }
+    if w.is_cpu() {
+        out.push(JobPlan {
+            workload: w,
+            label: IN_PROCESS.into(),
+            model: None,
+            in_flight: caps.cpu,
+            range,
+            chunk,
+            scaled_from: None,
+        });
+    }
+    out
+}
+
+/// Σ i² for a ≤ i < b by the closed form (the check for the workers' loop).
+pub fn sum_squares(a: u64, b: u64) -> u128 {
+    let prefix = |n: u128| {
+        if n == 0 {
+            0
+        } else {
+            (n - 1) * n * (2 * n - 1) / 6
+        }
+    };
+    prefix(b as u128) - prefix(a as u128)
+}
+
+/// Checks a run's results exactly: one result per task in index order, every
+/// value the one the workload must return, and for sum-squares the job's total.
+pub fn verify(plan: &JobPlan, total: Option<u128>, results: &[(u64, u128)]) -> Result<(), String> {
+    let (a, b) = plan.range;
+    let tasks = plan.tasks();
+    if results.len() as u64 != tasks {
+        return Err(format!("{} results for {tasks} tasks", results.len()));
+    }
+    for (k, &(i, v)) in results.iter().enumerate() {
+        if i != k as u64 {
+            return Err(format!("result {k} has index {i}"));
+        }
+        let expected = match plan.workload {
+            WorkloadId::Cpu | WorkloadId::CpuHeavy => {
+                let start = a + i * plan.chunk;
+                sum_squares(start, (start + plan.chunk).min(b))
+            }
+            WorkloadId::Noop => i as u128,
+            WorkloadId::FastIo | WorkloadId::SlowIo => BODY_LEN,
+        };
+        if v != expected {
+            return Err(format!("task {i} returned {v}, expected {expected}"));
+        }
+    }
+    if plan.workload.is_cpu() {
+        let expected = sum_squares(a, b);
+        match total {
+            Some(t) if t == expected => {}
+            Some(t) => return Err(format!("total {t}, expected {expected}")),
+            None => return Err(format!("no total, expected {expected}")),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CAPS: Caps = Caps {
+        cpu: 2,
+        io: 32,
+        async_wide: 2000,
+    };
+
+    #[test]
+    fn workload_names_parse_loosely_and_refuse_unknowns() {
+        assert_eq!(WorkloadId::parse("W_CPU"), Ok(WorkloadId::Cpu));
+        assert_eq!(WorkloadId::parse("cpu-heavy"), Ok(WorkloadId::CpuHeavy));
+        assert_eq!(WorkloadId::parse("w_slowio"), Ok(WorkloadId::SlowIo));
+        assert!(WorkloadId::parse("W_GPU").unwrap_err().contains("W_NOOP"));
+    }
+
+    #[test]
+    fn full_sizes_are_the_published_ones() {
+        let tasks = |w, wide| {
+            let ((a, b), c) = shape(w, Size::Full, wide);
+            (b - a).div_ceil(c)
+        };
+        assert_eq!(tasks(WorkloadId::Cpu, false), 40);
+        assert_eq!(tasks(WorkloadId::CpuHeavy, false), 40);
+        assert_eq!(tasks(WorkloadId::Noop, false), 20_000);
+        assert_eq!(tasks(WorkloadId::FastIo, false), 5_000);
+        assert_eq!(tasks(WorkloadId::SlowIo, false), 2_000);
+        assert_eq!(tasks(WorkloadId::SlowIo, true), 10_000);
+        assert_eq!(sum_squares(0, 60_000_000), 71_999_998_200_000_010_000_000);
+        assert_eq!(
+            sum_squares(0, 4_000_000_000),
+            21_333_333_325_333_333_334_000_000_000
+        );
+    }
+
+    #[test]
+    fn cpu_plan_has_baseline_models_and_the_in_process_limit() {
+        let p = plan_workload(WorkloadId::CpuHeavy, Size::Full, &Model::ALL, CAPS, true);
+        let labels: Vec<_> = p.iter().map(|j| j.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["1 slot", "process", "thread", "async", "in-process"]
+        );
+        assert_eq!(p[0].in_flight, 1);
+        assert!(p[1..].iter().all(|j| j.in_flight == 2));
+        assert!(p[4].model.is_none());
+    }
+
+    #[test]
+    fn slowio_baseline_is_a_scaled_prefix_and_the_wide_row_has_10k_tasks() {
+        let p = plan_workload(WorkloadId::SlowIo, Size::Full, &Model::ALL, CAPS, true);
+        assert_eq!(p[0].tasks(), 20);
+        assert_eq!(p[0].scaled_from, Some(2_000));
+        assert_eq!(p[1].tasks(), 2_000);
+        assert_eq!(p[1].in_flight, 32);
+        let wide = p.last().unwrap();
+        assert_eq!(wide.label, "async C=2000");
+        assert_eq!(wide.tasks(), 10_000);
+        // Without the baseline (later cluster sizes) and without async.
+        let p = plan_workload(
+            WorkloadId::SlowIo,
+            Size::Full,
+            &[Model::Thread],
+            CAPS,
+            false,
+        );
+        assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn verification_catches_every_kind_of_wrong_result() {
+        let plan = plan_workload(WorkloadId::Cpu, Size::Quick, &[], CAPS, true).remove(0);
+        let good: Vec<(u64, u128)> = (0..40u64)
+            .map(|i| (i, sum_squares(i * 150_000, (i + 1) * 150_000)))
+            .collect();
+        let total = Some(sum_squares(0, 6_000_000));
+        assert_eq!(verify(&plan, total, &good), Ok(()));
+        assert!(verify(&plan, total, &good[..39])
+            .unwrap_err()
+            .contains("39 results"));
+        let mut bad = good.clone();
+        bad[7].1 += 1;
+        assert!(verify(&plan, total, &bad).unwrap_err().contains("task 7"));
+        let mut swapped = good.clone();
+        swapped.swap(3, 4);
+        assert!(verify(&plan, total, &swapped)
+            .unwrap_err()
+            .contains("index"));
+        assert!(verify(&plan, Some(1), &good).unwrap_err().contains("total"));
+
+        let noop = plan_workload(WorkloadId::Noop, Size::Quick, &[], CAPS, true).remove(0);
+        let ok: Vec<(u64, u128)> = (0..2_000).map(|i| (i, i as u128)).collect();
+        assert_eq!(verify(&noop, None, &ok), Ok(()));
+        let mut off = ok.clone();
+        off[5].1 = 6;
+        assert!(verify(&noop, None, &off).is_err());
+
+        let io = plan_workload(WorkloadId::FastIo, Size::Quick, &[], CAPS, true).remove(0);
+        let mut bodies: Vec<(u64, u128)> = (0..500).map(|i| (i, 1024)).collect();
+        assert_eq!(verify(&io, None, &bodies), Ok(()));
+        bodies[499].1 = 1023;
+        assert!(verify(&io, None, &bodies).unwrap_err().contains("1024"));
+    }
+}

@@ -1,0 +1,544 @@
+//! The report maths of `brigade bench`: medians and spreads over repetitions,
+//! rates, speedup and parallel efficiency against the one shared serial
+//! baseline, the ratio to the in-process limit, and the verdict per workload.
+//! Pure: runs in, rows out; the text table is rendered here too.
+
+use std::collections::BTreeMap;
+
+use super::plan::{WorkloadId, BASELINE, IN_PROCESS};
+
+/// One measured run (one repetition of one row), with every raw figure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    /// Workers in the cluster.
+    pub scale: u32,
+    pub workload: WorkloadId,
+    pub label: String,
+    /// `process` / `thread` / `async`; `None` for the in-process reference.
+    pub model: Option<&'static str>,
+    pub rep: u32,
+    /// Tasks the job may run at once (the `p` of efficiency).
+    pub in_flight: u32,
+    pub tasks: u64,
+    /// Tasks of the whole workload this run's rate stands for.
+    pub represents: u64,
+    pub wall_s: f64,
+    /// CPU seconds of coordinator, workers and executors (not the io-target);
+    /// `None` against a remote cluster.
+    pub cpu_s: Option<f64>,
+    pub cores: usize,
+    /// Peak of the summed resident memory of the cluster's processes.
+    pub peak_rss_bytes: Option<u64>,
+    /// CPU and wall time the tasks themselves reported (sums over tasks).
+    pub task_cpu_s: f64,
+    pub task_wall_s: f64,
+    /// Why the run is not a number: job failed, results wrong, timed out.
+    pub error: Option<String>,
+}
+
+impl RunRecord {
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+
+    /// CPU time / (wall × cores): 1.0 is every core busy for the whole run.
+    pub fn cpu_util(&self) -> Option<f64> {
+        self.cpu_s
+            .map(|c| c / (self.wall_s.max(1e-9) * self.cores.max(1) as f64))
+    }
+}
+
+/// Median and range of repetitions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// The median (mean of the middle two for an even count); `None` when empty.
+pub fn median(xs: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+pub fn spread(xs: &[f64]) -> Option<Spread> {
+    Some(Spread {
+        median: median(xs)?,
+        min: xs.iter().copied().fold(f64::INFINITY, f64::min),
+        max: xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    })
+}
+
+/// T1 / Tp expressed with rates so that runs of different task counts compare
+/// (the scaled serial prefix, the 10,000-task wide async run).
+pub fn speedup(rate: f64, baseline_rate: f64) -> f64 {
+    rate / baseline_rate
+}
+
+/// Parallel efficiency T1 / (p · Tp) = speedup / p.
+pub fn efficiency(speedup: f64, p: u32) -> f64 {
+    speedup / p.max(1) as f64
+}
+
+/// One table row: the repetitions of one (scale, workload, label).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub scale: u32,
+    pub workload: WorkloadId,
+    pub label: String,
+    pub model: Option<&'static str>,
+    pub in_flight: u32,
+    pub tasks: u64,
+    pub reps: usize,
+    /// `None` when the row failed.
+    pub wall: Option<Spread>,
+    pub rate: Option<f64>,
+    pub speedup: Option<f64>,
+    pub efficiency: Option<f64>,
+    /// CPU rows: efficiency / the in-process run's efficiency (1.0 = as good
+    /// as a plain thread pool in one process can be on this machine now).
+    pub of_limit: Option<f64>,
+    pub cpu_util: Option<f64>,
+    pub peak_rss_bytes: Option<u64>,
+    /// Mean wall time of one task as the tasks reported it.
+    pub mean_task_ms: Option<f64>,
+    /// The serial prefix stands for this many tasks.
+    pub scaled_from: Option<u64>,
+    /// The first error of any repetition: the whole row is FAILED.
+    pub failed: Option<String>,
+}
+
+impl Row {
+    pub fn is_model_row(&self) -> bool {
+        self.label != BASELINE && self.label != IN_PROCESS
+    }
+}
+
+type Key = (u32, WorkloadId, String);
+
+/// Groups runs into rows (in first-seen order) and fills in the derived
+/// figures. The baseline of a workload is its `1 slot` row at whichever scale
+/// it was measured (it is shared by every scale).
+pub fn summarise(runs: &[RunRecord]) -> Vec<Row> {
+    let mut order: Vec<Key> = Vec::new();
+    let mut groups: BTreeMap<Key, Vec<&RunRecord>> = BTreeMap::new();
+    for r in runs {
+        let key = (r.scale, r.workload, r.label.clone());
+        if !groups.contains_key(&key) {
+            order.push(key.clone());
+        }
+        groups.entry(key).or_default().push(r);
+    }
+    let mut rows: Vec<Row> = order.iter().map(|k| base_row(&groups[k])).collect();
+    let baseline_rate = |w: WorkloadId, rows: &[Row]| {
+        rows.iter()
+            .find(|r| r.workload == w && r.label == BASELINE)
+            .and_then(|r| r.rate)
+    };
+    for i in 0..rows.len() {
+        if let (Some(rate), Some(b)) = (rows[i].rate, baseline_rate(rows[i].workload, &rows)) {
+            let s = speedup(rate, b);
+            rows[i].speedup = Some(s);
+            rows[i].efficiency = Some(efficiency(s, rows[i].in_flight));
+        }
+    }
+    for i in 0..rows.len() {
+        let limit = rows
+            .iter()
+            .find(|r| {
+                r.scale == rows[i].scale && r.workload == rows[i].workload && r.label == IN_PROCESS
+            })
+            .and_then(|r| r.efficiency);
+        if rows[i].workload.is_cpu() && rows[i].is_model_row() {
+            if let (Some(e), Some(l)) = (rows[i].efficiency, limit) {
+                rows[i].of_limit = Some(e / l);
+            }
+        }
+    }
+    rows
+}
+
+fn base_row(reps: &[&RunRecord]) -> Row {
+    let first = reps[0];
+    let failed = reps.iter().find_map(|r| r.error.clone());
+    let walls: Vec<f64> = reps.iter().map(|r| r.wall_s).collect();
+    let wall = if failed.is_none() {
+        spread(&walls)
+    } else {
+        None
+    };
+    let utils: Vec<f64> = reps.iter().filter_map(|r| r.cpu_util()).collect();
+    let task_ms: Vec<f64> = reps
+        .iter()
+        .map(|r| r.task_wall_s * 1e3 / r.tasks.max(1) as f64)
+        .collect();
+    let ok = failed.is_none();
+    Row {
+        scale: first.scale,
+        workload: first.workload,
+        label: first.label.clone(),
+        model: first.model,
+        in_flight: first.in_flight,
+        tasks: first.tasks,
+        reps: reps.len(),
+        rate: wall.map(|w| first.tasks as f64 / w.median.max(1e-9)),
+        wall,
+        speedup: None,
+        efficiency: None,
+        of_limit: None,
+        cpu_util: if ok { median(&utils) } else { None },
+        peak_rss_bytes: reps.iter().filter_map(|r| r.peak_rss_bytes).max(),
+        // The in-process run has no tasks reporting their own time.
+        mean_task_ms: (ok && first.model.is_some() && reps.iter().any(|r| r.task_wall_s > 0.0))
+            .then(|| median(&task_ms))
+            .flatten(),
+        scaled_from: (first.represents != first.tasks).then_some(first.represents),
+        failed,
+    }
+}
+
+/// Which model won a workload at one scale, and by how much.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub scale: u32,
+    pub workload: WorkloadId,
+    /// `(row label, tasks/s)` of the fastest model row.
+    pub winner: Option<(String, f64)>,
+    /// The best row of a *different* model.
+    pub runner_up: Option<(String, f64)>,
+    /// Model rows that failed (they cannot win).
+    pub failed: Vec<String>,
+}
+
+impl Verdict {
+    /// winner rate / runner-up rate.
+    pub fn margin(&self) -> Option<f64> {
+        Some(self.winner.as_ref()?.1 / self.runner_up.as_ref()?.1)
+    }
+
+    pub fn text(&self) -> String {
+        let mut s = match (&self.winner, &self.runner_up, self.margin()) {
+            (Some((w, _)), Some((r, _)), Some(m)) => format!("{w} wins, {m:.2}x {r}"),
+            (Some((w, _)), _, _) => format!("{w} (the only model that ran)"),
+            (None, _, _) => "no verdict: every model run FAILED".to_string(),
+        };
+        if !self.failed.is_empty() && self.winner.is_some() {
+            s.push_str(&format!("; FAILED: {}", self.failed.join(", ")));
+        }
+        s
+    }
+}
+
+fn model_of(label: &str) -> &str {
+    label.split_whitespace().next().unwrap_or(label)
+}
+
+/// One verdict per (scale, workload) present in `rows`, in row order.
+pub fn verdicts(rows: &[Row]) -> Vec<Verdict> {
+    let mut keys: Vec<(u32, WorkloadId)> = Vec::new();
+    for r in rows {
+        if !keys.contains(&(r.scale, r.workload)) {
+            keys.push((r.scale, r.workload));
+        }
+    }
+    keys.into_iter()
+        .map(|(scale, workload)| {
+            let candidates: Vec<&Row> = rows
+                .iter()
+                .filter(|r| r.scale == scale && r.workload == workload && r.is_model_row())
+                .collect();
+            let mut ranked: Vec<(&str, f64)> = candidates
+                .iter()
+                .filter_map(|r| Some((r.label.as_str(), r.rate?)))
+                .collect();
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let winner = ranked.first().copied();
+            let runner_up = winner.and_then(|(w, _)| {
+                ranked
+                    .iter()
+                    .find(|(l, _)| model_of(l) != model_of(w))
+                    .copied()
+            });
+            Verdict {
+                scale,
+                workload,
+                winner: winner.map(|(l, r)| (l.to_string(), r)),
+                runner_up: runner_up.map(|(l, r)| (l.to_string(), r)),
+                failed: candidates
+                    .iter()
+                    .filter(|r| r.failed.is_some())
+                    .map(|r| r.label.clone())
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    v.map(f).unwrap_or_else(|| "-".into())
+}
+
+/// Human-readable count: 1,234,567.
+pub fn thousands(n: f64) -> String {
+    let s = format!("{:.0}", n.round());
+    let (sign, digits) = s.strip_prefix('-').map_or(("", s.as_str()), |d| ("-", d));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{sign}{out}")
+}
+
+/// The column texts of a row (shared by the terminal table and the HTML).
+pub fn cells(r: &Row) -> [String; 11] {
+    let failed = r.failed.as_ref().map(|e| format!("FAILED: {e}"));
+    let mut note = failed.unwrap_or_default();
+    if let Some(n) = r.scaled_from {
+        note = format!("{} of {} tasks, scaled", r.tasks, thousands(n as f64));
+    }
+    if let Some(l) = r.of_limit {
+        note = format!("{l:.2} of in-process limit");
+    }
+    [
+        r.workload.name().to_string(),
+        r.label.clone(),
+        r.in_flight.to_string(),
+        thousands(r.tasks as f64),
+        match (&r.failed, r.wall) {
+            (Some(_), _) | (_, None) => "FAILED".into(),
+            (None, Some(w)) if r.reps > 1 => {
+                format!("{:.3} ({:.3}..{:.3})", w.median, w.min, w.max)
+            }
+            (None, Some(w)) => format!("{:.3}", w.median),
+        },
+        opt(r.rate, thousands),
+        opt(r.speedup, |s| format!("{s:.2}x")),
+        opt(r.efficiency, |e| format!("{e:.3}")),
+        opt(r.cpu_util, |u| format!("{:.0}%", u * 100.0)),
+        r.peak_rss_bytes
+            .map(|b| format!("{:.0}", b as f64 / (1 << 20) as f64))
+            .unwrap_or_else(|| "-".into()),
+        note,
+    ]
+}
+
+pub const HEADERS: [&str; 11] = [
+    "workload",
+    "model",
+    "p",
+    "tasks",
+    "wall s median (min..max)",
+    "tasks/s",
+    "speedup",
+    "eff",
+    "CPU",
+    "RSS MB",
+    "note",
+];
+
+/// The terminal table: rows grouped by scale and workload, a verdict line
+/// after each workload.
+pub fn render_table(rows: &[Row], verdicts: &[Verdict]) -> String {
+    let all: Vec<[String; 11]> = rows.iter().map(cells).collect();
+    let mut widths = HEADERS.map(str::len);
+    for c in &all {
+        for (w, s) in widths.iter_mut().zip(c.iter()) {
+            *w = (*w).max(s.chars().count());
+        }
+    }
+    let line = |c: &[String]| {
+        let mut s = String::new();
+        for (i, (cell, w)) in c.iter().zip(widths).enumerate() {
+            // Text columns left, figures right; the last column is free text.
+            let right = (2..10).contains(&i);
+            let pad = w.saturating_sub(cell.chars().count());
+            if right {
+                s.push_str(&" ".repeat(pad));
+                s.push_str(cell);
+            } else if i == c.len() - 1 {
+                s.push_str(cell);
+            } else {
+                s.push_str(cell);
+                s.push_str(&" ".repeat(pad));
+            }
+            s.push_str("  ");
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(&HEADERS.map(String::from));
+    let mut current: Option<(u32, WorkloadId)> = None;
+    let scales: Vec<u32> = rows.iter().map(|r| r.scale).collect();
+    let many_scales = scales.iter().any(|s| *s != scales[0]);
+    for (r, c) in rows.iter().zip(&all) {
+        if current != Some((r.scale, r.workload)) {
+            if let Some(v) =
+                current.and_then(|k| verdicts.iter().find(|v| (v.scale, v.workload) == k))
+            {
+                out.push_str(&format!("  => verdict: {}\n", v.text()));
+            }
+            if many_scales && current.map(|k| k.0) != Some(r.scale) {
+                out.push_str(&format!("-- {} worker(s) --\n", r.scale));
+            }
+            current = Some((r.scale, r.workload));
+        }
+        out.push_str(&line(c));
+    }
+    if let Some(v) = current.and_then(|k| verdicts.iter().find(|v| (v.scale, v.workload) == k)) {
+        out.push_str(&format!("  => verdict: {}\n", v.text()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(label: &str, model: Option<&'static str>, p: u32, tasks: u64, wall: f64) -> RunRecord {
+        RunRecord {
+            scale: 1,
+            workload: WorkloadId::CpuHeavy,
+            label: label.into(),
+            model,
+            rep: 0,
+            in_flight: p,
+            tasks,
+            represents: tasks,
+            wall_s: wall,
+            cpu_s: Some(wall),
+            cores: 2,
+            peak_rss_bytes: Some(10 << 20),
+            task_cpu_s: wall,
+            task_wall_s: wall,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[f64::NAN, 5.0]), Some(5.0));
+        let s = spread(&[3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+    }
+
+    #[test]
+    fn speedup_and_efficiency_follow_t1_over_p_tp() {
+        // T1 = 8 s, T2 = 4.2 s for 40 tasks.
+        let s = speedup(40.0 / 4.2, 40.0 / 8.0);
+        assert!((s - 8.0 / 4.2).abs() < 1e-12);
+        assert!((efficiency(s, 2) - 8.0 / (2.0 * 4.2)).abs() < 1e-12);
+        assert_eq!(efficiency(3.0, 0), 3.0);
+    }
+
+    #[test]
+    fn rows_use_the_median_and_the_shared_baseline() {
+        let mut runs = vec![
+            run("1 slot", Some("thread"), 1, 40, 8.0),
+            run("process", Some("process"), 2, 40, 4.0),
+            run("process", Some("process"), 2, 40, 5.0),
+            run("process", Some("process"), 2, 40, 4.4),
+            run("in-process", None, 2, 40, 4.1),
+        ];
+        // A later scale has no baseline of its own: it shares scale 1's.
+        let mut later = run("process", Some("process"), 4, 40, 8.0);
+        later.scale = 2;
+        runs.push(later);
+        let rows = summarise(&runs);
+        assert_eq!(rows.len(), 4);
+        let p = &rows[1];
+        assert_eq!(p.reps, 3);
+        assert_eq!(p.wall.unwrap().median, 4.4);
+        assert_eq!(p.wall.unwrap().min, 4.0);
+        assert!((p.speedup.unwrap() - 8.0 / 4.4).abs() < 1e-9);
+        assert!((p.efficiency.unwrap() - 8.0 / 8.8).abs() < 1e-9);
+        let limit_eff = 8.0 / (2.0 * 4.1);
+        assert!((p.of_limit.unwrap() - (8.0 / 8.8) / limit_eff).abs() < 1e-9);
+        assert_eq!(rows[2].of_limit, None);
+        assert!((rows[3].efficiency.unwrap() - 0.25).abs() < 1e-9);
+        assert_eq!(rows[0].speedup, Some(1.0));
+    }
+
+    #[test]
+    fn a_scaled_prefix_baseline_compares_by_rate() {
+        let mut b = run("1 slot", Some("thread"), 1, 20, 2.0);
+        b.workload = WorkloadId::SlowIo;
+        b.represents = 2000;
+        let mut a = run("async", Some("async"), 32, 2000, 6.5);
+        a.workload = WorkloadId::SlowIo;
+        let rows = summarise(&[b, a]);
+        assert_eq!(rows[0].scaled_from, Some(2000));
+        // T1 stands for 200 s: speedup 200 / 6.5.
+        assert!((rows[1].speedup.unwrap() - 200.0 / 6.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn one_failed_repetition_fails_the_row_and_it_cannot_win() {
+        let mut bad = run("thread", Some("thread"), 2, 40, 1.0);
+        bad.error = Some("task 3 returned 0".into());
+        let runs = vec![
+            run("1 slot", Some("thread"), 1, 40, 8.0),
+            run("process", Some("process"), 2, 40, 4.0),
+            run("thread", Some("thread"), 2, 40, 1.0),
+            bad,
+            run("async", Some("async"), 2, 40, 8.0),
+        ];
+        let rows = summarise(&runs);
+        let t = rows.iter().find(|r| r.label == "thread").unwrap();
+        assert!(t.failed.is_some());
+        assert_eq!(t.rate, None);
+        assert_eq!(cells(t)[4], "FAILED");
+        let v = &verdicts(&rows)[0];
+        assert_eq!(v.winner.as_ref().unwrap().0, "process");
+        assert_eq!(v.runner_up.as_ref().unwrap().0, "async");
+        assert!((v.margin().unwrap() - 2.0).abs() < 1e-9);
+        assert_eq!(v.text(), "process wins, 2.00x async; FAILED: thread");
+    }
+
+    #[test]
+    fn the_runner_up_is_another_model_not_a_variant_of_the_winner() {
+        let mk = |label: &str, model, wall| {
+            let mut r = run(label, Some(model), 32, 2000, wall);
+            r.workload = WorkloadId::SlowIo;
+            r
+        };
+        let rows = summarise(&[
+            mk("async C=2000", "async", 0.2),
+            mk("async", "async", 6.4),
+            mk("thread", "thread", 6.5),
+        ]);
+        let v = &verdicts(&rows)[0];
+        assert_eq!(v.winner.as_ref().unwrap().0, "async C=2000");
+        assert_eq!(v.runner_up.as_ref().unwrap().0, "thread");
+        let all_failed = summarise(&[{
+            let mut r = mk("async", "async", 1.0);
+            r.error = Some("timeout".into());
+            r
+        }]);
+        assert_eq!(
+            verdicts(&all_failed)[0].text(),
+            "no verdict: every model run FAILED"
+        );
+    }
+
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(1234567.4), "1,234,567");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(-1000.0), "-1,000");
+    }
+}

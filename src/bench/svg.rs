@@ -1,0 +1,371 @@
+//! Hand-written SVG plots: small multiples of bar charts (one panel per
+//! workload, each with its own linear axis, since tasks/s spans five orders
+//! of magnitude between workloads) and line charts for scaling. Pure: data in,
+//! a well-formed SVG document out.
+
+use std::fmt::Write;
+
+/// One bar; `None` is a failed run, drawn as a FAILED mark rather than a bar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bar {
+    pub label: String,
+    pub value: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarPanel {
+    pub title: String,
+    pub bars: Vec<Bar>,
+    /// A dashed reference line (e.g. efficiency 1.0), if any.
+    pub reference: Option<(f64, String)>,
+}
+
+/// A line series of (x, y) points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinePanel {
+    pub title: String,
+    pub series: Vec<Series>,
+}
+
+const PANEL_W: f64 = 320.0;
+const PANEL_H: f64 = 240.0;
+const PER_ROW: usize = 3;
+const LEFT: f64 = 56.0;
+const RIGHT: f64 = 12.0;
+const TOP: f64 = 30.0;
+const BOTTOM: f64 = 58.0;
+const COLOURS: [&str; 6] = [
+    "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#9c755f",
+];
+
+/// Escapes text for XML content and attribute values.
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A "nice" axis step (1, 2 or 5 × 10^k) giving about four gridlines up to `max`.
+pub fn nice_step(max: f64) -> f64 {
+    if !(max.is_finite() && max > 0.0) {
+        return 1.0;
+    }
+    let raw = max / 4.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let norm = raw / mag;
+    let n = if norm <= 1.0 {
+        1.0
+    } else if norm <= 2.0 {
+        2.0
+    } else if norm <= 5.0 {
+        5.0
+    } else {
+        10.0
+    };
+    n * mag
+}
+
+/// Short figure: 1.2M, 35k, 830, 0.97.
+pub fn short(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn document(title: &str, panels: usize, body: &str) -> String {
+    let cols = panels.clamp(1, PER_ROW);
+    let rows = panels.div_ceil(PER_ROW).max(1);
+    let w = cols as f64 * PANEL_W;
+    let h = rows as f64 * PANEL_H + 28.0;
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" \
+         font-family=\"sans-serif\" font-size=\"11\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"8\" y=\"18\" font-size=\"14\" font-weight=\"bold\">{}</text>\n{body}</svg>\n",
+        escape(title)
+    )
+}
+
+/// Panel origin (top-left) of panel `i`.
+fn origin(i: usize) -> (f64, f64) {
+    (
+        (i % PER_ROW) as f64 * PANEL_W,
+        28.0 + (i / PER_ROW) as f64 * PANEL_H,
+    )
+}
+
+/// Axis frame, gridlines and tick labels for a linear axis [0, top]; returns
+/// the y-mapping function's parameters (plot top, plot height, axis top).
+fn y_axis(out: &mut String, ox: f64, oy: f64, max: f64) -> (f64, f64, f64) {
+    let step = nice_step(max);
+    let top = (max / step).ceil().max(1.0) * step;
+    let (py, ph) = (oy + TOP, PANEL_H - TOP - BOTTOM);
+    let mut k = 0.0;
+    while k <= top + step * 0.01 {
+        let y = py + ph - k / top * ph;
+        let _ = writeln!(
+            out,
+            "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#555\">{}</text>",
+            ox + LEFT,
+            ox + PANEL_W - RIGHT,
+            ox + LEFT - 4.0,
+            y + 4.0,
+            short(k)
+        );
+        k += step;
+    }
+    let _ = writeln!(
+        out,
+        "<line x1=\"{x:.1}\" y1=\"{py:.1}\" x2=\"{x:.1}\" y2=\"{b:.1}\" stroke=\"#333\"/>",
+        x = ox + LEFT,
+        b = py + ph
+    );
+    (py, ph, top)
+}
+
+/// Small multiples of bar charts, one panel per entry.
+pub fn bar_panels(title: &str, y_label: &str, panels: &[BarPanel]) -> String {
+    let mut body = String::new();
+    for (i, p) in panels.iter().enumerate() {
+        let (ox, oy) = origin(i);
+        let max = p
+            .bars
+            .iter()
+            .filter_map(|b| b.value)
+            .chain(p.reference.as_ref().map(|r| r.0))
+            .fold(0.0, f64::max);
+        let _ = writeln!(
+            body,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-weight=\"bold\">{}</text>\
+             <text x=\"{:.1}\" y=\"{:.1}\" fill=\"#555\" font-size=\"10\">{}</text>",
+            ox + LEFT,
+            oy + 14.0,
+            escape(&p.title),
+            ox + 4.0,
+            oy + 26.0,
+            escape(y_label)
+        );
+        let (py, ph, top) = y_axis(&mut body, ox, oy, max);
+        let plot_w = PANEL_W - LEFT - RIGHT;
+        let slot = plot_w / p.bars.len().max(1) as f64;
+        for (j, b) in p.bars.iter().enumerate() {
+            let x = ox + LEFT + j as f64 * slot + slot * 0.15;
+            let w = slot * 0.7;
+            let base = py + ph;
+            match b.value {
+                Some(v) => {
+                    let h = (v / top * ph).max(0.5);
+                    let _ = writeln!(
+                        body,
+                        "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{h:.1}\" fill=\"{}\"/>\
+                         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{}</text>",
+                        base - h,
+                        COLOURS[j % COLOURS.len()],
+                        x + w / 2.0,
+                        base - h - 3.0,
+                        short(v)
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        body,
+                        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#c00\" font-weight=\"bold\">FAILED</text>",
+                        x + w / 2.0,
+                        base - 6.0
+                    );
+                }
+            }
+            let _ = writeln!(
+                body,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"10\" transform=\"rotate(-30 {:.1} {:.1})\">{}</text>",
+                x + w / 2.0,
+                base + 14.0,
+                x + w / 2.0,
+                base + 14.0,
+                escape(&b.label)
+            );
+        }
+        if let Some((v, label)) = &p.reference {
+            let y = py + ph - v / top * ph;
+            let _ = writeln!(
+                body,
+                "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#c00\" stroke-dasharray=\"4 3\"/>\
+                 <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#c00\" font-size=\"10\">{}</text>",
+                ox + LEFT,
+                ox + PANEL_W - RIGHT,
+                ox + PANEL_W - RIGHT,
+                y - 3.0,
+                escape(label)
+            );
+        }
+        let _ = writeln!(
+            body,
+            "<line x1=\"{:.1}\" y1=\"{b:.1}\" x2=\"{:.1}\" y2=\"{b:.1}\" stroke=\"#333\"/>",
+            ox + LEFT,
+            ox + PANEL_W - RIGHT,
+            b = py + ph
+        );
+    }
+    document(title, panels.len(), &body)
+}
+
+/// Small multiples of line charts on linear axes (x from 0 to the largest x).
+pub fn line_panels(title: &str, x_label: &str, y_label: &str, panels: &[LinePanel]) -> String {
+    let mut body = String::new();
+    for (i, p) in panels.iter().enumerate() {
+        let (ox, oy) = origin(i);
+        let pts = p.series.iter().flat_map(|s| s.points.iter());
+        let max_y = pts.clone().map(|p| p.1).fold(0.0, f64::max);
+        let max_x = pts.map(|p| p.0).fold(1.0, f64::max);
+        let _ = writeln!(
+            body,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-weight=\"bold\">{}</text>\
+             <text x=\"{:.1}\" y=\"{:.1}\" fill=\"#555\" font-size=\"10\">{}</text>",
+            ox + LEFT,
+            oy + 14.0,
+            escape(&p.title),
+            ox + 4.0,
+            oy + 26.0,
+            escape(y_label)
+        );
+        let (py, ph, top) = y_axis(&mut body, ox, oy, max_y);
+        let plot_w = PANEL_W - LEFT - RIGHT;
+        let sx = |x: f64| ox + LEFT + x / max_x * plot_w;
+        let sy = |y: f64| py + ph - y / top * ph;
+        let base = py + ph;
+        let _ = writeln!(
+            body,
+            "<line x1=\"{:.1}\" y1=\"{base:.1}\" x2=\"{:.1}\" y2=\"{base:.1}\" stroke=\"#333\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#555\" font-size=\"10\">{}</text>",
+            ox + LEFT,
+            ox + PANEL_W - RIGHT,
+            ox + LEFT + plot_w / 2.0,
+            base + 30.0,
+            escape(x_label)
+        );
+        let mut xs: Vec<f64> = p
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0))
+            .collect();
+        xs.sort_by(f64::total_cmp);
+        xs.dedup();
+        for x in xs {
+            let _ = writeln!(
+                body,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{}</text>",
+                sx(x),
+                base + 14.0,
+                short(x)
+            );
+        }
+        for (j, s) in p.series.iter().enumerate() {
+            let colour = COLOURS[j % COLOURS.len()];
+            let path: Vec<String> = s
+                .points
+                .iter()
+                .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+                .collect();
+            let _ = writeln!(
+                body,
+                "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>",
+                path.join(" ")
+            );
+            for &(x, y) in &s.points {
+                let _ = writeln!(
+                    body,
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"/>",
+                    sx(x),
+                    sy(y)
+                );
+            }
+            let _ = writeln!(
+                body,
+                "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{colour}\" font-size=\"10\">{}</text>",
+                ox + LEFT + 6.0,
+                py + 12.0 + j as f64 * 12.0,
+                escape(&s.label)
+            );
+        }
+    }
+    document(title, panels.len(), &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nice_steps_are_1_2_5_times_a_power_of_ten() {
+        assert_eq!(nice_step(100.0), 50.0);
+        assert_eq!(nice_step(1.0), 0.5);
+        assert_eq!(nice_step(37_000.0), 10_000.0);
+        assert_eq!(nice_step(0.0), 1.0);
+        assert_eq!(nice_step(f64::NAN), 1.0);
+    }
+
+    #[test]
+    fn short_figures() {
+        assert_eq!(short(1_234_567.0), "1.2M");
+        assert_eq!(short(35_400.0), "35k");
+        assert_eq!(short(830.2), "830");
+        assert_eq!(short(0.973), "0.97");
+    }
+
+    #[test]
+    fn labels_are_escaped_and_failed_bars_are_marked() {
+        let svg = bar_panels(
+            "a <b> & \"c\"",
+            "tasks/s",
+            &[BarPanel {
+                title: "W_CPU".into(),
+                bars: vec![
+                    Bar {
+                        label: "process".into(),
+                        value: Some(10.0),
+                    },
+                    Bar {
+                        label: "thread".into(),
+                        value: None,
+                    },
+                ],
+                reference: Some((1.0, "limit".into())),
+            }],
+        );
+        assert!(svg.contains("a &lt;b&gt; &amp; &quot;c&quot;"));
+        assert!(svg.contains(">FAILED<"));
+        assert!(svg.starts_with("<?xml"));
+        assert!(svg.trim_end().ends_with("</svg>"));
+        let lines = line_panels(
+            "scaling",
+            "workers",
+            "speedup",
+            &[LinePanel {
+                title: "W_CPU".into(),
+                series: vec![Series {
+                    label: "process".into(),
+                    points: vec![(1.0, 1.9), (2.0, 1.8)],
+                }],
+            }],
+        );
+        assert!(lines.contains("<polyline"));
+    }
+}

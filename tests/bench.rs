@@ -1,0 +1,217 @@
+//! `brigade bench --quick --out DIR` end to end with the real binary: every
+//! run verified, results.jsonl parses with the machine facts, results.csv has
+//! a line per run, every SVG is well-formed XML and report.html shows them.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_brigade");
+
+/// Runs the bench, killing it if it exceeds `deadline`.
+fn run_bench(out: &Path, deadline: Duration) -> std::process::Output {
+    let mut child = Command::new(BIN)
+        .args(["bench", "--quick", "--out"])
+        .arg(out)
+        .env_remove("BRIGADE_COORDINATOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start brigade bench");
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("poll brigade bench").is_some() {
+            return child.wait_with_output().expect("collect bench output");
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("collect bench output");
+            panic!(
+                "brigade bench --quick took over {deadline:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A small well-formedness check: one root element, every tag closed in
+/// order, attribute values quoted, only the five named entities or numeric
+/// references, no stray `<` or `&` in text.
+fn check_xml(text: &str) -> Result<(), String> {
+    let body = match text.strip_prefix("<?xml") {
+        Some(rest) => &rest[rest.find("?>").ok_or("unterminated XML declaration")? + 2..],
+        None => text,
+    };
+    let check_text = |t: &str| -> Result<(), String> {
+        let mut rest = t;
+        while let Some(i) = rest.find('&') {
+            let end = rest[i..].find(';').ok_or(format!("bare & in {t:?}"))?;
+            let ent = &rest[i + 1..i + end];
+            let named = ["amp", "lt", "gt", "quot", "apos"].contains(&ent);
+            let numeric = ent.strip_prefix('#').is_some_and(|n| {
+                n.parse::<u32>().is_ok()
+                    || n.strip_prefix('x')
+                        .is_some_and(|h| u32::from_str_radix(h, 16).is_ok())
+            });
+            if !named && !numeric {
+                return Err(format!("unknown entity &{ent};"));
+            }
+            rest = &rest[i + end + 1..];
+        }
+        Ok(())
+    };
+    let mut stack: Vec<&str> = Vec::new();
+    let mut roots = 0;
+    let mut rest = body;
+    while let Some(open) = rest.find('<') {
+        let before = &rest[..open];
+        if stack.is_empty() && !before.trim().is_empty() {
+            return Err(format!("text outside the root: {before:?}"));
+        }
+        check_text(before)?;
+        let close = rest[open..].find('>').ok_or("unterminated tag")? + open;
+        let tag = &rest[open + 1..close];
+        if tag.contains('<') {
+            return Err(format!("'<' inside tag {tag:?}"));
+        }
+        if let Some(name) = tag.strip_prefix('/') {
+            match stack.pop() {
+                Some(top) if top == name.trim() => {}
+                top => return Err(format!("</{name}> closes {top:?}")),
+            }
+        } else if !tag.starts_with('!') && !tag.starts_with('?') {
+            let self_closing = tag.ends_with('/');
+            let inner = tag.trim_end_matches('/');
+            let name = inner.split_whitespace().next().ok_or("empty tag")?;
+            // Attributes: name="value" pairs, values quoted, entities valid.
+            let mut attrs = inner[name.len()..].trim();
+            while !attrs.is_empty() {
+                let eq = attrs
+                    .find('=')
+                    .ok_or(format!("attribute without value in {tag:?}"))?;
+                let q = attrs[eq + 1..].chars().next().ok_or("missing value")?;
+                if q != '"' && q != '\'' {
+                    return Err(format!("unquoted attribute in {tag:?}"));
+                }
+                let vend = attrs[eq + 2..].find(q).ok_or("unterminated attribute")? + eq + 2;
+                check_text(&attrs[eq + 2..vend])?;
+                attrs = attrs[vend + 1..].trim_start();
+            }
+            if stack.is_empty() {
+                roots += 1;
+            }
+            if !self_closing {
+                stack.push(name);
+            }
+        }
+        rest = &rest[close + 1..];
+    }
+    if !rest.trim().is_empty() || !stack.is_empty() {
+        return Err(format!("unclosed elements {stack:?}"));
+    }
+    if roots != 1 {
+        return Err(format!("{roots} root elements"));
+    }
+    Ok(())
+}
+
+#[test]
+fn the_xml_check_rejects_broken_documents() {
+    assert_eq!(
+        check_xml("<?xml version=\"1.0\"?>\n<svg a=\"1\"><g/><t>a &amp; b</t></svg>\n"),
+        Ok(())
+    );
+    assert!(check_xml("<svg><g></svg>").is_err());
+    assert!(check_xml("<svg a=1></svg>").is_err());
+    assert!(check_xml("<svg>a & b</svg>").is_err());
+    assert!(check_xml("<svg></svg><svg></svg>").is_err());
+    assert!(check_xml("<svg><t>x</g></svg>").is_err());
+}
+
+#[test]
+fn quick_bench_writes_verified_results_plots_and_report() {
+    let dir = std::env::temp_dir().join(format!("brigade-bench-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = run_bench(&dir, Duration::from_secs(120));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for w in ["W_CPU", "W_CPU_HEAVY", "W_NOOP", "W_FASTIO", "W_SLOWIO"] {
+        assert!(stdout.contains(w), "table lacks {w}:\n{stdout}");
+    }
+    assert!(stdout.contains("verdict"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("W_") || l.contains("verdict"))
+            .all(|l| !l.contains("FAILED")),
+        "{stdout}"
+    );
+
+    let jsonl = std::fs::read_to_string(dir.join("results.jsonl")).expect("results.jsonl");
+    let mut runs = 0;
+    let mut startups = 0;
+    for line in jsonl.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        assert!(v["machine"]["cores"].as_u64().unwrap_or(0) >= 1, "{line}");
+        assert!(!v["machine"]["kernel"].as_str().unwrap_or("").is_empty());
+        assert!(!v["machine"]["brigade_version"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty());
+        match v["kind"].as_str() {
+            Some("run") => {
+                runs += 1;
+                assert_eq!(v["verified"], true, "{line}");
+                assert!(v["error"].is_null(), "{line}");
+                assert!(v["wall_s"].as_f64().unwrap() > 0.0, "{line}");
+                assert!(v["tasks"].as_u64().unwrap() > 0, "{line}");
+            }
+            Some("startup") => {
+                startups += 1;
+                assert!(v["first_task_s"].as_f64().unwrap() > 0.0, "{line}");
+            }
+            other => panic!("unknown line kind {other:?}: {line}"),
+        }
+    }
+    // 5 workloads: baselines, 3 models each, the in-process rows of the 2
+    // CPU workloads, the wide async row of W_SLOWIO.
+    assert_eq!(runs, 5 + 5 * 3 + 2 + 1, "{jsonl}");
+    assert_eq!(startups, 1);
+
+    let csv = std::fs::read_to_string(dir.join("results.csv")).expect("results.csv");
+    assert_eq!(csv.lines().count(), runs + 1);
+    assert!(csv.lines().skip(1).all(|l| l.contains(",true,")), "{csv}");
+
+    let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
+    let mut svgs = 0;
+    for entry in std::fs::read_dir(&dir).expect("list the output dir") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().is_some_and(|e| e == "svg") {
+            svgs += 1;
+            let text = std::fs::read_to_string(&path).expect("read svg");
+            if let Err(e) = check_xml(&text) {
+                panic!("{} is not well-formed XML: {e}", path.display());
+            }
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                html.contains(&format!("src=\"{name}\"")),
+                "report.html does not show {name}"
+            );
+        }
+    }
+    assert!(
+        svgs >= 3,
+        "expected throughput, efficiency and latency plots"
+    );
+    for w in ["kitchen", "GIL", "verdict"] {
+        assert!(html.contains(w), "report.html lacks {w:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
