@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
-use brigade_coordinator::CoordinatorConfig;
+use brigade_coordinator::{Coordinator, CoordinatorConfig};
 use brigade_worker::node::{self, NodeConfig};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
@@ -48,10 +48,12 @@ pub fn url_of(addr: SocketAddr) -> String {
 
 /// Runs a coordinator on `listener` until a signal.
 pub async fn coordinator(listener: TcpListener, config: CoordinatorConfig) -> anyhow::Result<()> {
+    let coordinator = Coordinator::open(config)?;
     let addr = listener.local_addr()?;
     println!("brigade coordinator listening on {}", url_of(addr));
     tracing::info!(%addr, "coordinator listening");
-    brigade_coordinator::serve(listener, config, shutdown_signal())
+    coordinator
+        .serve(listener, shutdown_signal())
         .await
         .context("coordinator failed")
 }
@@ -84,10 +86,11 @@ pub async fn up(
     workers: usize,
     slots: Slots,
 ) -> anyhow::Result<()> {
+    let coordinator = Coordinator::open(config)?;
     let addr = listener.local_addr()?;
     let url = url_of(addr);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(brigade_coordinator::serve(listener, config, async {
+    let server = tokio::spawn(coordinator.serve(listener, async {
         let _ = stop_rx.await;
     }));
     let exe = executor_program()?;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use brigade_proto::convert::join_u128;
@@ -139,11 +139,6 @@ pub async fn submit(
 /// Follows a job until it ends, with a progress bar on a terminal and a
 /// plain line every few seconds otherwise.
 pub async fn wait_for(client: &mut Client, job_id: u64, progress: bool) -> anyhow::Result<JobInfo> {
-    let mut stream = client
-        .watch_job(JobRef { job_id })
-        .await
-        .or_status("could not watch the job")?
-        .into_inner();
     let tty = std::io::stderr().is_terminal();
     let bar = (progress && tty).then(|| {
         let b = indicatif::ProgressBar::new(0);
@@ -158,14 +153,79 @@ pub async fn wait_for(client: &mut Client, job_id: u64, progress: bool) -> anyho
         b.enable_steady_tick(Duration::from_millis(100));
         b
     });
-    let mut last_line = std::time::Instant::now();
-    let mut last = None;
-    while let Some(info) = stream
-        .message()
+    let mut last_line = Instant::now();
+    // Set while the coordinator is unreachable: when we lost it.
+    let mut lost_since: Option<Instant> = None;
+    let result = loop {
+        match follow(client, job_id, progress, bar.as_ref(), &mut last_line).await {
+            Ok(info) => break Ok(info),
+            Err(Follow::Fatal(e)) => break Err(e),
+            Err(Follow::Lost(why)) => {
+                let since = *lost_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > RECONNECT_FOR {
+                    break Err(anyhow::anyhow!(
+                        "lost the coordinator while waiting for job {job_id} and it did not come back within {} s: {why}",
+                        RECONNECT_FOR.as_secs()
+                    ));
+                }
+                if progress {
+                    eprintln!(
+                        "lost the coordinator ({why}); reconnecting to follow job {job_id} ..."
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    result
+}
+
+/// How long `wait_for` keeps trying to get back to a coordinator it lost.
+const RECONNECT_FOR: Duration = Duration::from_secs(60);
+
+enum Follow {
+    /// The coordinator went away (restart, network): try again.
+    Lost(String),
+    Fatal(anyhow::Error),
+}
+
+fn is_lost(s: &tonic::Status) -> bool {
+    matches!(
+        s.code(),
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+    )
+}
+
+/// Follows one watch stream to the job's end.
+async fn follow(
+    client: &mut Client,
+    job_id: u64,
+    progress: bool,
+    bar: Option<&indicatif::ProgressBar>,
+    last_line: &mut Instant,
+) -> Result<JobInfo, Follow> {
+    let classify = |s: tonic::Status| {
+        if is_lost(&s) {
+            Follow::Lost(s.message().to_string())
+        } else if s.code() == tonic::Code::NotFound {
+            Follow::Fatal(anyhow::anyhow!(
+                "{} (a coordinator restarted without --state forgets its jobs)",
+                s.message()
+            ))
+        } else {
+            Follow::Fatal(crate::client::status_error(s))
+        }
+    };
+    let mut stream = client
+        .watch_job(JobRef { job_id })
         .await
-        .or_status("lost the coordinator while waiting")?
-    {
-        if let Some(b) = &bar {
+        .map_err(classify)?
+        .into_inner();
+    while let Some(info) = stream.message().await.map_err(classify)? {
+        if let Some(b) = bar {
             b.set_length(info.tasks_total);
             b.set_position(info.tasks_done);
             b.set_message(info.waiting_reason.clone());
@@ -180,14 +240,15 @@ pub async fn wait_for(client: &mut Client, job_id: u64, progress: bool) -> anyho
                     format!(" ({})", info.waiting_reason)
                 }
             );
-            last_line = std::time::Instant::now();
+            *last_line = Instant::now();
         }
-        last = Some(info);
+        if JobState::try_from(info.state).is_ok_and(JobState::is_terminal) {
+            return Ok(info);
+        }
     }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    last.context("the coordinator sent no status for the job")
+    Err(Follow::Lost(
+        "the status stream ended before the job did".into(),
+    ))
 }
 
 fn print_outcome(info: &JobInfo, format: Format) -> anyhow::Result<()> {

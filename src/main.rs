@@ -77,8 +77,15 @@ struct CoordinatorArgs {
     max_attempts: u32,
 }
 
+/// `--state FILE`: a path, or `:memory:` for an ephemeral coordinator.
+fn state_path(state: Option<&str>) -> Option<std::path::PathBuf> {
+    state
+        .filter(|s| *s != ":memory:")
+        .map(std::path::PathBuf::from)
+}
+
 impl CoordinatorArgs {
-    fn config(&self) -> anyhow::Result<CoordinatorConfig> {
+    fn config(&self, state: Option<&str>) -> anyhow::Result<CoordinatorConfig> {
         if self.heartbeat_ms * 2 > self.lease_timeout_ms {
             anyhow::bail!(
                 "--heartbeat-ms {} must be at most half of --lease-timeout-ms {}",
@@ -94,6 +101,7 @@ impl CoordinatorArgs {
                 default_max_attempts: self.max_attempts,
                 ..Default::default()
             },
+            state: state_path(state),
             ..Default::default()
         })
     }
@@ -118,6 +126,9 @@ enum Command {
         /// Address to listen on (loopback by default; expose a port explicitly).
         #[arg(long, default_value = "127.0.0.1:7070")]
         listen: String,
+        /// Durable state file (SQLite); `:memory:` keeps jobs in memory only.
+        #[arg(long, default_value = "brigade.db")]
+        state: String,
         #[command(flatten)]
         coordinator: CoordinatorArgs,
     },
@@ -126,6 +137,10 @@ enum Command {
         /// Address to listen on (loopback by default; use 0.0.0.0:7070 to serve remote workers).
         #[arg(long, default_value = "127.0.0.1:7070")]
         listen: String,
+        /// Durable state file (SQLite, created if absent); without it (or with
+        /// `:memory:`) jobs live in memory and a restart forgets them.
+        #[arg(long)]
+        state: Option<String>,
         #[command(flatten)]
         coordinator: CoordinatorArgs,
     },
@@ -285,9 +300,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             workers,
             slots,
             listen,
+            state,
             coordinator,
         } => {
-            let config = coordinator.config()?;
+            let config = coordinator.config(Some(&state))?;
             cluster::up(
                 cluster::bind(&listen).await?,
                 config,
@@ -298,9 +314,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Coordinator {
             listen,
+            state,
             coordinator,
         } => {
-            let config = coordinator.config()?;
+            let config = coordinator.config(state.as_deref())?;
             cluster::coordinator(cluster::bind(&listen).await?, config).await
         }
         Command::Worker {

@@ -8,6 +8,7 @@
 //! worker's channel is bounded by its credits.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use brigade_proto::v1::{
@@ -20,8 +21,9 @@ use tonic::Status;
 
 use crate::admission::{admit, AdmissionLimits};
 use crate::sched::{
-    Action, JobError, JobId, Outcome, SchedConfig, Scheduler, WorkerHello, WorkerId,
+    Action, JobError, JobId, Outcome, RestoredJob, SchedConfig, Scheduler, WorkerHello, WorkerId,
 };
+use crate::store::{JobEnd, Store, StoreError, WriteBatch};
 
 /// Where the actor sends a worker's downstream messages.
 pub type WorkerSink = mpsc::UnboundedSender<Result<CoordinatorMessage, Status>>;
@@ -65,6 +67,8 @@ pub struct CoordinatorConfig {
     pub limits: AdmissionLimits,
     /// Most tasks in one batch sent to a worker.
     pub max_batch: usize,
+    /// The durable state file; `None` keeps everything in memory.
+    pub state: Option<PathBuf>,
 }
 
 impl Default for CoordinatorConfig {
@@ -74,6 +78,7 @@ impl Default for CoordinatorConfig {
             heartbeat_interval: Duration::from_millis(500),
             limits: AdmissionLimits::default(),
             max_batch: 4_096,
+            state: None,
         }
     }
 }
@@ -108,6 +113,11 @@ pub(crate) struct Actor {
     watchers: HashMap<JobId, watch::Sender<JobInfo>>,
     ended_logged: HashSet<JobId>,
     clock: Clock,
+    store: Option<Store>,
+    /// Written at the end of the current iteration.
+    unflushed: WriteBatch,
+    /// Submissions answered once `unflushed` is durable.
+    pending_acks: Vec<(JobId, Reply<JobInfo>)>,
 }
 
 fn job_status(e: JobError) -> Status {
@@ -115,18 +125,71 @@ fn job_status(e: JobError) -> Status {
 }
 
 impl Actor {
-    pub(crate) fn new(config: CoordinatorConfig) -> Self {
-        Actor {
+    /// Builds the actor, opening the state file (if any) and restoring its
+    /// jobs: what was leased is queued again, recorded results stay done.
+    pub(crate) fn new(config: CoordinatorConfig) -> Result<Self, StoreError> {
+        let store = config.state.as_deref().map(Store::open).transpose()?;
+        let mut actor = Actor {
             sched: Scheduler::new(SchedConfig {
                 lease_timeout_ms: config.lease_timeout.as_millis() as u64,
                 max_batch: config.max_batch,
+                log_results: store.is_some(),
             }),
             config,
             sinks: HashMap::new(),
             watchers: HashMap::new(),
             ended_logged: HashSet::new(),
             clock: Clock::new(),
+            store: None,
+            unflushed: WriteBatch::default(),
+            pending_acks: Vec::new(),
+        };
+        if let Some(store) = store {
+            actor.restore(&store)?;
+            actor.store = Some(store);
         }
+        Ok(actor)
+    }
+
+    fn restore(&mut self, store: &Store) -> Result<(), StoreError> {
+        // A stored job was admitted once; today's limits do not apply to it.
+        let limits = AdmissionLimits {
+            max_tasks_per_job: u64::MAX,
+            max_attempts_limit: u32::MAX,
+            ..self.config.limits
+        };
+        let (mut resumed, mut ended) = (0, 0);
+        for job in store.load()? {
+            let plan = match admit(job.spec.clone(), &limits) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(job_id = job.id, error = %e, "stored job cannot run on this brigade; left as it is");
+                    continue;
+                }
+            };
+            self.sched.restore(
+                job.id,
+                plan,
+                RestoredJob {
+                    state: job.state,
+                    error: &job.error,
+                    submitted_ms: job.submitted_ms,
+                    started_ms: job.started_ms,
+                    finished_ms: job.finished_ms,
+                    results: &job.results,
+                },
+            );
+            if job.state.is_terminal() {
+                self.ended_logged.insert(job.id);
+                ended += 1;
+            } else {
+                resumed += 1;
+            }
+        }
+        // A job whose every result was stored but not its end ends now.
+        self.sched.take_dirty_jobs();
+        tracing::info!(path = %store.path().display(), resumed, ended, "state loaded");
+        Ok(())
     }
 
     /// Runs until every sender of `rx` is gone.
@@ -138,25 +201,32 @@ impl Actor {
             }
             self.sched.dispatch(self.clock.now_ms());
             self.carry_out();
+            let updates = self.job_updates();
+            self.flush();
+            self.publish(updates);
         }
+        // Whatever the last iteration left unwritten.
+        self.flush();
     }
 
     fn handle(&mut self, cmd: Command) {
         let now = self.clock.now_ms();
         match cmd {
-            Command::Submit(spec, reply) => {
-                let res = admit(spec, &self.config.limits)
-                    .map(|plan| {
-                        let (workload, tasks, model) =
-                            (plan.spec.workload.clone(), plan.tasks, plan.model);
-                        let id = self.sched.submit(plan, now);
-                        tracing::info!(job_id = id, %workload, tasks, model = model.name(), "job accepted");
-                        self.sched.job_info(id).map_err(job_status)
-                    })
-                    .map_err(|e| Status::invalid_argument(e.to_string()))
-                    .and_then(|r| r);
-                let _ = reply.send(res);
-            }
+            Command::Submit(spec, reply) => match admit(spec, &self.config.limits) {
+                Ok(plan) => {
+                    let (workload, tasks, model) =
+                        (plan.spec.workload.clone(), plan.tasks, plan.model);
+                    let spec = plan.spec.clone();
+                    let id = self.sched.submit(plan, now);
+                    tracing::info!(job_id = id, %workload, tasks, model = model.name(), "job accepted");
+                    // Acknowledged once durable (see `flush`).
+                    self.unflushed.new_jobs.push((id, spec, now));
+                    self.pending_acks.push((id, reply));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(Status::invalid_argument(e.to_string())));
+                }
+            },
             Command::GetJob(id, reply) => {
                 let _ = reply.send(self.sched.job_info(id).map_err(job_status));
             }
@@ -334,6 +404,12 @@ impl Actor {
                 }
             }
         }
+    }
+
+    /// The new status of every job that changed; jobs that just ended are
+    /// logged and queued for the store.
+    fn job_updates(&mut self) -> Vec<(JobId, JobInfo, bool)> {
+        let mut out = Vec::new();
         for id in self.sched.take_dirty_jobs() {
             let Ok(info) = self.sched.job_info(id) else {
                 continue;
@@ -347,7 +423,54 @@ impl Actor {
                     error = %info.error,
                     "job ended"
                 );
+                self.unflushed.ends.push(JobEnd {
+                    job: id,
+                    state,
+                    error: info.error.clone(),
+                    started_ms: info.started_unix_ms,
+                    finished_ms: info.finished_unix_ms,
+                });
             }
+            out.push((id, info, ended));
+        }
+        out
+    }
+
+    /// Group commit: writes everything this iteration changed in one
+    /// transaction, then acknowledges the submissions it made durable.
+    fn flush(&mut self) {
+        self.unflushed.results.extend(self.sched.take_recorded());
+        if let Some(store) = &mut self.store {
+            if !self.unflushed.is_empty() {
+                let batch = &self.unflushed;
+                let written = tokio::task::block_in_place(|| store.commit(batch));
+                if let Err(e) = written {
+                    tracing::error!(error = %e, "state store write failed; refusing new jobs until it works");
+                    // Jobs that are not durable are not accepted: end them.
+                    // Results and job ends stay queued for the next attempt.
+                    let now = self.clock.now_ms();
+                    for (id, _, _) in std::mem::take(&mut self.unflushed.new_jobs) {
+                        let _ = self.sched.cancel(id, now);
+                        self.ended_logged.insert(id);
+                    }
+                    for (_, reply) in self.pending_acks.drain(..) {
+                        let _ = reply.send(Err(Status::unavailable(format!(
+                            "the job could not be stored: {e}"
+                        ))));
+                    }
+                    return;
+                }
+            }
+        }
+        self.unflushed = WriteBatch::default();
+        for (id, reply) in std::mem::take(&mut self.pending_acks) {
+            let _ = reply.send(self.sched.job_info(id).map_err(job_status));
+        }
+    }
+
+    /// Sends job updates to watchers (after the store has them).
+    fn publish(&mut self, updates: Vec<(JobId, JobInfo, bool)>) {
+        for (id, info, ended) in updates {
             if let Some(tx) = self.watchers.get(&id) {
                 tx.send_replace(info);
                 if ended {

@@ -6,6 +6,7 @@ pub mod actor;
 pub mod admission;
 pub mod sched;
 pub mod service;
+pub mod store;
 
 pub use actor::CoordinatorConfig;
-pub use service::serve;
+pub use service::{serve, Coordinator, ServeError};

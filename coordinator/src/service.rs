@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use brigade_proto::v1::coordinator_server::{Coordinator, CoordinatorServer};
+use brigade_proto::v1::coordinator_server::{Coordinator as CoordinatorApi, CoordinatorServer};
 use brigade_proto::v1::worker_link_server::{WorkerLink, WorkerLinkServer};
 use brigade_proto::v1::{
     worker_message, ClusterStatus, CoordinatorMessage, JobInfo, JobRef, JobState, ListJobsRequest,
@@ -21,6 +21,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::actor::{Actor, Command, CoordinatorConfig};
 use crate::sched::{SlotCounts, WorkerHello};
+use crate::store::StoreError;
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -61,7 +62,7 @@ fn is_terminal(info: &JobInfo) -> bool {
 }
 
 #[tonic::async_trait]
-impl Coordinator for CoordinatorHandle {
+impl CoordinatorApi for CoordinatorHandle {
     async fn submit_job(
         &self,
         req: Request<SubmitJobRequest>,
@@ -272,53 +273,99 @@ impl WorkerLink for CoordinatorHandle {
     }
 }
 
-/// Runs the coordinator (both gRPC services and the scheduling actor) on
-/// `listener` until `shutdown` completes.
+/// Why the coordinator could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A coordinator whose state is loaded, ready to serve.
+pub struct Coordinator {
+    actor: Actor,
+    config: CoordinatorConfig,
+}
+
+impl Coordinator {
+    /// Opens the state file (if configured) and restores its jobs. A bad
+    /// state file is an error here, before anything listens.
+    pub fn open(config: CoordinatorConfig) -> Result<Self, StoreError> {
+        Ok(Coordinator {
+            actor: Actor::new(config.clone())?,
+            config,
+        })
+    }
+
+    /// Runs both gRPC services and the scheduling actor on `listener` until
+    /// `shutdown` completes; then flushes the store. Needs a multi-threaded
+    /// tokio runtime when a state file is used (commits block in place).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), tonic::transport::Error> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let tick_every = (self.config.lease_timeout / 4)
+            .clamp(Duration::from_millis(20), Duration::from_millis(500));
+        let actor = tokio::spawn(self.actor.run(rx));
+        let ticker = {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(tick_every);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    if tx.send(Command::Tick).is_err() {
+                        return;
+                    }
+                }
+            })
+        };
+        let shutdown = {
+            let tx = tx.clone();
+            async move {
+                shutdown.await;
+                tracing::info!("coordinator shutting down");
+                let _ = tx.send(Command::Shutdown);
+            }
+        };
+        let handle = CoordinatorHandle { tx };
+        // Nagle's algorithm stalls small writes for milliseconds; the server
+        // builder's tcp_nodelay does not reach sockets handed in here.
+        let incoming = TcpListenerStream::new(listener).map(|conn| {
+            conn.inspect(|s| {
+                let _ = s.set_nodelay(true);
+            })
+        });
+        let result = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(10)))
+            .add_service(CoordinatorServer::new(handle.clone()).max_decoding_message_size(64 << 20))
+            .add_service(WorkerLinkServer::new(handle).max_decoding_message_size(64 << 20))
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await;
+        ticker.abort();
+        // Every sender is gone once the server's tasks are: the actor then
+        // flushes the store and returns.
+        let abort = actor.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(5), actor)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the scheduling actor did not stop within 5 s");
+            abort.abort();
+        }
+        result
+    }
+}
+
+/// Opens the state and runs the coordinator on `listener` until `shutdown`.
 pub async fn serve(
     listener: TcpListener,
     config: CoordinatorConfig,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let tick_every =
-        (config.lease_timeout / 4).clamp(Duration::from_millis(20), Duration::from_millis(500));
-    let actor = tokio::spawn(Actor::new(config).run(rx));
-    let ticker = {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(tick_every);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                every.tick().await;
-                if tx.send(Command::Tick).is_err() {
-                    return;
-                }
-            }
-        })
-    };
-    let shutdown = {
-        let tx = tx.clone();
-        async move {
-            shutdown.await;
-            tracing::info!("coordinator shutting down");
-            let _ = tx.send(Command::Shutdown);
-        }
-    };
-    let handle = CoordinatorHandle { tx };
-    // Nagle's algorithm stalls small writes for milliseconds; the server
-    // builder's tcp_nodelay does not reach sockets handed in here.
-    let incoming = TcpListenerStream::new(listener).map(|conn| {
-        conn.inspect(|s| {
-            let _ = s.set_nodelay(true);
-        })
-    });
-    let result = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(10)))
-        .add_service(CoordinatorServer::new(handle.clone()).max_decoding_message_size(64 << 20))
-        .add_service(WorkerLinkServer::new(handle).max_decoding_message_size(64 << 20))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
-    ticker.abort();
-    actor.abort();
-    result
+) -> Result<(), ServeError> {
+    Coordinator::open(config)?.serve(listener, shutdown).await?;
+    Ok(())
 }

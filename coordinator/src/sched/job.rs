@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use brigade_proto::catalog::Reduction;
 use brigade_proto::v1::{JobInfo, JobState, OutcomeStatus};
 
-use super::{model_slot, JobId, Outcome, TaskLease, WorkerId};
+use super::{model_slot, JobId, Outcome, Recorded, TaskLease, WorkerId};
 use crate::admission::JobPlan;
 
 /// The current lease of a task.
@@ -18,6 +18,17 @@ pub struct Lease {
     pub attempt: u32,
     /// Failed attempts so far (a lost worker is not a failure of the task).
     pub failures: u32,
+}
+
+/// What the store kept of a job, to rebuild it after a restart.
+#[derive(Debug, Clone, Copy)]
+pub struct RestoredJob<'a> {
+    pub state: JobState,
+    pub error: &'a str,
+    pub submitted_ms: u64,
+    pub started_ms: u64,
+    pub finished_ms: u64,
+    pub results: &'a [Recorded],
 }
 
 /// A task going back to the queue.
@@ -33,8 +44,11 @@ pub struct Job {
     pub id: JobId,
     pub plan: JobPlan,
     pub state: JobState,
-    /// Tasks `next_fresh..plan.tasks` have never been issued.
+    /// Tasks `next_fresh..plan.tasks` have never been issued in this run of
+    /// the coordinator (some may be done already, restored from the store).
     next_fresh: u64,
+    /// Done tasks at or beyond `next_fresh` (only after a restore).
+    done_ahead: u64,
     retry: VecDeque<Requeue>,
     pub(super) leases: HashMap<u64, Lease>,
     done: Vec<u64>,
@@ -59,6 +73,7 @@ impl Job {
             id,
             state: JobState::Queued,
             next_fresh: 0,
+            done_ahead: 0,
             retry: VecDeque::new(),
             leases: HashMap::new(),
             done: vec![0; n.div_ceil(64)],
@@ -87,14 +102,50 @@ impl Job {
     }
 
     pub(super) fn has_queued(&self) -> bool {
-        !self.is_terminal() && (!self.retry.is_empty() || self.next_fresh < self.plan.tasks)
+        !self.is_terminal() && self.queued() > 0
     }
 
     pub(super) fn queued(&self) -> u64 {
         if self.is_terminal() {
             return 0;
         }
-        self.retry.len() as u64 + (self.plan.tasks - self.next_fresh)
+        self.retry.len() as u64 + (self.plan.tasks - self.next_fresh - self.done_ahead)
+    }
+
+    /// Rebuilds a job from the store: its recorded results count as done,
+    /// everything else is queued again (leases do not survive a restart).
+    pub(super) fn restore(id: JobId, plan: JobPlan, stored: RestoredJob<'_>) -> Self {
+        let mut job = Job::new(id, plan, stored.submitted_ms);
+        for r in stored.results {
+            if r.index < job.plan.tasks && !job.is_done(r.index) {
+                job.mark_done(r.index, r.value, r.cpu_ns, r.wall_ns);
+            }
+        }
+        job.done_ahead = job.done_count;
+        job.started_ms = stored.started_ms;
+        if job.done_count > 0 || stored.started_ms > 0 {
+            job.state = JobState::Running;
+        }
+        if stored.state.is_terminal() {
+            job.finish(stored.state, stored.error.to_string(), stored.finished_ms);
+        } else if job.done_count == job.plan.tasks {
+            // Every result was stored but the end was not: it succeeded.
+            job.finish(
+                JobState::Succeeded,
+                String::new(),
+                stored.finished_ms.max(stored.submitted_ms),
+            );
+        }
+        job
+    }
+
+    fn mark_done(&mut self, index: u64, value: u128, cpu_ns: u64, wall_ns: u64) {
+        self.done[(index / 64) as usize] |= 1 << (index % 64);
+        self.done_count += 1;
+        self.values[index as usize] = value;
+        self.total = self.total.wrapping_add(value);
+        self.cpu_ns += cpu_ns;
+        self.wall_ns += wall_ns;
     }
 
     pub(super) fn at_in_flight_cap(&self) -> bool {
@@ -135,8 +186,13 @@ impl Job {
                 Some(r) => r,
                 None if self.next_fresh < self.plan.tasks => {
                     self.next_fresh += 1;
+                    let index = self.next_fresh - 1;
+                    if self.done_ahead > 0 && self.is_done(index) {
+                        self.done_ahead -= 1;
+                        continue;
+                    }
                     Requeue {
-                        index: self.next_fresh - 1,
+                        index,
                         attempt: 0,
                         failures: 0,
                     }
@@ -177,15 +233,10 @@ impl Job {
     /// job ended because of it.
     pub(super) fn record(&mut self, o: Outcome, lease: Lease, now_ms: u64) -> bool {
         let index = o.index;
-        self.cpu_ns += o.cpu_ns;
-        self.wall_ns += o.wall_ns;
         match o.status {
             OutcomeStatus::Ok => {
                 debug_assert!(!self.is_done(index), "a current lease is never done");
-                self.done[(index / 64) as usize] |= 1 << (index % 64);
-                self.done_count += 1;
-                self.values[index as usize] = o.value;
-                self.total = self.total.wrapping_add(o.value);
+                self.mark_done(index, o.value, o.cpu_ns, o.wall_ns);
                 if self.done_count == self.plan.tasks {
                     self.finish(JobState::Succeeded, String::new(), now_ms);
                     return true;
@@ -199,6 +250,8 @@ impl Job {
                 failures: lease.failures,
             }),
             status => {
+                self.cpu_ns += o.cpu_ns;
+                self.wall_ns += o.wall_ns;
                 let failures = lease.failures + 1;
                 if failures >= self.plan.max_attempts {
                     self.failed += 1;

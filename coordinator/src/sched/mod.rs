@@ -26,7 +26,7 @@ use brigade_proto::v1::{ClusterStatus, JobInfo, JobState, Model, OutcomeStatus, 
 
 use crate::admission::JobPlan;
 use job::Requeue;
-pub use job::{Job, Lease};
+pub use job::{Job, Lease, RestoredJob};
 pub use worker::{SlotCounts, WorkerHello, WorkerState};
 
 pub type JobId = u64;
@@ -65,6 +65,16 @@ pub struct Outcome {
     pub wall_ns: u64,
 }
 
+/// A result that was just recorded (for the durable store).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    pub job: JobId,
+    pub index: u64,
+    pub value: u128,
+    pub cpu_ns: u64,
+    pub wall_ns: u64,
+}
+
 /// What the I/O layer must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -88,6 +98,9 @@ pub struct SchedConfig {
     pub lease_timeout_ms: u64,
     /// At most this many tasks per `Assign` action.
     pub max_batch: usize,
+    /// Keep every recorded result for [`Scheduler::take_recorded`] (the
+    /// store persists them).
+    pub log_results: bool,
 }
 
 impl Default for SchedConfig {
@@ -95,6 +108,7 @@ impl Default for SchedConfig {
         SchedConfig {
             lease_timeout_ms: 3_000,
             max_batch: 4_096,
+            log_results: false,
         }
     }
 }
@@ -126,6 +140,7 @@ pub struct Scheduler {
     rotation: usize,
     actions: Vec<Action>,
     dirty: BTreeSet<JobId>,
+    recorded: Vec<Recorded>,
     counters: Counters,
 }
 
@@ -141,6 +156,7 @@ impl Scheduler {
             rotation: 0,
             actions: Vec::new(),
             dirty: BTreeSet::new(),
+            recorded: Vec::new(),
             counters: Counters::default(),
         }
     }
@@ -274,6 +290,15 @@ impl Scheduler {
                 w.tasks_done += 1;
             }
             let job_id = o.job;
+            if self.config.log_results && o.status == OutcomeStatus::Ok {
+                self.recorded.push(Recorded {
+                    job: job_id,
+                    index: o.index,
+                    value: o.value,
+                    cpu_ns: o.cpu_ns,
+                    wall_ns: o.wall_ns,
+                });
+            }
             let lease = job.leases.remove(&o.index).expect("checked above");
             let ended = job.record(o, lease, now_ms);
             let (slot, has_queued) = (job.slot(), job.has_queued());
@@ -382,7 +407,22 @@ impl Scheduler {
         }
     }
 
+    /// Re-creates a job read back from the store under its old id.
+    pub fn restore(&mut self, id: JobId, plan: JobPlan, stored: RestoredJob<'_>) {
+        let job = Job::restore(id, plan, stored);
+        if job.has_queued() {
+            self.runnable[job.slot()].insert(id);
+        }
+        self.next_job = self.next_job.max(id + 1);
+        self.jobs.insert(id, job);
+    }
+
     // ---- outputs ----
+
+    /// Results recorded since the last call (only with `log_results`).
+    pub fn take_recorded(&mut self) -> Vec<Recorded> {
+        std::mem::take(&mut self.recorded)
+    }
 
     /// Actions produced since the last call, in order.
     pub fn take_actions(&mut self) -> Vec<Action> {

@@ -363,6 +363,8 @@ enum Step {
     /// Expire everyone silent (time passes).
     Silence,
     Dispatch,
+    /// The coordinator restarts from what it recorded (the store).
+    Restart,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -371,6 +373,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => any::<usize>().prop_map(Step::Lose),
         1 => Just(Step::Silence),
         3 => Just(Step::Dispatch),
+        1 => Just(Step::Restart),
     ]
 }
 
@@ -382,10 +385,12 @@ proptest! {
         tasks in 1u64..60,
         workers in 1usize..4,
     ) {
-        let mut s = Scheduler::new(SchedConfig { lease_timeout_ms: 10, max_batch: 3 });
+        let config = SchedConfig { lease_timeout_ms: 10, max_batch: 3, log_results: true };
+        let mut s = Scheduler::new(config);
         let mut p = plan("sum-squares", tasks * 3, 3, Model::Thread);
         p.max_attempts = 100;
-        let j = s.submit(p, 0);
+        let j = s.submit(p.clone(), 0);
+        let mut stored: Vec<Recorded> = Vec::new();
         let mut live: Vec<WorkerId> = (0..workers).map(|_| s.worker_joined(hello(0, 2, 0, 2), 0)).collect();
         let mut outstanding: Vec<(WorkerId, TaskLease)> = Vec::new();
         let mut now = 0u64;
@@ -428,6 +433,21 @@ proptest! {
                         live.push(s.worker_joined(hello(0, 2, 0, 2), now));
                     }
                 }
+                Step::Restart => {
+                    stored.extend(s.take_recorded());
+                    s = Scheduler::new(config);
+                    s.restore(j, p.clone(), RestoredJob {
+                        state: JobState::Running,
+                        error: "",
+                        submitted_ms: 0,
+                        started_ms: 0,
+                        finished_ms: 0,
+                        results: &stored,
+                    });
+                    // Old links are gone with the old process.
+                    outstanding.clear();
+                    live = (0..workers).map(|_| s.worker_joined(hello(0, 2, 0, 2), now)).collect();
+                }
                 _ => s.dispatch(now),
             }
             run(&mut s, &mut outstanding, &mut live);
@@ -448,7 +468,14 @@ proptest! {
         prop_assert_eq!(job.state, JobState::Succeeded);
         prop_assert_eq!(job.done_count(), tasks);
         prop_assert_eq!(job.total(), sum_squares(0, tasks * 3));
+        // Exactly once in what was persisted, too.
         let r = job.results_from(0, usize::MAX);
+        stored.extend(s.take_recorded());
+        let mut seen = std::collections::HashSet::new();
+        for r in &stored {
+            prop_assert!(seen.insert(r.index), "task {} recorded twice", r.index);
+        }
+        prop_assert_eq!(seen.len() as u64, tasks);
         prop_assert_eq!(r.len() as u64, tasks);
         for (i, v) in r {
             prop_assert_eq!(v, sum_squares(i * 3, i * 3 + 3));
@@ -457,4 +484,92 @@ proptest! {
             prop_assert_eq!(w.running_tasks as usize, outstanding.iter().filter(|(o, _)| *o == w.worker_id).count());
         }
     }
+}
+
+#[test]
+fn a_restored_job_runs_only_what_was_not_recorded() {
+    let mut s = Scheduler::new(SchedConfig {
+        log_results: true,
+        ..Default::default()
+    });
+    let p = plan("sum-squares", 100, 10, Model::Process);
+    let done: Vec<Recorded> = [0u64, 3, 9]
+        .iter()
+        .map(|&i| Recorded {
+            job: 7,
+            index: i,
+            value: sum_squares(i * 10, i * 10 + 10),
+            cpu_ns: 1,
+            wall_ns: 1,
+        })
+        .collect();
+    s.restore(
+        7,
+        p.clone(),
+        RestoredJob {
+            state: JobState::Running,
+            error: "",
+            submitted_ms: 5,
+            started_ms: 6,
+            finished_ms: 0,
+            results: &done,
+        },
+    );
+    assert_eq!(s.status().tasks_queued, 7);
+    let w = s.worker_joined(hello(4, 0, 0, 4), 10);
+    let mut issued = vec![];
+    for _ in 0..10 {
+        s.dispatch(10);
+        let a = assigns(&s.take_actions());
+        let outs: Vec<_> = a
+            .iter()
+            .flat_map(|(_, job, tasks)| tasks.iter().map(move |t| (*job, *t)))
+            .map(|(job, t)| {
+                issued.push(t.index);
+                ok(job, &t, Model::Process, sum_squares(t.start, t.end))
+            })
+            .collect();
+        s.worker_outcomes(w, outs, 11);
+    }
+    issued.sort();
+    assert_eq!(issued, vec![1, 2, 4, 5, 6, 7, 8]);
+    let job = s.job(7).unwrap();
+    assert_eq!(job.state, JobState::Succeeded);
+    assert_eq!(job.total(), sum_squares(0, 100));
+    assert_eq!(s.take_recorded().len(), 7, "only new results are logged");
+    // New jobs get ids above the restored ones.
+    assert_eq!(s.submit(p, 12), 8);
+}
+
+#[test]
+fn restore_keeps_ended_jobs_ended_and_ends_fully_recorded_ones() {
+    let mut s = Scheduler::new(SchedConfig::default());
+    let p = plan("noop", 2, 1, Model::Async);
+    let all: Vec<Recorded> = (0..2)
+        .map(|i| Recorded {
+            job: 1,
+            index: i,
+            value: i as u128,
+            cpu_ns: 0,
+            wall_ns: 0,
+        })
+        .collect();
+    let stored = |state, results| RestoredJob {
+        state,
+        error: "gone",
+        submitted_ms: 1,
+        started_ms: 2,
+        finished_ms: 3,
+        results,
+    };
+    s.restore(1, p.clone(), stored(JobState::Running, &all));
+    s.restore(2, p.clone(), stored(JobState::Cancelled, &[]));
+    assert_eq!(s.job(1).unwrap().state, JobState::Succeeded);
+    let c = s.job_info(2).unwrap();
+    assert_eq!(c.state, JobState::Cancelled as i32);
+    assert_eq!(c.error, "gone");
+    s.worker_joined(hello(0, 0, 4, 1), 5);
+    s.dispatch(5);
+    assert!(s.take_actions().is_empty());
+    assert_eq!(s.job(1).unwrap().results_from(0, 10), vec![(0, 0), (1, 1)]);
 }

@@ -1,0 +1,523 @@
+//! The durable state store: one SQLite file (rusqlite, bundled) in WAL mode.
+//! The actor hands it one [`WriteBatch`] per loop iteration (group commit:
+//! every job accepted, result recorded and job ended in that iteration, in
+//! one transaction); submissions are acknowledged only after their batch
+//! committed. On start, [`Store::load`] returns every job with its recorded
+//! results so the scheduler can carry on where it stopped.
+//!
+//! Opening never panics: a file that is not a database, a database that is
+//! not brigade's, one written by a newer brigade, a corrupt one, or one that
+//! cannot be written (read-only, disk full) is a [`StoreError`] naming the
+//! file, what is wrong and how to recover.
+
+use std::path::{Path, PathBuf};
+
+use brigade_proto::v1::{JobSpec, JobState};
+use prost::Message;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+/// The schema this build writes. `PRAGMA user_version` holds a file's.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// `MIGRATIONS[i]` takes a file from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE jobs (
+        id           INTEGER PRIMARY KEY,
+        spec         BLOB    NOT NULL,
+        submitted_ms INTEGER NOT NULL,
+        state        INTEGER NOT NULL,
+        error        TEXT    NOT NULL DEFAULT '',
+        started_ms   INTEGER NOT NULL DEFAULT 0,
+        finished_ms  INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE results (
+        job_id  INTEGER NOT NULL,
+        idx     INTEGER NOT NULL,
+        lo      INTEGER NOT NULL,
+        hi      INTEGER NOT NULL,
+        cpu_ns  INTEGER NOT NULL,
+        wall_ns INTEGER NOT NULL,
+        PRIMARY KEY (job_id, idx)
+    ) WITHOUT ROWID;
+"];
+
+/// Why the store could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state file {path}: {what}; {hint}")]
+    Open {
+        path: PathBuf,
+        what: String,
+        hint: &'static str,
+    },
+    #[error("state file {path}: write failed: {source}")]
+    Write {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+}
+
+const HINT_NOT_OURS: &str =
+    "move it aside (or pass another --state FILE) and start again; brigade will create a fresh one";
+const HINT_NEWER: &str = "run the brigade release that wrote it, or pass another --state FILE";
+const HINT_WRITE: &str =
+    "make the file and its directory writable and check there is free disk space, or pass another --state FILE";
+
+/// A job as stored.
+#[derive(Debug, Clone)]
+pub struct StoredJob {
+    pub id: u64,
+    pub spec: JobSpec,
+    pub state: JobState,
+    pub error: String,
+    pub submitted_ms: u64,
+    pub started_ms: u64,
+    pub finished_ms: u64,
+    /// (task index, value, cpu_ns, wall_ns) of every recorded result.
+    pub results: Vec<StoredResult>,
+}
+
+/// One recorded task result.
+pub use crate::sched::Recorded as StoredResult;
+
+/// A job's row when it ends.
+#[derive(Debug, Clone)]
+pub struct JobEnd {
+    pub job: u64,
+    pub state: JobState,
+    pub error: String,
+    pub started_ms: u64,
+    pub finished_ms: u64,
+}
+
+/// Everything one group commit writes.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    pub new_jobs: Vec<(u64, JobSpec, u64)>,
+    pub results: Vec<StoredResult>,
+    pub ends: Vec<JobEnd>,
+}
+
+impl WriteBatch {
+    pub fn is_empty(&self) -> bool {
+        self.new_jobs.is_empty() && self.results.is_empty() && self.ends.is_empty()
+    }
+}
+
+/// The open state file.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+// SQLite integers are i64; u64 values are stored bit for bit.
+fn to_sql(v: u64) -> i64 {
+    v as i64
+}
+fn from_sql(v: i64) -> u64 {
+    v as u64
+}
+
+impl Store {
+    /// Opens (creating if absent) and checks the state file, migrating an
+    /// older schema, and proves it writable.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let fail = |what: String, hint: &'static str| StoreError::Open {
+            path: path.to_path_buf(),
+            what,
+            hint,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| fail(format!("cannot open: {e}"), HINT_WRITE))?;
+        // The first read of the header tells a database from anything else.
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| fail(format!("not a brigade state database ({e})"), HINT_NOT_OURS))?;
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .and_then(|mut st| {
+                st.query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(|e| fail(format!("not a brigade state database ({e})"), HINT_NOT_OURS))?;
+        if version > SCHEMA_VERSION {
+            return Err(fail(
+                format!(
+                    "written by a newer brigade (schema version {version}; this brigade reads up to {SCHEMA_VERSION})"
+                ),
+                HINT_NEWER,
+            ));
+        }
+        if version < 0 || (version == 0 && !tables.is_empty()) {
+            return Err(fail(
+                format!(
+                    "not a brigade state database (schema version {version}, tables: {})",
+                    tables.join(", ")
+                ),
+                HINT_NOT_OURS,
+            ));
+        }
+        if version > 0 {
+            let expected = ["jobs", "meta", "results"];
+            if let Some(missing) = expected.iter().find(|t| !tables.iter().any(|x| x == *t)) {
+                return Err(fail(
+                    format!("schema version {version} but table {missing} is missing"),
+                    HINT_NOT_OURS,
+                ));
+            }
+            let check: String = conn
+                .query_row("PRAGMA quick_check", [], |r| r.get(0))
+                .map_err(|e| fail(format!("integrity check failed: {e}"), HINT_NOT_OURS))?;
+            if check != "ok" {
+                return Err(fail(format!("corrupt: {check}"), HINT_NOT_OURS));
+            }
+        }
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| fail(format!("cannot enable WAL: {e}"), HINT_WRITE))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(fail(
+                format!("cannot enable WAL (journal mode stays {mode})"),
+                HINT_WRITE,
+            ));
+        }
+        // FULL: a commit is on disk before a submission is acknowledged.
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF;")
+            .map_err(|e| fail(format!("cannot configure: {e}"), HINT_WRITE))?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store
+            .migrate(version)
+            .map_err(|e| fail(format!("cannot write: {e}"), HINT_WRITE))?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self, from: i64) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        for (v, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (v + 1) as i64)?;
+        }
+        // Also proves the file writable before any job is accepted.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('opened_unix_ms', ?1)",
+            params![now.to_string()],
+        )?;
+        tx.commit()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every stored job with its recorded results, in id order.
+    pub fn load(&self) -> Result<Vec<StoredJob>, StoreError> {
+        let read = |e: rusqlite::Error| StoreError::Open {
+            path: self.path.clone(),
+            what: format!("cannot read: {e}"),
+            hint: HINT_NOT_OURS,
+        };
+        let mut jobs = Vec::new();
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, spec, submitted_ms, state, error, started_ms, finished_ms FROM jobs ORDER BY id",
+            )
+            .map_err(read)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i32>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
+                ))
+            })
+            .map_err(read)?;
+        for row in rows {
+            let (id, spec, submitted, state, error, started, finished) = row.map_err(read)?;
+            let spec = JobSpec::decode(spec.as_slice()).map_err(|e| StoreError::Open {
+                path: self.path.clone(),
+                what: format!("job {id} has an unreadable spec ({e})"),
+                hint: HINT_NOT_OURS,
+            })?;
+            jobs.push(StoredJob {
+                id: from_sql(id),
+                spec,
+                state: JobState::try_from(state).unwrap_or(JobState::Unspecified),
+                error,
+                submitted_ms: from_sql(submitted),
+                started_ms: from_sql(started),
+                finished_ms: from_sql(finished),
+                results: Vec::new(),
+            });
+        }
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT job_id, idx, lo, hi, cpu_ns, wall_ns FROM results ORDER BY job_id, idx",
+            )
+            .map_err(read)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(StoredResult {
+                    job: from_sql(r.get(0)?),
+                    index: from_sql(r.get(1)?),
+                    value: ((from_sql(r.get(3)?) as u128) << 64) | from_sql(r.get(2)?) as u128,
+                    cpu_ns: from_sql(r.get(4)?),
+                    wall_ns: from_sql(r.get(5)?),
+                })
+            })
+            .map_err(read)?;
+        let mut k = 0;
+        for row in rows {
+            let r = row.map_err(read)?;
+            while k < jobs.len() && jobs[k].id < r.job {
+                k += 1;
+            }
+            if k < jobs.len() && jobs[k].id == r.job {
+                jobs[k].results.push(r);
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// Writes the batch in one transaction (the group commit).
+    pub fn commit(&mut self, batch: &WriteBatch) -> Result<(), StoreError> {
+        let write = |source| StoreError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(write)?;
+        {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT INTO jobs (id, spec, submitted_ms, state) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(write)?;
+            for (id, spec, submitted) in &batch.new_jobs {
+                ins.execute(params![
+                    to_sql(*id),
+                    spec.encode_to_vec(),
+                    to_sql(*submitted),
+                    JobState::Queued as i32
+                ])
+                .map_err(write)?;
+            }
+            let mut res = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO results (job_id, idx, lo, hi, cpu_ns, wall_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(write)?;
+            for r in &batch.results {
+                res.execute(params![
+                    to_sql(r.job),
+                    to_sql(r.index),
+                    to_sql(r.value as u64),
+                    to_sql((r.value >> 64) as u64),
+                    to_sql(r.cpu_ns),
+                    to_sql(r.wall_ns)
+                ])
+                .map_err(write)?;
+            }
+            let mut end = tx
+                .prepare_cached(
+                    "UPDATE jobs SET state = ?2, error = ?3, started_ms = ?4, finished_ms = ?5 WHERE id = ?1",
+                )
+                .map_err(write)?;
+            for e in &batch.ends {
+                end.execute(params![
+                    to_sql(e.job),
+                    e.state as i32,
+                    e.error,
+                    to_sql(e.started_ms),
+                    to_sql(e.finished_ms)
+                ])
+                .map_err(write)?;
+            }
+        }
+        tx.commit().map_err(write)
+    }
+
+    /// The next free job id (one above the highest stored).
+    pub fn next_job_id(&self) -> Result<u64, StoreError> {
+        let max: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(id) FROM jobs", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| StoreError::Open {
+                path: self.path.clone(),
+                what: format!("cannot read: {e}"),
+                hint: HINT_NOT_OURS,
+            })?
+            .flatten();
+        Ok(max.map_or(1, |m| from_sql(m) + 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "brigade-store-{}-{name}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("state.db")
+    }
+
+    fn spec() -> JobSpec {
+        JobSpec {
+            workload: "sum-squares".into(),
+            range_start: 0,
+            range_end: 100,
+            chunk: 10,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn jobs_results_and_ends_round_trip() {
+        let path = tmp("roundtrip");
+        let mut s = Store::open(&path).unwrap();
+        assert_eq!(s.next_job_id().unwrap(), 1);
+        let big = u128::MAX - 5;
+        s.commit(&WriteBatch {
+            new_jobs: vec![(1, spec(), 111), (2, spec(), 222)],
+            results: vec![
+                StoredResult {
+                    job: 1,
+                    index: 3,
+                    value: big,
+                    cpu_ns: 7,
+                    wall_ns: 8,
+                },
+                StoredResult {
+                    job: 2,
+                    index: 0,
+                    value: 5,
+                    cpu_ns: 1,
+                    wall_ns: 2,
+                },
+                StoredResult {
+                    job: 1,
+                    index: 1,
+                    value: 9,
+                    cpu_ns: 0,
+                    wall_ns: 0,
+                },
+            ],
+            ends: vec![],
+        })
+        .unwrap();
+        // A duplicate result is ignored: the first one stays.
+        s.commit(&WriteBatch {
+            results: vec![StoredResult {
+                job: 1,
+                index: 3,
+                value: 0,
+                cpu_ns: 0,
+                wall_ns: 0,
+            }],
+            ends: vec![JobEnd {
+                job: 2,
+                state: JobState::Failed,
+                error: "boom".into(),
+                started_ms: 300,
+                finished_ms: 400,
+            }],
+            ..Default::default()
+        })
+        .unwrap();
+        drop(s);
+        let s = Store::open(&path).unwrap();
+        let jobs = s.load().unwrap();
+        assert_eq!(jobs.len(), 2);
+        assert_eq!(jobs[0].state, JobState::Queued);
+        assert_eq!(jobs[0].spec, spec());
+        assert_eq!(jobs[0].submitted_ms, 111);
+        let idx: Vec<(u64, u128)> = jobs[0].results.iter().map(|r| (r.index, r.value)).collect();
+        assert_eq!(idx, vec![(1, 9), (3, big)]);
+        assert_eq!(jobs[1].state, JobState::Failed);
+        assert_eq!(jobs[1].error, "boom");
+        assert_eq!((jobs[1].started_ms, jobs[1].finished_ms), (300, 400));
+        assert_eq!(jobs[1].results.len(), 1);
+        assert_eq!(s.next_job_id().unwrap(), 3);
+    }
+
+    fn open_err(path: &Path) -> String {
+        Store::open(path).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn garbage_truncated_and_foreign_files_are_clear_errors() {
+        let path = tmp("garbage");
+        std::fs::write(
+            &path,
+            b"this is not a database at all, just some text ......",
+        )
+        .unwrap();
+        let e = open_err(&path);
+        assert!(
+            e.contains(&path.display().to_string()) && e.contains("not a brigade state database"),
+            "{e}"
+        );
+        assert!(e.contains("move it aside"), "{e}");
+
+        // A real brigade file cut short.
+        let path = tmp("truncated");
+        let mut s = Store::open(&path).unwrap();
+        s.commit(&WriteBatch {
+            new_jobs: vec![(1, spec(), 1)],
+            ..Default::default()
+        })
+        .unwrap();
+        drop(s);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
+        let _ = std::fs::remove_file(path.with_extension("db-wal"));
+        let e = open_err(&path);
+        assert!(e.contains("state file"), "{e}");
+
+        // Another program's SQLite database.
+        let path = tmp("foreign");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("CREATE TABLE users (id INTEGER);").unwrap();
+        drop(c);
+        let e = open_err(&path);
+        assert!(e.contains("tables: users"), "{e}");
+
+        // One from the future.
+        let path = tmp("newer");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("PRAGMA user_version = 99;").unwrap();
+        drop(c);
+        let e = open_err(&path);
+        assert!(e.contains("newer brigade") && e.contains("99"), "{e}");
+    }
+}
