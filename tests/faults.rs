@@ -270,3 +270,30 @@ fn jobs_wait_visibly_for_missing_slots_and_run_once_a_worker_offers_them() {
 fn proc_alive(pid: u32) -> bool {
     proc_stat(pid).is_some_and(|s| !s.zombie)
 }
+
+#[test]
+#[ignore = "product bug: a worker that loses its coordinator does not stop running process-slot tasks (node.rs calls Executors::cancel_job, which leaves running executors alone)"]
+fn a_worker_cut_off_from_its_coordinator_stops_its_running_tasks() {
+    let mut c = Cluster::with_workers(1, Slots::new(1, 0, 1), &FAST_LEASES);
+    // Ten minutes of CPU: only a real stop ends it within the deadline.
+    c.submit_json(&[
+        "spin",
+        "--arg",
+        "ms=600000",
+        "--range",
+        "0..1",
+        "--model",
+        "process",
+    ]);
+    let busy = c.busy_executors(0, 1, 20);
+    c.kill_coordinator();
+    let worker = c.worker_pid(0);
+    wait_until(
+        "the cut-off worker to stop the executor running its leased task",
+        std::time::Duration::from_secs(30),
+        || {
+            let now = c.executor_pids(worker);
+            (!now.contains(&busy[0])).then_some(())
+        },
+    );
+}

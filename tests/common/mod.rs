@@ -527,6 +527,31 @@ impl Cluster {
         self.orphans.iter().map(|&(pid, _)| pid).collect()
     }
 
+    /// SIGKILLs the coordinator and reaps it.
+    pub fn kill_coordinator(&mut self) {
+        if let Some(c) = &mut self.coordinator {
+            c.kill_and_reap();
+        }
+    }
+
+    /// Waits until worker `i` has `n` executor children, each having burnt at
+    /// least `ticks` clock ticks of CPU (so each is mid-task); returns them.
+    pub fn busy_executors(&self, i: usize, n: usize, ticks: u64) -> Vec<u32> {
+        let worker = self.worker_pid(i);
+        wait_until(
+            &format!("{n} busy executor(s) of worker {i}"),
+            DEADLINE,
+            || {
+                let pids = child_pids(worker);
+                let busy = pids.len() == n
+                    && pids
+                        .iter()
+                        .all(|&p| proc_stat(p).is_some_and(|s| s.cpu_ticks >= ticks));
+                busy.then_some(pids)
+            },
+        )
+    }
+
     /// Sends SIGTERM to worker `i` and waits for its exit status.
     pub fn terminate_worker(&mut self, i: usize) -> std::process::ExitStatus {
         let w = &mut self.workers[i];
