@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use brigade_proto::v1::{
     coordinator_message, worker_message, AssignBatch, CancelTasks, ClusterStatus,
-    CoordinatorMessage, JobInfo, JobSpec, JobState, Model, OutcomeStatus, ResultsChunk,
+    CoordinatorMessage, Heartbeat, JobInfo, JobSpec, JobState, Model, OutcomeStatus, ResultsChunk,
     TaskAssignment, Welcome, WorkerInfo, WorkerMessage,
 };
 use tokio::sync::{mpsc, oneshot, watch};
@@ -314,7 +314,14 @@ impl Actor {
                 }
                 self.sched.worker_lost(id);
             }
-            Command::Tick => self.sched.tick(now),
+            Command::Tick => {
+                self.sched.tick(now);
+                for sink in self.sinks.values() {
+                    let _ = sink.send(Ok(CoordinatorMessage {
+                        msg: Some(coordinator_message::Msg::Heartbeat(Heartbeat { seq: now })),
+                    }));
+                }
+            }
             Command::Shutdown => {
                 for (_, sink) in self.sinks.drain() {
                     let _ = sink.send(Err(Status::unavailable("coordinator shutting down")));

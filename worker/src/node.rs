@@ -258,7 +258,10 @@ impl Link<'_> {
                 }
             })
         };
-        let end = self.serve(&out, &mut inbound, done_rx, shutdown).await;
+        let lease = Duration::from_millis(welcome.lease_timeout_ms.max(100));
+        let end = self
+            .serve(&out, &mut inbound, done_rx, shutdown, lease)
+            .await;
         heartbeat.abort();
         end
     }
@@ -269,12 +272,27 @@ impl Link<'_> {
         inbound: &mut Streaming<CoordinatorMessage>,
         done_rx: &mut mpsc::UnboundedReceiver<TaskDone>,
         shutdown: &mut (impl Future<Output = ()> + Unpin),
+        lease: Duration,
     ) -> LinkEnd {
         let mut buf = Vec::with_capacity(1024);
+        // The coordinator heartbeats several times per lease timeout; hearing
+        // nothing for a whole lease means we are cut off and our leases are
+        // gone, so our tasks must stop rather than run twice.
+        let silence = tokio::time::sleep(lease);
+        tokio::pin!(silence);
         loop {
             tokio::select! {
+                () = &mut silence => {
+                    return LinkEnd::Lost(format!(
+                        "no word from the coordinator for {} ms (the lease timeout); stopping held tasks",
+                        lease.as_millis()
+                    ));
+                }
                 m = inbound.message() => match m {
-                    Ok(Some(m)) => self.on_message(m, out, false),
+                    Ok(Some(m)) => {
+                        silence.as_mut().reset(tokio::time::Instant::now() + lease);
+                        self.on_message(m, out, false);
+                    }
                     Ok(None) => return LinkEnd::Lost("the coordinator closed the link".into()),
                     Err(s) => return LinkEnd::Lost(format!("link broken: {}", s.message())),
                 },
@@ -327,7 +345,9 @@ impl Link<'_> {
             Some(coordinator_message::Msg::Cancel(c)) => {
                 self.execs.cancel_job(self.tag(c.job_id));
             }
-            Some(coordinator_message::Msg::Welcome(_)) | None => {}
+            Some(coordinator_message::Msg::Welcome(_))
+            | Some(coordinator_message::Msg::Heartbeat(_))
+            | None => {}
         }
     }
 
