@@ -437,3 +437,77 @@ fn failing_and_timed_out_tasks_fail_the_job_with_their_cause() {
         assert_eq!(good["total"], sum_squares_below(1000).to_string().as_str());
     }
 }
+
+/// Near the top of u64 each i² is close to 2¹²⁸: one task's sum may not fit
+/// in u128, and neither may a job's total over tasks that each fit.
+#[test]
+#[ignore = "product bug: the coordinator adds task results with u128::wrapping_add (sched/job.rs), so a job whose total exceeds 2^128 succeeds with a wrapped total"]
+fn sums_that_do_not_fit_in_128_bits_fail_instead_of_wrapping() {
+    let c = Cluster::with_workers(1, Slots::new(1, 1, 8), &[]);
+    let range = "18446744073709551000..18446744073709551615";
+
+    // One task's sum overflows: the task says so.
+    let o = c.brigade(&[
+        "submit",
+        "sum-squares",
+        "--range",
+        range,
+        "--chunk",
+        "100",
+        "--model",
+        "async",
+        "--max-attempts",
+        "1",
+        "--wait",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
+    let job: Value = serde_json::from_str(stdout(&o).trim()).expect("submit printed JSON");
+    assert_eq!(job["state"], "failed", "job: {job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does not fit in 128 bits"),
+        "job: {job}"
+    );
+
+    // Every task fits (one element each) but the total does not: Σ i² over
+    // the range is 209273655656377148018921363475748245457115 > 2¹²⁸.
+    let o = c.brigade(&[
+        "submit",
+        "sum-squares",
+        "--range",
+        range,
+        "--chunk",
+        "1",
+        "--model",
+        "async",
+        "--wait",
+        "--format",
+        "json",
+    ]);
+    let job: Value = serde_json::from_str(stdout(&o).trim()).expect("submit printed JSON");
+    if job["state"] == "succeeded" {
+        assert_eq!(
+            job["total"], "209273655656377148018921363475748245457115",
+            "a succeeded job must report the exact total, not one wrapped modulo 2^128: {job}"
+        );
+    } else {
+        assert_eq!(job["state"], "failed", "job: {job}");
+        assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
+        assert!(
+            job["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("128 bits"),
+            "the error should say the total does not fit in 128 bits: {job}"
+        );
+    }
+    // Each task's own result is exact.
+    let results = c.results(id_of(&job));
+    assert_eq!(results.len(), 615);
+    let first: u128 = 18_446_744_073_709_551_000;
+    assert_eq!(results[0], (0, first * first));
+}

@@ -103,6 +103,53 @@ fn a_worker_sigkilled_mid_job_on_async_slots_records_every_index_once() {
 }
 
 #[test]
+fn a_frozen_worker_loses_its_leases_and_its_late_results_are_not_recorded_twice() {
+    let c = Cluster::with_workers(2, Slots::new(2, 0, 1), &FAST_LEASES);
+    const N: u64 = 400_000_000;
+    const CHUNK: u64 = 5_000_000;
+    let job = c.submit_json(&[
+        "sum-squares",
+        "--range",
+        "0..400000000",
+        "--chunk",
+        "5000000",
+        "--model",
+        "process",
+    ]);
+    let id = id_of(&job);
+    let seen = c.wait_job_until(id, "8 tasks done", |j| done(j) >= 8);
+    assert!(done(&seen) < 80, "the job ended before the freeze: {seen}");
+    // Silent but connected: only missed heartbeats can reveal it. Its
+    // executors (own process groups) keep computing meanwhile.
+    c.freeze_worker(0);
+    let workers = c.wait_workers(1);
+    assert_eq!(workers[0]["name"], "w2", "workers: {workers:?}");
+    let lost = c.job_json(id);
+    c.thaw_worker(0);
+
+    let end = c.wait_job(id);
+    assert_succeeded(&end, 80);
+    assert_eq!(
+        end["total"],
+        sum_squares_below(N).to_string().as_str(),
+        "job: {end}"
+    );
+    assert!(
+        end["retries"].as_u64().unwrap_or(0) >= 1,
+        "the frozen worker's leases must have been retried; when it was dropped: {lost}; end: {end}"
+    );
+    let expected: Vec<(u64, u128)> = (0..N / CHUNK)
+        .map(|i| (i, sum_squares(i * CHUNK, (i + 1) * CHUNK)))
+        .collect();
+    assert_eq!(c.results(id), expected, "every chunk exactly once");
+    // The thawed worker links again and works.
+    c.wait_workers(2);
+    let job = c.submit_json(&["noop", "--range", "0..100", "--model", "process", "--wait"]);
+    assert_succeeded(&job, 100);
+    assert_eq!(c.results(id_of(&job)), identity(100));
+}
+
+#[test]
 fn an_executor_sigkilled_mid_task_is_replaced_and_its_task_retried() {
     let c = Cluster::with_workers(1, Slots::new(1, 0, 1), &[]);
     let job = c.submit_json(&[

@@ -527,6 +527,17 @@ impl Cluster {
         self.orphans.iter().map(|&(pid, _)| pid).collect()
     }
 
+    /// SIGSTOPs worker `i`: it stays connected but goes silent, like a
+    /// worker behind a network partition.
+    pub fn freeze_worker(&self, i: usize) {
+        signal(self.worker_pid(i) as i32, libc::SIGSTOP);
+    }
+
+    /// SIGCONTs worker `i`.
+    pub fn thaw_worker(&self, i: usize) {
+        signal(self.worker_pid(i) as i32, libc::SIGCONT);
+    }
+
     /// SIGKILLs the coordinator and reaps it.
     pub fn kill_coordinator(&mut self) {
         if let Some(c) = &mut self.coordinator {
