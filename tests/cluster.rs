@@ -278,7 +278,30 @@ fn a_chunk_wider_than_the_range_is_one_task_with_the_exact_total() {
     ]);
     assert_succeeded(&job, 1);
     assert_eq!(job["total"], sum_squares(1000, 3000).to_string().as_str());
-    assert_eq!(c.results(id_of(&job)), vec![(0, sum_squares(1000, 3000))]);
+    let v = sum_squares(1000, 3000);
+    assert_eq!(c.results(id_of(&job)), vec![(0, v)]);
+
+    // The other result formats say the same.
+    let id = id_of(&job).to_string();
+    assert_eq!(
+        c.brigade_ok(&["results", &id, "--format", "csv"]),
+        format!("index,value\n0,{v}\n")
+    );
+    let json: Value = serde_json::from_str(&c.brigade_ok(&["results", &id, "--format", "json"]))
+        .expect("results --format json prints JSON");
+    assert_eq!(
+        json,
+        serde_json::json!([{"index": 0, "value": v.to_string()}])
+    );
+    let csv = c.brigade_ok(&["job", &id, "--format", "csv"]);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "job --format csv: {csv}");
+    assert!(lines[0].starts_with("job_id,workload,model,state"), "{csv}");
+    assert!(
+        lines[1].starts_with(&format!("{id},sum-squares,process,succeeded,1,1,"))
+            && lines[1].ends_with(&format!(",{v}")),
+        "{csv}"
+    );
 }
 
 #[test]
