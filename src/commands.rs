@@ -79,6 +79,7 @@ pub struct SubmitArgs {
     pub max_attempts: u32,
     pub timeout_ms: u64,
     pub max_in_flight: u32,
+    pub allow_failures: u64,
     pub name: String,
 }
 
@@ -95,6 +96,7 @@ impl SubmitArgs {
             max_attempts: self.max_attempts,
             task_timeout_ms: self.timeout_ms,
             max_in_flight: self.max_in_flight,
+            allow_failures: self.allow_failures,
             name: self.name.clone(),
         }
     }
@@ -317,8 +319,14 @@ pub fn job_summary(info: &JobInfo) -> String {
             info.late_results_dropped
         ));
     }
+    if info.tasks_failed > 0 {
+        s.push_str(&format!(", {} failed", info.tasks_failed));
+    }
     if !info.error.is_empty() {
         s.push_str(&format!("\nerror: {}", info.error));
+    }
+    for f in &info.failed_tasks {
+        s.push_str(&format!("\nfailed task {}: {}", f.index, f.error));
     }
     if !info.waiting_reason.is_empty() {
         s.push_str(&format!("\nwaiting: {}", info.waiting_reason));
@@ -348,6 +356,7 @@ fn job_json(info: &JobInfo) -> serde_json::Value {
         "wall_s": wall_secs(info),
         "task_cpu_s": info.task_cpu_ns as f64 / 1e9,
         "waiting_reason": info.waiting_reason,
+        "failed_tasks": info.failed_tasks.iter().map(|f| serde_json::json!({"index": f.index, "error": f.error})).collect::<Vec<_>>(),
     })
 }
 

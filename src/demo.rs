@@ -192,6 +192,7 @@ pub async fn run() -> anyhow::Result<()> {
         max_attempts: 0,
         timeout_ms: 0,
         max_in_flight,
+        allow_failures: 0,
         name: "demo".into(),
     };
     let io_job = |model: Model, max_in_flight: u32| SubmitArgs {

@@ -188,6 +188,10 @@ enum Command {
         /// At most this many tasks of the job at once (0: no cap).
         #[arg(long, default_value_t = 0)]
         max_in_flight: u32,
+        /// Tasks that may fail for good (after their attempts) with the job
+        /// still succeeding; they are listed in its status.
+        #[arg(long, default_value_t = 0)]
+        allow_failures: u64,
         /// A label for the job.
         #[arg(long, default_value = "")]
         name: String,
@@ -357,12 +361,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             max_attempts,
             timeout_ms,
             max_in_flight,
+            allow_failures,
             name,
             wait,
             format,
             target,
         } => {
             let submit = SubmitArgs {
+                allow_failures,
                 workload,
                 range,
                 chunk,

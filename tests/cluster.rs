@@ -305,7 +305,6 @@ fn a_chunk_wider_than_the_range_is_one_task_with_the_exact_total() {
 }
 
 #[test]
-#[ignore = "product bug: `brigade cancel` does not stop process-slot tasks already running (Executors::cancel_job only drops queued tasks and aborts async ones); the executors keep spinning and the slots stay busy"]
 fn cancel_stops_the_running_tasks_of_a_process_job() {
     let c = Cluster::with_workers(1, Slots::new(2, 0, 1), &[]);
     // Ten minutes per task: only a real stop frees the slots in time.
@@ -464,7 +463,6 @@ fn failing_and_timed_out_tasks_fail_the_job_with_their_cause() {
 /// Near the top of u64 each i² is close to 2¹²⁸: one task's sum may not fit
 /// in u128, and neither may a job's total over tasks that each fit.
 #[test]
-#[ignore = "product bug: the coordinator adds task results with u128::wrapping_add (sched/job.rs), so a job whose total exceeds 2^128 succeeds with a wrapped total"]
 fn sums_that_do_not_fit_in_128_bits_fail_instead_of_wrapping() {
     let c = Cluster::with_workers(1, Slots::new(1, 1, 8), &[]);
     let range = "18446744073709551000..18446744073709551615";

@@ -319,7 +319,6 @@ fn proc_alive(pid: u32) -> bool {
 }
 
 #[test]
-#[ignore = "product bug: a worker that loses its coordinator does not stop running process-slot tasks (node.rs calls Executors::cancel_job, which leaves running executors alone)"]
 fn a_worker_cut_off_from_its_coordinator_stops_its_running_tasks() {
     let mut c = Cluster::with_workers(1, Slots::new(1, 0, 1), &FAST_LEASES);
     // Ten minutes of CPU: only a real stop ends it within the deadline.

@@ -177,6 +177,7 @@ impl Actor {
                     started_ms: job.started_ms,
                     finished_ms: job.finished_ms,
                     results: &job.results,
+                    failures: &job.failures,
                 },
             );
             if job.state.is_terminal() {
@@ -447,6 +448,7 @@ impl Actor {
     /// transaction, then acknowledges the submissions it made durable.
     fn flush(&mut self) {
         self.unflushed.results.extend(self.sched.take_recorded());
+        self.unflushed.failures.extend(self.sched.take_failures());
         if let Some(store) = &mut self.store {
             if !self.unflushed.is_empty() {
                 let batch = &self.unflushed;

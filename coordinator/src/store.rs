@@ -17,10 +17,11 @@ use prost::Message;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 /// The schema this build writes. `PRAGMA user_version` holds a file's.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// `MIGRATIONS[i]` takes a file from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE meta (
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
@@ -43,7 +44,16 @@ const MIGRATIONS: &[&str] = &["
         wall_ns INTEGER NOT NULL,
         PRIMARY KEY (job_id, idx)
     ) WITHOUT ROWID;
-"];
+",
+    "
+    CREATE TABLE failed_tasks (
+        job_id INTEGER NOT NULL,
+        idx    INTEGER NOT NULL,
+        error  TEXT    NOT NULL,
+        PRIMARY KEY (job_id, idx)
+    ) WITHOUT ROWID;
+",
+];
 
 /// Why the store could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -77,8 +87,10 @@ pub struct StoredJob {
     pub submitted_ms: u64,
     pub started_ms: u64,
     pub finished_ms: u64,
-    /// (task index, value, cpu_ns, wall_ns) of every recorded result.
+    /// Every recorded result, in index order.
     pub results: Vec<StoredResult>,
+    /// (task index, error) of every task that failed for good.
+    pub failures: Vec<(u64, String)>,
 }
 
 /// One recorded task result.
@@ -99,12 +111,17 @@ pub struct JobEnd {
 pub struct WriteBatch {
     pub new_jobs: Vec<(u64, JobSpec, u64)>,
     pub results: Vec<StoredResult>,
+    /// (job, task index, error) of tasks that failed for good.
+    pub failures: Vec<(u64, u64, String)>,
     pub ends: Vec<JobEnd>,
 }
 
 impl WriteBatch {
     pub fn is_empty(&self) -> bool {
-        self.new_jobs.is_empty() && self.results.is_empty() && self.ends.is_empty()
+        self.new_jobs.is_empty()
+            && self.results.is_empty()
+            && self.failures.is_empty()
+            && self.ends.is_empty()
     }
 }
 
@@ -269,6 +286,7 @@ impl Store {
                 started_ms: from_sql(started),
                 finished_ms: from_sql(finished),
                 results: Vec::new(),
+                failures: Vec::new(),
             });
         }
         let mut st = self
@@ -296,6 +314,25 @@ impl Store {
             }
             if k < jobs.len() && jobs[k].id == r.job {
                 jobs[k].results.push(r);
+            }
+        }
+        let mut st = self
+            .conn
+            .prepare("SELECT job_id, idx, error FROM failed_tasks ORDER BY job_id, idx")
+            .map_err(read)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    from_sql(r.get(0)?),
+                    from_sql(r.get(1)?),
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(read)?;
+        for row in rows {
+            let (job, index, error) = row.map_err(read)?;
+            if let Ok(k) = jobs.binary_search_by_key(&job, |j| j.id) {
+                jobs[k].failures.push((index, error));
             }
         }
         Ok(jobs)
@@ -338,6 +375,15 @@ impl Store {
                     to_sql(r.wall_ns)
                 ])
                 .map_err(write)?;
+            }
+            let mut fail = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO failed_tasks (job_id, idx, error) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(write)?;
+            for (job, index, error) in &batch.failures {
+                fail.execute(params![to_sql(*job), to_sql(*index), error])
+                    .map_err(write)?;
             }
             let mut end = tx
                 .prepare_cached(
@@ -432,6 +478,7 @@ mod tests {
                     wall_ns: 0,
                 },
             ],
+            failures: vec![],
             ends: vec![],
         })
         .unwrap();
@@ -468,6 +515,32 @@ mod tests {
         assert_eq!((jobs[1].started_ms, jobs[1].finished_ms), (300, 400));
         assert_eq!(jobs[1].results.len(), 1);
         assert_eq!(s.next_job_id().unwrap(), 3);
+    }
+
+    #[test]
+    fn failed_tasks_round_trip_and_a_v1_file_is_migrated() {
+        let path = tmp("migrate");
+        // A version-1 file, as the first release wrote it.
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(MIGRATIONS[0]).unwrap();
+        c.execute_batch("PRAGMA user_version = 1;").unwrap();
+        drop(c);
+        let mut s = Store::open(&path).unwrap();
+        s.commit(&WriteBatch {
+            new_jobs: vec![(1, spec(), 1)],
+            failures: vec![(1, 4, "executor died".into())],
+            ..Default::default()
+        })
+        .unwrap();
+        drop(s);
+        let s = Store::open(&path).unwrap();
+        let version: i64 = s
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let jobs = s.load().unwrap();
+        assert_eq!(jobs[0].failures, vec![(4, "executor died".to_string())]);
     }
 
     fn open_err(path: &Path) -> String {

@@ -69,17 +69,30 @@ pub const WORKLOADS: &[WorkloadDef] = &[
         name: "spin",
         kind: Kind::Cpu,
         reduction: Reduction::List,
-        args: &[ArgDef {
-            name: "ms",
-            ty: ArgType::U64 {
-                min: 0,
-                max: MS_ARG_MAX,
+        args: &[
+            ArgDef {
+                name: "ms",
+                ty: ArgType::U64 {
+                    min: 0,
+                    max: MS_ARG_MAX,
+                },
+                default: None,
+                required: true,
+                help: "milliseconds of CPU to burn per task",
             },
-            default: None,
-            required: true,
-            help: "milliseconds of CPU to burn per task",
-        }],
-        help: "burns `ms` milliseconds of CPU time and returns the task's index",
+            ArgDef {
+                name: "crash-index",
+                ty: ArgType::U64 {
+                    min: 0,
+                    max: u64::MAX,
+                },
+                default: None,
+                required: false,
+                help: "the task with this index aborts its process after burning (a poison task)",
+            },
+        ],
+        help: "burns `ms` milliseconds of CPU time and returns the task's index \
+               (with `crash-index`, that task aborts its process)",
     },
     WorkloadDef {
         name: "sleep",

@@ -142,6 +142,7 @@ impl JobPlan {
             max_attempts: 0,
             timeout_ms: 0,
             max_in_flight: self.in_flight,
+            allow_failures: 0,
             name: format!("bench {} {}", self.workload.name(), self.label),
         }
     }

@@ -2,10 +2,10 @@
 //! leased or done, and what their results are. Tasks of a range are not
 //! materialised: a task that was never issued is just `index >= next_fresh`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use brigade_proto::catalog::Reduction;
-use brigade_proto::v1::{JobInfo, JobState, OutcomeStatus};
+use brigade_proto::v1::{FailedTask, JobInfo, JobState, OutcomeStatus};
 
 use super::{model_slot, JobId, Outcome, Recorded, TaskLease, WorkerId};
 use crate::admission::JobPlan;
@@ -29,7 +29,12 @@ pub struct RestoredJob<'a> {
     pub started_ms: u64,
     pub finished_ms: u64,
     pub results: &'a [Recorded],
+    /// Tasks that failed for good, with their errors.
+    pub failures: &'a [(u64, String)],
 }
+
+/// At most this many failed tasks are listed in a job's status.
+const LISTED_FAILURES: usize = 100;
 
 /// A task going back to the queue.
 #[derive(Debug, Clone, Copy)]
@@ -51,11 +56,16 @@ pub struct Job {
     done_ahead: u64,
     retry: VecDeque<Requeue>,
     pub(super) leases: HashMap<u64, Lease>,
+    /// Finished tasks (done, or failed for good), one bit each.
     done: Vec<u64>,
     done_count: u64,
+    /// Tasks that failed for good, with their last error.
+    failed_tasks: BTreeMap<u64, String>,
+    /// Failures not yet handed to the store.
+    pub(super) new_failures: Vec<(u64, String)>,
     values: Vec<u128>,
-    total: u128,
-    failed: u64,
+    /// Sum of the done tasks' values; `None` once it no longer fits in u128.
+    total: Option<u128>,
     retries: u64,
     pub(super) late_results_dropped: u64,
     error: String,
@@ -78,9 +88,10 @@ impl Job {
             leases: HashMap::new(),
             done: vec![0; n.div_ceil(64)],
             done_count: 0,
+            failed_tasks: BTreeMap::new(),
+            new_failures: Vec::new(),
             values: vec![0; n],
-            total: 0,
-            failed: 0,
+            total: Some(0),
             retries: 0,
             late_results_dropped: 0,
             error: String::new(),
@@ -117,33 +128,50 @@ impl Job {
     pub(super) fn restore(id: JobId, plan: JobPlan, stored: RestoredJob<'_>) -> Self {
         let mut job = Job::new(id, plan, stored.submitted_ms);
         for r in stored.results {
-            if r.index < job.plan.tasks && !job.is_done(r.index) {
+            if r.index < job.plan.tasks && !job.is_finished(r.index) {
                 job.mark_done(r.index, r.value, r.cpu_ns, r.wall_ns);
             }
         }
-        job.done_ahead = job.done_count;
+        for (index, error) in stored.failures {
+            if *index < job.plan.tasks && !job.is_finished(*index) {
+                job.mark_failed(*index, error.clone());
+            }
+        }
+        job.new_failures.clear();
+        job.done_ahead = job.finished_count();
         job.started_ms = stored.started_ms;
-        if job.done_count > 0 || stored.started_ms > 0 {
+        if job.done_ahead > 0 || stored.started_ms > 0 {
             job.state = JobState::Running;
         }
         if stored.state.is_terminal() {
             job.finish(stored.state, stored.error.to_string(), stored.finished_ms);
-        } else if job.done_count == job.plan.tasks {
-            // Every result was stored but the end was not: it succeeded.
-            job.finish(
-                JobState::Succeeded,
-                String::new(),
-                stored.finished_ms.max(stored.submitted_ms),
-            );
+        } else if job.finished_count() == job.plan.tasks {
+            // Every result was stored but the end was not: it ends now.
+            job.complete(stored.finished_ms.max(stored.submitted_ms));
         }
         job
+    }
+
+    fn mark_failed(&mut self, index: u64, error: String) {
+        self.done[(index / 64) as usize] |= 1 << (index % 64);
+        self.new_failures.push((index, error.clone()));
+        self.failed_tasks.insert(index, error);
+    }
+
+    fn finished_count(&self) -> u64 {
+        self.done_count + self.failed_tasks.len() as u64
+    }
+
+    /// Done or failed for good.
+    fn is_finished(&self, index: u64) -> bool {
+        self.done[(index / 64) as usize] & (1 << (index % 64)) != 0
     }
 
     fn mark_done(&mut self, index: u64, value: u128, cpu_ns: u64, wall_ns: u64) {
         self.done[(index / 64) as usize] |= 1 << (index % 64);
         self.done_count += 1;
         self.values[index as usize] = value;
-        self.total = self.total.wrapping_add(value);
+        self.total = self.total.and_then(|t| t.checked_add(value));
         self.cpu_ns += cpu_ns;
         self.wall_ns += wall_ns;
     }
@@ -153,17 +181,34 @@ impl Job {
         cap > 0 && self.leases.len() >= cap
     }
 
+    /// Whether the task has a recorded result.
     pub fn is_done(&self, index: u64) -> bool {
-        self.done[(index / 64) as usize] & (1 << (index % 64)) != 0
+        self.is_finished(index) && !self.failed_tasks.contains_key(&index)
     }
 
     pub fn done_count(&self) -> u64 {
         self.done_count
     }
 
-    /// The job total (sum of every done task's value).
-    pub fn total(&self) -> u128 {
+    /// The job total (sum of every done task's value), if it fits in u128.
+    pub fn total(&self) -> Option<u128> {
         self.total
+    }
+
+    /// Ends the job once every task is finished: succeeded, unless its
+    /// total is meant to be reported and does not fit.
+    fn complete(&mut self, now_ms: u64) {
+        if self.total.is_none() && self.plan.reduction == Reduction::Sum {
+            self.finish(
+                JobState::Failed,
+                "every task succeeded but the job total does not fit in 128 bits; \
+                 the per-task results are exact (`brigade results`)"
+                    .to_string(),
+                now_ms,
+            );
+        } else {
+            self.finish(JobState::Succeeded, String::new(), now_ms);
+        }
     }
 
     /// Leases up to `max` queued tasks (retries first) to `worker`, recording
@@ -187,7 +232,7 @@ impl Job {
                 None if self.next_fresh < self.plan.tasks => {
                     self.next_fresh += 1;
                     let index = self.next_fresh - 1;
-                    if self.done_ahead > 0 && self.is_done(index) {
+                    if self.done_ahead > 0 && self.is_finished(index) {
                         self.done_ahead -= 1;
                         continue;
                     }
@@ -235,10 +280,13 @@ impl Job {
         let index = o.index;
         match o.status {
             OutcomeStatus::Ok => {
-                debug_assert!(!self.is_done(index), "a current lease is never done");
+                debug_assert!(
+                    !self.is_finished(index),
+                    "a current lease is never finished"
+                );
                 self.mark_done(index, o.value, o.cpu_ns, o.wall_ns);
-                if self.done_count == self.plan.tasks {
-                    self.finish(JobState::Succeeded, String::new(), now_ms);
+                if self.finished_count() == self.plan.tasks {
+                    self.complete(now_ms);
                     return true;
                 }
             }
@@ -254,15 +302,24 @@ impl Job {
                 self.wall_ns += o.wall_ns;
                 let failures = lease.failures + 1;
                 if failures >= self.plan.max_attempts {
-                    self.failed += 1;
                     let (start, end) = self.plan.task_range(index);
                     let error = format!(
                         "task {index} (input {start}..{end}) failed after {failures} attempt(s); last: {}: {}",
                         status_name(status),
                         o.error
                     );
-                    self.finish(JobState::Failed, error, now_ms);
-                    return true;
+                    let tolerated =
+                        (self.failed_tasks.len() as u64) < self.plan.spec.allow_failures;
+                    self.mark_failed(index, error.clone());
+                    if !tolerated {
+                        self.finish(JobState::Failed, error, now_ms);
+                        return true;
+                    }
+                    if self.finished_count() == self.plan.tasks {
+                        self.complete(now_ms);
+                        return true;
+                    }
+                    return false;
                 }
                 self.requeue(Requeue {
                     index,
@@ -299,19 +356,28 @@ impl Job {
             state: self.state as i32,
             tasks_total: self.plan.tasks,
             tasks_done: self.done_count,
-            tasks_failed: self.failed,
+            tasks_failed: self.failed_tasks.len() as u64,
             tasks_running: self.leases.len() as u64,
             retries: self.retries,
             late_results_dropped: self.late_results_dropped,
             error: self.error.clone(),
             has_total: self.plan.reduction == Reduction::Sum,
-            total: Some(self.total.into()),
+            total: Some(self.total.unwrap_or(0).into()),
             submitted_unix_ms: self.submitted_ms,
             started_unix_ms: self.started_ms,
             finished_unix_ms: self.finished_ms,
             task_cpu_ns: self.cpu_ns,
             task_wall_ns: self.wall_ns,
             waiting_reason: String::new(),
+            failed_tasks: self
+                .failed_tasks
+                .iter()
+                .take(LISTED_FAILURES)
+                .map(|(&index, error)| FailedTask {
+                    index,
+                    error: error.clone(),
+                })
+                .collect(),
         }
     }
 }

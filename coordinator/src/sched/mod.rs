@@ -141,6 +141,7 @@ pub struct Scheduler {
     actions: Vec<Action>,
     dirty: BTreeSet<JobId>,
     recorded: Vec<Recorded>,
+    failures: Vec<(JobId, u64, String)>,
     counters: Counters,
 }
 
@@ -157,6 +158,7 @@ impl Scheduler {
             actions: Vec::new(),
             dirty: BTreeSet::new(),
             recorded: Vec::new(),
+            failures: Vec::new(),
             counters: Counters::default(),
         }
     }
@@ -301,6 +303,12 @@ impl Scheduler {
             }
             let lease = job.leases.remove(&o.index).expect("checked above");
             let ended = job.record(o, lease, now_ms);
+            if self.config.log_results {
+                self.failures
+                    .extend(job.new_failures.drain(..).map(|(i, e)| (job_id, i, e)));
+            } else {
+                job.new_failures.clear();
+            }
             let (slot, has_queued) = (job.slot(), job.has_queued());
             self.dirty.insert(job_id);
             if ended {
@@ -422,6 +430,12 @@ impl Scheduler {
     /// Results recorded since the last call (only with `log_results`).
     pub fn take_recorded(&mut self) -> Vec<Recorded> {
         std::mem::take(&mut self.recorded)
+    }
+
+    /// Tasks that failed for good since the last call, with their errors
+    /// (only with `log_results`).
+    pub fn take_failures(&mut self) -> Vec<(JobId, u64, String)> {
+        std::mem::take(&mut self.failures)
     }
 
     /// Actions produced since the last call, in order.

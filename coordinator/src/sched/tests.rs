@@ -152,7 +152,7 @@ fn a_job_runs_to_its_exact_total() {
     }
     let job = s.job(j).unwrap();
     assert_eq!(job.state, JobState::Succeeded);
-    assert_eq!(job.total(), sum_squares(0, 1_000));
+    assert_eq!(job.total(), Some(sum_squares(0, 1_000)));
     assert_eq!(job.done_count(), 143);
 }
 
@@ -443,6 +443,7 @@ proptest! {
                         started_ms: 0,
                         finished_ms: 0,
                         results: &stored,
+                        failures: &[],
                     });
                     // Old links are gone with the old process.
                     outstanding.clear();
@@ -467,7 +468,7 @@ proptest! {
         let job = s.job(j).unwrap();
         prop_assert_eq!(job.state, JobState::Succeeded);
         prop_assert_eq!(job.done_count(), tasks);
-        prop_assert_eq!(job.total(), sum_squares(0, tasks * 3));
+        prop_assert_eq!(job.total(), Some(sum_squares(0, tasks * 3)));
         // Exactly once in what was persisted, too.
         let r = job.results_from(0, usize::MAX);
         stored.extend(s.take_recorded());
@@ -513,6 +514,7 @@ fn a_restored_job_runs_only_what_was_not_recorded() {
             started_ms: 6,
             finished_ms: 0,
             results: &done,
+            failures: &[],
         },
     );
     assert_eq!(s.status().tasks_queued, 7);
@@ -535,7 +537,7 @@ fn a_restored_job_runs_only_what_was_not_recorded() {
     assert_eq!(issued, vec![1, 2, 4, 5, 6, 7, 8]);
     let job = s.job(7).unwrap();
     assert_eq!(job.state, JobState::Succeeded);
-    assert_eq!(job.total(), sum_squares(0, 100));
+    assert_eq!(job.total(), Some(sum_squares(0, 100)));
     assert_eq!(s.take_recorded().len(), 7, "only new results are logged");
     // New jobs get ids above the restored ones.
     assert_eq!(s.submit(p, 12), 8);
@@ -561,6 +563,7 @@ fn restore_keeps_ended_jobs_ended_and_ends_fully_recorded_ones() {
         started_ms: 2,
         finished_ms: 3,
         results,
+        failures: &[],
     };
     s.restore(1, p.clone(), stored(JobState::Running, &all));
     s.restore(2, p.clone(), stored(JobState::Cancelled, &[]));
@@ -572,4 +575,82 @@ fn restore_keeps_ended_jobs_ended_and_ends_fully_recorded_ones() {
     s.dispatch(5);
     assert!(s.take_actions().is_empty());
     assert_eq!(s.job(1).unwrap().results_from(0, 10), vec![(0, 0), (1, 1)]);
+}
+
+#[test]
+fn allowed_failures_let_a_job_succeed_listing_the_failed_tasks() {
+    let mut s = Scheduler::new(SchedConfig {
+        log_results: true,
+        ..Default::default()
+    });
+    let w = s.worker_joined(hello(4, 0, 0, 1), 0);
+    let mut p = plan("sum-squares", 4, 1, Model::Process);
+    p.max_attempts = 1;
+    p.spec.allow_failures = 1;
+    let j = s.submit(p.clone(), 0);
+    s.dispatch(0);
+    let tasks: Vec<TaskLease> = assigns(&s.take_actions())
+        .into_iter()
+        .flat_map(|(_, _, t)| t)
+        .collect();
+    let outs: Vec<_> = tasks
+        .iter()
+        .map(|t| match t.index {
+            2 => failed(j, t, Model::Process, OutcomeStatus::ExecutorDied),
+            i => ok(j, t, Model::Process, (i * i) as u128),
+        })
+        .collect();
+    s.worker_outcomes(w, outs, 1);
+    let info = s.job_info(j).unwrap();
+    assert_eq!(info.state, JobState::Succeeded as i32);
+    assert_eq!((info.tasks_done, info.tasks_failed), (3, 1));
+    assert_eq!(info.failed_tasks.len(), 1);
+    assert_eq!(info.failed_tasks[0].index, 2);
+    assert!(info.failed_tasks[0].error.contains("executor died: boom"));
+    assert_eq!(
+        s.job(j).unwrap().results_from(0, 10),
+        vec![(0, 0), (1, 1), (3, 9)]
+    );
+    assert_eq!(s.take_failures().len(), 1);
+
+    // One failure more than allowed fails the job.
+    let j2 = s.submit(p, 2);
+    s.dispatch(2);
+    let tasks: Vec<TaskLease> = assigns(&s.take_actions())
+        .into_iter()
+        .flat_map(|(_, _, t)| t)
+        .collect();
+    let outs: Vec<_> = tasks
+        .iter()
+        .take(2)
+        .map(|t| failed(j2, t, Model::Process, OutcomeStatus::Failed))
+        .collect();
+    s.worker_outcomes(w, outs, 3);
+    let info = s.job_info(j2).unwrap();
+    assert_eq!(info.state, JobState::Failed as i32);
+    assert_eq!(info.tasks_failed, 2);
+    assert!(info.error.starts_with("task 1 "), "{}", info.error);
+}
+
+#[test]
+fn a_total_that_does_not_fit_in_u128_fails_the_job_after_every_task() {
+    let mut s = Scheduler::new(SchedConfig::default());
+    let w = s.worker_joined(hello(0, 0, 4, 1), 0);
+    let j = s.submit(plan("sum-squares", 3, 1, Model::Async), 0);
+    s.dispatch(0);
+    let outs: Vec<_> = assigns(&s.take_actions())
+        .into_iter()
+        .flat_map(|(_, _, t)| t)
+        .map(|t| ok(j, &t, Model::Async, u128::MAX / 2))
+        .collect();
+    s.worker_outcomes(w, outs, 1);
+    let job = s.job(j).unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(job.done_count(), 3, "every task ran and is kept");
+    assert_eq!(job.total(), None);
+    assert!(s
+        .job_info(j)
+        .unwrap()
+        .error
+        .contains("does not fit in 128 bits"));
 }

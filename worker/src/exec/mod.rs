@@ -261,8 +261,9 @@ impl Executors {
     }
 
     /// Tasks of `job_id` not yet started are answered CANCELLED at once;
-    /// running async tasks are aborted (CANCELLED); running thread/process
-    /// tasks finish normally.
+    /// running async tasks are aborted and running process tasks have their
+    /// executor killed (and replaced), both answered CANCELLED; a running
+    /// thread task cannot be interrupted and finishes normally.
     pub fn cancel_job(&self, job_id: u64) {
         let mut cancelled = 0usize;
         for (model, queue) in self.queues() {
@@ -278,6 +279,9 @@ impl Executors {
         }
         if let Some(a) = &self.async_loop {
             a.abort_job(job_id);
+        }
+        if let Some(p) = &self.process {
+            p.cancel_running(job_id);
         }
         tracing::debug!(
             job_id,

@@ -15,7 +15,7 @@ use brigade_proto::v1::{AssignBatch, Model, OutcomeStatus, TaskAssignment, TaskO
 use prost::Message;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use super::frame::read_frame;
@@ -26,6 +26,8 @@ use crate::workload::Workload;
 /// How long a child that closed its output gets to exit on its own before its
 /// group is killed (so its real exit status can be reported).
 const EXIT_GRACE: Duration = Duration::from_secs(1);
+/// Cancels buffered per slot; a slot only ever needs the latest few.
+const CANCEL_BACKLOG: usize = 256;
 /// Pause before retrying a child that could not be started.
 const RESPAWN_BACKOFF: Duration = Duration::from_millis(500);
 
@@ -115,6 +117,8 @@ enum Lost {
     Died(std::io::Error),
     TimedOut(Duration),
     Stopped,
+    /// Its job was cancelled (or its link to the coordinator lost).
+    Cancelled,
 }
 
 struct ExecutorChild {
@@ -167,6 +171,7 @@ impl ExecutorChild {
         &mut self,
         task: &TaskRun,
         stop: &mut watch::Receiver<bool>,
+        cancels: &mut broadcast::Receiver<u64>,
     ) -> Result<TaskOutcome, Lost> {
         self.encode(task);
         let write = async {
@@ -191,6 +196,17 @@ impl ExecutorChild {
                 None => Ok(read.await),
             }
         };
+        let cancelled = async {
+            loop {
+                match cancels.recv().await {
+                    Ok(job) if job == task.job_id => return,
+                    // Another job's cancel, or cancels we fell behind on
+                    // (only this running task's job matters here).
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+                }
+            }
+        };
         tokio::select! {
             r = timed => match r {
                 Ok(Ok(outcome)) => Ok(outcome),
@@ -198,6 +214,7 @@ impl ExecutorChild {
                 Err(limit) => Err(Lost::TimedOut(limit)),
             },
             _ = stop.wait_for(|s| *s) => Err(Lost::Stopped),
+            () = cancelled => Err(Lost::Cancelled),
         }
     }
 
@@ -231,6 +248,8 @@ pub(crate) struct ProcessPool {
     queue: Arc<TaskQueue>,
     pids: Pids,
     stop: watch::Sender<bool>,
+    /// Job ids whose running tasks must be stopped now.
+    cancels: broadcast::Sender<u64>,
     supervisors: Vec<JoinHandle<()>>,
 }
 
@@ -245,6 +264,7 @@ impl ProcessPool {
         let queue = Arc::new(TaskQueue::default());
         let pids: Pids = Arc::new(Mutex::new(vec![None; n]));
         let (stop, stop_rx) = watch::channel(false);
+        let (cancels, _) = broadcast::channel(CANCEL_BACKLOG);
         // Start every child before any supervisor so a bad program is an
         // error here, not a stream of dead tasks later.
         let mut children = Vec::with_capacity(n);
@@ -274,6 +294,7 @@ impl ProcessPool {
                     pids: pids.clone(),
                     done: done.clone(),
                     stop: stop_rx.clone(),
+                    cancels: cancels.subscribe(),
                 };
                 tokio::spawn(sup.run(child))
             })
@@ -282,8 +303,16 @@ impl ProcessPool {
             queue,
             pids,
             stop,
+            cancels,
             supervisors,
         })
+    }
+
+    /// Kills the executors running tasks of `job_id` (each is replaced);
+    /// those tasks are answered CANCELLED.
+    pub fn cancel_running(&self, job_id: u64) {
+        // No receiver means no supervisor: nothing runs.
+        let _ = self.cancels.send(job_id);
     }
 
     pub fn queue(&self) -> &TaskQueue {
@@ -332,6 +361,7 @@ struct Supervisor {
     pids: Pids,
     done: Outcomes,
     stop: watch::Receiver<bool>,
+    cancels: broadcast::Receiver<u64>,
 }
 
 impl Supervisor {
@@ -390,7 +420,9 @@ impl Supervisor {
             }
             let Some(c) = child.as_mut() else { continue };
             let pid = c.pid;
-            let lost = match c.feed(task, &mut self.stop).await {
+            // Cancels buffered while this slot was idle are harmless: one
+            // naming this task's job means the job is cancelled anyway.
+            let lost = match c.feed(task, &mut self.stop, &mut self.cancels).await {
                 Ok(o) => {
                     let mut d = answer(
                         OutcomeStatus::try_from(o.status).unwrap_or(OutcomeStatus::Failed),
@@ -447,6 +479,21 @@ impl Supervisor {
                 Lost::Stopped => {
                     c.kill().await;
                     return answer(OutcomeStatus::Cancelled, SHUTTING_DOWN.to_string());
+                }
+                Lost::Cancelled => {
+                    c.kill().await;
+                    tracing::info!(
+                        slot = self.slot,
+                        pid,
+                        job_id = task.job_id,
+                        index = task.input.index,
+                        "job cancelled; executor process killed"
+                    );
+                    let _ = self.respawn(child);
+                    return answer(
+                        OutcomeStatus::Cancelled,
+                        format!("job cancelled: executor process {pid} was killed and replaced"),
+                    );
                 }
             }
         }

@@ -34,8 +34,15 @@ pub struct TaskInput {
 pub enum Workload {
     SumSquares,
     Noop,
-    Spin { cpu: Duration },
-    Sleep { wait: Duration },
+    /// `crash_index`: the task with that index aborts its process (a poison
+    /// task, for fault tests).
+    Spin {
+        cpu: Duration,
+        crash_index: Option<u64>,
+    },
+    Sleep {
+        wait: Duration,
+    },
     HttpGet(HttpGet),
 }
 
@@ -102,6 +109,7 @@ impl Workload {
             "noop" => Ok(Workload::Noop),
             "spin" => Ok(Workload::Spin {
                 cpu: Duration::from_millis(required_u64(def, args, "ms")?),
+                crash_index: u64_arg(def, args, "crash-index")?,
             }),
             "sleep" => Ok(Workload::Sleep {
                 wait: Duration::from_millis(required_u64(def, args, "ms")?),
@@ -140,8 +148,11 @@ impl Workload {
         let mut args = HashMap::new();
         match self {
             Workload::SumSquares | Workload::Noop => {}
-            Workload::Spin { cpu } => {
+            Workload::Spin { cpu, crash_index } => {
                 args.insert("ms".into(), cpu.as_millis().to_string());
+                if let Some(i) = crash_index {
+                    args.insert("crash-index".into(), i.to_string());
+                }
             }
             Workload::Sleep { wait } => {
                 args.insert("ms".into(), wait.as_millis().to_string());
@@ -166,8 +177,8 @@ impl Workload {
         match self {
             Workload::SumSquares => sum_squares::run(input.start, input.end),
             Workload::Noop => Ok(noop::run(input.index)),
-            Workload::Spin { cpu } => {
-                spin::run(*cpu);
+            Workload::Spin { cpu, crash_index } => {
+                spin::run(*cpu, input.index, *crash_index);
                 Ok(input.index as u128)
             }
             Workload::Sleep { wait } => {
@@ -184,8 +195,8 @@ impl Workload {
         match self {
             Workload::SumSquares => sum_squares::run(input.start, input.end),
             Workload::Noop => Ok(noop::run(input.index)),
-            Workload::Spin { cpu } => {
-                spin::run(*cpu);
+            Workload::Spin { cpu, crash_index } => {
+                spin::run(*cpu, input.index, *crash_index);
                 Ok(input.index as u128)
             }
             Workload::Sleep { wait } => {
@@ -223,7 +234,7 @@ mod tests {
         ));
         assert!(matches!(
             Workload::from_spec("spin", &args(&[("ms", "7")])),
-            Ok(Workload::Spin { cpu }) if cpu == Duration::from_millis(7)
+            Ok(Workload::Spin { cpu, crash_index: None }) if cpu == Duration::from_millis(7)
         ));
         match Workload::from_spec("http-get", &args(&[("url", "http://127.0.0.1:9/fast")])) {
             Ok(Workload::HttpGet(h)) => {
@@ -283,6 +294,7 @@ mod tests {
         );
         let spin = Workload::Spin {
             cpu: Duration::from_millis(1),
+            crash_index: Some(8),
         };
         assert_eq!(run(&spin, input(7, 0, 0), &mut ctx), Ok(7));
         let sleep = Workload::Sleep {

@@ -8,7 +8,18 @@ use super::cpu_clock::thread_cpu_ns;
 /// Busy-loops until this thread has used `cpu` of CPU time. Measured against
 /// the thread CPU clock, not wall time, so a preempted spin still burns the full
 /// amount of CPU (what CPU-bound benchmarks need).
-pub fn run(cpu: Duration) {
+///
+/// The task whose index is `crash_index` then aborts the whole process: a
+/// poison task. On a process slot that kills one executor; on thread and
+/// async slots it takes the worker down — the isolation processes buy.
+pub fn run(cpu: Duration, index: u64, crash_index: Option<u64>) {
+    burn(cpu);
+    if crash_index == Some(index) {
+        std::process::abort();
+    }
+}
+
+fn burn(cpu: Duration) {
     let target = thread_cpu_ns().saturating_add(cpu.as_nanos().min(u64::MAX as u128) as u64);
     let mut x = 0u64;
     while thread_cpu_ns() < target {
@@ -28,12 +39,12 @@ mod tests {
     #[test]
     fn burns_at_least_the_requested_cpu() {
         let before = thread_cpu_ns();
-        run(Duration::from_millis(20));
+        run(Duration::from_millis(20), 0, None);
         assert!(thread_cpu_ns() - before >= 20_000_000);
     }
 
     #[test]
     fn zero_returns_at_once() {
-        run(Duration::ZERO);
+        run(Duration::ZERO, 0, Some(1));
     }
 }
