@@ -53,6 +53,23 @@ pub fn parse_kv(s: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
+/// `500ms`, `30s`, `2m` on the command line.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad =
+        || format!("duration {s:?} must be a number with a unit: ms, s or m (e.g. 500ms, 30s, 2m)");
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .ok_or_else(bad)?;
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(bad()),
+    }
+}
+
 pub fn parse_model(s: &str) -> Result<Model, String> {
     match Model::parse(s) {
         Some(Model::Unspecified) | None => Err(format!(
@@ -634,6 +651,19 @@ mod tests {
         assert!(parse_range("9..5").unwrap_err().contains("reversed"));
         assert!(parse_range("0-5").unwrap_err().contains("START..END"));
         assert!(parse_range("a..5").unwrap_err().contains("\"a\""));
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        for bad in ["30", "s", "1h", "-1s", ""] {
+            assert!(
+                parse_duration(bad).unwrap_err().contains("ms, s or m"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

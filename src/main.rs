@@ -75,6 +75,10 @@ struct CoordinatorArgs {
     /// workload error, a crashed executor or a timeout; a lost worker is not).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     max_attempts: u32,
+    /// Fail jobs that wait this long (e.g. 30s, 500ms, 2m) with no worker
+    /// offering their model's slots; by default they wait, showing why.
+    #[arg(long, value_parser = commands::parse_duration)]
+    fail_if_no_workers_for: Option<Duration>,
 }
 
 /// `--state FILE`: a path, or `:memory:` for an ephemeral coordinator.
@@ -102,6 +106,7 @@ impl CoordinatorArgs {
                 ..Default::default()
             },
             state: state_path(state),
+            fail_if_no_workers: self.fail_if_no_workers_for,
             ..Default::default()
         })
     }

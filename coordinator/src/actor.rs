@@ -69,6 +69,8 @@ pub struct CoordinatorConfig {
     pub max_batch: usize,
     /// The durable state file; `None` keeps everything in memory.
     pub state: Option<PathBuf>,
+    /// Fail jobs that wait this long for a model no worker offers.
+    pub fail_if_no_workers: Option<Duration>,
 }
 
 impl Default for CoordinatorConfig {
@@ -79,6 +81,7 @@ impl Default for CoordinatorConfig {
             limits: AdmissionLimits::default(),
             max_batch: 4_096,
             state: None,
+            fail_if_no_workers: None,
         }
     }
 }
@@ -134,6 +137,7 @@ impl Actor {
                 lease_timeout_ms: config.lease_timeout.as_millis() as u64,
                 max_batch: config.max_batch,
                 log_results: store.is_some(),
+                fail_if_no_workers_ms: config.fail_if_no_workers.map(|d| d.as_millis() as u64),
             }),
             config,
             sinks: HashMap::new(),

@@ -101,6 +101,9 @@ pub struct SchedConfig {
     /// Keep every recorded result for [`Scheduler::take_recorded`] (the
     /// store persists them).
     pub log_results: bool,
+    /// Fail jobs that waited this long with no worker offering their model's
+    /// slots; `None`: they wait (visibly) for as long as it takes.
+    pub fail_if_no_workers_ms: Option<u64>,
 }
 
 impl Default for SchedConfig {
@@ -109,6 +112,7 @@ impl Default for SchedConfig {
             lease_timeout_ms: 3_000,
             max_batch: 4_096,
             log_results: false,
+            fail_if_no_workers_ms: None,
         }
     }
 }
@@ -142,6 +146,8 @@ pub struct Scheduler {
     dirty: BTreeSet<JobId>,
     recorded: Vec<Recorded>,
     failures: Vec<(JobId, u64, String)>,
+    /// Per model: since when jobs have waited with no worker of that model.
+    no_workers_since: [Option<u64>; 3],
     counters: Counters,
 }
 
@@ -159,6 +165,7 @@ impl Scheduler {
             dirty: BTreeSet::new(),
             recorded: Vec::new(),
             failures: Vec::new(),
+            no_workers_since: [None; 3],
             counters: Counters::default(),
         }
     }
@@ -223,8 +230,47 @@ impl Scheduler {
         }
     }
 
-    /// Expires workers silent for longer than the lease timeout.
+    /// Expires workers silent for longer than the lease timeout, and fails
+    /// jobs that waited too long for a model no worker offers.
     pub fn tick(&mut self, now_ms: u64) {
+        self.expire_workers(now_ms);
+        if let Some(limit) = self.config.fail_if_no_workers_ms {
+            self.fail_unserved_jobs(now_ms, limit);
+        }
+    }
+
+    fn fail_unserved_jobs(&mut self, now_ms: u64, limit: u64) {
+        for slot in 0..3 {
+            let served = self
+                .workers
+                .values()
+                .any(|w| w.slots.get(slot) > 0 && !w.draining);
+            if served || self.runnable[slot].is_empty() {
+                self.no_workers_since[slot] = None;
+                continue;
+            }
+            let since = *self.no_workers_since[slot].get_or_insert(now_ms);
+            if now_ms - since < limit {
+                continue;
+            }
+            for job_id in std::mem::take(&mut self.runnable[slot]) {
+                let Some(job) = self.jobs.get_mut(&job_id) else {
+                    continue;
+                };
+                let error = format!(
+                    "no workers with {} slots for {:.1} s (--fail-if-no-workers-for)",
+                    job.plan.model.name(),
+                    (now_ms - since) as f64 / 1e3
+                );
+                job.finish(JobState::Failed, error, now_ms);
+                self.dirty.insert(job_id);
+                self.end_job_leases(job_id);
+            }
+            self.no_workers_since[slot] = None;
+        }
+    }
+
+    fn expire_workers(&mut self, now_ms: u64) {
         let timeout = self.config.lease_timeout_ms;
         let expired: Vec<(WorkerId, u64)> = self
             .workers

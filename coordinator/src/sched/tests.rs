@@ -385,7 +385,7 @@ proptest! {
         tasks in 1u64..60,
         workers in 1usize..4,
     ) {
-        let config = SchedConfig { lease_timeout_ms: 10, max_batch: 3, log_results: true };
+        let config = SchedConfig { lease_timeout_ms: 10, max_batch: 3, log_results: true, fail_if_no_workers_ms: None };
         let mut s = Scheduler::new(config);
         let mut p = plan("sum-squares", tasks * 3, 3, Model::Thread);
         p.max_attempts = 100;
@@ -653,4 +653,60 @@ fn a_total_that_does_not_fit_in_u128_fails_the_job_after_every_task() {
         .unwrap()
         .error
         .contains("does not fit in 128 bits"));
+}
+
+#[test]
+fn jobs_fail_after_waiting_too_long_for_a_model_no_worker_offers() {
+    let mut s = Scheduler::new(SchedConfig {
+        fail_if_no_workers_ms: Some(1_000),
+        ..Default::default()
+    });
+    // A worker with only async slots: process jobs wait, async jobs run.
+    let w = s.worker_joined(hello(0, 0, 4, 1), 0);
+    let cpu = s.submit(plan("sum-squares", 10, 1, Model::Process), 0);
+    let io = s.submit(plan("noop", 2, 1, Model::Async), 0);
+    s.dispatch(0);
+    s.take_actions();
+    s.tick(500);
+    s.worker_seen(w, 900);
+    s.tick(999);
+    assert_eq!(s.job(cpu).unwrap().state, JobState::Queued);
+    assert!(s
+        .job_info(cpu)
+        .unwrap()
+        .waiting_reason
+        .contains("no workers with process slots"));
+    s.worker_seen(w, 1_400);
+    s.tick(1_500);
+    let info = s.job_info(cpu).unwrap();
+    assert_eq!(info.state, JobState::Failed as i32);
+    assert!(
+        info.error
+            .contains("no workers with process slots for 1.0 s"),
+        "{}",
+        info.error
+    );
+    assert_eq!(s.job(io).unwrap().state, JobState::Running);
+}
+
+#[test]
+fn a_worker_arriving_in_time_resets_the_no_workers_clock() {
+    let mut s = Scheduler::new(SchedConfig {
+        fail_if_no_workers_ms: Some(1_000),
+        ..Default::default()
+    });
+    let j = s.submit(plan("sum-squares", 10, 1, Model::Process), 0);
+    s.tick(100);
+    let w = s.worker_joined(hello(1, 0, 0, 1), 800);
+    s.tick(900);
+    s.worker_lost(w);
+    s.tick(1_200);
+    s.tick(2_100);
+    assert_eq!(
+        s.job(j).unwrap().state,
+        JobState::Queued,
+        "the clock restarted at 1.2 s"
+    );
+    s.tick(2_300);
+    assert_eq!(s.job(j).unwrap().state, JobState::Failed);
 }
