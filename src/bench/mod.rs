@@ -332,7 +332,7 @@ async fn measure(
 ) -> RunRecord {
     let (pids, memory_pids) = probe.pids(plan.model).unzip();
     let sampler = memory_pids.map(procfs::RssSampler::start);
-    let cpu0 = pids.as_deref().map(procfs::cpu_secs);
+    let cpu0 = pids.as_deref().map(procfs::cpu_snapshot);
     let (wall, checked) = match plan.model {
         Some(_) => run_cluster_job(client, plan, target_url, timeout).await,
         None => {
@@ -342,7 +342,7 @@ async fn measure(
                 .unwrap_or_else(|e| (Duration::ZERO, Err(format!("in-process run failed: {e}"))))
         }
     };
-    let cpu1 = pids.as_deref().map(procfs::cpu_secs);
+    let cpu1 = pids.as_deref().map(procfs::cpu_snapshot);
     let peak = sampler.map(procfs::RssSampler::finish);
     let (task_cpu_s, task_wall_s, error) = match checked {
         Ok((c, w)) => (c, w, None),
@@ -358,7 +358,7 @@ async fn measure(
         tasks: plan.tasks(),
         represents: plan.scaled_from.unwrap_or(plan.tasks()),
         wall_s: wall.as_secs_f64(),
-        cpu_s: cpu0.zip(cpu1).map(|(a, b)| b - a),
+        cpu_s: cpu0.zip(cpu1).map(|(a, b)| procfs::cpu_delta(&a, &b)),
         cores: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),

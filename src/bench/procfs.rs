@@ -53,21 +53,64 @@ pub fn cluster_pids(exclude: Option<u32>) -> Vec<u32> {
     cluster_tree(exclude).into_iter().map(|(p, _)| p).collect()
 }
 
-/// CPU seconds (user + system) the given processes have used so far.
-pub fn cpu_secs(pids: &[u32]) -> f64 {
+/// CPU time of one process at one moment, two ways: `/proc/PID/stat`
+/// (every thread that ever ran, but truncated to clock ticks, 10 ms) and the
+/// sum of its live threads' `schedstat` (nanoseconds, but without threads that
+/// have exited). Thirty executors that each run a few ms lose it all to the
+/// truncation, so a run's CPU time takes the larger of the two deltas.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuTime {
+    pub ticks_s: f64,
+    pub threads_s: f64,
+}
+
+fn threads_cpu_s(pid: u32) -> f64 {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    dir.flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum::<u64>() as f64
+        / 1e9
+}
+
+/// CPU time of each of `pids` now.
+pub fn cpu_snapshot(pids: &[u32]) -> HashMap<u32, CpuTime> {
     // SAFETY: sysconf has no preconditions.
     let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     pids.iter()
-        .filter_map(|&p| stat(p))
-        .map(|(_, t)| t)
-        .sum::<u64>() as f64
-        / tick
+        .filter_map(|&p| {
+            let (_, ticks) = stat(p)?;
+            Some((
+                p,
+                CpuTime {
+                    ticks_s: ticks as f64 / tick,
+                    threads_s: threads_cpu_s(p),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// CPU seconds used between two snapshots, per process the larger of the two
+/// measures' deltas (a process gone by `after` counts nothing).
+pub fn cpu_delta(before: &HashMap<u32, CpuTime>, after: &HashMap<u32, CpuTime>) -> f64 {
+    after
+        .iter()
+        .map(|(pid, a)| {
+            let b = before.get(pid).copied().unwrap_or_default();
+            (a.ticks_s - b.ticks_s)
+                .max(a.threads_s - b.threads_s)
+                .max(0.0)
+        })
+        .sum()
 }
 
 /// CPU seconds used so far by this process and its descendants, without
 /// `exclude`'s subtree (the io-target).
 pub fn cluster_cpu_secs(exclude: Option<u32>) -> f64 {
-    cpu_secs(&cluster_pids(exclude))
+    cpu_delta(&HashMap::new(), &cpu_snapshot(&cluster_pids(exclude)))
 }
 
 /// Resident memory of one process in bytes (`/proc/PID/statm`, pages).
@@ -173,6 +216,16 @@ mod tests {
             Some("Intel(R) Xeon(R)".into())
         );
         assert_eq!(first_line_value("", "x"), None);
+    }
+
+    #[test]
+    fn cpu_delta_takes_the_larger_measure_per_process() {
+        let t = |ticks_s, threads_s| CpuTime { ticks_s, threads_s };
+        let before = HashMap::from([(1, t(1.0, 1.004)), (2, t(0.5, 0.5))]);
+        // pid 1: ticks truncated (+0.0) but threads ran 0.008 s; pid 2: a
+        // thread exited, so ticks (+0.2) see more; pid 3 is new.
+        let after = HashMap::from([(1, t(1.0, 1.012)), (2, t(0.7, 0.6)), (3, t(0.1, 0.0))]);
+        assert!((cpu_delta(&before, &after) - (0.008 + 0.2 + 0.1)).abs() < 1e-9);
     }
 
     #[test]
