@@ -141,6 +141,28 @@ fn y_axis(out: &mut String, ox: f64, oy: f64, max: f64) -> (f64, f64, f64) {
     (py, ph, top)
 }
 
+/// A panel's title, y label and axis; returns what [`y_axis`] returns.
+fn panel_frame(
+    out: &mut String,
+    (ox, oy): (f64, f64),
+    title: &str,
+    y_label: &str,
+    max: f64,
+) -> (f64, f64, f64) {
+    let _ = writeln!(
+        out,
+        "<text x=\"{:.1}\" y=\"{:.1}\" font-weight=\"bold\">{}</text>\
+         <text x=\"{:.1}\" y=\"{:.1}\" fill=\"#555\" font-size=\"10\">{}</text>",
+        ox + LEFT,
+        oy + 14.0,
+        escape(title),
+        ox + 4.0,
+        oy + 26.0,
+        escape(y_label)
+    );
+    y_axis(out, ox, oy, max)
+}
+
 /// Small multiples of bar charts, one panel per entry.
 pub fn bar_panels(title: &str, y_label: &str, panels: &[BarPanel]) -> String {
     let mut body = String::new();
@@ -152,18 +174,7 @@ pub fn bar_panels(title: &str, y_label: &str, panels: &[BarPanel]) -> String {
             .filter_map(|b| b.value)
             .chain(p.reference.as_ref().map(|r| r.0))
             .fold(0.0, f64::max);
-        let _ = writeln!(
-            body,
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-weight=\"bold\">{}</text>\
-             <text x=\"{:.1}\" y=\"{:.1}\" fill=\"#555\" font-size=\"10\">{}</text>",
-            ox + LEFT,
-            oy + 14.0,
-            escape(&p.title),
-            ox + 4.0,
-            oy + 26.0,
-            escape(y_label)
-        );
-        let (py, ph, top) = y_axis(&mut body, ox, oy, max);
+        let (py, ph, top) = panel_frame(&mut body, (ox, oy), &p.title, y_label, max);
         let plot_w = PANEL_W - LEFT - RIGHT;
         let slot = plot_w / p.bars.len().max(1) as f64;
         for (j, b) in p.bars.iter().enumerate() {
@@ -235,18 +246,7 @@ pub fn line_panels(title: &str, x_label: &str, y_label: &str, panels: &[LinePane
         let pts = p.series.iter().flat_map(|s| s.points.iter());
         let max_y = pts.clone().map(|p| p.1).fold(0.0, f64::max);
         let max_x = pts.map(|p| p.0).fold(1.0, f64::max);
-        let _ = writeln!(
-            body,
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-weight=\"bold\">{}</text>\
-             <text x=\"{:.1}\" y=\"{:.1}\" fill=\"#555\" font-size=\"10\">{}</text>",
-            ox + LEFT,
-            oy + 14.0,
-            escape(&p.title),
-            ox + 4.0,
-            oy + 26.0,
-            escape(y_label)
-        );
-        let (py, ph, top) = y_axis(&mut body, ox, oy, max_y);
+        let (py, ph, top) = panel_frame(&mut body, (ox, oy), &p.title, y_label, max_y);
         let plot_w = PANEL_W - LEFT - RIGHT;
         let sx = |x: f64| ox + LEFT + x / max_x * plot_w;
         let sy = |y: f64| py + ph - y / top * ph;
