@@ -21,7 +21,8 @@ use tonic::Status;
 
 use crate::admission::{admit, AdmissionLimits};
 use crate::sched::{
-    Action, JobError, JobId, Outcome, RestoredJob, SchedConfig, Scheduler, WorkerHello, WorkerId,
+    Action, JobError, JobId, Outcome, RestoredJob, SchedConfig, Scheduler, SlotCounts, WorkerHello,
+    WorkerId,
 };
 use crate::store::{JobEnd, Store, StoreError, WriteBatch};
 
@@ -353,6 +354,17 @@ impl Actor {
                 self.sched.worker_outcomes(id, outcomes, now);
             }
             Some(worker_message::Msg::Heartbeat(_)) => self.sched.worker_seen(id, now),
+            Some(worker_message::Msg::Credits(c)) => {
+                self.sched.worker_seen(id, now);
+                self.sched.worker_credits(
+                    id,
+                    SlotCounts {
+                        process: c.process,
+                        thread: c.thread,
+                        async_: c.r#async,
+                    },
+                );
+            }
             Some(worker_message::Msg::Drain(_)) => {
                 tracing::info!(worker = id, "worker draining");
                 self.sched.worker_seen(id, now);

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use brigade_proto::v1::worker_link_client::WorkerLinkClient;
 use brigade_proto::v1::{
-    coordinator_message, worker_message, AssignBatch, CoordinatorMessage, Drain, Heartbeat, Model,
-    OutcomeStatus, ResultBatch, TaskOutcome, WorkerHello, WorkerMessage,
+    coordinator_message, worker_message, AssignBatch, CoordinatorMessage, Credits, Drain,
+    Heartbeat, Model, OutcomeStatus, ResultBatch, TaskOutcome, WorkerHello, WorkerMessage,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -138,6 +138,7 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
             session,
             welcomed: false,
             jobs: HashSet::new(),
+            windows: CreditWindows::new(&config),
         };
         let end = link.run(channel, &mut done_rx, &mut shutdown).await;
         match end {
@@ -190,12 +191,13 @@ struct Link<'a> {
     welcomed: bool,
     /// Session-tagged ids of the jobs this link handed to the executors.
     jobs: HashSet<u64>,
+    windows: CreditWindows,
 }
 
 impl Link<'_> {
     fn hello(&self) -> WorkerHello {
         let c = self.config;
-        let credits = |slots: usize| (slots as u32).saturating_mul(c.prefetch.max(1));
+        let [process_credits, thread_credits, async_credits] = self.windows.announced;
         WorkerHello {
             protocol_version: brigade_proto::PROTOCOL_VERSION,
             name: c.name.clone(),
@@ -204,9 +206,9 @@ impl Link<'_> {
             process_slots: c.procs as u32,
             thread_slots: c.threads as u32,
             async_slots: c.async_slots as u32,
-            process_credits: credits(c.procs),
-            thread_credits: credits(c.threads),
-            async_credits: credits(c.async_slots),
+            process_credits,
+            thread_credits,
+            async_credits,
         }
     }
 
@@ -419,11 +421,13 @@ impl Link<'_> {
     }
 
     /// Sends the outcomes in `buf` that belong to this link as one batch.
-    fn report(&self, buf: &mut Vec<TaskDone>, out: &mpsc::UnboundedSender<WorkerMessage>) {
+    fn report(&mut self, buf: &mut Vec<TaskDone>, out: &mpsc::UnboundedSender<WorkerMessage>) {
+        let windows = &mut self.windows;
         let outcomes: Vec<TaskOutcome> = buf
             .drain(..)
             .filter(|d| d.job_id >> SESSION_SHIFT == self.session)
             .map(|mut d| {
+                windows.observe(d.model, d.wall_ns);
                 d.job_id &= JOB_MASK;
                 d.into_proto()
             })
@@ -431,6 +435,84 @@ impl Link<'_> {
         if !outcomes.is_empty() {
             let _ = out.send(msg(worker_message::Msg::Results(ResultBatch { outcomes })));
         }
+        if let Some([process, thread, r#async]) = windows.resize() {
+            let _ = out.send(msg(worker_message::Msg::Credits(Credits {
+                process,
+                thread,
+                r#async,
+            })));
+        }
+    }
+}
+
+/// Work each slot should have queued beyond the task it runs, so it never
+/// waits a coordinator round trip for the next one.
+const QUEUED_WORK_PER_SLOT_NS: f64 = 2_000_000.0;
+/// The deepest window per model (one assignment batch's worth).
+const MAX_WINDOW: u32 = 4_096;
+
+/// Credit windows sized from how long tasks take: `prefetch` per slot for
+/// long tasks (so a worker does not hoard work others could run), up to
+/// [`MAX_WINDOW`] for tasks so short that only a deep pipeline keeps slots busy.
+#[derive(Debug)]
+struct CreditWindows {
+    slots: [u32; 3],
+    prefetch: u32,
+    /// Moving average of task wall time per model (ns); 0 until observed.
+    task_ns: [f64; 3],
+    /// What the coordinator was last told.
+    announced: [u32; 3],
+}
+
+impl CreditWindows {
+    fn new(c: &NodeConfig) -> Self {
+        let slots = [c.procs as u32, c.threads as u32, c.async_slots as u32];
+        let prefetch = c.prefetch.max(1);
+        CreditWindows {
+            slots,
+            prefetch,
+            task_ns: [0.0; 3],
+            announced: slots.map(|s| s.saturating_mul(prefetch)),
+        }
+    }
+
+    fn observe(&mut self, model: Model, wall_ns: u64) {
+        let i = match model {
+            Model::Process => 0,
+            Model::Thread => 1,
+            Model::Async => 2,
+            Model::Unspecified => return,
+        };
+        let t = &mut self.task_ns[i];
+        // At least 1 µs: a zero would ask for an infinite window.
+        let x = (wall_ns as f64).max(1_000.0);
+        *t = if *t == 0.0 { x } else { 0.9 * *t + 0.1 * x };
+    }
+
+    fn wanted(&self, i: usize) -> u32 {
+        let min = self.slots[i].saturating_mul(self.prefetch);
+        if self.task_ns[i] == 0.0 {
+            return min;
+        }
+        let per_slot = (QUEUED_WORK_PER_SLOT_NS / self.task_ns[i]).ceil() as u32;
+        self.slots[i]
+            .saturating_mul(per_slot)
+            .clamp(min, MAX_WINDOW.max(min))
+    }
+
+    /// New windows when one moved by more than a quarter from what was
+    /// announced (so the coordinator is not told of every wobble).
+    fn resize(&mut self) -> Option<[u32; 3]> {
+        let wanted = [self.wanted(0), self.wanted(1), self.wanted(2)];
+        let moved = wanted
+            .iter()
+            .zip(self.announced)
+            .any(|(&w, a)| w.abs_diff(a) * 4 > a.max(1));
+        if !moved {
+            return None;
+        }
+        self.announced = wanted;
+        Some(wanted)
     }
 }
 
@@ -500,6 +582,38 @@ mod tests {
         }
         assert_eq!(caps[..4], [100, 200, 400, 800]);
         assert_eq!(*caps.last().unwrap(), 5_000);
+    }
+
+    fn config(procs: usize, threads: usize, async_slots: usize) -> NodeConfig {
+        NodeConfig {
+            coordinator: "http://127.0.0.1:1".into(),
+            name: "t".into(),
+            procs,
+            threads,
+            async_slots,
+            prefetch: 2,
+            executor_program: PathBuf::from("brigade"),
+            executor_args: vec![],
+            first_connect_timeout: None,
+        }
+    }
+
+    #[test]
+    fn credit_windows_deepen_for_short_tasks_and_stay_shallow_for_long_ones() {
+        let mut w = CreditWindows::new(&config(2, 2, 256));
+        assert_eq!(w.announced, [4, 4, 512]);
+        assert_eq!(w.resize(), None, "nothing observed yet");
+        for _ in 0..50 {
+            w.observe(Model::Thread, 2_000); // 2 µs noop-like tasks
+            w.observe(Model::Process, 80_000_000); // 80 ms CPU tasks
+        }
+        assert_eq!(w.resize(), Some([4, 2_000, 512]));
+        assert_eq!(w.resize(), None, "unchanged windows are not re-announced");
+        // Tasks get long: the thread window shrinks back to its floor.
+        for _ in 0..200 {
+            w.observe(Model::Thread, 50_000_000);
+        }
+        assert_eq!(w.resize(), Some([4, 4, 512]));
     }
 
     #[test]

@@ -116,7 +116,7 @@ impl Job {
         !self.is_terminal() && self.queued() > 0
     }
 
-    pub(super) fn queued(&self) -> u64 {
+    pub fn queued(&self) -> u64 {
         if self.is_terminal() {
             return 0;
         }

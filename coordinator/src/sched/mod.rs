@@ -202,6 +202,13 @@ impl Scheduler {
         }
     }
 
+    /// The worker resizes its credit windows (never below its slot counts).
+    pub fn worker_credits(&mut self, worker: WorkerId, credits: SlotCounts) {
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.set_credits(credits);
+        }
+    }
+
     /// The worker takes no new tasks; its leased ones run to completion.
     pub fn worker_draining(&mut self, worker: WorkerId) {
         if let Some(w) = self.workers.get_mut(&worker) {
@@ -382,7 +389,10 @@ impl Scheduler {
     }
 
     /// Hands queued tasks to workers with free credits: first up to each
-    /// worker's idle slots, then up to its prefetch credits.
+    /// worker's idle slots, then prefetch in rounds (per worker per round:
+    /// one task per slot, or up to a quarter of a deep window but no more
+    /// than an even share of the queue), so a short queue is spread evenly
+    /// instead of landing on whichever worker comes first.
     pub fn dispatch(&mut self, now_ms: u64) {
         if self.workers.is_empty() {
             return;
@@ -391,46 +401,76 @@ impl Scheduler {
         self.rotation = self.rotation.wrapping_add(1);
         let start = self.rotation % ids.len();
         for slot in 0..3 {
-            if self.runnable[slot].is_empty() {
-                continue;
-            }
-            for prefetch in [false, true] {
+            let mut prefetch = false;
+            while !self.runnable[slot].is_empty() {
+                let mut given = 0;
+                // An even share of what is queued, so no worker's deep window
+                // swallows a short queue.
+                let queued: u64 = self.runnable[slot]
+                    .iter()
+                    .filter_map(|j| self.jobs.get(j))
+                    .map(Job::queued)
+                    .sum();
+                let share = queued.div_ceil(ids.len() as u64) as usize;
                 for k in 0..ids.len() {
                     let wid = ids[(start + k) % ids.len()];
-                    self.fill_worker(wid, slot, prefetch, now_ms);
+                    given += self.fill_worker(wid, slot, prefetch, share, now_ms);
                     if self.runnable[slot].is_empty() {
                         break;
                     }
+                }
+                if given == 0 {
+                    if prefetch {
+                        break;
+                    }
+                    prefetch = true;
                 }
             }
         }
     }
 
-    fn fill_worker(&mut self, wid: WorkerId, slot: usize, prefetch: bool, now_ms: u64) {
+    /// Gives `wid` up to its idle slots (or, with `prefetch`, one round more
+    /// within its credits). Returns how many tasks it got.
+    fn fill_worker(
+        &mut self,
+        wid: WorkerId,
+        slot: usize,
+        prefetch: bool,
+        share: usize,
+        now_ms: u64,
+    ) -> usize {
         let max_batch = self.config.max_batch;
-        loop {
-            let Some(w) = self.workers.get_mut(&wid) else {
-                return;
-            };
-            let free = if prefetch {
-                w.free_credits(slot)
-            } else {
-                w.idle_slots(slot)
-            };
-            if free == 0 || w.draining {
-                return;
-            }
+        let Some(w) = self.workers.get(&wid) else {
+            return 0;
+        };
+        if w.draining {
+            return 0;
+        }
+        let mut budget = if prefetch {
+            // A round is a slot's worth, or more for a deep window (short
+            // tasks travel in big batches), but no more than an even share.
+            let deep = (w.credits.get(slot) as usize / 4).min(share);
+            let round = (w.slots.get(slot) as usize).max(deep);
+            w.free_credits(slot).min(round.max(1))
+        } else {
+            w.idle_slots(slot)
+        };
+        let mut given = 0;
+        while budget > 0 {
             let Some(&job_id) = self.runnable[slot].first() else {
-                return;
+                break;
             };
+            let w = self.workers.get_mut(&wid).expect("checked above");
             let job = self.jobs.get_mut(&job_id).expect("runnable jobs exist");
-            let tasks = job.lease_next(wid, free.min(max_batch), &mut w.leased, now_ms);
+            let tasks = job.lease_next(wid, budget.min(max_batch), &mut w.leased, now_ms);
             if !job.has_queued() || job.at_in_flight_cap() {
                 self.runnable[slot].remove(&job_id);
             }
             if tasks.is_empty() {
                 continue;
             }
+            budget -= tasks.len();
+            given += tasks.len();
             w.in_flight[slot] += tasks.len() as u32;
             self.dirty.insert(job_id);
             self.actions.push(Action::Assign {
@@ -440,6 +480,7 @@ impl Scheduler {
                 tasks,
             });
         }
+        given
     }
 
     fn end_job_leases(&mut self, job_id: JobId) {

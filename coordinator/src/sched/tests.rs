@@ -710,3 +710,47 @@ fn a_worker_arriving_in_time_resets_the_no_workers_clock() {
     s.tick(2_300);
     assert_eq!(s.job(j).unwrap().state, JobState::Failed);
 }
+
+#[test]
+fn prefetch_spreads_a_short_queue_evenly_over_deep_credit_windows() {
+    let mut s = Scheduler::new(SchedConfig::default());
+    let a = s.worker_joined(hello(2, 0, 0, 64), 0);
+    let b = s.worker_joined(hello(2, 0, 0, 64), 0);
+    s.submit(plan("sum-squares", 40, 1, Model::Process), 0);
+    s.dispatch(0);
+    let mut per: HashMap<WorkerId, usize> = HashMap::new();
+    for (w, _, t) in assigns(&s.take_actions()) {
+        *per.entry(w).or_default() += t.len();
+    }
+    assert_eq!(per.get(&a), Some(&20));
+    assert_eq!(per.get(&b), Some(&20));
+}
+
+#[test]
+fn a_worker_can_widen_and_narrow_its_credit_window() {
+    let mut s = Scheduler::new(SchedConfig::default());
+    let w = s.worker_joined(hello(0, 2, 0, 1), 0);
+    s.submit(plan("noop", 1_000, 1, Model::Thread), 0);
+    s.dispatch(0);
+    let n: usize = assigns(&s.take_actions())
+        .iter()
+        .map(|(_, _, t)| t.len())
+        .sum();
+    assert_eq!(n, 2);
+    s.worker_credits(
+        w,
+        SlotCounts {
+            thread: 100,
+            ..Default::default()
+        },
+    );
+    s.dispatch(1);
+    let n: usize = assigns(&s.take_actions())
+        .iter()
+        .map(|(_, _, t)| t.len())
+        .sum();
+    assert_eq!(n, 98);
+    // Narrowing below the slots is clamped to the slots; nothing is revoked.
+    s.worker_credits(w, SlotCounts::default());
+    assert_eq!(s.workers()[0].running_tasks, 100);
+}

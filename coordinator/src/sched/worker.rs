@@ -55,22 +55,28 @@ pub struct WorkerState {
 
 impl WorkerState {
     pub fn new(id: WorkerId, hello: WorkerHello, now_ms: u64) -> Self {
-        WorkerState {
+        let mut w = WorkerState {
             id,
             slots: hello.slots,
-            // Credits below the slot count would leave slots idle.
-            credits: SlotCounts {
-                process: hello.credits.process.max(hello.slots.process),
-                thread: hello.credits.thread.max(hello.slots.thread),
-                async_: hello.credits.async_.max(hello.slots.async_),
-            },
+            credits: hello.slots,
             hello,
             in_flight: [0; 3],
             leased: HashSet::new(),
             last_seen_ms: now_ms,
             draining: false,
             tasks_done: 0,
-        }
+        };
+        w.set_credits(w.hello.credits);
+        w
+    }
+
+    /// Credits below the slot count would leave slots idle.
+    pub fn set_credits(&mut self, credits: SlotCounts) {
+        self.credits = SlotCounts {
+            process: credits.process.max(self.slots.process),
+            thread: credits.thread.max(self.slots.thread),
+            async_: credits.async_.max(self.slots.async_),
+        };
     }
 
     /// Slots of this model with nothing assigned.
