@@ -111,8 +111,15 @@ pub fn sum_squares(a: u64, b: u64) -> u128 {
     sum_squares_below(b) - sum_squares_below(a)
 }
 
+/// Sends `sig` to `pid` (a negative pid: its process group), ignoring
+/// errors (the process may be gone already).
+pub fn send_signal(pid: i32, sig: i32) {
+    signal(pid, sig);
+}
+
 fn signal(pid: i32, sig: i32) {
-    if pid > 0 {
+    // 0 and -1 would reach this process's group or every process: never.
+    if pid != 0 && pid != -1 {
         // SAFETY: kill(2) has no memory-safety preconditions.
         unsafe {
             libc::kill(pid, sig);
@@ -207,6 +214,9 @@ pub struct Cluster {
     dir: PathBuf,
     url: Option<String>,
     coordinator: Option<Proc>,
+    /// Coordinators killed and replaced by [`Cluster::restart_coordinator`],
+    /// kept for their logs.
+    retired: Vec<Proc>,
     workers: Vec<Proc>,
     io_target: Option<(Proc, String)>,
     /// Executors of killed workers, as (pid, start time), killed on drop if
@@ -232,6 +242,7 @@ impl Cluster {
             dir,
             url: None,
             coordinator: None,
+            retired: Vec::new(),
             workers: Vec::new(),
             io_target: None,
             orphans: Vec::new(),
@@ -269,9 +280,32 @@ impl Cluster {
             self.coordinator.is_none(),
             "a coordinator is already running"
         );
+        self.launch_coordinator("coordinator", listen, args);
+    }
+
+    /// After [`Cluster::kill_coordinator`] or [`Cluster::stop_coordinator`]:
+    /// starts a new coordinator with `args` on the address the old one
+    /// listened on (so workers and waiting clients find it again).
+    pub fn restart_coordinator(&mut self, args: &[&str]) {
+        let old = self.coordinator.take().expect("no coordinator to restart");
+        assert!(
+            old.reaped,
+            "restart_coordinator: the coordinator still runs"
+        );
+        self.retired.push(old);
+        let listen = self
+            .url()
+            .strip_prefix("http://")
+            .expect("coordinator URL is http://HOST:PORT")
+            .to_string();
+        let label = format!("coordinator-{}", self.retired.len() + 1);
+        self.launch_coordinator(&label, &listen, args);
+    }
+
+    fn launch_coordinator(&mut self, label: &str, listen: &str, args: &[&str]) {
         let mut all = vec!["coordinator", "--listen", listen];
         all.extend_from_slice(args);
-        let (proc_, line) = self.spawn_announcing("coordinator", &all);
+        let (proc_, line) = self.spawn_announcing(label, &all);
         self.coordinator = Some(proc_);
         let url = line
             .strip_prefix("brigade coordinator listening on ")
@@ -545,6 +579,58 @@ impl Cluster {
         }
     }
 
+    /// Sends SIGTERM to the coordinator and waits for its exit status.
+    pub fn stop_coordinator(&mut self) -> std::process::ExitStatus {
+        let c = self.coordinator.as_mut().expect("no coordinator");
+        signal(c.pid() as i32, libc::SIGTERM);
+        let start = Instant::now();
+        loop {
+            if let Some(s) = c.child.try_wait().expect("try_wait") {
+                c.reaped = true;
+                return s;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "the coordinator did not exit within {DEADLINE:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The running coordinator's pid.
+    pub fn coordinator_pid(&self) -> u32 {
+        self.coordinator.as_ref().expect("no coordinator").pid()
+    }
+
+    /// Indexes of the workers the harness started and has not killed.
+    pub fn live_workers(&self) -> Vec<usize> {
+        (0..self.workers.len())
+            .filter(|&i| !self.workers[i].reaped)
+            .collect()
+    }
+
+    /// This cluster's temp dir (logs; tests may put state files there).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Starts `brigade ARGS...` against this cluster's coordinator without
+    /// waiting for it; see [`BackgroundRun::finish`].
+    pub fn spawn_brigade(&self, args: &[&str]) -> BackgroundRun {
+        let child = Command::new(BIN)
+            .args(args)
+            .env("BRIGADE_COORDINATOR", self.url())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not run {BIN}: {e}"));
+        BackgroundRun {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            child: Some(child),
+        }
+    }
+
     /// Waits until worker `i` has `n` executor children, each having burnt at
     /// least `ticks` clock ticks of CPU (so each is mid-task); returns them.
     pub fn busy_executors(&self, i: usize, n: usize, ticks: u64) -> Vec<u32> {
@@ -583,11 +669,80 @@ impl Cluster {
     }
 
     fn all_procs(&self) -> impl Iterator<Item = &Proc> {
-        self.coordinator
+        self.retired
             .iter()
+            .chain(self.coordinator.iter())
             .chain(self.workers.iter())
             .chain(self.io_target.iter().map(|(p, _)| p))
     }
+}
+
+/// A CLI run in the background (e.g. `job ID --wait` across a coordinator
+/// restart); killed on drop unless finished.
+pub struct BackgroundRun {
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl BackgroundRun {
+    /// Waits for the run to end (killing it and panicking after
+    /// `deadline`); returns its output.
+    pub fn finish(mut self, deadline: Duration) -> Output {
+        let child = self.child.take().expect("finished once");
+        let pid = child.id();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        match rx.recv_timeout(deadline) {
+            Ok(out) => out.unwrap_or_else(|e| panic!("brigade {:?}: {e}", self.args)),
+            Err(_) => {
+                signal(pid as i32, libc::SIGKILL);
+                panic!(
+                    "`brigade {}` did not finish within {deadline:?}",
+                    self.args.join(" ")
+                );
+            }
+        }
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for BackgroundRun {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A loopback port outside the kernel's ephemeral range that is free right
+/// now: a coordinator restarted on it finds it still free (no outgoing
+/// connection or port-0 listener can take it meanwhile).
+pub fn free_port_below_ephemeral_range() -> u16 {
+    static TAKEN: AtomicU64 = AtomicU64::new(0);
+    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    assert!(
+        low > 20_000,
+        "ephemeral ports start at {low}: too low for a fixed test port"
+    );
+    let span = u64::from(low - 20_000);
+    // Tests of one binary share a pid: a counter keeps them apart.
+    let seed = u64::from(std::process::id()) * 31 + TAKEN.fetch_add(1, Ordering::Relaxed) * 101;
+    (0..span)
+        .map(|k| 20_000 + ((seed + k * 7919) % span) as u16)
+        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .expect("a free port below the ephemeral range")
 }
 
 fn parse_json(args: &[&str], out: &str) -> Value {
