@@ -124,6 +124,21 @@ pub(crate) struct Actor {
     pending_acks: Vec<(JobId, Reply<JobInfo>)>,
 }
 
+/// Packs (index, value) rows into the wire chunk (the `hi` column only
+/// when some value needs it).
+pub(crate) fn results_chunk(rows: Vec<(u64, u128)>) -> ResultsChunk {
+    let mut chunk = ResultsChunk::default();
+    let wide = rows.iter().any(|(_, v)| *v > u64::MAX as u128);
+    for (i, v) in rows {
+        chunk.index.push(i);
+        chunk.lo.push(v as u64);
+        if wide {
+            chunk.hi.push((v >> 64) as u64);
+        }
+    }
+    chunk
+}
+
 fn job_status(e: JobError) -> Status {
     Status::not_found(e.to_string())
 }
@@ -259,18 +274,12 @@ impl Actor {
                 max,
                 reply,
             } => {
-                let res = self.sched.job(job).map_err(job_status).map(|j| {
-                    let mut chunk = ResultsChunk::default();
-                    let rows = j.results_from(from, max);
-                    let wide = rows.iter().any(|(_, v)| *v > u64::MAX as u128);
-                    for (i, v) in rows {
-                        chunk.index.push(i);
-                        chunk.lo.push(v as u64);
-                        if wide {
-                            chunk.hi.push((v >> 64) as u64);
-                        }
-                    }
-                    chunk
+                let res = self.sched.job(job).map_err(job_status).and_then(|j| {
+                    // Without values in memory the service reads the store;
+                    // asking here is a bug, said so rather than answered empty.
+                    j.results_from(from, max).map(results_chunk).ok_or_else(|| {
+                        Status::internal("results of this coordinator live in its state file")
+                    })
                 });
                 let _ = reply.send(res);
             }

@@ -3,7 +3,9 @@
 //! listener until shutdown.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use brigade_proto::v1::coordinator_server::{Coordinator as CoordinatorApi, CoordinatorServer};
@@ -19,9 +21,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::actor::{Actor, Command, CoordinatorConfig};
+use crate::actor::{results_chunk, Actor, Command, CoordinatorConfig};
 use crate::sched::{SlotCounts, WorkerHello};
-use crate::store::StoreError;
+use crate::store::{StoreError, StoreReader};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -32,6 +34,8 @@ const RESULTS_CHUNK: usize = 32_768;
 #[derive(Clone)]
 pub struct CoordinatorHandle {
     tx: mpsc::UnboundedSender<Command>,
+    /// The state file, whose read connections serve results.
+    state: Option<PathBuf>,
 }
 
 impl CoordinatorHandle {
@@ -45,6 +49,44 @@ impl CoordinatorHandle {
             .map_err(|_| Status::unavailable("coordinator is shutting down"))?;
         rx.await
             .map_err(|_| Status::unavailable("coordinator is shutting down"))?
+    }
+}
+
+/// Where finished tasks' values are read: the actor's memory, or (with a
+/// state file) the store, through a read-only connection off the actor.
+#[derive(Clone)]
+enum ResultSource {
+    Actor(CoordinatorHandle),
+    Store(Arc<Mutex<StoreReader>>),
+}
+
+impl ResultSource {
+    async fn fetch(&self, job: u64, from: u64) -> Result<ResultsChunk, Status> {
+        match self {
+            ResultSource::Actor(handle) => {
+                handle
+                    .ask(|reply| Command::Results {
+                        job,
+                        from,
+                        max: RESULTS_CHUNK,
+                        reply,
+                    })
+                    .await
+            }
+            ResultSource::Store(reader) => {
+                let reader = reader.clone();
+                let rows = tokio::task::spawn_blocking(move || {
+                    reader
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .results_from(job, from, RESULTS_CHUNK)
+                })
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(|e| Status::unavailable(format!("cannot read the state file: {e}")))?;
+                Ok(results_chunk(rows))
+            }
+        }
     }
 }
 
@@ -136,30 +178,27 @@ impl CoordinatorApi for CoordinatorHandle {
         req: Request<JobRef>,
     ) -> Result<Response<Self::GetResultsStream>, Status> {
         let job = job_ref(req)?;
-        let first = self
-            .ask(|reply| Command::Results {
-                job,
-                from: 0,
-                max: RESULTS_CHUNK,
-                reply,
-            })
-            .await?;
-        let handle = self.clone();
+        // Unknown jobs are refused before anything streams.
+        self.ask(|r| Command::GetJob(job, r)).await?;
+        let source = match &self.state {
+            Some(path) => {
+                let path = path.clone();
+                let reader = tokio::task::spawn_blocking(move || StoreReader::open(&path))
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?
+                    .map_err(|e| Status::unavailable(format!("cannot read the state file: {e}")))?;
+                ResultSource::Store(Arc::new(Mutex::new(reader)))
+            }
+            None => ResultSource::Actor(self.clone()),
+        };
+        let first = source.fetch(job, 0).await?;
         let stream = futures::stream::unfold(Some(first), move |state| {
-            let handle = handle.clone();
+            let source = source.clone();
             async move {
                 let chunk = state?;
                 let next = match chunk.index.last() {
                     Some(&last) if chunk.index.len() == RESULTS_CHUNK => {
-                        match handle
-                            .ask(|reply| Command::Results {
-                                job,
-                                from: last + 1,
-                                max: RESULTS_CHUNK,
-                                reply,
-                            })
-                            .await
-                        {
+                        match source.fetch(job, last + 1).await {
                             Ok(c) => Some(c),
                             Err(e) => return Some((Err(e), None)),
                         }
@@ -331,7 +370,10 @@ impl Coordinator {
                 let _ = tx.send(Command::Shutdown);
             }
         };
-        let handle = CoordinatorHandle { tx };
+        let handle = CoordinatorHandle {
+            tx,
+            state: self.config.state.clone(),
+        };
         // Nagle's algorithm stalls small writes for milliseconds; the server
         // builder's tcp_nodelay does not reach sockets handed in here.
         let incoming = TcpListenerStream::new(listener).map(|conn| {

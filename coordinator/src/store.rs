@@ -420,6 +420,43 @@ impl Store {
     }
 }
 
+/// A read-only connection to a state file, for serving results without
+/// touching the writer (WAL lets readers run beside it).
+#[derive(Debug)]
+pub struct StoreReader {
+    conn: Connection,
+}
+
+impl StoreReader {
+    pub fn open(path: &Path) -> rusqlite::Result<StoreReader> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        Ok(StoreReader { conn })
+    }
+
+    /// Stored results of `job` with index ≥ `from`, in index order, at most
+    /// `max` of them.
+    pub fn results_from(
+        &self,
+        job: u64,
+        from: u64,
+        max: usize,
+    ) -> rusqlite::Result<Vec<(u64, u128)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT idx, lo, hi FROM results WHERE job_id = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3",
+        )?;
+        let rows = st.query_map(params![to_sql(job), to_sql(from), max as i64], |r| {
+            Ok((
+                from_sql(r.get(0)?),
+                ((from_sql(r.get(2)?) as u128) << 64) | from_sql(r.get(1)?) as u128,
+            ))
+        })?;
+        rows.collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,6 +542,14 @@ mod tests {
         let s = Store::open(&path).unwrap();
         let jobs = s.load().unwrap();
         assert_eq!(jobs.len(), 2);
+        let reader = StoreReader::open(&path).unwrap();
+        assert_eq!(
+            reader.results_from(1, 0, 10).unwrap(),
+            vec![(1, 9), (3, big)]
+        );
+        assert_eq!(reader.results_from(1, 2, 10).unwrap(), vec![(3, big)]);
+        assert_eq!(reader.results_from(1, 0, 1).unwrap(), vec![(1, 9)]);
+        assert!(reader.results_from(9, 0, 10).unwrap().is_empty());
         assert_eq!(jobs[0].state, JobState::Queued);
         assert_eq!(jobs[0].spec, spec());
         assert_eq!(jobs[0].submitted_ms, 111);

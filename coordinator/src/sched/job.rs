@@ -63,7 +63,9 @@ pub struct Job {
     failed_tasks: BTreeMap<u64, String>,
     /// Failures not yet handed to the store.
     pub(super) new_failures: Vec<(u64, String)>,
-    values: Vec<u128>,
+    /// Every done task's value, when kept in memory (without a store);
+    /// with a store, results are served from it and only the total is here.
+    values: Option<Vec<u128>>,
     /// Sum of the done tasks' values; `None` once it no longer fits in u128.
     total: Option<u128>,
     retries: u64,
@@ -77,7 +79,7 @@ pub struct Job {
 }
 
 impl Job {
-    pub(super) fn new(id: JobId, plan: JobPlan, now_ms: u64) -> Self {
+    pub(super) fn new(id: JobId, plan: JobPlan, now_ms: u64, keep_values: bool) -> Self {
         let n = plan.tasks as usize;
         Job {
             id,
@@ -90,7 +92,7 @@ impl Job {
             done_count: 0,
             failed_tasks: BTreeMap::new(),
             new_failures: Vec::new(),
-            values: vec![0; n],
+            values: keep_values.then(|| vec![0; n]),
             total: Some(0),
             retries: 0,
             late_results_dropped: 0,
@@ -125,8 +127,13 @@ impl Job {
 
     /// Rebuilds a job from the store: its recorded results count as done,
     /// everything else is queued again (leases do not survive a restart).
-    pub(super) fn restore(id: JobId, plan: JobPlan, stored: RestoredJob<'_>) -> Self {
-        let mut job = Job::new(id, plan, stored.submitted_ms);
+    pub(super) fn restore(
+        id: JobId,
+        plan: JobPlan,
+        stored: RestoredJob<'_>,
+        keep_values: bool,
+    ) -> Self {
+        let mut job = Job::new(id, plan, stored.submitted_ms, keep_values);
         for r in stored.results {
             if r.index < job.plan.tasks && !job.is_finished(r.index) {
                 job.mark_done(r.index, r.value, r.cpu_ns, r.wall_ns);
@@ -170,7 +177,9 @@ impl Job {
     fn mark_done(&mut self, index: u64, value: u128, cpu_ns: u64, wall_ns: u64) {
         self.done[(index / 64) as usize] |= 1 << (index % 64);
         self.done_count += 1;
-        self.values[index as usize] = value;
+        if let Some(values) = &mut self.values {
+            values[index as usize] = value;
+        }
         self.total = self.total.and_then(|t| t.checked_add(value));
         self.cpu_ns += cpu_ns;
         self.wall_ns += wall_ns;
@@ -338,13 +347,17 @@ impl Job {
         self.retry.clear();
     }
 
-    /// Done tasks with index ≥ `from`, in index order, at most `max` of them.
-    pub fn results_from(&self, from: u64, max: usize) -> Vec<(u64, u128)> {
-        (from..self.plan.tasks)
-            .filter(|&i| self.is_done(i))
-            .take(max)
-            .map(|i| (i, self.values[i as usize]))
-            .collect()
+    /// Done tasks with index ≥ `from`, in index order, at most `max` of
+    /// them; `None` when values are not kept in memory (the store has them).
+    pub fn results_from(&self, from: u64, max: usize) -> Option<Vec<(u64, u128)>> {
+        let values = self.values.as_ref()?;
+        Some(
+            (from..self.plan.tasks)
+                .filter(|&i| self.is_done(i))
+                .take(max)
+                .map(|i| (i, values[i as usize]))
+                .collect(),
+        )
     }
 
     pub fn info(&self) -> JobInfo {

@@ -98,8 +98,8 @@ pub struct SchedConfig {
     pub lease_timeout_ms: u64,
     /// At most this many tasks per `Assign` action.
     pub max_batch: usize,
-    /// Keep every recorded result for [`Scheduler::take_recorded`] (the
-    /// store persists them).
+    /// Hand every recorded result to [`Scheduler::take_recorded`] (the store
+    /// persists and serves them) instead of keeping task values in memory.
     pub log_results: bool,
     /// Fail jobs that waited this long with no worker offering their model's
     /// slots; `None`: they wait (visibly) for as long as it takes.
@@ -181,7 +181,9 @@ impl Scheduler {
         let id = self.next_job;
         self.next_job += 1;
         let slot = model_slot(plan.model).expect("admission routes every job to a concrete model");
-        self.jobs.insert(id, Job::new(id, plan, now_ms));
+        let keep_values = !self.config.log_results;
+        self.jobs
+            .insert(id, Job::new(id, plan, now_ms, keep_values));
         self.runnable[slot].insert(id);
         self.dirty.insert(id);
         id
@@ -504,7 +506,7 @@ impl Scheduler {
 
     /// Re-creates a job read back from the store under its old id.
     pub fn restore(&mut self, id: JobId, plan: JobPlan, stored: RestoredJob<'_>) {
-        let job = Job::restore(id, plan, stored);
+        let job = Job::restore(id, plan, stored, !self.config.log_results);
         if job.has_queued() {
             self.runnable[job.slot()].insert(id);
         }
