@@ -17,7 +17,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{stderr, stdout, sum_squares, Cluster, Slots, DEADLINE};
+use common::{
+    free_port_below_ephemeral_range, stderr, stdout, sum_squares, Cluster, Slots, CLI_DEADLINE,
+    DEADLINE,
+};
 use serde_json::Value;
 
 /// Quick fault detection so the scenarios stay short.
@@ -198,6 +201,145 @@ fn twenty_worker_sigkills_on_thread_slots_lose_and_duplicate_no_result() {
 #[test]
 fn twenty_worker_sigkills_on_async_slots_lose_and_duplicate_no_result() {
     sigkill_random_workers_during_a_job("async", Slots::new(0, 0, 1));
+}
+
+// ---- 2. SIGKILL the coordinator mid-job, restart it on its state file ----
+
+#[test]
+fn a_coordinator_sigkilled_twice_mid_job_resumes_from_its_state_file_exactly() {
+    // 160 tasks of ~35 ms (debug build) on 2 process slots: ~3 s of work.
+    const TASKS: u64 = 160;
+    const CHUNK: u64 = 4_000_000;
+    let mut c = Cluster::empty();
+    let state = c.dir().join("state.db").to_string_lossy().into_owned();
+    let mut args = vec!["--state", state.as_str()];
+    args.extend_from_slice(&FAST_LEASES);
+    // Outside the ephemeral range: nothing else can take the port while the
+    // coordinator is down.
+    let listen = format!("127.0.0.1:{}", free_port_below_ephemeral_range());
+    c.start_coordinator(&listen, &args);
+    c.spawn_worker("w1", Slots::new(1, 0, 0));
+    c.spawn_worker("w2", Slots::new(1, 0, 0));
+    c.wait_workers(2);
+    let range = format!("0..{}", TASKS * CHUNK);
+    let chunk = CHUNK.to_string();
+    let job = c.submit_json(&[
+        "sum-squares",
+        "--range",
+        &range,
+        "--chunk",
+        &chunk,
+        "--model",
+        "process",
+    ]);
+    let id = id_of(&job);
+    let id_s = id.to_string();
+    // Waits across both restarts (the client reconnects by itself).
+    let mut waiter = c.spawn_brigade(&["job", &id_s, "--wait", "--format", "json"]);
+
+    for share in [5, 2] {
+        let seen = c.wait_job_until(id, "more tasks done", |j| done(j) >= TASKS / share);
+        assert!(!ended(&seen), "the job ended before the kill: {seen}");
+        c.kill_coordinator();
+        assert!(waiter.running(), "`job --wait` gave up at the kill");
+        // Down for a while: workers and the waiting client back off.
+        std::thread::sleep(Duration::from_millis(300));
+        c.restart_coordinator(&args);
+        // Every result counted as done before the kill was durable.
+        let back = c.job_json(id);
+        assert!(
+            done(&back) >= done(&seen),
+            "results recorded before the kill were lost: before {seen}; after the restart {back}"
+        );
+    }
+
+    let out = waiter.finish(CLI_DEADLINE);
+    assert!(
+        out.status.success(),
+        "`job {id} --wait` failed across the restarts: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let end: Value = serde_json::from_str(stdout(&out).trim())
+        .unwrap_or_else(|e| panic!("`job --wait` printed no JSON ({e}): {}", stdout(&out)));
+    let total = sum_squares(0, TASKS * CHUNK).to_string();
+    assert_succeeded(&end, TASKS);
+    assert_eq!(end["total"], total.as_str(), "job: {end}");
+    assert_results(&c, id, sum_squares_rows(TASKS, CHUNK));
+
+    // Ended and durable: one more crash changes nothing.
+    c.kill_coordinator();
+    c.restart_coordinator(&args);
+    let again = c.job_json(id);
+    assert_succeeded(&again, TASKS);
+    assert_eq!(again["total"], total.as_str(), "job: {again}");
+    assert_results(&c, id, sum_squares_rows(TASKS, CHUNK));
+}
+
+// ---- 3. SIGSTOP a worker past its lease, then SIGCONT ----
+
+#[test]
+fn a_worker_frozen_past_its_lease_on_thread_slots_gets_no_late_result_recorded() {
+    // Thread slots: the frozen worker's tasks stop with it and finish only
+    // after the thaw, when their leases are long gone.
+    const TASKS: u64 = 120;
+    const CHUNK: u64 = 4_000_000;
+    let c = Cluster::with_workers(2, Slots::new(0, 2, 0), &FAST_LEASES);
+    let range = format!("0..{}", TASKS * CHUNK);
+    let chunk = CHUNK.to_string();
+    let job = c.submit_json(&[
+        "sum-squares",
+        "--range",
+        &range,
+        "--chunk",
+        &chunk,
+        "--model",
+        "thread",
+    ]);
+    let id = id_of(&job);
+    let seen = c.wait_job_until(id, "10 tasks done", |j| done(j) >= 10);
+    assert!(!ended(&seen), "the job ended before the freeze: {seen}");
+    c.freeze_worker(0);
+    let workers = c.wait_workers(1);
+    assert_eq!(workers[0]["name"], "w2", "workers: {workers:?}");
+    let dropped = c.job_json(id);
+    assert!(!ended(&dropped), "the job ended before the thaw: {dropped}");
+    c.thaw_worker(0);
+
+    let end = c.wait_job(id);
+    assert_succeeded(&end, TASKS);
+    assert_eq!(
+        end["total"],
+        sum_squares(0, TASKS * CHUNK).to_string().as_str(),
+        "job: {end}"
+    );
+    let retries = end["retries"].as_u64().unwrap_or(0);
+    let late = end["late_results_dropped"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no late_results_dropped count: {end}"));
+    assert!(
+        retries >= 1,
+        "the frozen worker's tasks must have run elsewhere; when it was dropped: {dropped}; end: {end}"
+    );
+    // A late result can only be for a lease that was revoked (and retried).
+    assert!(late <= retries, "job: {end}");
+    assert_results(&c, id, sum_squares_rows(TASKS, CHUNK));
+    // The cluster-wide count includes this job's (and results the worker
+    // sent after it was dropped).
+    let status: Value =
+        serde_json::from_str(&c.brigade_ok(&["status", "--format", "json"])).expect("status JSON");
+    assert!(
+        status["late_results_dropped"].as_u64().unwrap_or(0) >= late,
+        "status: {status}; job: {end}"
+    );
+    eprintln!(
+        "frozen worker: {retries} retries, {late} late results dropped (job), status: {status}"
+    );
+    // Thawed, it links again and its results count.
+    c.wait_workers(2);
+    let job = c.submit_json(&["noop", "--range", "0..100", "--model", "thread", "--wait"]);
+    assert_succeeded(&job, 100);
+    assert_results(&c, id_of(&job), (0..100u64).map(|i| (i, u128::from(i))));
 }
 
 // ---- 4. Poison tasks ----
