@@ -122,7 +122,16 @@ pub(crate) struct Actor {
     unflushed: WriteBatch,
     /// Submissions answered once `unflushed` is durable.
     pending_acks: Vec<(JobId, Reply<JobInfo>)>,
+    /// Job status changes published once `unflushed` is durable.
+    held: HashMap<JobId, (JobInfo, bool)>,
+    /// When the pending group commit must happen at the latest.
+    flush_due: Option<tokio::time::Instant>,
 }
+
+/// Longest a recorded result waits for its group commit.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(5);
+/// Results that trigger a commit without waiting for the interval.
+const FLUSH_ROWS: usize = 65_536;
 
 /// Packs (index, value) rows into the wire chunk (the `hi` column only
 /// when some value needs it).
@@ -163,6 +172,8 @@ impl Actor {
             store: None,
             unflushed: WriteBatch::default(),
             pending_acks: Vec::new(),
+            held: HashMap::new(),
+            flush_due: None,
         };
         if let Some(store) = store {
             actor.restore(&store)?;
@@ -216,18 +227,58 @@ impl Actor {
     /// Runs until every sender of `rx` is gone.
     pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
         let mut buf = Vec::with_capacity(256);
-        while rx.recv_many(&mut buf, 256).await > 0 {
+        loop {
+            let received = match self.flush_due {
+                Some(due) => tokio::select! {
+                    n = rx.recv_many(&mut buf, 256) => n,
+                    () = tokio::time::sleep_until(due) => {
+                        self.flush_and_publish();
+                        continue;
+                    }
+                },
+                None => rx.recv_many(&mut buf, 256).await,
+            };
+            if received == 0 {
+                break;
+            }
             for cmd in buf.drain(..) {
                 self.handle(cmd);
             }
             self.sched.dispatch(self.clock.now_ms());
             self.carry_out();
-            let updates = self.job_updates();
-            self.flush();
-            self.publish(updates);
+            self.hold_job_updates();
+            self.unflushed.results.extend(self.sched.take_recorded());
+            self.unflushed.failures.extend(self.sched.take_failures());
+            if self.must_flush_now() {
+                self.flush_and_publish();
+            } else if self.flush_due.is_none() {
+                self.flush_due = Some(tokio::time::Instant::now() + FLUSH_INTERVAL);
+            }
         }
-        // Whatever the last iteration left unwritten.
+        // Whatever is still unwritten.
+        self.flush_and_publish();
+    }
+
+    /// Group commit policy: someone waits on this commit (a submission, a
+    /// job's end), or enough results piled up, or the interval is over.
+    /// Results alone may wait a few ms: until committed they are merely
+    /// re-run after a crash, never lost or recorded twice.
+    fn must_flush_now(&self) -> bool {
+        self.store.is_none()
+            || !self.pending_acks.is_empty()
+            || !self.unflushed.ends.is_empty()
+            || !self.unflushed.new_jobs.is_empty()
+            || self.unflushed.results.len() >= FLUSH_ROWS
+            || self
+                .flush_due
+                .is_some_and(|due| tokio::time::Instant::now() >= due)
+    }
+
+    fn flush_and_publish(&mut self) {
+        self.flush_due = None;
         self.flush();
+        let held = std::mem::take(&mut self.held);
+        self.publish(held);
     }
 
     fn handle(&mut self, cmd: Command) {
@@ -439,10 +490,9 @@ impl Actor {
         }
     }
 
-    /// The new status of every job that changed; jobs that just ended are
-    /// logged and queued for the store.
-    fn job_updates(&mut self) -> Vec<(JobId, JobInfo, bool)> {
-        let mut out = Vec::new();
+    /// Holds the new status of every job that changed until the next
+    /// commit; jobs that just ended are logged and queued for the store.
+    fn hold_job_updates(&mut self) {
         for id in self.sched.take_dirty_jobs() {
             let Ok(info) = self.sched.job_info(id) else {
                 continue;
@@ -464,16 +514,13 @@ impl Actor {
                     finished_ms: info.finished_unix_ms,
                 });
             }
-            out.push((id, info, ended));
+            self.held.insert(id, (info, ended));
         }
-        out
     }
 
     /// Group commit: writes everything this iteration changed in one
     /// transaction, then acknowledges the submissions it made durable.
     fn flush(&mut self) {
-        self.unflushed.results.extend(self.sched.take_recorded());
-        self.unflushed.failures.extend(self.sched.take_failures());
         if let Some(store) = &mut self.store {
             if !self.unflushed.is_empty() {
                 let batch = &self.unflushed;
@@ -503,8 +550,8 @@ impl Actor {
     }
 
     /// Sends job updates to watchers (after the store has them).
-    fn publish(&mut self, updates: Vec<(JobId, JobInfo, bool)>) {
-        for (id, info, ended) in updates {
+    fn publish(&mut self, updates: HashMap<JobId, (JobInfo, bool)>) {
+        for (id, (info, ended)) in updates {
             if let Some(tx) = self.watchers.get(&id) {
                 tx.send_replace(info);
                 if ended {
