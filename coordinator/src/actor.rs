@@ -7,7 +7,7 @@
 //! worker more tasks than the credits it announced, so what waits in a
 //! worker's channel is bounded by its credits.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -25,6 +25,7 @@ use crate::sched::{
     WorkerId,
 };
 use crate::store::{JobEnd, Store, StoreError, WriteBatch};
+use crate::writer::{merge, Committed, StoreWriter};
 
 /// Where the actor sends a worker's downstream messages.
 pub type WorkerSink = mpsc::UnboundedSender<Result<CoordinatorMessage, Status>>;
@@ -117,8 +118,14 @@ pub(crate) struct Actor {
     watchers: HashMap<JobId, watch::Sender<JobInfo>>,
     ended_logged: HashSet<JobId>,
     clock: Clock,
-    store: Option<Store>,
-    /// Written at the end of the current iteration.
+    /// The store's writer thread and where it reports commits.
+    writer: Option<(StoreWriter, mpsc::UnboundedReceiver<Committed>)>,
+    /// Group commits handed to the writer, oldest first.
+    inflight: VecDeque<InflightCommit>,
+    next_seq: u64,
+    /// After a failed write, no new attempt before this.
+    write_backoff: Option<tokio::time::Instant>,
+    /// Written at the next group commit.
     unflushed: WriteBatch,
     /// Submissions answered once `unflushed` is durable.
     pending_acks: Vec<(JobId, Reply<JobInfo>)>,
@@ -128,6 +135,16 @@ pub(crate) struct Actor {
     flush_due: Option<tokio::time::Instant>,
 }
 
+/// A group commit on its way to disk and who waits for it.
+struct InflightCommit {
+    seq: u64,
+    new_jobs: Vec<JobId>,
+    acks: Vec<(JobId, Reply<JobInfo>)>,
+    held: HashMap<JobId, (JobInfo, bool)>,
+}
+
+/// Pause before writing again after the store failed.
+const WRITE_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest a recorded result waits for its group commit.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(5);
 /// Results that trigger a commit without waiting for the interval.
@@ -169,7 +186,10 @@ impl Actor {
             watchers: HashMap::new(),
             ended_logged: HashSet::new(),
             clock: Clock::new(),
-            store: None,
+            writer: None,
+            inflight: VecDeque::new(),
+            next_seq: 0,
+            write_backoff: None,
             unflushed: WriteBatch::default(),
             pending_acks: Vec::new(),
             held: HashMap::new(),
@@ -177,7 +197,13 @@ impl Actor {
         };
         if let Some(store) = store {
             actor.restore(&store)?;
-            actor.store = Some(store);
+            let (done, committed) = mpsc::unbounded_channel();
+            let writer = StoreWriter::start(store, done).map_err(|e| StoreError::Open {
+                path: actor.config.state.clone().unwrap_or_default(),
+                what: format!("cannot start the writer thread: {e}"),
+                hint: "check the process limits",
+            })?;
+            actor.writer = Some((writer, committed));
         }
         Ok(actor)
     }
@@ -228,15 +254,17 @@ impl Actor {
     pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
         let mut buf = Vec::with_capacity(256);
         loop {
-            let received = match self.flush_due {
-                Some(due) => tokio::select! {
-                    n = rx.recv_many(&mut buf, 256) => n,
-                    () = tokio::time::sleep_until(due) => {
-                        self.flush_and_publish();
-                        continue;
-                    }
-                },
-                None => rx.recv_many(&mut buf, 256).await,
+            let due = self.flush_due;
+            let received = tokio::select! {
+                n = rx.recv_many(&mut buf, 256) => n,
+                Some(c) = recv_committed(&mut self.writer) => {
+                    self.committed(c);
+                    continue;
+                }
+                () = sleep_until_some(due) => {
+                    self.flush_and_publish();
+                    continue;
+                }
             };
             if received == 0 {
                 break;
@@ -255,8 +283,15 @@ impl Actor {
                 self.flush_due = Some(tokio::time::Instant::now() + FLUSH_INTERVAL);
             }
         }
-        // Whatever is still unwritten.
+        // Whatever is still unwritten, then wait for the writer to finish.
+        self.write_backoff = None;
         self.flush_and_publish();
+        if let Some((mut writer, mut committed)) = self.writer.take() {
+            writer.finish();
+            while let Ok(c) = committed.try_recv() {
+                self.committed(c);
+            }
+        }
     }
 
     /// Group commit policy: someone waits on this commit (a submission, a
@@ -264,7 +299,13 @@ impl Actor {
     /// Results alone may wait a few ms: until committed they are merely
     /// re-run after a crash, never lost or recorded twice.
     fn must_flush_now(&self) -> bool {
-        self.store.is_none()
+        if self
+            .write_backoff
+            .is_some_and(|until| tokio::time::Instant::now() < until)
+        {
+            return false;
+        }
+        self.writer.is_none()
             || !self.pending_acks.is_empty()
             || !self.unflushed.ends.is_empty()
             || !self.unflushed.new_jobs.is_empty()
@@ -276,9 +317,95 @@ impl Actor {
 
     fn flush_and_publish(&mut self) {
         self.flush_due = None;
-        self.flush();
-        let held = std::mem::take(&mut self.held);
-        self.publish(held);
+        let Some((writer, _)) = &self.writer else {
+            // In memory only: nothing to wait for.
+            for (id, reply) in std::mem::take(&mut self.pending_acks) {
+                let _ = reply.send(self.sched.job_info(id).map_err(job_status));
+            }
+            let held = std::mem::take(&mut self.held);
+            self.publish(held);
+            return;
+        };
+        if self.unflushed.is_empty() {
+            // Nothing to write; updates must still not overtake earlier ones
+            // waiting for their commit.
+            let held = std::mem::take(&mut self.held);
+            match self.inflight.back_mut() {
+                Some(last) => last.held.extend(held),
+                None => self.publish(held),
+            }
+            return;
+        }
+        self.next_seq += 1;
+        let batch = std::mem::take(&mut self.unflushed);
+        let commit = InflightCommit {
+            seq: self.next_seq,
+            new_jobs: batch.new_jobs.iter().map(|(id, _, _)| *id).collect(),
+            acks: std::mem::take(&mut self.pending_acks),
+            held: std::mem::take(&mut self.held),
+        };
+        if writer.submit(self.next_seq, batch) {
+            self.inflight.push_back(commit);
+        } else {
+            self.refuse(commit, "the state store writer stopped");
+        }
+    }
+
+    /// A group commit came back from the writer.
+    fn committed(&mut self, (seqs, result): Committed) {
+        let mut commits = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            match self.inflight.pop_front() {
+                Some(c) if c.seq == seq => commits.push(c),
+                other => {
+                    tracing::error!(seq, expected = ?other.map(|c| c.seq), "store commits out of order");
+                    return;
+                }
+            }
+        }
+        match result {
+            Ok(()) => {
+                for c in commits {
+                    for (id, reply) in c.acks {
+                        let _ = reply.send(self.sched.job_info(id).map_err(job_status));
+                    }
+                    self.publish(c.held);
+                }
+            }
+            Err((error, mut batch)) => {
+                tracing::error!(%error, "state store write failed; retrying in 1 s, refusing new jobs meanwhile");
+                // Jobs that are not durable are not accepted; results and
+                // job ends go back to be written on the next attempt, their
+                // updates held until then.
+                batch.new_jobs.clear();
+                merge(&mut batch, std::mem::take(&mut self.unflushed));
+                self.unflushed = batch;
+                for mut c in commits {
+                    let held = std::mem::take(&mut c.held);
+                    for (id, update) in held {
+                        self.held.entry(id).or_insert(update);
+                    }
+                    self.refuse(c, &error);
+                }
+                let until = tokio::time::Instant::now() + WRITE_BACKOFF;
+                self.write_backoff = Some(until);
+                self.flush_due = Some(until);
+            }
+        }
+    }
+
+    /// Refuses the submissions of a commit that did not happen.
+    fn refuse(&mut self, c: InflightCommit, error: &str) {
+        let now = self.clock.now_ms();
+        for id in c.new_jobs {
+            let _ = self.sched.cancel(id, now);
+            self.ended_logged.insert(id);
+        }
+        for (_, reply) in c.acks {
+            let _ = reply.send(Err(Status::unavailable(format!(
+                "the job could not be stored: {error}"
+            ))));
+        }
     }
 
     fn handle(&mut self, cmd: Command) {
@@ -518,37 +645,6 @@ impl Actor {
         }
     }
 
-    /// Group commit: writes everything this iteration changed in one
-    /// transaction, then acknowledges the submissions it made durable.
-    fn flush(&mut self) {
-        if let Some(store) = &mut self.store {
-            if !self.unflushed.is_empty() {
-                let batch = &self.unflushed;
-                let written = tokio::task::block_in_place(|| store.commit(batch));
-                if let Err(e) = written {
-                    tracing::error!(error = %e, "state store write failed; refusing new jobs until it works");
-                    // Jobs that are not durable are not accepted: end them.
-                    // Results and job ends stay queued for the next attempt.
-                    let now = self.clock.now_ms();
-                    for (id, _, _) in std::mem::take(&mut self.unflushed.new_jobs) {
-                        let _ = self.sched.cancel(id, now);
-                        self.ended_logged.insert(id);
-                    }
-                    for (_, reply) in self.pending_acks.drain(..) {
-                        let _ = reply.send(Err(Status::unavailable(format!(
-                            "the job could not be stored: {e}"
-                        ))));
-                    }
-                    return;
-                }
-            }
-        }
-        self.unflushed = WriteBatch::default();
-        for (id, reply) in std::mem::take(&mut self.pending_acks) {
-            let _ = reply.send(self.sched.job_info(id).map_err(job_status));
-        }
-    }
-
     /// Sends job updates to watchers (after the store has them).
     fn publish(&mut self, updates: HashMap<JobId, (JobInfo, bool)>) {
         for (id, (info, ended)) in updates {
@@ -574,5 +670,23 @@ impl Actor {
             self.sinks.remove(&worker);
             self.sched.worker_lost(worker);
         }
+    }
+}
+
+/// The writer's next report, or never when there is no store.
+async fn recv_committed(
+    writer: &mut Option<(StoreWriter, mpsc::UnboundedReceiver<Committed>)>,
+) -> Option<Committed> {
+    match writer {
+        Some((_, rx)) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `due`, or forever without one.
+async fn sleep_until_some(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
     }
 }

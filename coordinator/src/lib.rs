@@ -7,6 +7,7 @@ pub mod admission;
 pub mod sched;
 pub mod service;
 pub mod store;
+mod writer;
 
 pub use actor::CoordinatorConfig;
 pub use service::{serve, Coordinator, ServeError};

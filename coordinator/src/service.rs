@@ -338,8 +338,7 @@ impl Coordinator {
     }
 
     /// Runs both gRPC services and the scheduling actor on `listener` until
-    /// `shutdown` completes; then flushes the store. Needs a multi-threaded
-    /// tokio runtime when a state file is used (commits block in place).
+    /// `shutdown` completes; then flushes the store.
     pub async fn serve(
         self,
         listener: TcpListener,

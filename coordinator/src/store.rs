@@ -132,6 +132,54 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// A missing or empty file is a new store; anything else must look like
+/// SQLite.
+fn check_header(path: &Path) -> Result<(), (String, &'static str)> {
+    use std::io::Read;
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err((format!("cannot read: {e}"), HINT_WRITE)),
+    };
+    let mut head = Vec::with_capacity(16);
+    file.by_ref()
+        .take(16)
+        .read_to_end(&mut head)
+        .map_err(|e| (format!("cannot read: {e}"), HINT_WRITE))?;
+    if head.is_empty() || head == SQLITE_HEADER {
+        return Ok(());
+    }
+    Err((
+        format!(
+            "not a brigade state database (not an SQLite file: it starts with {:?})",
+            String::from_utf8_lossy(&head)
+        ),
+        HINT_NOT_OURS,
+    ))
+}
+
+/// Says whether a failed first read means "not ours" or "cannot use it".
+fn explain(e: &rusqlite::Error, fail: impl Fn(String, &'static str) -> StoreError) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::NotADatabase) => fail(format!("not a brigade state database ({e})"), HINT_NOT_OURS),
+        Some(C::DatabaseCorrupt) => fail(format!("corrupt ({e})"), HINT_NOT_OURS),
+        Some(
+            C::CannotOpen
+            | C::PermissionDenied
+            | C::ReadOnly
+            | C::DiskFull
+            | C::SystemIoFailure
+            | C::DatabaseBusy
+            | C::DatabaseLocked,
+        ) => fail(format!("cannot use the file ({e})"), HINT_WRITE),
+        _ => fail(format!("cannot read ({e})"), HINT_NOT_OURS),
+    }
+}
+
 // SQLite integers are i64; u64 values are stored bit for bit.
 fn to_sql(v: u64) -> i64 {
     v as i64
@@ -156,17 +204,21 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| fail(format!("cannot open: {e}"), HINT_WRITE))?;
-        // The first read of the header tells a database from anything else.
+        // SQLite takes a file shorter than its header for an empty database
+        // and would write over it: anything non-empty must carry the header.
+        check_header(path).map_err(|(what, hint)| fail(what, hint))?;
+        // The first read tells a database from anything else, and a file we
+        // cannot use (permissions, I/O, full disk) from one that is not ours.
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| fail(format!("not a brigade state database ({e})"), HINT_NOT_OURS))?;
+            .map_err(|e| explain(&e, fail))?;
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
             .and_then(|mut st| {
                 st.query_map([], |r| r.get::<_, String>(0))?
                     .collect::<Result<Vec<_>, _>>()
             })
-            .map_err(|e| fail(format!("not a brigade state database ({e})"), HINT_NOT_OURS))?;
+            .map_err(|e| explain(&e, fail))?;
         if version > SCHEMA_VERSION {
             return Err(fail(
                 format!(
@@ -590,6 +642,15 @@ mod tests {
 
     fn open_err(path: &Path) -> String {
         Store::open(path).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_short_non_sqlite_file_is_refused_not_overwritten() {
+        let path = tmp("short");
+        std::fs::write(&path, b"x").unwrap();
+        let e = open_err(&path);
+        assert!(e.contains("not an SQLite file"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"x");
     }
 
     #[test]
