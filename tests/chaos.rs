@@ -15,11 +15,17 @@
 
 mod common;
 
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{
-    free_port_below_ephemeral_range, stderr, stdout, sum_squares, Cluster, Slots, CLI_DEADLINE,
-    DEADLINE,
+    assert_success, free_port_below_ephemeral_range, run_brigade, send_signal, stderr, stdout,
+    sum_squares, Cluster, Slots, BIN, CLI_DEADLINE, DEADLINE,
 };
 use serde_json::Value;
 
@@ -426,5 +432,738 @@ fn a_poison_task_within_allow_failures_leaves_the_other_results_exact() {
         &c,
         id_of(&job),
         (0..20u64).filter(|&i| i != 3).map(|i| (i, u128::from(i))),
+    );
+}
+
+// ---- State files at start: shared helpers ----
+
+/// How long a coordinator may take to either serve or exit on a bad file.
+const START_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A real state file: job 1 (`noop 0..2000` on async slots) and job 2
+/// (`sum-squares 0..1000000 --chunk 100000`), both succeeded, written by a
+/// coordinator that then stopped cleanly (so the main file holds it all).
+fn real_state_file() -> Vec<u8> {
+    let mut c = Cluster::empty();
+    let path = c.dir().join("fixture.db");
+    let state = path.to_string_lossy().into_owned();
+    c.start_coordinator("127.0.0.1:0", &["--state", &state]);
+    c.spawn_worker("w1", Slots::new(1, 0, 4));
+    c.wait_workers(1);
+    let noop = c.submit_json(&["noop", "--range", "0..2000", "--model", "async", "--wait"]);
+    assert_succeeded(&noop, 2000);
+    assert_eq!(id_of(&noop), 1);
+    let cpu = c.submit_json(&[
+        "sum-squares",
+        "--range",
+        "0..1000000",
+        "--chunk",
+        "100000",
+        "--wait",
+    ]);
+    assert_succeeded(&cpu, 10);
+    assert_eq!(id_of(&cpu), 2);
+    let status = c.stop_coordinator();
+    assert!(
+        status.success(),
+        "a SIGTERMed coordinator exits 0: {status}"
+    );
+    let wal = PathBuf::from(format!("{state}-wal"));
+    assert!(
+        fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "a cleanly stopped coordinator leaves its state in the main file, not in {}",
+        wal.display()
+    );
+    fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// The jobs of [`real_state_file`] as a coordinator serving it shows them.
+fn assert_fixture_jobs(url: &str) {
+    let env = [("BRIGADE_COORDINATOR", url)];
+    let args = ["job", "2", "--format", "json"];
+    let o = run_brigade(&args, &env, CLI_DEADLINE);
+    assert_success(&args, &o);
+    let job: Value = serde_json::from_str(stdout(&o).trim()).expect("job JSON");
+    assert_succeeded(&job, 10);
+    assert_eq!(
+        job["total"],
+        sum_squares(0, 1_000_000).to_string().as_str(),
+        "job: {job}"
+    );
+    let args = ["results", "2", "--format", "csv"];
+    let o = run_brigade(&args, &env, CLI_DEADLINE);
+    assert_success(&args, &o);
+    assert_eq!(stdout(&o), results_csv(sum_squares_rows(10, 100_000)));
+    let args = ["results", "1", "--format", "csv"];
+    let o = run_brigade(&args, &env, CLI_DEADLINE);
+    assert_success(&args, &o);
+    assert_eq!(
+        stdout(&o),
+        results_csv((0..2000u64).map(|i| (i, u128::from(i))))
+    );
+}
+
+/// A coordinator started on a state file that is serving; killed on drop.
+struct Serving {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        send_signal(-(self.child.id() as i32), libc::SIGKILL);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What `brigade coordinator --state FILE` did at start.
+enum Start {
+    Serving(Serving),
+    Exited { status: ExitStatus, stderr: String },
+}
+
+/// Runs `brigade coordinator --listen 127.0.0.1:0 --state STATE` until it
+/// either announces its address or exits, within [`START_DEADLINE`].
+fn start_on_state(state: &Path) -> Start {
+    let mut child = Command::new(BIN)
+        .args(["coordinator", "--listen", "127.0.0.1:0", "--state"])
+        .arg(state)
+        .env_remove("BRIGADE_COORDINATOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not run {BIN}: {e}"));
+    let out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let (line_tx, line_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(out);
+        let mut line = String::new();
+        let _ = r.read_line(&mut line);
+        let _ = line_tx.send(line);
+        let _ = std::io::copy(&mut r, &mut std::io::sink());
+    });
+    let (err_tx, err_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        let _ = err_tx.send(s);
+    });
+    let start = Instant::now();
+    loop {
+        if let Ok(line) = line_rx.try_recv() {
+            if let Some(url) = line
+                .trim()
+                .strip_prefix("brigade coordinator listening on ")
+            {
+                return Start::Serving(Serving {
+                    child,
+                    url: url.to_string(),
+                });
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let stderr = err_rx.recv_timeout(START_DEADLINE).unwrap_or_default();
+            return Start::Exited { status, stderr };
+        }
+        if start.elapsed() > START_DEADLINE {
+            send_signal(-(child.id() as i32), libc::SIGKILL);
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "`brigade coordinator --state {}` neither served nor exited within {START_DEADLINE:?}",
+                state.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Asserts the start failed cleanly: a non-zero exit (not a signal), no
+/// panic, and an error naming the file, saying what is wrong (one of
+/// `what`, if given) and how to recover.
+fn assert_clear_state_error(start: Start, state: &Path, what: &[&str], case: &str) -> String {
+    let (status, stderr) = match start {
+        Start::Exited { status, stderr } => (status, stderr),
+        Start::Serving(s) => panic!(
+            "{case}: the coordinator started on {} (at {}) instead of refusing it",
+            state.display(),
+            s.url
+        ),
+    };
+    assert!(
+        status.code().is_some_and(|c| c != 0),
+        "{case}: expected a non-zero exit, got {status} (signal {:?}); stderr:\n{stderr}",
+        status.signal()
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "{case}: the coordinator panicked:\n{stderr}"
+    );
+    let path = state.display().to_string();
+    assert!(
+        stderr.contains(&format!("state file {path}")),
+        "{case}: the error must name the state file {path}:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("--state"),
+        "{case}: the error must say how to recover (e.g. another --state FILE):\n{stderr}"
+    );
+    assert!(
+        what.is_empty() || what.iter().any(|w| stderr.contains(w)),
+        "{case}: the error must say what is wrong (one of {what:?}):\n{stderr}"
+    );
+    stderr
+}
+
+/// FNV-1a of a file's bytes (None: no such file).
+fn file_hash(path: &Path) -> Option<u64> {
+    let bytes = fs::read(path).ok()?;
+    Some(bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    }))
+}
+
+// ---- 5. Read-only or full state storage at start ----
+
+/// A mount made for a test (a tmpfs, or a read-only bind mount); unmounted
+/// on drop.
+struct Mount {
+    target: PathBuf,
+}
+
+fn mount(args: &[&str]) -> Result<(), String> {
+    let o = Command::new("mount")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run mount: {e}"))?;
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`mount {}` failed ({}): {}",
+            args.join(" "),
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        ))
+    }
+}
+
+impl Mount {
+    /// A fresh tmpfs of `size` (e.g. "1m") on the directory `dir`.
+    fn tmpfs(dir: &Path, size: &str) -> Result<Mount, String> {
+        fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let target = dir.to_string_lossy().into_owned();
+        mount(&[
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={size}"),
+            "tmpfs",
+            &target,
+        ])?;
+        Ok(Mount {
+            target: dir.to_path_buf(),
+        })
+    }
+
+    /// `path` (a file or directory) bound onto itself, read-only.
+    fn bind_read_only(path: &Path) -> Result<Mount, String> {
+        let target = path.to_string_lossy().into_owned();
+        mount(&["--bind", &target, &target])?;
+        let m = Mount {
+            target: path.to_path_buf(),
+        };
+        mount(&["-o", "remount,bind,ro", &target])?;
+        Ok(m)
+    }
+
+    /// Makes the whole tmpfs read-only.
+    fn remount_read_only(&self) {
+        let target = self.target.to_string_lossy().into_owned();
+        mount(&["-o", "remount,ro", &target]).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.target)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.target).status();
+        }
+    }
+}
+
+/// A temp dir removed on drop (after the mounts in it, declared later,
+/// are gone).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "brigade-chaos-{what}-{}-{nanos}",
+            std::process::id()
+        ));
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Whether this test process may mount (root with CAP_SYS_ADMIN); prints
+/// why not when it may not.
+fn can_mount(tmp: &TempDir, test: &str) -> bool {
+    match Mount::tmpfs(&tmp.0.join("probe"), "64k") {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("skipping {test}: cannot mount a tmpfs here ({e})");
+            false
+        }
+    }
+}
+
+/// Asserts a clean refusal that blames writing (not the file's contents)
+/// and says to make it writable or free space; returns stderr.
+fn assert_write_error(start: Start, state: &Path, case: &str) -> String {
+    let err = assert_clear_state_error(start, state, &["writable"], case);
+    assert!(
+        err.contains("disk space"),
+        "{case}: the error must mention free disk space:\n{err}"
+    );
+    assert!(
+        !err.contains("not a brigade state database") && !err.contains("move it aside"),
+        "{case}: a valid state file that cannot be written must not be called foreign \
+         (moving it aside would lose its jobs):\n{err}"
+    );
+    eprintln!("{case}: {}", err.trim());
+    err
+}
+
+/// Starts a coordinator on `state`, which must serve the jobs of
+/// [`real_state_file`] exactly.
+fn assert_serves_fixture(state: &Path, case: &str) {
+    match start_on_state(state) {
+        Start::Serving(s) => assert_fixture_jobs(&s.url),
+        Start::Exited { status, stderr } => {
+            panic!("{case}: the state file no longer starts: {status}\n{stderr}")
+        }
+    }
+}
+
+#[test]
+fn a_read_only_state_file_is_a_clear_error_and_stays_unchanged() {
+    let tmp = TempDir::new("ro-file");
+    if !can_mount(&tmp, "the read-only state file scenario") {
+        return;
+    }
+    // The file read-only, its directory writable.
+    let state = tmp.0.join("state.db");
+    fs::write(&state, real_state_file()).expect("write the state file");
+    let before = file_hash(&state);
+    {
+        let _ro = Mount::bind_read_only(&state).unwrap_or_else(|e| panic!("{e}"));
+        assert_write_error(start_on_state(&state), &state, "read-only state file");
+    }
+    assert_eq!(file_hash(&state), before, "the read-only file changed");
+    assert_serves_fixture(&state, "writable again");
+}
+
+#[test]
+#[ignore = "product bug: an existing state file in a read-only directory is called \
+            'not a brigade state database (unable to open database file)' with the hint \
+            to move it aside, instead of a write error"]
+fn a_state_file_in_a_read_only_directory_is_a_clear_error_and_stays_unchanged() {
+    let tmp = TempDir::new("ro-dir");
+    if !can_mount(&tmp, "the read-only directory scenario") {
+        return;
+    }
+    let dir = tmp.0.join("ro");
+    let disk = Mount::tmpfs(&dir, "4m").unwrap_or_else(|e| panic!("{e}"));
+    let state = dir.join("state.db");
+    fs::write(&state, real_state_file()).expect("write the state file");
+    let before = file_hash(&state);
+    disk.remount_read_only();
+    assert_write_error(
+        start_on_state(&state),
+        &state,
+        "state file in a read-only directory",
+    );
+    assert_eq!(file_hash(&state), before, "the file changed");
+    let copy = tmp.0.join("copy.db");
+    fs::copy(&state, &copy).expect("copy the state file out");
+    assert_serves_fixture(&copy, "a writable copy");
+}
+
+#[test]
+fn no_state_file_yet_in_a_read_only_directory_is_a_clear_error() {
+    let tmp = TempDir::new("ro-new");
+    if !can_mount(&tmp, "the read-only directory scenario") {
+        return;
+    }
+    let dir = tmp.0.join("ro");
+    let disk = Mount::tmpfs(&dir, "1m").unwrap_or_else(|e| panic!("{e}"));
+    disk.remount_read_only();
+    let state = dir.join("state.db");
+    assert_write_error(
+        start_on_state(&state),
+        &state,
+        "no state file yet in a read-only directory",
+    );
+    assert!(!state.exists(), "{} appeared", state.display());
+}
+
+/// A tmpfs of 512 KiB on `dir` with every block taken by `dir/filler`.
+fn full_disk(dir: &Path) -> Mount {
+    let disk = Mount::tmpfs(dir, "512k").unwrap_or_else(|e| panic!("{e}"));
+    let mut f = fs::File::create(dir.join("filler")).expect("create the filler");
+    let block = [0x5au8; 4096];
+    loop {
+        if let Err(e) = f.write_all(&block).and_then(|()| f.sync_all()) {
+            assert_eq!(
+                e.raw_os_error(),
+                Some(libc::ENOSPC),
+                "filling the tmpfs: {e}"
+            );
+            return disk;
+        }
+    }
+}
+
+#[test]
+fn no_state_file_yet_on_a_full_disk_is_a_clear_error() {
+    let tmp = TempDir::new("full-new");
+    if !can_mount(&tmp, "the full-disk scenario") {
+        return;
+    }
+    let dir = tmp.0.join("disk");
+    let _disk = full_disk(&dir);
+    let state = dir.join("state.db");
+    assert_write_error(
+        start_on_state(&state),
+        &state,
+        "new state file on a full disk",
+    );
+    // Space again: whatever the failed start left, a fresh store starts.
+    fs::remove_file(dir.join("filler")).expect("remove the filler");
+    match start_on_state(&state) {
+        Start::Serving(s) => {
+            let env = [("BRIGADE_COORDINATOR", s.url.as_str())];
+            let o = run_brigade(&["jobs", "--format", "json"], &env, CLI_DEADLINE);
+            assert_success(&["jobs"], &o);
+            assert_eq!(stdout(&o).trim(), "[]", "a fresh file has no jobs");
+        }
+        Start::Exited { status, stderr } => {
+            panic!(
+                "{} does not start with free space: {status}\n{stderr}",
+                state.display()
+            )
+        }
+    }
+}
+
+#[test]
+#[ignore = "product bug: an existing state file on a full disk is called \
+            'not a brigade state database (disk I/O error)' with the hint to move it \
+            aside, instead of a write error"]
+fn an_existing_state_file_on_a_full_disk_is_a_clear_error_and_corrupts_nothing() {
+    let tmp = TempDir::new("full-old");
+    if !can_mount(&tmp, "the full-disk scenario") {
+        return;
+    }
+    let fixture = real_state_file();
+    let dir = tmp.0.join("disk");
+    // The file first, then the filler takes the rest.
+    let disk = Mount::tmpfs(&dir, "512k").unwrap_or_else(|e| panic!("{e}"));
+    let state = dir.join("state.db");
+    fs::write(&state, &fixture).expect("write the state file");
+    let before = file_hash(&state);
+    let mut f = fs::File::create(dir.join("filler")).expect("create the filler");
+    let block = [0x5au8; 4096];
+    while let Ok(()) = f.write_all(&block).and_then(|()| f.sync_all()) {}
+    drop(f);
+    assert_write_error(
+        start_on_state(&state),
+        &state,
+        "existing state file on a full disk",
+    );
+    assert_eq!(file_hash(&state), before, "the file changed");
+    // Space again: the file (with whatever the failed start left beside it)
+    // serves both jobs exactly.
+    fs::remove_file(dir.join("filler")).expect("remove the filler");
+    assert_serves_fixture(&state, "with free space again");
+    drop(disk);
+}
+
+// ---- 7. Truncated, garbage and wrong-schema state files ----
+
+/// What a damaged state file must lead to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// A clear error at start.
+    Refused,
+    /// Either a clear error, or (SQLite still reads it as valid) a working
+    /// coordinator.
+    RefusedOrServes,
+}
+
+/// Replaces every occurrence of `from` in the first page (the schema
+/// table) by `to`, of the same length: renames tables consistently.
+fn rename_in_schema(bytes: &mut [u8], from: &str, to: &str) {
+    assert_eq!(
+        from.len(),
+        to.len(),
+        "same-length renames keep the page valid"
+    );
+    let page = &mut bytes[..4096];
+    let mut hits = 0;
+    let mut i = 0;
+    while i + from.len() <= page.len() {
+        if &page[i..i + from.len()] == from.as_bytes() {
+            page[i..i + from.len()].copy_from_slice(to.as_bytes());
+            hits += 1;
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+    assert!(hits > 0, "{from} is not in the schema page");
+}
+
+/// Sets the header's `user_version` (bytes 60..64, big-endian).
+fn with_user_version(mut bytes: Vec<u8>, v: i32) -> Vec<u8> {
+    bytes[60..64].copy_from_slice(&v.to_be_bytes());
+    bytes
+}
+
+/// A database of some other application (tables todo, tags, entries,
+/// attachments1) with `user_version` `v`, made from brigade's own file.
+fn other_app_database(real: &[u8], v: i32) -> Vec<u8> {
+    let mut other = with_user_version(real.to_vec(), v);
+    for (from, to) in [
+        ("jobs", "todo"),
+        ("meta", "tags"),
+        ("results", "entries"),
+        ("failed_tasks", "attachments1"),
+    ] {
+        rename_in_schema(&mut other, from, to);
+    }
+    other
+}
+
+/// The damaged files: (name, bytes, expectation). `None` bytes: the state
+/// path is a directory.
+fn damaged_state_files(real: &[u8], rng: &mut Rng) -> Vec<(String, Option<Vec<u8>>, Expect)> {
+    let len = real.len();
+    assert!(
+        len >= 4 * 4096,
+        "the fixture spans several pages: {len} bytes"
+    );
+    let mut cases = Vec::new();
+    let mut offsets = vec![
+        0,
+        1,
+        16,
+        50,
+        99,
+        100,
+        101,
+        1024,
+        4095,
+        4096,
+        4097,
+        8192,
+        8192 + 1000,
+        len / 2,
+        len - 4096,
+        len - 100,
+        len - 1,
+    ];
+    offsets.sort_unstable();
+    offsets.dedup();
+    for at in offsets {
+        cases.push((
+            format!("truncated to {at} of {len} bytes"),
+            Some(real[..at].to_vec()),
+            Expect::RefusedOrServes,
+        ));
+    }
+    let mut random = |n: usize| -> Vec<u8> { (0..n).map(|_| rng.next() as u8).collect() };
+    // (Not 1 byte: SQLite reads a 1-byte file as an empty database, as it
+    // reads an empty one.)
+    for n in [2, 100, 4096, len] {
+        cases.push((
+            format!("{n} random bytes"),
+            Some(random(n)),
+            Expect::Refused,
+        ));
+    }
+    let mut magic = b"SQLite format 3\0".to_vec();
+    magic.extend(random(8192 - 16));
+    cases.push((
+        "the SQLite magic, then random bytes".into(),
+        Some(magic),
+        Expect::Refused,
+    ));
+    let mut page2 = real.to_vec();
+    page2[4096..8192].copy_from_slice(&random(4096));
+    cases.push((
+        "page 2 overwritten with random bytes".into(),
+        Some(page2),
+        Expect::Refused,
+    ));
+    let mut last = real.to_vec();
+    last[len - 4096..].fill(0);
+    cases.push((
+        "last page zeroed".into(),
+        Some(last),
+        Expect::RefusedOrServes,
+    ));
+    cases.push((
+        "a text file".into(),
+        Some(b"jobs:\n  - id: 1\n".to_vec()),
+        Expect::Refused,
+    ));
+    cases.push((
+        "user_version 99 (a newer brigade)".into(),
+        Some(with_user_version(real.to_vec(), 99)),
+        Expect::Refused,
+    ));
+    cases.push((
+        "user_version -1".into(),
+        Some(with_user_version(real.to_vec(), -1)),
+        Expect::Refused,
+    ));
+    cases.push((
+        "user_version 0 with tables".into(),
+        Some(with_user_version(real.to_vec(), 0)),
+        Expect::Refused,
+    ));
+    cases.push((
+        "user_version 1 with the version-2 table already there".into(),
+        Some(with_user_version(real.to_vec(), 1)),
+        Expect::Refused,
+    ));
+    for v in [0, 7] {
+        cases.push((
+            format!("another application's database (user_version {v})"),
+            Some(other_app_database(real, v)),
+            Expect::Refused,
+        ));
+    }
+    for (from, to) in [("results", "resultz"), ("jobs", "jobz"), ("meta", "metz")] {
+        let mut missing = real.to_vec();
+        rename_in_schema(&mut missing, from, to);
+        cases.push((
+            format!("brigade's schema without table {from}"),
+            Some(missing),
+            Expect::Refused,
+        ));
+    }
+    cases.push(("a directory".into(), None, Expect::Refused));
+    cases
+}
+
+#[test]
+fn damaged_state_files_are_refused_clearly_at_start_never_with_a_panic() {
+    let real = real_state_file();
+    let mut rng = Rng::from_clock("damaged state files");
+    let cases = damaged_state_files(&real, &mut rng);
+    assert!(cases.len() >= 30, "{} cases", cases.len());
+    let tmp = TempDir::new("damaged");
+    let (mut refused, mut served) = (0, 0);
+    for (k, (case, bytes, expect)) in cases.iter().enumerate() {
+        let state = tmp.0.join(format!("case-{k}.db"));
+        match bytes {
+            Some(b) => fs::write(&state, b).expect("write the case"),
+            None => fs::create_dir(&state).expect("create the dir"),
+        }
+        let before = file_hash(&state);
+        let started = Instant::now();
+        match start_on_state(&state) {
+            Start::Serving(s) => {
+                assert_eq!(
+                    *expect,
+                    Expect::RefusedOrServes,
+                    "{case}: the coordinator started on it instead of refusing it"
+                );
+                // Serving means really serving.
+                let env = [("BRIGADE_COORDINATOR", s.url.as_str())];
+                let o = run_brigade(&["jobs", "--format", "json"], &env, CLI_DEADLINE);
+                assert_success(&["jobs"], &o);
+                eprintln!("{case}: serves");
+                served += 1;
+            }
+            exited => {
+                let err = assert_clear_state_error(exited, &state, &[], case);
+                eprintln!("{case}: {}", err.trim());
+                // Refused before writing anything.
+                assert_eq!(
+                    file_hash(&state),
+                    before,
+                    "{case}: the refused file changed"
+                );
+                refused += 1;
+            }
+        }
+        assert!(
+            started.elapsed() < START_DEADLINE,
+            "{case}: took {:?}",
+            started.elapsed()
+        );
+    }
+    eprintln!(
+        "{} damaged files: {refused} refused, {served} served",
+        cases.len()
+    );
+}
+
+/// Refuses `bytes` as a state file; returns the error.
+fn refusal_of(bytes: &[u8], case: &str) -> String {
+    let tmp = TempDir::new("schema");
+    let state = tmp.0.join("state.db");
+    fs::write(&state, bytes).expect("write the state file");
+    assert_clear_state_error(start_on_state(&state), &state, &[], case)
+}
+
+#[test]
+#[ignore = "product bug: a foreign SQLite database whose user_version is above brigade's \
+            schema version is reported as 'written by a newer brigade' (hint: run that \
+            release) instead of 'not a brigade state database'"]
+fn another_applications_database_is_not_taken_for_a_newer_brigade() {
+    let other = other_app_database(&real_state_file(), 7);
+    let err = refusal_of(&other, "another application's database, user_version 7");
+    assert!(
+        err.contains("not a brigade state database") && !err.contains("newer brigade"),
+        "a database without brigade's tables is not brigade's, whatever its user_version:\n{err}"
+    );
+}
+
+#[test]
+#[ignore = "product bug: a state file at schema version 1 that already has a version-2 \
+            table fails its migration with 'cannot write: table failed_tasks already \
+            exists in <SQL>' and the hint to make the file writable or free disk space"]
+fn a_failed_migration_is_not_blamed_on_permissions_or_disk_space() {
+    let v1 = with_user_version(real_state_file(), 1);
+    let err = refusal_of(&v1, "schema version 1 with a version-2 table");
+    assert!(
+        !err.contains("writable") && !err.contains("disk space") && !err.contains("CREATE TABLE"),
+        "a schema that does not match its version is neither a permission nor a disk \
+         problem, and the error is one readable line:\n{err}"
     );
 }
