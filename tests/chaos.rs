@@ -785,9 +785,6 @@ fn a_read_only_state_file_is_a_clear_error_and_stays_unchanged() {
 }
 
 #[test]
-#[ignore = "product bug: an existing state file in a read-only directory is called \
-            'not a brigade state database (unable to open database file)' with the hint \
-            to move it aside, instead of a write error"]
 fn a_state_file_in_a_read_only_directory_is_a_clear_error_and_stays_unchanged() {
     let tmp = TempDir::new("ro-dir");
     if !can_mount(&tmp, "the read-only directory scenario") {
@@ -878,9 +875,6 @@ fn no_state_file_yet_on_a_full_disk_is_a_clear_error() {
 }
 
 #[test]
-#[ignore = "product bug: an existing state file on a full disk is called \
-            'not a brigade state database (disk I/O error)' with the hint to move it \
-            aside, instead of a write error"]
 fn an_existing_state_file_on_a_full_disk_is_a_clear_error_and_corrupts_nothing() {
     let tmp = TempDir::new("full-old");
     if !can_mount(&tmp, "the full-disk scenario") {
@@ -1004,9 +998,8 @@ fn damaged_state_files(real: &[u8], rng: &mut Rng) -> Vec<(String, Option<Vec<u8
         ));
     }
     let mut random = |n: usize| -> Vec<u8> { (0..n).map(|_| rng.next() as u8).collect() };
-    // (Not 1 byte: SQLite reads a 1-byte file as an empty database, as it
-    // reads an empty one.)
-    for n in [2, 100, 4096, len] {
+    // 1 byte too: SQLite alone would read it as an empty database.
+    for n in [1, 2, 100, 4096, len] {
         cases.push((
             format!("{n} random bytes"),
             Some(random(n)),
