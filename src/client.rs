@@ -13,6 +13,9 @@ pub type Client = CoordinatorClient<Channel>;
 
 /// Connects to the coordinator at `url` or explains why not.
 pub async fn connect(url: &str) -> anyhow::Result<Client> {
+    brigade_proto::catalog::parse_http_url(url).map_err(|why| {
+        anyhow!("invalid coordinator URL {url:?}: {why} (expected http://HOST:PORT)")
+    })?;
     let endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|e| anyhow!("invalid coordinator URL {url:?}: {e} (expected http://HOST:PORT)"))?
         .tcp_nodelay(true)

@@ -344,7 +344,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             cluster::worker(brigade_worker::node::NodeConfig {
                 coordinator: target.coordinator,
-                name: name.unwrap_or_else(|| format!("worker-{}", std::process::id())),
+                name: name.unwrap_or_else(|| {
+                    format!(
+                        "{}-{}",
+                        brigade_worker::node::hostname(),
+                        std::process::id()
+                    )
+                }),
                 procs: s.procs,
                 threads: s.threads,
                 async_slots: s.async_slots,

@@ -199,7 +199,8 @@ fn unreachable_or_invalid_coordinator_urls_say_what_to_do() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "stderr: {err}");
     assert!(
-        err.contains("coordinator-host") && err.contains("scheme is missing"),
+        err.contains("invalid coordinator URL \"coordinator-host\"")
+            && err.contains("http://HOST:PORT"),
         "stderr: {err}"
     );
 }

@@ -56,7 +56,11 @@ pub struct NodeConfig {
 pub enum NodeError {
     #[error("invalid coordinator URL {url:?}: {why} (expected http://HOST:PORT)")]
     BadUrl { url: String, why: String },
-    #[error("no coordinator answered at {url} within {waited:?}: {last_error}")]
+    #[error(
+        "no coordinator answered at {url} within {:.1} s: {last_error}; \
+         start one there (`brigade coordinator`) or raise --connect-timeout-s",
+        waited.as_secs_f64()
+    )]
     Unreachable {
         url: String,
         waited: Duration,
@@ -80,6 +84,12 @@ enum LinkEnd {
 /// Runs the node until `shutdown` completes (then drains: stops taking work,
 /// finishes what runs, hands back what was queued, and returns).
 pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+    brigade_proto::catalog::parse_http_url(&config.coordinator).map_err(|why| {
+        NodeError::BadUrl {
+            url: config.coordinator.clone(),
+            why,
+        }
+    })?;
     let endpoint = Endpoint::from_shared(config.coordinator.clone())
         .map_err(|e| NodeError::BadUrl {
             url: config.coordinator.clone(),
@@ -529,7 +539,8 @@ fn refused_or_lost(s: Status) -> LinkEnd {
     }
 }
 
-fn hostname() -> String {
+/// This machine's host name (a container's id in docker).
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
