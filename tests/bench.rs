@@ -1,6 +1,8 @@
-//! `brigade bench --quick --out DIR` end to end with the real binary: every
-//! run verified, results.jsonl parses with the machine facts, results.csv has
-//! a line per run, every SVG is well-formed XML and report.html shows them.
+//! `brigade bench --quick --overhead --workloads <all> --out DIR` end to end
+//! with the real binary: every run verified, results.jsonl parses with the
+//! machine facts, results.csv has a line per run, W_GRAIN has its rows, its
+//! verdict and its plot, the overhead rows are there, every SVG is
+//! well-formed XML and report.html shows them.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -11,7 +13,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_brigade");
 /// Runs the bench, killing it if it exceeds `deadline`.
 fn run_bench(out: &Path, deadline: Duration) -> std::process::Output {
     let mut child = Command::new(BIN)
-        .args(["bench", "--quick", "--out"])
+        .args(["bench", "--quick", "--overhead", "--workloads"])
+        .arg("W_CPU,W_CPU_HEAVY,W_NOOP,W_FASTIO,W_SLOWIO,W_GRAIN")
+        .arg("--out")
         .arg(out)
         .env_remove("BRIGADE_COORDINATOR")
         .stdin(Stdio::null())
@@ -142,20 +146,39 @@ fn quick_bench_writes_verified_results_plots_and_report() {
         "bench failed\nstdout:\n{stdout}\nstderr:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for w in ["W_CPU", "W_CPU_HEAVY", "W_NOOP", "W_FASTIO", "W_SLOWIO"] {
+    for w in [
+        "W_CPU",
+        "W_CPU_HEAVY",
+        "W_NOOP",
+        "W_FASTIO",
+        "W_SLOWIO",
+        "W_GRAIN",
+    ] {
         assert!(stdout.contains(w), "table lacks {w}:\n{stdout}");
     }
+    assert!(
+        stdout.contains("smallest chunk with efficiency >= 0.9"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("per-task overhead"), "{stdout}");
     assert!(stdout.contains("verdict"), "{stdout}");
     assert!(
         stdout
             .lines()
-            .filter(|l| l.starts_with("W_") || l.contains("verdict"))
+            .filter(|l| {
+                l.starts_with("W_")
+                    || l.contains("verdict")
+                    || l.starts_with("noop")
+                    || l.starts_with("spin")
+            })
             .all(|l| !l.contains("FAILED")),
         "{stdout}"
     );
 
     let jsonl = std::fs::read_to_string(dir.join("results.jsonl")).expect("results.jsonl");
     let mut runs = 0;
+    let mut grain_runs = 0;
+    let mut overhead = Vec::new();
     let mut startups = 0;
     for line in jsonl.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
@@ -172,6 +195,19 @@ fn quick_bench_writes_verified_results_plots_and_report() {
                 assert!(v["error"].is_null(), "{line}");
                 assert!(v["wall_s"].as_f64().unwrap() > 0.0, "{line}");
                 assert!(v["tasks"].as_u64().unwrap() > 0, "{line}");
+                if v["workload"] == "W_GRAIN" {
+                    grain_runs += 1;
+                    assert!(v["tasks"].as_u64().unwrap() <= 5_000, "{line}");
+                }
+            }
+            Some("overhead") => {
+                assert_eq!(v["verified"], true, "{line}");
+                assert!(v["ideal_s"].as_f64().unwrap() >= 0.0, "{line}");
+                assert!(v["overhead_us_per_task"].as_f64().is_some(), "{line}");
+                overhead.push((
+                    v["workload"].as_str().unwrap_or("").to_string(),
+                    v["model"].as_str().unwrap_or("").to_string(),
+                ));
             }
             Some("startup") => {
                 startups += 1;
@@ -181,9 +217,20 @@ fn quick_bench_writes_verified_results_plots_and_report() {
         }
     }
     // 5 workloads: baselines, 3 models each, the in-process rows of the 2
-    // CPU workloads, the wide async row of W_SLOWIO.
-    assert_eq!(runs, 5 + 5 * 3 + 2 + 1, "{jsonl}");
-    assert_eq!(startups, 1);
+    // CPU workloads, the wide async row of W_SLOWIO; W_GRAIN: 4 widths of
+    // serial, 3 models and in-process.
+    assert_eq!(grain_runs, 4 * 5, "{jsonl}");
+    assert_eq!(runs, 5 + 5 * 3 + 2 + 1 + grain_runs, "{jsonl}");
+    for task in ["W_NOOP", "spin"] {
+        for model in ["process", "thread", "async"] {
+            assert!(
+                overhead.contains(&(task.to_string(), model.to_string())),
+                "no overhead line for {task} on {model}: {overhead:?}"
+            );
+        }
+    }
+    // The wide cluster, then the one with a slot per core.
+    assert_eq!(startups, 2);
 
     let csv = std::fs::read_to_string(dir.join("results.csv")).expect("results.csv");
     assert_eq!(csv.lines().count(), runs + 1);
@@ -207,10 +254,15 @@ fn quick_bench_writes_verified_results_plots_and_report() {
         }
     }
     assert!(
-        svgs >= 3,
-        "expected throughput, efficiency and latency plots"
+        svgs >= 5,
+        "expected throughput, efficiency, latency, grain and overhead plots"
     );
-    for w in ["kitchen", "GIL", "verdict"] {
+    let grain = std::fs::read_to_string(dir.join("grain.svg")).expect("grain.svg");
+    for s in ["process", "thread", "async", "in-process", "<polyline"] {
+        assert!(grain.contains(s), "grain.svg lacks {s:?}");
+    }
+    assert!(dir.join("overhead.svg").exists());
+    for w in ["kitchen", "GIL", "verdict", "W_GRAIN", "Per-task overhead"] {
         assert!(html.contains(w), "report.html lacks {w:?}");
     }
     let _ = std::fs::remove_dir_all(&dir);

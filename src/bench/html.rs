@@ -5,10 +5,11 @@
 use std::fmt::Write;
 
 use super::output::Plot;
+use super::overhead::{self, OverheadRow};
 use super::plan::{WorkloadId, BASELINE, IN_PROCESS};
 use super::report::{self, Row, Verdict};
 use super::svg::escape;
-use super::{startup_line, Outcome, LEGEND};
+use super::{startup_line, Outcome, GRAIN_LEGEND, LEGEND};
 
 fn find<'a>(rows: &'a [Row], scale: u32, w: WorkloadId, label: &str) -> Option<&'a Row> {
     rows.iter()
@@ -79,6 +80,16 @@ pub fn explain(rows: &[Row], verdicts: &[Verdict]) -> Vec<String> {
                  switching between dishes (the OS switching threads or processes, or the \
                  event loop switching tasks).",
             ),
+            WorkloadId::Grain => s.push_str(
+                " Small dishes show the head chef's cost per ticket: writing a ticket, \
+                 carrying it to a kitchen and bringing the plate back costs the same whether \
+                 the dish takes a second or a microsecond, so as dishes shrink that \
+                 bookkeeping takes a growing share of the kitchen's time. The widths above \
+                 are where it still stays under a tenth. Process slots add a pipe between \
+                 kitchen and cook per dish; thread slots hand dishes over in memory; async \
+                 slots are one chef, so their efficiency on two cores cannot pass 0.5.",
+            ),
+            WorkloadId::Spin => {}
             WorkloadId::SlowIo => {
                 s.push_str(
                     " Slow GETs are dishes in the oven for 100 ms: a chef who stands by one \
@@ -132,7 +143,13 @@ pub fn explain(rows: &[Row], verdicts: &[Verdict]) -> Vec<String> {
     out
 }
 
-pub fn page(o: &Outcome, rows: &[Row], verdicts: &[Verdict], plots: &[Plot]) -> String {
+pub fn page(
+    o: &Outcome,
+    rows: &[Row],
+    verdicts: &[Verdict],
+    overhead_rows: &[OverheadRow],
+    plots: &[Plot],
+) -> String {
     let f = &o.facts;
     let mut h = String::new();
     let _ = write!(
@@ -173,6 +190,53 @@ pub fn page(o: &Outcome, rows: &[Row], verdicts: &[Verdict], plots: &[Plot]) -> 
     for p in explain(rows, verdicts) {
         let _ = writeln!(h, "<p>{}</p>", escape(&p));
     }
+    if !rows.is_empty() {
+        results_table(&mut h, rows, verdicts);
+    }
+    if !overhead_rows.is_empty() {
+        h.push_str("<h2>Per-task overhead</h2>\n<table>\n<tr>");
+        for c in overhead::HEADERS {
+            let _ = write!(h, "<th>{}</th>", escape(c));
+        }
+        h.push_str("<th>workers</th></tr>\n");
+        for r in overhead_rows {
+            h.push_str("<tr>");
+            for (i, c) in overhead::cells(r).iter().enumerate() {
+                let class = if c.starts_with("FAILED") {
+                    " class=\"failed\""
+                } else if i >= 2 {
+                    " class=\"n\""
+                } else {
+                    ""
+                };
+                let _ = write!(h, "<td{class}>{}</td>", escape(c));
+            }
+            let _ = writeln!(h, "<td class=\"n\">{}</td></tr>", r.scale);
+        }
+        h.push_str("</table>\n<ul>\n");
+        for l in overhead::LEGEND {
+            let _ = writeln!(h, "<li>{}</li>", escape(l));
+        }
+        h.push_str("</ul>\n");
+    }
+    h.push_str("<h2>Plots</h2>\n");
+    for p in plots {
+        let _ = writeln!(
+            h,
+            "<figure><img src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
+            p.file,
+            escape(&p.caption),
+            escape(&p.caption)
+        );
+    }
+    h.push_str(
+        "<p>Raw figures: <a href=\"results.jsonl\">results.jsonl</a> (one line per run, with the \
+         machine facts), <a href=\"results.csv\">results.csv</a>.</p>\n</body></html>\n",
+    );
+    h
+}
+
+fn results_table(h: &mut String, rows: &[Row], verdicts: &[Verdict]) {
     h.push_str("<h2>Results</h2>\n<table>\n<tr>");
     for c in report::HEADERS {
         let _ = write!(h, "<th>{}</th>", escape(c));
@@ -191,7 +255,7 @@ pub fn page(o: &Outcome, rows: &[Row], verdicts: &[Verdict], plots: &[Plot]) -> 
     };
     for r in rows {
         if last != Some((r.scale, r.workload)) {
-            verdict_row(&mut h, last);
+            verdict_row(h, last);
             last = Some((r.scale, r.workload));
         }
         h.push_str("<tr>");
@@ -207,24 +271,11 @@ pub fn page(o: &Outcome, rows: &[Row], verdicts: &[Verdict], plots: &[Plot]) -> 
         }
         let _ = writeln!(h, "<td class=\"n\">{}</td></tr>", r.scale);
     }
-    verdict_row(&mut h, last);
+    verdict_row(h, last);
     h.push_str("</table>\n<ul>\n");
-    for l in LEGEND {
+    let grain = rows.iter().any(|r| r.workload == WorkloadId::Grain);
+    for l in LEGEND.iter().chain(GRAIN_LEGEND.iter().filter(|_| grain)) {
         let _ = writeln!(h, "<li>{}</li>", escape(l));
     }
-    h.push_str("</ul>\n<h2>Plots</h2>\n");
-    for p in plots {
-        let _ = writeln!(
-            h,
-            "<figure><img src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
-            p.file,
-            escape(&p.caption),
-            escape(&p.caption)
-        );
-    }
-    h.push_str(
-        "<p>Raw figures: <a href=\"results.jsonl\">results.jsonl</a> (one line per run, with the \
-         machine facts), <a href=\"results.csv\">results.csv</a>.</p>\n</body></html>\n",
-    );
-    h
+    h.push_str("</ul>\n");
 }

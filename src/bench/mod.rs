@@ -2,14 +2,18 @@
 //! io-target, runs the WORKLOADS.md yardsticks in every model with a shared
 //! serial baseline, verifies every result, and prints the comparison table;
 //! `--out DIR` adds results.jsonl, results.csv, SVG plots and report.html.
+//! W_GRAIN and `--overhead` run on a second cluster whose workers have as
+//! many slots of each model as there are cores (see [`plan::Caps`]).
 //!
 //! Code map: [`plan`] what runs and how it is checked, [`lab`] the cluster,
 //! [`procfs`] CPU / memory / machine facts, [`report`] the maths and the
-//! table, [`output`] the files, [`svg`] and [`html`] the plots and the page.
+//! table, [`overhead`] the per-task overhead experiment, [`output`] the
+//! files, [`svg`] and [`html`] the plots and the page.
 
 mod html;
 mod lab;
 mod output;
+mod overhead;
 mod plan;
 mod procfs;
 mod report;
@@ -36,9 +40,14 @@ pub use procfs::cluster_cpu_secs;
 /// `brigade bench` options.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Workloads, comma-separated (default: all): W_CPU, W_CPU_HEAVY, W_NOOP, W_FASTIO, W_SLOWIO.
+    /// Workloads, comma-separated (default: all, or none with --overhead):
+    /// W_CPU, W_CPU_HEAVY, W_NOOP, W_FASTIO, W_SLOWIO, W_GRAIN.
     #[arg(long, value_delimiter = ',', value_parser = WorkloadId::parse)]
     workloads: Vec<WorkloadId>,
+    /// Measure per-task overhead = (wall - ideal) / tasks of no-op and 1 ms
+    /// spin tasks on every model (alone, unless --workloads is given too).
+    #[arg(long)]
+    overhead: bool,
     /// Models, comma-separated (default: all): process, thread, async.
     #[arg(long, value_delimiter = ',', value_parser = commands::parse_model)]
     models: Vec<Model>,
@@ -79,6 +88,8 @@ pub struct BenchArgs {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Startup {
     pub workers: u32,
+    /// Slots of each local worker (`None`: existing cluster).
+    pub slots_each: Option<String>,
     /// Coordinator bound → every worker linked (`None`: existing cluster).
     pub ready_s: Option<f64>,
     /// Coordinator bound → the first task's result is in the client's hands.
@@ -92,8 +103,11 @@ pub struct Outcome {
     pub facts: procfs::MachineFacts,
     pub args: Vec<String>,
     pub runs: Vec<RunRecord>,
+    /// The `--overhead` runs (kept apart: they are not workload rows).
+    pub overhead: Vec<RunRecord>,
     pub startups: Vec<Startup>,
-    pub slots: Option<Slots>,
+    /// The cluster was started here (not reached with --coordinator).
+    pub local: bool,
     pub quick: bool,
 }
 
@@ -356,6 +370,7 @@ async fn measure(
         rep,
         in_flight: plan.in_flight,
         tasks: plan.tasks(),
+        chunk: plan.chunk,
         represents: plan.scaled_from.unwrap_or(plan.tasks()),
         wall_s: wall.as_secs_f64(),
         cpu_s: cpu0.zip(cpu1).map(|(a, b)| procfs::cpu_delta(&a, &b)),
@@ -371,10 +386,12 @@ async fn measure(
 
 /// Exercises every model's slots (2 tasks per slot: executors, threads and
 /// connections come up) and fails loudly if the cluster cannot run them.
+/// `workload` is W_FASTIO on the wide cluster and W_NOOP on the core-sized one.
 async fn warm_up(
     client: &mut Client,
     models: &[Model],
     caps: Caps,
+    workload: WorkloadId,
     target_url: &str,
     timeout: Duration,
 ) -> anyhow::Result<()> {
@@ -385,13 +402,14 @@ async fn warm_up(
             caps.io
         };
         let plan = JobPlan {
-            workload: WorkloadId::FastIo,
+            workload,
             label: format!("warm-up {}", m.name()),
             model: Some(m),
             in_flight,
             range: (0, 2 * u64::from(in_flight)),
             chunk: 1,
             scaled_from: None,
+            uncapped: false,
         };
         if let (_, Err(e)) = run_cluster_job(client, &plan, target_url, timeout).await {
             bail!("the warm-up on {} slots failed: {e}", m.name());
@@ -410,10 +428,141 @@ async fn first_task(client: &mut Client, timeout: Duration) -> anyhow::Result<()
         range: (0, 1),
         chunk: 1,
         scaled_from: None,
+        uncapped: false,
     };
     match run_cluster_job(client, &plan, "", timeout).await {
         (_, Ok(_)) => Ok(()),
         (_, Err(e)) => bail!("the first task failed: {e}"),
+    }
+}
+
+/// A cluster the runs go to: started here, or the existing one.
+struct Session {
+    local: Option<lab::LocalCluster>,
+    client: Client,
+    workers: u32,
+    startup: Startup,
+}
+
+impl Session {
+    /// Starts (or reaches) the cluster, times its first task and warms up
+    /// every model with `workload`; `caps_of(workers)` sizes the warm-up.
+    #[allow(clippy::too_many_arguments)]
+    async fn open(
+        coordinator: Option<&str>,
+        n: u32,
+        slots: Slots,
+        models: &[Model],
+        caps_of: impl Fn(u32) -> Caps,
+        workload: WorkloadId,
+        target_url: &str,
+        timeout: Duration,
+        progress: &Progress,
+    ) -> anyhow::Result<Session> {
+        let t0 = Instant::now();
+        let each = format!(
+            "{} process, {} thread, {} async slots each",
+            slots.procs, slots.threads, slots.async_slots
+        );
+        let (local, mut client, workers) = match coordinator {
+            Some(url) => {
+                let mut c = client::connect(url).await?;
+                let w = lab::wait_for_workers(&mut c, 1, Duration::from_secs(10))
+                    .await
+                    .context("the cluster at --coordinator has no workers")?;
+                (None, c, w.len() as u32)
+            }
+            None => {
+                progress.note(&format!(
+                    "starting a coordinator and {n} worker(s) ({each})"
+                ));
+                let (cl, c) = lab::LocalCluster::start(n as usize, slots).await?;
+                (Some(cl), c, n)
+            }
+        };
+        let ready = local.as_ref().map(|c| c.ready);
+        let first = first_task(&mut client, timeout).await;
+        let first_task_s = local.as_ref().map(|_| t0.elapsed().as_secs_f64());
+        let w0 = Instant::now();
+        let warmed = match first {
+            Ok(()) => {
+                warm_up(
+                    &mut client,
+                    models,
+                    caps_of(workers),
+                    workload,
+                    target_url,
+                    timeout,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = warmed {
+            if let Some(cl) = local {
+                cl.stop().await;
+            }
+            return Err(e);
+        }
+        Ok(Session {
+            startup: Startup {
+                workers,
+                slots_each: local.as_ref().map(|_| each),
+                ready_s: ready.map(|d| d.as_secs_f64()),
+                first_task_s,
+                warm_up_s: w0.elapsed().as_secs_f64(),
+            },
+            local,
+            client,
+            workers,
+        })
+    }
+
+    /// Runs groups of plans; within a group the repetitions go round the
+    /// rows so that a noisy moment hurts every model a little rather than
+    /// one model a lot.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_groups(
+        &mut self,
+        groups: &[(String, Vec<JobPlan>)],
+        reps: u32,
+        target_url: &str,
+        probe: Probe,
+        timeout: Duration,
+        progress: &mut Progress,
+    ) -> Vec<RunRecord> {
+        let mut out = Vec::new();
+        for (title, plans) in groups {
+            for rep in 0..reps {
+                for p in plans {
+                    progress.starting(&format!(
+                        "{title} workers={} {} rep {}/{reps}",
+                        self.workers,
+                        p.label,
+                        rep + 1
+                    ));
+                    let r = measure(
+                        &mut self.client,
+                        p,
+                        self.workers,
+                        rep,
+                        target_url,
+                        probe,
+                        timeout,
+                    )
+                    .await;
+                    progress.finished(&r);
+                    out.push(r);
+                }
+            }
+        }
+        out
+    }
+
+    async fn close(self) {
+        if let Some(cl) = self.local {
+            cl.stop().await;
+        }
     }
 }
 
@@ -430,11 +579,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let cores = facts.cores as u32;
     let size = if args.quick { Size::Quick } else { Size::Full };
     let reps = args.reps.unwrap_or(if args.quick { 1 } else { 3 });
-    let workloads = if args.workloads.is_empty() {
-        WorkloadId::ALL.to_vec()
-    } else {
-        args.workloads.clone()
+    let workloads = match (args.workloads.is_empty(), args.overhead) {
+        (true, true) => Vec::new(),
+        (true, false) => WorkloadId::ALL.to_vec(),
+        (false, _) => args.workloads.clone(),
     };
+    // W_GRAIN runs on the core-sized cluster, the rest on the wide one.
+    let wide_workloads: Vec<WorkloadId> = workloads
+        .iter()
+        .copied()
+        .filter(|w| *w != WorkloadId::Grain)
+        .collect();
+    let grain = workloads.contains(&WorkloadId::Grain);
     let models = if args.models.is_empty() {
         Model::ALL.to_vec()
     } else {
@@ -453,6 +609,26 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         threads: io.max(cores) as usize,
         async_slots: wide.max(io) as usize,
     };
+    let wide_caps = |workers: u32| Caps {
+        cpu: cores * workers,
+        io: io * workers,
+        async_wide: wide * workers,
+        slots_bound: false,
+    };
+    // The fine-grained cluster: a slot per core and model, no job caps, so
+    // workers queue tasks ahead as they would for a user's job.
+    let core_slots = Slots {
+        procs: cores as usize,
+        threads: cores as usize,
+        async_slots: cores as usize,
+    };
+    let local = args.coordinator.is_none();
+    let core_caps = |workers: u32| Caps {
+        cpu: cores * workers,
+        io: cores * workers,
+        async_wide: cores * workers,
+        slots_bound: local,
+    };
     let local_target;
     let (target_url, target_pid) = match &args.io_target {
         Some(u) => (u.trim_end_matches('/').to_string(), None),
@@ -466,81 +642,84 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         args.scale.clone()
     };
+    let probe = Probe {
+        exclude: local.then_some(target_pid),
+    };
     let mut progress = Progress::new();
     let mut runs = Vec::new();
+    let mut overhead_runs = Vec::new();
     let mut startups = Vec::new();
     for (si, &n) in scales.iter().enumerate() {
-        let t0 = Instant::now();
-        let (local, mut client, workers) = match &args.coordinator {
-            Some(url) => {
-                let mut c = client::connect(url).await?;
-                let w = lab::wait_for_workers(&mut c, 1, Duration::from_secs(10))
-                    .await
-                    .context("the cluster at --coordinator has no workers")?;
-                (None, c, w.len() as u32)
-            }
-            None => {
-                progress.note(&format!(
-                    "starting a coordinator and {n} worker(s) ({} process, {} thread, {} async slots each)",
-                    slots.procs, slots.threads, slots.async_slots
+        if !wide_workloads.is_empty() {
+            let mut session = Session::open(
+                args.coordinator.as_deref(),
+                n,
+                slots,
+                &models,
+                wide_caps,
+                WorkloadId::FastIo,
+                &target_url,
+                timeout,
+                &progress,
+            )
+            .await?;
+            startups.push(session.startup.clone());
+            let caps = wide_caps(session.workers);
+            let groups: Vec<(String, Vec<JobPlan>)> = wide_workloads
+                .iter()
+                .map(|&w| {
+                    (
+                        w.name().to_string(),
+                        plan::plan_workload(w, size, &models, caps, si == 0),
+                    )
+                })
+                .collect();
+            progress.add(groups.iter().map(|g| g.1.len() as u64).sum::<u64>() * u64::from(reps));
+            runs.extend(
+                session
+                    .run_groups(&groups, reps, &target_url, probe, timeout, &mut progress)
+                    .await,
+            );
+            session.close().await;
+        }
+        if grain || args.overhead {
+            let mut session = Session::open(
+                args.coordinator.as_deref(),
+                n,
+                core_slots,
+                &models,
+                core_caps,
+                WorkloadId::Noop,
+                &target_url,
+                timeout,
+                &progress,
+            )
+            .await?;
+            startups.push(session.startup.clone());
+            let caps = core_caps(session.workers);
+            let mut groups = Vec::new();
+            if grain {
+                groups.push((
+                    WorkloadId::Grain.name().to_string(),
+                    plan::plan_grain(size, &models, caps, si == 0),
                 ));
-                let (cl, c) = lab::LocalCluster::start(n as usize, slots).await?;
-                (Some(cl), c, n)
             }
-        };
-        let ready = local.as_ref().map(|c| c.ready);
-        let first = first_task(&mut client, timeout).await;
-        let first_task_s = local.as_ref().map(|_| t0.elapsed().as_secs_f64());
-        let caps = Caps {
-            cpu: cores * workers,
-            io: io * workers,
-            async_wide: wide * workers,
-        };
-        let w0 = Instant::now();
-        let warmed = match first {
-            Ok(()) => warm_up(&mut client, &models, caps, &target_url, timeout).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = warmed {
-            if let Some(cl) = local {
-                cl.stop().await;
+            let grain_groups = groups.len();
+            if args.overhead {
+                groups.push(("overhead".to_string(), overhead::plans(size, &models, caps)));
             }
-            return Err(e);
-        }
-        startups.push(Startup {
-            workers,
-            ready_s: ready.map(|d| d.as_secs_f64()),
-            first_task_s,
-            warm_up_s: w0.elapsed().as_secs_f64(),
-        });
-        let probe = Probe {
-            exclude: local.as_ref().map(|_| target_pid),
-        };
-        let plans: Vec<JobPlan> = workloads
-            .iter()
-            .flat_map(|&w| plan::plan_workload(w, size, &models, caps, si == 0))
-            .collect();
-        progress.add(plans.len() as u64 * u64::from(reps));
-        for &w in &workloads {
-            // Repetitions go round the rows so that a noisy moment hurts
-            // every model a little rather than one model a lot.
-            for rep in 0..reps {
-                for p in plans.iter().filter(|p| p.workload == w) {
-                    progress.starting(&format!(
-                        "{} workers={n} {} rep {}/{reps}",
-                        w.name(),
-                        p.label,
-                        rep + 1
-                    ));
-                    let r =
-                        measure(&mut client, p, workers, rep, &target_url, probe, timeout).await;
-                    progress.finished(&r);
-                    runs.push(r);
-                }
-            }
-        }
-        if let Some(cl) = local {
-            cl.stop().await;
+            progress.add(groups.iter().map(|g| g.1.len() as u64).sum::<u64>() * u64::from(reps));
+            let done = session
+                .run_groups(&groups, reps, &target_url, probe, timeout, &mut progress)
+                .await;
+            let grain_runs: usize = groups[..grain_groups]
+                .iter()
+                .map(|g| g.1.len() * reps as usize)
+                .sum();
+            let mut done = done.into_iter();
+            runs.extend(done.by_ref().take(grain_runs));
+            overhead_runs.extend(done);
+            session.close().await;
         }
     }
     progress.clear();
@@ -548,52 +727,79 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         facts,
         args: std::env::args().collect(),
         runs,
+        overhead: overhead_runs,
         startups,
-        slots: args.coordinator.is_none().then_some(slots),
+        local,
         quick: args.quick,
     };
     let rows = report::summarise(&outcome.runs);
     let verdicts = report::verdicts(&rows);
-    print_outcome(&outcome, &rows, &verdicts);
+    let overhead_rows = overhead::summarise(&outcome.overhead);
+    print_outcome(&outcome, &rows, &verdicts, &overhead_rows);
     if let Some(dir) = &args.out {
-        output::write_all(dir, &outcome, &rows, &verdicts)?;
+        output::write_all(dir, &outcome, &rows, &verdicts, &overhead_rows)?;
         println!("wrote {}", dir.join("report.html").display());
     }
-    let failed = outcome.runs.iter().filter(|r| !r.ok()).count();
+    let failed = outcome
+        .runs
+        .iter()
+        .chain(&outcome.overhead)
+        .filter(|r| !r.ok())
+        .count();
     if failed > 0 {
         bail!("{failed} run(s) FAILED (see the table)");
     }
     Ok(())
 }
 
-fn print_outcome(o: &Outcome, rows: &[report::Row], verdicts: &[report::Verdict]) {
+fn print_outcome(
+    o: &Outcome,
+    rows: &[report::Row],
+    verdicts: &[report::Verdict],
+    overhead_rows: &[overhead::OverheadRow],
+) {
     let f = &o.facts;
     println!(
         "brigade bench {}: {} ({} cores, {} MB), {}, kernel {}",
         f.brigade_version, f.cpu_model, f.cores, f.memory_mb, f.os, f.kernel
     );
-    if let Some(s) = o.slots {
+    if o.local {
         println!(
-            "cluster: embedded coordinator + local worker process(es) with {} process, {} thread, {} async slots each; HTTP target as a separate process",
-            s.procs, s.threads, s.async_slots
+            "cluster: embedded coordinator + local worker process(es); HTTP target as a separate process"
         );
     }
     for s in &o.startups {
         println!("{}", startup_line(s));
     }
-    println!();
-    print!("{}", report::render_table(rows, verdicts));
-    println!();
-    for line in LEGEND {
-        println!("{line}");
+    if !rows.is_empty() {
+        println!();
+        print!("{}", report::render_table(rows, verdicts));
+        println!();
+        for line in LEGEND {
+            println!("{line}");
+        }
+        if rows.iter().any(|r| r.workload == WorkloadId::Grain) {
+            for line in GRAIN_LEGEND {
+                println!("{line}");
+            }
+        }
+    }
+    if !overhead_rows.is_empty() {
+        println!();
+        println!("per-task overhead:");
+        print!("{}", overhead::render_table(overhead_rows));
+        for line in overhead::LEGEND {
+            println!("{line}");
+        }
     }
 }
 
 fn startup_line(s: &Startup) -> String {
     match (s.ready_s, s.first_task_s) {
         (Some(r), Some(f)) => format!(
-            "start-up with {} worker(s): linked in {:.0} ms, first task result at {:.0} ms; warm-up {:.2} s (not in any figure)",
+            "start-up with {} worker(s) ({}): linked in {:.0} ms, first task result at {:.0} ms; warm-up {:.2} s (not in any figure)",
             s.workers,
+            s.slots_each.as_deref().unwrap_or("?"),
             r * 1e3,
             f * 1e3,
             s.warm_up_s
@@ -613,4 +819,12 @@ pub const LEGEND: &[&str] = &[
     "CPU: CPU time of coordinator, workers and executors / (wall x cores), the HTTP target excluded. RSS: peak of their summed resident memory, sampled every 20 ms",
     "  (executor processes count only in process-model rows: thread and async rows would not need them; in-process counts this process).",
     "Every run's results are checked exactly (each task's value and the total); a wrong or failed run is FAILED, never a number.",
+];
+
+/// What W_GRAIN's rows mean, printed when it ran.
+pub const GRAIN_LEGEND: &[&str] = &[
+    "W_GRAIN: W_CPU_HEAVY's range in chunks of width c, on workers with one slot per core and model and no job cap",
+    "  (workers queue tasks ahead). Its baseline `serial c=...` is the same range in one plain loop in this process:",
+    "  eff = T1 / (p x Tp) measured on the same range. Narrow widths run a prefix of the range (at most 200,000",
+    "  tasks; 5,000 with --quick), which leaves the ratio honest because T1 is measured on that prefix too.",
 ];

@@ -1,6 +1,7 @@
-//! The files of `brigade bench --out DIR`: results.jsonl (one line per run
-//! and per start-up, every raw figure plus the machine facts), results.csv
-//! (the same runs, flat), the SVG plots and report.html.
+//! The files of `brigade bench --out DIR`: results.jsonl (one line per run,
+//! per `--overhead` run and per start-up, every raw figure plus the machine
+//! facts), results.csv (the workload runs, flat), the SVG plots and
+//! report.html.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -8,9 +9,10 @@ use std::path::Path;
 use anyhow::Context;
 use serde_json::json;
 
-use super::plan::{WorkloadId, BASELINE, IN_PROCESS};
-use super::report::{Row, RunRecord, Verdict};
-use super::svg::{self, Bar, BarPanel, LinePanel, Series};
+use super::overhead::{self, OverheadRow};
+use super::plan::{label_model, WorkloadId, BASELINE, IN_PROCESS};
+use super::report::{Row, RunRecord, Verdict, GRAIN_EFFICIENCY};
+use super::svg::{self, Bar, BarPanel, LineAxes, LinePanel, Series};
 use super::{html, Outcome};
 
 /// One plot file and what it shows.
@@ -30,6 +32,7 @@ pub fn run_json(o: &Outcome, r: &RunRecord) -> serde_json::Value {
         "rep": r.rep,
         "in_flight": r.in_flight,
         "tasks": r.tasks,
+        "chunk": r.chunk,
         "represents_tasks": r.represents,
         "wall_s": r.wall_s,
         "tasks_per_s": r.tasks as f64 / r.wall_s.max(1e-9),
@@ -47,7 +50,30 @@ pub fn run_json(o: &Outcome, r: &RunRecord) -> serde_json::Value {
     })
 }
 
-const CSV_HEADER: &str = "scale,workload,label,model,rep,in_flight,tasks,represents_tasks,wall_s,tasks_per_s,cpu_s,cpu_util,peak_rss_bytes,task_cpu_s,task_wall_s,verified,error,brigade_version,kernel,cores,cpu_model";
+/// An `--overhead` run: the run's figures plus its ideal time and overhead.
+pub fn overhead_json(o: &Outcome, r: &RunRecord) -> serde_json::Value {
+    let mut v = run_json(o, r);
+    let (ideal, us) = overhead::of_run(r);
+    if let Some(m) = v.as_object_mut() {
+        m.insert("kind".into(), json!("overhead"));
+        m.insert("workload".into(), json!(r.workload.name()));
+        m.insert("task_s".into(), json!(overhead::task_s(r.workload)));
+        m.insert(
+            "slots_at_once".into(),
+            json!(overhead::slots_at_once(
+                r.workload,
+                r.model,
+                r.in_flight,
+                r.scale
+            )),
+        );
+        m.insert("ideal_s".into(), json!(ideal));
+        m.insert("overhead_us_per_task".into(), json!(us));
+    }
+    v
+}
+
+const CSV_HEADER: &str = "scale,workload,label,model,rep,in_flight,tasks,chunk,represents_tasks,wall_s,tasks_per_s,cpu_s,cpu_util,peak_rss_bytes,task_cpu_s,task_wall_s,verified,error,brigade_version,kernel,cores,cpu_model";
 
 /// Quotes a CSV field when it needs it.
 fn csv_field(s: &str) -> String {
@@ -68,6 +94,7 @@ fn csv_line(o: &Outcome, r: &RunRecord) -> String {
         r.rep.to_string(),
         r.in_flight.to_string(),
         r.tasks.to_string(),
+        r.chunk.to_string(),
         r.represents.to_string(),
         format!("{:.6}", r.wall_s),
         format!("{:.3}", r.tasks as f64 / r.wall_s.max(1e-9)),
@@ -86,13 +113,95 @@ fn csv_line(o: &Outcome, r: &RunRecord) -> String {
     .join(",")
 }
 
+/// W_GRAIN: efficiency against chunk width per model, on a log x axis.
+fn grain_plot(rows: &[Row], scale: u32) -> Option<Plot> {
+    let grain: Vec<&Row> = rows
+        .iter()
+        .filter(|r| {
+            r.scale == scale
+                && r.workload == WorkloadId::Grain
+                && !r.label.starts_with(super::plan::SERIAL)
+        })
+        .collect();
+    let mut models: Vec<&str> = Vec::new();
+    for r in &grain {
+        if !models.contains(&label_model(&r.label)) {
+            models.push(label_model(&r.label));
+        }
+    }
+    if models.is_empty() {
+        return None;
+    }
+    let series = models
+        .iter()
+        .map(|&m| Series {
+            label: m.to_string(),
+            points: grain
+                .iter()
+                .filter(|r| label_model(&r.label) == m)
+                .filter_map(|r| Some((r.chunk as f64, r.efficiency?)))
+                .collect(),
+        })
+        .collect();
+    let axes = LineAxes {
+        x_label: "chunk width (numbers per task, log scale)".into(),
+        y_label: "efficiency".into(),
+        log_x: true,
+        reference: Some((GRAIN_EFFICIENCY, format!("{GRAIN_EFFICIENCY}"))),
+    };
+    Some(Plot {
+        file: "grain.svg",
+        caption: format!(
+            "W_GRAIN: parallel efficiency T1/(p·Tp) against task size (linear y, log x), T1 the same range in one plain loop; the dashed line is {GRAIN_EFFICIENCY}. A failed width leaves a gap in its line."
+        ),
+        svg: svg::line_panels(
+            "W_GRAIN: efficiency vs chunk width",
+            &axes,
+            &[LinePanel {
+                title: format!("W_GRAIN, p = {}", grain[0].in_flight),
+                series,
+            }],
+        ),
+    })
+}
+
+/// `--overhead`: µs per task beyond the ideal, per model, noop and spin.
+fn overhead_plot(rows: &[OverheadRow]) -> Option<Plot> {
+    let scale = rows.first()?.scale;
+    let panels: Vec<BarPanel> = [WorkloadId::Noop, WorkloadId::Spin]
+        .into_iter()
+        .filter_map(|w| {
+            let bars: Vec<Bar> = rows
+                .iter()
+                .filter(|r| r.scale == scale && r.workload == w)
+                .map(|r| Bar {
+                    label: r.model.clone(),
+                    value: r.overhead_us,
+                })
+                .collect();
+            let title = rows.iter().find(|r| r.workload == w)?.task_name();
+            (!bars.is_empty()).then_some(BarPanel {
+                title,
+                bars,
+                reference: None,
+            })
+        })
+        .collect();
+    (!panels.is_empty()).then(|| Plot {
+        file: "overhead.svg",
+        caption: "Per-task overhead (wall − ideal) / tasks in microseconds, one slot per core and model, no job cap (each panel has its own linear axis).".into(),
+        svg: svg::bar_panels("per-task overhead", "us per task", &panels),
+    })
+}
+
 /// Builds every plot the runs support.
-pub fn plots(rows: &[Row]) -> Vec<Plot> {
+pub fn plots(rows: &[Row], overhead_rows: &[OverheadRow]) -> Vec<Plot> {
     let scales: BTreeSet<u32> = rows.iter().map(|r| r.scale).collect();
     let first_scale = scales.iter().next().copied().unwrap_or(1);
+    // W_GRAIN has its own plot: its rows are per width, not per model.
     let workloads: Vec<WorkloadId> = WorkloadId::ALL
         .into_iter()
-        .filter(|w| rows.iter().any(|r| r.workload == *w))
+        .filter(|w| *w != WorkloadId::Grain && rows.iter().any(|r| r.workload == *w))
         .collect();
     let at = |w: WorkloadId, scale: u32| {
         rows.iter()
@@ -165,7 +274,8 @@ pub fn plots(rows: &[Row]) -> Vec<Plot> {
             svg: svg::bar_panels("mean task latency, I/O", "ms per task", &latency),
         });
     }
-    if scales.len() > 1 {
+    out.extend(grain_plot(rows, first_scale));
+    if scales.len() > 1 && !workloads.is_empty() {
         let scaling: Vec<LinePanel> = workloads
             .iter()
             .map(|&w| {
@@ -194,9 +304,19 @@ pub fn plots(rows: &[Row]) -> Vec<Plot> {
         out.push(Plot {
             file: "scaling.svg",
             caption: "Speedup over the shared serial baseline against the number of local workers (linear axes). All workers share this machine's cores, so CPU rows cannot rise past the core count.".into(),
-            svg: svg::line_panels("speedup vs workers", "workers", "speedup", &scaling),
+            svg: svg::line_panels(
+                "speedup vs workers",
+                &LineAxes {
+                    x_label: "workers".into(),
+                    y_label: "speedup".into(),
+                    log_x: false,
+                    reference: None,
+                },
+                &scaling,
+            ),
         });
     }
+    out.extend(overhead_plot(overhead_rows));
     out
 }
 
@@ -205,6 +325,7 @@ pub fn write_all(
     o: &Outcome,
     rows: &[Row],
     verdicts: &[Verdict],
+    overhead_rows: &[OverheadRow],
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("could not create the output directory {}", dir.display()))?;
@@ -215,6 +336,10 @@ pub fn write_all(
     let mut jsonl = String::new();
     for r in &o.runs {
         jsonl.push_str(&run_json(o, r).to_string());
+        jsonl.push('\n');
+    }
+    for r in &o.overhead {
+        jsonl.push_str(&overhead_json(o, r).to_string());
         jsonl.push('\n');
     }
     for s in &o.startups {
@@ -235,11 +360,14 @@ pub fn write_all(
         csv.push('\n');
     }
     write("results.csv", &csv)?;
-    let plots = plots(rows);
+    let plots = plots(rows, overhead_rows);
     for p in &plots {
         write(p.file, &p.svg)?;
     }
-    write("report.html", &html::page(o, rows, verdicts, &plots))?;
+    write(
+        "report.html",
+        &html::page(o, rows, verdicts, overhead_rows, &plots),
+    )?;
     Ok(())
 }
 
@@ -252,6 +380,6 @@ mod tests {
         assert_eq!(csv_field("plain"), "plain");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(CSV_HEADER.split(',').count(), 21);
+        assert_eq!(CSV_HEADER.split(',').count(), 22);
     }
 }

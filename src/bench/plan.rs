@@ -1,6 +1,6 @@
 //! What `brigade bench` runs: the WORKLOADS.md yardsticks (sizes for the full
-//! and the `--quick` run), the in-flight cap each model gets, and how every
-//! run's results are checked. Pure: no I/O.
+//! and the `--quick` run, W_GRAIN's chunk widths), the in-flight cap each
+//! model gets, and how every run's results are checked. Pure: no I/O.
 
 use brigade_proto::v1::Model;
 
@@ -17,15 +17,21 @@ pub enum WorkloadId {
     Noop,
     FastIo,
     SlowIo,
+    /// W_CPU_HEAVY's range at chunk widths 10^3 .. 10^8.
+    Grain,
+    /// `spin ms=1`: a synthetic task of known CPU time for `--overhead`; not
+    /// a WORKLOADS.md yardstick, so not in [`WorkloadId::ALL`].
+    Spin,
 }
 
 impl WorkloadId {
-    pub const ALL: [WorkloadId; 5] = [
+    pub const ALL: [WorkloadId; 6] = [
         WorkloadId::Cpu,
         WorkloadId::CpuHeavy,
         WorkloadId::Noop,
         WorkloadId::FastIo,
         WorkloadId::SlowIo,
+        WorkloadId::Grain,
     ];
 
     /// The id used in WORKLOADS.md and in every output file.
@@ -36,6 +42,8 @@ impl WorkloadId {
             WorkloadId::Noop => "W_NOOP",
             WorkloadId::FastIo => "W_FASTIO",
             WorkloadId::SlowIo => "W_SLOWIO",
+            WorkloadId::Grain => "W_GRAIN",
+            WorkloadId::Spin => "spin",
         }
     }
 
@@ -48,13 +56,17 @@ impl WorkloadId {
             .find(|w| &w.name()[2..] == norm)
             .ok_or_else(|| {
                 format!(
-                    "unknown workload {s:?}; allowed: W_CPU, W_CPU_HEAVY, W_NOOP, W_FASTIO, W_SLOWIO"
+                    "unknown workload {s:?}; allowed: W_CPU, W_CPU_HEAVY, W_NOOP, W_FASTIO, W_SLOWIO, W_GRAIN"
                 )
             })
     }
 
+    /// The sum-squares workloads (a total to check, an in-process limit).
     pub fn is_cpu(self) -> bool {
-        matches!(self, WorkloadId::Cpu | WorkloadId::CpuHeavy)
+        matches!(
+            self,
+            WorkloadId::Cpu | WorkloadId::CpuHeavy | WorkloadId::Grain
+        )
     }
 
     pub fn is_io(self) -> bool {
@@ -83,6 +95,12 @@ pub struct Caps {
     pub io: u32,
     /// The wide async row of W_SLOWIO: what one event loop keeps in flight.
     pub async_wide: u32,
+    /// Every worker has exactly `cpu / workers` slots of each model (the
+    /// fine-grained cluster of W_GRAIN and `--overhead`): those jobs then set
+    /// no job cap, the slots bound them and workers may queue tasks ahead, as
+    /// they would for a user's job. Otherwise (an existing cluster) the job
+    /// cap `cpu` bounds them and every task waits for a coordinator round trip.
+    pub slots_bound: bool,
 }
 
 /// One job to run and check.
@@ -100,12 +118,47 @@ pub struct JobPlan {
     /// The total of the full workload this run's rate stands for, when the run
     /// measures only a prefix (the slow serial baseline).
     pub scaled_from: Option<u64>,
+    /// Submit without a job cap: the cluster's slots (`in_flight` of them)
+    /// bound the job (see [`Caps::slots_bound`]).
+    pub uncapped: bool,
 }
 
 /// Label of the shared serial baseline row.
 pub const BASELINE: &str = "1 slot";
 /// Label of the in-process reference row beside the CPU workloads.
 pub const IN_PROCESS: &str = "in-process";
+/// Label prefix of W_GRAIN's baseline: the range in one plain loop in this
+/// process, one chunk after another (no scheduler at all).
+pub const SERIAL: &str = "serial";
+
+/// Whether a row label is a workload's serial baseline.
+pub fn is_baseline(label: &str) -> bool {
+    label == BASELINE || label.split_whitespace().next() == Some(SERIAL)
+}
+
+/// The model (or reference) part of a label: `process` of `process c=10^4`,
+/// `async` of `async C=2000`.
+pub fn label_model(label: &str) -> &str {
+    if label == BASELINE {
+        return label;
+    }
+    label.split_whitespace().next().unwrap_or(label)
+}
+
+/// `10^5` for powers of ten (W_GRAIN's widths), digits otherwise.
+pub fn width_label(w: u64) -> String {
+    let mut n = w;
+    let mut k = 0;
+    while n >= 10 && n % 10 == 0 {
+        n /= 10;
+        k += 1;
+    }
+    if n == 1 && k > 0 {
+        format!("10^{k}")
+    } else {
+        w.to_string()
+    }
+}
 
 impl JobPlan {
     pub fn tasks(&self) -> u64 {
@@ -115,8 +168,9 @@ impl JobPlan {
     /// The job to submit (`url` is the io-target's base URL).
     pub fn submit_args(&self, url: &str) -> SubmitArgs {
         let (workload, args) = match self.workload {
-            WorkloadId::Cpu | WorkloadId::CpuHeavy => ("sum-squares", vec![]),
+            WorkloadId::Cpu | WorkloadId::CpuHeavy | WorkloadId::Grain => ("sum-squares", vec![]),
             WorkloadId::Noop => ("noop", vec![]),
+            WorkloadId::Spin => ("spin", vec![("ms".to_string(), SPIN_MS.to_string())]),
             WorkloadId::FastIo | WorkloadId::SlowIo => (
                 "http-get",
                 vec![
@@ -141,7 +195,7 @@ impl JobPlan {
             model: self.model,
             max_attempts: 0,
             timeout_ms: 0,
-            max_in_flight: self.in_flight,
+            max_in_flight: if self.uncapped { 0 } else { self.in_flight },
             allow_failures: 0,
             name: format!("bench {} {}", self.workload.name(), self.label),
         }
@@ -164,7 +218,84 @@ pub fn shape(w: WorkloadId, size: Size, wide: bool) -> ((u64, u64), u64) {
         (WorkloadId::FastIo, Size::Quick) => ((0, 500), 1),
         (WorkloadId::SlowIo, Size::Full) => ((0, if wide { 10_000 } else { 2_000 }), 1),
         (WorkloadId::SlowIo, Size::Quick) => ((0, if wide { 1_000 } else { 200 }), 1),
+        // W_GRAIN's own shapes are per width: see `grain_shape`.
+        (WorkloadId::Grain, _) => {
+            let w = grain_widths(size);
+            grain_shape(size, w[w.len() - 1])
+        }
+        (WorkloadId::Spin, Size::Full) => ((0, 2_000), 1),
+        (WorkloadId::Spin, Size::Quick) => ((0, 200), 1),
     }
+}
+
+/// CPU time one `spin` task of `--overhead` burns.
+pub const SPIN_MS: u32 = 1;
+
+/// W_GRAIN's chunk widths: decades from 10^3 up to W_CPU_HEAVY's 10^8
+/// (10^6 with `--quick`, whose range is smaller).
+pub fn grain_widths(size: Size) -> Vec<u64> {
+    let top = match size {
+        Size::Full => 8,
+        Size::Quick => 6,
+    };
+    (3..=top).map(|k| 10u64.pow(k)).collect()
+}
+
+/// The most tasks one W_GRAIN run may have: 4e9 in chunks of 10^3 would be
+/// 4,000,000 tasks, so narrow widths run a prefix of the range. Efficiency
+/// is a ratio whose T1 is measured on the very same prefix, so this keeps
+/// the figure honest and the run bounded.
+pub fn grain_max_tasks(size: Size) -> u64 {
+    match size {
+        Size::Full => 200_000,
+        Size::Quick => 5_000,
+    }
+}
+
+/// W_GRAIN's range and chunk at `width`: W_CPU_HEAVY's range (a tenth of
+/// W_CPU_HEAVY's quick range with `--quick`: a debug build loops ~10x
+/// slower), cut to [`grain_max_tasks`] tasks.
+pub fn grain_shape(size: Size, width: u64) -> ((u64, u64), u64) {
+    let (a, b): (u64, u64) = match size {
+        Size::Full => (0, 4_000_000_000),
+        Size::Quick => (0, 10_000_000),
+    };
+    let end = b.min(a.saturating_add(width.saturating_mul(grain_max_tasks(size))));
+    ((a, end), width)
+}
+
+/// W_GRAIN's runs, per width in increasing order: the serial baseline (only
+/// when `with_baseline`; one plain loop in this process over the same range),
+/// each model with `caps.cpu` slots, and the in-process pool of as many
+/// threads (the practical limit beside them).
+pub fn plan_grain(size: Size, models: &[Model], caps: Caps, with_baseline: bool) -> Vec<JobPlan> {
+    let mut out = Vec::new();
+    for width in grain_widths(size) {
+        let (range, chunk) = grain_shape(size, width);
+        let w = width_label(width);
+        let full = 4_000_000_000u64.div_ceil(width);
+        // A prefix says how much of the full range it stands for (full runs).
+        let prefix_of =
+            (size == Size::Full && (range.1 - range.0).div_ceil(chunk) < full).then_some(full);
+        let job = |label: String, model: Option<Model>, in_flight: u32| JobPlan {
+            workload: WorkloadId::Grain,
+            label,
+            model,
+            in_flight,
+            range,
+            chunk,
+            scaled_from: prefix_of,
+            uncapped: model.is_some() && caps.slots_bound,
+        };
+        if with_baseline {
+            out.push(job(format!("{SERIAL} c={w}"), None, 1));
+        }
+        for &m in models {
+            out.push(job(format!("{} c={w}", m.name()), Some(m), caps.cpu));
+        }
+        out.push(job(format!("{IN_PROCESS} c={w}"), None, caps.cpu));
+    }
+    out
 }
 
 /// How many W_SLOWIO tasks the serial baseline runs: the whole job would take
@@ -182,6 +313,9 @@ pub fn plan_workload(
     caps: Caps,
     with_baseline: bool,
 ) -> Vec<JobPlan> {
+    if w == WorkloadId::Grain {
+        return plan_grain(size, models, caps, with_baseline);
+    }
     let (range, chunk) = shape(w, size, false);
     let mut out = Vec::new();
     if with_baseline {
@@ -203,6 +337,7 @@ pub fn plan_workload(
             range,
             chunk,
             scaled_from,
+            uncapped: false,
         });
     }
     let cap = if w.is_cpu() { caps.cpu } else { caps.io };
@@ -215,6 +350,7 @@ pub fn plan_workload(
             range,
             chunk,
             scaled_from: None,
+            uncapped: false,
         });
     }
     if w == WorkloadId::SlowIo && models.contains(&Model::Async) && caps.async_wide > caps.io {
@@ -227,6 +363,7 @@ pub fn plan_workload(
             range,
             chunk,
             scaled_from: None,
+            uncapped: false,
         });
     }
     if w.is_cpu() {
@@ -238,6 +375,7 @@ pub fn plan_workload(
             range,
             chunk,
             scaled_from: None,
+            uncapped: false,
         });
     }
     out
@@ -268,11 +406,11 @@ pub fn verify(plan: &JobPlan, total: Option<u128>, results: &[(u64, u128)]) -> R
             return Err(format!("result {k} has index {i}"));
         }
         let expected = match plan.workload {
-            WorkloadId::Cpu | WorkloadId::CpuHeavy => {
+            WorkloadId::Cpu | WorkloadId::CpuHeavy | WorkloadId::Grain => {
                 let start = a + i * plan.chunk;
                 sum_squares(start, (start + plan.chunk).min(b))
             }
-            WorkloadId::Noop => i as u128,
+            WorkloadId::Noop | WorkloadId::Spin => i as u128,
             WorkloadId::FastIo | WorkloadId::SlowIo => BODY_LEN,
         };
         if v != expected {
@@ -298,6 +436,7 @@ mod tests {
         cpu: 2,
         io: 32,
         async_wide: 2000,
+        slots_bound: false,
     };
 
     #[test]
@@ -359,6 +498,56 @@ mod tests {
             false,
         );
         assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn grain_runs_every_decade_with_at_most_the_task_cap() {
+        assert_eq!(width_label(1_000), "10^3");
+        assert_eq!(width_label(100_000_000), "10^8");
+        assert_eq!(width_label(1_500), "1500");
+        assert_eq!(width_label(1), "1");
+        let p = plan_grain(Size::Full, &Model::ALL, CAPS, true);
+        // 6 widths x (serial, 3 models, in-process).
+        assert_eq!(p.len(), 30);
+        assert!(p.iter().all(|j| j.tasks() <= grain_max_tasks(Size::Full)));
+        let at = |w: &str| -> Vec<&JobPlan> {
+            p.iter()
+                .filter(|j| j.label.ends_with(&format!("c={w}")))
+                .collect()
+        };
+        // 10^3 and 10^4 run a prefix of the range; from 10^5 up, all of it.
+        let narrow = at("10^3");
+        assert_eq!(narrow[0].label, "serial c=10^3");
+        assert_eq!(narrow[0].in_flight, 1);
+        assert!(narrow[0].model.is_none());
+        assert_eq!(narrow[0].range, (0, 200_000_000));
+        assert_eq!(narrow[0].scaled_from, Some(4_000_000));
+        // Every row of a width runs the same range as its baseline.
+        assert!(narrow.iter().all(|j| j.range == narrow[0].range));
+        assert_eq!(at("10^4")[0].range, (0, 2_000_000_000));
+        let wide = at("10^8");
+        assert_eq!(wide[0].range, (0, 4_000_000_000));
+        assert_eq!(wide[0].tasks(), 40);
+        assert_eq!(wide[0].scaled_from, None);
+        assert_eq!(wide.last().unwrap().label, "in-process c=10^8");
+        assert_eq!(wide[2].label, "thread c=10^8");
+        assert_eq!(wide[2].in_flight, 2);
+        // On an existing cluster the job cap bounds a model run; on the
+        // fine-grained cluster the slots do.
+        assert_eq!(wide[2].submit_args("").max_in_flight, 2);
+        let bound = Caps {
+            slots_bound: true,
+            ..CAPS
+        };
+        let q = plan_grain(Size::Quick, &[Model::Thread], bound, false);
+        assert_eq!(q.len(), 2 * 4);
+        assert_eq!(q[0].submit_args("").max_in_flight, 0);
+        assert!(q[1].model.is_none() && !q[1].uncapped);
+        assert!(q.iter().all(|j| j.tasks() <= 5_000));
+        assert_eq!(label_model("async c=10^5"), "async");
+        assert_eq!(label_model("1 slot"), "1 slot");
+        assert!(is_baseline("serial c=10^5") && is_baseline("1 slot"));
+        assert!(!is_baseline("in-process c=10^5"));
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The report maths of `brigade bench`: medians and spreads over repetitions,
 //! rates, speedup and parallel efficiency against the one shared serial
-//! baseline, the ratio to the in-process limit, and the verdict per workload.
+//! baseline (per chunk width for W_GRAIN), the ratio to the in-process limit,
+//! the verdict per workload and W_GRAIN's smallest efficient chunk width.
 //! Pure: runs in, rows out; the text table is rendered here too.
 
 use std::collections::BTreeMap;
 
-use super::plan::{WorkloadId, BASELINE, IN_PROCESS};
+use super::plan::{is_baseline, label_model, width_label, WorkloadId, IN_PROCESS};
 
 /// One measured run (one repetition of one row), with every raw figure.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +21,8 @@ pub struct RunRecord {
     /// Tasks the job may run at once (the `p` of efficiency).
     pub in_flight: u32,
     pub tasks: u64,
+    /// Chunk width (W_GRAIN's x axis; 1 for the per-task workloads).
+    pub chunk: u64,
     /// Tasks of the whole workload this run's rate stands for.
     pub represents: u64,
     pub wall_s: f64,
@@ -99,6 +102,7 @@ pub struct Row {
     pub model: Option<&'static str>,
     pub in_flight: u32,
     pub tasks: u64,
+    pub chunk: u64,
     pub reps: usize,
     /// `None` when the row failed.
     pub wall: Option<Spread>,
@@ -120,33 +124,34 @@ pub struct Row {
 
 impl Row {
     pub fn is_model_row(&self) -> bool {
-        self.label != BASELINE && self.label != IN_PROCESS
+        !is_baseline(&self.label) && label_model(&self.label) != IN_PROCESS
     }
 }
 
-type Key = (u32, WorkloadId, String);
+type Key = (u32, WorkloadId, u64, String);
 
 /// Groups runs into rows (in first-seen order) and fills in the derived
-/// figures. The baseline of a workload is its `1 slot` row at whichever scale
-/// it was measured (it is shared by every scale).
+/// figures. The baseline of a workload is its serial row (`1 slot`, or
+/// W_GRAIN's `serial` at the same chunk width) at whichever scale it was
+/// measured (it is shared by every scale).
 pub fn summarise(runs: &[RunRecord]) -> Vec<Row> {
     let mut order: Vec<Key> = Vec::new();
     let mut groups: BTreeMap<Key, Vec<&RunRecord>> = BTreeMap::new();
     for r in runs {
-        let key = (r.scale, r.workload, r.label.clone());
+        let key = (r.scale, r.workload, r.chunk, r.label.clone());
         if !groups.contains_key(&key) {
             order.push(key.clone());
         }
         groups.entry(key).or_default().push(r);
     }
     let mut rows: Vec<Row> = order.iter().map(|k| base_row(&groups[k])).collect();
-    let baseline_rate = |w: WorkloadId, rows: &[Row]| {
+    let baseline_rate = |of: &Row, rows: &[Row]| {
         rows.iter()
-            .find(|r| r.workload == w && r.label == BASELINE)
+            .find(|r| r.workload == of.workload && r.chunk == of.chunk && is_baseline(&r.label))
             .and_then(|r| r.rate)
     };
     for i in 0..rows.len() {
-        if let (Some(rate), Some(b)) = (rows[i].rate, baseline_rate(rows[i].workload, &rows)) {
+        if let (Some(rate), Some(b)) = (rows[i].rate, baseline_rate(&rows[i], &rows)) {
             let s = speedup(rate, b);
             rows[i].speedup = Some(s);
             rows[i].efficiency = Some(efficiency(s, rows[i].in_flight));
@@ -156,7 +161,10 @@ pub fn summarise(runs: &[RunRecord]) -> Vec<Row> {
         let limit = rows
             .iter()
             .find(|r| {
-                r.scale == rows[i].scale && r.workload == rows[i].workload && r.label == IN_PROCESS
+                r.scale == rows[i].scale
+                    && r.workload == rows[i].workload
+                    && r.chunk == rows[i].chunk
+                    && label_model(&r.label) == IN_PROCESS
             })
             .and_then(|r| r.efficiency);
         if rows[i].workload.is_cpu() && rows[i].is_model_row() {
@@ -190,6 +198,7 @@ fn base_row(reps: &[&RunRecord]) -> Row {
         model: first.model,
         in_flight: first.in_flight,
         tasks: first.tasks,
+        chunk: first.chunk,
         reps: reps.len(),
         rate: wall.map(|w| first.tasks as f64 / w.median.max(1e-9)),
         wall,
@@ -218,6 +227,80 @@ pub struct Verdict {
     pub runner_up: Option<(String, f64)>,
     /// Model rows that failed (they cannot win).
     pub failed: Vec<String>,
+    /// W_GRAIN: instead of a winner, how small a chunk each model (and the
+    /// in-process pool) still runs efficiently.
+    pub grain: Vec<GrainThreshold>,
+}
+
+/// The efficiency W_GRAIN's threshold asks for.
+pub const GRAIN_EFFICIENCY: f64 = 0.9;
+
+/// W_GRAIN's answer for one model: the smallest chunk width whose
+/// efficiency is still at least [`GRAIN_EFFICIENCY`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrainThreshold {
+    /// `process`, `thread`, `async` or `in-process`.
+    pub model: String,
+    /// Efficiency T1/(p·Tp) ≥ 0.9 absolute.
+    pub absolute: Option<u64>,
+    /// Efficiency ≥ 0.9 × the in-process pool's at the same width (the
+    /// practical limit on a busy machine); `None` for the pool itself.
+    pub relative: Option<u64>,
+}
+
+/// The smallest width such that `min` holds there and at every wider chunk
+/// measured (walking down from the widest; a failed or missing point, or one
+/// below `min`, ends the walk): noise at one narrow width cannot make a model
+/// look efficient below a width where it was not.
+pub fn smallest_good_width(points: &[(u64, Option<f64>)], min: f64) -> Option<u64> {
+    let mut pts = points.to_vec();
+    pts.sort_by_key(|p| std::cmp::Reverse(p.0));
+    let mut best = None;
+    for (w, v) in pts {
+        match v {
+            Some(v) if v >= min => best = Some(w),
+            _ => break,
+        }
+    }
+    best
+}
+
+/// W_GRAIN thresholds of every model at one scale, in row order.
+pub fn grain_thresholds(rows: &[Row], scale: u32) -> Vec<GrainThreshold> {
+    let grain: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.scale == scale && r.workload == WorkloadId::Grain && !is_baseline(&r.label))
+        .collect();
+    let mut models: Vec<&str> = Vec::new();
+    for r in &grain {
+        let m = label_model(&r.label);
+        if !models.contains(&m) {
+            models.push(m);
+        }
+    }
+    models
+        .into_iter()
+        .map(|m| {
+            let of = |f: fn(&Row) -> Option<f64>| -> Vec<(u64, Option<f64>)> {
+                grain
+                    .iter()
+                    .filter(|r| label_model(&r.label) == m)
+                    .map(|r| (r.chunk, f(r)))
+                    .collect()
+            };
+            GrainThreshold {
+                model: m.to_string(),
+                absolute: smallest_good_width(&of(|r| r.efficiency), GRAIN_EFFICIENCY),
+                relative: (m != IN_PROCESS)
+                    .then(|| smallest_good_width(&of(|r| r.of_limit), GRAIN_EFFICIENCY))
+                    .flatten(),
+            }
+        })
+        .collect()
+}
+
+fn width_or_none(w: Option<u64>) -> String {
+    w.map_or_else(|| "none".to_string(), width_label)
 }
 
 impl Verdict {
@@ -227,6 +310,28 @@ impl Verdict {
     }
 
     pub fn text(&self) -> String {
+        if self.workload == WorkloadId::Grain {
+            let abs: Vec<String> = self
+                .grain
+                .iter()
+                .map(|g| format!("{} {}", g.model, width_or_none(g.absolute)))
+                .collect();
+            let rel: Vec<String> = self
+                .grain
+                .iter()
+                .filter(|g| g.model != IN_PROCESS)
+                .map(|g| format!("{} {}", g.model, width_or_none(g.relative)))
+                .collect();
+            let mut s = format!(
+                "smallest chunk with efficiency >= {GRAIN_EFFICIENCY}: {}; with >= {GRAIN_EFFICIENCY} of the in-process limit: {}",
+                abs.join(", "),
+                rel.join(", ")
+            );
+            if !self.failed.is_empty() {
+                s.push_str(&format!("; FAILED: {}", self.failed.join(", ")));
+            }
+            return s;
+        }
         let mut s = match (&self.winner, &self.runner_up, self.margin()) {
             (Some((w, _)), Some((r, _)), Some(m)) => format!("{w} wins, {m:.2}x {r}"),
             (Some((w, _)), _, _) => format!("{w} (the only model that ran)"),
@@ -237,10 +342,6 @@ impl Verdict {
         }
         s
     }
-}
-
-fn model_of(label: &str) -> &str {
-    label.split_whitespace().next().unwrap_or(label)
 }
 
 /// One verdict per (scale, workload) present in `rows`, in row order.
@@ -257,6 +358,22 @@ pub fn verdicts(rows: &[Row]) -> Vec<Verdict> {
                 .iter()
                 .filter(|r| r.scale == scale && r.workload == workload && r.is_model_row())
                 .collect();
+            let failed = candidates
+                .iter()
+                .filter(|r| r.failed.is_some())
+                .map(|r| r.label.clone())
+                .collect();
+            if workload == WorkloadId::Grain {
+                // Rates of different widths do not compare: no winner.
+                return Verdict {
+                    scale,
+                    workload,
+                    winner: None,
+                    runner_up: None,
+                    failed,
+                    grain: grain_thresholds(rows, scale),
+                };
+            }
             let mut ranked: Vec<(&str, f64)> = candidates
                 .iter()
                 .filter_map(|r| Some((r.label.as_str(), r.rate?)))
@@ -266,7 +383,7 @@ pub fn verdicts(rows: &[Row]) -> Vec<Verdict> {
             let runner_up = winner.and_then(|(w, _)| {
                 ranked
                     .iter()
-                    .find(|(l, _)| model_of(l) != model_of(w))
+                    .find(|(l, _)| label_model(l) != label_model(w))
                     .copied()
             });
             Verdict {
@@ -274,11 +391,8 @@ pub fn verdicts(rows: &[Row]) -> Vec<Verdict> {
                 workload,
                 winner: winner.map(|(l, r)| (l.to_string(), r)),
                 runner_up: runner_up.map(|(l, r)| (l.to_string(), r)),
-                failed: candidates
-                    .iter()
-                    .filter(|r| r.failed.is_some())
-                    .map(|r| r.label.clone())
-                    .collect(),
+                failed,
+                grain: Vec::new(),
             }
         })
         .collect()
@@ -304,14 +418,26 @@ pub fn thousands(n: f64) -> String {
 
 /// The column texts of a row (shared by the terminal table and the HTML).
 pub fn cells(r: &Row) -> [String; 11] {
-    let failed = r.failed.as_ref().map(|e| format!("FAILED: {e}"));
-    let mut note = failed.unwrap_or_default();
+    let mut notes: Vec<String> = Vec::new();
+    if let Some(e) = &r.failed {
+        notes.push(format!("FAILED: {e}"));
+    }
     if let Some(n) = r.scaled_from {
-        note = format!("{} of {} tasks, scaled", r.tasks, thousands(n as f64));
+        notes.push(if r.workload == WorkloadId::Grain {
+            // Every row of the width runs the same prefix as its baseline.
+            format!(
+                "prefix: {} of {} tasks",
+                thousands(r.tasks as f64),
+                thousands(n as f64)
+            )
+        } else {
+            format!("{} of {} tasks, scaled", r.tasks, thousands(n as f64))
+        });
     }
     if let Some(l) = r.of_limit {
-        note = format!("{l:.2} of in-process limit");
+        notes.push(format!("{l:.2} of in-process limit"));
     }
+    let note = notes.join("; ");
     [
         r.workload.name().to_string(),
         r.label.clone(),
@@ -415,6 +541,7 @@ mod tests {
             rep: 0,
             in_flight: p,
             tasks,
+            chunk: 1,
             represents: tasks,
             wall_s: wall,
             cpu_s: Some(wall),
@@ -533,6 +660,79 @@ mod tests {
             verdicts(&all_failed)[0].text(),
             "no verdict: every model run FAILED"
         );
+    }
+
+    #[test]
+    fn the_smallest_good_width_walks_down_from_the_widest() {
+        let pts = |v: &[(u64, Option<f64>)]| v.to_vec();
+        // Efficient from 10^8 down to 10^5; 10^3 is noise above 0.9 again.
+        let p = pts(&[
+            (1_000, Some(0.95)),
+            (10_000, Some(0.5)),
+            (100_000, Some(0.91)),
+            (1_000_000, Some(0.97)),
+            (100_000_000, Some(0.99)),
+        ]);
+        assert_eq!(smallest_good_width(&p, 0.9), Some(100_000));
+        assert_eq!(smallest_good_width(&p, 0.98), Some(100_000_000));
+        assert_eq!(smallest_good_width(&p, 0.999), None);
+        // A failed width ends the walk.
+        let f = pts(&[(1_000, Some(0.99)), (10_000, None), (100_000, Some(0.99))]);
+        assert_eq!(smallest_good_width(&f, 0.9), Some(100_000));
+        assert_eq!(smallest_good_width(&[], 0.9), None);
+    }
+
+    #[test]
+    fn grain_rows_compare_with_the_serial_run_of_their_own_width() {
+        let g = |label: &str, model, p, chunk: u64, tasks, wall| {
+            let mut r = run(label, model, p, tasks, wall);
+            r.workload = WorkloadId::Grain;
+            r.chunk = chunk;
+            r
+        };
+        let runs = vec![
+            // 10^3: a prefix of 1,000 tasks; serial 1 s, the pool 0.55 s,
+            // process 1.0 s (overhead dominates), thread 0.52 s.
+            g("serial c=10^3", None, 1, 1_000, 1_000, 1.0),
+            g("process c=10^3", Some("process"), 2, 1_000, 1_000, 1.0),
+            g("thread c=10^3", Some("thread"), 2, 1_000, 1_000, 0.52),
+            g("in-process c=10^3", None, 2, 1_000, 1_000, 0.55),
+            // 10^6: the whole range, 40 tasks; serial 4 s.
+            g("serial c=10^6", None, 1, 1_000_000, 40, 4.0),
+            g("process c=10^6", Some("process"), 2, 1_000_000, 40, 2.1),
+            g("thread c=10^6", Some("thread"), 2, 1_000_000, 40, 2.1),
+            g("in-process c=10^6", None, 2, 1_000_000, 40, 2.05),
+        ];
+        let rows = summarise(&runs);
+        let eff = |l: &str| {
+            rows.iter()
+                .find(|r| r.label == l)
+                .unwrap()
+                .efficiency
+                .unwrap()
+        };
+        assert!((eff("process c=10^3") - 0.5).abs() < 1e-9);
+        assert!((eff("thread c=10^3") - 1.0 / 1.04).abs() < 1e-9);
+        assert!((eff("process c=10^6") - 4.0 / 4.2).abs() < 1e-9);
+        assert!((eff("serial c=10^6") - 1.0).abs() < 1e-9);
+        let v = verdicts(&rows);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].winner, None);
+        let t = &v[0].grain;
+        let by = |m: &str| t.iter().find(|g| g.model == m).unwrap();
+        assert_eq!(by("process").absolute, Some(1_000_000));
+        assert_eq!(by("thread").absolute, Some(1_000));
+        assert_eq!(by("in-process").absolute, Some(1_000));
+        assert_eq!(by("in-process").relative, None);
+        // process at 10^3 is 0.5 / 0.909 = 0.55 of the pool: relative 10^6.
+        assert_eq!(by("process").relative, Some(1_000_000));
+        assert_eq!(
+            v[0].text(),
+            "smallest chunk with efficiency >= 0.9: process 10^6, thread 10^3, in-process 10^3; \
+             with >= 0.9 of the in-process limit: process 10^6, thread 10^3"
+        );
+        let c = cells(rows.iter().find(|r| r.label == "thread c=10^3").unwrap());
+        assert_eq!(c[10], "1.06 of in-process limit");
     }
 
     #[test]

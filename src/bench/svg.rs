@@ -1,7 +1,8 @@
 //! Hand-written SVG plots: small multiples of bar charts (one panel per
 //! workload, each with its own linear axis, since tasks/s spans five orders
-//! of magnitude between workloads) and line charts for scaling. Pure: data in,
-//! a well-formed SVG document out.
+//! of magnitude between workloads) and line charts (scaling; W_GRAIN's
+//! efficiency against chunk width on a log x axis). Pure: data in, a
+//! well-formed SVG document out.
 
 use std::fmt::Write;
 
@@ -238,17 +239,54 @@ pub fn bar_panels(title: &str, y_label: &str, panels: &[BarPanel]) -> String {
     document(title, panels.len(), &body)
 }
 
-/// Small multiples of line charts on linear axes (x from 0 to the largest x).
-pub fn line_panels(title: &str, x_label: &str, y_label: &str, panels: &[LinePanel]) -> String {
+/// The axes of a line chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineAxes {
+    pub x_label: String,
+    pub y_label: String,
+    /// Logarithmic x axis (decades labelled 10^k); linear from 0 otherwise.
+    pub log_x: bool,
+    /// A dashed horizontal reference line (e.g. efficiency 0.9), if any.
+    pub reference: Option<(f64, String)>,
+}
+
+/// `10^k` as SVG text with a raised exponent.
+fn power_of_ten(k: i32) -> String {
+    format!("10<tspan dy=\"-4\" font-size=\"8\">{k}</tspan>")
+}
+
+/// Small multiples of line charts, linear y from 0; a legend of the series
+/// under each panel.
+pub fn line_panels(title: &str, axes: &LineAxes, panels: &[LinePanel]) -> String {
     let mut body = String::new();
     for (i, p) in panels.iter().enumerate() {
         let (ox, oy) = origin(i);
         let pts = p.series.iter().flat_map(|s| s.points.iter());
-        let max_y = pts.clone().map(|p| p.1).fold(0.0, f64::max);
-        let max_x = pts.map(|p| p.0).fold(1.0, f64::max);
-        let (py, ph, top) = panel_frame(&mut body, (ox, oy), &p.title, y_label, max_y);
+        let max_y = pts
+            .clone()
+            .map(|p| p.1)
+            .chain(axes.reference.as_ref().map(|r| r.0))
+            .fold(0.0, f64::max);
+        let (py, ph, top) = panel_frame(&mut body, (ox, oy), &p.title, &axes.y_label, max_y);
         let plot_w = PANEL_W - LEFT - RIGHT;
-        let sx = |x: f64| ox + LEFT + x / max_x * plot_w;
+        // Inset the x range a little so end points and their labels stay inside.
+        let (x0, x1) = if axes.log_x {
+            let logs = pts.clone().filter(|p| p.0 > 0.0).map(|p| p.0.log10());
+            let lo = logs.clone().fold(f64::INFINITY, f64::min);
+            let hi = logs.fold(f64::NEG_INFINITY, f64::max);
+            if lo.is_finite() {
+                (lo.floor(), hi.ceil().max(lo.floor() + 1.0))
+            } else {
+                (0.0, 1.0)
+            }
+        } else {
+            (0.0, pts.clone().map(|p| p.0).fold(1.0, f64::max))
+        };
+        let inset = 10.0;
+        let sx = |x: f64| {
+            let v = if axes.log_x { x.max(1e-300).log10() } else { x };
+            ox + LEFT + inset + (v - x0) / (x1 - x0) * (plot_w - 2.0 * inset)
+        };
         let sy = |y: f64| py + ph - y / top * ph;
         let base = py + ph;
         let _ = writeln!(
@@ -258,24 +296,62 @@ pub fn line_panels(title: &str, x_label: &str, y_label: &str, panels: &[LinePane
             ox + LEFT,
             ox + PANEL_W - RIGHT,
             ox + LEFT + plot_w / 2.0,
-            base + 30.0,
-            escape(x_label)
+            base + 28.0,
+            escape(&axes.x_label)
         );
-        let mut xs: Vec<f64> = p
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.0))
-            .collect();
-        xs.sort_by(f64::total_cmp);
-        xs.dedup();
-        for x in xs {
+        let ticks: Vec<(f64, String)> = if axes.log_x {
+            (x0 as i32..=x1 as i32)
+                .map(|k| (10f64.powi(k), power_of_ten(k)))
+                .collect()
+        } else {
+            let mut xs: Vec<f64> = pts.map(|p| p.0).collect();
+            xs.sort_by(f64::total_cmp);
+            xs.dedup();
+            xs.into_iter().map(|x| (x, short(x))).collect()
+        };
+        for (x, label) in ticks {
             let _ = writeln!(
                 body,
-                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{}</text>",
-                sx(x),
-                base + 14.0,
-                short(x)
+                "<line x1=\"{x:.1}\" y1=\"{base:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#333\"/>\
+                 <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{label}</text>",
+                base + 4.0,
+                base + 15.0,
+                x = sx(x),
             );
+        }
+        if let Some((v, label)) = &axes.reference {
+            let y = sy(*v);
+            let _ = writeln!(
+                body,
+                "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#c00\" stroke-dasharray=\"4 3\"/>\
+                 <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#c00\" font-size=\"10\">{}</text>",
+                ox + LEFT,
+                ox + PANEL_W - RIGHT,
+                ox + PANEL_W - RIGHT,
+                y + 11.0,
+                escape(label)
+            );
+        }
+        // Legend under the x label, wrapping onto a second line if needed.
+        let (mut lx, mut ly) = (ox + LEFT, base + 42.0);
+        for (j, s) in p.series.iter().enumerate() {
+            let colour = COLOURS[j % COLOURS.len()];
+            let w = 22.0 + 6.0 * s.label.chars().count() as f64;
+            if lx + w > ox + PANEL_W && lx > ox + LEFT {
+                lx = ox + LEFT;
+                ly += 12.0;
+            }
+            let _ = writeln!(
+                body,
+                "<line x1=\"{lx:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{colour}\" stroke-width=\"2\"/>\
+                 <text x=\"{:.1}\" y=\"{ly:.1}\" font-size=\"10\">{}</text>",
+                ly - 3.5,
+                lx + 12.0,
+                ly - 3.5,
+                lx + 15.0,
+                escape(&s.label)
+            );
+            lx += w;
         }
         for (j, s) in p.series.iter().enumerate() {
             let colour = COLOURS[j % COLOURS.len()];
@@ -292,18 +368,13 @@ pub fn line_panels(title: &str, x_label: &str, y_label: &str, panels: &[LinePane
             for &(x, y) in &s.points {
                 let _ = writeln!(
                     body,
-                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"/>",
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"><title>{}: {}</title></circle>",
                     sx(x),
-                    sy(y)
+                    sy(y),
+                    escape(&s.label),
+                    short(y)
                 );
             }
-            let _ = writeln!(
-                body,
-                "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{colour}\" font-size=\"10\">{}</text>",
-                ox + LEFT + 6.0,
-                py + 12.0 + j as f64 * 12.0,
-                escape(&s.label)
-            );
         }
     }
     document(title, panels.len(), &body)
@@ -354,10 +425,15 @@ mod tests {
         assert!(svg.contains(">FAILED<"));
         assert!(svg.starts_with("<?xml"));
         assert!(svg.trim_end().ends_with("</svg>"));
+        let axes = LineAxes {
+            x_label: "workers".into(),
+            y_label: "speedup".into(),
+            log_x: false,
+            reference: None,
+        };
         let lines = line_panels(
             "scaling",
-            "workers",
-            "speedup",
+            &axes,
             &[LinePanel {
                 title: "W_CPU".into(),
                 series: vec![Series {
@@ -367,5 +443,43 @@ mod tests {
             }],
         );
         assert!(lines.contains("<polyline"));
+        assert!(
+            lines.contains(">process</text>"),
+            "a legend names the series"
+        );
+    }
+
+    #[test]
+    fn a_log_x_axis_has_a_tick_per_decade_and_spaces_decades_evenly() {
+        let axes = LineAxes {
+            x_label: "chunk width".into(),
+            y_label: "efficiency".into(),
+            log_x: true,
+            reference: Some((0.9, "0.9".into())),
+        };
+        let svg = line_panels(
+            "grain",
+            &axes,
+            &[LinePanel {
+                title: "W_GRAIN".into(),
+                series: vec![Series {
+                    label: "thread".into(),
+                    points: vec![(1e3, 0.2), (1e4, 0.8), (1e5, 0.95)],
+                }],
+            }],
+        );
+        for k in 3..=5 {
+            assert!(svg.contains(&format!(">10<tspan dy=\"-4\" font-size=\"8\">{k}</tspan>")));
+        }
+        let xs: Vec<f64> = svg
+            .match_indices("<circle cx=\"")
+            .map(|(i, m)| {
+                let rest = &svg[i + m.len()..];
+                rest[..rest.find('"').unwrap()].parse().unwrap()
+            })
+            .collect();
+        assert_eq!(xs.len(), 3);
+        assert!(((xs[1] - xs[0]) - (xs[2] - xs[1])).abs() < 0.2, "{xs:?}");
+        assert!(svg.contains("stroke-dasharray"));
     }
 }
