@@ -171,13 +171,23 @@ fn sigkill_random_workers_during_a_job(model: &str, slots: Slots) {
             last_kill = Instant::now();
             gap = Duration::from_millis(200 + rng.below(200));
         }
+        // Twice the usual deadline: a loaded machine slows the job, and the
+        // kills wait for its progress.
         assert!(
-            start.elapsed() < DEADLINE,
-            "only {kills} kills within {DEADLINE:?}; job: {j}"
+            start.elapsed() < 2 * DEADLINE,
+            "only {kills} kills within {:?}; job: {j}",
+            2 * DEADLINE
         );
-        std::thread::sleep(Duration::from_millis(20));
+        // Each poll runs the CLI (CPU the job needs): not too often.
+        std::thread::sleep(Duration::from_millis(80));
     }
 
+    let at_last_kill = c.job_json(id);
+    eprintln!(
+        "{model}: {KILLS} kills in {:?}; {} of {TASKS} tasks done then",
+        start.elapsed(),
+        done(&at_last_kill)
+    );
     let end = c.wait_job(id);
     assert_succeeded(&end, TASKS);
     assert_eq!(
