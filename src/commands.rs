@@ -85,18 +85,40 @@ pub fn parse_kind(s: &str) -> Result<Kind, String> {
 }
 
 /// What `brigade submit` asks for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct SubmitArgs {
+    /// Workload: sum-squares, noop, spin, sleep, http-get.
     pub workload: String,
+    /// Input range START..END (half-open).
+    #[arg(long, value_parser = parse_range)]
     pub range: (u64, u64),
+    /// Width of one task's sub-range.
+    #[arg(long, default_value_t = 1)]
     pub chunk: u64,
+    /// Workload argument KEY=VALUE (repeatable), e.g. --arg ms=10.
+    #[arg(long = "arg", value_parser = parse_kv)]
     pub args: Vec<(String, String)>,
+    /// cpu (→ process slots) or io (→ async slots); default: the workload's.
+    #[arg(long, value_parser = parse_kind)]
     pub kind: Option<Kind>,
+    /// Force a model: process, thread or async.
+    #[arg(long, value_parser = parse_model)]
     pub model: Option<Model>,
+    /// Attempts per task (0: the coordinator's default).
+    #[arg(long, default_value_t = 0)]
     pub max_attempts: u32,
+    /// Per-task timeout in ms (0: none).
+    #[arg(long, default_value_t = 0)]
     pub timeout_ms: u64,
+    /// At most this many tasks of the job at once (0: no cap).
+    #[arg(long, default_value_t = 0)]
     pub max_in_flight: u32,
+    /// Tasks that may fail for good (after their attempts) with the job
+    /// still succeeding; they are listed in its status.
+    #[arg(long, default_value_t = 0)]
     pub allow_failures: u64,
+    /// A label for the job.
+    #[arg(long, default_value = "")]
     pub name: String,
 }
 

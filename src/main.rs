@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use brigade_coordinator::admission::AdmissionLimits;
 use brigade_coordinator::CoordinatorConfig;
-use brigade_proto::v1::{Kind, Model};
 use clap::{Args, Parser, Subcommand};
 
 use crate::cluster::Slots;
@@ -167,39 +166,8 @@ enum Command {
     },
     /// Submit a job.
     Submit {
-        /// Workload: sum-squares, noop, spin, sleep, http-get.
-        workload: String,
-        /// Input range START..END (half-open).
-        #[arg(long, value_parser = commands::parse_range)]
-        range: (u64, u64),
-        /// Width of one task's sub-range.
-        #[arg(long, default_value_t = 1)]
-        chunk: u64,
-        /// Workload argument KEY=VALUE (repeatable), e.g. --arg ms=10.
-        #[arg(long = "arg", value_parser = commands::parse_kv)]
-        args: Vec<(String, String)>,
-        /// cpu (→ process slots) or io (→ async slots); default: the workload's.
-        #[arg(long, value_parser = commands::parse_kind)]
-        kind: Option<Kind>,
-        /// Force a model: process, thread or async.
-        #[arg(long, value_parser = commands::parse_model)]
-        model: Option<Model>,
-        /// Attempts per task (0: the coordinator's default).
-        #[arg(long, default_value_t = 0)]
-        max_attempts: u32,
-        /// Per-task timeout in ms (0: none).
-        #[arg(long, default_value_t = 0)]
-        timeout_ms: u64,
-        /// At most this many tasks of the job at once (0: no cap).
-        #[arg(long, default_value_t = 0)]
-        max_in_flight: u32,
-        /// Tasks that may fail for good (after their attempts) with the job
-        /// still succeeding; they are listed in its status.
-        #[arg(long, default_value_t = 0)]
-        allow_failures: u64,
-        /// A label for the job.
-        #[arg(long, default_value = "")]
-        name: String,
+        #[command(flatten)]
+        job: SubmitArgs,
         /// Wait for the job to end and print its result.
         #[arg(long)]
         wait: bool,
@@ -363,36 +331,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             .await
         }
         Command::Submit {
-            workload,
-            range,
-            chunk,
-            args,
-            kind,
-            model,
-            max_attempts,
-            timeout_ms,
-            max_in_flight,
-            allow_failures,
-            name,
+            job,
             wait,
             format,
             target,
         } => {
-            let submit = SubmitArgs {
-                allow_failures,
-                workload,
-                range,
-                chunk,
-                args,
-                kind,
-                model,
-                max_attempts,
-                timeout_ms,
-                max_in_flight,
-                name,
-            };
             let mut c = client::connect(&target.coordinator).await?;
-            commands::submit(&mut c, &submit, wait, format).await
+            commands::submit(&mut c, &job, wait, format).await
         }
         Command::Status { format, target } => {
             commands::status(&mut client::connect(&target.coordinator).await?, format).await
