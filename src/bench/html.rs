@@ -11,6 +11,22 @@ use super::report::{self, Row, Verdict};
 use super::svg::escape;
 use super::{startup_line, Outcome, GRAIN_LEGEND, LEGEND};
 
+/// Legend lines as list items: a line indented by two spaces continues the
+/// one before it (the terminal wraps by hand; the page wraps by itself).
+pub fn legend_items<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for l in lines {
+        match (l.strip_prefix("  "), out.last_mut()) {
+            (Some(more), Some(last)) => {
+                last.push(' ');
+                last.push_str(more.trim_start());
+            }
+            _ => out.push(l.trim().to_string()),
+        }
+    }
+    out
+}
+
 fn find<'a>(rows: &'a [Row], scale: u32, w: WorkloadId, label: &str) -> Option<&'a Row> {
     rows.iter()
         .find(|r| r.workload == w && r.label == label && (r.scale == scale || label == BASELINE))
@@ -214,8 +230,8 @@ pub fn page(
             let _ = writeln!(h, "<td class=\"n\">{}</td></tr>", r.scale);
         }
         h.push_str("</table>\n<ul>\n");
-        for l in overhead::LEGEND {
-            let _ = writeln!(h, "<li>{}</li>", escape(l));
+        for l in legend_items(overhead::LEGEND.iter().copied()) {
+            let _ = writeln!(h, "<li>{}</li>", escape(&l));
         }
         h.push_str("</ul>\n");
     }
@@ -274,8 +290,24 @@ fn results_table(h: &mut String, rows: &[Row], verdicts: &[Verdict]) {
     verdict_row(h, last);
     h.push_str("</table>\n<ul>\n");
     let grain = rows.iter().any(|r| r.workload == WorkloadId::Grain);
-    for l in LEGEND.iter().chain(GRAIN_LEGEND.iter().filter(|_| grain)) {
-        let _ = writeln!(h, "<li>{}</li>", escape(l));
+    let lines = LEGEND
+        .iter()
+        .chain(GRAIN_LEGEND.iter().filter(|_| grain))
+        .copied();
+    for l in legend_items(lines) {
+        let _ = writeln!(h, "<li>{}</li>", escape(&l));
     }
     h.push_str("</ul>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indented_legend_lines_continue_the_item_before() {
+        let items = legend_items(["a: one", "  and more", "b: two", "  c", "  d"]);
+        assert_eq!(items, ["a: one and more", "b: two c d"]);
+        assert_eq!(legend_items(["  lone"]), ["lone"]);
+    }
 }

@@ -190,7 +190,7 @@ fn overhead_plot(rows: &[OverheadRow]) -> Option<Plot> {
     (!panels.is_empty()).then(|| Plot {
         file: "overhead.svg",
         caption: "Per-task overhead (wall − ideal) / tasks in microseconds, one slot per core and model, no job cap (each panel has its own linear axis).".into(),
-        svg: svg::bar_panels("per-task overhead", "us per task", &panels),
+        svg: svg::bar_panels("per-task overhead", "µs per task", &panels),
     })
 }
 

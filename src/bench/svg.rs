@@ -34,8 +34,17 @@ pub struct LinePanel {
     pub series: Vec<Series>,
 }
 
-const PANEL_W: f64 = 320.0;
-const PANEL_H: f64 = 240.0;
+/// The size of one panel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PanelSize {
+    w: f64,
+    h: f64,
+}
+
+/// Small multiples, three to a row.
+const SMALL: PanelSize = PanelSize { w: 320.0, h: 240.0 };
+/// A chart on its own (W_GRAIN): room for several lines and their legend.
+const LARGE: PanelSize = PanelSize { w: 640.0, h: 360.0 };
 const PER_ROW: usize = 3;
 const LEFT: f64 = 56.0;
 const RIGHT: f64 = 12.0;
@@ -44,6 +53,23 @@ const BOTTOM: f64 = 58.0;
 const COLOURS: [&str; 6] = [
     "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#9c755f",
 ];
+
+/// One colour per model in every plot (bars and lines alike), so that a
+/// model is recognised across plots; other labels take `COLOURS[i]`.
+pub fn colour_of(label: &str, i: usize) -> &'static str {
+    let mut words = label.split_whitespace();
+    let first = words.next().unwrap_or("");
+    let capped = words.next().is_some_and(|w| w.starts_with("C="));
+    match first {
+        "process" => "#4e79a7",
+        "thread" => "#f28e2b",
+        "async" if capped => "#b07aa1",
+        "async" => "#59a14f",
+        "in-process" => "#76b7b2",
+        "1" | "serial" => "#9d9d9d",
+        _ => COLOURS[i % COLOURS.len()],
+    }
+}
 
 /// Escapes text for XML content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -89,11 +115,11 @@ pub fn short(v: f64) -> String {
     }
 }
 
-fn document(title: &str, panels: usize, body: &str) -> String {
+fn document(title: &str, panels: usize, size: PanelSize, body: &str) -> String {
     let cols = panels.clamp(1, PER_ROW);
     let rows = panels.div_ceil(PER_ROW).max(1);
-    let w = cols as f64 * PANEL_W;
-    let h = rows as f64 * PANEL_H + 28.0;
+    let w = cols as f64 * size.w;
+    let h = rows as f64 * size.h + 28.0;
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
          <svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" \
@@ -105,19 +131,19 @@ fn document(title: &str, panels: usize, body: &str) -> String {
 }
 
 /// Panel origin (top-left) of panel `i`.
-fn origin(i: usize) -> (f64, f64) {
+fn origin(i: usize, size: PanelSize) -> (f64, f64) {
     (
-        (i % PER_ROW) as f64 * PANEL_W,
-        28.0 + (i / PER_ROW) as f64 * PANEL_H,
+        (i % PER_ROW) as f64 * size.w,
+        28.0 + (i / PER_ROW) as f64 * size.h,
     )
 }
 
 /// Axis frame, gridlines and tick labels for a linear axis [0, top]; returns
 /// the y-mapping function's parameters (plot top, plot height, axis top).
-fn y_axis(out: &mut String, ox: f64, oy: f64, max: f64) -> (f64, f64, f64) {
+fn y_axis(out: &mut String, ox: f64, oy: f64, max: f64, size: PanelSize) -> (f64, f64, f64) {
     let step = nice_step(max);
     let top = (max / step).ceil().max(1.0) * step;
-    let (py, ph) = (oy + TOP, PANEL_H - TOP - BOTTOM);
+    let (py, ph) = (oy + TOP, size.h - TOP - BOTTOM);
     let mut k = 0.0;
     while k <= top + step * 0.01 {
         let y = py + ph - k / top * ph;
@@ -126,7 +152,7 @@ fn y_axis(out: &mut String, ox: f64, oy: f64, max: f64) -> (f64, f64, f64) {
             "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\
              <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#555\">{}</text>",
             ox + LEFT,
-            ox + PANEL_W - RIGHT,
+            ox + size.w - RIGHT,
             ox + LEFT - 4.0,
             y + 4.0,
             short(k)
@@ -142,41 +168,68 @@ fn y_axis(out: &mut String, ox: f64, oy: f64, max: f64) -> (f64, f64, f64) {
     (py, ph, top)
 }
 
-/// A panel's title, y label and axis; returns what [`y_axis`] returns.
+/// A panel's title, its y label (vertical, beside the axis), the key of its
+/// dashed reference line (top right, clear of the data) and its axis;
+/// returns what [`y_axis`] returns.
 fn panel_frame(
     out: &mut String,
     (ox, oy): (f64, f64),
+    size: PanelSize,
     title: &str,
     y_label: &str,
+    reference: Option<&(f64, String)>,
     max: f64,
 ) -> (f64, f64, f64) {
+    let mid = oy + TOP + (size.h - TOP - BOTTOM) / 2.0;
     let _ = writeln!(
         out,
         "<text x=\"{:.1}\" y=\"{:.1}\" font-weight=\"bold\">{}</text>\
-         <text x=\"{:.1}\" y=\"{:.1}\" fill=\"#555\" font-size=\"10\">{}</text>",
+         <text x=\"{x:.1}\" y=\"{mid:.1}\" fill=\"#555\" font-size=\"10\" text-anchor=\"middle\" \
+         transform=\"rotate(-90 {x:.1} {mid:.1})\">{}</text>",
         ox + LEFT,
         oy + 14.0,
         escape(title),
-        ox + 4.0,
-        oy + 26.0,
-        escape(y_label)
+        escape(y_label),
+        x = ox + 12.0,
     );
-    y_axis(out, ox, oy, max)
+    if let Some((_, label)) = reference {
+        let right = ox + size.w - RIGHT;
+        let _ = writeln!(
+            out,
+            "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#c00\" stroke-dasharray=\"4 3\"/>\
+             <text x=\"{right:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#c00\" font-size=\"10\">{}</text>",
+            right - 6.0 * label.chars().count() as f64 - 22.0,
+            right - 6.0 * label.chars().count() as f64 - 6.0,
+            oy + 14.0,
+            escape(label),
+            y = oy + 10.5,
+        );
+    }
+    y_axis(out, ox, oy, max, size)
 }
 
 /// Small multiples of bar charts, one panel per entry.
 pub fn bar_panels(title: &str, y_label: &str, panels: &[BarPanel]) -> String {
+    let size = SMALL;
     let mut body = String::new();
     for (i, p) in panels.iter().enumerate() {
-        let (ox, oy) = origin(i);
+        let (ox, oy) = origin(i, size);
         let max = p
             .bars
             .iter()
             .filter_map(|b| b.value)
             .chain(p.reference.as_ref().map(|r| r.0))
             .fold(0.0, f64::max);
-        let (py, ph, top) = panel_frame(&mut body, (ox, oy), &p.title, y_label, max);
-        let plot_w = PANEL_W - LEFT - RIGHT;
+        let (py, ph, top) = panel_frame(
+            &mut body,
+            (ox, oy),
+            size,
+            &p.title,
+            y_label,
+            p.reference.as_ref(),
+            max,
+        );
+        let plot_w = size.w - LEFT - RIGHT;
         let slot = plot_w / p.bars.len().max(1) as f64;
         for (j, b) in p.bars.iter().enumerate() {
             let x = ox + LEFT + j as f64 * slot + slot * 0.15;
@@ -190,7 +243,7 @@ pub fn bar_panels(title: &str, y_label: &str, panels: &[BarPanel]) -> String {
                         "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{h:.1}\" fill=\"{}\"/>\
                          <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{}</text>",
                         base - h,
-                        COLOURS[j % COLOURS.len()],
+                        colour_of(&b.label, j),
                         x + w / 2.0,
                         base - h - 3.0,
                         short(v)
@@ -215,28 +268,24 @@ pub fn bar_panels(title: &str, y_label: &str, panels: &[BarPanel]) -> String {
                 escape(&b.label)
             );
         }
-        if let Some((v, label)) = &p.reference {
+        if let Some((v, _)) = &p.reference {
             let y = py + ph - v / top * ph;
             let _ = writeln!(
                 body,
-                "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#c00\" stroke-dasharray=\"4 3\"/>\
-                 <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#c00\" font-size=\"10\">{}</text>",
+                "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#c00\" stroke-dasharray=\"4 3\"/>",
                 ox + LEFT,
-                ox + PANEL_W - RIGHT,
-                ox + PANEL_W - RIGHT,
-                y - 3.0,
-                escape(label)
+                ox + size.w - RIGHT,
             );
         }
         let _ = writeln!(
             body,
             "<line x1=\"{:.1}\" y1=\"{b:.1}\" x2=\"{:.1}\" y2=\"{b:.1}\" stroke=\"#333\"/>",
             ox + LEFT,
-            ox + PANEL_W - RIGHT,
+            ox + size.w - RIGHT,
             b = py + ph
         );
     }
-    document(title, panels.len(), &body)
+    document(title, panels.len(), size, &body)
 }
 
 /// The axes of a line chart.
@@ -258,17 +307,26 @@ fn power_of_ten(k: i32) -> String {
 /// Small multiples of line charts, linear y from 0; a legend of the series
 /// under each panel.
 pub fn line_panels(title: &str, axes: &LineAxes, panels: &[LinePanel]) -> String {
+    let size = if panels.len() == 1 { LARGE } else { SMALL };
     let mut body = String::new();
     for (i, p) in panels.iter().enumerate() {
-        let (ox, oy) = origin(i);
+        let (ox, oy) = origin(i, size);
         let pts = p.series.iter().flat_map(|s| s.points.iter());
         let max_y = pts
             .clone()
             .map(|p| p.1)
             .chain(axes.reference.as_ref().map(|r| r.0))
             .fold(0.0, f64::max);
-        let (py, ph, top) = panel_frame(&mut body, (ox, oy), &p.title, &axes.y_label, max_y);
-        let plot_w = PANEL_W - LEFT - RIGHT;
+        let (py, ph, top) = panel_frame(
+            &mut body,
+            (ox, oy),
+            size,
+            &p.title,
+            &axes.y_label,
+            axes.reference.as_ref(),
+            max_y,
+        );
+        let plot_w = size.w - LEFT - RIGHT;
         // Inset the x range a little so end points and their labels stay inside.
         let (x0, x1) = if axes.log_x {
             let logs = pts.clone().filter(|p| p.0 > 0.0).map(|p| p.0.log10());
@@ -294,7 +352,7 @@ pub fn line_panels(title: &str, axes: &LineAxes, panels: &[LinePanel]) -> String
             "<line x1=\"{:.1}\" y1=\"{base:.1}\" x2=\"{:.1}\" y2=\"{base:.1}\" stroke=\"#333\"/>\
              <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#555\" font-size=\"10\">{}</text>",
             ox + LEFT,
-            ox + PANEL_W - RIGHT,
+            ox + size.w - RIGHT,
             ox + LEFT + plot_w / 2.0,
             base + 28.0,
             escape(&axes.x_label)
@@ -319,25 +377,21 @@ pub fn line_panels(title: &str, axes: &LineAxes, panels: &[LinePanel]) -> String
                 x = sx(x),
             );
         }
-        if let Some((v, label)) = &axes.reference {
+        if let Some((v, _)) = &axes.reference {
             let y = sy(*v);
             let _ = writeln!(
                 body,
-                "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#c00\" stroke-dasharray=\"4 3\"/>\
-                 <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#c00\" font-size=\"10\">{}</text>",
+                "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#c00\" stroke-dasharray=\"4 3\"/>",
                 ox + LEFT,
-                ox + PANEL_W - RIGHT,
-                ox + PANEL_W - RIGHT,
-                y + 11.0,
-                escape(label)
+                ox + size.w - RIGHT,
             );
         }
         // Legend under the x label, wrapping onto a second line if needed.
         let (mut lx, mut ly) = (ox + LEFT, base + 42.0);
         for (j, s) in p.series.iter().enumerate() {
-            let colour = COLOURS[j % COLOURS.len()];
+            let colour = colour_of(&s.label, j);
             let w = 22.0 + 6.0 * s.label.chars().count() as f64;
-            if lx + w > ox + PANEL_W && lx > ox + LEFT {
+            if lx + w > ox + size.w && lx > ox + LEFT {
                 lx = ox + LEFT;
                 ly += 12.0;
             }
@@ -354,7 +408,7 @@ pub fn line_panels(title: &str, axes: &LineAxes, panels: &[LinePanel]) -> String
             lx += w;
         }
         for (j, s) in p.series.iter().enumerate() {
-            let colour = COLOURS[j % COLOURS.len()];
+            let colour = colour_of(&s.label, j);
             let path: Vec<String> = s
                 .points
                 .iter()
@@ -377,7 +431,7 @@ pub fn line_panels(title: &str, axes: &LineAxes, panels: &[LinePanel]) -> String
             }
         }
     }
-    document(title, panels.len(), &body)
+    document(title, panels.len(), size, &body)
 }
 
 #[cfg(test)]
@@ -481,5 +535,17 @@ mod tests {
         assert_eq!(xs.len(), 3);
         assert!(((xs[1] - xs[0]) - (xs[2] - xs[1])).abs() < 0.2, "{xs:?}");
         assert!(svg.contains("stroke-dasharray"));
+        // One chart on its own is drawn large.
+        assert!(svg.contains("width=\"640\""));
+        assert!(svg.contains(&format!("stroke=\"{}\"", colour_of("thread", 0))));
+    }
+
+    #[test]
+    fn a_model_has_one_colour_in_every_plot() {
+        assert_eq!(colour_of("process", 3), colour_of("process p=2", 0));
+        assert_eq!(colour_of("async c=10^4", 0), colour_of("async", 5));
+        assert_ne!(colour_of("async C=2000", 0), colour_of("async", 0));
+        assert_eq!(colour_of("1 slot", 0), colour_of("serial c=10^3", 1));
+        assert_eq!(colour_of("other", 1), COLOURS[1]);
     }
 }
