@@ -289,9 +289,6 @@ fn a_coordinator_sigkilled_twice_mid_job_resumes_from_its_state_file_exactly() {
 }
 
 #[test]
-#[ignore = "product bug: `job ID` counts results in tasks_done (and the running total) \
-            before their group commit is durable, so after a coordinator SIGKILL and \
-            restart the job shows fewer tasks done than a client saw before the kill"]
 fn tasks_counted_done_before_a_coordinator_crash_stay_done() {
     let mut c = Cluster::empty();
     let state = c.dir().join("state.db").to_string_lossy().into_owned();
@@ -1177,9 +1174,6 @@ fn refusal_of(bytes: &[u8], case: &str) -> String {
 }
 
 #[test]
-#[ignore = "product bug: a foreign SQLite database whose user_version is above brigade's \
-            schema version is reported as 'written by a newer brigade' (hint: run that \
-            release) instead of 'not a brigade state database'"]
 fn another_applications_database_is_not_taken_for_a_newer_brigade() {
     let other = other_app_database(&real_state_file(), 7);
     let err = refusal_of(&other, "another application's database, user_version 7");
@@ -1190,9 +1184,6 @@ fn another_applications_database_is_not_taken_for_a_newer_brigade() {
 }
 
 #[test]
-#[ignore = "product bug: a state file at schema version 1 that already has a version-2 \
-            table fails its migration with 'cannot write: table failed_tasks already \
-            exists in <SQL>' and the hint to make the file writable or free disk space"]
 fn a_failed_migration_is_not_blamed_on_permissions_or_disk_space() {
     let v1 = with_user_version(real_state_file(), 1);
     let err = refusal_of(&v1, "schema version 1 with a version-2 table");

@@ -131,6 +131,10 @@ pub(crate) struct Actor {
     pending_acks: Vec<(JobId, Reply<JobInfo>)>,
     /// Job status changes published once `unflushed` is durable.
     held: HashMap<JobId, (JobInfo, bool)>,
+    /// Per job: results recorded but not yet durable (count, sum), left
+    /// out of what clients are told so progress never goes backwards
+    /// across a crash.
+    not_durable: HashMap<JobId, (u64, u128)>,
     /// When the pending group commit must happen at the latest.
     flush_due: Option<tokio::time::Instant>,
 }
@@ -138,6 +142,8 @@ pub(crate) struct Actor {
 /// A group commit on its way to disk and who waits for it.
 struct InflightCommit {
     seq: u64,
+    /// Per job: the results this commit makes durable (count, sum).
+    durable: HashMap<JobId, (u64, u128)>,
     new_jobs: Vec<JobId>,
     acks: Vec<(JobId, Reply<JobInfo>)>,
     held: HashMap<JobId, (JobInfo, bool)>,
@@ -193,6 +199,7 @@ impl Actor {
             unflushed: WriteBatch::default(),
             pending_acks: Vec::new(),
             held: HashMap::new(),
+            not_durable: HashMap::new(),
             flush_due: None,
         };
         if let Some(store) = store {
@@ -275,7 +282,12 @@ impl Actor {
             self.sched.dispatch(self.clock.now_ms());
             self.carry_out();
             self.hold_job_updates();
-            self.unflushed.results.extend(self.sched.take_recorded());
+            for r in self.sched.take_recorded() {
+                let p = self.not_durable.entry(r.job).or_default();
+                p.0 += 1;
+                p.1 = p.1.wrapping_add(r.value);
+                self.unflushed.results.push(r);
+            }
             self.unflushed.failures.extend(self.sched.take_failures());
             if self.must_flush_now() {
                 self.flush_and_publish();
@@ -320,7 +332,7 @@ impl Actor {
         let Some((writer, _)) = &self.writer else {
             // In memory only: nothing to wait for.
             for (id, reply) in std::mem::take(&mut self.pending_acks) {
-                let _ = reply.send(self.sched.job_info(id).map_err(job_status));
+                let _ = reply.send(self.client_info(id));
             }
             let held = std::mem::take(&mut self.held);
             self.publish(held);
@@ -338,8 +350,15 @@ impl Actor {
         }
         self.next_seq += 1;
         let batch = std::mem::take(&mut self.unflushed);
+        let mut durable: HashMap<JobId, (u64, u128)> = HashMap::new();
+        for r in &batch.results {
+            let d = durable.entry(r.job).or_default();
+            d.0 += 1;
+            d.1 = d.1.wrapping_add(r.value);
+        }
         let commit = InflightCommit {
             seq: self.next_seq,
+            durable,
             new_jobs: batch.new_jobs.iter().map(|(id, _, _)| *id).collect(),
             acks: std::mem::take(&mut self.pending_acks),
             held: std::mem::take(&mut self.held),
@@ -366,8 +385,17 @@ impl Actor {
         match result {
             Ok(()) => {
                 for c in commits {
+                    for (job, (n, sum)) in c.durable {
+                        if let Some(p) = self.not_durable.get_mut(&job) {
+                            p.0 -= n;
+                            p.1 = p.1.wrapping_sub(sum);
+                            if p.0 == 0 {
+                                self.not_durable.remove(&job);
+                            }
+                        }
+                    }
                     for (id, reply) in c.acks {
-                        let _ = reply.send(self.sched.job_info(id).map_err(job_status));
+                        let _ = reply.send(self.client_info(id));
                     }
                     self.publish(c.held);
                 }
@@ -427,10 +455,10 @@ impl Actor {
                 }
             },
             Command::GetJob(id, reply) => {
-                let _ = reply.send(self.sched.job_info(id).map_err(job_status));
+                let _ = reply.send(self.client_info(id));
             }
             Command::Watch(id, reply) => {
-                let res = self.sched.job_info(id).map_err(job_status).map(|info| {
+                let res = self.client_info(id).map(|info| {
                     self.watchers
                         .entry(id)
                         .or_insert_with(|| watch::channel(info).0)
@@ -442,7 +470,7 @@ impl Actor {
                 let ids: Vec<JobId> = self.sched.jobs().map(|j| j.id).collect();
                 let infos = ids
                     .into_iter()
-                    .filter_map(|id| self.sched.job_info(id).ok())
+                    .filter_map(|id| self.client_info(id).ok())
                     .collect();
                 let _ = reply.send(Ok(infos));
             }
@@ -466,7 +494,7 @@ impl Actor {
                     .sched
                     .cancel(id, now)
                     .map_err(job_status)
-                    .and_then(|()| self.sched.job_info(id).map_err(job_status));
+                    .and_then(|()| self.client_info(id));
                 if res.is_ok() {
                     tracing::info!(job_id = id, "job cancelled");
                 }
@@ -617,6 +645,24 @@ impl Actor {
         }
     }
 
+    /// A job's status as clients may see it: only durable results count
+    /// (with a store), so what a client saw is never undone by a crash.
+    fn client_info(&self, id: JobId) -> Result<JobInfo, Status> {
+        let mut info = self.sched.job_info(id).map_err(job_status)?;
+        if let Some(&(n, sum)) = self.not_durable.get(&id) {
+            info.tasks_done -= n;
+            if let Some(total) = info.total {
+                info.total = Some(u128::from(total).wrapping_sub(sum).into());
+            }
+            // Its end is in the same pending commit as those results.
+            if JobState::try_from(info.state).is_ok_and(JobState::is_terminal) {
+                info.state = JobState::Running as i32;
+                info.finished_unix_ms = 0;
+            }
+        }
+        Ok(info)
+    }
+
     /// Holds the new status of every job that changed until the next
     /// commit; jobs that just ended are logged and queued for the store.
     fn hold_job_updates(&mut self) {
@@ -624,6 +670,7 @@ impl Actor {
             let Ok(info) = self.sched.job_info(id) else {
                 continue;
             };
+            // Published only after the commit holding these results.
             let state = JobState::try_from(info.state).unwrap_or(JobState::Unspecified);
             let ended = state.is_terminal();
             if ended && self.ended_logged.insert(id) {

@@ -161,21 +161,41 @@ fn check_header(path: &Path) -> Result<(), (String, &'static str)> {
     ))
 }
 
+/// Errors that say the file cannot be used (permissions, I/O, full disk,
+/// another process), not that its content is wrong.
+fn unusable(code: rusqlite::ErrorCode) -> bool {
+    use rusqlite::ErrorCode as C;
+    matches!(
+        code,
+        C::CannotOpen
+            | C::PermissionDenied
+            | C::ReadOnly
+            | C::DiskFull
+            | C::SystemIoFailure
+            | C::DatabaseBusy
+            | C::DatabaseLocked
+    )
+}
+
+/// An error message on one line, without the SQL statement SQLite quotes.
+fn one_line(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        e => e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
 /// Says whether a failed first read means "not ours" or "cannot use it".
 fn explain(e: &rusqlite::Error, fail: impl Fn(String, &'static str) -> StoreError) -> StoreError {
     use rusqlite::ErrorCode as C;
     match e.sqlite_error_code() {
         Some(C::NotADatabase) => fail(format!("not a brigade state database ({e})"), HINT_NOT_OURS),
         Some(C::DatabaseCorrupt) => fail(format!("corrupt ({e})"), HINT_NOT_OURS),
-        Some(
-            C::CannotOpen
-            | C::PermissionDenied
-            | C::ReadOnly
-            | C::DiskFull
-            | C::SystemIoFailure
-            | C::DatabaseBusy
-            | C::DatabaseLocked,
-        ) => fail(format!("cannot use the file ({e})"), HINT_WRITE),
+        Some(c) if unusable(c) => fail(format!("cannot use the file ({e})"), HINT_WRITE),
         _ => fail(format!("cannot read ({e})"), HINT_NOT_OURS),
     }
 }
@@ -219,14 +239,10 @@ impl Store {
                     .collect::<Result<Vec<_>, _>>()
             })
             .map_err(|e| explain(&e, fail))?;
-        if version > SCHEMA_VERSION {
-            return Err(fail(
-                format!(
-                    "written by a newer brigade (schema version {version}; this brigade reads up to {SCHEMA_VERSION})"
-                ),
-                HINT_NEWER,
-            ));
-        }
+        // Every brigade schema has these; a database without them is not
+        // ours, whatever its user_version says.
+        let ours = ["jobs", "meta", "results"];
+        let missing = ours.iter().find(|t| !tables.iter().any(|x| x == *t));
         if version < 0 || (version == 0 && !tables.is_empty()) {
             return Err(fail(
                 format!(
@@ -236,14 +252,24 @@ impl Store {
                 HINT_NOT_OURS,
             ));
         }
+        if let (true, Some(missing)) = (version > 0, missing) {
+            return Err(fail(
+                format!(
+                    "not a brigade state database (schema version {version} but no {missing} table; tables: {})",
+                    tables.join(", ")
+                ),
+                HINT_NOT_OURS,
+            ));
+        }
+        if version > SCHEMA_VERSION {
+            return Err(fail(
+                format!(
+                    "written by a newer brigade (schema version {version}; this brigade reads up to {SCHEMA_VERSION})"
+                ),
+                HINT_NEWER,
+            ));
+        }
         if version > 0 {
-            let expected = ["jobs", "meta", "results"];
-            if let Some(missing) = expected.iter().find(|t| !tables.iter().any(|x| x == *t)) {
-                return Err(fail(
-                    format!("schema version {version} but table {missing} is missing"),
-                    HINT_NOT_OURS,
-                ));
-            }
             let check: String = conn
                 .query_row("PRAGMA quick_check", [], |r| r.get(0))
                 .map_err(|e| fail(format!("integrity check failed: {e}"), HINT_NOT_OURS))?;
@@ -269,7 +295,18 @@ impl Store {
         };
         store
             .migrate(version)
-            .map_err(|e| fail(format!("cannot write: {e}"), HINT_WRITE))?;
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(c) if unusable(c) => {
+                    fail(format!("cannot write ({})", one_line(&e)), HINT_WRITE)
+                }
+                _ => fail(
+                    format!(
+                        "cannot bring schema version {version} up to {SCHEMA_VERSION} ({})",
+                        one_line(&e)
+                    ),
+                    HINT_NOT_OURS,
+                ),
+            })?;
         Ok(store)
     }
 
@@ -694,9 +731,35 @@ mod tests {
         // One from the future.
         let path = tmp("newer");
         let c = Connection::open(&path).unwrap();
+        for m in MIGRATIONS {
+            c.execute_batch(m).unwrap();
+        }
         c.execute_batch("PRAGMA user_version = 99;").unwrap();
         drop(c);
         let e = open_err(&path);
         assert!(e.contains("newer brigade") && e.contains("99"), "{e}");
+
+        // Another program's database with a user_version of its own.
+        let path = tmp("foreign-versioned");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("CREATE TABLE users (id INTEGER); PRAGMA user_version = 7;")
+            .unwrap();
+        drop(c);
+        let e = open_err(&path);
+        assert!(
+            e.contains("not a brigade state database") && e.contains("users"),
+            "{e}"
+        );
+
+        // A v1 file that somehow has v2's table: the migration conflicts.
+        let path = tmp("conflict");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(MIGRATIONS[0]).unwrap();
+        c.execute_batch(MIGRATIONS[1]).unwrap();
+        c.execute_batch("PRAGMA user_version = 1;").unwrap();
+        drop(c);
+        let e = open_err(&path);
+        assert!(e.contains("cannot bring schema version 1 up to"), "{e}");
+        assert!(!e.contains('\n') && !e.contains("writable"), "{e}");
     }
 }
