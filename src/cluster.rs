@@ -85,6 +85,7 @@ pub async fn up(
     config: CoordinatorConfig,
     workers: usize,
     slots: Slots,
+    allow_exec: bool,
 ) -> anyhow::Result<()> {
     let coordinator = Coordinator::open(config)?;
     let addr = listener.local_addr()?;
@@ -102,6 +103,7 @@ pub async fn up(
             .args(["--procs", &slots.procs.to_string()])
             .args(["--threads", &slots.threads.to_string()])
             .args(["--async", &slots.async_slots.to_string()])
+            .args(allow_exec.then_some("--allow-exec"))
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()

@@ -153,6 +153,7 @@ pub async fn run() -> anyhow::Result<()> {
             executor_program: cluster::executor_program()?,
             executor_args: vec!["executor".into()],
             first_connect_timeout: Some(Duration::from_secs(10)),
+            allow_exec: false,
         };
         tokio::spawn(brigade_worker::node::run(config, async move {
             let _ = rx.wait_for(|s| *s).await;

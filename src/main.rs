@@ -133,6 +133,9 @@ enum Command {
         /// Durable state file (SQLite); `:memory:` keeps jobs in memory only.
         #[arg(long, default_value = "brigade.db")]
         state: String,
+        /// Let the local workers run `exec` tasks (shell commands).
+        #[arg(long)]
+        allow_exec: bool,
         #[command(flatten)]
         coordinator: CoordinatorArgs,
     },
@@ -161,6 +164,9 @@ enum Command {
         /// Give up if no coordinator answers for this long at start (s); 0 waits forever.
         #[arg(long, default_value_t = 30)]
         connect_timeout_s: u64,
+        /// Run `exec` tasks: shell commands from anyone who can submit jobs.
+        #[arg(long)]
+        allow_exec: bool,
         #[command(flatten)]
         target: Target,
     },
@@ -278,6 +284,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             slots,
             listen,
             state,
+            allow_exec,
             coordinator,
         } => {
             let config = coordinator.config(Some(&state))?;
@@ -286,6 +293,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 config,
                 workers,
                 slots.slots(),
+                allow_exec,
             )
             .await
         }
@@ -302,6 +310,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             name,
             prefetch,
             connect_timeout_s,
+            allow_exec,
             target,
         } => {
             let s = slots.slots();
@@ -327,6 +336,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 executor_args: vec!["executor".into()],
                 first_connect_timeout: (connect_timeout_s > 0)
                     .then(|| Duration::from_secs(connect_timeout_s)),
+                allow_exec,
             })
             .await
         }

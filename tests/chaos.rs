@@ -1193,3 +1193,99 @@ fn a_failed_migration_is_not_blamed_on_permissions_or_disk_space() {
          problem, and the error is one readable line:\n{err}"
     );
 }
+
+// ---- scenario 6: no grandchild survives its executor ----
+
+/// Whether `pid` is still a live (not zombie) process.
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z"),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn killing_an_executor_kills_the_processes_its_task_started() {
+    let mut c = Cluster::start(&["--lease-timeout-ms", "1000", "--heartbeat-ms", "200"]);
+    let url = c.url().to_string();
+    c.spawn_worker_args(
+        "exec",
+        &[
+            "--coordinator",
+            &url,
+            "--procs",
+            "1",
+            "--threads",
+            "0",
+            "--async",
+            "0",
+            "--allow-exec",
+        ],
+    );
+    c.wait_workers(1);
+    let pid_file = c.dir().join("grandchild.pid");
+    // The task starts a grandchild (a long sleep in the background), says
+    // where it is, and waits for it.
+    let cmd = format!("sleep 300 & echo $! > {}; wait", pid_file.display());
+    let job = c.submit_json(&[
+        "exec",
+        "--range",
+        "0..1",
+        "--arg",
+        &format!("cmd={cmd}"),
+        "--model",
+        "process",
+        "--max-attempts",
+        "1",
+    ]);
+    let id = job["job_id"].as_u64().expect("job id");
+    let grandchild: u32 = common::wait_until("the grandchild's pid file", DEADLINE, || {
+        std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    });
+    assert!(alive(grandchild), "the grandchild {grandchild} runs");
+    let executors = c.executor_pids(c.worker_pid(0));
+    assert_eq!(executors.len(), 1, "one process slot: {executors:?}");
+    send_signal(executors[0] as i32, libc::SIGKILL);
+    common::wait_until("the grandchild to die with its executor", DEADLINE, || {
+        (!alive(grandchild)).then_some(())
+    });
+    let done = c.wait_job(id);
+    assert_eq!(done["state"], "failed", "job: {done}");
+    assert!(
+        done["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("executor died") && e.contains("signal 9")),
+        "job: {done}"
+    );
+}
+
+#[test]
+fn a_worker_without_allow_exec_refuses_exec_tasks() {
+    let c = Cluster::with_workers(1, Slots::new(1, 1, 1), &[]);
+    let o = c.brigade(&[
+        "submit",
+        "exec",
+        "--range",
+        "0..2",
+        "--arg",
+        "cmd=echo 1",
+        "--max-attempts",
+        "1",
+        "--wait",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
+    let job: Value = serde_json::from_str(stdout(&o).trim()).expect("submit printed JSON");
+    assert!(
+        job["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("start it with --allow-exec")),
+        "job: {job}"
+    );
+}

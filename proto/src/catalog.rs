@@ -23,6 +23,8 @@ pub enum ArgType {
     U64 { min: u64, max: u64 },
     /// An `http://host:port/path` URL.
     HttpUrl,
+    /// Free text (non-empty).
+    Text,
 }
 
 /// One workload argument.
@@ -143,6 +145,21 @@ pub const WORKLOADS: &[WorkloadDef] = &[
         ],
         help: "GETs `url` and returns the body length; another status or length fails the task",
     },
+    WorkloadDef {
+        name: "exec",
+        kind: Kind::Cpu,
+        reduction: Reduction::List,
+        args: &[ArgDef {
+            name: "cmd",
+            ty: ArgType::Text,
+            default: None,
+            required: true,
+            help: "shell command run with /bin/sh -c; BRIGADE_TASK_INDEX, BRIGADE_TASK_START \
+                   and BRIGADE_TASK_END are set",
+        }],
+        help: "runs a shell command per task (only on workers started with --allow-exec); \
+               exit 0 succeeds and the integer it prints (none: 0) is the result",
+    },
 ];
 
 /// Why a workload or its arguments were refused.
@@ -252,6 +269,11 @@ impl ArgDef {
             }
             ArgType::HttpUrl => {
                 parse_http_url(value).map_err(bad)?;
+            }
+            ArgType::Text => {
+                if value.trim().is_empty() {
+                    return Err(bad("expected a non-empty value".into()));
+                }
             }
         }
         Ok(())

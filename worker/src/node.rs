@@ -49,6 +49,8 @@ pub struct NodeConfig {
     /// Give up if no coordinator answers for this long before the first link
     /// is up (`None`: keep trying). Once linked, the node always reconnects.
     pub first_connect_timeout: Option<Duration>,
+    /// Run `exec` tasks (arbitrary shell commands from whoever can submit).
+    pub allow_exec: bool,
 }
 
 /// Why a node stopped with an error.
@@ -406,6 +408,12 @@ impl Link<'_> {
             );
         }
         let workload = match Workload::from_spec(&batch.workload, &batch.args) {
+            Ok(Workload::Exec { .. }) if !self.config.allow_exec => {
+                return refuse(
+                    OutcomeStatus::Failed,
+                    "this worker does not run exec tasks; start it with --allow-exec".into(),
+                )
+            }
             Ok(w) => Arc::new(w),
             Err(e) => return refuse(OutcomeStatus::Failed, e),
         };
@@ -606,6 +614,7 @@ mod tests {
             executor_program: PathBuf::from("brigade"),
             executor_args: vec![],
             first_connect_timeout: None,
+            allow_exec: false,
         }
     }
 

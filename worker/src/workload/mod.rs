@@ -5,6 +5,7 @@
 //! slots, [`Workload::run_async`]).
 
 pub mod cpu_clock;
+pub mod exec;
 pub mod http_get;
 pub mod noop;
 pub mod sleep;
@@ -44,6 +45,10 @@ pub enum Workload {
         wait: Duration,
     },
     HttpGet(HttpGet),
+    /// A shell command (only where the worker allows exec).
+    Exec {
+        cmd: String,
+    },
 }
 
 /// What a blocking slot (a thread, or an executor process) keeps between
@@ -124,6 +129,12 @@ impl Workload {
                 let len = u64_arg(def, args, "expect-len")?;
                 Ok(Workload::HttpGet(HttpGet::new(url, status, len)?))
             }
+            "exec" => Ok(Workload::Exec {
+                cmd: def
+                    .arg(args, "cmd")
+                    .ok_or_else(|| "workload exec needs argument cmd".to_string())?
+                    .to_string(),
+            }),
             other => Err(format!(
                 "workload {other} is in the catalogue but this worker does not implement it"
             )),
@@ -138,6 +149,7 @@ impl Workload {
             Workload::Spin { .. } => "spin",
             Workload::Sleep { .. } => "sleep",
             Workload::HttpGet(_) => "http-get",
+            Workload::Exec { .. } => "exec",
         }
     }
 
@@ -156,6 +168,9 @@ impl Workload {
             }
             Workload::Sleep { wait } => {
                 args.insert("ms".into(), wait.as_millis().to_string());
+            }
+            Workload::Exec { cmd } => {
+                args.insert("cmd".into(), cmd.clone());
             }
             Workload::HttpGet(h) => {
                 args.insert("url".into(), h.raw_url.clone());
@@ -186,6 +201,7 @@ impl Workload {
                 Ok(input.index as u128)
             }
             Workload::HttpGet(h) => h.run_blocking(&mut ctx.http),
+            Workload::Exec { cmd } => exec::run_blocking(cmd, input),
         }
     }
 
@@ -204,6 +220,7 @@ impl Workload {
                 Ok(input.index as u128)
             }
             Workload::HttpGet(h) => h.run_async(&ctx.http).await,
+            Workload::Exec { cmd } => exec::run_async(cmd, input).await,
         }
     }
 }
