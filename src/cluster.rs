@@ -29,11 +29,40 @@ pub async fn shutdown_signal() {
 }
 
 /// Binds `addr`, saying clearly when that fails.
+///
+/// The accept backlog is deep (4,096, tokio's default is 1,024): an I/O run
+/// opens thousands of connections at once, and a full queue drops SYNs that
+/// the client only retries a second later.
 pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
+    let fail = || format!("could not listen on {addr}");
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host(addr)
         .await
-        .with_context(|| format!("could not listen on {addr}"))
+        .with_context(fail)?
+        .collect();
+    let mut last = None;
+    for a in resolved {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        };
+        let listener = socket.and_then(|s| {
+            s.set_reuseaddr(true)?;
+            s.bind(a)?;
+            s.listen(LISTEN_BACKLOG)
+        });
+        match listener {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => anyhow::Error::new(e).context(fail()),
+        None => anyhow::anyhow!("{}: the address resolves to nothing", fail()),
+    })
 }
+
+const LISTEN_BACKLOG: u32 = 4096;
 
 /// The `http://` URL clients use to reach a bound listener (an unspecified
 /// address is reached through loopback).
