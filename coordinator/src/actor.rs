@@ -149,6 +149,8 @@ struct InflightCommit {
     held: HashMap<JobId, (JobInfo, bool)>,
 }
 
+/// Group commits handed to the writer before the actor waits for one.
+const MAX_INFLIGHT_COMMITS: usize = 2;
 /// Pause before writing again after the store failed.
 const WRITE_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest a recorded result waits for its group commit.
@@ -261,11 +263,17 @@ impl Actor {
     pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
         let mut buf = Vec::with_capacity(256);
         loop {
-            let due = self.flush_due;
+            // Backpressure: while the writer is behind, take no new work
+            // (results pile up nowhere; workers wait on their credits).
+            let writer_behind = self.inflight.len() >= MAX_INFLIGHT_COMMITS;
+            let due = if writer_behind { None } else { self.flush_due };
             let received = tokio::select! {
-                n = rx.recv_many(&mut buf, 256) => n,
+                n = rx.recv_many(&mut buf, 256), if !writer_behind => n,
                 Some(c) = recv_committed(&mut self.writer) => {
                     self.committed(c);
+                    if self.must_flush_now() {
+                        self.flush_and_publish();
+                    }
                     continue;
                 }
                 () = sleep_until_some(due) => {
