@@ -267,3 +267,69 @@ fn quick_bench_writes_verified_results_plots_and_report() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Why the Python baseline cannot run here, if it cannot.
+fn python_missing() -> Option<String> {
+    match Command::new("python3")
+        .args(["-c", "import aiohttp"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => None,
+        Ok(_) => {
+            Some("python3 has no aiohttp (pip install -r bench/python/requirements.txt)".into())
+        }
+        Err(e) => Some(format!("no python3 on PATH ({e})")),
+    }
+}
+
+#[test]
+fn python_baseline_rows_join_the_table_when_python_is_there() {
+    if let Some(why) = python_missing() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("brigade-bench-py-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(BIN)
+        .args(["bench", "--quick", "--with-python", "--models", "thread"])
+        .args(["--workloads", "W_CPU,W_FASTIO", "--out"])
+        .arg(&dir)
+        .env_remove("BRIGADE_COORDINATOR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run brigade bench --with-python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for label in ["py-serial", "py-process", "py-thread", "py-async"] {
+        assert!(stdout.contains(label), "table lacks {label}:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("W_FASTIO: brigade thread"),
+        "no brigade-vs-Python line:\n{stdout}"
+    );
+    let jsonl = std::fs::read_to_string(dir.join("results.jsonl")).expect("results.jsonl");
+    let py: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
+        .filter(|v| v["runtime"] == "python")
+        .collect();
+    // W_CPU: serial + 3 models; W_FASTIO: 3 models.
+    assert_eq!(py.len(), 7, "{jsonl}");
+    for v in &py {
+        assert_eq!(v["verified"], true, "{v}");
+        assert!(v["wall_s"].as_f64().unwrap() > 0.0, "{v}");
+        assert!(!v["python"]["python_version"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty());
+        assert!(v["machine"]["cores"].as_u64().unwrap_or(0) >= 1, "{v}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

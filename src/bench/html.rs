@@ -9,7 +9,7 @@ use super::overhead::{self, OverheadRow};
 use super::plan::{WorkloadId, BASELINE, IN_PROCESS};
 use super::report::{self, Row, Verdict};
 use super::svg::escape;
-use super::{startup_line, Outcome, GRAIN_LEGEND, LEGEND};
+use super::{startup_line, Outcome, GRAIN_LEGEND, LEGEND, PYTHON_NOTE};
 
 /// Legend lines as list items: a line indented by two spaces continues the
 /// one before it (the terminal wraps by hand; the page wraps by itself).
@@ -205,6 +205,24 @@ pub fn page(
     h.push_str("<h2>What the runs show</h2>\n");
     for p in explain(rows, verdicts) {
         let _ = writeln!(h, "<p>{}</p>", escape(&p));
+    }
+    let vs_python = rows
+        .first()
+        .map(|r| report::python_comparison(rows, r.scale))
+        .unwrap_or_default();
+    if !vs_python.is_empty() {
+        let _ = writeln!(
+            h,
+            "<p>The seed's own Python models on this machine (py- rows: {}): brigade's fastest model against Python's fastest row:</p>\n<ul>",
+            escape(PYTHON_NOTE)
+        );
+        for l in vs_python {
+            let _ = writeln!(h, "<li>{}</li>", escape(&l));
+        }
+        h.push_str("</ul>\n");
+    }
+    for n in &o.notes {
+        let _ = writeln!(h, "<p class=\"note\">Note: {}</p>", escape(n));
     }
     if !rows.is_empty() {
         results_table(&mut h, rows, verdicts);

@@ -7,8 +7,9 @@
 //!
 //! Code map: [`plan`] what runs and how it is checked, [`lab`] the cluster,
 //! [`procfs`] CPU / memory / machine facts, [`report`] the maths and the
-//! table, [`overhead`] the per-task overhead experiment, [`output`] the
-//! files, [`svg`] and [`html`] the plots and the page.
+//! table, [`overhead`] the per-task overhead experiment, [`python`] the
+//! Python baseline, [`output`] the files, [`svg`] and [`html`] the plots and
+//! the page.
 
 mod html;
 mod lab;
@@ -16,6 +17,7 @@ mod output;
 mod overhead;
 mod plan;
 mod procfs;
+mod python;
 mod report;
 mod svg;
 
@@ -48,6 +50,11 @@ pub struct BenchArgs {
     /// spin tasks on every model (alone, unless --workloads is given too).
     #[arg(long)]
     overhead: bool,
+    /// Also run the seed's Python models (multiprocessing, threads,
+    /// asyncio + aiohttp) on the same workloads and target with python3
+    /// (bench/python/; `pip install -r bench/python/requirements.txt`).
+    #[arg(long)]
+    with_python: bool,
     /// Models, comma-separated (default: all): process, thread, async.
     #[arg(long, value_delimiter = ',', value_parser = commands::parse_model)]
     models: Vec<Model>,
@@ -108,6 +115,10 @@ pub struct Outcome {
     pub startups: Vec<Startup>,
     /// The cluster was started here (not reached with --coordinator).
     pub local: bool,
+    /// The Python baseline's own JSON lines (its rows are in `runs` too).
+    pub python_lines: Vec<serde_json::Value>,
+    /// What the reader must know that is not a row (skipped parts).
+    pub notes: Vec<String>,
     pub quick: bool,
 }
 
@@ -722,6 +733,34 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             session.close().await;
         }
     }
+    let mut python_lines = Vec::new();
+    let mut notes = Vec::new();
+    if args.with_python {
+        if wide_workloads.is_empty() {
+            notes.push(
+                "--with-python: no workload for Python to run (W_GRAIN is brigade's alone)".into(),
+            );
+        } else {
+            progress.note("running the Python baseline (python3 bench/python/baseline.py)");
+            let py_args = python::PythonArgs {
+                target_url: &target_url,
+                quick: args.quick,
+                reps,
+                workloads: &wide_workloads,
+                cores,
+                io_in_flight: io,
+                async_in_flight: wide,
+                scale: scales[0],
+            };
+            let py = tokio::task::block_in_place(|| python::run(&py_args));
+            runs.extend(py.runs);
+            // Python rows join their workload's group (a stable sort keeps
+            // brigade's rows first within it).
+            runs.sort_by_key(|r| (r.scale, workloads.iter().position(|w| *w == r.workload)));
+            python_lines = py.lines;
+            notes = py.notes;
+        }
+    }
     progress.clear();
     let outcome = Outcome {
         facts,
@@ -730,6 +769,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         overhead: overhead_runs,
         startups,
         local,
+        python_lines,
+        notes,
         quick: args.quick,
     };
     let rows = report::summarise(&outcome.runs);
@@ -783,6 +824,18 @@ fn print_outcome(
                 println!("{line}");
             }
         }
+        let scale = rows[0].scale;
+        let vs_python = report::python_comparison(rows, scale);
+        if !vs_python.is_empty() {
+            println!();
+            println!("brigade's fastest model against Python's fastest (py- rows: {PYTHON_NOTE}):");
+            for line in vs_python {
+                println!("  {line}");
+            }
+        }
+    }
+    for n in &o.notes {
+        println!("note: {n}");
     }
     if !overhead_rows.is_empty() {
         println!();
@@ -820,6 +873,9 @@ pub const LEGEND: &[&str] = &[
     "  (executor processes count only in process-model rows: thread and async rows would not need them; in-process counts this process).",
     "Every run's results are checked exactly (each task's value and the total); a wrong or failed run is FAILED, never a number.",
 ];
+
+/// What the Python rows are.
+pub const PYTHON_NOTE: &str = "CPython's multiprocessing.Pool, ThreadPoolExecutor and asyncio (+ aiohttp) with the same in-flight caps, speedup over its own serial loop";
 
 /// What W_GRAIN's rows mean, printed when it ran.
 pub const GRAIN_LEGEND: &[&str] = &[

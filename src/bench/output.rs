@@ -10,7 +10,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::overhead::{self, OverheadRow};
-use super::plan::{label_model, WorkloadId, BASELINE, IN_PROCESS};
+use super::plan::{is_python, label_model, WorkloadId, BASELINE, IN_PROCESS, PYTHON_SERIAL};
 use super::report::{Row, RunRecord, Verdict, GRAIN_EFFICIENCY};
 use super::svg::{self, Bar, BarPanel, LineAxes, LinePanel, Series};
 use super::{html, Outcome};
@@ -236,7 +236,7 @@ pub fn plots(rows: &[Row], overhead_rows: &[OverheadRow]) -> Vec<Plot> {
         .map(|&w| BarPanel {
             title: w.name().into(),
             bars: at(w, first_scale)
-                .filter(|r| r.label != BASELINE)
+                .filter(|r| r.label != BASELINE && r.label != PYTHON_SERIAL)
                 .map(|r| Bar {
                     label: format!("{} p={}", r.label, r.in_flight),
                     value: r.efficiency,
@@ -258,7 +258,8 @@ pub fn plots(rows: &[Row], overhead_rows: &[OverheadRow]) -> Vec<Plot> {
         .map(|&w| BarPanel {
             title: w.name().into(),
             bars: at(w, first_scale)
-                .filter(|r| r.label != IN_PROCESS)
+                // Python tasks do not report their own times.
+                .filter(|r| r.label != IN_PROCESS && !is_python(&r.label))
                 .map(|r| Bar {
                     label: r.label.clone(),
                     value: r.mean_task_ms,
@@ -334,8 +335,17 @@ pub fn write_all(
         std::fs::write(&path, text).with_context(|| format!("could not write {}", path.display()))
     };
     let mut jsonl = String::new();
-    for r in &o.runs {
+    for r in o.runs.iter().filter(|r| !is_python(&r.label)) {
         jsonl.push_str(&run_json(o, r).to_string());
+        jsonl.push('\n');
+    }
+    // The Python lines as the script wrote them, with this machine's facts.
+    for line in &o.python_lines {
+        let mut v = line.clone();
+        if let Some(m) = v.as_object_mut() {
+            m.insert("machine".into(), json!(o.facts));
+        }
+        jsonl.push_str(&v.to_string());
         jsonl.push('\n');
     }
     for r in &o.overhead {

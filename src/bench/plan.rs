@@ -131,6 +131,16 @@ pub const IN_PROCESS: &str = "in-process";
 /// process, one chunk after another (no scheduler at all).
 pub const SERIAL: &str = "serial";
 
+/// Label prefix of the Python baseline's rows (`--with-python`).
+pub const PYTHON_PREFIX: &str = "py-";
+/// Python's own serial loop: the baseline of the Python rows.
+pub const PYTHON_SERIAL: &str = "py-serial";
+
+/// Whether a row comes from the Python baseline.
+pub fn is_python(label: &str) -> bool {
+    label.starts_with(PYTHON_PREFIX)
+}
+
 /// Whether a row label is a workload's serial baseline.
 pub fn is_baseline(label: &str) -> bool {
     label == BASELINE || label.split_whitespace().next() == Some(SERIAL)

@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use super::plan::{is_baseline, label_model, width_label, WorkloadId, IN_PROCESS};
+use super::plan::{
+    is_baseline, is_python, label_model, width_label, WorkloadId, IN_PROCESS, PYTHON_SERIAL,
+};
 
 /// One measured run (one repetition of one row), with every raw figure.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,7 +126,9 @@ pub struct Row {
 
 impl Row {
     pub fn is_model_row(&self) -> bool {
-        !is_baseline(&self.label) && label_model(&self.label) != IN_PROCESS
+        !is_baseline(&self.label)
+            && label_model(&self.label) != IN_PROCESS
+            && !is_python(&self.label)
     }
 }
 
@@ -133,7 +137,8 @@ type Key = (u32, WorkloadId, u64, String);
 /// Groups runs into rows (in first-seen order) and fills in the derived
 /// figures. The baseline of a workload is its serial row (`1 slot`, or
 /// W_GRAIN's `serial` at the same chunk width) at whichever scale it was
-/// measured (it is shared by every scale).
+/// measured (it is shared by every scale). Python rows compare with
+/// Python's own serial loop, when it ran.
 pub fn summarise(runs: &[RunRecord]) -> Vec<Row> {
     let mut order: Vec<Key> = Vec::new();
     let mut groups: BTreeMap<Key, Vec<&RunRecord>> = BTreeMap::new();
@@ -147,7 +152,15 @@ pub fn summarise(runs: &[RunRecord]) -> Vec<Row> {
     let mut rows: Vec<Row> = order.iter().map(|k| base_row(&groups[k])).collect();
     let baseline_rate = |of: &Row, rows: &[Row]| {
         rows.iter()
-            .find(|r| r.workload == of.workload && r.chunk == of.chunk && is_baseline(&r.label))
+            .find(|r| {
+                r.workload == of.workload
+                    && r.chunk == of.chunk
+                    && if is_python(&of.label) {
+                        r.label == PYTHON_SERIAL
+                    } else {
+                        is_baseline(&r.label)
+                    }
+            })
             .and_then(|r| r.rate)
     };
     for i in 0..rows.len() {
@@ -400,6 +413,40 @@ pub fn verdicts(rows: &[Row]) -> Vec<Verdict> {
 
 fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map(f).unwrap_or_else(|| "-".into())
+}
+
+/// Per workload, brigade's fastest model row against Python's fastest row
+/// (`--with-python`), e.g. "W_NOOP: brigade thread 13,695 tasks/s, Python
+/// py-async 4,270 tasks/s: 3.21x".
+pub fn python_comparison(rows: &[Row], scale: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    for w in WorkloadId::ALL {
+        let best = |python: bool| {
+            rows.iter()
+                .filter(|r| r.scale == scale && r.workload == w)
+                .filter(|r| {
+                    if python {
+                        is_python(&r.label) && r.label != PYTHON_SERIAL
+                    } else {
+                        r.is_model_row()
+                    }
+                })
+                .filter_map(|r| Some((r.label.as_str(), r.rate?)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+        };
+        if let (Some(b), Some(p)) = (best(false), best(true)) {
+            out.push(format!(
+                "{}: brigade {} {} tasks/s, Python {} {} tasks/s: {:.2}x",
+                w.name(),
+                b.0,
+                thousands(b.1),
+                p.0,
+                thousands(p.1),
+                b.1 / p.1
+            ));
+        }
+    }
+    out
 }
 
 /// Human-readable count: 1,234,567.
@@ -733,6 +780,31 @@ mod tests {
         );
         let c = cells(rows.iter().find(|r| r.label == "thread c=10^3").unwrap());
         assert_eq!(c[10], "1.06 of in-process limit");
+    }
+
+    #[test]
+    fn python_rows_use_their_own_serial_baseline_and_never_win() {
+        let py = |label: &str, p, wall| run(label, None, p, 40, wall);
+        let rows = summarise(&[
+            run("1 slot", Some("thread"), 1, 40, 0.1),
+            run("process", Some("process"), 2, 40, 0.05),
+            py("py-serial", 1, 3.2),
+            py("py-process", 2, 1.6),
+            py("py-thread", 2, 3.3),
+        ]);
+        let r = |l: &str| rows.iter().find(|r| r.label == l).unwrap();
+        assert!((r("py-process").speedup.unwrap() - 2.0).abs() < 1e-9);
+        assert!((r("py-process").efficiency.unwrap() - 1.0).abs() < 1e-9);
+        assert!((r("process").speedup.unwrap() - 2.0).abs() < 1e-9);
+        assert!(!r("py-process").is_model_row());
+        assert_eq!(r("py-process").of_limit, None);
+        let v = &verdicts(&rows)[0];
+        assert_eq!(v.winner.as_ref().unwrap().0, "process");
+        assert_eq!(v.runner_up, None);
+        assert_eq!(
+            python_comparison(&rows, 1),
+            ["W_CPU_HEAVY: brigade process 800 tasks/s, Python py-process 25 tasks/s: 32.00x"]
+        );
     }
 
     #[test]

@@ -57,6 +57,15 @@ const COLOURS: [&str; 6] = [
 /// One colour per model in every plot (bars and lines alike), so that a
 /// model is recognised across plots; other labels take `COLOURS[i]`.
 pub fn colour_of(label: &str, i: usize) -> &'static str {
+    // The Python baseline's rows: a lighter shade of the same model's hue.
+    if let Some(model) = label.strip_prefix("py-") {
+        return match model.split_whitespace().next().unwrap_or("") {
+            "process" => "#a6c4e0",
+            "thread" => "#f9c893",
+            "async" => "#a9d3a2",
+            _ => "#d4d4d4",
+        };
+    }
     let mut words = label.split_whitespace();
     let first = words.next().unwrap_or("");
     let capped = words.next().is_some_and(|w| w.starts_with("C="));
@@ -547,5 +556,7 @@ mod tests {
         assert_ne!(colour_of("async C=2000", 0), colour_of("async", 0));
         assert_eq!(colour_of("1 slot", 0), colour_of("serial c=10^3", 1));
         assert_eq!(colour_of("other", 1), COLOURS[1]);
+        assert_ne!(colour_of("py-process", 0), colour_of("process", 0));
+        assert_eq!(colour_of("py-async C=200", 0), colour_of("py-async", 3));
     }
 }
