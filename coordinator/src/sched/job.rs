@@ -2,7 +2,8 @@
 //! leased or done, and what their results are. Tasks of a range are not
 //! materialised: a task that was never issued is just `index >= next_fresh`.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use brigade_proto::catalog::Reduction;
 use brigade_proto::v1::{FailedTask, JobInfo, JobState, OutcomeStatus};
@@ -19,6 +20,33 @@ pub struct Lease {
     /// Failed attempts so far (a lost worker is not a failure of the task).
     pub failures: u32,
 }
+
+/// Hashes a task index with one multiplication (as FxHash does). Task
+/// indices are dense and picked by the scheduler, not by anyone who could
+/// aim collisions at the map, so SipHash's flood resistance buys nothing
+/// here; it cost more than a third of every transition (BENCHMARKS.md).
+/// Consecutive indices land in distinct buckets: the factor is odd.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TaskIndexHasher(u64);
+
+impl Hasher for TaskIndexHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The current lease of every leased task of a job, by task index.
+pub type Leases = HashMap<u64, Lease, BuildHasherDefault<TaskIndexHasher>>;
 
 /// What the store kept of a job, to rebuild it after a restart.
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +83,7 @@ pub struct Job {
     /// Done tasks at or beyond `next_fresh` (only after a restore).
     done_ahead: u64,
     retry: VecDeque<Requeue>,
-    pub(super) leases: HashMap<u64, Lease>,
+    pub(super) leases: Leases,
     /// Finished tasks (done, or failed for good), one bit each.
     done: Vec<u64>,
     done_count: u64,
@@ -87,7 +115,7 @@ impl Job {
             next_fresh: 0,
             done_ahead: 0,
             retry: VecDeque::new(),
-            leases: HashMap::new(),
+            leases: Leases::default(),
             done: vec![0; n.div_ceil(64)],
             done_count: 0,
             failed_tasks: BTreeMap::new(),
@@ -220,13 +248,11 @@ impl Job {
         }
     }
 
-    /// Leases up to `max` queued tasks (retries first) to `worker`, recording
-    /// each in `held` (the worker's set of leases).
+    /// Leases up to `max` queued tasks (retries first) to `worker`.
     pub(super) fn lease_next(
         &mut self,
         worker: WorkerId,
         max: usize,
-        held: &mut HashSet<(JobId, u64)>,
         now_ms: u64,
     ) -> Vec<TaskLease> {
         let mut n = max;
@@ -262,7 +288,6 @@ impl Job {
                     failures: next.failures,
                 },
             );
-            held.insert((self.id, next.index));
             let (start, end) = self.plan.task_range(next.index);
             out.push(TaskLease {
                 index: next.index,
@@ -276,6 +301,28 @@ impl Job {
             self.started_ms = now_ms;
         }
         out
+    }
+
+    /// Puts every task leased to `worker` back in the queue, in index order,
+    /// without counting a failure (a lost worker is not the task's fault).
+    /// Returns how many went back.
+    pub(super) fn requeue_leases_of(&mut self, worker: WorkerId) -> usize {
+        let mut held: Vec<u64> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| l.worker == worker)
+            .map(|(&index, _)| index)
+            .collect();
+        held.sort_unstable();
+        for &index in &held {
+            let lease = self.leases.remove(&index).expect("listed just above");
+            self.requeue(Requeue {
+                index,
+                attempt: lease.attempt,
+                failures: lease.failures,
+            });
+        }
+        held.len()
     }
 
     pub(super) fn requeue(&mut self, r: Requeue) {

@@ -20,13 +20,13 @@ mod worker;
 #[cfg(test)]
 mod tests;
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use brigade_proto::v1::{ClusterStatus, JobInfo, JobState, Model, OutcomeStatus, WorkerInfo};
 
 use crate::admission::JobPlan;
-use job::Requeue;
-pub use job::{Job, Lease, RestoredJob};
+pub use job::{Job, Lease, Leases, RestoredJob, TaskIndexHasher};
 pub use worker::{SlotCounts, WorkerHello, WorkerState};
 
 pub type JobId = u64;
@@ -221,21 +221,18 @@ impl Scheduler {
     /// The worker is gone (stream closed or heartbeats missed): every task it
     /// held goes back to the queue without counting as a failed attempt.
     pub fn worker_lost(&mut self, worker: WorkerId) {
-        let Some(w) = self.workers.remove(&worker) else {
+        if self.workers.remove(&worker).is_none() {
             return;
-        };
-        for (job_id, index) in w.leased {
-            if let Some(job) = self.jobs.get_mut(&job_id) {
-                if let Some(lease) = job.leases.remove(&index) {
-                    job.requeue(Requeue {
-                        index,
-                        attempt: lease.attempt,
-                        failures: lease.failures,
-                    });
-                    self.runnable[job.slot()].insert(job_id);
-                    self.dirty.insert(job_id);
-                }
+        }
+        // Leases are found through the jobs rather than a per-worker set:
+        // keeping that set cost two hash operations per task, a loss costs
+        // one pass over the leases of the jobs that have any.
+        for (&job_id, job) in &mut self.jobs {
+            if job.leases.is_empty() || job.requeue_leases_of(worker) == 0 {
+                continue;
             }
+            self.runnable[job.slot()].insert(job_id);
+            self.dirty.insert(job_id);
         }
     }
 
@@ -317,10 +314,17 @@ impl Scheduler {
             return;
         };
         w.last_seen_ms = now_ms;
+        // Applied to the worker once, after the loop.
+        let mut returned = [0u32; 3];
+        let mut tasks_done = 0;
+        // A batch holds outcomes of one job: mark it dirty and runnable once
+        // per run of outcomes, not once per outcome. Nothing in this loop
+        // takes a job out of `dirty`, nor out of `runnable` unless it ended.
+        let mut marked_dirty = None;
+        let mut marked_runnable = None;
         for o in outcomes {
-            let w = self.workers.get_mut(&worker).expect("checked above");
             if let Some(slot) = model_slot(o.model) {
-                w.in_flight[slot] = w.in_flight[slot].saturating_sub(1);
+                returned[slot] += 1;
             }
             let Some(job) = self.jobs.get_mut(&o.job) else {
                 if o.status == OutcomeStatus::Ok {
@@ -328,23 +332,23 @@ impl Scheduler {
                 }
                 continue;
             };
-            let current = job
-                .leases
-                .get(&o.index)
-                .is_some_and(|l| l.worker == worker && l.attempt == o.attempt);
-            if !current {
-                // A stale lease. Its result is dropped and counted; a stale
-                // failure or hand-back only returns its credit.
-                if o.status == OutcomeStatus::Ok {
-                    job.late_results_dropped += 1;
-                    self.counters.late_results_dropped += 1;
-                    self.dirty.insert(o.job);
+            let lease = match job.leases.entry(o.index) {
+                Entry::Occupied(l) if l.get().worker == worker && l.get().attempt == o.attempt => {
+                    l.remove()
                 }
-                continue;
-            }
-            w.leased.remove(&(o.job, o.index));
+                _ => {
+                    // A stale lease. Its result is dropped and counted; a
+                    // stale failure or hand-back only returns its credit.
+                    if o.status == OutcomeStatus::Ok {
+                        job.late_results_dropped += 1;
+                        self.counters.late_results_dropped += 1;
+                        self.dirty.insert(o.job);
+                    }
+                    continue;
+                }
+            };
             if o.status == OutcomeStatus::Ok {
-                w.tasks_done += 1;
+                tasks_done += 1;
             }
             let job_id = o.job;
             if self.config.log_results && o.status == OutcomeStatus::Ok {
@@ -356,7 +360,6 @@ impl Scheduler {
                     wall_ns: o.wall_ns,
                 });
             }
-            let lease = job.leases.remove(&o.index).expect("checked above");
             let ended = job.record(o, lease, now_ms);
             if self.config.log_results {
                 self.failures
@@ -365,13 +368,25 @@ impl Scheduler {
                 job.new_failures.clear();
             }
             let (slot, has_queued) = (job.slot(), job.has_queued());
-            self.dirty.insert(job_id);
+            if marked_dirty != Some(job_id) {
+                self.dirty.insert(job_id);
+                marked_dirty = Some(job_id);
+            }
             if ended {
                 self.end_job_leases(job_id);
-            } else if has_queued {
+            } else if has_queued && marked_runnable != Some(job_id) {
                 self.runnable[slot].insert(job_id);
+                marked_runnable = Some(job_id);
             }
         }
+        let w = self
+            .workers
+            .get_mut(&worker)
+            .expect("recording outcomes removes no worker");
+        for (in_flight, returned) in w.in_flight.iter_mut().zip(returned) {
+            *in_flight = in_flight.saturating_sub(returned);
+        }
+        w.tasks_done += tasks_done;
     }
 
     /// Cancels a job: queued tasks are dropped, workers holding its tasks are
@@ -464,7 +479,7 @@ impl Scheduler {
             };
             let w = self.workers.get_mut(&wid).expect("checked above");
             let job = self.jobs.get_mut(&job_id).expect("runnable jobs exist");
-            let tasks = job.lease_next(wid, budget.min(max_batch), &mut w.leased, now_ms);
+            let tasks = job.lease_next(wid, budget.min(max_batch), now_ms);
             if !job.has_queued() || job.at_in_flight_cap() {
                 self.runnable[slot].remove(&job_id);
             }
@@ -490,17 +505,16 @@ impl Scheduler {
             return;
         };
         self.runnable[job.slot()].remove(&job_id);
-        let mut told = BTreeSet::new();
-        for (index, lease) in std::mem::take(&mut job.leases) {
-            if let Some(w) = self.workers.get_mut(&lease.worker) {
-                w.leased.remove(&(job_id, index));
-                if told.insert(lease.worker) {
-                    self.actions.push(Action::Cancel {
-                        worker: lease.worker,
-                        job: job_id,
-                    });
-                }
-            }
+        let holders: BTreeSet<WorkerId> = std::mem::take(&mut job.leases)
+            .into_values()
+            .map(|lease| lease.worker)
+            .filter(|w| self.workers.contains_key(w))
+            .collect();
+        for worker in holders {
+            self.actions.push(Action::Cancel {
+                worker,
+                job: job_id,
+            });
         }
     }
 

@@ -1,11 +1,9 @@
 //! What the core knows of one worker: its slots, the credits it announced,
 //! what it holds, and when it was last heard from.
 
-use std::collections::HashSet;
-
 use brigade_proto::v1::WorkerInfo;
 
-use super::{JobId, WorkerId};
+use super::WorkerId;
 
 /// Slots (or credits) per model.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,8 +44,6 @@ pub struct WorkerState {
     pub credits: SlotCounts,
     /// Assigned minus outcomes returned, per model.
     pub in_flight: [u32; 3],
-    /// (job, task index) of every task whose current lease this worker holds.
-    pub leased: HashSet<(JobId, u64)>,
     pub last_seen_ms: u64,
     pub draining: bool,
     pub tasks_done: u64,
@@ -61,7 +57,6 @@ impl WorkerState {
             credits: hello.slots,
             hello,
             in_flight: [0; 3],
-            leased: HashSet::new(),
             last_seen_ms: now_ms,
             draining: false,
             tasks_done: 0,
