@@ -174,7 +174,7 @@ pub fn page(
          <title>brigade bench</title><style>\
          body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}\
          table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px}}\
-         td.n{{text-align:right;font-variant-numeric:tabular-nums}}tr.v td{{background:#f4f7fb;font-style:italic}}\
+         td.n{{text-align:right;font-variant-numeric:tabular-nums}}td:nth-child(2){{white-space:nowrap}}tr.v td{{background:#f4f7fb;font-style:italic}}\
          .failed{{color:#c00;font-weight:bold}}figure{{margin:1.5em 0}}img{{max-width:100%}}\
          </style></head><body>\n<h1>brigade bench: processes, threads or async?</h1>\n"
     );
