@@ -4,6 +4,7 @@
 //! checkout). Its JSON lines become rows of the same table and plots; a
 //! machine without python3 gets a note, not a failure.
 
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 
 use super::plan::{is_python, WorkloadId};
@@ -74,8 +75,9 @@ pub fn parse_line(v: &serde_json::Value, scale: u32) -> Option<RunRecord> {
     })
 }
 
-/// Runs the script with `python3`; every problem becomes a note.
-pub fn run(a: &PythonArgs) -> PythonRuns {
+/// Runs the script with `python3`, handing each of its progress lines to
+/// `progress` as it comes; every problem becomes a note.
+pub fn run(a: &PythonArgs, progress: impl Fn(&str)) -> PythonRuns {
     let mut out = PythonRuns {
         runs: Vec::new(),
         lines: Vec::new(),
@@ -118,33 +120,56 @@ pub fn run(a: &PythonArgs) -> PythonRuns {
     if a.quick {
         cmd.arg("--quick");
     }
-    let result = cmd.output();
-    let _ = std::fs::remove_dir_all(&dir);
-    let output = match result {
-        Ok(o) => o,
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    let mut child = match child {
+        Ok(c) => c,
         Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
             out.notes
                 .push(format!("--with-python: could not run python3: {e}"));
             return out;
         }
     };
-    for line in String::from_utf8_lossy(&output.stderr).lines() {
-        // Progress lines are noise once the table is there; notes are not.
-        if let Some(n) = line.strip_prefix("python baseline: ") {
-            if !n.contains(" rep ") {
-                out.notes.push(format!("python baseline: {n}"));
+    // stdout on its own thread, so that neither pipe can fill and stall it.
+    let stdout = child.stdout.take().map(|mut o| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = o.read_to_string(&mut s);
+            s
+        })
+    });
+    let mut other = Vec::new();
+    if let Some(err) = child.stderr.take() {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            match line.strip_prefix("python baseline: ") {
+                // Progress shows now; notes stay for the reader.
+                Some(n) if n.contains(" rep ") => progress(&line),
+                Some(n) => out.notes.push(format!("python baseline: {n}")),
+                None => other.push(line),
             }
-        } else if !output.status.success() {
-            out.notes.push(format!("python baseline: {line}"));
         }
     }
-    if !output.status.success() {
-        out.notes.push(format!(
-            "python baseline: the script failed ({}); its rows are missing",
-            output.status
-        ));
+    let status = child.wait();
+    let stdout = stdout.and_then(|h| h.join().ok()).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    match status {
+        Ok(s) if s.success() => {}
+        failed => {
+            out.notes.extend(
+                other
+                    .iter()
+                    .rev()
+                    .take(5)
+                    .rev()
+                    .map(|l| format!("python baseline: {l}")),
+            );
+            out.notes.push(format!(
+                "python baseline: the script failed ({}); its rows are missing",
+                failed.map_or_else(|e| e.to_string(), |s| s.to_string())
+            ));
+        }
     }
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
+    for line in stdout.lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
             out.notes
                 .push(format!("python baseline: not a JSON line: {line:?}"));
