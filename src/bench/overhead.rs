@@ -6,7 +6,7 @@
 //! runs are measured like every other bench run.
 
 use super::plan::{shape, Caps, JobPlan, Size, WorkloadId, SPIN_MS};
-use super::report::{median, spread, thousands, RunRecord, Spread};
+use super::report::{aligned_lines, median, spread, thousands, RunRecord, Spread};
 use brigade_proto::v1::Model;
 
 /// The overhead runs: per model, no-ops (W_NOOP's size) then 1 ms spins.
@@ -169,36 +169,16 @@ pub fn cells(r: &OverheadRow) -> [String; 8] {
 
 pub fn render_table(rows: &[OverheadRow]) -> String {
     let all: Vec<[String; 8]> = rows.iter().map(cells).collect();
-    let mut widths = HEADERS.map(str::len);
-    for c in &all {
-        for (w, s) in widths.iter_mut().zip(c.iter()) {
-            *w = (*w).max(s.chars().count());
-        }
-    }
-    let line = |c: &[String]| {
-        let mut s = String::new();
-        for (i, (cell, w)) in c.iter().zip(widths).enumerate() {
-            let pad = " ".repeat(w.saturating_sub(cell.chars().count()));
-            if i < 2 {
-                s.push_str(cell);
-                s.push_str(&pad);
-            } else {
-                s.push_str(&pad);
-                s.push_str(cell);
-            }
-            s.push_str("  ");
-        }
-        s.trim_end().to_string() + "\n"
-    };
-    let mut out = line(&HEADERS.map(String::from));
+    let lines = aligned_lines(HEADERS, &all, |i| i >= 2);
+    let mut out = lines[0].clone();
     let many_scales = rows.iter().any(|r| r.scale != rows[0].scale);
     let mut scale = None;
-    for (r, c) in rows.iter().zip(&all) {
+    for (r, line) in rows.iter().zip(&lines[1..]) {
         if many_scales && scale != Some(r.scale) {
             out.push_str(&format!("-- {} worker(s) --\n", r.scale));
             scale = Some(r.scale);
         }
-        out.push_str(&line(c));
+        out.push_str(line);
     }
     out
 }

@@ -522,12 +522,16 @@ pub const HEADERS: [&str; 11] = [
     "note",
 ];
 
-/// The terminal table: rows grouped by scale and workload, a verdict line
-/// after each workload.
-pub fn render_table(rows: &[Row], verdicts: &[Verdict]) -> String {
-    let all: Vec<[String; 11]> = rows.iter().map(cells).collect();
-    let mut widths = HEADERS.map(str::len);
-    for c in &all {
+/// The lines of a text table, header first: every column as wide as its
+/// widest cell, two spaces apart, right-aligned where `right(column)`,
+/// trailing blanks trimmed (so a last free-text column is never padded).
+pub fn aligned_lines<const N: usize>(
+    header: [&str; N],
+    rows: &[[String; N]],
+    right: impl Fn(usize) -> bool,
+) -> Vec<String> {
+    let mut widths = header.map(|h| h.chars().count());
+    for c in rows {
         for (w, s) in widths.iter_mut().zip(c.iter()) {
             *w = (*w).max(s.chars().count());
         }
@@ -535,27 +539,34 @@ pub fn render_table(rows: &[Row], verdicts: &[Verdict]) -> String {
     let line = |c: &[String]| {
         let mut s = String::new();
         for (i, (cell, w)) in c.iter().zip(widths).enumerate() {
-            // Text columns left, figures right; the last column is free text.
-            let right = (2..10).contains(&i);
-            let pad = w.saturating_sub(cell.chars().count());
-            if right {
-                s.push_str(&" ".repeat(pad));
-                s.push_str(cell);
-            } else if i == c.len() - 1 {
+            let pad = " ".repeat(w.saturating_sub(cell.chars().count()));
+            if right(i) {
+                s.push_str(&pad);
                 s.push_str(cell);
             } else {
                 s.push_str(cell);
-                s.push_str(&" ".repeat(pad));
+                s.push_str(&pad);
             }
             s.push_str("  ");
         }
         s.trim_end().to_string() + "\n"
     };
-    let mut out = line(&HEADERS.map(String::from));
+    std::iter::once(line(&header.map(String::from)))
+        .chain(rows.iter().map(|c| line(c)))
+        .collect()
+}
+
+/// The terminal table: rows grouped by scale and workload, a verdict line
+/// after each workload.
+pub fn render_table(rows: &[Row], verdicts: &[Verdict]) -> String {
+    let all: Vec<[String; 11]> = rows.iter().map(cells).collect();
+    // Text columns left, figures right; the last column is free text.
+    let lines = aligned_lines(HEADERS, &all, |i| (2..10).contains(&i));
+    let mut out = lines[0].clone();
     let mut current: Option<(u32, WorkloadId)> = None;
     let scales: Vec<u32> = rows.iter().map(|r| r.scale).collect();
     let many_scales = scales.iter().any(|s| *s != scales[0]);
-    for (r, c) in rows.iter().zip(&all) {
+    for (r, line) in rows.iter().zip(&lines[1..]) {
         if current != Some((r.scale, r.workload)) {
             if let Some(v) =
                 current.and_then(|k| verdicts.iter().find(|v| (v.scale, v.workload) == k))
@@ -567,7 +578,7 @@ pub fn render_table(rows: &[Row], verdicts: &[Verdict]) -> String {
             }
             current = Some((r.scale, r.workload));
         }
-        out.push_str(&line(c));
+        out.push_str(line);
     }
     if let Some(v) = current.and_then(|k| verdicts.iter().find(|v| (v.scale, v.workload) == k)) {
         out.push_str(&format!("  => verdict: {}\n", v.text()));
@@ -804,6 +815,27 @@ mod tests {
         assert_eq!(
             python_comparison(&rows, 1),
             ["W_CPU_HEAVY: brigade process 800 tasks/s, Python py-process 25 tasks/s: 32.00x"]
+        );
+    }
+
+    #[test]
+    fn table_columns_align_left_or_right_and_lines_end_trimmed() {
+        let rows = [
+            ["thread".to_string(), "5".to_string(), "x".to_string()],
+            [
+                "async C=2000".to_string(),
+                "1,234".to_string(),
+                String::new(),
+            ],
+        ];
+        let lines = aligned_lines(["model", "tasks", "note"], &rows, |i| i == 1);
+        assert_eq!(
+            lines,
+            [
+                "model         tasks  note\n",
+                "thread            5  x\n",
+                "async C=2000  1,234\n",
+            ]
         );
     }
 
