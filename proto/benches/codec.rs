@@ -10,7 +10,7 @@ use brigade_proto::v1::{
     coordinator_message, worker_message, AssignBatch, CoordinatorMessage, Model, OutcomeStatus,
     ResultBatch, TaskAssignment, TaskOutcome, WorkerMessage, U128,
 };
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use prost::Message;
 
 const TASKS: u64 = 4_096;
@@ -94,4 +94,40 @@ fn bench_codec(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench_codec);
-criterion_main!(benches);
+
+/// Runs `op` (`encode` or `decode`) on `msg` `reps` times, after the one
+/// encoding that makes the bytes to decode.
+fn repeat<M: Message + Default>(msg: &M, op: &str, reps: usize) {
+    let bytes = msg.encode_to_vec();
+    let mut buf = Vec::with_capacity(bytes.len());
+    for _ in 0..reps {
+        if op == "encode" {
+            buf.clear();
+            black_box(msg).encode(&mut buf).expect("capacity is enough");
+        } else {
+            black_box(M::decode(black_box(bytes.as_slice())).expect("valid bytes"));
+        }
+    }
+}
+
+/// `BRIGADE_BENCH_ONCE=<group>/<encode|decode|build>` runs that operation
+/// 100 times outside criterion (`build`: none, the set-up to subtract), for
+/// instruction counts that do not vary between runs:
+/// `valgrind --tool=callgrind target/release/deps/codec-*`.
+fn main() {
+    if let Some(only) = std::env::var_os("BRIGADE_BENCH_ONCE") {
+        let only = only.to_string_lossy();
+        let (group, op) = only.split_once('/').unwrap_or((&only, "encode"));
+        let reps = if op == "build" { 0 } else { 100 };
+        match group {
+            "assign_batch_4096" => repeat(&assign(), op, reps),
+            "result_batch_4096_noop" => repeat(&results(0), op, reps),
+            "result_batch_4096_wide_value" => repeat(&results((1u128 << 100) + 12_345), op, reps),
+            _ => eprintln!("unknown group {group}"),
+        }
+        println!("{only}: {reps} x {TASKS} tasks");
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
