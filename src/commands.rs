@@ -73,7 +73,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn parse_model(s: &str) -> Result<Model, String> {
     match Model::parse(s) {
         Some(Model::Unspecified) | None => Err(format!(
-            "unknown model {s:?}; allowed: process, thread, async \
+            "unknown model {s:?}; allowed: process, thread, async, auto \
              (omit --model to route by kind: cpu → process, io → async)"
         )),
         Some(m) => Ok(m),
@@ -101,7 +101,8 @@ pub struct SubmitArgs {
     /// cpu (→ process slots) or io (→ async slots); default: the workload's.
     #[arg(long, value_parser = parse_kind)]
     pub kind: Option<Kind>,
-    /// Force a model: process, thread or async.
+    /// Force a model: process, thread or async; or auto: probe a few tasks
+    /// on thread slots, then route by their CPU per wall time.
     #[arg(long, value_parser = parse_model)]
     pub model: Option<Model>,
     /// Attempts per task (0: the coordinator's default).
@@ -370,6 +371,9 @@ pub fn job_summary(info: &JobInfo) -> String {
     if !info.waiting_reason.is_empty() {
         s.push_str(&format!("\nwaiting: {}", info.waiting_reason));
     }
+    if !info.routing.is_empty() {
+        s.push_str(&format!("\nrouting: {}", info.routing));
+    }
     s
 }
 
@@ -395,6 +399,7 @@ fn job_json(info: &JobInfo) -> serde_json::Value {
         "wall_s": wall_secs(info),
         "task_cpu_s": info.task_cpu_ns as f64 / 1e9,
         "waiting_reason": info.waiting_reason,
+        "routing": info.routing,
         "failed_tasks": info.failed_tasks.iter().map(|f| serde_json::json!({"index": f.index, "error": f.error})).collect::<Vec<_>>(),
     })
 }

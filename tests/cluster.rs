@@ -532,3 +532,27 @@ fn sums_that_do_not_fit_in_128_bits_fail_instead_of_wrapping() {
     let first: u128 = 18_446_744_073_709_551_000;
     assert_eq!(results[0], (0, first * first));
 }
+
+/// `--model auto` probes on thread slots and sends CPU-bound work to process
+/// slots and waiting work to async slots, saying why; results stay exact.
+#[test]
+fn auto_routes_cpu_work_to_processes_and_waiting_work_to_the_event_loop() {
+    let c = Cluster::with_workers(1, Slots::new(2, 2, 16), &[]);
+    for (workload, arg, model, why) in [
+        ("spin", "ms=20", "process", "CPU-bound"),
+        ("sleep", "ms=20", "async", "mostly waiting"),
+    ] {
+        let job = c.submit_json(&[
+            workload, "--range", "0..20", "--arg", arg, "--model", "auto", "--wait",
+        ]);
+        assert_succeeded(&job, 20);
+        assert_eq!(job["model"], model, "job: {job}");
+        let routing = job["routing"].as_str().unwrap_or_default();
+        assert!(
+            routing.contains("4 probe tasks on thread slots") && routing.contains(why),
+            "job: {job}"
+        );
+        let results = c.results(id_of(&job));
+        assert_eq!(results, (0..20).map(|i| (i, i as u128)).collect::<Vec<_>>());
+    }
+}

@@ -16,6 +16,9 @@ pub struct JobPlan {
     pub reduction: Reduction,
     pub tasks: u64,
     pub max_attempts: u32,
+    /// `--model auto`: probe on thread slots first, then route by what
+    /// the probes measured.
+    pub auto: bool,
 }
 
 impl JobPlan {
@@ -106,9 +109,12 @@ pub fn admit(spec: JobSpec, limits: &AdmissionLimits) -> Result<JobPlan, Admissi
             Kind::Io => Model::Async,
             _ => Model::Process,
         },
+        // Probes run on thread slots: the model closest to plain code.
+        Ok(Model::Auto) => Model::Thread,
         Ok(m) => m,
         Err(_) => return Err(AdmissionError::UnknownModel(spec.model)),
     };
+    let auto = spec.model == Model::Auto as i32;
     if spec.max_attempts > limits.max_attempts_limit {
         return Err(AdmissionError::TooManyAttempts {
             got: spec.max_attempts,
@@ -126,6 +132,7 @@ pub fn admit(spec: JobSpec, limits: &AdmissionLimits) -> Result<JobPlan, Admissi
         model,
         tasks,
         max_attempts,
+        auto,
     })
 }
 

@@ -25,7 +25,7 @@ pub fn join_u128<'a>(lo: &'a [u64], hi: &'a [u64]) -> impl Iterator<Item = u128>
 }
 
 /// Names users type for models, in the order they are listed in errors.
-pub const MODEL_NAMES: &[&str] = &["process", "thread", "async"];
+pub const MODEL_NAMES: &[&str] = &["process", "thread", "async", "auto"];
 /// Names users type for kinds.
 pub const KIND_NAMES: &[&str] = &["cpu", "io"];
 
@@ -33,7 +33,8 @@ impl Model {
     /// The user-facing name (`process`, `thread`, `async`; `auto` for unspecified).
     pub fn name(self) -> &'static str {
         match self {
-            Model::Unspecified => "auto",
+            Model::Unspecified => "default",
+            Model::Auto => "auto",
             Model::Process => "process",
             Model::Thread => "thread",
             Model::Async => "async",
@@ -46,7 +47,7 @@ impl Model {
             "process" => Some(Model::Process),
             "thread" => Some(Model::Thread),
             "async" => Some(Model::Async),
-            "auto" => Some(Model::Unspecified),
+            "auto" => Some(Model::Auto),
             _ => None,
         }
     }

@@ -380,7 +380,7 @@ impl Link<'_> {
             Model::Process => self.config.procs,
             Model::Thread => self.config.threads,
             Model::Async => self.config.async_slots,
-            Model::Unspecified => 0,
+            Model::Unspecified | Model::Auto => 0,
         };
         let refuse = |status: OutcomeStatus, error: String| {
             let outcomes = batch
@@ -499,7 +499,7 @@ impl CreditWindows {
             Model::Process => 0,
             Model::Thread => 1,
             Model::Async => 2,
-            Model::Unspecified => return,
+            Model::Unspecified | Model::Auto => return,
         };
         let t = &mut self.task_ns[i];
         // At least 1 µs: a zero would ask for an infinite window.

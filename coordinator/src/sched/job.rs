@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use brigade_proto::catalog::Reduction;
-use brigade_proto::v1::{FailedTask, JobInfo, JobState, OutcomeStatus};
+use brigade_proto::v1::{FailedTask, JobInfo, JobState, Kind, Model, OutcomeStatus};
 
 use super::{model_slot, JobId, Outcome, Recorded, TaskLease, WorkerId};
 use crate::admission::JobPlan;
@@ -61,6 +61,19 @@ pub struct RestoredJob<'a> {
     pub failures: &'a [(u64, String)],
 }
 
+/// Tasks `--model auto` runs on thread slots before it routes the job.
+pub const AUTO_PROBES: u32 = 4;
+/// CPU time per wall time at or above which probes call a job CPU-bound.
+pub const AUTO_CPU_SHARE: f64 = 0.5;
+
+/// What `--model auto`'s probe tasks measured so far.
+#[derive(Debug, Clone, Copy, Default)]
+struct Probe {
+    seen: u32,
+    cpu_ns: u64,
+    wall_ns: u64,
+}
+
 /// At most this many failed tasks are listed in a job's status.
 const LISTED_FAILURES: usize = 100;
 
@@ -91,6 +104,12 @@ pub struct Job {
     failed_tasks: BTreeMap<u64, String>,
     /// Failures not yet handed to the store.
     pub(super) new_failures: Vec<(u64, String)>,
+    /// `--model auto` while probing.
+    probe: Option<Probe>,
+    /// Why the job runs on its model.
+    routing: String,
+    /// Set when probing just moved the job off this model slot.
+    pub(super) rerouted_from: Option<usize>,
     /// Every done task's value, when kept in memory (without a store);
     /// with a store, results are served from it and only the total is here.
     values: Option<Vec<u128>>,
@@ -120,6 +139,9 @@ impl Job {
             done_count: 0,
             failed_tasks: BTreeMap::new(),
             new_failures: Vec::new(),
+            probe: plan.auto.then(Probe::default),
+            routing: routing_reason(&plan),
+            rerouted_from: None,
             values: keep_values.then(|| vec![0; n]),
             total: Some(0),
             retries: 0,
@@ -213,9 +235,52 @@ impl Job {
         self.wall_ns += wall_ns;
     }
 
+    /// Most tasks of this job leased at once: the job's own cap, and only
+    /// the probes while `--model auto` probes.
+    fn in_flight_cap(&self) -> Option<usize> {
+        let own =
+            (self.plan.spec.max_in_flight > 0).then_some(self.plan.spec.max_in_flight as usize);
+        match (own, self.probe.is_some()) {
+            (Some(c), true) => Some(c.min(AUTO_PROBES as usize)),
+            (None, true) => Some(AUTO_PROBES as usize),
+            (own, false) => own,
+        }
+    }
+
     pub(super) fn at_in_flight_cap(&self) -> bool {
-        let cap = self.plan.spec.max_in_flight as usize;
-        cap > 0 && self.leases.len() >= cap
+        self.in_flight_cap()
+            .is_some_and(|cap| self.leases.len() >= cap)
+    }
+
+    /// Counts a probe's measurement; after the last one, routes the job to
+    /// process slots (CPU-bound) or async slots (mostly waiting).
+    fn probe_measured(&mut self, o: &Outcome) {
+        let Some(p) = &mut self.probe else { return };
+        p.seen += 1;
+        p.cpu_ns += o.cpu_ns;
+        p.wall_ns += o.wall_ns;
+        if p.seen < AUTO_PROBES.min(self.plan.tasks as u32) {
+            return;
+        }
+        let share = p.cpu_ns as f64 / p.wall_ns.max(1) as f64;
+        let (model, kind, why) = if share >= AUTO_CPU_SHARE {
+            (Model::Process, Kind::Cpu, "CPU-bound")
+        } else {
+            (Model::Async, Kind::Io, "mostly waiting")
+        };
+        self.routing = format!(
+            "auto: {} probe tasks on thread slots used {:.0}% CPU per wall second, {why} \
+             → {} slots",
+            p.seen,
+            share * 100.0,
+            model.name()
+        );
+        self.probe = None;
+        if model != self.plan.model {
+            self.rerouted_from = Some(self.slot());
+            self.plan.model = model;
+            self.plan.kind = kind;
+        }
     }
 
     /// Whether the task has a recorded result.
@@ -256,8 +321,7 @@ impl Job {
         now_ms: u64,
     ) -> Vec<TaskLease> {
         let mut n = max;
-        let cap = self.plan.spec.max_in_flight as usize;
-        if cap > 0 {
+        if let Some(cap) = self.in_flight_cap() {
             n = n.min(cap.saturating_sub(self.leases.len()));
         }
         let mut out = Vec::with_capacity(n.min(self.queued() as usize));
@@ -334,6 +398,9 @@ impl Job {
     /// job ended because of it.
     pub(super) fn record(&mut self, o: Outcome, lease: Lease, now_ms: u64) -> bool {
         let index = o.index;
+        if o.status != OutcomeStatus::Cancelled {
+            self.probe_measured(&o);
+        }
         match o.status {
             OutcomeStatus::Ok => {
                 debug_assert!(
@@ -429,6 +496,7 @@ impl Job {
             task_cpu_ns: self.cpu_ns,
             task_wall_ns: self.wall_ns,
             waiting_reason: String::new(),
+            routing: self.routing.clone(),
             failed_tasks: self
                 .failed_tasks
                 .iter()
@@ -439,6 +507,19 @@ impl Job {
                 })
                 .collect(),
         }
+    }
+}
+
+fn routing_reason(plan: &JobPlan) -> String {
+    if plan.auto {
+        return format!(
+            "auto: probing {} tasks on thread slots",
+            AUTO_PROBES.min(plan.tasks as u32)
+        );
+    }
+    match Model::try_from(plan.spec.model) {
+        Ok(Model::Unspecified) => format!("{} job → {} slots", plan.kind.name(), plan.model.name()),
+        _ => "forced by --model".to_string(),
     }
 }
 

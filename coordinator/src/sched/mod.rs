@@ -38,7 +38,7 @@ pub(crate) fn model_slot(m: Model) -> Option<usize> {
         Model::Process => Some(0),
         Model::Thread => Some(1),
         Model::Async => Some(2),
-        Model::Unspecified => None,
+        Model::Unspecified | Model::Auto => None,
     }
 }
 
@@ -361,6 +361,11 @@ impl Scheduler {
                 });
             }
             let ended = job.record(o, lease, now_ms);
+            if let Some(old) = job.rerouted_from.take() {
+                // `--model auto` decided: the job moves to its model's queue.
+                self.runnable[old].remove(&job_id);
+                marked_runnable = None;
+            }
             if self.config.log_results {
                 self.failures
                     .extend(job.new_failures.drain(..).map(|(i, e)| (job_id, i, e)));

@@ -762,3 +762,81 @@ fn a_worker_can_widen_and_narrow_its_credit_window() {
     s.worker_credits(w, SlotCounts::default());
     assert_eq!(s.workers()[0].running_tasks, 100);
 }
+
+fn auto_plan(tasks: u64) -> JobPlan {
+    let spec = JobSpec {
+        workload: "noop".into(),
+        range_start: 0,
+        range_end: tasks,
+        chunk: 1,
+        model: Model::Auto as i32,
+        ..Default::default()
+    };
+    admit(spec, &AdmissionLimits::default()).unwrap()
+}
+
+/// Runs an auto job's probes with the given CPU and wall time per task and
+/// returns the model its remaining tasks went to.
+fn route_auto(cpu_ns: u64, wall_ns: u64) -> (Model, String) {
+    let mut s = Scheduler::new(SchedConfig::default());
+    let w = s.worker_joined(hello(2, 2, 8, 8), 0);
+    let j = s.submit(auto_plan(20), 0);
+    assert!(s.job_info(j).unwrap().routing.contains("probing 4 tasks"));
+    s.dispatch(0);
+    let probes: Vec<(Model, TaskLease)> = s
+        .take_actions()
+        .into_iter()
+        .flat_map(|a| match a {
+            Action::Assign { model, tasks, .. } => {
+                tasks.into_iter().map(move |t| (model, t)).collect()
+            }
+            _ => vec![],
+        })
+        .collect();
+    assert_eq!(probes.len(), 4, "only the probes run first");
+    assert!(probes.iter().all(|(m, _)| *m == Model::Thread));
+    let outs: Vec<_> = probes
+        .iter()
+        .map(|(_, t)| Outcome {
+            cpu_ns,
+            wall_ns,
+            ..ok(j, t, Model::Thread, t.index as u128)
+        })
+        .collect();
+    s.worker_outcomes(w, outs, 1);
+    s.dispatch(1);
+    let models: Vec<Model> = s
+        .take_actions()
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Assign { model, .. } => Some(model),
+            _ => None,
+        })
+        .collect();
+    assert!(!models.is_empty());
+    assert!(models.iter().all(|m| *m == models[0]), "{models:?}");
+    let info = s.job_info(j).unwrap();
+    assert_eq!(info.model, models[0] as i32);
+    assert_eq!(info.tasks_done, 4, "probe results count");
+    (models[0], info.routing)
+}
+
+#[test]
+fn auto_routes_cpu_bound_probes_to_process_slots() {
+    let (model, why) = route_auto(9_000_000, 10_000_000);
+    assert_eq!(model, Model::Process);
+    assert!(
+        why.contains("90% CPU") && why.contains("CPU-bound"),
+        "{why}"
+    );
+}
+
+#[test]
+fn auto_routes_waiting_probes_to_async_slots() {
+    let (model, why) = route_auto(100_000, 100_000_000);
+    assert_eq!(model, Model::Async);
+    assert!(
+        why.contains("0% CPU") && why.contains("mostly waiting"),
+        "{why}"
+    );
+}

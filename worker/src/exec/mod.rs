@@ -231,7 +231,7 @@ impl Executors {
             Model::Process => self.process.as_ref().map(|p| p.queue()),
             Model::Thread => self.thread.as_ref().map(|t| t.queue()),
             Model::Async => self.async_loop.as_ref().map(|a| a.queue()),
-            Model::Unspecified => None,
+            Model::Unspecified | Model::Auto => None,
         }
     }
 
