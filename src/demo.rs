@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use brigade_coordinator::CoordinatorConfig;
-use brigade_proto::v1::{JobState, ListWorkersRequest, Model};
+use brigade_proto::v1::{JobState, Model};
 use brigade_worker::node::NodeConfig;
 
 use crate::bench::{cluster_cpu_secs, start_io_target, sum_squares};
@@ -161,22 +161,9 @@ pub async fn run() -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let mut client = client::connect(&url).await?;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let workers = client
-            .list_workers(ListWorkersRequest {})
-            .await
-            .or_status("could not list workers")?
-            .into_inner()
-            .workers;
-        if !workers.is_empty() {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("the demo worker did not register within 15 s");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    crate::bench::wait_for_workers(&mut client, 1, Duration::from_secs(15))
+        .await
+        .context("the demo worker did not register")?;
     println!(
         "brigade demo: embedded coordinator + 1 worker ({procs} process, {threads} thread, {async_slots} async slots) \
          + HTTP target on {} cores; ready in {:.0} ms",

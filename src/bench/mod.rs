@@ -35,7 +35,7 @@ use crate::commands;
 use plan::{Caps, JobPlan, Size, WorkloadId};
 use report::RunRecord;
 
-pub use lab::start_io_target;
+pub use lab::{start_io_target, wait_for_workers};
 pub use plan::sum_squares;
 pub use procfs::cluster_cpu_secs;
 
