@@ -6,7 +6,10 @@
 mod common;
 
 use brigade_proto::v1::worker_link_client::WorkerLinkClient;
-use brigade_proto::v1::{worker_message, Heartbeat, WorkerHello, WorkerMessage};
+use brigade_proto::v1::{
+    coordinator_message, worker_message, Heartbeat, OkOutcomes, ResultBatch, WorkerHello,
+    WorkerMessage,
+};
 use common::{run_brigade, stderr, stdout, Cluster, Slots};
 use std::time::Duration;
 
@@ -334,4 +337,68 @@ async fn worker_links_with_another_protocol_or_no_hello_are_refused() {
     })
     .await
     .expect("checks pass");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_worker_sending_ragged_result_columns_is_disconnected_with_the_reason() {
+    let c = tokio::task::spawn_blocking(|| Cluster::with_workers(1, Slots::new(0, 0, 4), &[]))
+        .await
+        .expect("cluster starts");
+    let mut link = WorkerLinkClient::connect(c.url().to_string())
+        .await
+        .expect("connect to the coordinator");
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    tx.unbounded_send(hello(brigade_proto::PROTOCOL_VERSION))
+        .expect("queue hello");
+    let mut inbound = link
+        .attach(rx)
+        .await
+        .expect("a good hello is accepted")
+        .into_inner();
+    let welcome = inbound.message().await.expect("welcome arrives");
+    assert!(
+        matches!(
+            welcome.and_then(|m| m.msg),
+            Some(coordinator_message::Msg::Welcome(_))
+        ),
+        "the first message down a link is the welcome"
+    );
+    // Two task indices but one value: the columns do not line up.
+    let ragged = OkOutcomes {
+        job_id: 1,
+        model: 1,
+        index_delta: vec![0, 1],
+        attempt: vec![1, 1],
+        value_lo: vec![0],
+        cpu_ns: vec![1, 1],
+        wall_ns: vec![1, 1],
+        ..Default::default()
+    };
+    tx.unbounded_send(WorkerMessage {
+        msg: Some(worker_message::Msg::Results(ResultBatch {
+            outcomes: Vec::new(),
+            ok: vec![ragged],
+        })),
+    })
+    .expect("queue results");
+    let status = loop {
+        match inbound.message().await {
+            Ok(Some(_)) => continue, // heartbeats
+            Ok(None) => panic!("the link ended without saying why"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("protocol error: result columns of job 1 differ in length: 2 indices")
+            && status.message().contains("1 values"),
+        "{}",
+        status.message()
+    );
+    drop(tx);
+    tokio::task::spawn_blocking(move || assert_still_serves(&c))
+        .await
+        .expect("the coordinator still serves");
 }

@@ -298,8 +298,12 @@ fn tasks_counted_done_before_a_coordinator_crash_stay_done() {
     c.start_coordinator(&listen, &args);
     c.spawn_worker("w1", Slots::new(0, 0, 64));
     c.wait_workers(1);
-    // Thousands of results a second: a crash always has some in flight.
-    let job = c.submit_json(&["noop", "--range", "0..1000000", "--model", "async"]);
+    // Thousands of results a second, so a crash always has some in flight:
+    // 1 ms sleeps, 64 at a time. The job needs 15 s or more, far longer than
+    // ten crash rounds, however fast the machine.
+    let job = c.submit_json(&[
+        "sleep", "--arg", "ms=1", "--range", "0..1000000", "--model", "async",
+    ]);
     let id = id_of(&job);
     for round in 0..10 {
         let seen = c.wait_job_until(id, "tasks done", |j| done(j) > 0);

@@ -11,10 +11,11 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use brigade_proto::batch;
 use brigade_proto::v1::{
     coordinator_message, worker_message, AssignBatch, CancelTasks, ClusterStatus,
     CoordinatorMessage, Heartbeat, JobInfo, JobSpec, JobState, Model, OutcomeStatus, ResultsChunk,
-    TaskAssignment, Welcome, WorkerInfo, WorkerMessage,
+    TaskGrid, Welcome, WorkerInfo, WorkerMessage,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tonic::Status;
@@ -26,6 +27,12 @@ use crate::sched::{
 };
 use crate::store::{JobEnd, Store, StoreError, WriteBatch};
 use crate::writer::{merge, Committed, StoreWriter};
+
+/// A model as a worker reported it (unknown values are kept apart as
+/// `Unspecified`, which no slot has).
+fn model_of(m: i32) -> Model {
+    Model::try_from(m).unwrap_or(Model::Unspecified)
+}
 
 /// Where the actor sends a worker's downstream messages.
 pub type WorkerSink = mpsc::UnboundedSender<Result<CoordinatorMessage, Status>>;
@@ -563,11 +570,30 @@ impl Actor {
     fn on_worker_message(&mut self, id: WorkerId, msg: WorkerMessage, now: u64) {
         match msg.msg {
             Some(worker_message::Msg::Results(batch)) => {
+                for columns in &batch.ok {
+                    let outcomes = match columns.outcomes() {
+                        Ok(o) => o,
+                        Err(e) => return self.disconnect(id, &format!("protocol error: {e}")),
+                    };
+                    let (job, model) = (columns.job_id, model_of(columns.model));
+                    let outcomes = outcomes.map(|o| Outcome {
+                        job,
+                        index: o.index,
+                        attempt: o.attempt,
+                        model,
+                        status: OutcomeStatus::Ok,
+                        value: o.value,
+                        error: String::new(),
+                        cpu_ns: o.cpu_ns,
+                        wall_ns: o.wall_ns,
+                    });
+                    self.sched.worker_outcomes(id, outcomes, now);
+                }
                 let outcomes = batch.outcomes.into_iter().map(|o| Outcome {
                     job: o.job_id,
                     index: o.index,
                     attempt: o.attempt,
-                    model: Model::try_from(o.model).unwrap_or(Model::Unspecified),
+                    model: model_of(o.model),
                     status: OutcomeStatus::try_from(o.status).unwrap_or(OutcomeStatus::Unspecified),
                     value: o.value.map(u128::from).unwrap_or(0),
                     error: o.error,
@@ -624,15 +650,13 @@ impl Actor {
                         workload: spec.workload.clone(),
                         args: spec.args.clone(),
                         timeout_ms: spec.task_timeout_ms,
-                        tasks: tasks
-                            .into_iter()
-                            .map(|t| TaskAssignment {
-                                index: t.index,
-                                attempt: t.attempt,
-                                start: t.start,
-                                end: t.end,
-                            })
-                            .collect(),
+                        tasks: Vec::new(),
+                        grid: Some(TaskGrid {
+                            start: spec.range_start,
+                            end: spec.range_end,
+                            chunk: spec.chunk,
+                        }),
+                        runs: batch::runs(tasks.iter().map(|t| (t.index, t.attempt))),
                     };
                     self.send(worker, coordinator_message::Msg::Assign(batch));
                 }

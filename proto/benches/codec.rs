@@ -1,14 +1,20 @@
-//! The wire codec on the hot path: one `AssignBatch` of 4,096 tasks down a
-//! worker's stream and one `ResultBatch` of 4,096 outcomes back, each wrapped
-//! in its stream message as it travels. Throughput is in tasks; the encoded
-//! size per task is printed once per message.
+//! The wire codec on the hot path: one assignment of 4,096 tasks down a
+//! worker's stream and one batch of 4,096 outcomes back, each wrapped in its
+//! stream message as it travels, in the compact forms the link uses
+//! (`runs` over the job's grid; OK outcomes column by column, see
+//! `brigade_proto::batch`) and, for comparison, spelled out one message per
+//! task (the protocol-1 forms). Each side is measured from its own records
+//! to bytes (`encode`) and from bytes back to records (`decode`), so the
+//! compact forms pay for building and walking their columns. Throughput is
+//! in tasks; the encoded size per task is printed once per message.
 //! Run with `cargo bench -p brigade-proto --bench codec`.
 
 use std::hint::black_box;
 
+use brigade_proto::batch::{self, AssignedTask, OkColumns, OkOutcome};
 use brigade_proto::v1::{
     coordinator_message, worker_message, AssignBatch, CoordinatorMessage, Model, OutcomeStatus,
-    ResultBatch, TaskAssignment, TaskOutcome, WorkerMessage, U128,
+    ResultBatch, TaskAssignment, TaskGrid, TaskOutcome, WorkerMessage, U128,
 };
 use criterion::{criterion_group, Criterion, Throughput};
 use prost::Message;
@@ -18,50 +24,190 @@ const TASKS: u64 = 4_096;
 /// million-task job, so indices take their realistic varint width.
 const FIRST: u64 = 500_000;
 
-fn assign() -> CoordinatorMessage {
-    let batch = AssignBatch {
+/// The leases of one assignment, as the scheduler hands them out.
+fn leases() -> Vec<AssignedTask> {
+    (FIRST..FIRST + TASKS)
+        .map(|i| AssignedTask {
+            index: i,
+            attempt: 1,
+            start: i,
+            end: i + 1,
+        })
+        .collect()
+}
+
+/// Outcomes as a worker's executors report them: a value (zero for noop,
+/// a wide one for sum-squares), CPU and wall times of a few microseconds,
+/// and neighbours finishing a little out of order.
+fn outcomes(value: u128) -> Vec<OkOutcome> {
+    (0..TASKS)
+        .map(|k| OkOutcome {
+            index: FIRST + (k ^ 1),
+            attempt: 1,
+            value,
+            cpu_ns: 1_800 + k % 500,
+            wall_ns: 2_400 + k % 700,
+        })
+        .collect()
+}
+
+/// One way to put a batch of records on the wire and take it off again.
+trait Form {
+    type Record;
+    fn encode(records: &[Self::Record], buf: &mut Vec<u8>);
+    /// Decodes and walks every record; returns a checksum of them.
+    fn decode(bytes: &[u8]) -> u64;
+}
+
+fn assign_header(tasks: Vec<TaskAssignment>, grid: Option<TaskGrid>) -> AssignBatch {
+    AssignBatch {
         job_id: 7,
         model: Model::Async as i32,
         workload: "noop".into(),
-        args: Default::default(),
-        timeout_ms: 0,
-        tasks: (FIRST..FIRST + TASKS)
-            .map(|i| TaskAssignment {
-                index: i,
-                attempt: 1,
-                start: i,
-                end: i + 1,
-            })
-            .collect(),
-    };
+        tasks,
+        grid,
+        ..Default::default()
+    }
+}
+
+fn assign_message(batch: AssignBatch) -> CoordinatorMessage {
     CoordinatorMessage {
         msg: Some(coordinator_message::Msg::Assign(batch)),
     }
 }
 
-/// Outcomes as a worker sends them: `value` set (zero for noop, a wide one
-/// for sum-squares), CPU and wall times of a few microseconds.
-fn results(value: u128) -> WorkerMessage {
-    let outcomes = (FIRST..FIRST + TASKS)
-        .map(|i| TaskOutcome {
-            job_id: 7,
-            index: i,
-            attempt: 1,
-            model: Model::Async as i32,
-            status: OutcomeStatus::Ok as i32,
-            value: Some(U128::from(value)),
-            error: String::new(),
-            cpu_ns: 1_800 + i % 500,
-            wall_ns: 2_400 + i % 700,
-        })
-        .collect();
-    WorkerMessage {
-        msg: Some(worker_message::Msg::Results(ResultBatch { outcomes })),
+fn decode_assign(bytes: &[u8]) -> u64 {
+    let m = CoordinatorMessage::decode(bytes).expect("valid bytes");
+    let Some(coordinator_message::Msg::Assign(b)) = m.msg else {
+        panic!("not an assignment")
+    };
+    let tasks = batch::assigned_tasks(&b).expect("well formed");
+    tasks.iter().map(|t| t.index ^ t.end).sum()
+}
+
+/// Assignments as runs of consecutive indices over the job's grid.
+struct AssignRuns;
+impl Form for AssignRuns {
+    type Record = AssignedTask;
+    fn encode(records: &[AssignedTask], buf: &mut Vec<u8>) {
+        let mut b = assign_header(
+            Vec::new(),
+            Some(TaskGrid {
+                start: 0,
+                end: 1_000_000,
+                chunk: 1,
+            }),
+        );
+        b.runs = batch::runs(records.iter().map(|t| (t.index, t.attempt)));
+        assign_message(b).encode(buf).expect("vec grows");
+    }
+    fn decode(bytes: &[u8]) -> u64 {
+        decode_assign(bytes)
     }
 }
 
-fn bench_message<M: Message + Default>(c: &mut Criterion, name: &str, msg: &M) {
-    let bytes = msg.encode_to_vec();
+/// Assignments spelled out task by task.
+struct AssignSpelled;
+impl Form for AssignSpelled {
+    type Record = AssignedTask;
+    fn encode(records: &[AssignedTask], buf: &mut Vec<u8>) {
+        let tasks = records
+            .iter()
+            .map(|t| TaskAssignment {
+                index: t.index,
+                attempt: t.attempt,
+                start: t.start,
+                end: t.end,
+            })
+            .collect();
+        assign_message(assign_header(tasks, None))
+            .encode(buf)
+            .expect("vec grows");
+    }
+    fn decode(bytes: &[u8]) -> u64 {
+        decode_assign(bytes)
+    }
+}
+
+fn results_message(batch: ResultBatch) -> WorkerMessage {
+    WorkerMessage {
+        msg: Some(worker_message::Msg::Results(batch)),
+    }
+}
+
+fn decode_results(bytes: &[u8]) -> ResultBatch {
+    let m = WorkerMessage::decode(bytes).expect("valid bytes");
+    let Some(worker_message::Msg::Results(b)) = m.msg else {
+        panic!("not results")
+    };
+    b
+}
+
+fn checksum(index: u64, value: u128, wall_ns: u64) -> u64 {
+    index ^ (value as u64) ^ wall_ns
+}
+
+/// OK outcomes column by column.
+struct ResultColumns;
+impl Form for ResultColumns {
+    type Record = OkOutcome;
+    fn encode(records: &[OkOutcome], buf: &mut Vec<u8>) {
+        let mut c = OkColumns::new(7, Model::Async);
+        for &o in records {
+            c.push(o);
+        }
+        let batch = ResultBatch {
+            outcomes: Vec::new(),
+            ok: vec![c.finish()],
+        };
+        results_message(batch).encode(buf).expect("vec grows");
+    }
+    fn decode(bytes: &[u8]) -> u64 {
+        let b = decode_results(bytes);
+        b.ok.iter()
+            .flat_map(|c| c.outcomes().expect("columns line up"))
+            .map(|o| checksum(o.index, o.value, o.wall_ns))
+            .sum()
+    }
+}
+
+/// One `TaskOutcome` message per outcome.
+struct ResultSpelled;
+impl Form for ResultSpelled {
+    type Record = OkOutcome;
+    fn encode(records: &[OkOutcome], buf: &mut Vec<u8>) {
+        let outcomes = records
+            .iter()
+            .map(|o| TaskOutcome {
+                job_id: 7,
+                index: o.index,
+                attempt: o.attempt,
+                model: Model::Async as i32,
+                status: OutcomeStatus::Ok as i32,
+                value: Some(U128::from(o.value)),
+                error: String::new(),
+                cpu_ns: o.cpu_ns,
+                wall_ns: o.wall_ns,
+            })
+            .collect();
+        let batch = ResultBatch {
+            outcomes,
+            ok: Vec::new(),
+        };
+        results_message(batch).encode(buf).expect("vec grows");
+    }
+    fn decode(bytes: &[u8]) -> u64 {
+        decode_results(bytes)
+            .outcomes
+            .iter()
+            .map(|o| checksum(o.index, o.value.map(u128::from).unwrap_or(0), o.wall_ns))
+            .sum()
+    }
+}
+
+fn bench_form<F: Form>(c: &mut Criterion, name: &str, records: &[F::Record]) {
+    let mut bytes = Vec::new();
+    F::encode(records, &mut bytes);
     println!(
         "{name}: {} bytes for {TASKS} tasks, {:.2} bytes per task",
         bytes.len(),
@@ -73,39 +219,41 @@ fn bench_message<M: Message + Default>(c: &mut Criterion, name: &str, msg: &M) {
     g.bench_function("encode", |b| {
         b.iter(|| {
             buf.clear();
-            black_box(msg).encode(&mut buf).expect("capacity is enough");
+            F::encode(black_box(records), &mut buf);
             black_box(buf.len())
         })
     });
     g.bench_function("decode", |b| {
-        b.iter(|| M::decode(black_box(bytes.as_slice())).expect("valid bytes"))
+        b.iter(|| F::decode(black_box(bytes.as_slice())))
     });
     g.finish();
 }
 
+const WIDE: u128 = (1u128 << 100) + 12_345;
+
 fn bench_codec(c: &mut Criterion) {
-    bench_message(c, "assign_batch_4096", &assign());
-    bench_message(c, "result_batch_4096_noop", &results(0));
-    bench_message(
-        c,
-        "result_batch_4096_wide_value",
-        &results((1u128 << 100) + 12_345),
-    );
+    bench_form::<AssignRuns>(c, "assign_runs_4096", &leases());
+    bench_form::<AssignSpelled>(c, "assign_spelled_4096", &leases());
+    bench_form::<ResultColumns>(c, "results_columns_4096_noop", &outcomes(0));
+    bench_form::<ResultSpelled>(c, "results_spelled_4096_noop", &outcomes(0));
+    bench_form::<ResultColumns>(c, "results_columns_4096_wide", &outcomes(WIDE));
+    bench_form::<ResultSpelled>(c, "results_spelled_4096_wide", &outcomes(WIDE));
 }
 
 criterion_group!(benches, bench_codec);
 
-/// Runs `op` (`encode` or `decode`) on `msg` `reps` times, after the one
-/// encoding that makes the bytes to decode.
-fn repeat<M: Message + Default>(msg: &M, op: &str, reps: usize) {
-    let bytes = msg.encode_to_vec();
+/// Runs `op` (`encode` or `decode`) `reps` times, after the one encoding
+/// that makes the bytes to decode.
+fn repeat<F: Form>(records: &[F::Record], op: &str, reps: usize) {
+    let mut bytes = Vec::new();
+    F::encode(records, &mut bytes);
     let mut buf = Vec::with_capacity(bytes.len());
     for _ in 0..reps {
         if op == "encode" {
             buf.clear();
-            black_box(msg).encode(&mut buf).expect("capacity is enough");
+            F::encode(black_box(records), &mut buf);
         } else {
-            black_box(M::decode(black_box(bytes.as_slice())).expect("valid bytes"));
+            black_box(F::decode(black_box(bytes.as_slice())));
         }
     }
 }
@@ -120,9 +268,12 @@ fn main() {
         let (group, op) = only.split_once('/').unwrap_or((&only, "encode"));
         let reps = if op == "build" { 0 } else { 100 };
         match group {
-            "assign_batch_4096" => repeat(&assign(), op, reps),
-            "result_batch_4096_noop" => repeat(&results(0), op, reps),
-            "result_batch_4096_wide_value" => repeat(&results((1u128 << 100) + 12_345), op, reps),
+            "assign_runs_4096" => repeat::<AssignRuns>(&leases(), op, reps),
+            "assign_spelled_4096" => repeat::<AssignSpelled>(&leases(), op, reps),
+            "results_columns_4096_noop" => repeat::<ResultColumns>(&outcomes(0), op, reps),
+            "results_spelled_4096_noop" => repeat::<ResultSpelled>(&outcomes(0), op, reps),
+            "results_columns_4096_wide" => repeat::<ResultColumns>(&outcomes(WIDE), op, reps),
+            "results_spelled_4096_wide" => repeat::<ResultSpelled>(&outcomes(WIDE), op, reps),
             _ => eprintln!("unknown group {group}"),
         }
         println!("{only}: {reps} x {TASKS} tasks");

@@ -3,6 +3,7 @@
 //! (names, arguments, default kind, reduction) that the coordinator validates
 //! against and the worker implements.
 
+pub mod batch;
 pub mod catalog;
 pub mod convert;
 
@@ -14,7 +15,7 @@ pub mod v1 {
 
 /// Bumped on any incompatible change to `brigade.v1` semantics. A worker with a
 /// different version is refused at hello.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The crate version, reported by `brigade status`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

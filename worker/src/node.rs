@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use brigade_proto::batch::{self, OkColumns, OkOutcome};
 use brigade_proto::v1::worker_link_client::WorkerLinkClient;
 use brigade_proto::v1::{
     coordinator_message, worker_message, AssignBatch, CoordinatorMessage, Credits, Drain,
@@ -305,7 +306,9 @@ impl Link<'_> {
                 m = inbound.message() => match m {
                     Ok(Some(m)) => {
                         silence.as_mut().reset(tokio::time::Instant::now() + lease);
-                        self.on_message(m, out, false);
+                        if let Err(e) = self.on_message(m, out, false) {
+                            return LinkEnd::Lost(e);
+                        }
                     }
                     Ok(None) => return LinkEnd::Lost("the coordinator closed the link".into()),
                     Err(s) => return LinkEnd::Lost(format!("link broken: {}", s.message())),
@@ -331,7 +334,11 @@ impl Link<'_> {
                 tokio::select! {
                     () = &mut drain => break,
                     m = inbound.message() => match m {
-                        Ok(Some(m)) => self.on_message(m, out, true),
+                        Ok(Some(m)) => {
+                            if let Err(e) = self.on_message(m, out, true) {
+                                return LinkEnd::Lost(e);
+                            }
+                        }
                         _ => return LinkEnd::Drained,
                     },
                     n = done_rx.recv_many(&mut buf, 8192) => {
@@ -353,9 +360,11 @@ impl Link<'_> {
         m: CoordinatorMessage,
         out: &mpsc::UnboundedSender<WorkerMessage>,
         draining: bool,
-    ) {
+    ) -> Result<(), String> {
         match m.msg {
-            Some(coordinator_message::Msg::Assign(batch)) => self.assign(batch, out, draining),
+            Some(coordinator_message::Msg::Assign(batch)) => {
+                return self.assign(batch, out, draining)
+            }
             Some(coordinator_message::Msg::Cancel(c)) => {
                 self.execs.cancel_job(self.tag(c.job_id));
             }
@@ -363,18 +372,21 @@ impl Link<'_> {
             | Some(coordinator_message::Msg::Heartbeat(_))
             | None => {}
         }
+        Ok(())
     }
 
     fn tag(&self, job_id: u64) -> u64 {
         (self.session << SESSION_SHIFT) | (job_id & JOB_MASK)
     }
 
+    /// Hands an assignment's tasks to the executors (or refuses them);
+    /// an error is a malformed batch, which ends the link.
     fn assign(
         &mut self,
         batch: AssignBatch,
         out: &mpsc::UnboundedSender<WorkerMessage>,
         draining: bool,
-    ) {
+    ) -> Result<(), String> {
         let model = Model::try_from(batch.model).unwrap_or(Model::Unspecified);
         let slots = match model {
             Model::Process => self.config.procs,
@@ -382,9 +394,16 @@ impl Link<'_> {
             Model::Async => self.config.async_slots,
             Model::Unspecified | Model::Auto => 0,
         };
+        let tasks = match batch::assigned_tasks(&batch) {
+            Ok(t) => t,
+            Err(e) => {
+                // Nothing here can be trusted, not even which tasks to
+                // refuse: drop the link; the coordinator requeues its leases.
+                return Err(format!("protocol error in an assignment: {e}"));
+            }
+        };
         let refuse = |status: OutcomeStatus, error: String| {
-            let outcomes = batch
-                .tasks
+            let outcomes = tasks
                 .iter()
                 .map(|t| TaskOutcome {
                     job_id: batch.job_id,
@@ -396,7 +415,11 @@ impl Link<'_> {
                     ..Default::default()
                 })
                 .collect();
-            let _ = out.send(msg(worker_message::Msg::Results(ResultBatch { outcomes })));
+            let _ = out.send(msg(worker_message::Msg::Results(ResultBatch {
+                outcomes,
+                ok: Vec::new(),
+            })));
+            Ok(())
         };
         if draining {
             return refuse(OutcomeStatus::Cancelled, "worker draining".into());
@@ -420,7 +443,7 @@ impl Link<'_> {
         let timeout = (batch.timeout_ms > 0).then(|| Duration::from_millis(batch.timeout_ms));
         let job_id = self.tag(batch.job_id);
         self.jobs.insert(job_id);
-        for t in batch.tasks {
+        for t in tasks {
             self.execs.submit(
                 model,
                 TaskRun {
@@ -436,22 +459,51 @@ impl Link<'_> {
                 },
             );
         }
+        Ok(())
     }
 
     /// Sends the outcomes in `buf` that belong to this link as one batch.
     fn report(&mut self, buf: &mut Vec<TaskDone>, out: &mpsc::UnboundedSender<WorkerMessage>) {
         let windows = &mut self.windows;
-        let outcomes: Vec<TaskOutcome> = buf
-            .drain(..)
-            .filter(|d| d.job_id >> SESSION_SHIFT == self.session)
-            .map(|mut d| {
-                windows.observe(d.model, d.wall_ns);
-                d.job_id &= JOB_MASK;
-                d.into_proto()
-            })
-            .collect();
-        if !outcomes.is_empty() {
-            let _ = out.send(msg(worker_message::Msg::Results(ResultBatch { outcomes })));
+        let mut outcomes: Vec<TaskOutcome> = Vec::new();
+        // OK outcomes go column-wise, one set of columns per job and model
+        // (a batch nearly always holds one).
+        let mut ok: Vec<OkColumns> = Vec::new();
+        for mut d in buf.drain(..) {
+            if d.job_id >> SESSION_SHIFT != self.session {
+                continue;
+            }
+            windows.observe(d.model, d.wall_ns);
+            d.job_id &= JOB_MASK;
+            if d.status != OutcomeStatus::Ok {
+                outcomes.push(d.into_proto());
+                continue;
+            }
+            let model = d.model as i32;
+            let columns = match ok
+                .iter()
+                .position(|c| c.job_id() == d.job_id && c.model() == model)
+            {
+                Some(i) => &mut ok[i],
+                None => {
+                    ok.push(OkColumns::new(d.job_id, d.model));
+                    ok.last_mut().expect("just pushed")
+                }
+            };
+            columns.push(OkOutcome {
+                index: d.index,
+                attempt: d.attempt,
+                value: d.value,
+                cpu_ns: d.cpu_ns,
+                wall_ns: d.wall_ns,
+            });
+        }
+        if !outcomes.is_empty() || !ok.is_empty() {
+            let ok = ok.into_iter().map(OkColumns::finish).collect();
+            let _ = out.send(msg(worker_message::Msg::Results(ResultBatch {
+                outcomes,
+                ok,
+            })));
         }
         if let Some([process, thread, r#async]) = windows.resize() {
             let _ = out.send(msg(worker_message::Msg::Credits(Credits {

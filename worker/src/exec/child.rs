@@ -147,6 +147,7 @@ mod tests {
                     end,
                 })
                 .collect(),
+            ..Default::default()
         }
     }
 

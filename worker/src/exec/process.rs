@@ -146,7 +146,7 @@ impl ExecutorChild {
                 workload: task.workload.name().to_string(),
                 args: task.workload.args(),
                 timeout_ms: 0,
-                tasks: Vec::new(),
+                ..Default::default()
             }
             .encode_to_vec();
             self.header = Some((task.job_id, task.workload.clone(), header));
