@@ -1,8 +1,11 @@
-//! A small blocking HTTP/1.1 client for thread and process slots: one
-//! kept-alive `TcpStream` (TCP_NODELAY) per client, GET only, status line +
-//! headers + a Content-Length (or close-delimited) body. Chunked bodies are
-//! refused with a clear error: the I/O targets brigade measures against always
-//! send Content-Length, and a whole chunked decoder is not worth its risk here.
+//! brigade's HTTP/1.1 clients, GET only: status line + headers + a
+//! Content-Length (or close-delimited) body, TCP_NODELAY, keep-alive.
+//! [`HttpClient`] is blocking, for thread and process slots: one kept-alive
+//! `TcpStream` per client. [`AsyncHttpClient`] is an event loop's: a pool of
+//! kept-alive tokio streams, each driven by the task that uses it. Both share
+//! one response parser. Chunked bodies are refused with a clear error: the I/O
+//! targets brigade measures against always send Content-Length, and a whole
+//! chunked decoder is not worth its risk here.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -149,7 +152,7 @@ impl HttpClient {
             Err(f) => {
                 // After any failure the stream is in an unknown state.
                 self.conn = None;
-                Err(name_failure(f, url))
+                Err(name_failure(f, &url.host, url.port))
             }
         }
     }
@@ -297,8 +300,8 @@ impl HttpClient {
     }
 }
 
-fn name_failure(f: Failure, url: &HttpUrl) -> HttpError {
-    let (host, port) = (url.host.clone(), url.port);
+fn name_failure(f: Failure, host: &str, port: u16) -> HttpError {
+    let host = host.to_string();
     match f {
         Failure::Stale => HttpError::ClosedBeforeResponse { host, port },
         Failure::Io(during, source)
@@ -421,43 +424,399 @@ fn read_headers(
         if h.is_empty() {
             return Ok(());
         }
-        let Some(colon) = h.iter().position(|&c| c == b':') else {
-            return Err(Failure::Malformed(format!(
-                "header line without a colon: {:?}",
-                String::from_utf8_lossy(h)
-            )));
+        parse_header_line(h, headers)?;
+    }
+}
+
+/// Applies one (trimmed, non-empty) header line to `headers`.
+fn parse_header_line(h: &[u8], headers: &mut Headers) -> Result<(), Failure> {
+    let Some(colon) = h.iter().position(|&c| c == b':') else {
+        return Err(Failure::Malformed(format!(
+            "header line without a colon: {:?}",
+            String::from_utf8_lossy(h)
+        )));
+    };
+    let (name, value) = (trim(&h[..colon]), trim(&h[colon + 1..]));
+    if name.eq_ignore_ascii_case(b"content-length") {
+        let len = std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| {
+                Failure::Malformed(format!(
+                    "Content-Length {:?} is not a number",
+                    String::from_utf8_lossy(value)
+                ))
+            })?;
+        if headers.content_length.is_some_and(|l| l != len) {
+            return Err(Failure::Malformed(
+                "conflicting Content-Length headers".into(),
+            ));
+        }
+        headers.content_length = Some(len);
+    } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        // Any transfer coding other than identity means a length we can't read.
+        if !value.eq_ignore_ascii_case(b"identity") {
+            headers.chunked = true;
+        }
+    } else if name.eq_ignore_ascii_case(b"connection") {
+        for token in value.split(|&c| c == b',') {
+            let token = trim(token);
+            if token.eq_ignore_ascii_case(b"close") {
+                headers.close = true;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                headers.keep_alive = true;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One GET, rendered once per task spec: every request of an `http-get` job
+/// is the same bytes.
+#[derive(Debug, Clone)]
+pub struct GetRequest {
+    host: String,
+    port: u16,
+    bytes: Vec<u8>,
+}
+
+impl GetRequest {
+    pub fn new(url: &HttpUrl) -> GetRequest {
+        GetRequest {
+            host: url.host.clone(),
+            port: url.port,
+            bytes: format!(
+                "GET {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: brigade\r\nAccept: */*\r\n\r\n",
+                url.path, url.host, url.port
+            )
+            .into_bytes(),
+        }
+    }
+}
+
+/// What the async client keeps of a response: the body is counted as it
+/// streams past, never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountedResponse {
+    pub status: u16,
+    pub body_len: u64,
+}
+
+/// A kept-alive connection of the async client with its read buffer.
+#[derive(Debug)]
+struct AsyncConnection {
+    host: String,
+    port: u16,
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+/// Read buffer of one async connection: a whole `/fast` response (1,024-byte
+/// body and its head) arrives in one read.
+const ASYNC_READ_BUF: usize = 4 * 1024;
+
+#[derive(Debug)]
+struct IdleConnections {
+    conns: std::sync::Mutex<Vec<AsyncConnection>>,
+    max_idle: usize,
+    opened: std::sync::atomic::AtomicU64,
+}
+
+/// The HTTP/1.1 client an event loop shares between its tasks: a pool of
+/// kept-alive connections (TCP_NODELAY), each used by one task at a time,
+/// which writes its request and reads the response itself. One task, one
+/// write and (for small responses) one read per GET: no connection task, no
+/// channel between the request and its connection. Same parsing and the same
+/// refusals as [`HttpClient`]; the body is counted, not kept. Clones share the
+/// pool.
+#[derive(Debug, Clone)]
+pub struct AsyncHttpClient {
+    idle: std::sync::Arc<IdleConnections>,
+}
+
+impl AsyncHttpClient {
+    /// Keeps up to `max_idle` connections alive (one per task in flight means
+    /// steady-state requests never reconnect).
+    pub fn new(max_idle: usize) -> AsyncHttpClient {
+        AsyncHttpClient {
+            idle: std::sync::Arc::new(IdleConnections {
+                conns: std::sync::Mutex::new(Vec::new()),
+                max_idle: max_idle.max(1),
+                opened: std::sync::atomic::AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// How many TCP connections this client (and its clones) opened.
+    pub fn connections_opened(&self) -> u64 {
+        self.idle.opened.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many connections are idle in the pool now.
+    pub fn idle_connections(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<AsyncConnection>> {
+        // The pool is a plain list: a panic while it was held cannot have left
+        // it half-changed.
+        self.idle
+            .conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn take_idle(&self, req: &GetRequest) -> Option<AsyncConnection> {
+        let mut idle = self.lock();
+        let i = idle
+            .iter()
+            .rposition(|c| c.port == req.port && c.host == req.host)?;
+        Some(idle.swap_remove(i))
+    }
+
+    fn put_idle(&self, conn: AsyncConnection) {
+        let mut idle = self.lock();
+        if idle.len() < self.idle.max_idle {
+            idle.push(conn);
+        }
+    }
+
+    /// Sends `req` on an idle connection to its host (or a new one) and reads
+    /// the whole response. A reused connection the peer closed while idle is
+    /// replaced once, as in [`HttpClient::get`].
+    pub async fn get(&self, req: &GetRequest) -> Result<CountedResponse, HttpError> {
+        let (mut conn, reused) = match self.take_idle(req) {
+            Some(conn) => (conn, true),
+            None => (self.connect(req).await?, false),
         };
-        let (name, value) = (trim(&h[..colon]), trim(&h[colon + 1..]));
-        if name.eq_ignore_ascii_case(b"content-length") {
-            let len = std::str::from_utf8(value)
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-                .ok_or_else(|| {
-                    Failure::Malformed(format!(
-                        "Content-Length {:?} is not a number",
-                        String::from_utf8_lossy(value)
-                    ))
+        let mut outcome = exchange_async(&mut conn, &req.bytes).await;
+        if reused && matches!(outcome, Err(Failure::Stale)) {
+            conn = self.connect(req).await?;
+            outcome = exchange_async(&mut conn, &req.bytes).await;
+        }
+        match outcome {
+            Ok((response, keep_alive)) => {
+                if keep_alive {
+                    self.put_idle(conn);
+                }
+                Ok(response)
+            }
+            // After any failure the stream is in an unknown state: dropped.
+            Err(f) => Err(name_failure(f, &req.host, req.port)),
+        }
+    }
+
+    async fn connect(&self, req: &GetRequest) -> Result<AsyncConnection, HttpError> {
+        let (host, port) = (req.host.as_str(), req.port);
+        let addrs = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|source| HttpError::Resolve {
+                host: host.to_string(),
+                port,
+                source,
+            })?;
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address");
+        for addr in addrs {
+            let stream =
+                match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
+                    .await
+                {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        last = e;
+                        continue;
+                    }
+                    Err(_) => {
+                        last = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+                        continue;
+                    }
+                };
+            stream
+                .set_nodelay(true)
+                .map_err(|source| HttpError::Connect {
+                    host: host.to_string(),
+                    port,
+                    source,
                 })?;
-            if headers.content_length.is_some_and(|l| l != len) {
-                return Err(Failure::Malformed(
-                    "conflicting Content-Length headers".into(),
+            self.idle
+                .opened
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(AsyncConnection {
+                host: host.to_string(),
+                port,
+                stream,
+                buf: vec![0; ASYNC_READ_BUF],
+            });
+        }
+        if last.kind() == io::ErrorKind::TimedOut {
+            return Err(HttpError::Timeout {
+                during: "connecting to",
+                host: host.to_string(),
+                port,
+                after: CONNECT_TIMEOUT,
+            });
+        }
+        Err(HttpError::Connect {
+            host: host.to_string(),
+            port,
+            source: last,
+        })
+    }
+}
+
+/// Where the head in `buf` ends (just past its empty line), once it is whole.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(nl) = buf[from..].iter().position(|&c| c == b'\n') {
+        let next = from + nl + 1;
+        match &buf[next..] {
+            [b'\n', ..] => return Some(next + 1),
+            [b'\r', b'\n', ..] => return Some(next + 2),
+            _ => from = next,
+        }
+    }
+    None
+}
+
+/// Parses a whole response head: status line, then header lines.
+fn parse_head(head: &[u8]) -> Result<(u16, bool, Headers), Failure> {
+    let mut lines = head.split(|&c| c == b'\n');
+    let (status, http10) = parse_status_line(lines.next().unwrap_or_default())?;
+    let mut headers = Headers::default();
+    for line in lines {
+        let h = trim(line);
+        if !h.is_empty() {
+            parse_header_line(h, &mut headers)?;
+        }
+    }
+    Ok((status, http10, headers))
+}
+
+/// Reads into `buf[filled..]`; a closed connection is `Ok(0)`.
+async fn read_some(
+    stream: &mut tokio::net::TcpStream,
+    buf: &mut [u8],
+    during: &'static str,
+) -> Result<usize, Failure> {
+    use tokio::io::AsyncReadExt;
+    stream.read(buf).await.map_err(|e| Failure::Io(during, e))
+}
+
+/// One GET on `conn`: the response and whether the connection may be reused.
+async fn exchange_async(
+    conn: &mut AsyncConnection,
+    request: &[u8],
+) -> Result<(CountedResponse, bool), Failure> {
+    use tokio::io::AsyncWriteExt;
+    if let Err(e) = conn.stream.write_all(request).await {
+        // Nothing was processed by a peer that had closed: safe to retry.
+        return Err(if is_closed(&e) {
+            Failure::Stale
+        } else {
+            Failure::Io("sending to", e)
+        });
+    }
+    let stream = &mut conn.stream;
+    let buf = &mut conn.buf;
+    let mut filled = 0;
+    let mut got_any = false;
+    // Status line and headers; interim 1xx responses are skipped.
+    let (status, http10, headers, mut rest) = loop {
+        let end = loop {
+            if let Some(end) = head_end(&buf[..filled]) {
+                break end;
+            }
+            if filled == buf.len() {
+                if buf.len() >= MAX_HEADER_BYTES {
+                    return Err(Failure::Malformed("headers exceed 64 KiB".into()));
+                }
+                buf.resize((buf.len() * 2).min(MAX_HEADER_BYTES), 0);
+            }
+            let n = match read_some(stream, &mut buf[filled..], "reading from").await {
+                Err(Failure::Io(_, e)) if !got_any && is_closed(&e) => return Err(Failure::Stale),
+                other => other?,
+            };
+            if n == 0 {
+                if !got_any {
+                    return Err(Failure::Stale);
+                }
+                return Err(Failure::Io(
+                    "reading headers from",
+                    io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "connection closed mid-headers",
+                    ),
                 ));
             }
-            headers.content_length = Some(len);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            // Any transfer coding other than identity means a length we can't read.
-            if !value.eq_ignore_ascii_case(b"identity") {
-                headers.chunked = true;
-            }
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in value.split(|&c| c == b',') {
-                let token = trim(token);
-                if token.eq_ignore_ascii_case(b"close") {
-                    headers.close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    headers.keep_alive = true;
+            got_any = true;
+            filled += n;
+        };
+        let (status, http10, headers) = parse_head(&buf[..end])?;
+        buf.copy_within(end..filled, 0);
+        filled -= end;
+        if (100..200).contains(&status) && status != 101 {
+            continue;
+        }
+        break (status, http10, headers, filled);
+    };
+    if headers.chunked {
+        return Err(Failure::Chunked);
+    }
+    let keep_alive = if http10 {
+        headers.keep_alive
+    } else {
+        !headers.close
+    };
+    let bodiless = (100..200).contains(&status) || status == 204 || status == 304;
+    let body_len = if bodiless {
+        Some(0)
+    } else {
+        headers.content_length
+    };
+    match body_len {
+        Some(len) => {
+            // `rest` bytes of the body are already in the buffer.
+            while (rest as u64) < len {
+                let n = read_some(stream, buf, "reading the body from").await?;
+                if n == 0 {
+                    return Err(Failure::Io(
+                        "reading the body from",
+                        io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("connection closed after {rest} of {len} body bytes"),
+                        ),
+                    ));
                 }
+                rest += n;
             }
+            // Bytes beyond the body were never asked for: the connection's
+            // framing can no longer be trusted, so it is not reused.
+            let clean = rest as u64 == len;
+            Ok((
+                CountedResponse {
+                    status,
+                    body_len: len,
+                },
+                keep_alive && clean,
+            ))
+        }
+        None => {
+            // No length: the body runs until the peer closes.
+            let mut len = rest as u64;
+            loop {
+                let n = read_some(stream, buf, "reading the body from").await?;
+                if n == 0 {
+                    break;
+                }
+                len += n as u64;
+            }
+            Ok((
+                CountedResponse {
+                    status,
+                    body_len: len,
+                },
+                false,
+            ))
         }
     }
 }
@@ -565,5 +924,165 @@ mod tests {
             .port();
         let e = HttpClient::new().get(&url(port, "/")).unwrap_err();
         assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    }
+    /// Runs `f` on a current-thread runtime, like an async slot's loop.
+    fn on_loop<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn request(port: u16, path: &str) -> GetRequest {
+        GetRequest::new(&url(port, path))
+    }
+
+    /// A raw server answering each of `replies` on its own connection.
+    fn serve_each(replies: Vec<Vec<&'static [u8]>>) -> (u16, std::thread::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            for parts in replies {
+                let (mut s, _) = listener.accept().unwrap();
+                s.set_nodelay(true).unwrap();
+                read_request(&mut s);
+                for part in parts {
+                    s.write_all(part).unwrap();
+                }
+            }
+        });
+        (port, server)
+    }
+
+    #[test]
+    fn async_reused_connection_closed_by_the_peer_is_reopened_once() {
+        let ok: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let (port, server) = serve_each(vec![vec![ok], vec![ok]]);
+        let client = AsyncHttpClient::new(4);
+        on_loop(async {
+            for _ in 0..2 {
+                let r = client.get(&request(port, "/")).await.unwrap();
+                assert_eq!(
+                    r,
+                    CountedResponse {
+                        status: 200,
+                        body_len: 2
+                    }
+                );
+            }
+        });
+        assert_eq!(client.connections_opened(), 2);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn async_interim_responses_and_split_bodies_are_read_and_reused() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_nodelay(true).unwrap();
+            for _ in 0..3 {
+                read_request(&mut s);
+                for part in [
+                    &b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not"[..],
+                    b" Found\r\ncontent-length:  6\r\nConnection: keep-alive\r\n",
+                    b"\r\nmis",
+                    b"sed",
+                ] {
+                    s.write_all(part).unwrap();
+                }
+            }
+        });
+        let client = AsyncHttpClient::new(1);
+        on_loop(async {
+            for _ in 0..3 {
+                let r = client.get(&request(port, "/x")).await.unwrap();
+                assert_eq!((r.status, r.body_len), (404, 6));
+            }
+        });
+        assert_eq!(client.connections_opened(), 1);
+        assert_eq!(client.idle_connections(), 1);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn async_close_delimited_bodies_are_counted_and_not_reused() {
+        let (port, server) = serve_each(vec![vec![b"HTTP/1.0 200 OK\r\n\r\nhel", b"lo"]]);
+        let client = AsyncHttpClient::new(4);
+        let r = on_loop(client.get(&request(port, "/"))).unwrap();
+        assert_eq!((r.status, r.body_len), (200, 5));
+        assert_eq!(client.idle_connections(), 0);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn async_bad_responses_fail_with_clear_errors() {
+        let (port, server) = serve_each(vec![
+            vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"],
+            vec![b"SSH-2.0-OpenSSH\r\n\r\n"],
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"],
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"],
+            vec![],
+        ]);
+        let client = AsyncHttpClient::new(4);
+        let errors: Vec<HttpError> = on_loop(async {
+            let mut errors = Vec::new();
+            for _ in 0..5 {
+                errors.push(client.get(&request(port, "/")).await.unwrap_err());
+            }
+            errors
+        });
+        let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert!(
+            matches!(errors[0], HttpError::Chunked { .. }),
+            "{}",
+            shown[0]
+        );
+        assert!(shown[0].contains("chunked"), "{}", shown[0]);
+        assert!(
+            matches!(errors[1], HttpError::Malformed { .. }),
+            "{}",
+            shown[1]
+        );
+        assert!(shown[1].contains("status line"), "{}", shown[1]);
+        assert!(shown[2].contains("3 of 10 body bytes"), "{}", shown[2]);
+        assert!(
+            shown[3].contains("conflicting Content-Length"),
+            "{}",
+            shown[3]
+        );
+        assert!(
+            matches!(errors[4], HttpError::ClosedBeforeResponse { .. }),
+            "{}",
+            shown[4]
+        );
+        assert!(shown
+            .iter()
+            .all(|e| e.contains(&format!("127.0.0.1:{port}"))));
+        // No connection that failed goes back to the pool.
+        assert_eq!(client.idle_connections(), 0);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn async_a_refused_connection_names_the_address() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = on_loop(AsyncHttpClient::new(1).get(&request(port, "/"))).unwrap_err();
+        assert!(matches!(e, HttpError::Connect { .. }), "{e}");
+        assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    }
+
+    #[test]
+    fn head_end_finds_the_empty_line_with_or_without_cr() {
+        assert_eq!(head_end(b"HTTP/1.1 200 OK\r\n\r\nbody"), Some(19));
+        assert_eq!(head_end(b"HTTP/1.1 200 OK\n\nbody"), Some(17));
+        assert_eq!(head_end(b"HTTP/1.1 200 OK\r\nA: b\r\n"), None);
+        assert_eq!(head_end(b""), None);
     }
 }

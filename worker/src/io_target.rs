@@ -324,6 +324,8 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.contains("1024 bytes") && e.contains("expected 3"), "{e}");
+        // Keep-alive: one task at a time, so one pooled connection served all.
+        assert_eq!(ctx.http.connections_opened(), 1);
         let _ = stop.send(());
         server.await.unwrap().unwrap();
     }

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Issue 5's W_FASTIO figure: brigade on async slots (32 in flight on one event
+# loop) against `wrk -t1 -c32` on the same target, in the same run.
+#
+# Starts `brigade io-target`, a coordinator and one worker (--async 32) on
+# 127.0.0.1 (free ports), then alternates, ROUNDS times:
+#   wrk -t1 -c32 -d5s TARGET/fast                         (wrk's requests/s)
+#   brigade submit http-get --range 0..TASKS --arg expect-len=1024
+#     --model async --max-in-flight 32 --wait             (brigade's tasks/s)
+# Every brigade job must succeed with all TASKS results equal to 1024 (checked
+# from `brigade results`); a wrong result stops the script. Prints each pair,
+# then the medians and their ratio (target: >= 0.6).
+#
+# Usage: cargo build --release --locked && bench/fastio-vs-wrk.sh
+#   B=path/to/brigade  ROUNDS=3  TASKS=5000 (W_FASTIO)  LONG_TASKS=50000 (a
+#   second, steady-state job per round, as long as wrk's 5 s; 0 skips it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${B:-./target/release/brigade}
+ROUNDS=${ROUNDS:-3}
+TASKS=${TASKS:-5000}
+LONG_TASKS=${LONG_TASKS:-50000}
+[ -x "$B" ] || { echo "no $B: run cargo build --release --locked first" >&2; exit 1; }
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk" >&2
+  apt-get install -y wrk >/dev/null
+fi
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# Waits (up to 10 s) for a server's first line naming its URL.
+url_of() {
+  local file=$1
+  for _ in $(seq 1000); do
+    local u
+    u=$(grep -o -m1 'http://[0-9.]*:[0-9]*' "$file" 2>/dev/null || true)
+    if [ -n "$u" ]; then echo "$u"; return; fi
+    sleep 0.01
+  done
+  echo "no URL in $file:" >&2; cat "$file" >&2; exit 1
+}
+
+"$B" io-target --listen 127.0.0.1:0 >"$TMP/target" 2>&1 & PIDS+=($!)
+"$B" coordinator --listen 127.0.0.1:0 >"$TMP/coord" 2>&1 & PIDS+=($!)
+TARGET=$(url_of "$TMP/target")
+COORD=$(url_of "$TMP/coord")
+"$B" worker --coordinator "$COORD" --procs 1 --threads 2 --async 32 >"$TMP/worker" 2>&1 & PIDS+=($!)
+for _ in $(seq 1000); do
+  "$B" workers --coordinator "$COORD" --format json 2>/dev/null | grep -q '"async_slots":32' && break
+  sleep 0.01
+done
+echo "target $TARGET, coordinator $COORD, 1 worker (32 async slots); $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# Runs one job of $1 tasks; prints its tasks/s (from the coordinator's wall_s)
+# after checking every result.
+brigade_rate() {
+  local n=$1 out id wall ok
+  out=$("$B" submit http-get --range "0..$n" --arg "url=$TARGET/fast" --arg expect-len=1024 \
+    --model async --max-in-flight 32 --wait --format json --coordinator "$COORD" 2>"$TMP/submit")
+  id=$(grep -o '"job_id":[0-9]*' <<<"$out" | cut -d: -f2)
+  wall=$(grep -o '"wall_s":[0-9.]*' <<<"$out" | cut -d: -f2)
+  if ! grep -q '"state":"succeeded"' <<<"$out"; then
+    echo "brigade job failed: $out" >&2; exit 1
+  fi
+  ok=$("$B" results "$id" --format csv --coordinator "$COORD" | awk -F, 'NR>1 && $2==1024 {ok++} END {print ok+0}')
+  if [ "$ok" != "$n" ]; then
+    echo "job $id: only $ok of $n results are 1024" >&2; exit 1
+  fi
+  awk -v n="$n" -v w="$wall" 'BEGIN {printf "%.0f", n / w}'
+}
+
+wrk_rate() {
+  wrk -t1 -c32 -d5s "$TARGET/fast" | awk '/Requests\/sec/ {printf "%.0f", $2}'
+}
+
+median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+
+brigade_rate 1024 >/dev/null # warm-up: opens the loop's 32 connections
+for r in $(seq "$ROUNDS"); do
+  w=$(wrk_rate); echo "$w" >>"$TMP/wrk"
+  s=$(brigade_rate "$TASKS"); echo "$s" >>"$TMP/short"
+  line="round $r: wrk $w req/s, brigade W_FASTIO ($TASKS tasks) $s tasks/s ($(awk -v a="$s" -v b="$w" 'BEGIN {printf "%.2f", a/b}')x)"
+  if [ "$LONG_TASKS" -gt 0 ]; then
+    l=$(brigade_rate "$LONG_TASKS"); echo "$l" >>"$TMP/long"
+    line="$line, $LONG_TASKS tasks $l tasks/s ($(awk -v a="$l" -v b="$w" 'BEGIN {printf "%.2f", a/b}')x)"
+  fi
+  echo "$line"
+done
+W=$(median <"$TMP/wrk")
+S=$(median <"$TMP/short")
+echo "median: wrk -t1 -c32 $W req/s; brigade async W_FASTIO $S tasks/s; ratio $(awk -v a="$S" -v b="$W" 'BEGIN {printf "%.2f", a/b}') (target >= 0.6)"
+if [ "$LONG_TASKS" -gt 0 ]; then
+  L=$(median <"$TMP/long")
+  echo "median: brigade async $LONG_TASKS tasks $L tasks/s; ratio $(awk -v a="$L" -v b="$W" 'BEGIN {printf "%.2f", a/b}')"
+fi
+echo "all brigade results verified (every value 1024); load now $(cut -d' ' -f1-3 /proc/loadavg)"
