@@ -59,6 +59,7 @@ fn ok(job: u64, t: &TaskLease) -> Outcome {
         error: String::new(),
         cpu_ns: 0,
         wall_ns: 0,
+        ready_ns: 0,
     }
 }
 

@@ -586,6 +586,7 @@ impl Actor {
                         error: String::new(),
                         cpu_ns: o.cpu_ns,
                         wall_ns: o.wall_ns,
+                        ready_ns: o.ready_ns,
                     });
                     self.sched.worker_outcomes(id, outcomes, now);
                 }
@@ -599,6 +600,7 @@ impl Actor {
                     error: o.error,
                     cpu_ns: o.cpu_ns,
                     wall_ns: o.wall_ns,
+                    ready_ns: o.ready_ns,
                 });
                 self.sched.worker_outcomes(id, outcomes, now);
             }

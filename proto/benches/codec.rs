@@ -47,6 +47,7 @@ fn outcomes(value: u128) -> Vec<OkOutcome> {
             value,
             cpu_ns: 1_800 + k % 500,
             wall_ns: 2_400 + k % 700,
+            ready_ns: 0,
         })
         .collect()
 }
@@ -188,6 +189,7 @@ impl Form for ResultSpelled {
                 error: String::new(),
                 cpu_ns: o.cpu_ns,
                 wall_ns: o.wall_ns,
+                ready_ns: o.ready_ns,
             })
             .collect();
         let batch = ResultBatch {

@@ -31,7 +31,7 @@ pub enum BatchError {
     #[error(
         "result columns of job {job_id} differ in length: {index} indices, {attempt} attempts, \
          {lo} values, {hi} high value words (0 or as many as indices), {cpu} CPU times, \
-         {wall} wall times"
+         {wall} wall times, {ready} ready times (0 or as many as indices)"
     )]
     RaggedColumns {
         job_id: u64,
@@ -41,6 +41,7 @@ pub enum BatchError {
         hi: usize,
         cpu: usize,
         wall: usize,
+        ready: usize,
     },
 }
 
@@ -147,6 +148,17 @@ pub struct OkOutcome {
     pub value: u128,
     pub cpu_ns: u64,
     pub wall_ns: u64,
+    /// Of `wall_ns`, the time spent ready to run but waiting for a CPU.
+    pub ready_ns: u64,
+}
+
+/// Appends `v` to a column that is empty while every value is 0: at the
+/// first non-zero one, the earlier entries get their zeros.
+fn push_sparse(column: &mut Vec<u64>, len_before: usize, v: u64) {
+    if v != 0 || !column.is_empty() {
+        column.resize(len_before, 0);
+        column.push(v);
+    }
 }
 
 /// Builds the [`OkOutcomes`] of one job and model, one outcome at a time.
@@ -189,17 +201,13 @@ impl OkColumns {
         c.index_delta
             .push(o.index.wrapping_sub(self.last_index) as i64);
         self.last_index = o.index;
+        let before = c.attempt.len();
         c.attempt.push(o.attempt);
         c.value_lo.push(o.value as u64);
-        let hi = (o.value >> 64) as u64;
-        if hi != 0 || !c.value_hi.is_empty() {
-            // At the first wide value, every earlier one gets its zero
-            // high word; after it, this is a no-op.
-            c.value_hi.resize(c.value_lo.len() - 1, 0);
-            c.value_hi.push(hi);
-        }
+        push_sparse(&mut c.value_hi, before, (o.value >> 64) as u64);
         c.cpu_ns.push(o.cpu_ns);
         c.wall_ns.push(o.wall_ns);
+        push_sparse(&mut c.ready_ns, before, o.ready_ns);
     }
 
     pub fn finish(self) -> OkOutcomes {
@@ -219,7 +227,8 @@ impl OkOutcomes {
         ]
         .iter()
         .all(|&l| l == n);
-        if !same || !(self.value_hi.is_empty() || self.value_hi.len() == n) {
+        let sparse_ok = |c: &Vec<u64>| c.is_empty() || c.len() == n;
+        if !same || !sparse_ok(&self.value_hi) || !sparse_ok(&self.ready_ns) {
             return Err(BatchError::RaggedColumns {
                 job_id: self.job_id,
                 index: n,
@@ -228,6 +237,7 @@ impl OkOutcomes {
                 hi: self.value_hi.len(),
                 cpu: self.cpu_ns.len(),
                 wall: self.wall_ns.len(),
+                ready: self.ready_ns.len(),
             });
         }
         let mut index = 0u64;
@@ -240,6 +250,7 @@ impl OkOutcomes {
                 value: u128::from(hi) << 64 | u128::from(self.value_lo[i]),
                 cpu_ns: self.cpu_ns[i],
                 wall_ns: self.wall_ns[i],
+                ready_ns: self.ready_ns.get(i).copied().unwrap_or(0),
             }
         }))
     }
@@ -346,6 +357,7 @@ mod tests {
             value,
             cpu_ns: index.wrapping_mul(7),
             wall_ns: index.wrapping_mul(11) + 1,
+            ready_ns: index % 4,
         }
     }
 
@@ -370,8 +382,12 @@ mod tests {
             .collect();
         assert_eq!(round_trip(&narrow), narrow);
         let mut c = OkColumns::new(1, Model::Async);
-        c.push(narrow[0]);
-        assert!(c.finish().value_hi.is_empty());
+        c.push(OkOutcome {
+            ready_ns: 0,
+            ..narrow[0]
+        });
+        let sparse = c.finish();
+        assert!(sparse.value_hi.is_empty() && sparse.ready_ns.is_empty());
         // A wide value in the middle back-fills the high words before it.
         let wide = vec![
             outcome(7, 1),
@@ -392,7 +408,8 @@ mod tests {
         c.push(outcome(1, 1));
         c.push(outcome(2, 1 << 70));
         let good = c.finish();
-        let cases: [fn(&mut OkOutcomes); 5] = [
+        let cases: [fn(&mut OkOutcomes); 6] = [
+            |o| o.ready_ns.push(1),
             |o| {
                 o.attempt.pop();
             },

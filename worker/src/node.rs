@@ -496,6 +496,7 @@ impl Link<'_> {
                 value: d.value,
                 cpu_ns: d.cpu_ns,
                 wall_ns: d.wall_ns,
+                ready_ns: 0,
             });
         }
         if !outcomes.is_empty() || !ok.is_empty() {

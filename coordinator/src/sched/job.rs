@@ -63,7 +63,8 @@ pub struct RestoredJob<'a> {
 
 /// Tasks `--model auto` runs on thread slots before it routes the job.
 pub const AUTO_PROBES: u32 = 4;
-/// CPU time per wall time at or above which probes call a job CPU-bound.
+/// CPU time per wall time (leaving out time spent queued for a busy CPU) at
+/// or above which probes call a job CPU-bound.
 pub const AUTO_CPU_SHARE: f64 = 0.5;
 
 /// What `--model auto`'s probe tasks measured so far.
@@ -72,6 +73,7 @@ struct Probe {
     seen: u32,
     cpu_ns: u64,
     wall_ns: u64,
+    ready_ns: u64,
 }
 
 /// At most this many failed tasks are listed in a job's status.
@@ -259,17 +261,30 @@ impl Job {
         p.seen += 1;
         p.cpu_ns += o.cpu_ns;
         p.wall_ns += o.wall_ns;
+        p.ready_ns += o.ready_ns.min(o.wall_ns);
         if p.seen < AUTO_PROBES.min(self.plan.tasks as u32) {
             return;
         }
-        let share = p.cpu_ns as f64 / p.wall_ns.max(1) as f64;
+        // Time spent queued for a CPU is neither computing nor waiting on
+        // I/O: on a busy machine it would make CPU-bound work look idle.
+        let running = p.wall_ns - p.ready_ns;
+        let share = p.cpu_ns as f64 / running.max(1) as f64;
+        let queued = p.ready_ns as f64 / p.wall_ns.max(1) as f64;
         let (model, kind, why) = if share >= AUTO_CPU_SHARE {
             (Model::Process, Kind::Cpu, "CPU-bound")
         } else {
             (Model::Async, Kind::Io, "mostly waiting")
         };
+        let busy = if queued >= 0.01 {
+            format!(
+                " (not counting the {:.0}% of it they waited for a busy CPU)",
+                queued * 100.0
+            )
+        } else {
+            String::new()
+        };
         self.routing = format!(
-            "auto: {} probe tasks on thread slots used {:.0}% CPU per wall second, {why} \
+            "auto: {} probe tasks on thread slots used {:.0}% CPU per wall second{busy}, {why} \
              → {} slots",
             p.seen,
             share * 100.0,

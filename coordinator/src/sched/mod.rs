@@ -63,6 +63,8 @@ pub struct Outcome {
     pub error: String,
     pub cpu_ns: u64,
     pub wall_ns: u64,
+    /// Of `wall_ns`, time the task was ready but waited for a CPU.
+    pub ready_ns: u64,
 }
 
 /// A result that was just recorded (for the durable store).

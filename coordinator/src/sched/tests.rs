@@ -61,6 +61,7 @@ fn ok(job: JobId, t: &TaskLease, model: Model, value: u128) -> Outcome {
         error: String::new(),
         cpu_ns: 0,
         wall_ns: 0,
+        ready_ns: 0,
     }
 }
 
@@ -777,7 +778,7 @@ fn auto_plan(tasks: u64) -> JobPlan {
 
 /// Runs an auto job's probes with the given CPU and wall time per task and
 /// returns the model its remaining tasks went to.
-fn route_auto(cpu_ns: u64, wall_ns: u64) -> (Model, String) {
+fn route_auto(cpu_ns: u64, wall_ns: u64, ready_ns: u64) -> (Model, String) {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(2, 2, 8, 8), 0);
     let j = s.submit(auto_plan(20), 0);
@@ -800,6 +801,7 @@ fn route_auto(cpu_ns: u64, wall_ns: u64) -> (Model, String) {
         .map(|(_, t)| Outcome {
             cpu_ns,
             wall_ns,
+            ready_ns,
             ..ok(j, t, Model::Thread, t.index as u128)
         })
         .collect();
@@ -823,7 +825,7 @@ fn route_auto(cpu_ns: u64, wall_ns: u64) -> (Model, String) {
 
 #[test]
 fn auto_routes_cpu_bound_probes_to_process_slots() {
-    let (model, why) = route_auto(9_000_000, 10_000_000);
+    let (model, why) = route_auto(9_000_000, 10_000_000, 0);
     assert_eq!(model, Model::Process);
     assert!(
         why.contains("90% CPU") && why.contains("CPU-bound"),
@@ -833,10 +835,25 @@ fn auto_routes_cpu_bound_probes_to_process_slots() {
 
 #[test]
 fn auto_routes_waiting_probes_to_async_slots() {
-    let (model, why) = route_auto(100_000, 100_000_000);
+    let (model, why) = route_auto(100_000, 100_000_000, 0);
     assert_eq!(model, Model::Async);
     assert!(
         why.contains("0% CPU") && why.contains("mostly waiting"),
         "{why}"
     );
+}
+
+#[test]
+fn auto_does_not_take_waiting_for_a_busy_cpu_for_waiting_on_io() {
+    // 4 ms of CPU in 10 ms of wall time, 5.5 ms of it queued behind other
+    // programs for a CPU: CPU-bound work on a busy machine.
+    let (model, why) = route_auto(4_000_000, 10_000_000, 5_500_000);
+    assert_eq!(model, Model::Process);
+    assert!(
+        why.contains("89% CPU") && why.contains("CPU-bound") && why.contains("55%"),
+        "{why}"
+    );
+    // The same share of waiting for a CPU does not make I/O look CPU-bound.
+    let (model, why) = route_auto(100_000, 100_000_000, 1_000_000);
+    assert_eq!(model, Model::Async, "{why}");
 }

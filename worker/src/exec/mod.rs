@@ -99,6 +99,7 @@ impl TaskDone {
             error: self.error,
             cpu_ns: self.cpu_ns,
             wall_ns: self.wall_ns,
+            ..Default::default()
         }
     }
 }
