@@ -585,13 +585,15 @@ impl AsyncHttpClient {
     /// the whole response. A reused connection the peer closed while idle is
     /// replaced once, as in [`HttpClient::get`].
     pub async fn get(&self, req: &GetRequest) -> Result<CountedResponse, HttpError> {
+        // Connecting is rare (once per pooled connection): boxed, so its
+        // state does not enlarge every task's future.
         let (mut conn, reused) = match self.take_idle(req) {
             Some(conn) => (conn, true),
-            None => (self.connect(req).await?, false),
+            None => (Box::pin(self.connect(req)).await?, false),
         };
         let mut outcome = exchange_async(&mut conn, &req.bytes).await;
         if reused && matches!(outcome, Err(Failure::Stale)) {
-            conn = self.connect(req).await?;
+            conn = Box::pin(self.connect(req)).await?;
             outcome = exchange_async(&mut conn, &req.bytes).await;
         }
         match outcome {
@@ -718,13 +720,20 @@ async fn exchange_async(
     }
     let stream = &mut conn.stream;
     let buf = &mut conn.buf;
-    let mut filled = 0;
+    // The response so far is buf[start..filled].
+    let (mut start, mut filled) = (0, 0);
     let mut got_any = false;
     // Status line and headers; interim 1xx responses are skipped.
     let (status, http10, headers, mut rest) = loop {
         let end = loop {
-            if let Some(end) = head_end(&buf[..filled]) {
-                break end;
+            if let Some(len) = head_end(&buf[start..filled]) {
+                break start + len;
+            }
+            if start > 0 {
+                // Only after an interim response: move what is left to the front.
+                buf.copy_within(start..filled, 0);
+                filled -= start;
+                start = 0;
             }
             if filled == buf.len() {
                 if buf.len() >= MAX_HEADER_BYTES {
@@ -751,13 +760,12 @@ async fn exchange_async(
             got_any = true;
             filled += n;
         };
-        let (status, http10, headers) = parse_head(&buf[..end])?;
-        buf.copy_within(end..filled, 0);
-        filled -= end;
+        let (status, http10, headers) = parse_head(&buf[start..end])?;
+        start = end;
         if (100..200).contains(&status) && status != 101 {
             continue;
         }
-        break (status, http10, headers, filled);
+        break (status, http10, headers, filled - end);
     };
     if headers.chunked {
         return Err(Failure::Chunked);
