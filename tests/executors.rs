@@ -12,7 +12,13 @@ use brigade_worker::exec::{ExecutorConfig, Executors, TaskDone, TaskRun};
 use brigade_worker::workload::{TaskInput, Workload};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
-fn start(procs: usize) -> (Executors, UnboundedReceiver<TaskDone>) {
+/// The outcome channel, one outcome at a time (they travel in batches).
+struct Answers {
+    rx: UnboundedReceiver<Vec<TaskDone>>,
+    ready: std::collections::VecDeque<TaskDone>,
+}
+
+fn start(procs: usize) -> (Executors, Answers) {
     let (tx, rx) = unbounded_channel();
     let cfg = ExecutorConfig {
         procs,
@@ -21,7 +27,11 @@ fn start(procs: usize) -> (Executors, UnboundedReceiver<TaskDone>) {
         executor_program: PathBuf::from(env!("CARGO_BIN_EXE_brigade")),
         executor_args: vec!["executor".into()],
     };
-    (Executors::start(cfg, tx).expect("executors start"), rx)
+    let answers = Answers {
+        rx,
+        ready: Default::default(),
+    };
+    (Executors::start(cfg, tx).expect("executors start"), answers)
 }
 
 fn workload(name: &str, args: &[(&str, &str)]) -> Arc<Workload> {
@@ -46,11 +56,17 @@ fn task(job_id: u64, index: u64, w: &Arc<Workload>) -> TaskRun {
     }
 }
 
-async fn next(rx: &mut UnboundedReceiver<TaskDone>) -> TaskDone {
-    tokio::time::timeout(Duration::from_secs(60), rx.recv())
-        .await
-        .expect("an outcome within 60 s")
-        .expect("outcome channel open")
+async fn next(rx: &mut Answers) -> TaskDone {
+    loop {
+        if let Some(d) = rx.ready.pop_front() {
+            return d;
+        }
+        let batch = tokio::time::timeout(Duration::from_secs(60), rx.rx.recv())
+            .await
+            .expect("an outcome within 60 s")
+            .expect("outcome channel open");
+        rx.ready.extend(batch);
+    }
 }
 
 /// CPU ticks (utime + stime) a process has used, from /proc.

@@ -228,7 +228,7 @@ impl Link<'_> {
     async fn run(
         &mut self,
         channel: Channel,
-        done_rx: &mut mpsc::UnboundedReceiver<TaskDone>,
+        done_rx: &mut mpsc::UnboundedReceiver<Vec<TaskDone>>,
         shutdown: &mut (impl Future<Output = ()> + Unpin),
     ) -> LinkEnd {
         let (out, out_rx) = mpsc::unbounded_channel();
@@ -285,7 +285,7 @@ impl Link<'_> {
         &mut self,
         out: &mpsc::UnboundedSender<WorkerMessage>,
         inbound: &mut Streaming<CoordinatorMessage>,
-        done_rx: &mut mpsc::UnboundedReceiver<TaskDone>,
+        done_rx: &mut mpsc::UnboundedReceiver<Vec<TaskDone>>,
         shutdown: &mut (impl Future<Output = ()> + Unpin),
         lease: Duration,
     ) -> LinkEnd {
@@ -443,33 +443,29 @@ impl Link<'_> {
         let timeout = (batch.timeout_ms > 0).then(|| Duration::from_millis(batch.timeout_ms));
         let job_id = self.tag(batch.job_id);
         self.jobs.insert(job_id);
-        for t in tasks {
-            self.execs.submit(
-                model,
-                TaskRun {
-                    job_id,
-                    attempt: t.attempt,
-                    input: TaskInput {
-                        index: t.index,
-                        start: t.start,
-                        end: t.end,
-                    },
-                    workload: workload.clone(),
-                    timeout,
-                },
-            );
-        }
+        let tasks = tasks.into_iter().map(|t| TaskRun {
+            job_id,
+            attempt: t.attempt,
+            input: TaskInput {
+                index: t.index,
+                start: t.start,
+                end: t.end,
+            },
+            workload: workload.clone(),
+            timeout,
+        });
+        self.execs.submit_many(model, tasks);
         Ok(())
     }
 
     /// Sends the outcomes in `buf` that belong to this link as one batch.
-    fn report(&mut self, buf: &mut Vec<TaskDone>, out: &mpsc::UnboundedSender<WorkerMessage>) {
+    fn report(&mut self, buf: &mut Vec<Vec<TaskDone>>, out: &mpsc::UnboundedSender<WorkerMessage>) {
         let windows = &mut self.windows;
         let mut outcomes: Vec<TaskOutcome> = Vec::new();
         // OK outcomes go column-wise, one set of columns per job and model
         // (a batch nearly always holds one).
         let mut ok: Vec<OkColumns> = Vec::new();
-        for mut d in buf.drain(..) {
+        for mut d in buf.drain(..).flatten() {
             if d.job_id >> SESSION_SHIFT != self.session {
                 continue;
             }

@@ -2,7 +2,12 @@
 //! and a LocalSet (one thread, cooperative, like asyncio), at most C tasks in
 //! flight, the rest waiting in the queue. Timeouts via `tokio::time::timeout`,
 //! cancellation by aborting the task. CPU time is charged per poll, so
-//! interleaved tasks each report only the CPU they used.
+//! interleaved tasks each report only the CPU they used: each poll its wall
+//! time (`Instant`, no syscall: a poll that does not block is CPU), and once
+//! a task's polls turn out long, its exact thread CPU time (see
+//! [`CpuCharged`]). Outcomes are handed to the node in batches by a flusher
+//! task that runs after the tasks ready at the time (see
+//! [`LoopState::hand_over`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -16,11 +21,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use brigade_proto::v1::{Model, OutcomeStatus};
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::{AbortHandle, LocalSet};
 
-use super::queue::TaskQueue;
-use super::{duration_ns, Outcomes, TaskDone, TaskRun, JOB_CANCELLED, SHUTTING_DOWN};
+use super::queue::{Takers, TaskQueue};
+use super::{
+    duration_ns, Outcomes, TaskDone, TaskRun, FLUSH_TASKS, JOB_CANCELLED, LONG_TASK_NS,
+    SHUTTING_DOWN,
+};
 use crate::workload::{thread_cpu_ns, AsyncContext};
 
 /// How long `shutdown` waits for the loop thread to exit.
@@ -40,7 +49,7 @@ pub(crate) struct AsyncLoop {
 
 impl AsyncLoop {
     pub fn start(cap: usize, done: Outcomes) -> std::io::Result<AsyncLoop> {
-        let queue = Arc::new(TaskQueue::default());
+        let queue = Arc::new(TaskQueue::new(1, Takers::Async));
         let (control, control_rx) = mpsc::unbounded_channel();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -53,14 +62,25 @@ impl AsyncLoop {
             .name("brigade-async".into())
             .spawn(move || {
                 let local = LocalSet::new();
-                rt.block_on(
-                    local.run_until(run_loop(cap, loop_queue, control_rx, done, loop_peak)),
-                );
+                let state = Rc::new(LoopState {
+                    queue: loop_queue,
+                    done,
+                    in_flight: Cell::new(0),
+                    slot_freed: Notify::new(),
+                    running: RefCell::new(HashMap::with_capacity(cap.min(65_536))),
+                    stopping: Cell::new(false),
+                    peak: loop_peak,
+                    held: RefCell::new(Vec::new()),
+                    flush_due: Notify::new(),
+                    long_polls_job: Cell::new(None),
+                });
+                rt.block_on(local.run_until(run_loop(cap, state.clone(), control_rx)));
                 // Dropping the LocalSet drops the tasks still in it; their
                 // reports answer them. Keep the runtime alive (and entered)
                 // while that happens: their timers belong to it.
                 let _entered = rt.enter();
                 drop(local);
+                state.flush();
             })?;
         Ok(AsyncLoop {
             queue,
@@ -109,29 +129,69 @@ struct LoopState {
     running: RefCell<HashMap<u64, (u64, AbortHandle)>>,
     stopping: Cell<bool>,
     peak: Arc<AtomicUsize>,
+    /// Outcomes not yet handed to the node; their tasks still count as
+    /// running in the queue, so a drain waits for them.
+    held: RefCell<Vec<TaskDone>>,
+    flush_due: Notify,
+    /// The last job whose task had long polls: its next tasks read the CPU
+    /// clock from their first poll.
+    long_polls_job: Cell<Option<u64>>,
 }
 
-async fn run_loop(
-    cap: usize,
-    queue: Arc<TaskQueue>,
-    mut control: mpsc::UnboundedReceiver<Control>,
-    done: Outcomes,
-    peak: Arc<AtomicUsize>,
-) {
-    let state = Rc::new(LoopState {
-        queue,
-        done,
-        in_flight: Cell::new(0),
-        slot_freed: Notify::new(),
-        running: RefCell::new(HashMap::with_capacity(cap.min(65_536))),
-        stopping: Cell::new(false),
-        peak,
-    });
+impl LoopState {
+    /// Holds an outcome for the next flush. The first one held wakes the
+    /// flusher task, which the loop runs after the tasks already ready, so
+    /// every outcome of one round of ready tasks leaves in one batch and a
+    /// lone task's outcome leaves as soon as the loop is free.
+    fn hand_over(&self, done: TaskDone) {
+        let held = {
+            let mut held = self.held.borrow_mut();
+            held.push(done);
+            held.len()
+        };
+        if held == 1 {
+            self.flush_due.notify_one();
+        } else if held >= FLUSH_TASKS {
+            self.flush();
+        }
+    }
+
+    /// Hands every held outcome to the node, then marks their tasks answered.
+    fn flush(&self) {
+        let held = std::mem::take(&mut *self.held.borrow_mut());
+        let n = held.len();
+        self.done.send_all(held);
+        self.queue.finished(n);
+    }
+}
+
+async fn run_loop(cap: usize, state: Rc<LoopState>, mut control: mpsc::UnboundedReceiver<Control>) {
+    let flusher = {
+        let state = state.clone();
+        tokio::task::spawn_local(async move {
+            loop {
+                state.flush_due.notified().await;
+                state.flush();
+            }
+        })
+    };
     let ctx = Rc::new(AsyncContext::new(cap));
     let mut seq = 0u64;
+    let mut taken = Vec::new();
     loop {
         // Control messages first: an abort must not wait behind new work.
-        if state.in_flight.get() >= cap {
+        match control.try_recv() {
+            Ok(msg) => {
+                if !handle(&state, Some(msg)) {
+                    break;
+                }
+                continue;
+            }
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {}
+        }
+        let free = cap.saturating_sub(state.in_flight.get());
+        if free == 0 {
             tokio::select! {
                 biased;
                 msg = control.recv() => if !handle(&state, msg) { break },
@@ -139,10 +199,21 @@ async fn run_loop(
             }
             continue;
         }
+        // Whatever is queued, up to the free slots, under one lock.
+        if !state.queue.try_pop_many(free, &mut taken) {
+            break;
+        }
+        if !taken.is_empty() {
+            for task in taken.drain(..) {
+                seq += 1;
+                spawn_task(&state, &ctx, seq, task);
+            }
+            continue;
+        }
         tokio::select! {
             biased;
             msg = control.recv() => if !handle(&state, msg) { break },
-            task = state.queue.pop() => match task {
+            task = state.queue.pop(0) => match task {
                 Some(task) => {
                     seq += 1;
                     spawn_task(&state, &ctx, seq, task);
@@ -161,6 +232,7 @@ async fn run_loop(
     for h in handles {
         h.abort();
     }
+    flusher.abort();
 }
 
 /// Applies one control message; false when the loop must stop.
@@ -195,9 +267,12 @@ fn spawn_task(state: &Rc<LoopState>, ctx: &Rc<AsyncContext>, seq: u64, task: Tas
     let mut report = Report {
         state: state.clone(),
         seq,
-        task: Some(task),
         started: Instant::now(),
-        cpu_ns: Cell::new(0),
+        charge: PollCharge {
+            cpu_ns: Cell::new(0),
+            clock: Cell::new(state.long_polls_job.get() == Some(task.job_id)),
+        },
+        task: Some(task),
     };
     let ctx = ctx.clone();
     let handle = tokio::task::spawn_local(async move {
@@ -206,7 +281,7 @@ fn spawn_task(state: &Rc<LoopState>, ctx: &Rc<AsyncContext>, seq: u64, task: Tas
         };
         let work = CpuCharged {
             fut: task.workload.run_async(&task.input, &ctx),
-            cpu_ns: &report.cpu_ns,
+            charge: &report.charge,
         };
         let (status, value, error) = match task.timeout {
             None => to_status(work.await),
@@ -245,13 +320,16 @@ struct Report {
     seq: u64,
     task: Option<TaskRun>,
     started: Instant,
-    cpu_ns: Cell<u64>,
+    charge: PollCharge,
 }
 
 impl Report {
     fn send(&mut self, status: OutcomeStatus, value: u128, error: String) {
         if let Some(task) = self.task.take() {
-            self.state.done.send(TaskDone {
+            if self.charge.clock.get() {
+                self.state.long_polls_job.set(Some(task.job_id));
+            }
+            self.state.hand_over(TaskDone {
                 job_id: task.job_id,
                 index: task.input.index,
                 attempt: task.attempt,
@@ -259,7 +337,7 @@ impl Report {
                 status,
                 value,
                 error,
-                cpu_ns: self.cpu_ns.get(),
+                cpu_ns: self.charge.cpu_ns.get(),
                 wall_ns: duration_ns(self.started.elapsed()),
             });
         }
@@ -279,14 +357,27 @@ impl Drop for Report {
         self.state.running.borrow_mut().remove(&self.seq);
         self.state.in_flight.set(self.state.in_flight.get() - 1);
         self.state.slot_freed.notify_one();
-        self.state.queue.finished();
     }
 }
 
-/// Adds the thread CPU time each poll of `fut` takes to `cpu_ns`.
+/// The CPU time charged to one task so far, and whether its polls read the
+/// thread CPU clock.
+struct PollCharge {
+    cpu_ns: Cell<u64>,
+    clock: Cell<bool>,
+}
+
+/// Charges each poll of `fut` to `charge`. A poll is charged its wall time:
+/// on the loop's own thread a poll that does not block is CPU, and `Instant`
+/// costs no syscall (the thread CPU clock is one, taking the kernel's
+/// run-queue lock; two per poll cost more than a noop task). A poll of
+/// [`LONG_TASK_NS`] or more may have blocked or been preempted, so from then
+/// on — and from the first poll of the job's next tasks — polls are charged
+/// their exact thread CPU time instead. Waiting between polls is never
+/// charged.
 struct CpuCharged<'a, F> {
     fut: F,
-    cpu_ns: &'a Cell<u64>,
+    charge: &'a PollCharge,
 }
 
 impl<F: Future> Future for CpuCharged<'_, F> {
@@ -297,10 +388,19 @@ impl<F: Future> Future for CpuCharged<'_, F> {
         // `self` nor accessed unpinned, and CpuCharged has no Drop impl.
         let this = unsafe { self.get_unchecked_mut() };
         let fut = unsafe { Pin::new_unchecked(&mut this.fut) };
-        let before = thread_cpu_ns();
+        let started = Instant::now();
+        let clocked = this.charge.clock.get().then(thread_cpu_ns);
         let out = fut.poll(cx);
-        this.cpu_ns
-            .set(this.cpu_ns.get() + thread_cpu_ns().saturating_sub(before));
+        let wall_ns = duration_ns(started.elapsed());
+        let used = match clocked {
+            Some(before) => thread_cpu_ns().saturating_sub(before),
+            None => wall_ns,
+        };
+        let charge = this.charge;
+        charge.cpu_ns.set(charge.cpu_ns.get().saturating_add(used));
+        if wall_ns >= LONG_TASK_NS {
+            charge.clock.set(true);
+        }
         out
     }
 }

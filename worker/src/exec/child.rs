@@ -11,7 +11,7 @@ use brigade_proto::v1::{AssignBatch, Model, OutcomeStatus, TaskOutcome, U128};
 use prost::Message;
 
 use super::frame::read_frame_blocking;
-use super::run_measured;
+use super::CpuMeter;
 use crate::workload::{BlockingContext, TaskInput, Workload};
 
 /// The last spec seen and what it parsed to. One entry suffices: a child runs
@@ -70,6 +70,7 @@ pub(crate) fn serve(input: &mut impl io::BufRead, output: &mut impl Write) -> io
     let mut reply = Vec::with_capacity(256);
     let mut cache = None;
     let mut ctx = BlockingContext::new();
+    let mut meter = CpuMeter::default();
     while read_frame_blocking(input, &mut frame)? {
         let batch = AssignBatch::decode(&frame[..]).map_err(|e| {
             io::Error::new(
@@ -93,7 +94,7 @@ pub(crate) fn serve(input: &mut impl io::BufRead, output: &mut impl Write) -> io
                         start: t.start,
                         end: t.end,
                     };
-                    let run = run_measured(w, &input, &mut ctx);
+                    let run = meter.run(batch.job_id, w, &input, &mut ctx);
                     outcome.cpu_ns = run.cpu_ns;
                     outcome.wall_ns = run.wall_ns;
                     match run.result {

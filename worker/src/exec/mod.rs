@@ -104,7 +104,7 @@ impl TaskDone {
     }
 }
 
-/// A blocking run with its thread CPU time and wall time.
+/// A blocking run with its CPU time and wall time.
 #[derive(Debug)]
 pub(crate) struct Measured {
     pub result: Result<u128, String>,
@@ -112,29 +112,107 @@ pub(crate) struct Measured {
     pub wall_ns: u64,
 }
 
-/// Runs one task on the calling thread, measuring it. A panicking workload
-/// fails its task instead of taking the slot down.
-pub(crate) fn run_measured(
-    workload: &Workload,
-    input: &TaskInput,
-    ctx: &mut BlockingContext,
-) -> Measured {
-    let wall = Instant::now();
-    let cpu = thread_cpu_ns();
-    let result = catch_unwind(AssertUnwindSafe(|| workload.run_blocking(input, ctx)))
-        .unwrap_or_else(|panic| {
-            // The HTTP connection may be mid-exchange; start clean.
-            *ctx = BlockingContext::new();
-            Err(format!(
-                "the {} workload panicked: {}",
-                workload.name(),
-                panic_message(&panic)
-            ))
-        });
-    Measured {
-        result,
-        cpu_ns: thread_cpu_ns().saturating_sub(cpu),
-        wall_ns: duration_ns(wall.elapsed()),
+/// A task that ran at least this long (wall time) is long: two reads of the
+/// thread CPU clock are then under 2% of it, and an outcome held back for a
+/// batch would wait as long for the next one.
+pub(crate) const LONG_TASK_NS: u64 = 50_000;
+/// A short task's CPU share is re-sampled at least every this many tasks.
+const SAMPLE_EVERY: u32 = 64;
+
+/// How one slot (a thread, or an executor process) measures its tasks' CPU
+/// time: honestly, but without paying for it on every tiny task.
+///
+/// `wall_ns` is always read from `Instant` (the vDSO, ~20 ns). The thread CPU
+/// clock is a real syscall on Linux (the kernel takes the run-queue lock to
+/// read it), and two reads per task cost more than a noop task itself. So a
+/// task's `cpu_ns` comes from the clock when
+/// - it is the first task of its job on this slot,
+/// - the slot's previous task ran ≥ [`LONG_TASK_NS`] (wall), so the reads are
+///   a small share of it,
+/// - or [`SAMPLE_EVERY`] tasks have passed since the clock was last read;
+///
+/// otherwise (a short task of a job whose tasks so far were short: a job's
+/// tasks are alike) it is the task's wall time scaled by the CPU share of
+/// that job's clocked tasks on this slot (at most 1). A few-µs task that ran
+/// without blocking so reports about its wall time, a short blocking one
+/// (a fast HTTP GET) its sampled share, and a sleeping or long task its
+/// exact CPU time — what `--model auto` routes by.
+#[derive(Debug, Default)]
+pub(crate) struct CpuMeter {
+    /// The job of the slot's last task.
+    job: Option<u64>,
+    previous_long: bool,
+    /// Tasks since the clock was last read.
+    unclocked: u32,
+    /// CPU and wall time of this job's clocked tasks on this slot.
+    clocked_cpu_ns: u64,
+    clocked_wall_ns: u64,
+}
+
+impl CpuMeter {
+    /// Whether to read the CPU clock around the next task, of job `job_id`.
+    fn wants_clock(&mut self, job_id: u64) -> bool {
+        if self.job != Some(job_id) {
+            *self = CpuMeter {
+                job: Some(job_id),
+                ..CpuMeter::default()
+            };
+            return true;
+        }
+        self.previous_long || self.unclocked + 1 >= SAMPLE_EVERY
+    }
+
+    /// Records a task's wall time and, when the clock was read, its CPU
+    /// time; returns the CPU time to report for it.
+    fn record(&mut self, wall_ns: u64, clocked_cpu_ns: Option<u64>) -> u64 {
+        self.previous_long = wall_ns >= LONG_TASK_NS;
+        match clocked_cpu_ns {
+            Some(cpu) => {
+                self.unclocked = 0;
+                self.clocked_cpu_ns = self.clocked_cpu_ns.saturating_add(cpu);
+                self.clocked_wall_ns = self.clocked_wall_ns.saturating_add(wall_ns);
+                cpu
+            }
+            None => {
+                self.unclocked += 1;
+                if self.clocked_wall_ns == 0 || self.clocked_cpu_ns >= self.clocked_wall_ns {
+                    return wall_ns;
+                }
+                (u128::from(wall_ns) * u128::from(self.clocked_cpu_ns)
+                    / u128::from(self.clocked_wall_ns)) as u64
+            }
+        }
+    }
+
+    /// Runs one task of job `job_id` on the calling thread, measuring it. A
+    /// panicking workload fails its task instead of taking the slot down.
+    pub(crate) fn run(
+        &mut self,
+        job_id: u64,
+        workload: &Workload,
+        input: &TaskInput,
+        ctx: &mut BlockingContext,
+    ) -> Measured {
+        let clock = self.wants_clock(job_id);
+        let wall = Instant::now();
+        let cpu = clock.then(thread_cpu_ns);
+        let result = catch_unwind(AssertUnwindSafe(|| workload.run_blocking(input, ctx)))
+            .unwrap_or_else(|panic| {
+                // The HTTP connection may be mid-exchange; start clean.
+                *ctx = BlockingContext::new();
+                Err(format!(
+                    "the {} workload panicked: {}",
+                    workload.name(),
+                    panic_message(&panic)
+                ))
+            });
+        let cpu = cpu.map(|before| thread_cpu_ns().saturating_sub(before));
+        let wall_ns = duration_ns(wall.elapsed());
+        Measured {
+            result,
+            cpu_ns: self.record(wall_ns, cpu),
+            wall_ns,
+        }
     }
 }
 
@@ -150,14 +228,85 @@ pub(crate) fn duration_ns(d: Duration) -> u64 {
     d.as_nanos().min(u64::MAX as u128) as u64
 }
 
-/// Hands outcomes to the node. A closed receiver means the worker is going
-/// away; there is nobody left to tell, so the outcome is dropped.
+/// Hands outcomes to the node, a batch per send (one channel operation, and
+/// at most one wake-up of the node, per batch rather than per task). A
+/// closed receiver means the worker is going away; there is nobody left to
+/// tell, so the outcomes are dropped.
 #[derive(Clone)]
-pub(crate) struct Outcomes(UnboundedSender<TaskDone>);
+pub(crate) struct Outcomes(UnboundedSender<Vec<TaskDone>>);
 
 impl Outcomes {
-    pub fn send(&self, done: TaskDone) {
-        let _ = self.0.send(done);
+    pub fn send_all(&self, batch: Vec<TaskDone>) {
+        if !batch.is_empty() {
+            let _ = self.0.send(batch);
+        }
+    }
+}
+
+/// A slot holds at most this many outcomes before handing them over.
+const FLUSH_TASKS: usize = 256;
+/// A slot hands its outcomes over once the oldest has waited about this long.
+const FLUSH_HELD_NS: u64 = 100_000;
+
+/// The outcomes a slot (thread, process supervisor) has produced and not yet
+/// handed to the node. The slot flushes when it would otherwise wait for
+/// work, and [`add`](Self::add) flushes after a long task (the next is
+/// likely as long; its outcome must not wait for it), after
+/// [`FLUSH_TASKS`] outcomes, or when the oldest has been held ~[`FLUSH_HELD_NS`]
+/// — so a lone task's outcome leaves at once while a stream of tiny tasks
+/// costs one hand-off per batch. A held outcome's task still counts as
+/// running in the queue, so a drain cannot end before it is handed over;
+/// dropping the batch flushes it.
+pub(crate) struct PendingOutcomes {
+    done: Outcomes,
+    queue: Arc<queue::TaskQueue>,
+    held: Vec<TaskDone>,
+    /// Roughly how long the oldest held outcome has waited: the run time of
+    /// the tasks after it.
+    held_ns: u64,
+}
+
+impl PendingOutcomes {
+    pub fn new(done: Outcomes, queue: Arc<queue::TaskQueue>) -> PendingOutcomes {
+        PendingOutcomes {
+            done,
+            queue,
+            held: Vec::new(),
+            held_ns: 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    /// Adds the outcome of a task the slot spent `ran_ns` on.
+    pub fn add(&mut self, done: TaskDone, ran_ns: u64) {
+        if !self.held.is_empty() {
+            self.held_ns = self.held_ns.saturating_add(ran_ns);
+        }
+        self.held.push(done);
+        if ran_ns >= LONG_TASK_NS || self.held_ns >= FLUSH_HELD_NS || self.held.len() >= FLUSH_TASKS
+        {
+            self.flush();
+        }
+    }
+
+    /// Hands every held outcome to the node, then marks their tasks answered.
+    pub fn flush(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let n = self.held.len();
+        self.done.send_all(std::mem::take(&mut self.held));
+        self.held_ns = 0;
+        self.queue.finished(n);
+    }
+}
+
+impl Drop for PendingOutcomes {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -191,9 +340,10 @@ impl Executors {
     /// Starts P executor children (program+args, e.g. current_exe +
     /// ["executor"]), T threads, and the async loop on its own OS thread. Call
     /// inside a tokio runtime. A slot count of 0 means that model is absent.
+    /// Outcomes arrive on `done` in batches.
     pub fn start(
         cfg: ExecutorConfig,
-        done: UnboundedSender<TaskDone>,
+        done: UnboundedSender<Vec<TaskDone>>,
     ) -> std::io::Result<Executors> {
         let done = Outcomes(done);
         let process = match cfg.procs {
@@ -245,20 +395,39 @@ impl Executors {
     /// Never blocks. Queues the task for `model`; every submitted task
     /// produces exactly one TaskDone on `done`.
     pub fn submit(&self, model: Model, task: TaskRun) {
+        self.submit_many(model, std::iter::once(task));
+    }
+
+    /// Never blocks. Queues the tasks for `model` in order, under one lock
+    /// of its queue, waking at most one idle slot per task; every submitted
+    /// task produces exactly one TaskDone on `done`.
+    pub fn submit_many(&self, model: Model, tasks: impl IntoIterator<Item = TaskRun>) {
+        let tasks: Vec<TaskRun> = tasks.into_iter().collect();
         let Some(queue) = self.queue(model) else {
             let why = format!("this worker has no {} slots", model.name());
-            self.done
-                .send(TaskDone::unrun(&task, model, OutcomeStatus::Failed, &why));
+            self.answer(&tasks, model, OutcomeStatus::Failed, &why);
             return;
         };
-        if let Err(task) = queue.push(task) {
-            self.done.send(TaskDone::unrun(
-                &task,
-                model,
-                OutcomeStatus::Cancelled,
-                DRAINING,
-            ));
+        if let Err(tasks) = queue.push_many(tasks) {
+            self.answer(&tasks, model, OutcomeStatus::Cancelled, DRAINING);
         }
+    }
+
+    /// Answers tasks that will not run, in one batch.
+    fn answer<'t>(
+        &self,
+        tasks: impl IntoIterator<Item = &'t TaskRun>,
+        model: Model,
+        status: OutcomeStatus,
+        why: &str,
+    ) -> usize {
+        let batch: Vec<TaskDone> = tasks
+            .into_iter()
+            .map(|t| TaskDone::unrun(t, model, status, why))
+            .collect();
+        let n = batch.len();
+        self.done.send_all(batch);
+        n
     }
 
     /// Tasks of `job_id` not yet started are answered CANCELLED at once;
@@ -268,15 +437,8 @@ impl Executors {
     pub fn cancel_job(&self, job_id: u64) {
         let mut cancelled = 0usize;
         for (model, queue) in self.queues() {
-            for task in queue.remove_job(job_id) {
-                cancelled += 1;
-                self.done.send(TaskDone::unrun(
-                    &task,
-                    model,
-                    OutcomeStatus::Cancelled,
-                    JOB_CANCELLED,
-                ));
-            }
+            let removed = queue.remove_job(job_id);
+            cancelled += self.answer(&removed, model, OutcomeStatus::Cancelled, JOB_CANCELLED);
         }
         if let Some(a) = &self.async_loop {
             a.abort_job(job_id);
@@ -293,10 +455,8 @@ impl Executors {
 
     fn answer_queued(&self, close: bool, why: &str) {
         for (model, queue) in self.queues() {
-            for task in queue.stop(close) {
-                self.done
-                    .send(TaskDone::unrun(&task, model, OutcomeStatus::Cancelled, why));
-            }
+            let queued = queue.stop(close);
+            self.answer(&queued, model, OutcomeStatus::Cancelled, why);
         }
     }
 

@@ -1,7 +1,9 @@
 //! Process slots: P executor children (`brigade executor`), each in its own
 //! process group so killing it kills everything it started, each driven by a
 //! supervisor task that feeds it one task frame at a time from the shared
-//! queue. A child that dies mid-task fails that task (EXECUTOR_DIED) and is
+//! queue (the most recently idle supervisor first, so a trickle of tasks
+//! keeps going to the same warm children) and hands outcomes over in
+//! batches. A child that dies mid-task fails that task (EXECUTOR_DIED) and is
 //! replaced; a task over its timeout gets its child's group killed
 //! (TIMED_OUT) and the child replaced.
 
@@ -9,7 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use brigade_proto::v1::{AssignBatch, Model, OutcomeStatus, TaskAssignment, TaskOutcome};
 use prost::Message;
@@ -19,8 +21,8 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use super::frame::read_frame;
-use super::queue::TaskQueue;
-use super::{Outcomes, TaskDone, TaskRun, SHUTTING_DOWN};
+use super::queue::{Takers, TaskQueue};
+use super::{duration_ns, Outcomes, PendingOutcomes, TaskDone, TaskRun, SHUTTING_DOWN};
 use crate::workload::Workload;
 
 /// How long a child that closed its output gets to exit on its own before its
@@ -261,7 +263,7 @@ impl ProcessPool {
         done: Outcomes,
     ) -> std::io::Result<ProcessPool> {
         let launcher = Launcher { program, args };
-        let queue = Arc::new(TaskQueue::default());
+        let queue = Arc::new(TaskQueue::new(n, Takers::Async));
         let pids: Pids = Arc::new(Mutex::new(vec![None; n]));
         let (stop, stop_rx) = watch::channel(false);
         let (cancels, _) = broadcast::channel(CANCEL_BACKLOG);
@@ -367,16 +369,29 @@ struct Supervisor {
 impl Supervisor {
     async fn run(mut self, first: ExecutorChild) {
         let mut child = Some(first);
+        let mut pending = PendingOutcomes::new(self.done.clone(), self.queue.clone());
         loop {
-            let task = tokio::select! {
-                t = self.queue.pop() => t,
-                _ = self.stop.wait_for(|s| *s) => None,
+            // Hand over what is held before waiting for work, never after.
+            let next = match pending.is_empty() {
+                true => None,
+                false => self.queue.try_pop(),
+            };
+            let task = match next {
+                Some(task) => Some(task),
+                None => {
+                    pending.flush();
+                    tokio::select! {
+                        t = self.queue.pop(self.slot) => t,
+                        _ = self.stop.wait_for(|s| *s) => None,
+                    }
+                }
             };
             let Some(task) = task else { break };
+            let started = Instant::now();
             let outcome = self.run_task(&mut child, &task).await;
-            self.done.send(outcome);
-            self.queue.finished();
+            pending.add(outcome, duration_ns(started.elapsed()));
         }
+        pending.flush();
         if let Some(c) = child.take() {
             set_pid(&self.pids, self.slot, None);
             c.kill().await;

@@ -1,7 +1,7 @@
 //! Thread and async executor tests (the process executor needs the real
 //! binary and is tested in the root crate's `tests/executors.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,24 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use super::*;
 use crate::workload::{TaskInput, Workload};
 
-fn start(threads: usize, async_slots: usize) -> (Executors, UnboundedReceiver<TaskDone>) {
+/// The outcome channel, one outcome at a time (they travel in batches).
+struct Answers {
+    rx: UnboundedReceiver<Vec<TaskDone>>,
+    ready: VecDeque<TaskDone>,
+}
+
+impl Answers {
+    /// Everything already handed over, without waiting.
+    fn handed_over(&mut self) -> Vec<TaskDone> {
+        while let Ok(batch) = self.rx.try_recv() {
+            assert!(!batch.is_empty(), "empty batches are never sent");
+            self.ready.extend(batch);
+        }
+        self.ready.drain(..).collect()
+    }
+}
+
+fn start(threads: usize, async_slots: usize) -> (Executors, Answers) {
     let (tx, rx) = unbounded_channel();
     let cfg = ExecutorConfig {
         procs: 0,
@@ -20,7 +37,11 @@ fn start(threads: usize, async_slots: usize) -> (Executors, UnboundedReceiver<Ta
         executor_program: PathBuf::from("/nonexistent"),
         executor_args: Vec::new(),
     };
-    (Executors::start(cfg, tx).expect("executors start"), rx)
+    let answers = Answers {
+        rx,
+        ready: VecDeque::new(),
+    };
+    (Executors::start(cfg, tx).expect("executors start"), answers)
 }
 
 fn workload(name: &str, args: &[(&str, &str)]) -> Arc<Workload> {
@@ -45,12 +66,19 @@ fn task(job_id: u64, index: u64, w: &Arc<Workload>) -> TaskRun {
     }
 }
 
-async fn collect(rx: &mut UnboundedReceiver<TaskDone>, n: usize) -> Vec<TaskDone> {
+async fn collect(rx: &mut Answers, n: usize) -> Vec<TaskDone> {
     let mut got = Vec::with_capacity(n);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while got.len() < n {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(d)) => got.push(d),
+        if let Some(d) = rx.ready.pop_front() {
+            got.push(d);
+            continue;
+        }
+        match tokio::time::timeout_at(deadline, rx.rx.recv()).await {
+            Ok(Some(batch)) => {
+                assert!(!batch.is_empty(), "empty batches are never sent");
+                rx.ready.extend(batch);
+            }
             Ok(None) => panic!("outcome channel closed after {} of {n}", got.len()),
             Err(_) => panic!("only {} of {n} outcomes within 60 s", got.len()),
         }
@@ -67,11 +95,7 @@ async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-async fn every_noop_comes_back_once(
-    model: Model,
-    ex: &Executors,
-    rx: &mut UnboundedReceiver<TaskDone>,
-) {
+async fn every_noop_comes_back_once(model: Model, ex: &Executors, rx: &mut Answers) {
     const N: u64 = 10_000;
     let noop = workload("noop", &[]);
     for i in 0..N {
@@ -323,4 +347,100 @@ fn task_done_converts_to_the_wire_type() {
     assert_eq!(p.status, OutcomeStatus::Ok as i32);
     assert_eq!(p.value.map(u128::from), Some((7u128 << 64) | 9));
     assert_eq!((p.cpu_ns, p.wall_ns), (10, 11));
+}
+
+#[test]
+fn cpu_meter_clocks_first_long_and_sampled_tasks_and_scales_the_rest() {
+    let mut m = CpuMeter::default();
+    // The first task of a job is clocked: it reported 400 of 1,000 ns.
+    assert!(m.wants_clock(1));
+    assert_eq!(m.record(1_000, Some(400)), 400);
+    // Short tasks of the same job after it are not; they report their wall
+    // time at the job's sampled CPU share.
+    for _ in 0..SAMPLE_EVERY - 1 {
+        assert!(!m.wants_clock(1));
+        assert_eq!(m.record(2_000, None), 800);
+    }
+    // Every SAMPLE_EVERY-th task is clocked again.
+    assert!(m.wants_clock(1));
+    assert_eq!(m.record(1_000, Some(1_000)), 1_000);
+    assert!(!m.wants_clock(1));
+    assert_eq!(
+        m.record(1_000, None),
+        700,
+        "share of all samples: 1400/2000"
+    );
+    // After a long task the next one is clocked.
+    assert!(!m.wants_clock(1));
+    assert_eq!(m.record(LONG_TASK_NS, None), LONG_TASK_NS * 7 / 10);
+    assert!(m.wants_clock(1));
+    assert_eq!(m.record(LONG_TASK_NS, Some(10)), 10);
+    // Another job starts over: clocked, with no share from the last job.
+    assert!(m.wants_clock(2));
+    assert_eq!(m.record(500, Some(900)), 900);
+    assert!(!m.wants_clock(2));
+    assert_eq!(
+        m.record(500, None),
+        500,
+        "a share above 1 is capped at wall time"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sleeping_job_after_a_noop_job_on_the_same_thread_shows_little_cpu() {
+    let (ex, mut rx) = start(1, 0);
+    let noop = workload("noop", &[]);
+    ex.submit_many(Model::Thread, (0..1_000).map(|i| task(1, i, &noop)));
+    let sleep = workload("sleep", &[("ms", "20")]);
+    ex.submit_many(Model::Thread, (0..3).map(|i| task(2, i, &sleep)));
+    let got = collect(&mut rx, 1_003).await;
+    let sleeps: Vec<_> = got.iter().filter(|d| d.job_id == 2).collect();
+    assert_eq!(sleeps.len(), 3);
+    assert!(
+        sleeps
+            .iter()
+            .all(|d| d.status == OutcomeStatus::Ok && d.cpu_ns < d.wall_ns / 2),
+        "{sleeps:?}"
+    );
+    ex.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_returns_only_after_every_batched_outcome_is_handed_over() {
+    for (threads, async_slots, model) in [(2, 0, Model::Thread), (0, 64, Model::Async)] {
+        let (ex, mut rx) = start(threads, async_slots);
+        let noop = workload("noop", &[]);
+        const N: u64 = 20_000;
+        ex.submit_many(model, (0..N).map(|i| task(4, i, &noop)));
+        ex.drain().await;
+        // Nothing may still be held in a slot's batch: all N are in the
+        // channel already, each once.
+        let got = rx.handed_over();
+        assert_eq!(got.len(), N as usize, "{model:?}");
+        let mut seen = vec![false; N as usize];
+        for d in &got {
+            assert!(
+                d.status == OutcomeStatus::Ok
+                    || (d.status == OutcomeStatus::Cancelled && d.error == DRAINING),
+                "{d:?}"
+            );
+            assert!(!std::mem::replace(&mut seen[d.index as usize], true));
+        }
+        ex.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_hands_over_every_outcome_it_owes() {
+    for (threads, async_slots, model) in [(2, 0, Model::Thread), (0, 64, Model::Async)] {
+        let (ex, mut rx) = start(threads, async_slots);
+        let noop = workload("noop", &[]);
+        const N: u64 = 20_000;
+        ex.submit_many(model, (0..N).map(|i| task(4, i, &noop)));
+        ex.shutdown().await;
+        let got = collect(&mut rx, N as usize).await;
+        assert!(got.iter().all(|d| d.status == OutcomeStatus::Ok
+            || (d.status == OutcomeStatus::Cancelled && d.error == SHUTTING_DOWN)));
+        assert!(rx.handed_over().is_empty(), "{model:?}: an outcome twice");
+    }
 }

@@ -1,6 +1,7 @@
-//! Thread slots: T named OS threads taking tasks from one shared queue, each
-//! keeping its own blocking HTTP connection. A running thread cannot be
-//! interrupted, so a timeout is judged after the fact.
+//! Thread slots: T named OS threads taking tasks from one shared queue (the
+//! most recently idle thread first), each keeping its own blocking HTTP
+//! connection and handing its outcomes over in batches. A running thread
+//! cannot be interrupted, so a timeout is judged after the fact.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -8,8 +9,8 @@ use std::time::Duration;
 
 use brigade_proto::v1::{Model, OutcomeStatus};
 
-use super::queue::TaskQueue;
-use super::{duration_ns, run_measured, Outcomes, TaskDone};
+use super::queue::{Takers, TaskQueue};
+use super::{duration_ns, CpuMeter, Outcomes, PendingOutcomes, TaskDone};
 use crate::workload::BlockingContext;
 
 /// How long `shutdown` waits for threads still finishing a task.
@@ -22,13 +23,13 @@ pub(crate) struct ThreadPool {
 
 impl ThreadPool {
     pub fn start(n: usize, done: Outcomes) -> std::io::Result<ThreadPool> {
-        let queue = Arc::new(TaskQueue::default());
+        let queue = Arc::new(TaskQueue::new(n, Takers::Blocking));
         let mut threads = Vec::with_capacity(n);
         for slot in 0..n {
             let (slot_queue, done) = (queue.clone(), done.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("brigade-thread-{slot}"))
-                .spawn(move || slot_loop(&slot_queue, &done));
+                .spawn(move || slot_loop(slot, slot_queue, done));
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => {
@@ -62,10 +63,27 @@ impl ThreadPool {
     }
 }
 
-fn slot_loop(queue: &TaskQueue, done: &Outcomes) {
+fn slot_loop(slot: usize, queue: Arc<TaskQueue>, done: Outcomes) {
     let mut ctx = BlockingContext::new();
-    while let Some(task) = queue.pop_blocking() {
-        let run = run_measured(&task.workload, &task.input, &mut ctx);
+    let mut meter = CpuMeter::default();
+    let mut pending = PendingOutcomes::new(done, queue.clone());
+    loop {
+        // Hand over what is held before waiting for work, never after.
+        let next = match pending.is_empty() {
+            true => None,
+            false => queue.try_pop(),
+        };
+        let task = match next {
+            Some(task) => task,
+            None => {
+                pending.flush();
+                match queue.pop_blocking(slot) {
+                    Some(task) => task,
+                    None => break,
+                }
+            }
+        };
+        let run = meter.run(task.job_id, &task.workload, &task.input, &mut ctx);
         let mut outcome = TaskDone::ran(&task, Model::Thread, run);
         if let Some(limit) = task.timeout {
             if outcome.wall_ns > duration_ns(limit) {
@@ -79,7 +97,7 @@ fn slot_loop(queue: &TaskQueue, done: &Outcomes) {
                 );
             }
         }
-        done.send(outcome);
-        queue.finished();
+        let ran_ns = outcome.wall_ns;
+        pending.add(outcome, ran_ns);
     }
 }
