@@ -14,12 +14,16 @@
 # Usage: cargo build --release --locked && bench/fastio-vs-wrk.sh
 #   B=path/to/brigade  ROUNDS=3  TASKS=5000 (W_FASTIO)  LONG_TASKS=50000 (a
 #   second, steady-state job per round, as long as wrk's 5 s; 0 skips it)
+#   TARGET_BIN=path/to/other/brigade (whose io-target to run; default $B)
+#   TARGET=http://HOST:PORT (an already running target, e.g. nginx; serves /fast)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${B:-./target/release/brigade}
 ROUNDS=${ROUNDS:-3}
 TASKS=${TASKS:-5000}
 LONG_TASKS=${LONG_TASKS:-50000}
+TARGET_BIN=${TARGET_BIN:-$B}
+TARGET=${TARGET:-}
 [ -x "$B" ] || { echo "no $B: run cargo build --release --locked first" >&2; exit 1; }
 if ! command -v wrk >/dev/null; then
   echo "installing wrk" >&2
@@ -47,9 +51,11 @@ url_of() {
   echo "no URL in $file:" >&2; cat "$file" >&2; exit 1
 }
 
-"$B" io-target --listen 127.0.0.1:0 >"$TMP/target" 2>&1 & PIDS+=($!)
+if [ -z "$TARGET" ]; then
+  "$TARGET_BIN" io-target --listen 127.0.0.1:0 >"$TMP/target" 2>&1 & PIDS+=($!)
+  TARGET=$(url_of "$TMP/target")
+fi
 "$B" coordinator --listen 127.0.0.1:0 >"$TMP/coord" 2>&1 & PIDS+=($!)
-TARGET=$(url_of "$TMP/target")
 COORD=$(url_of "$TMP/coord")
 "$B" worker --coordinator "$COORD" --procs 1 --threads 2 --async 32 >"$TMP/worker" 2>&1 & PIDS+=($!)
 for _ in $(seq 1000); do

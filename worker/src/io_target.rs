@@ -38,7 +38,49 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// 404. HTTP/1.1 keep-alive via hyper 1 + hyper-util; set_nodelay(true) on
 /// every accepted socket. Returns when `shutdown` completes (after giving
 /// in-flight requests a short grace period).
+///
+/// The server runs on its own thread with a current-thread runtime, whatever
+/// runtime calls this: one event loop, like the reference target (nginx with
+/// one worker), so it never spreads over every core of a machine it shares
+/// with the workers it serves, and no request is handed between threads.
 pub async fn serve(listener: TcpListener, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    let listener = listener.into_std()?;
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (done, mut done_rx) = tokio::sync::oneshot::channel::<io::Result<()>>();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("io-target".into())
+        .spawn(move || {
+            let served = rt.block_on(async move {
+                let listener = TcpListener::from_std(listener)?;
+                serve_on_this_thread(listener, async {
+                    let _ = stop_rx.await;
+                })
+                .await
+            });
+            let _ = done.send(served);
+        })?;
+    tokio::pin!(shutdown);
+    tokio::select! {
+        () = &mut shutdown => {
+            let _ = stop.send(());
+        }
+        // The server ended on its own: an accept error.
+        served = &mut done_rx => {
+            return served.unwrap_or_else(|_| Err(io::Error::other("the io-target thread panicked")));
+        }
+    }
+    done_rx
+        .await
+        .unwrap_or_else(|_| Err(io::Error::other("the io-target thread panicked")))
+}
+
+async fn serve_on_this_thread(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.keep_alive(true);
