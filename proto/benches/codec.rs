@@ -1,7 +1,7 @@
 //! The wire codec on the hot path: one assignment of 4,096 tasks down a
 //! worker's stream and one batch of 4,096 outcomes back, each wrapped in its
 //! stream message as it travels, in the compact forms the link uses
-//! (`runs` over the job's grid; OK outcomes column by column, see
+//! (`runs` over the job's grid; OK outcomes in varint columns, see
 //! `brigade_proto::batch`) and, for comparison, spelled out one message per
 //! task (the protocol-1 forms). Each side is measured from its own records
 //! to bytes (`encode`) and from bytes back to records (`decode`), so the

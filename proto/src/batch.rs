@@ -4,7 +4,7 @@
 //!   ([`TaskRun`]) whose inputs come from the job's [`TaskGrid`], so a
 //!   batch of thousands of fresh tasks is a few bytes;
 //! - a [`ResultBatch`] carries OK outcomes column by column
-//!   ([`OkOutcomes`], packed varints, index deltas), about a third of the
+//!   ([`OkOutcomes`], varint columns, index deltas), about a third of the
 //!   bytes and a fraction of the decoding work of one message per outcome.
 //!
 //! Decoding checks everything a peer could get wrong (a run past the
@@ -42,6 +42,12 @@ pub enum BatchError {
         cpu: usize,
         wall: usize,
         ready: usize,
+    },
+    #[error("result column {column} of job {job_id} is malformed: {reason}")]
+    BadColumn {
+        job_id: u64,
+        column: &'static str,
+        reason: String,
     },
 }
 
@@ -152,19 +158,75 @@ pub struct OkOutcome {
     pub ready_ns: u64,
 }
 
-/// Appends `v` to a column that is empty while every value is 0: at the
-/// first non-zero one, the earlier entries get their zeros.
-fn push_sparse(column: &mut Vec<u64>, len_before: usize, v: u64) {
-    if v != 0 || !column.is_empty() {
-        column.resize(len_before, 0);
-        column.push(v);
+/// Appends `v` as a varint (7 bits per byte, low groups first).
+fn put_varint(column: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        column.push(v as u8 | 0x80);
+        v >>= 7;
     }
+    column.push(v as u8);
+}
+
+/// Appends `v` to a column that stays empty while every value is 0: at the
+/// first non-zero one, the `before` earlier entries get their zeros (a
+/// varint 0 is one zero byte).
+fn put_sparse(column: &mut Vec<u8>, before: usize, v: u64) {
+    if v != 0 || !column.is_empty() {
+        column.resize(column.len().max(before), 0);
+        put_varint(column, v);
+    }
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    (v >> 1) as i64 ^ -((v & 1) as i64)
+}
+
+/// Reads a column of varints (each at most 64 bits, the last one whole).
+/// One-byte values, the common case, take the short path.
+fn read_column(bytes: &[u8], column: &'static str, job_id: u64) -> Result<Vec<u64>, BatchError> {
+    let bad = |reason: &str| BatchError::BadColumn {
+        job_id,
+        column,
+        reason: reason.to_string(),
+    };
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        i += 1;
+        if b < 0x80 {
+            out.push(u64::from(b));
+            continue;
+        }
+        let mut v = u64::from(b & 0x7f);
+        let mut shift = 7;
+        loop {
+            let Some(&b) = bytes.get(i) else {
+                return Err(bad("the last varint is cut off"));
+            };
+            i += 1;
+            if shift == 63 && b > 1 {
+                return Err(bad("a varint overflows 64 bits"));
+            }
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                break;
+            }
+            shift += 7;
+        }
+        out.push(v);
+    }
+    Ok(out)
 }
 
 /// Builds the [`OkOutcomes`] of one job and model, one outcome at a time.
 #[derive(Debug)]
 pub struct OkColumns {
     columns: OkOutcomes,
+    len: usize,
     last_index: u64,
 }
 
@@ -176,6 +238,7 @@ impl OkColumns {
                 model: model as i32,
                 ..Default::default()
             },
+            len: 0,
             last_index: 0,
         }
     }
@@ -189,25 +252,28 @@ impl OkColumns {
     }
 
     pub fn len(&self) -> usize {
-        self.columns.index_delta.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.columns.index_delta.is_empty()
+        self.len == 0
     }
 
     pub fn push(&mut self, o: OkOutcome) {
         let c = &mut self.columns;
-        c.index_delta
-            .push(o.index.wrapping_sub(self.last_index) as i64);
+        let before = self.len;
+        put_varint(
+            &mut c.index_delta,
+            zigzag(o.index.wrapping_sub(self.last_index) as i64),
+        );
         self.last_index = o.index;
-        let before = c.attempt.len();
-        c.attempt.push(o.attempt);
-        c.value_lo.push(o.value as u64);
-        push_sparse(&mut c.value_hi, before, (o.value >> 64) as u64);
-        c.cpu_ns.push(o.cpu_ns);
-        c.wall_ns.push(o.wall_ns);
-        push_sparse(&mut c.ready_ns, before, o.ready_ns);
+        put_varint(&mut c.attempt, u64::from(o.attempt));
+        put_varint(&mut c.value_lo, o.value as u64);
+        put_sparse(&mut c.value_hi, before, (o.value >> 64) as u64);
+        put_varint(&mut c.cpu_ns, o.cpu_ns);
+        put_varint(&mut c.wall_ns, o.wall_ns);
+        put_sparse(&mut c.ready_ns, before, o.ready_ns);
+        self.len += 1;
     }
 
     pub fn finish(self) -> OkOutcomes {
@@ -216,41 +282,50 @@ impl OkColumns {
 }
 
 impl OkOutcomes {
-    /// The outcomes, after checking the columns line up.
-    pub fn outcomes(&self) -> Result<impl Iterator<Item = OkOutcome> + '_, BatchError> {
-        let n = self.index_delta.len();
-        let same = [
-            self.attempt.len(),
-            self.value_lo.len(),
-            self.cpu_ns.len(),
-            self.wall_ns.len(),
-        ]
-        .iter()
-        .all(|&l| l == n);
+    /// The outcomes, after checking every column reads and they line up.
+    pub fn outcomes(&self) -> Result<impl Iterator<Item = OkOutcome>, BatchError> {
+        let id = self.job_id;
+        let deltas = read_column(&self.index_delta, "index_delta", id)?;
+        let attempt = read_column(&self.attempt, "attempt", id)?;
+        let lo = read_column(&self.value_lo, "value_lo", id)?;
+        let hi = read_column(&self.value_hi, "value_hi", id)?;
+        let cpu = read_column(&self.cpu_ns, "cpu_ns", id)?;
+        let wall = read_column(&self.wall_ns, "wall_ns", id)?;
+        let ready = read_column(&self.ready_ns, "ready_ns", id)?;
+        let n = deltas.len();
+        let same = [attempt.len(), lo.len(), cpu.len(), wall.len()]
+            .iter()
+            .all(|&l| l == n);
         let sparse_ok = |c: &Vec<u64>| c.is_empty() || c.len() == n;
-        if !same || !sparse_ok(&self.value_hi) || !sparse_ok(&self.ready_ns) {
+        if !same || !sparse_ok(&hi) || !sparse_ok(&ready) {
             return Err(BatchError::RaggedColumns {
-                job_id: self.job_id,
+                job_id: id,
                 index: n,
-                attempt: self.attempt.len(),
-                lo: self.value_lo.len(),
-                hi: self.value_hi.len(),
-                cpu: self.cpu_ns.len(),
-                wall: self.wall_ns.len(),
-                ready: self.ready_ns.len(),
+                attempt: attempt.len(),
+                lo: lo.len(),
+                hi: hi.len(),
+                cpu: cpu.len(),
+                wall: wall.len(),
+                ready: ready.len(),
+            });
+        }
+        if let Some(a) = attempt.iter().find(|&&a| a > u64::from(u32::MAX)) {
+            return Err(BatchError::BadColumn {
+                job_id: id,
+                column: "attempt",
+                reason: format!("attempt {a} does not fit in 32 bits"),
             });
         }
         let mut index = 0u64;
         Ok((0..n).map(move |i| {
-            index = index.wrapping_add(self.index_delta[i] as u64);
-            let hi = self.value_hi.get(i).copied().unwrap_or(0);
+            index = index.wrapping_add(unzigzag(deltas[i]) as u64);
             OkOutcome {
                 index,
-                attempt: self.attempt[i],
-                value: u128::from(hi) << 64 | u128::from(self.value_lo[i]),
-                cpu_ns: self.cpu_ns[i],
-                wall_ns: self.wall_ns[i],
-                ready_ns: self.ready_ns.get(i).copied().unwrap_or(0),
+                attempt: attempt[i] as u32,
+                value: u128::from(hi.get(i).copied().unwrap_or(0)) << 64 | u128::from(lo[i]),
+                cpu_ns: cpu[i],
+                wall_ns: wall[i],
+                ready_ns: ready.get(i).copied().unwrap_or(0),
             }
         }))
     }
@@ -403,11 +478,12 @@ mod tests {
     }
 
     #[test]
-    fn ragged_columns_are_refused() {
+    fn ragged_or_malformed_columns_are_refused() {
         let mut c = OkColumns::new(4, Model::Process);
         c.push(outcome(1, 1));
         c.push(outcome(2, 1 << 70));
         let good = c.finish();
+        assert!(!good.ready_ns.is_empty() && !good.value_hi.is_empty());
         let cases: [fn(&mut OkOutcomes); 6] = [
             |o| o.ready_ns.push(1),
             |o| {
@@ -436,6 +512,60 @@ mod tests {
                 "{e}"
             );
         }
+        let mut cut = good.clone();
+        cut.wall_ns.push(0x80);
+        let e = cut.outcomes().err().unwrap().to_string();
+        assert_eq!(
+            e,
+            "result column wall_ns of job 4 is malformed: the last varint is cut off"
+        );
+        let mut long = good.clone();
+        long.cpu_ns = vec![0xff; 10];
+        long.cpu_ns.push(0x01);
+        let e = long.outcomes().err().unwrap().to_string();
+        assert!(
+            e.contains("cpu_ns") && e.contains("overflows 64 bits"),
+            "{e}"
+        );
+        let mut wide_attempt = good.clone();
+        wide_attempt.attempt.clear();
+        for a in [1u64, 1 << 40] {
+            put_varint(&mut wide_attempt.attempt, a);
+        }
+        let e = wide_attempt.outcomes().err().unwrap().to_string();
+        assert!(e.contains("does not fit in 32 bits"), "{e}");
         assert_eq!(good.outcomes().unwrap().count(), 2);
+    }
+
+    #[test]
+    fn columns_are_wire_identical_to_packed_repeated_fields() {
+        // What a reader declaring the columns as packed repeated fields sees.
+        #[derive(Clone, PartialEq, prost::Message)]
+        struct Packed {
+            #[prost(sint64, repeated, tag = "3")]
+            index_delta: Vec<i64>,
+            #[prost(uint32, repeated, tag = "4")]
+            attempt: Vec<u32>,
+            #[prost(uint64, repeated, tag = "5")]
+            value_lo: Vec<u64>,
+            #[prost(uint64, repeated, tag = "8")]
+            wall_ns: Vec<u64>,
+        }
+        let outcomes = [outcome(5, 300), outcome(3, 1 << 40), outcome(u64::MAX, 0)];
+        let mut c = OkColumns::new(1, Model::Thread);
+        for o in outcomes {
+            c.push(o);
+        }
+        let packed = Packed::decode(&c.finish().encode_to_vec()[..]).unwrap();
+        assert_eq!(packed.index_delta, [5, -2, (u64::MAX - 3) as i64]);
+        assert_eq!(packed.attempt, outcomes.map(|o| o.attempt));
+        assert_eq!(packed.value_lo, outcomes.map(|o| o.value as u64));
+        assert_eq!(packed.wall_ns, outcomes.map(|o| o.wall_ns));
+        for v in [0, 1, 127, 128, 300, u64::MAX] {
+            let mut b = Vec::new();
+            put_varint(&mut b, v);
+            assert_eq!(read_column(&b, "x", 0), Ok(vec![v]));
+            assert_eq!(unzigzag(zigzag(v as i64)), v as i64);
+        }
     }
 }
