@@ -1,8 +1,10 @@
 //! `brigade bench --quick --overhead --workloads <all> --out DIR` end to end
 //! with the real binary: every run verified, results.jsonl parses with the
-//! machine facts, results.csv has a line per run, W_GRAIN has its rows, its
-//! verdict and its plot, the overhead rows are there, every SVG is
-//! well-formed XML and report.html shows them.
+//! machine facts, results.csv has a line per run, every workload but W_GRAIN
+//! has a verified `--model auto` row routed to process or async slots and a
+//! verdict line saying how it did, W_GRAIN has its rows, its verdict and its
+//! plot, the overhead rows and single-task round trips are there, every SVG
+//! is well-formed XML and report.html shows them.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -161,6 +163,21 @@ fn quick_bench_writes_verified_results_plots_and_report() {
         "{stdout}"
     );
     assert!(stdout.contains("per-task overhead"), "{stdout}");
+    assert!(stdout.contains("single-task round trip"), "{stdout}");
+    // One auto line under each verdict but W_GRAIN's.
+    let auto_lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("  => auto: "))
+        .collect();
+    assert_eq!(auto_lines.len(), 5, "{stdout}");
+    for l in &auto_lines {
+        assert!(
+            l.starts_with("  => auto: routed to process (probes: CPU ")
+                || l.starts_with("  => auto: routed to async (probes: CPU "),
+            "{l}"
+        );
+        assert!(l.contains("x the "), "{l}");
+    }
     assert!(stdout.contains("verdict"), "{stdout}");
     assert!(
         stdout
@@ -170,6 +187,7 @@ fn quick_bench_writes_verified_results_plots_and_report() {
                     || l.contains("verdict")
                     || l.starts_with("noop")
                     || l.starts_with("spin")
+                    || l.starts_with("  => auto")
             })
             .all(|l| !l.contains("FAILED")),
         "{stdout}"
@@ -180,6 +198,9 @@ fn quick_bench_writes_verified_results_plots_and_report() {
     let mut grain_runs = 0;
     let mut overhead = Vec::new();
     let mut startups = 0;
+    let mut auto_runs = Vec::new();
+    let mut auto_verdicts = 0;
+    let mut round_trips = Vec::new();
     for line in jsonl.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
         assert!(v["machine"]["cores"].as_u64().unwrap_or(0) >= 1, "{line}");
@@ -199,6 +220,62 @@ fn quick_bench_writes_verified_results_plots_and_report() {
                     grain_runs += 1;
                     assert!(v["tasks"].as_u64().unwrap() <= 5_000, "{line}");
                 }
+                if v["label"] == "auto" {
+                    assert_eq!(v["model"], "auto", "{line}");
+                    let to = v["routed_to"].as_str().unwrap_or("");
+                    assert!(to == "process" || to == "async", "{line}");
+                    assert!(
+                        v["routing"].as_str().unwrap_or("").contains("probe"),
+                        "{line}"
+                    );
+                    auto_runs.push(v["workload"].as_str().unwrap_or("").to_string());
+                } else {
+                    assert!(v["routed_to"].is_null(), "{line}");
+                }
+            }
+            Some("verdict") => {
+                assert!(!v["text"].as_str().unwrap_or("").is_empty(), "{line}");
+                if v["workload"] == "W_GRAIN" {
+                    assert!(v["auto"].is_null(), "{line}");
+                    continue;
+                }
+                // The verdict names a forced model; auto is judged against it.
+                let winner = v["winner"].as_str().unwrap_or("");
+                assert!(
+                    ["process", "thread", "async"].contains(&winner.split(' ').next().unwrap()),
+                    "{line}"
+                );
+                let a = &v["auto"];
+                assert_eq!(a["verified"], true, "{line}");
+                let to = a["routed_to"].as_str().unwrap_or("");
+                assert!(to == "process" || to == "async", "{line}");
+                let share = a["probe_cpu_share"].as_f64().unwrap();
+                assert!((0.0..=1.5).contains(&share), "{line}");
+                // The 50% rule on the probes (the share is printed rounded
+                // to a percent, so a share of about 50% can go either way).
+                if (share - 0.5).abs() > 0.006 {
+                    assert_eq!(to == "process", share >= 0.5, "{line}");
+                }
+                let ratio = a["vs_best"].as_f64().unwrap();
+                let expected = a["tasks_per_s"].as_f64().unwrap()
+                    / a["compared_tasks_per_s"].as_f64().unwrap();
+                assert!(ratio > 0.0 && (ratio - expected).abs() < 1e-9, "{line}");
+                assert_eq!(
+                    a["picked_best_model"],
+                    to == a["compared_with"].as_str().unwrap(),
+                    "{line}"
+                );
+                auto_verdicts += 1;
+            }
+            Some("round_trip") => {
+                assert_eq!(v["verified"], true, "{line}");
+                assert_eq!(v["samples"], 50, "{line}");
+                assert_eq!(v["samples_us"].as_array().map(Vec::len), Some(50));
+                let median = v["median_us"].as_f64().unwrap();
+                let p90 = v["p90_us"].as_f64().unwrap();
+                let p99 = v["p99_us"].as_f64().unwrap();
+                assert!(0.0 < median && median <= p90 && p90 <= p99, "{line}");
+                round_trips.push(v["model"].as_str().unwrap_or("").to_string());
             }
             Some("overhead") => {
                 assert_eq!(v["verified"], true, "{line}");
@@ -216,11 +293,18 @@ fn quick_bench_writes_verified_results_plots_and_report() {
             other => panic!("unknown line kind {other:?}: {line}"),
         }
     }
-    // 5 workloads: baselines, 3 models each, the in-process rows of the 2
-    // CPU workloads, the wide async row of W_SLOWIO; W_GRAIN: 4 widths of
-    // serial, 3 models and in-process.
+    // 5 workloads: baselines, 3 forced models and auto each, the in-process
+    // rows of the 2 CPU workloads, the wide async row of W_SLOWIO; W_GRAIN:
+    // 4 widths of serial, 3 models and in-process (no auto).
     assert_eq!(grain_runs, 4 * 5, "{jsonl}");
-    assert_eq!(runs, 5 + 5 * 3 + 2 + 1 + grain_runs, "{jsonl}");
+    assert_eq!(runs, 5 + 5 * 4 + 2 + 1 + grain_runs, "{jsonl}");
+    assert_eq!(
+        auto_runs,
+        ["W_CPU", "W_CPU_HEAVY", "W_NOOP", "W_FASTIO", "W_SLOWIO"],
+        "{jsonl}"
+    );
+    assert_eq!(auto_verdicts, 5, "{jsonl}");
+    assert_eq!(round_trips, ["process", "thread", "async"], "{jsonl}");
     for task in ["W_NOOP", "spin"] {
         for model in ["process", "thread", "async"] {
             assert!(
@@ -235,6 +319,17 @@ fn quick_bench_writes_verified_results_plots_and_report() {
     let csv = std::fs::read_to_string(dir.join("results.csv")).expect("results.csv");
     assert_eq!(csv.lines().count(), runs + 1);
     assert!(csv.lines().skip(1).all(|l| l.contains(",true,")), "{csv}");
+    let auto_csv: Vec<&str> = csv.lines().filter(|l| l.contains(",auto,auto,")).collect();
+    assert_eq!(auto_csv.len(), 5, "{csv}");
+    for l in auto_csv {
+        // routed_to, routing (quoted: it has commas), auto_vs_best.
+        let ratio: f64 = l.rsplit(',').next().unwrap().parse().expect("auto_vs_best");
+        assert!(ratio > 0.0, "{l}");
+        assert!(
+            l.contains(",process,\"auto: ") || l.contains(",async,\"auto: "),
+            "{l}"
+        );
+    }
 
     let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
     let mut svgs = 0;
@@ -254,15 +349,28 @@ fn quick_bench_writes_verified_results_plots_and_report() {
         }
     }
     assert!(
-        svgs >= 5,
-        "expected throughput, efficiency, latency, grain and overhead plots"
+        svgs >= 6,
+        "expected throughput, efficiency, latency, grain, auto and overhead plots"
     );
     let grain = std::fs::read_to_string(dir.join("grain.svg")).expect("grain.svg");
     for s in ["process", "thread", "async", "in-process", "<polyline"] {
         assert!(grain.contains(s), "grain.svg lacks {s:?}");
     }
     assert!(dir.join("overhead.svg").exists());
-    for w in ["kitchen", "GIL", "verdict", "W_GRAIN", "Per-task overhead"] {
+    let auto_svg = std::fs::read_to_string(dir.join("auto.svg")).expect("auto.svg");
+    // A bar per workload but W_GRAIN: every auto run has a figure.
+    assert_eq!(auto_svg.matches("<rect x=").count(), 5, "{auto_svg}");
+    assert!(!auto_svg.contains("FAILED"), "{auto_svg}");
+    for w in [
+        "kitchen",
+        "GIL",
+        "verdict",
+        "W_GRAIN",
+        "Per-task overhead",
+        "Letting the head chef choose (--model auto)",
+        "auto: routed to ",
+        "Single-task round trip",
+    ] {
         assert!(html.contains(w), "report.html lacks {w:?}");
     }
     let _ = std::fs::remove_dir_all(&dir);

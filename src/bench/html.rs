@@ -7,7 +7,7 @@ use std::fmt::Write;
 use super::output::Plot;
 use super::overhead::{self, OverheadRow};
 use super::plan::{WorkloadId, BASELINE, IN_PROCESS};
-use super::report::{self, Row, Verdict};
+use super::report::{self, probe_cpu_share, AutoVerdict, Row, Verdict};
 use super::svg::escape;
 use super::{startup_line, Outcome, GRAIN_LEGEND, LEGEND, PYTHON_NOTE};
 
@@ -30,6 +30,62 @@ pub fn legend_items<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<String>
 fn find<'a>(rows: &'a [Row], scale: u32, w: WorkloadId, label: &str) -> Option<&'a Row> {
     rows.iter()
         .find(|r| r.workload == w && r.label == label && (r.scale == scale || label == BASELINE))
+}
+
+/// How `--model auto` did, in the seed's words: the head chef tastes a few
+/// dishes cooked by thread cooks, then sends the rest of the order to the
+/// kitchen he judges best.
+pub fn explain_auto(a: &AutoVerdict) -> String {
+    let tasted = match a.routing.as_deref().and_then(probe_cpu_share) {
+        Some(share) => format!(
+            "found the cooks busy {:.0}% of the time they spent on them ({})",
+            share * 100.0,
+            if share >= 0.5 {
+                "chopping, not waiting"
+            } else {
+                "mostly waiting for the oven"
+            }
+        ),
+        None => "timed them".to_string(),
+    };
+    let sent = match a.routed_to.as_deref() {
+        Some("process") => {
+            "sent the rest of the order to process cooks (a kitchen each)".to_string()
+        }
+        Some("async") => {
+            "sent the rest of the order to the async chef (one cook watching every oven)"
+                .to_string()
+        }
+        Some(m) => format!("sent the rest of the order to {m} cooks"),
+        None => "could not say where the rest went".to_string(),
+    };
+    let mut s = format!(
+        "Letting the head chef choose (--model auto): he had the first dishes cooked by thread \
+         cooks, {tasted}, and {sent}."
+    );
+    match (&a.failed, a.ratio(), &a.best) {
+        (Some(e), _, _) => {
+            let _ = write!(s, " That run FAILED ({e}), so it has no figure.");
+        }
+        (None, Some(x), Some((best, _))) => {
+            let who = if a.best_is_winner {
+                format!("the winning cook ({best})")
+            } else {
+                format!(
+                    "the best cook with the same {} dishes at once ({best})",
+                    a.in_flight
+                )
+            };
+            let _ = write!(s, " The order was done at {x:.2}x the pace of {who}");
+            s.push_str(match a.picked_best() {
+                Some(true) => ": he picked the right kitchen, the gap is the tasting.",
+                Some(false) => ": he picked another kitchen than the best one.",
+                None => ".",
+            });
+        }
+        _ => s.push_str(" No forced model ran beside it to compare with."),
+    }
+    s
 }
 
 /// The outcome in the seed's words, one paragraph per workload present.
@@ -145,6 +201,10 @@ pub fn explain(rows: &[Row], verdicts: &[Verdict]) -> Vec<String> {
                 }
             }
         }
+        if let Some(a) = &v.auto {
+            s.push(' ');
+            s.push_str(&explain_auto(a));
+        }
         out.push(s);
     }
     if let Some(r) = rate(WorkloadId::SlowIo, BASELINE) {
@@ -253,6 +313,41 @@ pub fn page(
         }
         h.push_str("</ul>\n");
     }
+    if !o.round_trips.is_empty() {
+        let (jobs, warm_ups) = overhead::round_trip_samples(o.size());
+        let _ = writeln!(
+            h,
+            "<h2>Single-task round trip</h2>\n<p>{} single-task noop jobs one after another per \
+             model, after {} warm-ups: how long one dish takes from the order to the plate in \
+             the customer's hands when the kitchen is idle (target: median &le; {:.0} &micro;s).</p>\n<table>\n<tr>",
+            jobs,
+            warm_ups,
+            overhead::ROUND_TRIP_TARGET_US
+        );
+        for c in overhead::ROUND_TRIP_HEADERS {
+            let _ = write!(h, "<th>{}</th>", escape(c));
+        }
+        h.push_str("</tr>\n");
+        for r in &o.round_trips {
+            h.push_str("<tr>");
+            for (i, c) in overhead::round_trip_cells(r).iter().enumerate() {
+                let class = if c.starts_with("FAILED") {
+                    " class=\"failed\""
+                } else if i >= 1 {
+                    " class=\"n\""
+                } else {
+                    ""
+                };
+                let _ = write!(h, "<td{class}>{}</td>", escape(c));
+            }
+            h.push_str("</tr>\n");
+        }
+        h.push_str("</table>\n<ul>\n");
+        for l in legend_items(overhead::ROUND_TRIP_LEGEND.iter().copied()) {
+            let _ = writeln!(h, "<li>{}</li>", escape(&l));
+        }
+        h.push_str("</ul>\n");
+    }
     h.push_str("<h2>Plots</h2>\n");
     for p in plots {
         let _ = writeln!(
@@ -285,6 +380,14 @@ fn results_table(h: &mut String, rows: &[Row], verdicts: &[Verdict]) {
                 v.workload.name(),
                 escape(&v.text())
             );
+            if let Some(a) = &v.auto {
+                let class = if a.failed.is_some() { " failed" } else { "" };
+                let _ = writeln!(
+                    h,
+                    "<tr class=\"v{class}\"><td colspan=\"12\">{}</td></tr>",
+                    escape(&a.text())
+                );
+            }
         }
     };
     for r in rows {
@@ -321,6 +424,38 @@ fn results_table(h: &mut String, rows: &[Row], verdicts: &[Verdict]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn auto(failed: Option<&str>, routed_to: &str, best: &str) -> AutoVerdict {
+        AutoVerdict {
+            label: "auto".into(),
+            rate: failed.is_none().then_some(97.0),
+            in_flight: 2,
+            routed_to: Some(routed_to.into()),
+            routing: Some(format!(
+                "auto: 4 probe tasks on thread slots used 98% CPU per wall second, CPU-bound \u{2192} {routed_to} slots"
+            )),
+            best: Some((best.into(), 100.0)),
+            best_is_winner: true,
+            failed: failed.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn auto_is_told_in_kitchen_terms_with_its_figure_or_its_failure() {
+        let s = explain_auto(&auto(None, "process", "process"));
+        assert!(s.contains("head chef"), "{s}");
+        assert!(s.contains("busy 98%"), "{s}");
+        assert!(s.contains("process cooks"), "{s}");
+        assert!(
+            s.ends_with("0.97x the pace of the winning cook (process): he picked the right kitchen, the gap is the tasting."),
+            "{s}"
+        );
+        let s = explain_auto(&auto(None, "async", "process"));
+        assert!(s.contains("picked another kitchen"), "{s}");
+        let s = explain_auto(&auto(Some("timed out"), "process", "process"));
+        assert!(s.contains("FAILED (timed out), so it has no figure"), "{s}");
+        assert!(!s.contains("x the pace"), "{s}");
+    }
 
     #[test]
     fn indented_legend_lines_continue_the_item_before() {

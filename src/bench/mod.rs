@@ -48,7 +48,9 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', value_parser = WorkloadId::parse)]
     workloads: Vec<WorkloadId>,
     /// Measure per-task overhead = (wall - ideal) / tasks of no-op and 1 ms
-    /// spin tasks on every model (alone, unless --workloads is given too).
+    /// spin tasks on every model, and the single-task round trip (submit a
+    /// 1-task job, wait for its result; median, p90, p99) per model (alone,
+    /// unless --workloads is given too).
     #[arg(long)]
     overhead: bool,
     /// Also run the seed's Python models (multiprocessing, threads,
@@ -56,7 +58,9 @@ pub struct BenchArgs {
     /// (bench/python/; `pip install -r bench/python/requirements.txt`).
     #[arg(long)]
     with_python: bool,
-    /// Models, comma-separated (default: all): process, thread, async.
+    /// Models, comma-separated: process, thread, async, auto (default: all
+    /// four; auto rows are judged against the best forced model, they do
+    /// not take part in the verdict).
     #[arg(long, value_delimiter = ',', value_parser = commands::parse_model)]
     models: Vec<Model>,
     /// Repetitions of every run (default 3; 1 with --quick). Rows show the median.
@@ -113,6 +117,8 @@ pub struct Outcome {
     pub runs: Vec<RunRecord>,
     /// The `--overhead` runs (kept apart: they are not workload rows).
     pub overhead: Vec<RunRecord>,
+    /// `--overhead`: single-task round trips per model.
+    pub round_trips: Vec<overhead::RoundTripRow>,
     pub startups: Vec<Startup>,
     /// The cluster was started here (not reached with --coordinator).
     pub local: bool,
@@ -121,6 +127,16 @@ pub struct Outcome {
     /// What the reader must know that is not a row (skipped parts).
     pub notes: Vec<String>,
     pub quick: bool,
+}
+
+impl Outcome {
+    pub fn size(&self) -> Size {
+        if self.quick {
+            Size::Quick
+        } else {
+            Size::Full
+        }
+    }
 }
 
 /// Where runs measure CPU and memory: the local cluster's processes.
@@ -140,7 +156,8 @@ impl Probe {
     fn pids(self, model: Option<Model>) -> Option<(Vec<u32>, Vec<u32>)> {
         let tree = procfs::cluster_tree(self.exclude?);
         let max_depth = match model {
-            Some(Model::Process) => u32::MAX,
+            // An auto job may be routed to process slots.
+            Some(Model::Process | Model::Auto) => u32::MAX,
             Some(_) => 1,
             None => 0,
         };
@@ -230,6 +247,24 @@ impl Progress {
         }
     }
 
+    fn finished_round_trip(&mut self, r: &overhead::RoundTripRow) {
+        self.done += 1;
+        let how = match (&r.failed, r.median_us) {
+            (Some(e), _) => format!("FAILED: {e}"),
+            (None, Some(m)) => format!("median {m:.0} us"),
+            (None, None) => "FAILED".to_string(),
+        };
+        match &self.bar {
+            Some(b) => {
+                b.set_position(self.done);
+                if r.failed.is_some() {
+                    b.println(format!("round trip {}: {how}", r.model));
+                }
+            }
+            None => eprintln!("    {how}"),
+        }
+    }
+
     fn note(&self, line: &str) {
         match &self.bar {
             Some(b) => b.println(line),
@@ -246,13 +281,17 @@ impl Progress {
 
 static JOB_SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// The job's results, checked; the error says what was wrong.
+/// Where the coordinator ran a job: (JobInfo.model, JobInfo.routing).
+type Routed = Option<(&'static str, String)>;
+
+/// The job's results, checked; the error says what was wrong. Also where the
+/// job ran, when the coordinator said so.
 async fn run_cluster_job(
     client: &mut Client,
     plan: &JobPlan,
     target_url: &str,
     timeout: Duration,
-) -> (Duration, Result<(f64, f64), String>) {
+) -> (Duration, Result<(f64, f64), String>, Routed) {
     let t0 = Instant::now();
     let job = async {
         let mut args = plan.submit_args(target_url);
@@ -278,6 +317,12 @@ async fn run_cluster_job(
     };
     let outcome = job.await;
     let wall = t0.elapsed();
+    let routed = outcome.as_ref().ok().map(|(info, _)| {
+        (
+            Model::try_from(info.model).map_or("unknown", Model::name),
+            info.routing.clone(),
+        )
+    });
     let checked = match outcome {
         Err(e) => Err(format!("{e:#}")),
         Ok((info, _)) if info.state != JobState::Succeeded as i32 => Err(format!(
@@ -297,7 +342,7 @@ async fn run_cluster_job(
             )
         }),
     };
-    (wall, checked)
+    (wall, checked, routed)
 }
 
 /// The same range as a CPU row, on a plain pool of `threads` OS threads in
@@ -346,6 +391,125 @@ fn run_in_process(plan: &JobPlan, threads: u32) -> (Duration, Result<(f64, f64),
     (wall, checked)
 }
 
+/// One single-task noop job on `model`, the way a user's `brigade submit
+/// --wait` then `brigade results` go: SubmitJob, WatchJob until the job ends,
+/// GetResults; the result is checked after the clock stops.
+async fn round_trip_once(
+    client: &mut Client,
+    model: Model,
+    timeout: Duration,
+) -> Result<overhead::RoundTrip, String> {
+    let plan = JobPlan {
+        workload: WorkloadId::Noop,
+        label: format!("round trip {}", model.name()),
+        model: Some(model),
+        in_flight: 1,
+        range: (0, 1),
+        chunk: 1,
+        scaled_from: None,
+        uncapped: true,
+    };
+    let spec = plan.submit_args("").spec();
+    let job = async {
+        let t0 = Instant::now();
+        let id = client
+            .submit_job(SubmitJobRequest { spec: Some(spec) })
+            .await
+            .or_status("the coordinator refused a round-trip job")?
+            .into_inner()
+            .job_id;
+        let t1 = Instant::now();
+        let mut stream = client
+            .watch_job(JobRef { job_id: id })
+            .await
+            .or_status("could not watch the round-trip job")?
+            .into_inner();
+        let info = loop {
+            match stream
+                .message()
+                .await
+                .or_status("the round-trip job's status stream broke")?
+            {
+                Some(info) if JobState::try_from(info.state).is_ok_and(JobState::is_terminal) => {
+                    break info
+                }
+                Some(_) => {}
+                None => bail!("the status stream ended before job {id} did"),
+            }
+        };
+        drop(stream);
+        let t2 = Instant::now();
+        let results = commands::fetch_results(client, id).await?;
+        let t3 = Instant::now();
+        // The floor under every phase: one unary call that only reads.
+        client
+            .get_job(JobRef { job_id: id })
+            .await
+            .or_status("could not get the round-trip job")?;
+        let t4 = Instant::now();
+        let us = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e6;
+        anyhow::Ok((
+            overhead::RoundTrip {
+                submit_us: us(t0, t1),
+                watch_us: us(t1, t2),
+                results_us: us(t2, t3),
+                get_job_us: us(t3, t4),
+            },
+            info,
+            results,
+        ))
+    };
+    let (rt, info, results) = match tokio::time::timeout(timeout, job).await {
+        Ok(r) => r.map_err(|e| format!("{e:#}"))?,
+        Err(_) => return Err(format!("a round-trip job took over {timeout:?}")),
+    };
+    if info.state != JobState::Succeeded as i32 {
+        return Err(format!(
+            "job {}: {}",
+            commands::state_name(info.state),
+            info.error
+        ));
+    }
+    plan::verify(&plan, None, &results)?;
+    Ok(rt)
+}
+
+/// Round trips of every model, one job at a time: warm-ups, then samples;
+/// the first failure ends the model's row (FAILED, no figure).
+async fn round_trips(
+    client: &mut Client,
+    models: &[Model],
+    size: Size,
+    scale: u32,
+    timeout: Duration,
+    progress: &mut Progress,
+) -> Vec<overhead::RoundTripRow> {
+    let (n, warm) = overhead::round_trip_samples(size);
+    let mut rows = Vec::new();
+    for &m in models.iter().filter(|m| **m != Model::Auto) {
+        progress.starting(&format!(
+            "round trip {}: {warm} warm-up + {n} single-task jobs",
+            m.name()
+        ));
+        let mut samples = Vec::with_capacity(n);
+        let mut failed = None;
+        for i in 0..warm + n {
+            match round_trip_once(client, m, timeout).await {
+                Ok(rt) if i >= warm => samples.push(rt),
+                Ok(_) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let row = overhead::summarise_round_trips(scale, m.name(), warm, samples, failed);
+        progress.finished_round_trip(&row);
+        rows.push(row);
+    }
+    rows
+}
+
 /// Runs one plan once and records every figure.
 async fn measure(
     client: &mut Client,
@@ -359,15 +523,21 @@ async fn measure(
     let (pids, memory_pids) = probe.pids(plan.model).unzip();
     let sampler = memory_pids.map(procfs::RssSampler::start);
     let cpu0 = pids.as_deref().map(procfs::cpu_snapshot);
-    let (wall, checked) = match plan.model {
+    let (wall, checked, routed) = match plan.model {
         Some(_) => run_cluster_job(client, plan, target_url, timeout).await,
         None => {
             let p = plan.clone();
-            tokio::task::spawn_blocking(move || run_in_process(&p, p.in_flight))
-                .await
-                .unwrap_or_else(|e| (Duration::ZERO, Err(format!("in-process run failed: {e}"))))
+            let (wall, checked) =
+                tokio::task::spawn_blocking(move || run_in_process(&p, p.in_flight))
+                    .await
+                    .unwrap_or_else(|e| {
+                        (Duration::ZERO, Err(format!("in-process run failed: {e}")))
+                    });
+            (wall, checked, None)
         }
     };
+    // Only an auto job's model is news: a forced one runs where it was sent.
+    let (routed_to, routing) = routed.filter(|_| plan.model == Some(Model::Auto)).unzip();
     let cpu1 = pids.as_deref().map(procfs::cpu_snapshot);
     let peak = sampler.map(procfs::RssSampler::finish);
     let (task_cpu_s, task_wall_s, error) = match checked {
@@ -393,6 +563,8 @@ async fn measure(
         task_cpu_s,
         task_wall_s,
         error,
+        routed_to,
+        routing,
     }
 }
 
@@ -407,7 +579,21 @@ async fn warm_up(
     target_url: &str,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    for &m in models {
+    // Auto probes on thread slots and runs on process or async slots: with
+    // auto in the set, every model's slots get their round.
+    let mut warm: Vec<Model> = models
+        .iter()
+        .copied()
+        .filter(|m| *m != Model::Auto)
+        .collect();
+    if models.contains(&Model::Auto) {
+        for m in Model::ALL {
+            if !warm.contains(&m) {
+                warm.push(m);
+            }
+        }
+    }
+    for m in warm {
         let in_flight = if m == Model::Async {
             caps.io.max(caps.async_wide)
         } else {
@@ -423,7 +609,7 @@ async fn warm_up(
             scaled_from: None,
             uncapped: false,
         };
-        if let (_, Err(e)) = run_cluster_job(client, &plan, target_url, timeout).await {
+        if let (_, Err(e), _) = run_cluster_job(client, &plan, target_url, timeout).await {
             bail!("the warm-up on {} slots failed: {e}", m.name());
         }
     }
@@ -443,8 +629,8 @@ async fn first_task(client: &mut Client, timeout: Duration) -> anyhow::Result<()
         uncapped: false,
     };
     match run_cluster_job(client, &plan, "", timeout).await {
-        (_, Ok(_)) => Ok(()),
-        (_, Err(e)) => bail!("the first task failed: {e}"),
+        (_, Ok(_), _) => Ok(()),
+        (_, Err(e), _) => bail!("the first task failed: {e}"),
     }
 }
 
@@ -609,7 +795,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .collect();
     let grain = workloads.contains(&WorkloadId::Grain);
     let models = if args.models.is_empty() {
-        Model::ALL.to_vec()
+        let mut all = Model::ALL.to_vec();
+        all.push(Model::Auto);
+        all
     } else {
         args.models.clone()
     };
@@ -665,6 +853,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut progress = Progress::new();
     let mut runs = Vec::new();
     let mut overhead_runs = Vec::new();
+    let mut round_trip_rows = Vec::new();
     let mut startups = Vec::new();
     for (si, &n) in scales.iter().enumerate() {
         if !wide_workloads.is_empty() {
@@ -724,6 +913,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             let grain_groups = groups.len();
             if args.overhead {
                 groups.push(("overhead".to_string(), overhead::plans(size, &models, caps)));
+                progress.add(models.iter().filter(|m| **m != Model::Auto).count() as u64);
             }
             progress.add(groups.iter().map(|g| g.1.len() as u64).sum::<u64>() * u64::from(reps));
             let done = session
@@ -736,6 +926,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             let mut done = done.into_iter();
             runs.extend(done.by_ref().take(grain_runs));
             overhead_runs.extend(done);
+            if args.overhead {
+                round_trip_rows.extend(
+                    round_trips(
+                        &mut session.client,
+                        &models,
+                        size,
+                        session.workers,
+                        timeout,
+                        &mut progress,
+                    )
+                    .await,
+                );
+            }
             session.close().await;
         }
     }
@@ -774,6 +977,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         args: std::env::args().collect(),
         runs,
         overhead: overhead_runs,
+        round_trips: round_trip_rows,
         startups,
         local,
         python_lines,
@@ -795,7 +999,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .iter()
         .chain(&outcome.overhead)
         .filter(|r| !r.ok() && !plan::is_python(&r.label))
-        .count();
+        .count()
+        + outcome
+            .round_trips
+            .iter()
+            .filter(|r| r.failed.is_some())
+            .count();
     if failed > 0 {
         bail!("{failed} run(s) FAILED (see the table)");
     }
@@ -851,6 +1060,18 @@ fn print_outcome(
         println!("per-task overhead:");
         print!("{}", overhead::render_table(overhead_rows));
         for line in overhead::LEGEND {
+            println!("{line}");
+        }
+    }
+    if !o.round_trips.is_empty() {
+        println!();
+        let (n, warm) = overhead::round_trip_samples(o.size());
+        println!(
+            "single-task round trip ({n} jobs one after another per model after {warm} warm-ups; target: median <= {:.0} us):",
+            overhead::ROUND_TRIP_TARGET_US
+        );
+        print!("{}", overhead::render_round_trips(&o.round_trips));
+        for line in overhead::ROUND_TRIP_LEGEND {
             println!("{line}");
         }
     }

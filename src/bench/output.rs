@@ -1,7 +1,8 @@
 //! The files of `brigade bench --out DIR`: results.jsonl (one line per run,
-//! per `--overhead` run and per start-up, every raw figure plus the machine
-//! facts), results.csv (the workload runs, flat), the SVG plots and
-//! report.html.
+//! per verdict (with how `--model auto` did), per `--overhead` run, per
+//! model's single-task round trips and per start-up, every raw figure plus
+//! the machine facts), results.csv (the workload runs, flat), the SVG plots
+//! and report.html.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -9,9 +10,9 @@ use std::path::Path;
 use anyhow::Context;
 use serde_json::json;
 
-use super::overhead::{self, OverheadRow};
+use super::overhead::{self, OverheadRow, RoundTripRow};
 use super::plan::{is_python, label_model, WorkloadId, BASELINE, IN_PROCESS, PYTHON_SERIAL};
-use super::report::{Row, RunRecord, Verdict, GRAIN_EFFICIENCY};
+use super::report::{probe_cpu_share, Row, RunRecord, Verdict, GRAIN_EFFICIENCY};
 use super::svg::{self, Bar, BarPanel, LineAxes, LinePanel, Series};
 use super::{html, Outcome};
 
@@ -44,9 +45,49 @@ pub fn run_json(o: &Outcome, r: &RunRecord) -> serde_json::Value {
         "task_wall_s": r.task_wall_s,
         "verified": r.ok(),
         "error": r.error,
+        "routed_to": r.routed_to,
+        "routing": r.routing,
         "quick": o.quick,
         "machine": o.facts,
         "args": o.args,
+    })
+}
+
+/// A workload's verdict: the winning forced model and by how much, and the
+/// auto row against the best forced model with its cap.
+pub fn verdict_json(o: &Outcome, v: &Verdict) -> serde_json::Value {
+    let auto = v.auto.as_ref().map(|a| {
+        json!({
+            "label": a.label,
+            "tasks_per_s": a.rate,
+            "in_flight": a.in_flight,
+            "routed_to": a.routed_to,
+            "routing": a.routing,
+            "probe_cpu_share": a.routing.as_deref().and_then(probe_cpu_share),
+            "compared_with": a.best.as_ref().map(|b| &b.0),
+            "compared_tasks_per_s": a.best.as_ref().map(|b| b.1),
+            "compared_with_winner": a.best_is_winner,
+            "vs_best": a.ratio(),
+            "picked_best_model": a.picked_best(),
+            "verified": a.failed.is_none(),
+            "error": a.failed,
+            "text": a.text(),
+        })
+    });
+    json!({
+        "kind": "verdict",
+        "scale": v.scale,
+        "workload": v.workload.name(),
+        "winner": v.winner.as_ref().map(|w| &w.0),
+        "winner_tasks_per_s": v.winner.as_ref().map(|w| w.1),
+        "runner_up": v.runner_up.as_ref().map(|w| &w.0),
+        "runner_up_tasks_per_s": v.runner_up.as_ref().map(|w| w.1),
+        "margin": v.margin(),
+        "failed": v.failed,
+        "text": v.text(),
+        "auto": auto,
+        "quick": o.quick,
+        "machine": o.facts,
     })
 }
 
@@ -73,7 +114,35 @@ pub fn overhead_json(o: &Outcome, r: &RunRecord) -> serde_json::Value {
     v
 }
 
-const CSV_HEADER: &str = "scale,workload,label,model,rep,in_flight,tasks,chunk,represents_tasks,wall_s,tasks_per_s,cpu_s,cpu_util,peak_rss_bytes,task_cpu_s,task_wall_s,verified,error,brigade_version,kernel,cores,cpu_model";
+/// `--overhead`'s single-task round trips of one model: percentiles, phase
+/// medians and every sample (µs).
+pub fn round_trip_json(o: &Outcome, r: &RoundTripRow) -> serde_json::Value {
+    json!({
+        "kind": "round_trip",
+        "scale": r.scale,
+        "model": r.model,
+        "workload": "noop",
+        "tasks_per_job": 1,
+        "warm_ups": r.warm_ups,
+        "samples": r.samples.len(),
+        "median_us": r.median_us,
+        "p90_us": r.p90_us,
+        "p99_us": r.p99_us,
+        "submit_median_us": r.phase_us.map(|p| p[0]),
+        "watch_median_us": r.phase_us.map(|p| p[1]),
+        "results_median_us": r.phase_us.map(|p| p[2]),
+        "get_job_median_us": r.phase_us.map(|p| p[3]),
+        "target_median_us": overhead::ROUND_TRIP_TARGET_US,
+        "samples_us": r.samples,
+        "verified": r.failed.is_none(),
+        "error": r.failed,
+        "quick": o.quick,
+        "machine": o.facts,
+        "args": o.args,
+    })
+}
+
+const CSV_HEADER: &str = "scale,workload,label,model,rep,in_flight,tasks,chunk,represents_tasks,wall_s,tasks_per_s,cpu_s,cpu_util,peak_rss_bytes,task_cpu_s,task_wall_s,verified,error,brigade_version,kernel,cores,cpu_model,routed_to,routing,auto_vs_best";
 
 /// Quotes a CSV field when it needs it.
 fn csv_field(s: &str) -> String {
@@ -84,7 +153,15 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn csv_line(o: &Outcome, r: &RunRecord) -> String {
+/// `auto_vs_best`: on auto runs, the auto row's median tasks/s over the best
+/// forced row's with the same cap (the verdict's figure), else empty.
+fn csv_line(o: &Outcome, r: &RunRecord, verdicts: &[Verdict]) -> String {
+    let vs_best = verdicts
+        .iter()
+        .filter(|v| v.scale == r.scale && v.workload == r.workload)
+        .filter_map(|v| v.auto.as_ref())
+        .find(|a| a.label == r.label)
+        .and_then(|a| a.ratio());
     let opt = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_default();
     [
         r.scale.to_string(),
@@ -109,6 +186,9 @@ fn csv_line(o: &Outcome, r: &RunRecord) -> String {
         csv_field(&o.facts.kernel),
         o.facts.cores.to_string(),
         csv_field(&o.facts.cpu_model),
+        r.routed_to.unwrap_or("").to_string(),
+        csv_field(r.routing.as_deref().unwrap_or("")),
+        opt(vs_best),
     ]
     .join(",")
 }
@@ -194,8 +274,44 @@ fn overhead_plot(rows: &[OverheadRow]) -> Option<Plot> {
     })
 }
 
+/// `--model auto` against the best forced model of each workload: one bar
+/// per workload, 1.0 = as fast as the best model a user could have forced.
+fn auto_plot(verdicts: &[Verdict]) -> Option<Plot> {
+    let scale = verdicts.iter().find(|v| v.auto.is_some())?.scale;
+    let bars: Vec<Bar> = verdicts
+        .iter()
+        .filter(|v| v.scale == scale)
+        .filter_map(|v| {
+            let a = v.auto.as_ref()?;
+            Some(Bar {
+                label: format!(
+                    "{} \u{2192} {}",
+                    v.workload.name(),
+                    a.routed_to.as_deref().unwrap_or("?")
+                ),
+                value: a.ratio(),
+            })
+        })
+        .collect();
+    Some(Plot {
+        file: "auto.svg",
+        caption: format!(
+            "--model auto against the best forced model of each workload with the same cap ({scale} worker(s)): auto's tasks/s over that model's, on a linear axis; each bar says where auto routed the job. A failed auto run shows FAILED, not a bar."
+        ),
+        svg: svg::bar_panels(
+            "--model auto vs the best forced model",
+            "x the best forced model",
+            &[BarPanel {
+                title: "auto / best forced model".into(),
+                bars,
+                reference: Some((1.0, "the best forced model".into())),
+            }],
+        ),
+    })
+}
+
 /// Builds every plot the runs support.
-pub fn plots(rows: &[Row], overhead_rows: &[OverheadRow]) -> Vec<Plot> {
+pub fn plots(rows: &[Row], verdicts: &[Verdict], overhead_rows: &[OverheadRow]) -> Vec<Plot> {
     let scales: BTreeSet<u32> = rows.iter().map(|r| r.scale).collect();
     let first_scale = scales.iter().next().copied().unwrap_or(1);
     // W_GRAIN has its own plot: its rows are per width, not per model.
@@ -317,6 +433,7 @@ pub fn plots(rows: &[Row], overhead_rows: &[OverheadRow]) -> Vec<Plot> {
             ),
         });
     }
+    out.extend(auto_plot(verdicts));
     out.extend(overhead_plot(overhead_rows));
     out
 }
@@ -348,8 +465,16 @@ pub fn write_all(
         jsonl.push_str(&v.to_string());
         jsonl.push('\n');
     }
+    for v in verdicts {
+        jsonl.push_str(&verdict_json(o, v).to_string());
+        jsonl.push('\n');
+    }
     for r in &o.overhead {
         jsonl.push_str(&overhead_json(o, r).to_string());
+        jsonl.push('\n');
+    }
+    for r in &o.round_trips {
+        jsonl.push_str(&round_trip_json(o, r).to_string());
         jsonl.push('\n');
     }
     for s in &o.startups {
@@ -366,11 +491,11 @@ pub fn write_all(
     let mut csv = String::from(CSV_HEADER);
     csv.push('\n');
     for r in &o.runs {
-        csv.push_str(&csv_line(o, r));
+        csv.push_str(&csv_line(o, r, verdicts));
         csv.push('\n');
     }
     write("results.csv", &csv)?;
-    let plots = plots(rows, overhead_rows);
+    let plots = plots(rows, verdicts, overhead_rows);
     for p in &plots {
         write(p.file, &p.svg)?;
     }
@@ -390,6 +515,6 @@ mod tests {
         assert_eq!(csv_field("plain"), "plain");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(CSV_HEADER.split(',').count(), 22);
+        assert_eq!(CSV_HEADER.split(',').count(), 25);
     }
 }

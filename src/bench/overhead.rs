@@ -2,19 +2,23 @@
 //! (no work at all) and `spin ms=1` tasks (1 ms of CPU each) run on every
 //! model with as many slots as the machine has cores and no job cap, and
 //! per-task overhead = (wall − ideal) / tasks, where ideal = tasks × task
-//! time / slots that can run at once. Pure: plans, maths and the table; the
-//! runs are measured like every other bench run.
+//! time / slots that can run at once. The single-task round trip (submit a
+//! 1-task noop job, follow it to its end, fetch its result; one job after
+//! another) is measured per model too: its percentiles are here. Pure:
+//! plans, maths and the tables; the runs are measured like every other bench
+//! run.
 
 use super::plan::{shape, Caps, JobPlan, Size, WorkloadId, SPIN_MS};
 use super::report::{aligned_lines, median, spread, thousands, RunRecord, Spread};
 use brigade_proto::v1::Model;
 
-/// The overhead runs: per model, no-ops (W_NOOP's size) then 1 ms spins.
+/// The overhead runs: per forced model (not auto: its probes are not
+/// overhead), no-ops (W_NOOP's size) then 1 ms spins.
 pub fn plans(size: Size, models: &[Model], caps: Caps) -> Vec<JobPlan> {
     let mut out = Vec::new();
     for w in [WorkloadId::Noop, WorkloadId::Spin] {
         let (range, chunk) = shape(w, size, false);
-        for &m in models {
+        for &m in models.iter().filter(|m| **m != Model::Auto) {
             out.push(JobPlan {
                 workload: w,
                 label: m.name().into(),
@@ -193,6 +197,145 @@ pub const LEGEND: &[&str] = &[
     "  spins in flight on one event loop count each other's turns in their own times.",
 ];
 
+/// Sequential single-task jobs per model: the round trip's samples and the
+/// warm-up jobs before them (not counted: executors and connections up).
+pub fn round_trip_samples(size: Size) -> (usize, usize) {
+    match size {
+        Size::Full => (200, 10),
+        Size::Quick => (50, 5),
+    }
+}
+
+/// Issue 5's target for the median round trip on loopback.
+pub const ROUND_TRIP_TARGET_US: f64 = 200.0;
+
+/// One single-task job as the client saw it, phase by phase, in µs.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct RoundTrip {
+    /// SubmitJob sent → its answer (the job accepted).
+    pub submit_us: f64,
+    /// The answer → WatchJob reports the job ended.
+    pub watch_us: f64,
+    /// → the GetResults stream delivered the result and ended.
+    pub results_us: f64,
+    /// Then one GetJob of the ended job (not in the total): what a unary
+    /// call costs by itself, the floor under each phase.
+    pub get_job_us: f64,
+}
+
+impl RoundTrip {
+    pub fn total_us(&self) -> f64 {
+        self.submit_us + self.watch_us + self.results_us
+    }
+}
+
+/// The `q` quantile (0 < q ≤ 1) by nearest rank: the smallest sample with
+/// at least q of the samples at or below it (so p99 of 200 samples is the
+/// 198th smallest); `None` when empty.
+pub fn percentile(xs: &[f64], q: f64) -> Option<f64> {
+    let mut v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = (q.clamp(0.0, 1.0) * v.len() as f64).ceil() as usize;
+    Some(v[rank.clamp(1, v.len()) - 1])
+}
+
+/// One model's round trips: percentiles of the whole and medians of the
+/// phases, or why it failed (one failed job fails the row: no number).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoundTripRow {
+    pub scale: u32,
+    pub model: String,
+    pub warm_ups: usize,
+    pub samples: Vec<RoundTrip>,
+    pub median_us: Option<f64>,
+    pub p90_us: Option<f64>,
+    pub p99_us: Option<f64>,
+    /// Medians of the phases (submit, watch to the end, results) and of
+    /// the lone GetJob after them.
+    pub phase_us: Option<[f64; 4]>,
+    pub failed: Option<String>,
+}
+
+pub fn summarise_round_trips(
+    scale: u32,
+    model: &str,
+    warm_ups: usize,
+    samples: Vec<RoundTrip>,
+    failed: Option<String>,
+) -> RoundTripRow {
+    let ok = failed.is_none() && !samples.is_empty();
+    let totals: Vec<f64> = samples.iter().map(RoundTrip::total_us).collect();
+    let at = |q: f64| ok.then(|| percentile(&totals, q)).flatten();
+    let phase = |f: fn(&RoundTrip) -> f64| median(&samples.iter().map(f).collect::<Vec<_>>());
+    let phases = [
+        phase(|s| s.submit_us),
+        phase(|s| s.watch_us),
+        phase(|s| s.results_us),
+        phase(|s| s.get_job_us),
+    ];
+    RoundTripRow {
+        scale,
+        model: model.to_string(),
+        warm_ups,
+        median_us: ok.then(|| median(&totals)).flatten(),
+        p90_us: at(0.9),
+        p99_us: at(0.99),
+        phase_us: match (ok, phases) {
+            (true, [Some(a), Some(b), Some(c), Some(d)]) => Some([a, b, c, d]),
+            _ => None,
+        },
+        samples,
+        failed: failed.or_else(|| (!ok).then(|| "no samples".to_string())),
+    }
+}
+
+pub const ROUND_TRIP_HEADERS: [&str; 9] = [
+    "model",
+    "jobs",
+    "median us",
+    "p90 us",
+    "p99 us",
+    "submit us",
+    "watch to end us",
+    "results us",
+    "one GetJob us",
+];
+
+pub fn round_trip_cells(r: &RoundTripRow) -> [String; 9] {
+    let us = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.0}"));
+    let phase = |i: usize| us(r.phase_us.map(|p| p[i]));
+    [
+        r.model.clone(),
+        r.samples.len().to_string(),
+        match &r.failed {
+            Some(e) => format!("FAILED: {e}"),
+            None => us(r.median_us),
+        },
+        us(r.p90_us),
+        us(r.p99_us),
+        phase(0),
+        phase(1),
+        phase(2),
+        phase(3),
+    ]
+}
+
+pub fn render_round_trips(rows: &[RoundTripRow]) -> String {
+    let all: Vec<[String; 9]> = rows.iter().map(round_trip_cells).collect();
+    aligned_lines(ROUND_TRIP_HEADERS, &all, |i| i >= 1).concat()
+}
+
+/// What the round-trip columns mean.
+pub const ROUND_TRIP_LEGEND: &[&str] = &[
+    "round trip: one job of one noop task at a time, as `brigade submit --wait` plus `brigade results` do it:",
+    "  SubmitJob, then WatchJob until the job ended, then GetResults (the result checked); the clock runs from",
+    "  the submission until the result is in hand. Phase columns are medians (they need not add up to the median);",
+    "  one GetJob: a lone read-only call after each job, not in the total: the floor under every phase.",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +358,8 @@ mod tests {
             task_cpu_s: task_wall,
             task_wall_s: task_wall,
             error: None,
+            routed_to: None,
+            routing: None,
         }
     }
 
@@ -268,6 +413,75 @@ mod tests {
     }
 
     #[test]
+    fn percentiles_go_by_nearest_rank() {
+        let xs: Vec<f64> = (1..=200).rev().map(f64::from).collect();
+        assert_eq!(percentile(&xs, 0.5), Some(100.0));
+        assert_eq!(percentile(&xs, 0.9), Some(180.0));
+        assert_eq!(percentile(&xs, 0.99), Some(198.0));
+        assert_eq!(percentile(&xs, 1.0), Some(200.0));
+        assert_eq!(percentile(&[7.0], 0.99), Some(7.0));
+        assert_eq!(percentile(&[3.0, 1.0, 2.0], 0.0), Some(1.0));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    fn trip(submit_us: f64, watch_us: f64, results_us: f64) -> RoundTrip {
+        RoundTrip {
+            submit_us,
+            watch_us,
+            results_us,
+            get_job_us: 50.0,
+        }
+    }
+
+    #[test]
+    fn round_trips_give_percentiles_of_the_total_and_phase_medians() {
+        // Totals 100, 200, ..., 1000 us.
+        let samples: Vec<RoundTrip> = (1..=10)
+            .map(|k| {
+                trip(
+                    20.0 * f64::from(k),
+                    50.0 * f64::from(k),
+                    30.0 * f64::from(k),
+                )
+            })
+            .collect();
+        let r = summarise_round_trips(1, "thread", 5, samples, None);
+        assert_eq!(r.median_us, Some(550.0));
+        assert_eq!(r.p90_us, Some(900.0));
+        assert_eq!(r.p99_us, Some(1000.0));
+        assert_eq!(r.phase_us, Some([110.0, 275.0, 165.0, 50.0]));
+        assert_eq!(
+            round_trip_cells(&r),
+            ["thread", "10", "550", "900", "1000", "110", "275", "165", "50"]
+        );
+        assert_eq!(r.failed, None);
+    }
+
+    #[test]
+    fn a_failed_round_trip_fails_the_row_without_a_figure() {
+        let r = summarise_round_trips(
+            1,
+            "process",
+            5,
+            vec![trip(10.0, 20.0, 30.0)],
+            Some("job failed: executor died".into()),
+        );
+        assert_eq!(
+            (r.median_us, r.p90_us, r.p99_us, r.phase_us),
+            (None, None, None, None)
+        );
+        let c = round_trip_cells(&r);
+        assert_eq!(c[2], "FAILED: job failed: executor died");
+        assert!(c[3..].iter().all(|x| x == "-"), "{c:?}");
+        let none = summarise_round_trips(1, "async", 5, Vec::new(), None);
+        assert_eq!(none.failed.as_deref(), Some("no samples"));
+        assert_eq!(none.median_us, None);
+        let table = render_round_trips(&[r, none]);
+        assert!(table.starts_with("model"), "{table}");
+        assert_eq!(table.lines().count(), 3);
+    }
+
+    #[test]
     fn every_model_gets_noops_then_spins_on_core_sized_slots() {
         let caps = Caps {
             cpu: 2,
@@ -275,8 +489,13 @@ mod tests {
             async_wide: 200,
             slots_bound: true,
         };
-        let p = plans(Size::Full, &Model::ALL, caps);
+        let mut with_auto = Model::ALL.to_vec();
+        with_auto.push(Model::Auto);
+        // Auto's probes are not overhead: no auto runs here.
+        let p = plans(Size::Full, &with_auto, caps);
         assert_eq!(p.len(), 6);
+        assert!(p.iter().all(|j| j.model != Some(Model::Auto)));
+        assert_eq!(round_trip_samples(Size::Full), (200, 10));
         assert!(p[..3].iter().all(|j| j.workload == WorkloadId::Noop));
         assert_eq!(p[0].tasks(), 20_000);
         assert_eq!(p[3].tasks(), 2_000);

@@ -141,6 +141,14 @@ pub fn is_python(label: &str) -> bool {
     label.starts_with(PYTHON_PREFIX)
 }
 
+/// Label of the `--model auto` row (the coordinator picks the model).
+pub const AUTO: &str = "auto";
+
+/// Whether a row is a `--model auto` run.
+pub fn is_auto(label: &str) -> bool {
+    label_model(label) == AUTO
+}
+
 /// Whether a row label is a workload's serial baseline.
 pub fn is_baseline(label: &str) -> bool {
     label == BASELINE || label.split_whitespace().next() == Some(SERIAL)
@@ -300,7 +308,9 @@ pub fn plan_grain(size: Size, models: &[Model], caps: Caps, with_baseline: bool)
         if with_baseline {
             out.push(job(format!("{SERIAL} c={w}"), None, 1));
         }
-        for &m in models {
+        // Routing by probes answers nothing W_GRAIN asks (how small a task
+        // each model runs efficiently): no auto rows here.
+        for &m in models.iter().filter(|m| **m != Model::Auto) {
             out.push(job(format!("{} c={w}", m.name()), Some(m), caps.cpu));
         }
         out.push(job(format!("{IN_PROCESS} c={w}"), None, caps.cpu));
@@ -314,8 +324,10 @@ pub fn plan_grain(size: Size, models: &[Model], caps: Caps, with_baseline: bool)
 const SLOWIO_BASELINE_TASKS: u64 = 20;
 
 /// The runs of one workload at one cluster size, in row order: the serial
-/// baseline (only when `with_baseline`), each model, the wide async row for
-/// W_SLOWIO, and the in-process reference for CPU workloads.
+/// baseline (only when `with_baseline`), each model (`auto` among them: the
+/// coordinator probes and routes it, with the same cap as the forced
+/// models), the wide async row for W_SLOWIO (no auto twin: it is about the
+/// cap, not the model), and the in-process reference for CPU workloads.
 pub fn plan_workload(
     w: WorkloadId,
     size: Size,
@@ -487,6 +499,36 @@ mod tests {
         assert_eq!(p[0].in_flight, 1);
         assert!(p[1..].iter().all(|j| j.in_flight == 2));
         assert!(p[4].model.is_none());
+    }
+
+    #[test]
+    fn auto_gets_a_row_with_the_forced_models_cap_but_no_wide_or_grain_twin() {
+        let mut models = Model::ALL.to_vec();
+        models.push(Model::Auto);
+        let p = plan_workload(WorkloadId::SlowIo, Size::Full, &models, CAPS, true);
+        let labels: Vec<_> = p.iter().map(|j| j.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "1 slot",
+                "process",
+                "thread",
+                "async",
+                "auto",
+                "async C=2000"
+            ]
+        );
+        let auto = &p[4];
+        assert_eq!(auto.model, Some(Model::Auto));
+        assert_eq!((auto.in_flight, auto.tasks()), (32, 2_000));
+        assert_eq!(auto.submit_args("").model, Some(Model::Auto));
+        assert!(is_auto("auto") && !is_auto("async C=2000") && !is_auto("1 slot"));
+        let cpu = plan_workload(WorkloadId::Cpu, Size::Quick, &models, CAPS, false);
+        assert_eq!(cpu[3].label, "auto");
+        assert_eq!(cpu[3].in_flight, 2);
+        let grain = plan_grain(Size::Quick, &models, CAPS, false);
+        assert!(grain.iter().all(|j| j.model != Some(Model::Auto)));
+        assert_eq!(grain.len(), 4 * 4);
     }
 
     #[test]

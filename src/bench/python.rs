@@ -72,6 +72,8 @@ pub fn parse_line(v: &serde_json::Value, scale: u32) -> Option<RunRecord> {
         task_cpu_s: 0.0,
         task_wall_s: 0.0,
         error,
+        routed_to: None,
+        routing: None,
     })
 }
 

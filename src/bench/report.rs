@@ -1,13 +1,15 @@
 //! The report maths of `brigade bench`: medians and spreads over repetitions,
 //! rates, speedup and parallel efficiency against the one shared serial
 //! baseline (per chunk width for W_GRAIN), the ratio to the in-process limit,
-//! the verdict per workload and W_GRAIN's smallest efficient chunk width.
+//! the verdict per workload (among the forced models), how `--model auto`
+//! did against it, and W_GRAIN's smallest efficient chunk width.
 //! Pure: runs in, rows out; the text table is rendered here too.
 
 use std::collections::BTreeMap;
 
 use super::plan::{
-    is_baseline, is_python, label_model, width_label, WorkloadId, IN_PROCESS, PYTHON_SERIAL,
+    is_auto, is_baseline, is_python, label_model, width_label, WorkloadId, IN_PROCESS,
+    PYTHON_SERIAL,
 };
 
 /// One measured run (one repetition of one row), with every raw figure.
@@ -39,6 +41,11 @@ pub struct RunRecord {
     pub task_wall_s: f64,
     /// Why the run is not a number: job failed, results wrong, timed out.
     pub error: Option<String>,
+    /// `--model auto` runs: the model the coordinator routed the job to
+    /// (JobInfo.model once the probes were measured).
+    pub routed_to: Option<&'static str>,
+    /// `--model auto` runs: why, as the coordinator said (JobInfo.routing).
+    pub routing: Option<String>,
 }
 
 impl RunRecord {
@@ -122,13 +129,25 @@ pub struct Row {
     pub scaled_from: Option<u64>,
     /// The first error of any repetition: the whole row is FAILED.
     pub failed: Option<String>,
+    /// `auto` rows: the model(s) its repetitions were routed to, in order
+    /// of first appearance, joined by `/` (e.g. `process`).
+    pub routed_to: Option<String>,
+    /// `auto` rows: the first repetition's routing reason.
+    pub routing: Option<String>,
 }
 
 impl Row {
+    /// A row of a model the job was forced onto: the rows a verdict ranks.
     pub fn is_model_row(&self) -> bool {
         !is_baseline(&self.label)
             && label_model(&self.label) != IN_PROCESS
             && !is_python(&self.label)
+            && !self.is_auto()
+    }
+
+    /// A `--model auto` row: judged against the forced models, never ranked.
+    pub fn is_auto(&self) -> bool {
+        is_auto(&self.label)
     }
 }
 
@@ -180,7 +199,7 @@ pub fn summarise(runs: &[RunRecord]) -> Vec<Row> {
                     && label_model(&r.label) == IN_PROCESS
             })
             .and_then(|r| r.efficiency);
-        if rows[i].workload.is_cpu() && rows[i].is_model_row() {
+        if rows[i].workload.is_cpu() && (rows[i].is_model_row() || rows[i].is_auto()) {
             if let (Some(e), Some(l)) = (rows[i].efficiency, limit) {
                 rows[i].of_limit = Some(e / l);
             }
@@ -204,6 +223,12 @@ fn base_row(reps: &[&RunRecord]) -> Row {
         .map(|r| r.task_wall_s * 1e3 / r.tasks.max(1) as f64)
         .collect();
     let ok = failed.is_none();
+    let mut routed: Vec<&str> = Vec::new();
+    for m in reps.iter().filter_map(|r| r.routed_to) {
+        if !routed.contains(&m) {
+            routed.push(m);
+        }
+    }
     Row {
         scale: first.scale,
         workload: first.workload,
@@ -226,6 +251,8 @@ fn base_row(reps: &[&RunRecord]) -> Row {
             .flatten(),
         scaled_from: (first.represents != first.tasks).then_some(first.represents),
         failed,
+        routed_to: (!routed.is_empty()).then(|| routed.join("/")),
+        routing: reps.iter().find_map(|r| r.routing.clone()),
     }
 }
 
@@ -243,6 +270,116 @@ pub struct Verdict {
     /// W_GRAIN: instead of a winner, how small a chunk each model (and the
     /// in-process pool) still runs efficiently.
     pub grain: Vec<GrainThreshold>,
+    /// How the `auto` row did against the forced models, when it ran.
+    pub auto: Option<AutoVerdict>,
+}
+
+/// `--model auto` against the best forced model of its workload at the same
+/// in-flight cap (the verdict's winner, unless that is a row with another
+/// cap such as W_SLOWIO's wide async row).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoVerdict {
+    /// The auto row's label and tasks/s (`None`: it failed).
+    pub label: String,
+    pub rate: Option<f64>,
+    pub in_flight: u32,
+    /// The model(s) the coordinator routed it to (`process`, `async`).
+    pub routed_to: Option<String>,
+    /// What the coordinator said about its probes.
+    pub routing: Option<String>,
+    /// `(label, tasks/s)` of the best forced row with the same cap.
+    pub best: Option<(String, f64)>,
+    /// Whether `best` is the verdict's winner.
+    pub best_is_winner: bool,
+    /// Why the auto row has no figure.
+    pub failed: Option<String>,
+}
+
+/// The probes' CPU per wall time from a routing reason such as "auto: 4
+/// probe tasks on thread slots used 98% CPU per wall second, ...": the first
+/// number followed by `%`, as a fraction.
+pub fn probe_cpu_share(routing: &str) -> Option<f64> {
+    routing.split_whitespace().find_map(|word| {
+        let pct = word.trim_end_matches([',', ';', ')']).strip_suffix('%')?;
+        pct.parse::<f64>().ok().map(|p| p / 100.0)
+    })
+}
+
+impl AutoVerdict {
+    /// auto's tasks/s over the best forced model's (1.0: as good as the best
+    /// choice a user could have forced); `None` when either has no figure.
+    pub fn ratio(&self) -> Option<f64> {
+        Some(self.rate? / self.best.as_ref()?.1)
+    }
+
+    /// Whether auto routed to the model of the best forced row.
+    pub fn picked_best(&self) -> Option<bool> {
+        let best = self.best.as_ref()?;
+        Some(self.routed_to.as_deref()? == label_model(&best.0))
+    }
+
+    /// e.g. "auto: routed to process (probes: CPU 98% of wall) — 0.97x the
+    /// winner (process)"; a failed run says FAILED and why, never a number.
+    pub fn text(&self) -> String {
+        let routed = match (&self.routed_to, &self.routing) {
+            (Some(m), Some(why)) => match probe_cpu_share(why) {
+                Some(share) => format!("routed to {m} (probes: CPU {:.0}% of wall)", share * 100.0),
+                None => format!("routed to {m} ({why})"),
+            },
+            (Some(m), None) => format!("routed to {m}"),
+            (None, _) => "not routed".to_string(),
+        };
+        if let Some(e) = &self.failed {
+            return format!("{}: FAILED: {e}; {routed}", self.label);
+        }
+        let against = match &self.best {
+            Some((l, _)) if self.best_is_winner => format!("the winner ({l})"),
+            Some((l, _)) => format!("the best model at p={} ({l})", self.in_flight),
+            None => String::new(),
+        };
+        match self.ratio() {
+            Some(x) => format!("{}: {routed} \u{2014} {x:.2}x {against}", self.label),
+            None => format!(
+                "{}: {routed}; no forced model ran to compare with",
+                self.label
+            ),
+        }
+    }
+}
+
+/// The auto row of (scale, workload) against the best forced row with its cap.
+pub fn auto_verdict(
+    rows: &[Row],
+    scale: u32,
+    workload: WorkloadId,
+    winner: Option<&str>,
+) -> Option<AutoVerdict> {
+    let auto = rows
+        .iter()
+        .find(|r| r.scale == scale && r.workload == workload && r.is_auto())?;
+    let best = rows
+        .iter()
+        .filter(|r| {
+            r.scale == scale
+                && r.workload == workload
+                && r.is_model_row()
+                && r.in_flight == auto.in_flight
+        })
+        .filter_map(|r| Some((r.label.clone(), r.rate?)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    Some(AutoVerdict {
+        label: auto.label.clone(),
+        rate: auto.rate,
+        in_flight: auto.in_flight,
+        routed_to: auto.routed_to.clone(),
+        routing: auto.routing.clone(),
+        best_is_winner: best.as_ref().map(|b| b.0.as_str()) == winner,
+        best,
+        failed: auto
+            .failed
+            .clone()
+            .or_else(|| auto.rate.is_none().then(|| "no figure".to_string())),
+    })
 }
 
 /// The efficiency W_GRAIN's threshold asks for.
@@ -348,6 +485,7 @@ impl Verdict {
         let mut s = match (&self.winner, &self.runner_up, self.margin()) {
             (Some((w, _)), Some((r, _)), Some(m)) => format!("{w} wins, {m:.2}x {r}"),
             (Some((w, _)), _, _) => format!("{w} (the only model that ran)"),
+            (None, _, _) if self.failed.is_empty() => "no verdict: no forced model ran".to_string(),
             (None, _, _) => "no verdict: every model run FAILED".to_string(),
         };
         if !self.failed.is_empty() && self.winner.is_some() {
@@ -385,6 +523,7 @@ pub fn verdicts(rows: &[Row]) -> Vec<Verdict> {
                     runner_up: None,
                     failed,
                     grain: grain_thresholds(rows, scale),
+                    auto: None,
                 };
             }
             let mut ranked: Vec<(&str, f64)> = candidates
@@ -406,6 +545,7 @@ pub fn verdicts(rows: &[Row]) -> Vec<Verdict> {
                 runner_up: runner_up.map(|(l, r)| (l.to_string(), r)),
                 failed,
                 grain: Vec::new(),
+                auto: auto_verdict(rows, scale, workload, winner.map(|w| w.0)),
             }
         })
         .collect()
@@ -483,6 +623,12 @@ pub fn cells(r: &Row) -> [String; 11] {
     }
     if let Some(l) = r.of_limit {
         notes.push(format!("{l:.2} of in-process limit"));
+    }
+    if let Some(m) = &r.routed_to {
+        notes.push(match r.routing.as_deref().and_then(probe_cpu_share) {
+            Some(share) => format!("routed to {m} (probes: CPU {:.0}% of wall)", share * 100.0),
+            None => format!("routed to {m}"),
+        });
     }
     let note = notes.join("; ");
     [
@@ -563,6 +709,13 @@ pub fn render_table(rows: &[Row], verdicts: &[Verdict]) -> String {
     // Text columns left, figures right; the last column is free text.
     let lines = aligned_lines(HEADERS, &all, |i| (2..10).contains(&i));
     let mut out = lines[0].clone();
+    let verdict_lines = |v: &Verdict| {
+        let mut s = format!("  => verdict: {}\n", v.text());
+        if let Some(a) = &v.auto {
+            s.push_str(&format!("  => {}\n", a.text()));
+        }
+        s
+    };
     let mut current: Option<(u32, WorkloadId)> = None;
     let scales: Vec<u32> = rows.iter().map(|r| r.scale).collect();
     let many_scales = scales.iter().any(|s| *s != scales[0]);
@@ -571,7 +724,7 @@ pub fn render_table(rows: &[Row], verdicts: &[Verdict]) -> String {
             if let Some(v) =
                 current.and_then(|k| verdicts.iter().find(|v| (v.scale, v.workload) == k))
             {
-                out.push_str(&format!("  => verdict: {}\n", v.text()));
+                out.push_str(&verdict_lines(v));
             }
             if many_scales && current.map(|k| k.0) != Some(r.scale) {
                 out.push_str(&format!("-- {} worker(s) --\n", r.scale));
@@ -581,7 +734,7 @@ pub fn render_table(rows: &[Row], verdicts: &[Verdict]) -> String {
         out.push_str(line);
     }
     if let Some(v) = current.and_then(|k| verdicts.iter().find(|v| (v.scale, v.workload) == k)) {
-        out.push_str(&format!("  => verdict: {}\n", v.text()));
+        out.push_str(&verdict_lines(v));
     }
     out
 }
@@ -608,6 +761,8 @@ mod tests {
             task_cpu_s: wall,
             task_wall_s: wall,
             error: None,
+            routed_to: None,
+            routing: None,
         }
     }
 
@@ -836,6 +991,146 @@ mod tests {
                 "thread            5  x\n",
                 "async C=2000  1,234\n",
             ]
+        );
+    }
+
+    /// An auto run routed by probes that measured `pct`% CPU per wall time.
+    fn auto_run(workload: WorkloadId, p: u32, wall: f64, to: &'static str, pct: u32) -> RunRecord {
+        let mut r = run("auto", Some("auto"), p, 40, wall);
+        r.workload = workload;
+        r.routed_to = Some(to);
+        r.routing = Some(format!(
+            "auto: 4 probe tasks on thread slots used {pct}% CPU per wall second, CPU-bound \u{2192} {to} slots"
+        ));
+        r
+    }
+
+    #[test]
+    fn the_probes_share_is_read_from_the_routing_reason() {
+        let why = "auto: 4 probe tasks on thread slots used 98% CPU per wall second, CPU-bound";
+        assert_eq!(probe_cpu_share(why), Some(0.98));
+        assert_eq!(probe_cpu_share("used 7.5%, mostly waiting"), Some(0.075));
+        assert_eq!(probe_cpu_share("forced by --model"), None);
+        assert_eq!(
+            probe_cpu_share("auto: probing 4 tasks on thread slots"),
+            None
+        );
+    }
+
+    #[test]
+    fn auto_is_judged_against_the_winner_and_never_wins() {
+        // 40 tasks: process 4.0 s (10/s), thread 5.0 s, auto 4.0 / 0.8 = 5.0 s
+        // routed to process after probes at 98%.
+        let rows = summarise(&[
+            run("1 slot", Some("thread"), 1, 40, 8.0),
+            run("process", Some("process"), 2, 40, 4.0),
+            run("thread", Some("thread"), 2, 40, 5.0),
+            auto_run(WorkloadId::CpuHeavy, 2, 4.0 / 0.8, "process", 98),
+        ]);
+        let auto = rows.iter().find(|r| r.label == "auto").unwrap();
+        assert!(auto.is_auto() && !auto.is_model_row());
+        assert_eq!(auto.routed_to.as_deref(), Some("process"));
+        assert_eq!(
+            cells(auto)[10],
+            "routed to process (probes: CPU 98% of wall)"
+        );
+        let v = &verdicts(&rows)[0];
+        assert_eq!(v.text(), "process wins, 1.25x thread");
+        let a = v.auto.as_ref().unwrap();
+        assert!((a.ratio().unwrap() - 0.8).abs() < 1e-9);
+        assert_eq!(a.picked_best(), Some(true));
+        assert!(a.best_is_winner);
+        assert_eq!(
+            a.text(),
+            "auto: routed to process (probes: CPU 98% of wall) \u{2014} 0.80x the winner (process)"
+        );
+        let table = render_table(&rows, &verdicts(&rows));
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[lines.len() - 2],
+            "  => verdict: process wins, 1.25x thread"
+        );
+        assert_eq!(lines[lines.len() - 1], format!("  => {}", a.text()));
+
+        // Faster than every forced model: still no win, a ratio above 1.
+        let rows = summarise(&[
+            run("process", Some("process"), 2, 40, 4.0),
+            auto_run(WorkloadId::CpuHeavy, 2, 3.2, "async", 10),
+        ]);
+        let v = &verdicts(&rows)[0];
+        assert_eq!(v.winner.as_ref().unwrap().0, "process");
+        let a = v.auto.as_ref().unwrap();
+        assert!((a.ratio().unwrap() - 1.25).abs() < 1e-9);
+        assert_eq!(a.picked_best(), Some(false));
+    }
+
+    #[test]
+    fn a_failed_auto_run_is_failed_never_a_number() {
+        let mut bad = auto_run(WorkloadId::CpuHeavy, 2, 0.5, "process", 98);
+        bad.error = Some("job failed: task 3 timed out".into());
+        let rows = summarise(&[
+            run("process", Some("process"), 2, 40, 4.0),
+            auto_run(WorkloadId::CpuHeavy, 2, 4.0, "process", 97),
+            bad,
+        ]);
+        let auto = rows.iter().find(|r| r.label == "auto").unwrap();
+        assert_eq!(auto.rate, None);
+        assert_eq!(cells(auto)[4], "FAILED");
+        let v = &verdicts(&rows)[0];
+        // A failed auto row is not a failed model of the verdict.
+        assert_eq!(v.text(), "process (the only model that ran)");
+        let a = v.auto.as_ref().unwrap();
+        assert_eq!(a.ratio(), None);
+        assert_eq!(
+            a.text(),
+            "auto: FAILED: job failed: task 3 timed out; routed to process (probes: CPU 97% of wall)"
+        );
+        assert!(!a.text().contains("0x"));
+        // Nothing forced to compare with: no ratio either, and it says so.
+        let alone = summarise(&[auto_run(WorkloadId::Noop, 32, 1.0, "process", 50)]);
+        assert_eq!(
+            verdicts(&alone)[0].text(),
+            "no verdict: no forced model ran"
+        );
+        let a = verdicts(&alone)[0].auto.clone().unwrap();
+        assert_eq!(a.ratio(), None);
+        assert_eq!(
+            a.text(),
+            "auto: routed to process (probes: CPU 50% of wall); no forced model ran to compare with"
+        );
+    }
+
+    #[test]
+    fn auto_compares_with_the_best_model_at_its_own_cap() {
+        let mk = |label: &str, model, p, wall| {
+            let mut r = run(label, Some(model), p, 2000, wall);
+            r.workload = WorkloadId::SlowIo;
+            r
+        };
+        let mut auto = auto_run(WorkloadId::SlowIo, 32, 6.6, "async", 1);
+        auto.tasks = 2000;
+        // Reps routed differently show both models.
+        let mut other = auto.clone();
+        other.routed_to = Some("process");
+        let rows = summarise(&[
+            mk("thread", "thread", 32, 6.5),
+            mk("async", "async", 32, 6.6),
+            auto,
+            other,
+            mk("async C=2000", "async", 2000, 0.2),
+        ]);
+        let v = &verdicts(&rows)[0];
+        assert_eq!(v.winner.as_ref().unwrap().0, "async C=2000");
+        let a = v.auto.as_ref().unwrap();
+        assert_eq!(a.best.as_ref().unwrap().0, "thread");
+        assert!(!a.best_is_winner);
+        assert_eq!(a.routed_to.as_deref(), Some("async/process"));
+        assert_eq!(a.picked_best(), Some(false));
+        assert!((a.ratio().unwrap() - 6.5 / 6.6).abs() < 1e-9);
+        assert!(
+            a.text().ends_with("0.98x the best model at p=32 (thread)"),
+            "{}",
+            a.text()
         );
     }
 
