@@ -492,7 +492,7 @@ impl Link<'_> {
                 value: d.value,
                 cpu_ns: d.cpu_ns,
                 wall_ns: d.wall_ns,
-                ready_ns: 0,
+                ready_ns: d.ready_ns,
             });
         }
         if !outcomes.is_empty() || !ok.is_empty() {

@@ -339,6 +339,7 @@ impl Report {
                 error,
                 cpu_ns: self.charge.cpu_ns.get(),
                 wall_ns: duration_ns(self.started.elapsed()),
+                ready_ns: 0,
             });
         }
     }

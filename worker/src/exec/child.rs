@@ -97,6 +97,7 @@ pub(crate) fn serve(input: &mut impl io::BufRead, output: &mut impl Write) -> io
                     let run = meter.run(batch.job_id, w, &input, &mut ctx);
                     outcome.cpu_ns = run.cpu_ns;
                     outcome.wall_ns = run.wall_ns;
+                    outcome.ready_ns = run.ready_ns;
                     match run.result {
                         Ok(v) => {
                             outcome.status = OutcomeStatus::Ok as i32;

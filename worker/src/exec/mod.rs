@@ -9,6 +9,7 @@ pub mod child;
 mod frame;
 mod process;
 mod queue;
+mod run_queue;
 mod thread;
 
 #[cfg(test)]
@@ -23,6 +24,7 @@ use brigade_proto::v1::{Model, OutcomeStatus, TaskOutcome, U128};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::workload::{thread_cpu_ns, BlockingContext, TaskInput, Workload};
+use run_queue::RunQueueClock;
 
 /// One task to run.
 #[derive(Debug, Clone)]
@@ -46,6 +48,9 @@ pub struct TaskDone {
     pub error: String,
     pub cpu_ns: u64,
     pub wall_ns: u64,
+    /// Of `wall_ns`, time spent ready to run but queued for a CPU (0 when
+    /// not measured).
+    pub ready_ns: u64,
 }
 
 impl TaskDone {
@@ -66,6 +71,7 @@ impl TaskDone {
             error: error.to_string(),
             cpu_ns: 0,
             wall_ns: 0,
+            ready_ns: 0,
         }
     }
 
@@ -85,6 +91,7 @@ impl TaskDone {
             error,
             cpu_ns: run.cpu_ns,
             wall_ns: run.wall_ns,
+            ready_ns: run.ready_ns,
         }
     }
 
@@ -99,7 +106,7 @@ impl TaskDone {
             error: self.error,
             cpu_ns: self.cpu_ns,
             wall_ns: self.wall_ns,
-            ..Default::default()
+            ready_ns: self.ready_ns,
         }
     }
 }
@@ -110,6 +117,7 @@ pub(crate) struct Measured {
     pub result: Result<u128, String>,
     pub cpu_ns: u64,
     pub wall_ns: u64,
+    pub ready_ns: u64,
 }
 
 /// A task that ran at least this long (wall time) is long: two reads of the
@@ -147,9 +155,19 @@ pub(crate) struct CpuMeter {
     /// CPU and wall time of this job's clocked tasks on this slot.
     clocked_cpu_ns: u64,
     clocked_wall_ns: u64,
+    /// This slot thread's run-queue wait, opened on first use (on the
+    /// thread that runs the tasks).
+    run_queue: Option<RunQueueClock>,
 }
 
 impl CpuMeter {
+    /// The slot thread's run-queue wait so far.
+    fn waited_ns(&mut self) -> Option<u64> {
+        self.run_queue
+            .get_or_insert_with(RunQueueClock::for_this_thread)
+            .waited_ns()
+    }
+
     /// Whether to read the CPU clock around the next task, of job `job_id`.
     fn wants_clock(&mut self, job_id: u64) -> bool {
         if self.job != Some(job_id) {
@@ -194,6 +212,14 @@ impl CpuMeter {
         ctx: &mut BlockingContext,
     ) -> Measured {
         let clock = self.wants_clock(job_id);
+        // Time queued for a CPU costs two more reads: taken only around
+        // tasks that promise to be long (a job's first on this slot, or
+        // after a long one), where it matters (`--model auto`'s probes).
+        let waited = if clock && (self.previous_long || self.clocked_wall_ns == 0) {
+            self.waited_ns()
+        } else {
+            None
+        };
         let wall = Instant::now();
         let cpu = clock.then(thread_cpu_ns);
         let result = catch_unwind(AssertUnwindSafe(|| workload.run_blocking(input, ctx)))
@@ -208,10 +234,14 @@ impl CpuMeter {
             });
         let cpu = cpu.map(|before| thread_cpu_ns().saturating_sub(before));
         let wall_ns = duration_ns(wall.elapsed());
+        let ready_ns = waited
+            .and_then(|before| Some(self.waited_ns()?.saturating_sub(before)))
+            .map_or(0, |w| w.min(wall_ns));
         Measured {
             result,
             cpu_ns: self.record(wall_ns, cpu),
             wall_ns,
+            ready_ns,
         }
     }
 }

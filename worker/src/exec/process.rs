@@ -446,6 +446,7 @@ impl Supervisor {
                     d.value = o.value.map(u128::from).unwrap_or(0);
                     d.cpu_ns = o.cpu_ns;
                     d.wall_ns = o.wall_ns;
+                    d.ready_ns = o.ready_ns;
                     return d;
                 }
                 Err(lost) => lost,

@@ -340,8 +340,10 @@ fn task_done_converts_to_the_wire_type() {
         error: String::new(),
         cpu_ns: 10,
         wall_ns: 11,
+        ready_ns: 4,
     };
     let p = d.into_proto();
+    assert_eq!(p.ready_ns, 4);
     assert_eq!((p.job_id, p.index, p.attempt), (1, 2, 3));
     assert_eq!(p.model, Model::Thread as i32);
     assert_eq!(p.status, OutcomeStatus::Ok as i32);
