@@ -302,7 +302,13 @@ fn tasks_counted_done_before_a_coordinator_crash_stay_done() {
     // 1 ms sleeps, 64 at a time. The job needs 15 s or more, far longer than
     // ten crash rounds, however fast the machine.
     let job = c.submit_json(&[
-        "sleep", "--arg", "ms=1", "--range", "0..1000000", "--model", "async",
+        "sleep",
+        "--arg",
+        "ms=1",
+        "--range",
+        "0..1000000",
+        "--model",
+        "async",
     ]);
     let id = id_of(&job);
     for round in 0..10 {
