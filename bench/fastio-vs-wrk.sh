@@ -11,6 +11,12 @@
 # from `brigade results`); a wrong result stops the script. Prints each pair,
 # then the medians and their ratio (target: >= 0.6).
 #
+# On a machine others load, a single-threaded wrk gets a smaller share of the
+# cores than brigade's several threads, so the rate ratio flatters brigade.
+# The script also prints CPU time per request, which the load moves much
+# less: wrk's own plus the target's, against coordinator + worker + target
+# for the LONG_TASKS job (clock ticks of /proc, so short jobs are too coarse).
+#
 # Usage: cargo build --release --locked && bench/fastio-vs-wrk.sh
 #   B=path/to/brigade  ROUNDS=3  TASKS=5000 (W_FASTIO)  LONG_TASKS=50000 (a
 #   second, steady-state job per round, as long as wrk's 5 s; 0 skips it)
@@ -58,6 +64,9 @@ fi
 "$B" coordinator --listen 127.0.0.1:0 >"$TMP/coord" 2>&1 & PIDS+=($!)
 COORD=$(url_of "$TMP/coord")
 "$B" worker --coordinator "$COORD" --procs 1 --threads 2 --async 32 >"$TMP/worker" 2>&1 & PIDS+=($!)
+WORKER_PID=$!
+COORD_PID=${PIDS[-2]}
+TARGET_PID=$([ "$TARGET_BIN" = "$B" ] && [ ${#PIDS[@]} -eq 3 ] && echo "${PIDS[0]}" || true)
 for _ in $(seq 1000); do
   "$B" workers --coordinator "$COORD" --format json 2>/dev/null | grep -q '"async_slots":32' && break
   sleep 0.01
@@ -82,8 +91,37 @@ brigade_rate() {
   awk -v n="$n" -v w="$wall" 'BEGIN {printf "%.0f", n / w}'
 }
 
+# CPU seconds (user + system) the given processes have used so far.
+cpu_s() {
+  local t=0 p
+  for p in "$@"; do
+    [ -n "$p" ] || continue
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  awk -v t="$t" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.3f", t / hz}'
+}
+
+# Prints wrk's requests/s; leaves wrk's + the target's CPU µs per request in
+# $TMP/wrk_cpu_last.
 wrk_rate() {
-  wrk -t1 -c32 -d5s "$TARGET/fast" | awk '/Requests\/sec/ {printf "%.0f", $2}'
+  local before after
+  before=$(cpu_s "$TARGET_PID")
+  (
+    wrk -t1 -c32 -d5s "$TARGET/fast" >"$TMP/wrk_out"
+    times >"$TMP/wrk_times" # 2nd line: this subshell's children, i.e. wrk
+  )
+  after=$(cpu_s "$TARGET_PID")
+  awk -v b="$before" -v a="$after" -v tf="$TMP/wrk_times" '
+    /requests in/ {n = $1}
+    /Requests\/sec/ {rate = $2}
+    END {
+      getline t < tf; getline t < tf; split(t, c, " ");
+      u = c[1]; s = c[2]; sub(/s$/, "", u); sub(/s$/, "", s);
+      split(u, um, "m"); split(s, sm, "m");
+      cpu = um[1] * 60 + um[2] + sm[1] * 60 + sm[2] + (a - b);
+      printf "%.1f\n", cpu / n * 1e6 > "'"$TMP/wrk_cpu_last"'";
+      printf "%.0f", rate
+    }' "$TMP/wrk_out"
 }
 
 median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
@@ -93,9 +131,15 @@ for r in $(seq "$ROUNDS"); do
   w=$(wrk_rate); echo "$w" >>"$TMP/wrk"
   s=$(brigade_rate "$TASKS"); echo "$s" >>"$TMP/short"
   line="round $r: wrk $w req/s, brigade W_FASTIO ($TASKS tasks) $s tasks/s ($(awk -v a="$s" -v b="$w" 'BEGIN {printf "%.2f", a/b}')x)"
+  wc=$(cat "$TMP/wrk_cpu_last"); echo "$wc" >>"$TMP/wrk_cpu"
+  line="$line; CPU per request: wrk+target $wc us"
   if [ "$LONG_TASKS" -gt 0 ]; then
+    before=$(cpu_s "$COORD_PID" "$WORKER_PID" "$TARGET_PID")
     l=$(brigade_rate "$LONG_TASKS"); echo "$l" >>"$TMP/long"
-    line="$line, $LONG_TASKS tasks $l tasks/s ($(awk -v a="$l" -v b="$w" 'BEGIN {printf "%.2f", a/b}')x)"
+    after=$(cpu_s "$COORD_PID" "$WORKER_PID" "$TARGET_PID")
+    bc=$(awk -v a="$after" -v b="$before" -v n="$LONG_TASKS" 'BEGIN {printf "%.1f", (a - b) / n * 1e6}')
+    echo "$bc" >>"$TMP/brigade_cpu"
+    line="$line; $LONG_TASKS tasks $l tasks/s ($(awk -v a="$l" -v b="$w" 'BEGIN {printf "%.2f", a/b}')x), brigade+target $bc us"
   fi
   echo "$line"
 done
@@ -105,5 +149,8 @@ echo "median: wrk -t1 -c32 $W req/s; brigade async W_FASTIO $S tasks/s; ratio $(
 if [ "$LONG_TASKS" -gt 0 ]; then
   L=$(median <"$TMP/long")
   echo "median: brigade async $LONG_TASKS tasks $L tasks/s; ratio $(awk -v a="$L" -v b="$W" 'BEGIN {printf "%.2f", a/b}')"
+  WC=$(median <"$TMP/wrk_cpu")
+  BC=$(median <"$TMP/brigade_cpu")
+  echo "median CPU per request$([ -z "$TARGET_PID" ] && echo " (target not counted: not started here)"): wrk+target $WC us, brigade+target $BC us; ratio wrk/brigade $(awk -v a="$WC" -v b="$BC" 'BEGIN {printf "%.2f", a/b}')"
 fi
 echo "all brigade results verified (every value 1024); load now $(cut -d' ' -f1-3 /proc/loadavg)"
