@@ -1,13 +1,19 @@
 //! Async slots: one dedicated OS thread running a current_thread tokio runtime
 //! and a LocalSet (one thread, cooperative, like asyncio), at most C tasks in
 //! flight, the rest waiting in the queue. Timeouts via `tokio::time::timeout`,
-//! cancellation by aborting the task. CPU time is charged per poll, so
-//! interleaved tasks each report only the CPU they used: each poll its wall
-//! time (`Instant`, no syscall: a poll that does not block is CPU), and once
-//! a task's polls turn out long, its exact thread CPU time (see
-//! [`CpuCharged`]). Outcomes are handed to the node in batches by a flusher
-//! task that runs after the tasks ready at the time (see
-//! [`LoopState::hand_over`]).
+//! cancellation by aborting the task.
+//!
+//! Tasks of workloads that never wait (noop, sum-squares, spin) run inline on
+//! the loop instead of as tokio tasks of their own, measured like a thread
+//! slot's tasks: their single poll would hold the loop just the same, and
+//! could be neither interrupted nor timed out.
+//!
+//! Other tasks are charged CPU time per poll, so interleaved tasks each report
+//! only the CPU they used: each poll its wall time (`Instant`, no syscall: a
+//! poll that does not block is CPU), and once a task's polls turn out long,
+//! its exact thread CPU time (see [`CpuCharged`]). Outcomes are handed to the
+//! node in batches by a flusher task that runs after the tasks ready at the
+//! time (see [`LoopState::hand_over`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -27,10 +33,14 @@ use tokio::task::{AbortHandle, LocalSet};
 
 use super::queue::{Takers, TaskQueue};
 use super::{
-    duration_ns, Outcomes, TaskDone, TaskRun, FLUSH_TASKS, JOB_CANCELLED, LONG_TASK_NS,
+    duration_ns, CpuMeter, Outcomes, TaskDone, TaskRun, FLUSH_TASKS, JOB_CANCELLED, LONG_TASK_NS,
     SHUTTING_DOWN,
 };
-use crate::workload::{thread_cpu_ns, AsyncContext};
+use crate::workload::{thread_cpu_ns, AsyncContext, BlockingContext, Workload};
+
+/// Inline tasks run back to back for about this long before the loop lets
+/// its other tasks, timers and control messages in.
+const INLINE_STREAK_NS: u64 = 1_000_000;
 
 /// How long `shutdown` waits for the loop thread to exit.
 const JOIN_GRACE: Duration = Duration::from_secs(2);
@@ -133,8 +143,8 @@ struct LoopState {
     /// running in the queue, so a drain waits for them.
     held: RefCell<Vec<TaskDone>>,
     flush_due: Notify,
-    /// The last job whose task had long polls: its next tasks read the CPU
-    /// clock from their first poll.
+    /// The job whose last finished task ended with a long poll: its next
+    /// task reads the CPU clock from its first poll.
     long_polls_job: Cell<Option<u64>>,
 }
 
@@ -178,6 +188,8 @@ async fn run_loop(cap: usize, state: Rc<LoopState>, mut control: mpsc::Unbounded
     let ctx = Rc::new(AsyncContext::new(cap));
     let mut seq = 0u64;
     let mut taken = Vec::new();
+    let mut meter = CpuMeter::default();
+    let mut blocking = BlockingContext::new();
     loop {
         // Control messages first: an abort must not wait behind new work.
         match control.try_recv() {
@@ -204,9 +216,17 @@ async fn run_loop(cap: usize, state: Rc<LoopState>, mut control: mpsc::Unbounded
             break;
         }
         if !taken.is_empty() {
+            let mut streak_ns = 0u64;
             for task in taken.drain(..) {
-                seq += 1;
-                spawn_task(&state, &ctx, seq, task);
+                if streak_ns < INLINE_STREAK_NS && runs_inline(&task.workload) {
+                    streak_ns += run_inline(&state, &mut meter, &mut blocking, task);
+                } else {
+                    seq += 1;
+                    spawn_task(&state, &ctx, seq, task);
+                }
+            }
+            if streak_ns > 0 {
+                tokio::task::yield_now().await;
             }
             continue;
         }
@@ -254,6 +274,35 @@ fn handle(state: &LoopState, msg: Option<Control>) -> bool {
         }
         Some(Control::Stop) | None => false,
     }
+}
+
+/// Workloads that never wait: their future completes in its first poll, so
+/// a task of its own (a heap cell of the whole future, an abort handle)
+/// buys nothing — it could be neither interrupted nor timed out.
+fn runs_inline(workload: &Workload) -> bool {
+    matches!(
+        workload,
+        Workload::Noop | Workload::SumSquares | Workload::Spin { .. }
+    )
+}
+
+/// Runs a task that never waits right here on the loop (holding it, as
+/// its single poll would), measured like a thread slot's task; returns its
+/// wall time.
+fn run_inline(
+    state: &LoopState,
+    meter: &mut CpuMeter,
+    ctx: &mut BlockingContext,
+    task: TaskRun,
+) -> u64 {
+    let in_flight = state.in_flight.get() + 1;
+    if in_flight > state.peak.load(Ordering::Relaxed) {
+        state.peak.store(in_flight, Ordering::Relaxed);
+    }
+    let run = meter.run(task.job_id, &task.workload, &task.input, ctx);
+    let wall_ns = run.wall_ns;
+    state.hand_over(TaskDone::ran(&task, Model::Async, run));
+    wall_ns
 }
 
 fn spawn_task(state: &Rc<LoopState>, ctx: &Rc<AsyncContext>, seq: u64, task: TaskRun) {
@@ -326,8 +375,12 @@ struct Report {
 impl Report {
     fn send(&mut self, status: OutcomeStatus, value: u128, error: String) {
         if let Some(task) = self.task.take() {
+            // Whether the job's next task clocks its first poll: only while
+            // its tasks' polls stay long.
             if self.charge.clock.get() {
                 self.state.long_polls_job.set(Some(task.job_id));
+            } else if self.state.long_polls_job.get() == Some(task.job_id) {
+                self.state.long_polls_job.set(None);
             }
             self.state.hand_over(TaskDone {
                 job_id: task.job_id,
@@ -339,7 +392,6 @@ impl Report {
                 error,
                 cpu_ns: self.charge.cpu_ns.get(),
                 wall_ns: duration_ns(self.started.elapsed()),
-                ready_ns: 0,
             });
         }
     }
@@ -361,8 +413,8 @@ impl Drop for Report {
     }
 }
 
-/// The CPU time charged to one task so far, and whether its polls read the
-/// thread CPU clock.
+/// The CPU time charged to one task so far, and whether its next poll reads
+/// the thread CPU clock.
 struct PollCharge {
     cpu_ns: Cell<u64>,
     clock: Cell<bool>,
@@ -372,10 +424,10 @@ struct PollCharge {
 /// on the loop's own thread a poll that does not block is CPU, and `Instant`
 /// costs no syscall (the thread CPU clock is one, taking the kernel's
 /// run-queue lock; two per poll cost more than a noop task). A poll of
-/// [`LONG_TASK_NS`] or more may have blocked or been preempted, so from then
-/// on — and from the first poll of the job's next tasks — polls are charged
-/// their exact thread CPU time instead. Waiting between polls is never
-/// charged.
+/// [`LONG_TASK_NS`] or more may have blocked or been preempted, so the next
+/// poll — or, after the task's last poll, the first poll of the job's next
+/// task — is charged its exact thread CPU time instead, and so on while
+/// polls stay long. Waiting between polls is never charged.
 struct CpuCharged<'a, F> {
     fut: F,
     charge: &'a PollCharge,
@@ -399,9 +451,7 @@ impl<F: Future> Future for CpuCharged<'_, F> {
         };
         let charge = this.charge;
         charge.cpu_ns.set(charge.cpu_ns.get().saturating_add(used));
-        if wall_ns >= LONG_TASK_NS {
-            charge.clock.set(true);
-        }
+        charge.clock.set(wall_ns >= LONG_TASK_NS);
         out
     }
 }
