@@ -7,7 +7,7 @@ use std::fmt::Write;
 use super::output::Plot;
 use super::overhead::{self, OverheadRow};
 use super::plan::{WorkloadId, BASELINE, IN_PROCESS};
-use super::report::{self, probe_cpu_share, AutoVerdict, Row, Verdict};
+use super::report::{self, AutoVerdict, Row, Verdict};
 use super::svg::escape;
 use super::{startup_line, Outcome, GRAIN_LEGEND, LEGEND, PYTHON_NOTE};
 
@@ -36,14 +36,19 @@ fn find<'a>(rows: &'a [Row], scale: u32, w: WorkloadId, label: &str) -> Option<&
 /// dishes cooked by thread cooks, then sends the rest of the order to the
 /// kitchen he judges best.
 pub fn explain_auto(a: &AutoVerdict) -> String {
-    let tasted = match a.routing.as_deref().and_then(probe_cpu_share) {
-        Some(share) => format!(
-            "found the cooks busy {:.0}% of the time they spent on them ({})",
-            share * 100.0,
-            if share >= 0.5 {
+    let tasted = match a.probe_cpu {
+        Some((lo, hi)) => format!(
+            "found the cooks busy {} of the time they spent on them ({})",
+            match ((lo * 100.0).round(), (hi * 100.0).round()) {
+                (l, h) if l == h => format!("{l:.0}%"),
+                (l, h) => format!("{l:.0}-{h:.0}%"),
+            },
+            if lo >= 0.5 {
                 "chopping, not waiting"
-            } else {
+            } else if hi < 0.5 {
                 "mostly waiting for the oven"
+            } else {
+                "chopping in some orders, waiting in others"
             }
         ),
         None => "timed them".to_string(),
@@ -56,6 +61,10 @@ pub fn explain_auto(a: &AutoVerdict) -> String {
             "sent the rest of the order to the async chef (one cook watching every oven)"
                 .to_string()
         }
+        Some(m) if a.mixed() => format!(
+            "sent the rest of the order to different kitchens in different repetitions ({m}): \
+             the tasting did not give the same answer every time"
+        ),
         Some(m) => format!("sent the rest of the order to {m} cooks"),
         None => "could not say where the rest went".to_string(),
     };
@@ -80,7 +89,7 @@ pub fn explain_auto(a: &AutoVerdict) -> String {
             s.push_str(match a.picked_best() {
                 Some(true) => ": he picked the right kitchen, the gap is the tasting.",
                 Some(false) => ": he picked another kitchen than the best one.",
-                None => ".",
+                None => " (the median of those repetitions).",
             });
         }
         _ => s.push_str(" No forced model ran beside it to compare with."),
@@ -434,6 +443,7 @@ mod tests {
             routing: Some(format!(
                 "auto: 4 probe tasks on thread slots used 98% CPU per wall second, CPU-bound \u{2192} {routed_to} slots"
             )),
+            probe_cpu: Some((0.98, 0.98)),
             best: Some((best.into(), 100.0)),
             best_is_winner: true,
             failed: failed.map(str::to_string),
@@ -452,6 +462,22 @@ mod tests {
         );
         let s = explain_auto(&auto(None, "async", "process"));
         assert!(s.contains("picked another kitchen"), "{s}");
+        let mixed = AutoVerdict {
+            routed_to: Some("async/process".into()),
+            probe_cpu: Some((0.17, 0.61)),
+            ..auto(None, "process", "thread")
+        };
+        let s = explain_auto(&mixed);
+        assert!(s.contains("busy 17-61%"), "{s}");
+        assert!(
+            s.contains("chopping in some orders, waiting in others"),
+            "{s}"
+        );
+        assert!(
+            s.contains("different kitchens in different repetitions"),
+            "{s}"
+        );
+        assert!(s.ends_with("(the median of those repetitions)."), "{s}");
         let s = explain_auto(&auto(Some("timed out"), "process", "process"));
         assert!(s.contains("FAILED (timed out), so it has no figure"), "{s}");
         assert!(!s.contains("x the pace"), "{s}");

@@ -64,6 +64,8 @@ pub fn verdict_json(o: &Outcome, v: &Verdict) -> serde_json::Value {
             "routed_to": a.routed_to,
             "routing": a.routing,
             "probe_cpu_share": a.routing.as_deref().and_then(probe_cpu_share),
+            "probe_cpu_share_min": a.probe_cpu.map(|p| p.0),
+            "probe_cpu_share_max": a.probe_cpu.map(|p| p.1),
             "compared_with": a.best.as_ref().map(|b| &b.0),
             "compared_tasks_per_s": a.best.as_ref().map(|b| b.1),
             "compared_with_winner": a.best_is_winner,

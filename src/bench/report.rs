@@ -134,6 +134,9 @@ pub struct Row {
     pub routed_to: Option<String>,
     /// `auto` rows: the first repetition's routing reason.
     pub routing: Option<String>,
+    /// `auto` rows: the lowest and highest CPU share the probes measured
+    /// over the repetitions (see [`probe_cpu_share`]).
+    pub probe_cpu: Option<(f64, f64)>,
 }
 
 impl Row {
@@ -253,6 +256,12 @@ fn base_row(reps: &[&RunRecord]) -> Row {
         failed,
         routed_to: (!routed.is_empty()).then(|| routed.join("/")),
         routing: reps.iter().find_map(|r| r.routing.clone()),
+        probe_cpu: reps
+            .iter()
+            .filter_map(|r| r.routing.as_deref().and_then(probe_cpu_share))
+            .fold(None, |acc: Option<(f64, f64)>, x| {
+                Some(acc.map_or((x, x), |(lo, hi)| (lo.min(x), hi.max(x))))
+            }),
     }
 }
 
@@ -285,8 +294,10 @@ pub struct AutoVerdict {
     pub in_flight: u32,
     /// The model(s) the coordinator routed it to (`process`, `async`).
     pub routed_to: Option<String>,
-    /// What the coordinator said about its probes.
+    /// What the coordinator said about its probes (first repetition).
     pub routing: Option<String>,
+    /// The probes' CPU share, lowest and highest over the repetitions.
+    pub probe_cpu: Option<(f64, f64)>,
     /// `(label, tasks/s)` of the best forced row with the same cap.
     pub best: Option<(String, f64)>,
     /// Whether `best` is the verdict's winner.
@@ -305,29 +316,49 @@ pub fn probe_cpu_share(routing: &str) -> Option<f64> {
     })
 }
 
+/// "probes: CPU 98% of wall", or "probes: CPU 17-61% of wall" when the
+/// repetitions measured different shares.
+pub fn probes_text(probe_cpu: Option<(f64, f64)>) -> Option<String> {
+    let (lo, hi) = probe_cpu?;
+    let (lo, hi) = ((lo * 100.0).round(), (hi * 100.0).round());
+    Some(if lo == hi {
+        format!("probes: CPU {lo:.0}% of wall")
+    } else {
+        format!("probes: CPU {lo:.0}-{hi:.0}% of wall")
+    })
+}
+
 impl AutoVerdict {
+    /// Whether the repetitions went to different models (e.g.
+    /// `async/process`).
+    pub fn mixed(&self) -> bool {
+        self.routed_to.as_deref().is_some_and(|m| m.contains('/'))
+    }
+
     /// auto's tasks/s over the best forced model's (1.0: as good as the best
     /// choice a user could have forced); `None` when either has no figure.
     pub fn ratio(&self) -> Option<f64> {
         Some(self.rate? / self.best.as_ref()?.1)
     }
 
-    /// Whether auto routed to the model of the best forced row.
+    /// Whether auto routed to the model of the best forced row (`None` when
+    /// its repetitions went to different models: neither yes nor no).
     pub fn picked_best(&self) -> Option<bool> {
         let best = self.best.as_ref()?;
+        if self.mixed() {
+            return None;
+        }
         Some(self.routed_to.as_deref()? == label_model(&best.0))
     }
 
     /// e.g. "auto: routed to process (probes: CPU 98% of wall) — 0.97x the
     /// winner (process)"; a failed run says FAILED and why, never a number.
     pub fn text(&self) -> String {
-        let routed = match (&self.routed_to, &self.routing) {
-            (Some(m), Some(why)) => match probe_cpu_share(why) {
-                Some(share) => format!("routed to {m} (probes: CPU {:.0}% of wall)", share * 100.0),
-                None => format!("routed to {m} ({why})"),
-            },
-            (Some(m), None) => format!("routed to {m}"),
-            (None, _) => "not routed".to_string(),
+        let routed = match (&self.routed_to, probes_text(self.probe_cpu), &self.routing) {
+            (Some(m), Some(probes), _) => format!("routed to {m} ({probes})"),
+            (Some(m), None, Some(why)) => format!("routed to {m} ({why})"),
+            (Some(m), None, None) => format!("routed to {m}"),
+            (None, _, _) => "not routed".to_string(),
         };
         if let Some(e) = &self.failed {
             return format!("{}: FAILED: {e}; {routed}", self.label);
@@ -373,6 +404,7 @@ pub fn auto_verdict(
         in_flight: auto.in_flight,
         routed_to: auto.routed_to.clone(),
         routing: auto.routing.clone(),
+        probe_cpu: auto.probe_cpu,
         best_is_winner: best.as_ref().map(|b| b.0.as_str()) == winner,
         best,
         failed: auto
@@ -625,8 +657,8 @@ pub fn cells(r: &Row) -> [String; 11] {
         notes.push(format!("{l:.2} of in-process limit"));
     }
     if let Some(m) = &r.routed_to {
-        notes.push(match r.routing.as_deref().and_then(probe_cpu_share) {
-            Some(share) => format!("routed to {m} (probes: CPU {:.0}% of wall)", share * 100.0),
+        notes.push(match probes_text(r.probe_cpu) {
+            Some(probes) => format!("routed to {m} ({probes})"),
             None => format!("routed to {m}"),
         });
     }
@@ -1083,7 +1115,7 @@ mod tests {
         assert_eq!(a.ratio(), None);
         assert_eq!(
             a.text(),
-            "auto: FAILED: job failed: task 3 timed out; routed to process (probes: CPU 97% of wall)"
+            "auto: FAILED: job failed: task 3 timed out; routed to process (probes: CPU 97-98% of wall)"
         );
         assert!(!a.text().contains("0x"));
         // Nothing forced to compare with: no ratio either, and it says so.
@@ -1109,9 +1141,9 @@ mod tests {
         };
         let mut auto = auto_run(WorkloadId::SlowIo, 32, 6.6, "async", 1);
         auto.tasks = 2000;
-        // Reps routed differently show both models.
-        let mut other = auto.clone();
-        other.routed_to = Some("process");
+        // Reps routed differently show both models and both shares.
+        let mut other = auto_run(WorkloadId::SlowIo, 32, 6.6, "process", 60);
+        other.tasks = 2000;
         let rows = summarise(&[
             mk("thread", "thread", 32, 6.5),
             mk("async", "async", 32, 6.6),
@@ -1125,7 +1157,15 @@ mod tests {
         assert_eq!(a.best.as_ref().unwrap().0, "thread");
         assert!(!a.best_is_winner);
         assert_eq!(a.routed_to.as_deref(), Some("async/process"));
-        assert_eq!(a.picked_best(), Some(false));
+        assert!(a.mixed());
+        assert_eq!(a.picked_best(), None);
+        assert_eq!(a.probe_cpu, Some((0.01, 0.6)));
+        assert!(
+            a.text()
+                .starts_with("auto: routed to async/process (probes: CPU 1-60% of wall) "),
+            "{}",
+            a.text()
+        );
         assert!((a.ratio().unwrap() - 6.5 / 6.6).abs() < 1e-9);
         assert!(
             a.text().ends_with("0.98x the best model at p=32 (thread)"),
