@@ -392,6 +392,7 @@ impl Report {
                 error,
                 cpu_ns: self.charge.cpu_ns.get(),
                 wall_ns: duration_ns(self.started.elapsed()),
+                ready_ns: 0,
             });
         }
     }
