@@ -128,11 +128,12 @@ const KILLS: u64 = 20;
 /// worker 20 times while it runs (a fresh one replaces each), then checks
 /// every task's result.
 fn sigkill_random_workers_during_a_job(model: &str, slots: Slots) {
-    // 360 tasks of ~35 ms each (debug build): ~7 s on 2 cores without
-    // faults; kills come every 100-250 ms and only as the job progresses, so
-    // all of them land mid-job even where tasks run faster.
+    // 360 tasks of ~50 ms each (debug build): ~10 s on 2 cores without
+    // faults; kills come every 60-160 ms (20 of them need at most 3.2 s of
+    // gaps) and only as the job progresses, so all of them land mid-job
+    // even where tasks run faster (CI once saw a 4.6 s job end after 18).
     const TASKS: u64 = 360;
-    const CHUNK: u64 = 4_000_000;
+    const CHUNK: u64 = 6_000_000;
     let mut rng = Rng::from_clock(model);
     let mut c = Cluster::with_workers(3, slots, &FAST_LEASES);
     let range = format!("0..{}", TASKS * CHUNK);
@@ -169,7 +170,7 @@ fn sigkill_random_workers_during_a_job(model: &str, slots: Slots) {
             c.spawn_worker(&format!("w{spawned}"), slots);
             kills += 1;
             last_kill = Instant::now();
-            gap = Duration::from_millis(100 + rng.below(150));
+            gap = Duration::from_millis(60 + rng.below(100));
         }
         // Twice the usual deadline: a loaded machine slows the job, and the
         // kills wait for its progress.
