@@ -67,6 +67,13 @@ pub const AUTO_PROBES: u32 = 4;
 /// or above which probes call a job CPU-bound.
 pub const AUTO_CPU_SHARE: f64 = 0.5;
 
+/// Probes averaging less wall time than this are too short for process
+/// slots: a task's trip through an executor's pipe (tens of µs,
+/// BENCHMARKS.md "Per-task overhead") would cost more than the work, so
+/// such jobs go to the event loop, which runs them inline, whatever their
+/// CPU share.
+pub const AUTO_TINY_TASK_NS: u64 = 100_000;
+
 /// What `--model auto`'s probe tasks measured so far.
 #[derive(Debug, Clone, Copy, Default)]
 struct Probe {
@@ -270,7 +277,14 @@ impl Job {
         let running = p.wall_ns - p.ready_ns;
         let share = p.cpu_ns as f64 / running.max(1) as f64;
         let queued = p.ready_ns as f64 / p.wall_ns.max(1) as f64;
-        let (model, kind, why) = if share >= AUTO_CPU_SHARE {
+        let mean_wall = p.wall_ns / u64::from(p.seen.max(1));
+        let tiny = format!(
+            "but took {} µs each: too short for a process slot's dispatch to pay off",
+            mean_wall / 1_000
+        );
+        let (model, kind, why) = if share >= AUTO_CPU_SHARE && mean_wall < AUTO_TINY_TASK_NS {
+            (Model::Async, Kind::Cpu, tiny.as_str())
+        } else if share >= AUTO_CPU_SHARE {
             (Model::Process, Kind::Cpu, "CPU-bound")
         } else {
             (Model::Async, Kind::Io, "mostly waiting")

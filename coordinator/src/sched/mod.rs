@@ -26,7 +26,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use brigade_proto::v1::{ClusterStatus, JobInfo, JobState, Model, OutcomeStatus, WorkerInfo};
 
 use crate::admission::JobPlan;
-pub use job::{Job, Lease, Leases, RestoredJob, TaskIndexHasher};
+pub use job::{
+    Job, Lease, Leases, RestoredJob, TaskIndexHasher, AUTO_CPU_SHARE, AUTO_PROBES,
+    AUTO_TINY_TASK_NS,
+};
 pub use worker::{SlotCounts, WorkerHello, WorkerState};
 
 pub type JobId = u64;

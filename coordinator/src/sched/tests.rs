@@ -857,3 +857,17 @@ fn auto_does_not_take_waiting_for_a_busy_cpu_for_waiting_on_io() {
     let (model, why) = route_auto(100_000, 100_000_000, 1_000_000);
     assert_eq!(model, Model::Async, "{why}");
 }
+
+#[test]
+fn auto_sends_tiny_cpu_tasks_to_the_event_loop_not_to_processes() {
+    // 3 µs of CPU in 4 µs: CPU-bound, but far too short for a process slot.
+    let (model, why) = route_auto(3_000, 4_000, 0);
+    assert_eq!(model, Model::Async, "{why}");
+    assert!(
+        why.contains("75% CPU") && why.contains("took 4 µs each") && why.contains("too short"),
+        "{why}"
+    );
+    // Just past the threshold, CPU-bound work goes to processes again.
+    let (model, why) = route_auto(AUTO_TINY_TASK_NS, AUTO_TINY_TASK_NS, 0);
+    assert_eq!(model, Model::Process, "{why}");
+}
