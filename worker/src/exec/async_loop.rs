@@ -16,7 +16,7 @@
 //! time (see [`LoopState::hand_over`]).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -168,7 +168,12 @@ impl LoopState {
 
     /// Hands every held outcome to the node, then marks their tasks answered.
     fn flush(&self) {
-        let held = std::mem::take(&mut *self.held.borrow_mut());
+        let held = {
+            let mut held = self.held.borrow_mut();
+            // The next batch is likely as big: no regrowing it from empty.
+            let next = Vec::with_capacity(held.len());
+            std::mem::replace(&mut *held, next)
+        };
         let n = held.len();
         self.done.send_all(held);
         self.queue.finished(n);
@@ -187,14 +192,16 @@ async fn run_loop(cap: usize, state: Rc<LoopState>, mut control: mpsc::Unbounded
     };
     let ctx = Rc::new(AsyncContext::new(cap));
     let mut seq = 0u64;
-    let mut taken = Vec::new();
+    // Tasks taken from the queue and not yet started (an inline streak ran
+    // out of time): started first on the next round; counted as running.
+    let mut taken = VecDeque::new();
     let mut meter = CpuMeter::default();
     let mut blocking = BlockingContext::new();
     loop {
         // Control messages first: an abort must not wait behind new work.
         match control.try_recv() {
             Ok(msg) => {
-                if !handle(&state, Some(msg)) {
+                if !handle(&state, Some(msg), &mut taken) {
                     break;
                 }
                 continue;
@@ -202,45 +209,55 @@ async fn run_loop(cap: usize, state: Rc<LoopState>, mut control: mpsc::Unbounded
             Err(TryRecvError::Disconnected) => break,
             Err(TryRecvError::Empty) => {}
         }
-        let free = cap.saturating_sub(state.in_flight.get());
-        if free == 0 {
-            tokio::select! {
-                biased;
-                msg = control.recv() => if !handle(&state, msg) { break },
-                () = state.slot_freed.notified() => {}
-            }
-            continue;
-        }
-        // Whatever is queued, up to the free slots, under one lock.
-        if !state.queue.try_pop_many(free, &mut taken) {
-            break;
-        }
-        if !taken.is_empty() {
-            let mut streak_ns = 0u64;
-            for task in taken.drain(..) {
-                if streak_ns < INLINE_STREAK_NS && runs_inline(&task.workload) {
-                    streak_ns += run_inline(&state, &mut meter, &mut blocking, task);
-                } else {
-                    seq += 1;
-                    spawn_task(&state, &ctx, seq, task);
+        if taken.is_empty() {
+            let free = cap.saturating_sub(state.in_flight.get());
+            if free == 0 {
+                tokio::select! {
+                    biased;
+                    msg = control.recv() => if !handle(&state, msg, &mut taken) { break },
+                    () = state.slot_freed.notified() => {}
                 }
+                continue;
             }
-            if streak_ns > 0 {
-                tokio::task::yield_now().await;
+            // Whatever is queued, up to the free slots, under one lock.
+            if !state.queue.try_pop_many(free, &mut taken) {
+                break;
             }
-            continue;
-        }
-        tokio::select! {
-            biased;
-            msg = control.recv() => if !handle(&state, msg) { break },
-            task = state.queue.pop(0) => match task {
-                Some(task) => {
-                    seq += 1;
-                    spawn_task(&state, &ctx, seq, task);
+            if taken.is_empty() {
+                tokio::select! {
+                    biased;
+                    msg = control.recv() => if !handle(&state, msg, &mut taken) { break },
+                    task = state.queue.pop(0) => match task {
+                        Some(task) => taken.push_back(task),
+                        None => break,
+                    },
                 }
-                None => break,
-            },
+                continue;
+            }
         }
+        let mut streak_ns = 0u64;
+        while let Some(task) = taken.pop_front() {
+            if runs_inline(&task.workload) {
+                streak_ns += run_inline(&state, &mut meter, &mut blocking, task);
+                if streak_ns >= INLINE_STREAK_NS {
+                    break;
+                }
+            } else {
+                seq += 1;
+                spawn_task(&state, &ctx, seq, task);
+            }
+        }
+        if streak_ns > 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    for task in taken {
+        state.hand_over(TaskDone::unrun(
+            &task,
+            Model::Async,
+            OutcomeStatus::Cancelled,
+            SHUTTING_DOWN,
+        ));
     }
     state.stopping.set(true);
     let handles: Vec<AbortHandle> = state
@@ -255,8 +272,9 @@ async fn run_loop(cap: usize, state: Rc<LoopState>, mut control: mpsc::Unbounded
     flusher.abort();
 }
 
-/// Applies one control message; false when the loop must stop.
-fn handle(state: &LoopState, msg: Option<Control>) -> bool {
+/// Applies one control message; false when the loop must stop. An abort
+/// also answers the job's tasks taken but not yet started.
+fn handle(state: &LoopState, msg: Option<Control>, taken: &mut VecDeque<TaskRun>) -> bool {
     match msg {
         Some(Control::AbortJob(job_id)) => {
             let handles: Vec<AbortHandle> = state
@@ -270,6 +288,18 @@ fn handle(state: &LoopState, msg: Option<Control>) -> bool {
             for h in handles {
                 h.abort();
             }
+            taken.retain(|task| {
+                if task.job_id != job_id {
+                    return true;
+                }
+                state.hand_over(TaskDone::unrun(
+                    task,
+                    Model::Async,
+                    OutcomeStatus::Cancelled,
+                    JOB_CANCELLED,
+                ));
+                false
+            });
             true
         }
         Some(Control::Stop) | None => false,

@@ -328,7 +328,9 @@ impl PendingOutcomes {
             return;
         }
         let n = self.held.len();
-        self.done.send_all(std::mem::take(&mut self.held));
+        // The next batch is likely as big: no regrowing it from empty.
+        let next = Vec::with_capacity(n);
+        self.done.send_all(std::mem::replace(&mut self.held, next));
         self.held_ns = 0;
         self.queue.finished(n);
     }

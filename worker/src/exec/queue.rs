@@ -141,7 +141,7 @@ impl TaskQueue {
 
     /// Takes up to `max` queued tasks into `out` without waiting; false once
     /// the queue is closed.
-    pub fn try_pop_many(&self, max: usize, out: &mut Vec<TaskRun>) -> bool {
+    pub fn try_pop_many(&self, max: usize, out: &mut impl Extend<TaskRun>) -> bool {
         let mut s = self.lock();
         if s.closed {
             return false;

@@ -446,3 +446,26 @@ async fn shutdown_hands_over_every_outcome_it_owes() {
         assert!(rx.handed_over().is_empty(), "{model:?}: an outcome twice");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_answers_inline_async_tasks_taken_but_not_started_once() {
+    let (ex, mut rx) = start(0, 8);
+    // 2 ms each: the loop's inline streak ends after the first, leaving
+    // the rest taken but not started when the cancel arrives (or the cancel
+    // finds them still queued).
+    let spin = workload("spin", &[("ms", "2")]);
+    ex.submit_many(Model::Async, (0..8).map(|i| task(1, i, &spin)));
+    ex.cancel_job(1);
+    let got = collect(&mut rx, 8).await;
+    let mut seen = [false; 8];
+    for d in &got {
+        assert!(
+            d.status == OutcomeStatus::Ok
+                || (d.status == OutcomeStatus::Cancelled && d.error == JOB_CANCELLED),
+            "{d:?}"
+        );
+        assert!(!std::mem::replace(&mut seen[d.index as usize], true));
+    }
+    ex.shutdown().await;
+    assert!(rx.handed_over().is_empty(), "an outcome twice");
+}
