@@ -382,12 +382,24 @@ fn parse_status_line(line: &[u8]) -> Result<(u16, bool), Failure> {
         }
     };
     let code = parts.next().unwrap_or_default();
-    let status = std::str::from_utf8(code)
-        .ok()
-        .and_then(|s| s.parse::<u16>().ok())
+    let status = parse_decimal(code)
         .filter(|s| (100..=999).contains(s) && code.len() == 3)
         .ok_or_else(|| Failure::Malformed(format!("bad status code in {:?}", shown())))?;
-    Ok((status, http10))
+    Ok((status as u16, http10))
+}
+
+/// `1*DIGIT` as a u64; no sign, no spaces, no overflow.
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &c| {
+        if c.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+        } else {
+            None
+        }
+    })
 }
 
 #[derive(Default)]
@@ -436,17 +448,20 @@ fn parse_header_line(h: &[u8], headers: &mut Headers) -> Result<(), Failure> {
             String::from_utf8_lossy(h)
         )));
     };
-    let (name, value) = (trim(&h[..colon]), trim(&h[colon + 1..]));
+    let name = trim(&h[..colon]);
+    // Only these three names matter: every other header (Date, Server, ...)
+    // is skipped by its name's length, its value never looked at.
+    if !matches!(name.len(), 10 | 14 | 17) {
+        return Ok(());
+    }
+    let value = trim(&h[colon + 1..]);
     if name.eq_ignore_ascii_case(b"content-length") {
-        let len = std::str::from_utf8(value)
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| {
-                Failure::Malformed(format!(
-                    "Content-Length {:?} is not a number",
-                    String::from_utf8_lossy(value)
-                ))
-            })?;
+        let len = parse_decimal(value).ok_or_else(|| {
+            Failure::Malformed(format!(
+                "Content-Length {:?} is not a number",
+                String::from_utf8_lossy(value)
+            ))
+        })?;
         if headers.content_length.is_some_and(|l| l != len) {
             return Err(Failure::Malformed(
                 "conflicting Content-Length headers".into(),
@@ -1084,6 +1099,37 @@ mod tests {
         let e = on_loop(AsyncHttpClient::new(1).get(&request(port, "/"))).unwrap_err();
         assert!(matches!(e, HttpError::Connect { .. }), "{e}");
         assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    }
+
+    #[test]
+    fn heads_parse_the_headers_that_matter_and_refuse_bad_lengths() {
+        let (status, http10, h) = parse_head(
+            b"HTTP/1.1 200 OK\r\ndate: Thu, 26 Nov 2026 14:00:00 GMT\r\nServer: x\r\n\
+              Content-Length:  1024 \r\nconnection: keep-alive, Close\r\n\r\n",
+        )
+        .unwrap_or_else(|_| panic!("a valid head"));
+        assert_eq!((status, http10), (200, false));
+        assert_eq!(h.content_length, Some(1024));
+        assert!(h.close && h.keep_alive && !h.chunked);
+        let (_, http10, h) = parse_head(b"HTTP/1.0 204 No Content\nTransfer-Encoding: gzip\n\n")
+            .unwrap_or_else(|_| panic!("a valid head"));
+        assert!(http10 && h.chunked && h.content_length.is_none());
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551616\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n",
+            b"HTTP/1.1 2x0 OK\r\n\r\n",
+            b"HTTP/1.1 99 OK\r\n\r\n",
+            b"HTTP/1.1x 200 OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse_head(bad), Err(Failure::Malformed(_))),
+                "{:?} must be refused",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(parse_decimal(b"18446744073709551615"), Some(u64::MAX));
     }
 
     #[test]
