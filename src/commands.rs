@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use brigade_proto::convert::join_u128;
 use brigade_proto::v1::{
-    JobInfo, JobRef, JobSpec, JobState, Kind, ListJobsRequest, ListWorkersRequest, Model,
-    StatusRequest, SubmitJobRequest,
+    job_event, JobEvent, JobInfo, JobRef, JobSpec, JobState, Kind, ListJobsRequest,
+    ListWorkersRequest, Model, RunJobRequest, StatusRequest, SubmitJobRequest,
 };
 use clap::ValueEnum;
 
@@ -148,6 +148,9 @@ pub async fn submit(
     wait: bool,
     format: Format,
 ) -> anyhow::Result<()> {
+    if wait {
+        return submit_and_wait(client, args, format).await;
+    }
     let resp = client
         .submit_job(SubmitJobRequest {
             spec: Some(args.spec()),
@@ -156,50 +159,141 @@ pub async fn submit(
         .or_status("the coordinator refused the job")?
         .into_inner();
     let info = resp.job.context("the coordinator returned no job")?;
-    if !wait {
-        match format {
-            Format::Json => println!("{}", job_json(&info)),
-            _ => println!(
+    match format {
+        Format::Json => println!("{}", job_json(&info)),
+        _ => println!(
+            "job {} accepted: {} tasks on {} slots",
+            info.job_id,
+            info.tasks_total,
+            model_name(info.model)
+        ),
+    }
+    Ok(())
+}
+
+/// `submit --wait`: one RunJob call submits the job and streams its status
+/// to the end. If that stream breaks after the job was accepted (the
+/// coordinator restarted, the network dropped), the job is followed by id,
+/// reconnecting, as `job ID --wait` does.
+async fn submit_and_wait(
+    client: &mut Client,
+    args: &SubmitArgs,
+    format: Format,
+) -> anyhow::Result<()> {
+    let mut events = client
+        .run_job(RunJobRequest {
+            spec: Some(args.spec()),
+            results: false,
+        })
+        .await
+        .or_status("the coordinator refused the job")?
+        .into_inner();
+    let mut progress: Option<Progress> = None;
+    loop {
+        let info = match events.message().await {
+            Ok(Some(JobEvent {
+                event: Some(job_event::Event::Status(info)),
+            })) => info,
+            Ok(Some(_)) => continue,
+            Ok(None) => break,
+            Err(s) if is_lost(&s) && progress.is_some() => break,
+            Err(s) => return Err(crate::client::status_error(s)),
+        };
+        let p = progress.get_or_insert_with(|| {
+            eprintln!(
                 "job {} accepted: {} tasks on {} slots",
                 info.job_id,
                 info.tasks_total,
                 model_name(info.model)
-            ),
+            );
+            Progress::new(info.job_id, true)
+        });
+        p.show(&info);
+        if JobState::try_from(info.state).is_ok_and(JobState::is_terminal) {
+            if let Some(p) = progress.take() {
+                p.finish();
+            }
+            return print_outcome(&info, format);
         }
-        return Ok(());
     }
-    eprintln!(
-        "job {} accepted: {} tasks on {} slots",
-        info.job_id,
-        info.tasks_total,
-        model_name(info.model)
-    );
-    let info = wait_for(client, info.job_id, true).await?;
+    let Some(p) = progress else {
+        bail!("the coordinator ended the call before accepting the job");
+    };
+    let job_id = p.job_id;
+    p.finish();
+    let info = wait_for(client, job_id, true).await?;
     print_outcome(&info, format)
+}
+
+/// Shows a job's progress: a bar on a terminal, a plain line every few
+/// seconds otherwise (nothing unless asked).
+struct Progress {
+    job_id: u64,
+    enabled: bool,
+    bar: Option<indicatif::ProgressBar>,
+    last_line: Instant,
+}
+
+impl Progress {
+    fn new(job_id: u64, enabled: bool) -> Self {
+        let tty = std::io::stderr().is_terminal();
+        let bar = (enabled && tty).then(|| {
+            let b = indicatif::ProgressBar::new(0);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} job {prefix} [{bar:40}] {pos}/{len} tasks {per_sec} {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            b.set_prefix(job_id.to_string());
+            b.enable_steady_tick(Duration::from_millis(100));
+            b
+        });
+        Progress {
+            job_id,
+            enabled,
+            bar,
+            last_line: Instant::now(),
+        }
+    }
+
+    fn show(&mut self, info: &JobInfo) {
+        if let Some(b) = &self.bar {
+            b.set_length(info.tasks_total);
+            b.set_position(info.tasks_done);
+            b.set_message(info.waiting_reason.clone());
+        } else if self.enabled && self.last_line.elapsed() >= Duration::from_secs(2) {
+            eprintln!(
+                "job {}: {}/{} tasks done{}",
+                self.job_id,
+                info.tasks_done,
+                info.tasks_total,
+                if info.waiting_reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", info.waiting_reason)
+                }
+            );
+            self.last_line = Instant::now();
+        }
+    }
+
+    fn finish(self) {
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
 }
 
 /// Follows a job until it ends, with a progress bar on a terminal and a
 /// plain line every few seconds otherwise.
 pub async fn wait_for(client: &mut Client, job_id: u64, progress: bool) -> anyhow::Result<JobInfo> {
-    let tty = std::io::stderr().is_terminal();
-    let bar = (progress && tty).then(|| {
-        let b = indicatif::ProgressBar::new(0);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} job {prefix} [{bar:40}] {pos}/{len} tasks {per_sec} {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        b.set_prefix(job_id.to_string());
-        b.enable_steady_tick(Duration::from_millis(100));
-        b
-    });
-    let mut last_line = Instant::now();
+    let mut shown = Progress::new(job_id, progress);
     // Set while the coordinator is unreachable: when we lost it.
     let mut lost_since: Option<Instant> = None;
     let result = loop {
-        match follow(client, job_id, progress, bar.as_ref(), &mut last_line).await {
+        match follow(client, job_id, &mut shown).await {
             Ok(info) => break Ok(info),
             Err(Follow::Fatal(e)) => break Err(e),
             Err(Follow::Lost(why)) => {
@@ -219,9 +313,7 @@ pub async fn wait_for(client: &mut Client, job_id: u64, progress: bool) -> anyho
             }
         }
     };
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    shown.finish();
     result
 }
 
@@ -242,13 +334,7 @@ fn is_lost(s: &tonic::Status) -> bool {
 }
 
 /// Follows one watch stream to the job's end.
-async fn follow(
-    client: &mut Client,
-    job_id: u64,
-    progress: bool,
-    bar: Option<&indicatif::ProgressBar>,
-    last_line: &mut Instant,
-) -> Result<JobInfo, Follow> {
+async fn follow(client: &mut Client, job_id: u64, shown: &mut Progress) -> Result<JobInfo, Follow> {
     let classify = |s: tonic::Status| {
         if is_lost(&s) {
             Follow::Lost(s.message().to_string())
@@ -267,23 +353,7 @@ async fn follow(
         .map_err(classify)?
         .into_inner();
     while let Some(info) = stream.message().await.map_err(classify)? {
-        if let Some(b) = bar {
-            b.set_length(info.tasks_total);
-            b.set_position(info.tasks_done);
-            b.set_message(info.waiting_reason.clone());
-        } else if progress && last_line.elapsed() >= Duration::from_secs(2) {
-            eprintln!(
-                "job {job_id}: {}/{} tasks done{}",
-                info.tasks_done,
-                info.tasks_total,
-                if info.waiting_reason.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", info.waiting_reason)
-                }
-            );
-            *last_line = Instant::now();
-        }
+        shown.show(&info);
         if JobState::try_from(info.state).is_ok_and(JobState::is_terminal) {
             return Ok(info);
         }

@@ -252,8 +252,12 @@ fn quick_bench_writes_verified_results_plots_and_report() {
                 let share = a["probe_cpu_share"].as_f64().unwrap();
                 assert!((0.0..=1.5).contains(&share), "{line}");
                 // The 50% rule on the probes (the share is printed rounded
-                // to a percent, so a share of about 50% can go either way).
-                if (share - 0.5).abs() > 0.006 {
+                // to a percent, so a share of about 50% can go either way),
+                // unless the probes were too short for process slots.
+                let routing = a["routing"].as_str().unwrap_or("");
+                if routing.contains("too short") {
+                    assert_eq!(to, "async", "{line}");
+                } else if (share - 0.5).abs() > 0.006 {
                     assert_eq!(to == "process", share >= 0.5, "{line}");
                 }
                 let ratio = a["vs_best"].as_f64().unwrap();

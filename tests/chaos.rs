@@ -240,7 +240,11 @@ fn a_coordinator_sigkilled_twice_mid_job_resumes_from_its_state_file_exactly() {
     c.wait_workers(2);
     let range = format!("0..{}", TASKS * CHUNK);
     let chunk = CHUNK.to_string();
-    let job = c.submit_json(&[
+    // Both ways of waiting must last across both restarts (the clients
+    // reconnect by themselves): `submit --wait`, whose one RunJob stream
+    // breaks at the first kill, and `job ID --wait`.
+    let mut submitter = c.spawn_brigade(&[
+        "submit",
         "sum-squares",
         "--range",
         &range,
@@ -248,36 +252,50 @@ fn a_coordinator_sigkilled_twice_mid_job_resumes_from_its_state_file_exactly() {
         &chunk,
         "--model",
         "process",
+        "--wait",
+        "--format",
+        "json",
     ]);
-    let id = id_of(&job);
-    let id_s = id.to_string();
-    // Waits across both restarts (the client reconnects by itself).
-    let mut waiter = c.spawn_brigade(&["job", &id_s, "--wait", "--format", "json"]);
+    // The first job of a fresh state file, once accepted.
+    let id = 1;
+    let asked = Instant::now();
+    while !c.brigade(&["job", "1"]).status.success() {
+        assert!(
+            asked.elapsed() < CLI_DEADLINE,
+            "`submit --wait` did not get its job accepted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut waiter = c.spawn_brigade(&["job", "1", "--wait", "--format", "json"]);
 
     for share in [5, 2] {
         let seen = c.wait_job_until(id, "more tasks done", |j| done(j) >= TASKS / share);
         assert!(!ended(&seen), "the job ended before the kill: {seen}");
         c.kill_coordinator();
         assert!(waiter.running(), "`job --wait` gave up at the kill");
-        // Down for a while: workers and the waiting client back off.
+        assert!(submitter.running(), "`submit --wait` gave up at the kill");
+        // Down for a while: workers and the waiting clients back off.
         std::thread::sleep(Duration::from_millis(300));
         c.restart_coordinator(&args);
         // (That the count of done tasks never goes back across the crash is
         // `tasks_counted_done_before_a_coordinator_crash_stay_done`.)
     }
 
-    let out = waiter.finish(CLI_DEADLINE);
-    assert!(
-        out.status.success(),
-        "`job {id} --wait` failed across the restarts: {}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    let end: Value = serde_json::from_str(stdout(&out).trim())
-        .unwrap_or_else(|e| panic!("`job --wait` printed no JSON ({e}): {}", stdout(&out)));
     let total = sum_squares(0, TASKS * CHUNK).to_string();
-    assert_succeeded(&end, TASKS);
-    assert_eq!(end["total"], total.as_str(), "job: {end}");
+    for (what, client) in [("submit --wait", submitter), ("job 1 --wait", waiter)] {
+        let out = client.finish(CLI_DEADLINE);
+        assert!(
+            out.status.success(),
+            "`{what}` failed across the restarts: {}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let end: Value = serde_json::from_str(stdout(&out).trim())
+            .unwrap_or_else(|e| panic!("`{what}` printed no JSON ({e}): {}", stdout(&out)));
+        assert_succeeded(&end, TASKS);
+        assert_eq!(end["job_id"], id, "job: {end}");
+        assert_eq!(end["total"], total.as_str(), "job: {end}");
+    }
     assert_results(&c, id, sum_squares_rows(TASKS, CHUNK));
 
     // Ended and durable: one more crash changes nothing.

@@ -556,3 +556,96 @@ fn auto_routes_cpu_work_to_processes_and_waiting_work_to_the_event_loop() {
         assert_eq!(results, (0..20).map(|i| (i, i as u128)).collect::<Vec<_>>());
     }
 }
+
+/// RunJob submits, streams the status to the end and then the results, on
+/// one stream; a bad job is refused on the call itself.
+#[tokio::test(flavor = "current_thread")]
+async fn run_job_streams_status_then_exact_results_in_one_call() {
+    use brigade_proto::v1::coordinator_client::CoordinatorClient;
+    use brigade_proto::v1::{job_event, JobSpec, JobState, RunJobRequest};
+
+    let c = tokio::task::spawn_blocking(|| Cluster::with_workers(1, Slots::new(0, 2, 0), &[]))
+        .await
+        .expect("cluster starts");
+    let mut client = CoordinatorClient::connect(c.url().to_string())
+        .await
+        .expect("connect to the coordinator");
+    // 1,000 tasks of 40 squares each: more than one status, results checked.
+    let spec = JobSpec {
+        workload: "sum-squares".into(),
+        range_start: 0,
+        range_end: 40_000,
+        chunk: 40,
+        model: 2, // thread
+        ..Default::default()
+    };
+    let mut events = client
+        .run_job(RunJobRequest {
+            spec: Some(spec.clone()),
+            results: true,
+        })
+        .await
+        .expect("the job is accepted")
+        .into_inner();
+    let (mut statuses, mut results, mut ended) = (Vec::new(), Vec::new(), false);
+    while let Some(e) = events.message().await.expect("the stream holds") {
+        match e.event.expect("every event says something") {
+            job_event::Event::Status(info) => {
+                assert!(results.is_empty(), "no status after the results");
+                assert!(!ended, "no status after the end: {info:?}");
+                ended = JobState::try_from(info.state).is_ok_and(JobState::is_terminal);
+                statuses.push(info);
+            }
+            job_event::Event::Results(chunk) => {
+                assert!(ended, "results only once the job ended");
+                assert!(chunk.hi.is_empty(), "every value fits in 64 bits");
+                results.extend(chunk.index.into_iter().zip(chunk.lo));
+            }
+        }
+    }
+    let last = statuses.last().expect("at least one status");
+    assert_eq!(last.state, JobState::Succeeded as i32, "{last:?}");
+    assert!(statuses.iter().all(|s| s.job_id == last.job_id));
+    assert_eq!(results.len(), 1_000);
+    for (k, (i, v)) in results.iter().enumerate() {
+        assert_eq!(*i, k as u64);
+        assert_eq!(u128::from(*v), sum_squares(i * 40, i * 40 + 40), "task {i}");
+    }
+    // Without `results`, the stream ends with the job.
+    let mut events = client
+        .run_job(RunJobRequest {
+            spec: Some(spec),
+            results: false,
+        })
+        .await
+        .expect("the job is accepted")
+        .into_inner();
+    let mut last = None;
+    while let Some(e) = events.message().await.expect("the stream holds") {
+        match e.event {
+            Some(job_event::Event::Status(info)) => last = Some(info),
+            other => panic!("only statuses were asked for: {other:?}"),
+        }
+    }
+    assert_eq!(last.expect("a status").state, JobState::Succeeded as i32);
+    // A bad job is refused before anything streams, saying what is allowed.
+    let status = client
+        .run_job(RunJobRequest {
+            spec: Some(JobSpec {
+                workload: "no-such-workload".into(),
+                range_end: 1,
+                chunk: 1,
+                ..Default::default()
+            }),
+            results: true,
+        })
+        .await
+        .expect_err("an unknown workload is refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("no-such-workload") && status.message().contains("noop"),
+        "{}",
+        status.message()
+    );
+    drop(c);
+}

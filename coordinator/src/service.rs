@@ -11,9 +11,9 @@ use std::time::Duration;
 use brigade_proto::v1::coordinator_server::{Coordinator as CoordinatorApi, CoordinatorServer};
 use brigade_proto::v1::worker_link_server::{WorkerLink, WorkerLinkServer};
 use brigade_proto::v1::{
-    worker_message, ClusterStatus, CoordinatorMessage, JobInfo, JobRef, JobState, ListJobsRequest,
-    ListJobsResponse, ListWorkersRequest, ListWorkersResponse, ResultsChunk, StatusRequest,
-    SubmitJobRequest, SubmitJobResponse, WorkerMessage,
+    job_event, worker_message, ClusterStatus, CoordinatorMessage, JobEvent, JobInfo, JobRef,
+    JobState, ListJobsRequest, ListJobsResponse, ListWorkersRequest, ListWorkersResponse,
+    ResultsChunk, RunJobRequest, StatusRequest, SubmitJobRequest, SubmitJobResponse, WorkerMessage,
 };
 use futures::{Stream, StreamExt};
 use tokio::net::TcpListener;
@@ -39,6 +39,74 @@ pub struct CoordinatorHandle {
 }
 
 impl CoordinatorHandle {
+    /// A job's results in index order, in chunks (from the state file when
+    /// there is one).
+    async fn results_stream(&self, job: u64) -> Result<BoxStream<ResultsChunk>, Status> {
+        // Unknown jobs are refused before anything streams.
+        self.ask(|r| Command::GetJob(job, r)).await?;
+        let source = match &self.state {
+            Some(path) => {
+                let path = path.clone();
+                let reader = tokio::task::spawn_blocking(move || StoreReader::open(&path))
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?
+                    .map_err(|e| Status::unavailable(format!("cannot read the state file: {e}")))?;
+                ResultSource::Store(Arc::new(Mutex::new(reader)))
+            }
+            None => ResultSource::Actor(self.clone()),
+        };
+        let first = source.fetch(job, 0).await?;
+        let stream = futures::stream::unfold(Some(first), move |state| {
+            let source = source.clone();
+            async move {
+                let chunk = state?;
+                let next = match chunk.index.last() {
+                    Some(&last) if chunk.index.len() == RESULTS_CHUNK => {
+                        match source.fetch(job, last + 1).await {
+                            Ok(c) => Some(c),
+                            Err(e) => return Some((Err(e), None)),
+                        }
+                    }
+                    _ => None,
+                };
+                Some((Ok(chunk), next))
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+
+    /// A job's status now, then on every change (coalesced), ending after
+    /// the terminal one.
+    async fn watch_stream(&self, id: u64) -> Result<BoxStream<JobInfo>, Status> {
+        let rx = self.ask(|r| Command::Watch(id, r)).await?;
+        let stream = futures::stream::unfold(Some(rx), |state| async move {
+            let mut rx = state?;
+            let info = rx.borrow_and_update().clone();
+            if is_terminal(&info) {
+                return Some((Ok(info), None));
+            }
+            let next = match rx.changed().await {
+                Ok(()) => Some(rx),
+                // The actor dropped the channel: it ended the job.
+                Err(_) => None,
+            };
+            Some((Ok(info), next))
+        });
+        let handle = self.clone();
+        // If the channel closed before we saw the terminal state, fetch it.
+        let tail =
+            futures::stream::once(async move { handle.ask(|r| Command::GetJob(id, r)).await });
+        let mut seen_end = false;
+        let stream = stream.chain(tail).filter(move |item| {
+            let keep = !seen_end;
+            if let Ok(info) = item {
+                seen_end |= is_terminal(info);
+            }
+            futures::future::ready(keep)
+        });
+        Ok(Box::pin(stream))
+    }
+
     async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, Status>>) -> Command,
@@ -99,6 +167,10 @@ fn job_ref(req: Request<JobRef>) -> Result<u64, Status> {
     }
 }
 
+fn event(e: job_event::Event) -> JobEvent {
+    JobEvent { event: Some(e) }
+}
+
 fn is_terminal(info: &JobInfo) -> bool {
     JobState::try_from(info.state).map_or(true, JobState::is_terminal)
 }
@@ -132,35 +204,7 @@ impl CoordinatorApi for CoordinatorHandle {
         req: Request<JobRef>,
     ) -> Result<Response<Self::WatchJobStream>, Status> {
         let id = job_ref(req)?;
-        let rx = self.ask(|r| Command::Watch(id, r)).await?;
-        // Yields the current status, then every change (coalesced), and ends
-        // after the terminal one.
-        let stream = futures::stream::unfold(Some(rx), |state| async move {
-            let mut rx = state?;
-            let info = rx.borrow_and_update().clone();
-            if is_terminal(&info) {
-                return Some((Ok(info), None));
-            }
-            let next = match rx.changed().await {
-                Ok(()) => Some(rx),
-                // The actor dropped the channel: it ended the job.
-                Err(_) => None,
-            };
-            Some((Ok(info), next))
-        });
-        let handle = self.clone();
-        // If the channel closed before we saw the terminal state, fetch it.
-        let tail =
-            futures::stream::once(async move { handle.ask(|r| Command::GetJob(id, r)).await });
-        let mut seen_end = false;
-        let stream = stream.chain(tail).filter(move |item| {
-            let keep = !seen_end;
-            if let Ok(info) = item {
-                seen_end |= is_terminal(info);
-            }
-            futures::future::ready(keep)
-        });
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(self.watch_stream(id).await?))
     }
 
     async fn list_jobs(
@@ -178,37 +222,36 @@ impl CoordinatorApi for CoordinatorHandle {
         req: Request<JobRef>,
     ) -> Result<Response<Self::GetResultsStream>, Status> {
         let job = job_ref(req)?;
-        // Unknown jobs are refused before anything streams.
-        self.ask(|r| Command::GetJob(job, r)).await?;
-        let source = match &self.state {
-            Some(path) => {
-                let path = path.clone();
-                let reader = tokio::task::spawn_blocking(move || StoreReader::open(&path))
-                    .await
-                    .map_err(|e| Status::internal(e.to_string()))?
-                    .map_err(|e| Status::unavailable(format!("cannot read the state file: {e}")))?;
-                ResultSource::Store(Arc::new(Mutex::new(reader)))
-            }
-            None => ResultSource::Actor(self.clone()),
-        };
-        let first = source.fetch(job, 0).await?;
-        let stream = futures::stream::unfold(Some(first), move |state| {
-            let source = source.clone();
-            async move {
-                let chunk = state?;
-                let next = match chunk.index.last() {
-                    Some(&last) if chunk.index.len() == RESULTS_CHUNK => {
-                        match source.fetch(job, last + 1).await {
-                            Ok(c) => Some(c),
-                            Err(e) => return Some((Err(e), None)),
-                        }
-                    }
-                    _ => None,
-                };
-                Some((Ok(chunk), next))
-            }
-        });
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(self.results_stream(job).await?))
+    }
+
+    type RunJobStream = BoxStream<JobEvent>;
+
+    async fn run_job(
+        &self,
+        req: Request<RunJobRequest>,
+    ) -> Result<Response<Self::RunJobStream>, Status> {
+        let req = req.into_inner();
+        let spec = req
+            .spec
+            .ok_or_else(|| Status::invalid_argument("missing job spec"))?;
+        let id = self.ask(|r| Command::Submit(spec, r)).await?.job_id;
+        // The watch's first status is the accepted job (or already later).
+        let status = self
+            .watch_stream(id)
+            .await?
+            .map(|i| i.map(|info| event(job_event::Event::Status(info))));
+        if !req.results {
+            return Ok(Response::new(Box::pin(status)));
+        }
+        let handle = self.clone();
+        let results = futures::stream::once(async move { handle.results_stream(id).await })
+            .flat_map(|chunks| match chunks {
+                Ok(chunks) => chunks,
+                Err(e) => Box::pin(futures::stream::once(futures::future::ready(Err(e)))),
+            })
+            .map(|c| c.map(|chunk| event(job_event::Event::Results(chunk))));
+        Ok(Response::new(Box::pin(status.chain(results))))
     }
 
     async fn cancel_job(&self, req: Request<JobRef>) -> Result<Response<JobInfo>, Status> {

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use brigade_proto::v1::{JobRef, JobState, Model, SubmitJobRequest};
+use brigade_proto::v1::{job_event, JobRef, JobState, Model, RunJobRequest, SubmitJobRequest};
 
 use crate::client::{self, Client, StatusContext};
 use crate::cluster::Slots;
@@ -391,9 +391,9 @@ fn run_in_process(plan: &JobPlan, threads: u32) -> (Duration, Result<(f64, f64),
     (wall, checked)
 }
 
-/// One single-task noop job on `model`, the way a user's `brigade submit
-/// --wait` then `brigade results` go: SubmitJob, WatchJob until the job ends,
-/// GetResults; the result is checked after the clock stops.
+/// One single-task noop job on `model` through the call a client makes to
+/// run a job and get its results: RunJob (submit, status to the end, then
+/// the results, on one stream); the result is checked after the clock stops.
 async fn round_trip_once(
     client: &mut Client,
     model: Model,
@@ -412,38 +412,48 @@ async fn round_trip_once(
     let spec = plan.submit_args("").spec();
     let job = async {
         let t0 = Instant::now();
-        let id = client
-            .submit_job(SubmitJobRequest { spec: Some(spec) })
+        let mut events = client
+            .run_job(RunJobRequest {
+                spec: Some(spec),
+                results: true,
+            })
             .await
             .or_status("the coordinator refused a round-trip job")?
-            .into_inner()
-            .job_id;
-        let t1 = Instant::now();
-        let mut stream = client
-            .watch_job(JobRef { job_id: id })
-            .await
-            .or_status("could not watch the round-trip job")?
             .into_inner();
-        let info = loop {
-            match stream
-                .message()
-                .await
-                .or_status("the round-trip job's status stream broke")?
-            {
-                Some(info) if JobState::try_from(info.state).is_ok_and(JobState::is_terminal) => {
-                    break info
+        let (mut accepted, mut ended, mut info) = (None, None, None);
+        let mut results = Vec::new();
+        while let Some(event) = events
+            .message()
+            .await
+            .or_status("the round-trip job's event stream broke")?
+        {
+            match event.event {
+                Some(job_event::Event::Status(i)) => {
+                    accepted.get_or_insert_with(Instant::now);
+                    if JobState::try_from(i.state).is_ok_and(JobState::is_terminal) {
+                        ended = Some(Instant::now());
+                        info = Some(i);
+                    }
                 }
-                Some(_) => {}
-                None => bail!("the status stream ended before job {id} did"),
+                Some(job_event::Event::Results(chunk)) => results.extend(
+                    chunk
+                        .index
+                        .iter()
+                        .copied()
+                        .zip(brigade_proto::convert::join_u128(&chunk.lo, &chunk.hi)),
+                ),
+                None => {}
             }
-        };
-        drop(stream);
-        let t2 = Instant::now();
-        let results = commands::fetch_results(client, id).await?;
+        }
         let t3 = Instant::now();
+        let (Some(t1), Some(t2), Some(info)) = (accepted, ended, info) else {
+            bail!("the event stream ended before the round-trip job did");
+        };
         // The floor under every phase: one unary call that only reads.
         client
-            .get_job(JobRef { job_id: id })
+            .get_job(JobRef {
+                job_id: info.job_id,
+            })
             .await
             .or_status("could not get the round-trip job")?;
         let t4 = Instant::now();

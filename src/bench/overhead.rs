@@ -212,11 +212,11 @@ pub const ROUND_TRIP_TARGET_US: f64 = 200.0;
 /// One single-task job as the client saw it, phase by phase, in µs.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct RoundTrip {
-    /// SubmitJob sent → its answer (the job accepted).
+    /// RunJob called → its first event (the job accepted).
     pub submit_us: f64,
-    /// The answer → WatchJob reports the job ended.
+    /// → the event saying the job ended.
     pub watch_us: f64,
-    /// → the GetResults stream delivered the result and ended.
+    /// → the result delivered and the stream ended.
     pub results_us: f64,
     /// Then one GetJob of the ended job (not in the total): what a unary
     /// call costs by itself, the floor under each phase.
@@ -298,8 +298,8 @@ pub const ROUND_TRIP_HEADERS: [&str; 9] = [
     "median us",
     "p90 us",
     "p99 us",
-    "submit us",
-    "watch to end us",
+    "accepted us",
+    "to end us",
     "results us",
     "one GetJob us",
 ];
@@ -330,9 +330,10 @@ pub fn render_round_trips(rows: &[RoundTripRow]) -> String {
 
 /// What the round-trip columns mean.
 pub const ROUND_TRIP_LEGEND: &[&str] = &[
-    "round trip: one job of one noop task at a time, as `brigade submit --wait` plus `brigade results` do it:",
-    "  SubmitJob, then WatchJob until the job ended, then GetResults (the result checked); the clock runs from",
-    "  the submission until the result is in hand. Phase columns are medians (they need not add up to the median);",
+    "round trip: one job of one noop task at a time through RunJob, the call that submits a job, streams its",
+    "  status to the end and then its results (`brigade submit --wait` uses it); the result is checked. The clock",
+    "  runs from the call until the result is in hand. Phase columns (accepted, ended, results in hand) are medians",
+    "  (they need not add up to the median);",
     "  one GetJob: a lone read-only call after each job, not in the total: the floor under every phase.",
 ];
 
