@@ -57,6 +57,16 @@ pub fn explain_auto(a: &AutoVerdict) -> String {
         Some("process") => {
             "sent the rest of the order to process cooks (a kitchen each)".to_string()
         }
+        Some("async")
+            if a.routing
+                .as_deref()
+                .is_some_and(|r| r.contains("too short")) =>
+        {
+            "sent the rest of the order to the async chef anyway (one cook who plates such \
+             quick dishes himself): each took so little time that walking it over to another \
+             kitchen would cost more than the cooking"
+                .to_string()
+        }
         Some("async") => {
             "sent the rest of the order to the async chef (one cook watching every oven)"
                 .to_string()
@@ -481,6 +491,22 @@ mod tests {
         let s = explain_auto(&auto(Some("timed out"), "process", "process"));
         assert!(s.contains("FAILED (timed out), so it has no figure"), "{s}");
         assert!(!s.contains("x the pace"), "{s}");
+        // Busy cooks, but dishes too quick to carry to another kitchen.
+        let tiny = AutoVerdict {
+            routing: Some(
+                "auto: 4 probe tasks on thread slots used 98% CPU per wall second, but took 2 \
+                 \u{b5}s each: too short for a process slot's dispatch to pay off \u{2192} async slots"
+                    .into(),
+            ),
+            ..auto(None, "async", "async")
+        };
+        let s = explain_auto(&tiny);
+        assert!(
+            s.contains("busy 98% of the time they spent on them (chopping"),
+            "{s}"
+        );
+        assert!(s.contains("async chef anyway"), "{s}");
+        assert!(s.contains("would cost more than the cooking"), "{s}");
     }
 
     #[test]
