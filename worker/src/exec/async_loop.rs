@@ -236,6 +236,8 @@ async fn run_loop(cap: usize, state: Rc<LoopState>, mut control: mpsc::Unbounded
             }
         }
         let mut streak_ns = 0u64;
+        // The loop did other things since the last streak.
+        meter.waited();
         while let Some(task) = taken.pop_front() {
             if runs_inline(&task.workload) {
                 streak_ns += run_inline(&state, &mut meter, &mut blocking, task);

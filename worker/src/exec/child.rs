@@ -79,6 +79,8 @@ pub(crate) fn serve(input: &mut impl io::BufRead, output: &mut impl Write) -> io
             )
         })?;
         let workload = SpecCache::get(&mut cache, &batch.workload, &batch.args);
+        // The time waiting for this frame was no task's.
+        meter.waited();
         for t in &batch.tasks {
             let mut outcome = TaskOutcome {
                 job_id: batch.job_id,

@@ -130,7 +130,11 @@ const SAMPLE_EVERY: u32 = 64;
 /// How one slot (a thread, or an executor process) measures its tasks' CPU
 /// time: honestly, but without paying for it on every tiny task.
 ///
-/// `wall_ns` is always read from `Instant` (the vDSO, ~20 ns). The thread CPU
+/// `wall_ns` is always read from `Instant` (the vDSO, ~20 ns), once per task
+/// when the slot goes straight from one task to the next (the previous end is
+/// the next start, so a task's wall time includes the slot's own work of
+/// taking it and handing over the outcome), twice after the slot waited for
+/// work ([`waited`](Self::waited)). The thread CPU
 /// clock is a real syscall on Linux (the kernel takes the run-queue lock to
 /// read it), and two reads per task cost more than a noop task itself. So a
 /// task's `cpu_ns` comes from the clock when
@@ -158,6 +162,8 @@ pub(crate) struct CpuMeter {
     /// This slot thread's run-queue wait, opened on first use (on the
     /// thread that runs the tasks).
     run_queue: Option<RunQueueClock>,
+    /// When the previous task ended, while the slot has not waited since.
+    chained: Option<Instant>,
 }
 
 impl CpuMeter {
@@ -173,6 +179,8 @@ impl CpuMeter {
         if self.job != Some(job_id) {
             *self = CpuMeter {
                 job: Some(job_id),
+                run_queue: self.run_queue.take(),
+                chained: self.chained.take(),
                 ..CpuMeter::default()
             };
             return true;
@@ -202,6 +210,12 @@ impl CpuMeter {
         }
     }
 
+    /// The slot waits (or waited) for work: the next task's wall time starts
+    /// when it starts.
+    pub(crate) fn waited(&mut self) {
+        self.chained = None;
+    }
+
     /// Runs one task of job `job_id` on the calling thread, measuring it. A
     /// panicking workload fails its task instead of taking the slot down.
     pub(crate) fn run(
@@ -220,7 +234,7 @@ impl CpuMeter {
         } else {
             None
         };
-        let wall = Instant::now();
+        let wall = self.chained.take().unwrap_or_else(Instant::now);
         let cpu = clock.then(thread_cpu_ns);
         let result = catch_unwind(AssertUnwindSafe(|| workload.run_blocking(input, ctx)))
             .unwrap_or_else(|panic| {
@@ -233,7 +247,9 @@ impl CpuMeter {
                 ))
             });
         let cpu = cpu.map(|before| thread_cpu_ns().saturating_sub(before));
-        let wall_ns = duration_ns(wall.elapsed());
+        let end = Instant::now();
+        self.chained = Some(end);
+        let wall_ns = duration_ns(end.duration_since(wall));
         let ready_ns = waited
             .and_then(|before| Some(self.waited_ns()?.saturating_sub(before)))
             .map_or(0, |w| w.min(wall_ns));

@@ -77,6 +77,7 @@ fn slot_loop(slot: usize, queue: Arc<TaskQueue>, done: Outcomes) {
             Some(task) => task,
             None => {
                 pending.flush();
+                meter.waited();
                 match queue.pop_blocking(slot) {
                     Some(task) => task,
                     None => break,
