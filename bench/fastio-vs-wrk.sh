@@ -57,8 +57,10 @@ url_of() {
   echo "no URL in $file:" >&2; cat "$file" >&2; exit 1
 }
 
+TARGET_PID=
 if [ -z "$TARGET" ]; then
   "$TARGET_BIN" io-target --listen 127.0.0.1:0 >"$TMP/target" 2>&1 & PIDS+=($!)
+  TARGET_PID=$!
   TARGET=$(url_of "$TMP/target")
 fi
 "$B" coordinator --listen 127.0.0.1:0 >"$TMP/coord" 2>&1 & PIDS+=($!)
@@ -66,7 +68,6 @@ COORD=$(url_of "$TMP/coord")
 "$B" worker --coordinator "$COORD" --procs 1 --threads 2 --async 32 >"$TMP/worker" 2>&1 & PIDS+=($!)
 WORKER_PID=$!
 COORD_PID=${PIDS[-2]}
-TARGET_PID=$([ "$TARGET_BIN" = "$B" ] && [ ${#PIDS[@]} -eq 3 ] && echo "${PIDS[0]}" || true)
 for _ in $(seq 1000); do
   "$B" workers --coordinator "$COORD" --format json 2>/dev/null | grep -q '"async_slots":32' && break
   sleep 0.01
