@@ -293,17 +293,15 @@ impl Actor {
             }
             for cmd in buf.drain(..) {
                 self.handle(cmd);
+                // Before the next command can read a job's status: results
+                // just recorded are not durable yet, and clients must not
+                // count them (a GetJob behind results in the same batch).
+                self.note_recorded();
             }
             self.sched.dispatch(self.clock.now_ms());
             self.carry_out();
             self.hold_job_updates();
-            for r in self.sched.take_recorded() {
-                let p = self.not_durable.entry(r.job).or_default();
-                p.0 += 1;
-                p.1 = p.1.wrapping_add(r.value);
-                self.unflushed.results.push(r);
-            }
-            self.unflushed.failures.extend(self.sched.take_failures());
+            self.note_recorded();
             if self.must_flush_now() {
                 self.flush_and_publish();
             } else if self.flush_due.is_none() {
@@ -319,6 +317,18 @@ impl Actor {
                 self.committed(c);
             }
         }
+    }
+
+    /// Queues the results and failures the core just recorded for the next
+    /// group commit, counting the results as not durable until it is back.
+    fn note_recorded(&mut self) {
+        for r in self.sched.take_recorded() {
+            let p = self.not_durable.entry(r.job).or_default();
+            p.0 += 1;
+            p.1 = p.1.wrapping_add(r.value);
+            self.unflushed.results.push(r);
+        }
+        self.unflushed.failures.extend(self.sched.take_failures());
     }
 
     /// Group commit policy: someone waits on this commit (a submission, a
@@ -769,5 +779,139 @@ async fn sleep_until_some(due: Option<tokio::time::Instant>) {
     match due {
         Some(due) => tokio::time::sleep_until(due).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brigade_proto::batch::{assigned_tasks, OkColumns, OkOutcome};
+    use brigade_proto::v1::ResultBatch;
+
+    fn ask<T>(
+        tx: &mpsc::UnboundedSender<Command>,
+        make: impl FnOnce(Reply<T>) -> Command,
+    ) -> oneshot::Receiver<Result<T, Status>> {
+        let (reply, rx) = oneshot::channel();
+        tx.send(make(reply)).expect("the actor runs");
+        rx
+    }
+
+    /// With a state file, a status read right behind a batch of results (in
+    /// the same round of commands) must not count them before their group
+    /// commit: a client that saw them would see them undone by a crash.
+    #[tokio::test(flavor = "current_thread")]
+    async fn results_are_not_counted_before_their_commit_even_in_the_same_round() {
+        let dir = std::env::temp_dir().join(format!(
+            "brigade-actor-test-{}-{:?}",
+            std::process::id(),
+            Instant::now()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let config = CoordinatorConfig {
+            state: Some(dir.join("state.db")),
+            ..CoordinatorConfig::default()
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let actor = tokio::spawn(Actor::new(config).expect("actor opens its store").run(rx));
+
+        let (sink, mut down) = mpsc::unbounded_channel();
+        let worker = {
+            let (reply, rx) = oneshot::channel();
+            tx.send(Command::WorkerJoined {
+                hello: WorkerHello {
+                    name: "w".into(),
+                    hostname: "h".into(),
+                    pid: 1,
+                    slots: SlotCounts {
+                        process: 0,
+                        thread: 4,
+                        async_: 0,
+                    },
+                    credits: SlotCounts {
+                        process: 0,
+                        thread: 4,
+                        async_: 0,
+                    },
+                    connected_unix_ms: 0,
+                },
+                sink,
+                reply,
+            })
+            .expect("the actor runs");
+            rx.await.expect("joined")
+        };
+        let spec = JobSpec {
+            workload: "noop".into(),
+            range_start: 0,
+            range_end: 4,
+            chunk: 1,
+            model: Model::Thread as i32,
+            ..Default::default()
+        };
+        let job = ask(&tx, |r| Command::Submit(spec, r))
+            .await
+            .expect("reply")
+            .expect("accepted")
+            .job_id;
+        let assign = loop {
+            match down
+                .recv()
+                .await
+                .expect("the link stays")
+                .expect("no error")
+                .msg
+            {
+                Some(coordinator_message::Msg::Assign(a)) => break a,
+                _ => continue,
+            }
+        };
+        let mut ok = OkColumns::new(job, Model::Thread);
+        for t in assigned_tasks(&assign).expect("a well-formed assignment") {
+            ok.push(OkOutcome {
+                index: t.index,
+                attempt: t.attempt,
+                value: u128::from(t.index),
+                cpu_ns: 1,
+                wall_ns: 1,
+                ready_ns: 0,
+            });
+        }
+        assert_eq!(ok.len(), 4);
+        // Results and a status read in one round: nothing awaits between
+        // the two sends, so the actor takes both in one batch.
+        tx.send(Command::FromWorker(
+            worker,
+            WorkerMessage {
+                msg: Some(worker_message::Msg::Results(ResultBatch {
+                    outcomes: Vec::new(),
+                    ok: vec![ok.finish()],
+                })),
+            },
+        ))
+        .expect("the actor runs");
+        let seen = ask(&tx, |r| Command::GetJob(job, r))
+            .await
+            .expect("reply")
+            .expect("the job exists");
+        assert_eq!(seen.tasks_done, 0, "counted before durable: {seen:?}");
+        assert_eq!(seen.state, JobState::Running as i32, "{seen:?}");
+        // Once committed, all four count and the job has ended.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let info = ask(&tx, |r| Command::GetJob(job, r))
+                .await
+                .expect("reply")
+                .expect("the job exists");
+            if info.state == JobState::Succeeded as i32 {
+                assert_eq!(info.tasks_done, 4);
+                break;
+            }
+            assert!(Instant::now() < deadline, "never committed: {info:?}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        drop(tx);
+        actor.await.expect("the actor stops");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
