@@ -87,4 +87,4 @@ before=$(kb $C VmRSS)
 $B submit noop --range 0..10000000 --model thread --coordinator $URL > /dev/null
 sleep 0.5 # the submission is acknowledged; let the allocator settle before reading RSS
 after=$(kb $C VmRSS)
-awk -v a="$before" -v b="$after" 'BEGIN { printf "RSS %d kB -> %d kB: %.2f bytes per queued task\n", a, b, (b - a) * 1024 / 1e7 }'
+awk -v a="$before" -v b="$after" 'BEGIN { printf "RSS %d kB -> %d kB: %.3f bytes per queued task\n", a, b, (b - a) * 1024 / 1e7 }'
