@@ -261,7 +261,22 @@ fn main() {
             | Command::IoTarget { .. }
     );
     init_tracing(if long_running { "info" } else { "warn" });
-    let rt = match tokio::runtime::Runtime::new() {
+    // The coordinator, workers, `up` and the client commands run on one
+    // thread: their work is short handlers and message passing (the slots
+    // have threads of their own), and waking a task on the same thread
+    // costs no cross-thread wake-up. Measured (BENCHMARKS.md): single-task
+    // round trip 275-329 -> 239-255 µs, W_NOOP_1M faster on less CPU. The
+    // demo and the lab host a coordinator and a measuring client together,
+    // so they keep a thread per core.
+    let multi_thread = matches!(cli.command, Command::Demo | Command::Bench(_));
+    let rt = if multi_thread {
+        tokio::runtime::Runtime::new()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: could not start the async runtime: {e}");
