@@ -38,10 +38,33 @@ fn model_of(m: i32) -> Model {
 pub type WorkerSink = mpsc::UnboundedSender<Result<CoordinatorMessage, Status>>;
 type Reply<T> = oneshot::Sender<Result<T, Status>>;
 
+/// How an accepted submission is answered once it is durable.
+#[derive(Debug)]
+enum Ack {
+    Info(Reply<JobInfo>),
+    Watch(Reply<watch::Receiver<JobInfo>>),
+}
+
+impl Ack {
+    fn refuse(self, status: Status) {
+        match self {
+            Ack::Info(reply) => {
+                let _ = reply.send(Err(status));
+            }
+            Ack::Watch(reply) => {
+                let _ = reply.send(Err(status));
+            }
+        }
+    }
+}
+
 /// Requests to the actor.
 #[derive(Debug)]
 pub enum Command {
     Submit(JobSpec, Reply<JobInfo>),
+    /// Submit, answered (once durable) with a watch on the job's status
+    /// rather than the status: one trip through the actor for RunJob.
+    SubmitWatch(JobSpec, Reply<watch::Receiver<JobInfo>>),
     GetJob(JobId, Reply<JobInfo>),
     Watch(JobId, Reply<watch::Receiver<JobInfo>>),
     ListJobs(Reply<Vec<JobInfo>>),
@@ -135,7 +158,7 @@ pub(crate) struct Actor {
     /// Written at the next group commit.
     unflushed: WriteBatch,
     /// Submissions answered once `unflushed` is durable.
-    pending_acks: Vec<(JobId, Reply<JobInfo>)>,
+    pending_acks: Vec<(JobId, Ack)>,
     /// Job status changes published once `unflushed` is durable.
     held: HashMap<JobId, (JobInfo, bool)>,
     /// Per job: results recorded but not yet durable (count, sum), left
@@ -152,7 +175,7 @@ struct InflightCommit {
     /// Per job: the results this commit makes durable (count, sum).
     durable: HashMap<JobId, (u64, u128)>,
     new_jobs: Vec<JobId>,
-    acks: Vec<(JobId, Reply<JobInfo>)>,
+    acks: Vec<(JobId, Ack)>,
     held: HashMap<JobId, (JobInfo, bool)>,
 }
 
@@ -356,8 +379,8 @@ impl Actor {
         self.flush_due = None;
         let Some((writer, _)) = &self.writer else {
             // In memory only: nothing to wait for.
-            for (id, reply) in std::mem::take(&mut self.pending_acks) {
-                let _ = reply.send(self.client_info(id));
+            for (id, ack) in std::mem::take(&mut self.pending_acks) {
+                self.answer(id, ack);
             }
             let held = std::mem::take(&mut self.held);
             self.publish(held);
@@ -419,8 +442,8 @@ impl Actor {
                             }
                         }
                     }
-                    for (id, reply) in c.acks {
-                        let _ = reply.send(self.client_info(id));
+                    for (id, ack) in c.acks {
+                        self.answer(id, ack);
                     }
                     self.publish(c.held);
                 }
@@ -454,42 +477,62 @@ impl Actor {
             let _ = self.sched.cancel(id, now);
             self.ended_logged.insert(id);
         }
-        for (_, reply) in c.acks {
-            let _ = reply.send(Err(Status::unavailable(format!(
+        for (_, ack) in c.acks {
+            ack.refuse(Status::unavailable(format!(
                 "the job could not be stored: {error}"
-            ))));
+            )));
+        }
+    }
+
+    /// Answers an accepted submission (now durable).
+    fn answer(&mut self, id: JobId, ack: Ack) {
+        match ack {
+            Ack::Info(reply) => {
+                let _ = reply.send(self.client_info(id));
+            }
+            Ack::Watch(reply) => {
+                let _ = reply.send(self.watch(id));
+            }
+        }
+    }
+
+    /// A watch on a job's status as clients may see it.
+    fn watch(&mut self, id: JobId) -> Result<watch::Receiver<JobInfo>, Status> {
+        let info = self.client_info(id)?;
+        Ok(self
+            .watchers
+            .entry(id)
+            .or_insert_with(|| watch::channel(info).0)
+            .subscribe())
+    }
+
+    /// Admits a job; it is answered through `ack` once durable, or at
+    /// once with what was wrong.
+    fn submit(&mut self, spec: JobSpec, now: u64, ack: Ack) {
+        match admit(spec, &self.config.limits) {
+            Ok(plan) => {
+                let (workload, tasks, model) = (plan.spec.workload.clone(), plan.tasks, plan.model);
+                let spec = plan.spec.clone();
+                let id = self.sched.submit(plan, now);
+                tracing::info!(job_id = id, %workload, tasks, model = model.name(), "job accepted");
+                // Acknowledged once durable (see `flush`).
+                self.unflushed.new_jobs.push((id, spec, now));
+                self.pending_acks.push((id, ack));
+            }
+            Err(e) => ack.refuse(Status::invalid_argument(e.to_string())),
         }
     }
 
     fn handle(&mut self, cmd: Command) {
         let now = self.clock.now_ms();
         match cmd {
-            Command::Submit(spec, reply) => match admit(spec, &self.config.limits) {
-                Ok(plan) => {
-                    let (workload, tasks, model) =
-                        (plan.spec.workload.clone(), plan.tasks, plan.model);
-                    let spec = plan.spec.clone();
-                    let id = self.sched.submit(plan, now);
-                    tracing::info!(job_id = id, %workload, tasks, model = model.name(), "job accepted");
-                    // Acknowledged once durable (see `flush`).
-                    self.unflushed.new_jobs.push((id, spec, now));
-                    self.pending_acks.push((id, reply));
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(Status::invalid_argument(e.to_string())));
-                }
-            },
+            Command::Submit(spec, reply) => self.submit(spec, now, Ack::Info(reply)),
+            Command::SubmitWatch(spec, reply) => self.submit(spec, now, Ack::Watch(reply)),
             Command::GetJob(id, reply) => {
                 let _ = reply.send(self.client_info(id));
             }
             Command::Watch(id, reply) => {
-                let res = self.client_info(id).map(|info| {
-                    self.watchers
-                        .entry(id)
-                        .or_insert_with(|| watch::channel(info).0)
-                        .subscribe()
-                });
-                let _ = reply.send(res);
+                let _ = reply.send(self.watch(id));
             }
             Command::ListJobs(reply) => {
                 let ids: Vec<JobId> = self.sched.jobs().map(|j| j.id).collect();

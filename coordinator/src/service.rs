@@ -17,7 +17,7 @@ use brigade_proto::v1::{
 };
 use futures::{Stream, StreamExt};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -79,6 +79,11 @@ impl CoordinatorHandle {
     /// the terminal one.
     async fn watch_stream(&self, id: u64) -> Result<BoxStream<JobInfo>, Status> {
         let rx = self.ask(|r| Command::Watch(id, r)).await?;
+        Ok(self.status_stream(id, rx))
+    }
+
+    /// The statuses a watch receiver yields, ending after the terminal one.
+    fn status_stream(&self, id: u64, rx: watch::Receiver<JobInfo>) -> BoxStream<JobInfo> {
         let stream = futures::stream::unfold(Some(rx), |state| async move {
             let mut rx = state?;
             let info = rx.borrow_and_update().clone();
@@ -104,7 +109,7 @@ impl CoordinatorHandle {
             }
             futures::future::ready(keep)
         });
-        Ok(Box::pin(stream))
+        Box::pin(stream)
     }
 
     async fn ask<T>(
@@ -235,11 +240,12 @@ impl CoordinatorApi for CoordinatorHandle {
         let spec = req
             .spec
             .ok_or_else(|| Status::invalid_argument("missing job spec"))?;
-        let id = self.ask(|r| Command::Submit(spec, r)).await?.job_id;
+        // One trip through the actor: accepted (once durable) and watched.
+        let rx = self.ask(|r| Command::SubmitWatch(spec, r)).await?;
+        let id = rx.borrow().job_id;
         // The watch's first status is the accepted job (or already later).
         let status = self
-            .watch_stream(id)
-            .await?
+            .status_stream(id, rx)
             .map(|i| i.map(|info| event(job_event::Event::Status(info))));
         if !req.results {
             return Ok(Response::new(Box::pin(status)));
