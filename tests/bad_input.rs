@@ -273,14 +273,20 @@ fn hello(protocol_version: u32) -> WorkerMessage {
     }
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn worker_links_with_another_protocol_or_no_hello_are_refused() {
+/// A cluster with one real worker, and a raw worker-link client to it.
+async fn cluster_and_raw_link() -> (Cluster, WorkerLinkClient<tonic::transport::Channel>) {
     let c = tokio::task::spawn_blocking(|| Cluster::with_workers(1, Slots::new(0, 0, 4), &[]))
         .await
         .expect("cluster starts");
-    let mut link = WorkerLinkClient::connect(c.url().to_string())
+    let link = WorkerLinkClient::connect(c.url().to_string())
         .await
         .expect("connect to the coordinator");
+    (c, link)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn worker_links_with_another_protocol_or_no_hello_are_refused() {
+    let (c, mut link) = cluster_and_raw_link().await;
 
     let status = link
         .attach(futures::stream::iter(vec![hello(999)]))
@@ -341,12 +347,7 @@ async fn worker_links_with_another_protocol_or_no_hello_are_refused() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_worker_sending_ragged_result_columns_is_disconnected_with_the_reason() {
-    let c = tokio::task::spawn_blocking(|| Cluster::with_workers(1, Slots::new(0, 0, 4), &[]))
-        .await
-        .expect("cluster starts");
-    let mut link = WorkerLinkClient::connect(c.url().to_string())
-        .await
-        .expect("connect to the coordinator");
+    let (c, mut link) = cluster_and_raw_link().await;
     let (tx, rx) = futures::channel::mpsc::unbounded();
     tx.unbounded_send(hello(brigade_proto::PROTOCOL_VERSION))
         .expect("queue hello");
