@@ -15,7 +15,7 @@ use brigade_proto::batch;
 use brigade_proto::v1::{
     coordinator_message, worker_message, AssignBatch, CancelTasks, ClusterStatus,
     CoordinatorMessage, Heartbeat, JobInfo, JobSpec, JobState, Model, OutcomeStatus, ResultsChunk,
-    TaskGrid, Welcome, WorkerInfo, WorkerMessage,
+    Welcome, WorkerInfo, WorkerMessage,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tonic::Status;
@@ -706,11 +706,7 @@ impl Actor {
                         args: spec.args.clone(),
                         timeout_ms: spec.task_timeout_ms,
                         tasks: Vec::new(),
-                        grid: Some(TaskGrid {
-                            start: spec.range_start,
-                            end: spec.range_end,
-                            chunk: spec.chunk,
-                        }),
+                        grid: Some(j.plan.grid()),
                         runs: batch::runs(tasks.iter().map(|t| (t.index, t.attempt))),
                     };
                     self.send(worker, coordinator_message::Msg::Assign(batch));

@@ -5,7 +5,7 @@
 
 use brigade_proto::catalog::{self, CatalogError, Reduction};
 use brigade_proto::convert::{KIND_NAMES, MODEL_NAMES};
-use brigade_proto::v1::{JobSpec, Kind, Model};
+use brigade_proto::v1::{JobSpec, Kind, Model, TaskGrid};
 
 /// A job that passed admission: everything the scheduler needs to run it.
 #[derive(Debug, Clone)]
@@ -22,13 +22,18 @@ pub struct JobPlan {
 }
 
 impl JobPlan {
+    /// The job's input grid, as assignments carry it to workers.
+    pub fn grid(&self) -> TaskGrid {
+        TaskGrid {
+            start: self.spec.range_start,
+            end: self.spec.range_end,
+            chunk: self.spec.chunk,
+        }
+    }
+
     /// The input sub-range `[start, end)` of task `index`.
     pub fn task_range(&self, index: u64) -> (u64, u64) {
-        let start = self.spec.range_start + index * self.spec.chunk;
-        let end = start
-            .saturating_add(self.spec.chunk)
-            .min(self.spec.range_end);
-        (start, end)
+        self.grid().range(index)
     }
 }
 

@@ -381,12 +381,9 @@ impl Job {
                     failures: next.failures,
                 },
             );
-            let (start, end) = self.plan.task_range(next.index);
             out.push(TaskLease {
                 index: next.index,
                 attempt,
-                start,
-                end,
             });
         }
         if !out.is_empty() && self.state == JobState::Queued {

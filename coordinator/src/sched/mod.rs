@@ -45,13 +45,11 @@ pub(crate) fn model_slot(m: Model) -> Option<usize> {
     }
 }
 
-/// One task handed to a worker.
+/// One task handed to a worker (its input comes from the job's grid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TaskLease {
     pub index: u64,
     pub attempt: u32,
-    pub start: u64,
-    pub end: u64,
 }
 
 /// A task's outcome as reported by a worker.

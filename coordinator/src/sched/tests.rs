@@ -77,6 +77,13 @@ fn sum_squares(a: u64, b: u64) -> u128 {
     (a..b).map(|i| i as u128 * i as u128).sum()
 }
 
+/// What sum-squares returns for a task of `job`: its input comes from the
+/// job's grid.
+fn value_of(s: &Scheduler, job: JobId, t: &TaskLease) -> u128 {
+    let (start, end) = s.job(job).unwrap().plan.task_range(t.index);
+    sum_squares(start, end)
+}
+
 #[test]
 fn routes_cpu_jobs_to_process_slots_and_io_jobs_to_async_slots() {
     let mut s = Scheduler::new(SchedConfig::default());
@@ -146,7 +153,7 @@ fn a_job_runs_to_its_exact_total() {
         for (_, job, tasks) in a {
             let outs: Vec<_> = tasks
                 .iter()
-                .map(|t| ok(job, t, Model::Process, sum_squares(t.start, t.end)))
+                .map(|t| ok(job, t, Model::Process, value_of(&s, job, t)))
                 .collect();
             s.worker_outcomes(w, outs, now);
         }
@@ -416,7 +423,7 @@ proptest! {
                         failures_injected += 1;
                         failed(j, &t, Model::Thread, OutcomeStatus::Failed)
                     } else {
-                        ok(j, &t, Model::Thread, sum_squares(t.start, t.end))
+                        ok(j, &t, Model::Thread, value_of(&s, j, &t))
                     };
                     s.worker_outcomes(w, [o], now);
                     for w in &live { s.worker_seen(*w, now); }
@@ -462,7 +469,8 @@ proptest! {
             run(&mut s, &mut outstanding, &mut live);
             if let Some((w, t)) = outstanding.pop() {
                 now += 1;
-                s.worker_outcomes(w, [ok(j, &t, Model::Thread, sum_squares(t.start, t.end))], now);
+                let v = value_of(&s, j, &t);
+                s.worker_outcomes(w, [ok(j, &t, Model::Thread, v)], now);
                 for w in &live { s.worker_seen(*w, now); }
             }
         }
@@ -527,7 +535,7 @@ fn a_restored_job_runs_only_what_was_not_recorded() {
             .flat_map(|(_, job, tasks)| tasks.iter().map(move |t| (*job, *t)))
             .map(|(job, t)| {
                 issued.push(t.index);
-                ok(job, &t, Model::Process, sum_squares(t.start, t.end))
+                ok(job, &t, Model::Process, value_of(&s, job, &t))
             })
             .collect();
         s.worker_outcomes(w, outs, 11);
