@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use brigade_proto::convert::join_u128;
 use brigade_proto::v1::{
     job_event, JobEvent, JobInfo, JobRef, JobSpec, JobState, Kind, ListJobsRequest,
-    ListWorkersRequest, Model, RunJobRequest, StatusRequest, SubmitJobRequest,
+    ListWorkersRequest, Model, ResultsChunk, RunJobRequest, StatusRequest, SubmitJobRequest,
 };
 use clap::ValueEnum;
 
@@ -575,15 +575,18 @@ pub async fn fetch_results(client: &mut Client, id: u64) -> anyhow::Result<Vec<(
         .into_inner();
     let mut out = Vec::new();
     while let Some(chunk) = stream.message().await.or_status("results stream broken")? {
-        out.extend(
-            chunk
-                .index
-                .iter()
-                .copied()
-                .zip(join_u128(&chunk.lo, &chunk.hi)),
-        );
+        out.extend(chunk_rows(&chunk));
     }
     Ok(out)
+}
+
+/// A results chunk's (index, value) rows.
+pub fn chunk_rows(chunk: &ResultsChunk) -> impl Iterator<Item = (u64, u128)> + '_ {
+    chunk
+        .index
+        .iter()
+        .copied()
+        .zip(join_u128(&chunk.lo, &chunk.hi))
 }
 
 pub async fn results(client: &mut Client, id: u64, format: Format) -> anyhow::Result<()> {

@@ -435,13 +435,9 @@ async fn round_trip_once(
                         info = Some(i);
                     }
                 }
-                Some(job_event::Event::Results(chunk)) => results.extend(
-                    chunk
-                        .index
-                        .iter()
-                        .copied()
-                        .zip(brigade_proto::convert::join_u128(&chunk.lo, &chunk.hi)),
-                ),
+                Some(job_event::Event::Results(chunk)) => {
+                    results.extend(commands::chunk_rows(&chunk))
+                }
                 None => {}
             }
         }
