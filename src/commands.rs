@@ -161,14 +161,18 @@ pub async fn submit(
     let info = resp.job.context("the coordinator returned no job")?;
     match format {
         Format::Json => println!("{}", job_json(&info)),
-        _ => println!(
-            "job {} accepted: {} tasks on {} slots",
-            info.job_id,
-            info.tasks_total,
-            model_name(info.model)
-        ),
+        _ => println!("{}", accepted_line(&info)),
     }
     Ok(())
+}
+
+fn accepted_line(info: &JobInfo) -> String {
+    format!(
+        "job {} accepted: {} tasks on {} slots",
+        info.job_id,
+        info.tasks_total,
+        model_name(info.model)
+    )
 }
 
 /// `submit --wait`: one RunJob call submits the job and streams its status
@@ -200,12 +204,7 @@ async fn submit_and_wait(
             Err(s) => return Err(crate::client::status_error(s)),
         };
         let p = progress.get_or_insert_with(|| {
-            eprintln!(
-                "job {} accepted: {} tasks on {} slots",
-                info.job_id,
-                info.tasks_total,
-                model_name(info.model)
-            );
+            eprintln!("{}", accepted_line(&info));
             Progress::new(info.job_id, true)
         });
         p.show(&info);
