@@ -88,6 +88,25 @@ pub async fn coordinator(listener: TcpListener, config: CoordinatorConfig) -> an
 }
 
 /// The executor command of local workers: this very binary.
+/// The arguments of a `brigade worker` this process starts: its link, name,
+/// slots and spin window (`spin::process_window()`, this process's own).
+pub fn worker_args(url: &str, name: &str, slots: Slots, spin: Duration) -> Vec<String> {
+    let mut args: Vec<String> = ["worker", "--coordinator", url, "--name", name]
+        .map(String::from)
+        .into();
+    for (flag, n) in [
+        ("--procs", slots.procs),
+        ("--threads", slots.threads),
+        ("--async", slots.async_slots),
+    ] {
+        args.extend([flag.to_string(), n.to_string()]);
+    }
+    if !spin.is_zero() {
+        args.extend(["--spin-us".to_string(), spin.as_micros().to_string()]);
+    }
+    args
+}
+
 pub fn executor_program() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("could not find the brigade binary to run executors")
 }
@@ -127,11 +146,12 @@ pub async fn up(
     let mut children: Vec<Child> = Vec::with_capacity(workers);
     for i in 0..workers {
         let child = Command::new(&exe)
-            .args(["worker", "--coordinator", &url, "--name"])
-            .arg(format!("local-{}", i + 1))
-            .args(["--procs", &slots.procs.to_string()])
-            .args(["--threads", &slots.threads.to_string()])
-            .args(["--async", &slots.async_slots.to_string()])
+            .args(worker_args(
+                &url,
+                &format!("local-{}", i + 1),
+                slots,
+                brigade_worker::spin::process_window(),
+            ))
             .args(allow_exec.then_some("--allow-exec"))
             .stdin(Stdio::null())
             .kill_on_drop(true)
@@ -166,4 +186,26 @@ pub async fn up(
     let _ = stop_tx.send(());
     server.await?.context("coordinator failed")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn started_workers_get_their_slots_and_the_spin_window_only_when_set() {
+        let slots = Slots {
+            procs: 2,
+            threads: 3,
+            async_slots: 64,
+        };
+        let args = worker_args("http://127.0.0.1:7070", "local-1", slots, Duration::ZERO);
+        assert_eq!(
+            args.join(" "),
+            "worker --coordinator http://127.0.0.1:7070 --name local-1 \
+             --procs 2 --threads 3 --async 64"
+        );
+        let spun = worker_args("http://h:1", "b", slots, Duration::from_micros(300));
+        assert_eq!(spun[spun.len() - 2..], ["--spin-us", "300"]);
+    }
 }

@@ -24,6 +24,15 @@ use crate::commands::{Format, SubmitArgs};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// After each wake-up, keep one core busy this long (µs) with a
+    /// lowest-priority (SCHED_IDLE) spinner, so that the next message does
+    /// not wait for a halted CPU to wake: halves the single-task round trip
+    /// on VMs whose idle vCPUs wake slowly, for otherwise idle CPU time
+    /// (BENCHMARKS.md). 0 = off; at most 10000. `up` and `bench` pass it to
+    /// the workers they start.
+    #[arg(long, env = "BRIGADE_SPIN_US", default_value_t = 0, global = true,
+          value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    spin_us: u64,
 }
 
 #[derive(Args, Clone)]
@@ -261,6 +270,10 @@ fn main() {
             | Command::IoTarget { .. }
     );
     init_tracing(if long_running { "info" } else { "warn" });
+    if let Err(e) = brigade_worker::spin::start_process_spinner(Duration::from_micros(cli.spin_us))
+    {
+        tracing::warn!(error = %e, "--spin-us: no idle spinner, running without one");
+    }
     // The coordinator, workers, `up` and the client commands run on one
     // thread: their work is short handlers and message passing (the slots
     // have threads of their own), and waking a task on the same thread
@@ -269,13 +282,17 @@ fn main() {
     // demo and the lab host a coordinator and a measuring client together,
     // so they keep a thread per core.
     let multi_thread = matches!(cli.command, Command::Demo | Command::Bench(_));
-    let rt = if multi_thread {
-        tokio::runtime::Runtime::new()
+    // Every runtime thread that wakes up arms the idle spinner (a no-op
+    // without --spin-us): the wake-ups that follow land on a running CPU.
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
     } else {
         tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
     };
+    let rt = builder
+        .enable_all()
+        .on_thread_unpark(brigade_worker::spin::arm)
+        .build();
     let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {

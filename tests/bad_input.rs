@@ -209,6 +209,29 @@ fn unreachable_or_invalid_coordinator_urls_say_what_to_do() {
 }
 
 #[test]
+fn a_spin_window_out_of_range_is_refused_with_the_range() {
+    for (args, env) in [
+        (&["jobs", "--spin-us", "10001"][..], &[][..]),
+        (&["worker", "--spin-us=-1"][..], &[][..]),
+        (&["jobs"][..], &[("BRIGADE_SPIN_US", "lots")][..]),
+    ] {
+        let o = run_brigade(args, env, common::CLI_DEADLINE);
+        let err = stderr(&o);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "`brigade {args:?}` {env:?}: {err}"
+        );
+        assert!(
+            err.contains("--spin-us"),
+            "`brigade {args:?}` {env:?}: {err}"
+        );
+    }
+    let o = run_brigade(&["jobs", "--spin-us", "10001"], &[], common::CLI_DEADLINE);
+    assert!(stderr(&o).contains("0..=10000"), "stderr: {}", stderr(&o));
+}
+
+#[test]
 fn a_worker_that_reaches_no_coordinator_gives_up_with_a_clear_message() {
     let o = run_brigade(
         &[

@@ -89,6 +89,66 @@ fn w_noop_results_are_exactly_every_index_in_order_on_async_and_thread() {
     }
 }
 
+/// Scheduling policy of each of `pid`'s threads named `name` (field 41 of
+/// /proc/PID/task/TID/stat; 5 is SCHED_IDLE).
+fn thread_policies(pid: u32, name: &str) -> Vec<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("proc task dir");
+    tasks
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            // Fields after the command name, which ends at the last ')'.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            rest.split_whitespace().nth(41 - 3)?.parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn with_a_spin_window_every_process_has_one_idle_priority_spinner_and_jobs_stay_exact() {
+    let mut c = Cluster::start(&["--spin-us", "500"]);
+    let url = c.url().to_string();
+    c.spawn_worker_args(
+        "w1",
+        &[
+            "--coordinator",
+            &url,
+            "--procs",
+            "2",
+            "--threads",
+            "2",
+            "--spin-us",
+            "500",
+        ],
+    );
+    c.wait_workers(1);
+    for pid in [c.coordinator_pid(), c.worker_pid(0)] {
+        assert_eq!(thread_policies(pid, "brigade-spin"), [5], "pid {pid}");
+    }
+    for model in ["process", "thread", "async"] {
+        let job = c.submit_json(&[
+            "noop",
+            "--range",
+            "0..2000",
+            "--chunk",
+            "1",
+            "--model",
+            model,
+            "--wait",
+            "--spin-us",
+            "500",
+        ]);
+        assert_succeeded(&job, 2_000);
+        let results = c.results(id_of(&job));
+        let want: Vec<(u64, u128)> = (0..2_000).map(|i| (i, i as u128)).collect();
+        assert_eq!(results, want, "model {model}");
+    }
+    // Without the flag, no spinner.
+    let plain = Cluster::start(&[]);
+    assert!(thread_policies(plain.coordinator_pid(), "brigade-spin").is_empty());
+}
+
 #[test]
 fn http_get_against_the_io_target_returns_every_body_length_in_every_model() {
     let mut c = Cluster::with_workers(2, SLOTS, &[]);

@@ -122,11 +122,12 @@ impl LocalCluster {
         for i in 0..n {
             workers.push(
                 tokio::process::Command::new(&exe)
-                    .args(["worker", "--coordinator", &url, "--name"])
-                    .arg(format!("bench-{}", i + 1))
-                    .args(["--procs", &slots.procs.to_string()])
-                    .args(["--threads", &slots.threads.to_string()])
-                    .args(["--async", &slots.async_slots.to_string()])
+                    .args(cluster::worker_args(
+                        &url,
+                        &format!("bench-{}", i + 1),
+                        slots,
+                        brigade_worker::spin::process_window(),
+                    ))
                     .args(["--connect-timeout-s", "15"])
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())

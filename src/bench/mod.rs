@@ -483,7 +483,7 @@ async fn round_trip_once(
 /// Round trips of every model, one job at a time: warm-ups, then samples;
 /// the first failure ends the model's row (FAILED, no figure).
 async fn round_trips(
-    client: &mut Client,
+    url: &str,
     models: &[Model],
     size: Size,
     scale: u32,
@@ -497,18 +497,42 @@ async fn round_trips(
             "round trip {}: {warm} warm-up + {n} single-task jobs",
             m.name()
         ));
-        let mut samples = Vec::with_capacity(n);
-        let mut failed = None;
-        for i in 0..warm + n {
-            match round_trip_once(client, m, timeout).await {
-                Ok(rt) if i >= warm => samples.push(rt),
-                Ok(_) => {}
-                Err(e) => {
-                    failed = Some(e);
-                    break;
+        // The client runs as `brigade submit --wait` does: on a thread of
+        // its own with a current-thread runtime (its own connection), not
+        // among the lab's coordinator threads.
+        let url = url.to_string();
+        let measured = tokio::task::spawn_blocking(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .on_thread_unpark(brigade_worker::spin::arm)
+                .build()
+                .map_err(|e| format!("could not start the round-trip client's runtime: {e}"))?;
+            rt.block_on(async move {
+                let mut samples = Vec::with_capacity(n);
+                let mut failed = None;
+                let mut client = client::connect(&url).await.map_err(|e| format!("{e:#}"))?;
+                for i in 0..warm + n {
+                    match round_trip_once(&mut client, m, timeout).await {
+                        Ok(rt) if i >= warm => samples.push(rt),
+                        Ok(_) => {}
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
                 }
-            }
-        }
+                Ok((samples, failed))
+            })
+        })
+        .await;
+        let (samples, failed) = match measured {
+            Ok(Ok(measured)) => measured,
+            Ok(Err(e)) => (Vec::new(), Some(e)),
+            Err(e) => (
+                Vec::new(),
+                Some(format!("the round-trip client failed: {e}")),
+            ),
+        };
         let row = overhead::summarise_round_trips(scale, m.name(), warm, samples, failed);
         progress.finished_round_trip(&row);
         rows.push(row);
@@ -644,6 +668,8 @@ async fn first_task(client: &mut Client, timeout: Duration) -> anyhow::Result<()
 struct Session {
     local: Option<lab::LocalCluster>,
     client: Client,
+    /// The coordinator's address, for clients of their own.
+    url: String,
     workers: u32,
     startup: Startup,
 }
@@ -684,6 +710,11 @@ impl Session {
                 (Some(cl), c, n)
             }
         };
+        let url = match (&local, coordinator) {
+            (Some(cl), _) => cl.url.clone(),
+            (None, Some(url)) => url.to_string(),
+            (None, None) => unreachable!("either local or at --coordinator"),
+        };
         let ready = local.as_ref().map(|c| c.ready);
         let first = first_task(&mut client, timeout).await;
         let first_task_s = local.as_ref().map(|_| t0.elapsed().as_secs_f64());
@@ -718,6 +749,7 @@ impl Session {
             },
             local,
             client,
+            url,
             workers,
         })
     }
@@ -935,7 +967,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             if args.overhead {
                 round_trip_rows.extend(
                     round_trips(
-                        &mut session.client,
+                        &session.url,
                         &models,
                         size,
                         session.workers,
@@ -1031,6 +1063,15 @@ fn print_outcome(
     if o.local {
         println!(
             "cluster: embedded coordinator + local worker process(es); HTTP target as a separate process"
+        );
+    }
+    let spin = brigade_worker::spin::process_window();
+    if !spin.is_zero() {
+        println!(
+            "idle spinners: {} us after each wake-up (--spin-us), in this process{}; \
+             CPU figures leave their time out",
+            spin.as_micros(),
+            if o.local { " and the workers" } else { "" }
         );
     }
     for s in &o.startups {

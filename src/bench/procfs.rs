@@ -64,15 +64,27 @@ pub struct CpuTime {
     pub threads_s: f64,
 }
 
-fn threads_cpu_s(pid: u32) -> f64 {
+/// CPU seconds of `pid`'s threads: all of them, and its idle spinner's
+/// (`--spin-us`), which only ever used CPU time nothing else wanted.
+fn threads_cpu_s(pid: u32) -> (f64, f64) {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0.0;
+        return (0.0, 0.0);
     };
-    dir.flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum::<u64>() as f64
-        / 1e9
+    let (mut all, mut spin) = (0u64, 0u64);
+    for t in dir.flatten() {
+        let Some(ns) = std::fs::read_to_string(t.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        all += ns;
+        if std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "brigade-spin")
+        {
+            spin += ns;
+        }
+    }
+    (all as f64 / 1e9, spin as f64 / 1e9)
 }
 
 /// CPU time of each of `pids` now.
@@ -82,11 +94,13 @@ pub fn cpu_snapshot(pids: &[u32]) -> HashMap<u32, CpuTime> {
     pids.iter()
         .filter_map(|&p| {
             let (_, ticks) = stat(p)?;
+            // Both measures leave the spinner out.
+            let (threads_s, spin_s) = threads_cpu_s(p);
             Some((
                 p,
                 CpuTime {
-                    ticks_s: ticks as f64 / tick,
-                    threads_s: threads_cpu_s(p),
+                    ticks_s: ticks as f64 / tick - spin_s,
+                    threads_s: threads_s - spin_s,
                 },
             ))
         })

@@ -7,4 +7,5 @@ pub mod exec;
 pub mod http_client;
 pub mod io_target;
 pub mod node;
+pub mod spin;
 pub mod workload;
