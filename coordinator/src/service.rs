@@ -44,6 +44,11 @@ impl CoordinatorHandle {
     async fn results_stream(&self, job: u64) -> Result<BoxStream<ResultsChunk>, Status> {
         // Unknown jobs are refused before anything streams.
         self.ask(|r| Command::GetJob(job, r)).await?;
+        self.results_of_known_job(job).await
+    }
+
+    /// [`Self::results_stream`] for a job known to exist (RunJob's own).
+    async fn results_of_known_job(&self, job: u64) -> Result<BoxStream<ResultsChunk>, Status> {
         let source = match &self.state {
             Some(path) => {
                 let path = path.clone();
@@ -84,30 +89,36 @@ impl CoordinatorHandle {
 
     /// The statuses a watch receiver yields, ending after the terminal one.
     fn status_stream(&self, id: u64, rx: watch::Receiver<JobInfo>) -> BoxStream<JobInfo> {
-        let stream = futures::stream::unfold(Some(rx), |state| async move {
-            let mut rx = state?;
-            let info = rx.borrow_and_update().clone();
-            if is_terminal(&info) {
-                return Some((Ok(info), None));
-            }
-            let next = match rx.changed().await {
-                Ok(()) => Some(rx),
-                // The actor dropped the channel: it ended the job.
-                Err(_) => None,
-            };
-            Some((Ok(info), next))
-        });
+        enum Watching {
+            Changes(watch::Receiver<JobInfo>),
+            /// The actor dropped the channel (it ended the job) before we
+            /// saw the terminal state: fetch it.
+            Closed,
+            Done,
+        }
         let handle = self.clone();
-        // If the channel closed before we saw the terminal state, fetch it.
-        let tail =
-            futures::stream::once(async move { handle.ask(|r| Command::GetJob(id, r)).await });
-        let mut seen_end = false;
-        let stream = stream.chain(tail).filter(move |item| {
-            let keep = !seen_end;
-            if let Ok(info) = item {
-                seen_end |= is_terminal(info);
+        let stream = futures::stream::unfold(Watching::Changes(rx), move |state| {
+            let handle = handle.clone();
+            async move {
+                match state {
+                    Watching::Changes(mut rx) => {
+                        let info = rx.borrow_and_update().clone();
+                        if is_terminal(&info) {
+                            return Some((Ok(info), Watching::Done));
+                        }
+                        let next = match rx.changed().await {
+                            Ok(()) => Watching::Changes(rx),
+                            Err(_) => Watching::Closed,
+                        };
+                        Some((Ok(info), next))
+                    }
+                    Watching::Closed => {
+                        let last = handle.ask(|r| Command::GetJob(id, r)).await;
+                        Some((last, Watching::Done))
+                    }
+                    Watching::Done => None,
+                }
             }
-            futures::future::ready(keep)
         });
         Box::pin(stream)
     }
@@ -251,7 +262,7 @@ impl CoordinatorApi for CoordinatorHandle {
             return Ok(Response::new(Box::pin(status)));
         }
         let handle = self.clone();
-        let results = futures::stream::once(async move { handle.results_stream(id).await })
+        let results = futures::stream::once(async move { handle.results_of_known_job(id).await })
             .flat_map(|chunks| match chunks {
                 Ok(chunks) => chunks,
                 Err(e) => Box::pin(futures::stream::once(futures::future::ready(Err(e)))),
