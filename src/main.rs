@@ -26,9 +26,9 @@ struct Cli {
     command: Command,
     /// After each wake-up, keep one core busy this long (µs) with a
     /// lowest-priority (SCHED_IDLE) spinner, so that the next message does
-    /// not wait for a halted CPU to wake: halves the single-task round trip
-    /// on VMs whose idle vCPUs wake slowly, for otherwise idle CPU time
-    /// (BENCHMARKS.md). 0 = off; at most 10000. `up` and `bench` pass it to
+    /// not wait for a halted CPU to wake: cuts the single-task round trip by
+    /// up to half on VMs whose idle vCPUs wake slowly, for otherwise idle CPU
+    /// time (BENCHMARKS.md). 0 = off; at most 10000. `up` and `bench` pass it to
     /// the workers they start.
     #[arg(long, env = "BRIGADE_SPIN_US", default_value_t = 0, global = true,
           value_parser = clap::value_parser!(u64).range(0..=10_000))]
@@ -87,6 +87,14 @@ struct CoordinatorArgs {
     /// offering their model's slots; by default they wait, showing why.
     #[arg(long, value_parser = commands::parse_duration)]
     fail_if_no_workers_for: Option<Duration>,
+    /// Fail a task on thread or async slots once this many workers were lost
+    /// (crashed, killed or cut off) while it was on them: a task that brings
+    /// down its worker's process would otherwise cycle through every worker
+    /// something restarts. Losing a worker also returns its queued tasks, so
+    /// leave room for bad luck. 0 = never.
+    #[arg(long, default_value_t = brigade_coordinator::sched::DEFAULT_MAX_WORKER_LOSSES,
+          value_parser = clap::value_parser!(u32).range(0..=1000))]
+    max_worker_losses: u32,
 }
 
 /// `--state FILE`: a path, or `:memory:` for an ephemeral coordinator.
@@ -115,6 +123,7 @@ impl CoordinatorArgs {
             },
             state: state_path(state),
             fail_if_no_workers: self.fail_if_no_workers_for,
+            max_worker_losses: self.max_worker_losses,
             ..Default::default()
         })
     }

@@ -232,6 +232,21 @@ fn a_spin_window_out_of_range_is_refused_with_the_range() {
 }
 
 #[test]
+fn a_worker_loss_limit_out_of_range_is_refused_with_the_range() {
+    let o = run_brigade(
+        &["coordinator", "--max-worker-losses", "1001"],
+        &[],
+        common::CLI_DEADLINE,
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
+    assert!(
+        err.contains("--max-worker-losses") && err.contains("0..=1000"),
+        "stderr: {err}"
+    );
+}
+
+#[test]
 fn a_worker_that_reaches_no_coordinator_gives_up_with_a_clear_message() {
     let o = run_brigade(
         &[

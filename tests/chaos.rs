@@ -24,8 +24,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_success, free_port_below_ephemeral_range, run_brigade, send_signal, stderr, stdout,
-    sum_squares, Cluster, Slots, BIN, CLI_DEADLINE, DEADLINE,
+    assert_success, free_port_below_ephemeral_range, proc_stat, run_brigade, send_signal, stderr,
+    stdout, sum_squares, Cluster, Slots, BIN, CLI_DEADLINE, DEADLINE,
 };
 use serde_json::Value;
 
@@ -497,6 +497,69 @@ fn a_poison_task_within_allow_failures_leaves_the_other_results_exact() {
         id_of(&job),
         (0..20u64).filter(|&i| i != 3).map(|i| (i, u128::from(i))),
     );
+}
+
+/// A task that aborts the worker process itself (thread slots share it),
+/// under a supervisor that restarts every worker that dies (docker's
+/// `restart: unless-stopped`): without a limit it would go round forever.
+#[test]
+fn a_task_that_kills_its_thread_slot_worker_fails_its_job_at_the_worker_loss_limit() {
+    let mut args = FAST_LEASES.to_vec();
+    args.extend_from_slice(&["--max-worker-losses", "3"]);
+    let slots = Slots::new(0, 1, 0);
+    let mut c = Cluster::with_workers(1, slots, &args);
+    // One task at a time, so the poison task is alone on the worker when
+    // it dies (a neighbour on another slot would share its fate).
+    let job = c.submit_json(&[
+        "spin",
+        "--arg",
+        "ms=1",
+        "--arg",
+        "crash-index=3",
+        "--range",
+        "0..10",
+        "--model",
+        "thread",
+        "--max-in-flight",
+        "1",
+    ]);
+    let id = id_of(&job);
+    let deadline = Instant::now() + DEADLINE;
+    let mut restarts = 0;
+    let end = loop {
+        let j = c.job_json(id);
+        if ended(&j) {
+            break j;
+        }
+        for i in c.live_workers() {
+            if proc_stat(c.worker_pid(i)).is_none_or(|s| s.zombie) {
+                c.kill_worker(i); // reaps it
+                restarts += 1;
+                c.spawn_worker(&format!("w{}", restarts + 1), slots);
+            }
+        }
+        assert!(
+            restarts <= 10 && Instant::now() < deadline,
+            "{restarts} worker restarts and the job goes on: {j}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(end["state"], "failed", "job: {end}");
+    let error = end["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("task 3 (input 3..4) failed: 3 workers were lost")
+            && error.contains("thread slots")
+            && error.contains("--max-worker-losses"),
+        "the error names task 3 and the limit: {error:?}"
+    );
+    // Three workers died of it: the first and two restarts (a third
+    // restart may already be on its way when the job fails).
+    assert!(
+        (2..=3).contains(&restarts),
+        "{restarts} restarts; job: {end}"
+    );
+    // Tasks 0..3 ran before it, once each, with their values.
+    assert_results(&c, id, (0..3u64).map(|i| (i, u128::from(i))));
 }
 
 // ---- State files at start: shared helpers ----

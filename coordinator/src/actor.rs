@@ -103,6 +103,9 @@ pub struct CoordinatorConfig {
     pub state: Option<PathBuf>,
     /// Fail jobs that wait this long for a model no worker offers.
     pub fail_if_no_workers: Option<Duration>,
+    /// Fail a task on thread or async slots once this many workers were
+    /// lost while holding it (0: never).
+    pub max_worker_losses: u32,
 }
 
 impl Default for CoordinatorConfig {
@@ -114,6 +117,7 @@ impl Default for CoordinatorConfig {
             max_batch: 4_096,
             state: None,
             fail_if_no_workers: None,
+            max_worker_losses: crate::sched::DEFAULT_MAX_WORKER_LOSSES,
         }
     }
 }
@@ -218,6 +222,7 @@ impl Actor {
                 max_batch: config.max_batch,
                 log_results: store.is_some(),
                 fail_if_no_workers_ms: config.fail_if_no_workers.map(|d| d.as_millis() as u64),
+                max_worker_losses: config.max_worker_losses,
             }),
             config,
             sinks: HashMap::new(),
@@ -592,7 +597,7 @@ impl Actor {
                     tracing::info!(worker = id, %name, "worker joined");
                     self.sinks.insert(id, sink);
                 } else {
-                    self.sched.worker_lost(id);
+                    self.sched.worker_lost(id, self.clock.now_ms());
                 }
                 let _ = reply.send(id);
             }
@@ -601,7 +606,7 @@ impl Actor {
                 if self.sinks.remove(&id).is_some() {
                     tracing::warn!(worker = id, %reason, "worker left; its tasks go back to the queue");
                 }
-                self.sched.worker_lost(id);
+                self.sched.worker_lost(id, self.clock.now_ms());
             }
             Command::Tick => {
                 self.sched.tick(now);
@@ -685,7 +690,7 @@ impl Actor {
             let _ = sink.send(Err(Status::unavailable(reason.to_string())));
         }
         tracing::warn!(worker = id, %reason, "worker disconnected; its tasks go back to the queue");
-        self.sched.worker_lost(id);
+        self.sched.worker_lost(id, self.clock.now_ms());
     }
 
     fn carry_out(&mut self) {
@@ -798,7 +803,7 @@ impl Actor {
             // The stream is gone; the reader task will report it, but make
             // sure its tasks are not stranded meanwhile.
             self.sinks.remove(&worker);
-            self.sched.worker_lost(worker);
+            self.sched.worker_lost(worker, self.clock.now_ms());
         }
     }
 }

@@ -19,6 +19,10 @@ pub struct Lease {
     pub attempt: u32,
     /// Failed attempts so far (a lost worker is not a failure of the task).
     pub failures: u32,
+    /// Workers lost while they held this task on thread or async slots
+    /// (slots that share their worker's process, which the task may have
+    /// brought down).
+    pub losses: u32,
 }
 
 /// Hashes a task index with one multiplication (as FxHash does). Task
@@ -92,6 +96,7 @@ pub(super) struct Requeue {
     pub index: u64,
     pub attempt: u32,
     pub failures: u32,
+    pub losses: u32,
 }
 
 #[derive(Debug)]
@@ -368,6 +373,7 @@ impl Job {
                         index,
                         attempt: 0,
                         failures: 0,
+                        losses: 0,
                     }
                 }
                 None => break,
@@ -379,6 +385,7 @@ impl Job {
                     worker,
                     attempt,
                     failures: next.failures,
+                    losses: next.losses,
                 },
             );
             out.push(TaskLease {
@@ -394,9 +401,18 @@ impl Job {
     }
 
     /// Puts every task leased to `worker` back in the queue, in index order,
-    /// without counting a failure (a lost worker is not the task's fault).
-    /// Returns how many went back.
-    pub(super) fn requeue_leases_of(&mut self, worker: WorkerId) -> usize {
+    /// without counting a failed attempt (a lost worker is not, as a rule,
+    /// the task's fault). On thread and async slots, which share their
+    /// worker's process, each counts a loss, and a task that reaches
+    /// `max_losses` (0: no limit) fails instead of cycling through the
+    /// workers it brings down. Returns how many went back and whether the
+    /// job ended.
+    pub(super) fn requeue_leases_of(
+        &mut self,
+        worker: WorkerId,
+        max_losses: u32,
+        now_ms: u64,
+    ) -> (usize, bool) {
         let mut held: Vec<u64> = self
             .leases
             .iter()
@@ -404,15 +420,51 @@ impl Job {
             .map(|(&index, _)| index)
             .collect();
         held.sort_unstable();
+        let in_worker_process = self.plan.model != Model::Process;
+        let mut ended = false;
         for &index in &held {
             let lease = self.leases.remove(&index).expect("listed just above");
+            if ended {
+                continue;
+            }
+            let losses = lease.losses + u32::from(in_worker_process);
+            if in_worker_process && max_losses > 0 && losses >= max_losses {
+                let (start, end) = self.plan.task_range(index);
+                let error = format!(
+                    "task {index} (input {start}..{end}) failed: {losses} workers were lost \
+                     while it was on their {} slots (crashed, killed or cut off); it may have \
+                     brought them down, or shared them with a task that did (a task that \
+                     brings down its worker's process fails after {max_losses}, \
+                     --max-worker-losses)",
+                    self.plan.model.name()
+                );
+                ended = self.fail_task(index, error, now_ms);
+                continue;
+            }
             self.requeue(Requeue {
                 index,
                 attempt: lease.attempt,
                 failures: lease.failures,
+                losses,
             });
         }
-        held.len()
+        (held.len(), ended)
+    }
+
+    /// Fails a task for good (the job too, beyond `allow_failures`).
+    /// Returns whether the job ended.
+    fn fail_task(&mut self, index: u64, error: String, now_ms: u64) -> bool {
+        let tolerated = (self.failed_tasks.len() as u64) < self.plan.spec.allow_failures;
+        self.mark_failed(index, error.clone());
+        if !tolerated {
+            self.finish(JobState::Failed, error, now_ms);
+            return true;
+        }
+        if self.finished_count() == self.plan.tasks {
+            self.complete(now_ms);
+            return true;
+        }
+        false
     }
 
     pub(super) fn requeue(&mut self, r: Requeue) {
@@ -445,6 +497,7 @@ impl Job {
                 index,
                 attempt: lease.attempt,
                 failures: lease.failures,
+                losses: lease.losses,
             }),
             status => {
                 self.cpu_ns += o.cpu_ns;
@@ -457,23 +510,13 @@ impl Job {
                         status_name(status),
                         o.error
                     );
-                    let tolerated =
-                        (self.failed_tasks.len() as u64) < self.plan.spec.allow_failures;
-                    self.mark_failed(index, error.clone());
-                    if !tolerated {
-                        self.finish(JobState::Failed, error, now_ms);
-                        return true;
-                    }
-                    if self.finished_count() == self.plan.tasks {
-                        self.complete(now_ms);
-                        return true;
-                    }
-                    return false;
+                    return self.fail_task(index, error, now_ms);
                 }
                 self.requeue(Requeue {
                     index,
                     attempt: lease.attempt,
                     failures,
+                    losses: lease.losses,
                 });
             }
         }

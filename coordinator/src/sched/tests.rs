@@ -173,7 +173,7 @@ fn a_lost_worker_returns_its_leases_and_its_late_results_are_dropped() {
     let leased = assigns(&s.take_actions());
     assert_eq!(leased.len(), 1);
     assert_eq!(leased[0].0, a);
-    s.worker_lost(a);
+    s.worker_lost(a, 1);
     let info = s.job_info(j).unwrap();
     assert_eq!(info.tasks_running, 0);
     assert_eq!(info.retries, 4);
@@ -200,6 +200,113 @@ fn a_lost_worker_returns_its_leases_and_its_late_results_are_dropped() {
     assert_eq!(s.status().late_results_dropped, 2);
     let r = s.job(j).unwrap().results_from(0, 10);
     assert_eq!(r, Some(vec![(0, 0), (1, 1), (2, 2), (3, 3)]));
+}
+
+/// Loses whichever worker holds task 0 of `j`, `times` times over (a fresh
+/// worker with `slots` joining after each loss); returns the last holder.
+fn lose_the_holder_of_task_0(
+    s: &mut Scheduler,
+    j: JobId,
+    model: Model,
+    times: u32,
+) -> Option<WorkerId> {
+    let slots = |n| match model {
+        Model::Process => hello(n, 0, 0, 1),
+        Model::Thread => hello(0, n, 0, 1),
+        _ => hello(0, 0, n, 1),
+    };
+    let mut holder = None;
+    for now in 0..u64::from(times) {
+        let w = s.worker_joined(slots(2), now);
+        s.dispatch(now);
+        let leased = assigns(&s.take_actions());
+        if !leased
+            .iter()
+            .any(|(_, _, t)| t.iter().any(|t| t.index == 0))
+        {
+            return Some(w);
+        }
+        s.worker_lost(w, now);
+        holder = Some(w);
+    }
+    holder
+}
+
+#[test]
+fn a_task_on_thread_or_async_slots_fails_at_the_worker_loss_limit_and_says_why() {
+    for model in [Model::Thread, Model::Async] {
+        let mut s = Scheduler::new(SchedConfig {
+            max_worker_losses: 3,
+            log_results: true,
+            ..Default::default()
+        });
+        let j = s.submit(plan("noop", 2, 1, model), 0);
+        // Two losses: both tasks are queued again, attempts unspent.
+        lose_the_holder_of_task_0(&mut s, j, model, 2);
+        let info = s.job_info(j).unwrap();
+        assert_eq!(info.state, JobState::Running as i32, "{model:?}");
+        assert_eq!((info.tasks_failed, info.retries), (0, 4), "{model:?}");
+        // The third fails both tasks it held: the job, with the reason.
+        lose_the_holder_of_task_0(&mut s, j, model, 1);
+        let info = s.job_info(j).unwrap();
+        assert_eq!(info.state, JobState::Failed as i32, "{model:?}");
+        assert!(
+            info.error
+                .contains("task 0 (input 0..1) failed: 3 workers were lost")
+                && info.error.contains("--max-worker-losses"),
+            "{model:?}: {}",
+            info.error
+        );
+        // The failure reaches the store like any failed task.
+        let failed = s.take_failures();
+        assert_eq!(failed.len(), 1, "{model:?}: {failed:?}");
+        assert_eq!((failed[0].0, failed[0].1), (j, 0));
+        // Nothing of the job is leased or queued any more.
+        assert_eq!(info.tasks_running, 0);
+        assert!(s.job(j).unwrap().is_terminal());
+    }
+}
+
+#[test]
+fn allowed_failures_let_the_rest_of_the_job_finish_after_a_loss_limit() {
+    let mut s = Scheduler::new(SchedConfig {
+        max_worker_losses: 1,
+        ..Default::default()
+    });
+    let mut p = plan("noop", 3, 1, Model::Thread);
+    p.spec.allow_failures = 2;
+    let j = s.submit(p, 0);
+    // One worker takes tasks 0 and 1 (two slots) and is lost: both fail,
+    // tolerated; the job goes on.
+    lose_the_holder_of_task_0(&mut s, j, Model::Thread, 1);
+    let info = s.job_info(j).unwrap();
+    assert_eq!(info.tasks_failed, 2);
+    assert_eq!(info.state, JobState::Running as i32, "{}", info.error);
+    let w = s.worker_joined(hello(0, 2, 0, 1), 5);
+    s.dispatch(5);
+    let leased = assigns(&s.take_actions());
+    assert_eq!(leased.len(), 1);
+    let t = leased[0].2[0];
+    assert_eq!(t.index, 2);
+    s.worker_outcomes(w, [ok(j, &t, Model::Thread, 2)], 6);
+    let info = s.job_info(j).unwrap();
+    assert_eq!(info.state, JobState::Succeeded as i32, "{}", info.error);
+    assert_eq!((info.tasks_done, info.tasks_failed), (1, 2));
+}
+
+#[test]
+fn process_slots_and_a_zero_limit_never_fail_a_task_for_lost_workers() {
+    for (model, limit) in [(Model::Process, 1), (Model::Thread, 0)] {
+        let mut s = Scheduler::new(SchedConfig {
+            max_worker_losses: limit,
+            ..Default::default()
+        });
+        let j = s.submit(plan("noop", 2, 1, model), 0);
+        lose_the_holder_of_task_0(&mut s, j, model, 20);
+        let info = s.job_info(j).unwrap();
+        assert_eq!(info.state, JobState::Running as i32, "{model:?}");
+        assert_eq!((info.tasks_failed, info.retries), (0, 40), "{model:?}");
+    }
 }
 
 #[test]
@@ -393,7 +500,9 @@ proptest! {
         tasks in 1u64..60,
         workers in 1usize..4,
     ) {
-        let config = SchedConfig { lease_timeout_ms: 10, max_batch: 3, log_results: true, fail_if_no_workers_ms: None };
+        // Losses never fail a task here (max_worker_losses 0): the property
+        // is about exactly-once; the limit has tests of its own.
+        let config = SchedConfig { lease_timeout_ms: 10, max_batch: 3, log_results: true, fail_if_no_workers_ms: None, max_worker_losses: 0 };
         let mut s = Scheduler::new(config);
         let mut p = plan("sum-squares", tasks * 3, 3, Model::Thread);
         p.max_attempts = 100;
@@ -430,7 +539,7 @@ proptest! {
                 }
                 Step::Lose(k) if !live.is_empty() => {
                     let w = live.remove(k % live.len());
-                    s.worker_lost(w);
+                    s.worker_lost(w, now);
                     live.push(s.worker_joined(hello(0, 2, 0, 2), now));
                 }
                 Step::Silence => {
@@ -716,7 +825,7 @@ fn a_worker_arriving_in_time_resets_the_no_workers_clock() {
     s.tick(100);
     let w = s.worker_joined(hello(1, 0, 0, 1), 800);
     s.tick(900);
-    s.worker_lost(w);
+    s.worker_lost(w, 900);
     s.tick(1_200);
     s.tick(2_100);
     assert_eq!(
