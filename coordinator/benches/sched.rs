@@ -106,7 +106,7 @@ fn run(mut s: Scheduler, job: u64, lose_every: Option<u64>) -> u64 {
         }
         if let Some(w) = lose {
             rounds_since_loss = 0;
-            s.worker_lost(w);
+            s.worker_lost(w, 0);
             s.worker_joined(hello(), round);
         }
         black_box(s.take_dirty_jobs());

@@ -202,34 +202,26 @@ fn a_lost_worker_returns_its_leases_and_its_late_results_are_dropped() {
     assert_eq!(r, Some(vec![(0, 0), (1, 1), (2, 2), (3, 3)]));
 }
 
-/// Loses whichever worker holds task 0 of `j`, `times` times over (a fresh
-/// worker with `slots` joining after each loss); returns the last holder.
-fn lose_the_holder_of_task_0(
-    s: &mut Scheduler,
-    j: JobId,
-    model: Model,
-    times: u32,
-) -> Option<WorkerId> {
-    let slots = |n| match model {
-        Model::Process => hello(n, 0, 0, 1),
-        Model::Thread => hello(0, n, 0, 1),
-        _ => hello(0, 0, n, 1),
+/// `times` times over: a fresh worker with two slots of `model` joins, takes
+/// tasks of `j` (task 0 among them) and is lost.
+fn lose_the_holder_of_task_0(s: &mut Scheduler, j: JobId, model: Model, times: u32) {
+    let slots = match model {
+        Model::Process => hello(2, 0, 0, 1),
+        Model::Thread => hello(0, 2, 0, 1),
+        _ => hello(0, 0, 2, 1),
     };
-    let mut holder = None;
     for now in 0..u64::from(times) {
-        let w = s.worker_joined(slots(2), now);
+        let w = s.worker_joined(slots.clone(), now);
         s.dispatch(now);
         let leased = assigns(&s.take_actions());
-        if !leased
-            .iter()
-            .any(|(_, _, t)| t.iter().any(|t| t.index == 0))
-        {
-            return Some(w);
-        }
+        assert!(
+            leased
+                .iter()
+                .any(|(_, job, t)| *job == j && t.iter().any(|t| t.index == 0)),
+            "the new worker takes task 0: {leased:?}"
+        );
         s.worker_lost(w, now);
-        holder = Some(w);
     }
-    holder
 }
 
 #[test]
