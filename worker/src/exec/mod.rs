@@ -546,6 +546,12 @@ impl Executors {
         self.async_loop.as_ref().map_or(0, |a| a.peak_in_flight())
     }
 
+    /// Task frames sent to executor children so far, and the tasks in them
+    /// (short tasks of one job share a frame).
+    pub fn process_frames(&self) -> (u64, u64) {
+        self.process.as_ref().map_or((0, 0), |p| p.frames())
+    }
+
     /// PIDs of live executor children (for CPU accounting and tests).
     pub fn child_pids(&self) -> Vec<u32> {
         self.process

@@ -10,6 +10,7 @@
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,8 +34,35 @@ const CANCEL_BACKLOG: usize = 256;
 /// Pause before retrying a child that could not be started.
 const RESPAWN_BACKOFF: Duration = Duration::from_millis(500);
 
+/// Tasks of one job that go to a child in one frame: as many as fit in
+/// [`BATCH_BUDGET`] of the job's recent task time, at most this many.
+const MAX_BATCH: usize = 64;
+/// Work one frame may carry. A frame's tasks run one after another on one
+/// child while other children may idle, so this bounds that imbalance; it
+/// saves a pipe round trip (two wake-ups) per task below it.
+const BATCH_BUDGET: Duration = Duration::from_micros(200);
+
+/// The answer to `task` from its child's outcome.
+fn done_of(task: &TaskRun, o: TaskOutcome) -> TaskDone {
+    let status = OutcomeStatus::try_from(o.status).unwrap_or(OutcomeStatus::Failed);
+    let mut d = TaskDone::unrun(task, Model::Process, status, "");
+    d.error = o.error;
+    d.value = o.value.map(u128::from).unwrap_or(0);
+    d.cpu_ns = o.cpu_ns;
+    d.wall_ns = o.wall_ns;
+    d.ready_ns = o.ready_ns;
+    d
+}
+
 /// PIDs of the live children, one entry per slot.
 type Pids = Arc<Mutex<Vec<Option<u32>>>>;
+
+/// Frames sent to children and the tasks they carried.
+#[derive(Default)]
+struct FrameCount {
+    frames: AtomicU64,
+    tasks: AtomicU64,
+}
 
 #[derive(Clone)]
 struct Launcher {
@@ -135,89 +163,114 @@ struct ExecutorChild {
 }
 
 impl ExecutorChild {
-    /// Encodes `task` as a one-task AssignBatch frame into `self.frame`.
-    fn encode(&mut self, task: &TaskRun) {
+    /// Encodes `tasks` (all of one job and workload) as one AssignBatch
+    /// frame into `self.frame`.
+    fn encode(&mut self, tasks: &[TaskRun]) {
+        let Some(first) = tasks.first() else {
+            return;
+        };
         let cached = self
             .header
             .as_ref()
-            .is_some_and(|(job, w, _)| *job == task.job_id && Arc::ptr_eq(w, &task.workload));
+            .is_some_and(|(job, w, _)| *job == first.job_id && Arc::ptr_eq(w, &first.workload));
         if !cached {
             let header = AssignBatch {
-                job_id: task.job_id,
+                job_id: first.job_id,
                 model: Model::Process as i32,
-                workload: task.workload.name().to_string(),
-                args: task.workload.args(),
+                workload: first.workload.name().to_string(),
+                args: first.workload.args(),
                 timeout_ms: 0,
                 ..Default::default()
             }
             .encode_to_vec();
-            self.header = Some((task.job_id, task.workload.clone(), header));
+            self.header = Some((first.job_id, first.workload.clone(), header));
         }
         let header: &[u8] = self.header.as_ref().map_or(&[], |(_, _, h)| h);
-        let assignment = TaskAssignment {
-            index: task.input.index,
-            attempt: task.attempt,
-            start: task.input.start,
-            end: task.input.end,
+        let assignment = |t: &TaskRun| TaskAssignment {
+            index: t.input.index,
+            attempt: t.attempt,
+            start: t.input.start,
+            end: t.input.end,
         };
         // Protobuf concatenation: the header's fields plus one `tasks` (field
-        // 6) entry decode as a single AssignBatch holding one task.
-        let body_len = header.len() + prost::encoding::message::encoded_len(6, &assignment);
+        // 6) entry per task decode as a single AssignBatch.
+        let body_len = header.len()
+            + tasks
+                .iter()
+                .map(|t| prost::encoding::message::encoded_len(6, &assignment(t)))
+                .sum::<usize>();
         self.frame.clear();
         prost::encoding::encode_varint(body_len as u64, &mut self.frame);
         self.frame.extend_from_slice(header);
-        prost::encoding::message::encode(6, &assignment, &mut self.frame);
+        for t in tasks {
+            prost::encoding::message::encode(6, &assignment(t), &mut self.frame);
+        }
     }
 
+    /// Sends `tasks` (one job's) in one frame and reads their outcomes, in
+    /// order. Returns the outcomes read and, if not all came, why: the rest
+    /// did not finish (the first of them may have been running). Only a
+    /// lone task has its timeout applied.
     async fn feed(
         &mut self,
-        task: &TaskRun,
+        tasks: &[TaskRun],
         stop: &mut watch::Receiver<bool>,
         cancels: &mut broadcast::Receiver<u64>,
-    ) -> Result<TaskOutcome, Lost> {
-        self.encode(task);
+    ) -> (Vec<TaskOutcome>, Option<Lost>) {
+        let mut got = Vec::with_capacity(tasks.len());
+        let Some(first) = tasks.first() else {
+            return (got, None);
+        };
+        self.encode(tasks);
         let write = async {
             self.stdin.write_all(&self.frame).await?;
             self.stdin.flush().await
         };
         if let Err(e) = write.await {
-            return Err(Lost::NotDelivered(e));
+            return (got, Some(Lost::NotDelivered(e)));
         }
-        let read = async {
-            read_frame(&mut self.stdout, &mut self.frame).await?;
-            TaskOutcome::decode(&self.frame[..]).map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("undecodable outcome: {e}"),
-                )
-            })
-        };
-        let timed = async {
-            match task.timeout {
-                Some(limit) => tokio::time::timeout(limit, read).await.map_err(|_| limit),
-                None => Ok(read.await),
-            }
-        };
-        let cancelled = async {
-            loop {
-                match cancels.recv().await {
-                    Ok(job) if job == task.job_id => return,
-                    // Another job's cancel, or cancels we fell behind on
-                    // (only this running task's job matters here).
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        let (job, timeout) = (first.job_id, first.timeout.filter(|_| tasks.len() == 1));
+        let lost = {
+            let read = async {
+                while got.len() < tasks.len() {
+                    read_frame(&mut self.stdout, &mut self.frame).await?;
+                    got.push(TaskOutcome::decode(&self.frame[..]).map_err(|e| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("undecodable outcome: {e}"),
+                        )
+                    })?);
                 }
+                Ok::<(), std::io::Error>(())
+            };
+            let timed = async {
+                match timeout {
+                    Some(limit) => tokio::time::timeout(limit, read).await.map_err(|_| limit),
+                    None => Ok(read.await),
+                }
+            };
+            let cancelled = async {
+                loop {
+                    match cancels.recv().await {
+                        Ok(j) if j == job => return,
+                        // Another job's cancel, or cancels we fell behind on
+                        // (only this frame's job matters here).
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+                    }
+                }
+            };
+            tokio::select! {
+                r = timed => match r {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(Lost::Died(e)),
+                    Err(limit) => Some(Lost::TimedOut(limit)),
+                },
+                _ = stop.wait_for(|s| *s) => Some(Lost::Stopped),
+                () = cancelled => Some(Lost::Cancelled),
             }
         };
-        tokio::select! {
-            r = timed => match r {
-                Ok(Ok(outcome)) => Ok(outcome),
-                Ok(Err(e)) => Err(Lost::Died(e)),
-                Err(limit) => Err(Lost::TimedOut(limit)),
-            },
-            _ = stop.wait_for(|s| *s) => Err(Lost::Stopped),
-            () = cancelled => Err(Lost::Cancelled),
-        }
+        (got, lost)
     }
 
     /// Kills the group and reaps the leader; returns how it ended.
@@ -249,6 +302,7 @@ impl ExecutorChild {
 pub(crate) struct ProcessPool {
     queue: Arc<TaskQueue>,
     pids: Pids,
+    sent: Arc<FrameCount>,
     stop: watch::Sender<bool>,
     /// Job ids whose running tasks must be stopped now.
     cancels: broadcast::Sender<u64>,
@@ -265,6 +319,7 @@ impl ProcessPool {
         let launcher = Launcher { program, args };
         let queue = Arc::new(TaskQueue::new(n, Takers::Async));
         let pids: Pids = Arc::new(Mutex::new(vec![None; n]));
+        let sent = Arc::new(FrameCount::default());
         let (stop, stop_rx) = watch::channel(false);
         let (cancels, _) = broadcast::channel(CANCEL_BACKLOG);
         // Start every child before any supervisor so a bad program is an
@@ -297,6 +352,8 @@ impl ProcessPool {
                     done: done.clone(),
                     stop: stop_rx.clone(),
                     cancels: cancels.subscribe(),
+                    recent: None,
+                    sent: sent.clone(),
                 };
                 tokio::spawn(sup.run(child))
             })
@@ -304,6 +361,7 @@ impl ProcessPool {
         Ok(ProcessPool {
             queue,
             pids,
+            sent,
             stop,
             cancels,
             supervisors,
@@ -319,6 +377,13 @@ impl ProcessPool {
 
     pub fn queue(&self) -> &TaskQueue {
         &self.queue
+    }
+
+    pub fn frames(&self) -> (u64, u64) {
+        (
+            self.sent.frames.load(Ordering::Relaxed),
+            self.sent.tasks.load(Ordering::Relaxed),
+        )
     }
 
     pub fn child_pids(&self) -> Vec<u32> {
@@ -364,12 +429,17 @@ struct Supervisor {
     done: Outcomes,
     stop: watch::Receiver<bool>,
     cancels: broadcast::Receiver<u64>,
+    /// The job of the latest outcome and its tasks' recent wall time (ns,
+    /// a moving average): what sizes the next frame.
+    recent: Option<(u64, u64)>,
+    sent: Arc<FrameCount>,
 }
 
 impl Supervisor {
     async fn run(mut self, first: ExecutorChild) {
         let mut child = Some(first);
         let mut pending = PendingOutcomes::new(self.done.clone(), self.queue.clone());
+        let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
             // Hand over what is held before waiting for work, never after.
             let next = match pending.is_empty() {
@@ -387,15 +457,130 @@ impl Supervisor {
                 }
             };
             let Some(task) = task else { break };
-            let started = Instant::now();
-            let outcome = self.run_task(&mut child, &task).await;
-            pending.add(outcome, duration_ns(started.elapsed()));
+            batch.push(task);
+            let more = self.batch_size(&batch[0]) - 1;
+            if more > 0 {
+                let (job, workload) = (batch[0].job_id, batch[0].workload.clone());
+                let like = |t: &TaskRun| {
+                    t.job_id == job && Arc::ptr_eq(&t.workload, &workload) && t.timeout.is_none()
+                };
+                self.queue.try_pop_while(more, like, &mut batch);
+            }
+            if batch.len() == 1 {
+                let started = Instant::now();
+                let outcome = self.run_task(&mut child, &batch[0]).await;
+                self.learn(&outcome);
+                pending.add(outcome, duration_ns(started.elapsed()));
+            } else {
+                for outcome in self.run_batch(&mut child, &batch).await {
+                    self.learn(&outcome);
+                    let ran = outcome.wall_ns;
+                    pending.add(outcome, ran);
+                }
+            }
+            batch.clear();
         }
         pending.flush();
         if let Some(c) = child.take() {
             set_pid(&self.pids, self.slot, None);
             c.kill().await;
         }
+    }
+
+    fn count_frame(&self, tasks: usize) {
+        self.sent.frames.fetch_add(1, Ordering::Relaxed);
+        self.sent.tasks.fetch_add(tasks as u64, Ordering::Relaxed);
+    }
+
+    /// How many tasks of `first`'s job to send in its frame: one until the
+    /// job's tasks have been timed on this slot, and always one for tasks
+    /// with a timeout (a frame's tasks are timed as one).
+    fn batch_size(&self, first: &TaskRun) -> usize {
+        match self.recent {
+            Some((job, ns)) if job == first.job_id && first.timeout.is_none() => {
+                (BATCH_BUDGET.as_nanos() as u64 / ns.max(1_000)).clamp(1, MAX_BATCH as u64) as usize
+            }
+            _ => 1,
+        }
+    }
+
+    /// Folds a task's wall time into its job's recent task time; anything
+    /// that did not run for its whole time (a death, a cancel) counts as
+    /// long, so frames shrink until the job proves short again.
+    fn learn(&mut self, d: &TaskDone) {
+        let ns = match d.status {
+            OutcomeStatus::Ok | OutcomeStatus::Failed => d.wall_ns,
+            _ => BATCH_BUDGET.as_nanos() as u64,
+        };
+        self.recent = Some(match self.recent {
+            Some((job, avg)) if job == d.job_id => (job, (avg * 3 + ns) / 4),
+            _ => (d.job_id, ns),
+        });
+    }
+
+    /// Runs `tasks` (one job's, no timeouts) through one frame. If the child
+    /// dies before answering them all, the unanswered ones run again one at
+    /// a time on its replacement: its last outcomes may have died with it
+    /// unwritten, so only a lone task's death says which task it was.
+    async fn run_batch(
+        &mut self,
+        child: &mut Option<ExecutorChild>,
+        tasks: &[TaskRun],
+    ) -> Vec<TaskDone> {
+        let mut out = Vec::with_capacity(tasks.len());
+        let Some(c) = child.as_mut() else {
+            for t in tasks {
+                out.push(self.run_task(child, t).await);
+            }
+            return out;
+        };
+        let pid = c.pid;
+        self.count_frame(tasks.len());
+        let (got, lost) = c.feed(tasks, &mut self.stop, &mut self.cancels).await;
+        out.extend(tasks.iter().zip(got).map(|(t, o)| done_of(t, o)));
+        let Some(lost) = lost else { return out };
+        let rest = &tasks[out.len()..];
+        set_pid(&self.pids, self.slot, None);
+        let Some(c) = child.take() else { return out };
+        let unrun = |t: &TaskRun, why: &str| {
+            TaskDone::unrun(t, Model::Process, OutcomeStatus::Cancelled, why)
+        };
+        match lost {
+            Lost::Stopped => {
+                c.kill().await;
+                out.extend(rest.iter().map(|t| unrun(t, SHUTTING_DOWN)));
+            }
+            Lost::Cancelled => {
+                c.kill().await;
+                tracing::info!(
+                    slot = self.slot,
+                    pid,
+                    job_id = tasks[0].job_id,
+                    "job cancelled; executor process killed"
+                );
+                let _ = self.respawn(child);
+                let why = format!("job cancelled: executor process {pid} was killed and replaced");
+                out.extend(rest.iter().map(|t| unrun(t, &why)));
+            }
+            Lost::NotDelivered(e) | Lost::Died(e) => {
+                let how = c.bury().await;
+                tracing::warn!(slot = self.slot, pid, job_id = tasks[0].job_id, unanswered = rest.len(), error = %e, exit = %how, "executor process died during a frame of tasks; running the unanswered ones one at a time");
+                let _ = self.respawn(child);
+                for t in rest {
+                    out.push(self.run_task(child, t).await);
+                }
+            }
+            // Frames of several tasks carry no timeout; were one to, its
+            // tasks would still each get their own run.
+            Lost::TimedOut(_) => {
+                c.kill().await;
+                let _ = self.respawn(child);
+                for t in rest {
+                    out.push(self.run_task(child, t).await);
+                }
+            }
+        }
+        out
     }
 
     /// Starts a replacement child, or says why it could not.
@@ -437,19 +622,18 @@ impl Supervisor {
             let pid = c.pid;
             // Cancels buffered while this slot was idle are harmless: one
             // naming this task's job means the job is cancelled anyway.
-            let lost = match c.feed(task, &mut self.stop, &mut self.cancels).await {
-                Ok(o) => {
-                    let mut d = answer(
-                        OutcomeStatus::try_from(o.status).unwrap_or(OutcomeStatus::Failed),
-                        o.error,
-                    );
-                    d.value = o.value.map(u128::from).unwrap_or(0);
-                    d.cpu_ns = o.cpu_ns;
-                    d.wall_ns = o.wall_ns;
-                    d.ready_ns = o.ready_ns;
-                    return d;
-                }
-                Err(lost) => lost,
+            self.count_frame(1);
+            let (mut got, lost) = c
+                .feed(
+                    std::slice::from_ref(task),
+                    &mut self.stop,
+                    &mut self.cancels,
+                )
+                .await;
+            let lost = match (got.pop(), lost) {
+                (Some(o), _) => return done_of(task, o),
+                (None, Some(lost)) => lost,
+                (None, None) => Lost::Died(std::io::Error::other("no outcome")),
             };
             set_pid(&self.pids, self.slot, None);
             let Some(c) = child.take() else { continue };

@@ -152,6 +152,24 @@ impl TaskQueue {
         true
     }
 
+    /// Takes up to `max` queued tasks into `out` without waiting, only while
+    /// the next one is `like(task)`; false once the queue is closed.
+    pub fn try_pop_while(
+        &self,
+        max: usize,
+        like: impl Fn(&TaskRun) -> bool,
+        out: &mut Vec<TaskRun>,
+    ) -> bool {
+        let mut s = self.lock();
+        if s.closed {
+            return false;
+        }
+        let n = s.tasks.iter().take(max).take_while(|t| like(t)).count();
+        self.running.fetch_add(n, Ordering::SeqCst);
+        out.extend(s.tasks.drain(..n));
+        true
+    }
+
     /// Takes the next task as taker `taker`, blocking; `None` once the queue
     /// is closed.
     pub fn pop_blocking(&self, taker: usize) -> Option<TaskRun> {
