@@ -1,10 +1,12 @@
 //! Process slots: P executor children (`brigade executor`), each in its own
 //! process group so killing it kills everything it started, each driven by a
-//! supervisor task that feeds it one task frame at a time from the shared
-//! queue (the most recently idle supervisor first, so a trickle of tasks
-//! keeps going to the same warm children) and hands outcomes over in
-//! batches. A child that dies mid-task fails that task (EXECUTOR_DIED) and is
-//! replaced; a task over its timeout gets its child's group killed
+//! supervisor task that feeds it task frames from the shared queue (the most
+//! recently idle supervisor first, so a trickle of tasks keeps going to the
+//! same warm children) and hands outcomes over in batches. A frame carries
+//! one task, or several short tasks of one job (up to 200 µs of their recent
+//! run time). A child that dies mid-task fails that task (EXECUTOR_DIED) and
+//! is replaced (mid-frame, the unanswered tasks run again one at a time to
+//! find the one); a task over its timeout gets its child's group killed
 //! (TIMED_OUT) and the child replaced.
 
 use std::os::unix::process::ExitStatusExt;
