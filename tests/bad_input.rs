@@ -16,14 +16,29 @@ use std::time::Duration;
 /// Runs `brigade submit ARGS...`-like commands expecting a refusal: exit
 /// `code`, every needle in stderr; then checks a good job still runs.
 fn assert_refused(c: &Cluster, args: &[&str], code: i32, needles: &[&str]) {
-    let o = c.brigade(args);
-    let err = stderr(&o);
+    assert_error(&c.brigade(args), args, code, needles);
+    assert_still_serves(c);
+}
+
+/// Runs `brigade ARGS...` with `env` (no cluster) expecting a refusal.
+fn assert_cli_refused(args: &[&str], env: &[(&str, &str)], code: i32, needles: &[&str]) {
+    assert_error(
+        &run_brigade(args, env, common::CLI_DEADLINE),
+        args,
+        code,
+        needles,
+    );
+}
+
+/// `o` exited `code` with an `error: ` on stderr naming every needle.
+fn assert_error(o: &std::process::Output, args: &[&str], code: i32, needles: &[&str]) {
+    let err = stderr(o);
     assert_eq!(
         o.status.code(),
         Some(code),
         "`brigade {}` should exit {code}; stdout: {}\nstderr: {err}",
         args.join(" "),
-        stdout(&o)
+        stdout(o)
     );
     assert!(
         err.starts_with("error: "),
@@ -37,7 +52,6 @@ fn assert_refused(c: &Cluster, args: &[&str], code: i32, needles: &[&str]) {
             args.join(" ")
         );
     }
-    assert_still_serves(c);
 }
 
 fn assert_still_serves(c: &Cluster) {
@@ -182,67 +196,34 @@ fn unreachable_or_invalid_coordinator_urls_say_what_to_do() {
         stderr(&o)
     );
 
-    let o = run_brigade(
+    assert_cli_refused(
         &["jobs", "--coordinator", "http://[::"],
         &[],
-        common::CLI_DEADLINE,
+        1,
+        &["invalid coordinator URL \"http://[::\"", "http://HOST:PORT"],
     );
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(
-        err.contains("invalid coordinator URL \"http://[::\"") && err.contains("http://HOST:PORT"),
-        "stderr: {err}"
-    );
-
-    let o = run_brigade(
+    assert_cli_refused(
         &["jobs", "--coordinator", "coordinator-host"],
         &[],
-        common::CLI_DEADLINE,
-    );
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(
-        err.contains("invalid coordinator URL \"coordinator-host\"")
-            && err.contains("http://HOST:PORT"),
-        "stderr: {err}"
+        1,
+        &[
+            "invalid coordinator URL \"coordinator-host\"",
+            "http://HOST:PORT",
+        ],
     );
 }
 
 #[test]
-fn a_spin_window_out_of_range_is_refused_with_the_range() {
-    for (args, env) in [
-        (&["jobs", "--spin-us", "10001"][..], &[][..]),
-        (&["worker", "--spin-us=-1"][..], &[][..]),
-        (&["jobs"][..], &[("BRIGADE_SPIN_US", "lots")][..]),
-    ] {
-        let o = run_brigade(args, env, common::CLI_DEADLINE);
-        let err = stderr(&o);
-        assert_eq!(
-            o.status.code(),
-            Some(2),
-            "`brigade {args:?}` {env:?}: {err}"
-        );
-        assert!(
-            err.contains("--spin-us"),
-            "`brigade {args:?}` {env:?}: {err}"
-        );
-    }
-    let o = run_brigade(&["jobs", "--spin-us", "10001"], &[], common::CLI_DEADLINE);
-    assert!(stderr(&o).contains("0..=10000"), "stderr: {}", stderr(&o));
-}
-
-#[test]
-fn a_worker_loss_limit_out_of_range_is_refused_with_the_range() {
-    let o = run_brigade(
+fn out_of_range_spin_windows_and_worker_loss_limits_are_refused_with_the_range() {
+    let range = ["--spin-us", "0..=10000"];
+    assert_cli_refused(&["jobs", "--spin-us", "10001"], &[], 2, &range);
+    assert_cli_refused(&["worker", "--spin-us=-1"], &[], 2, &["--spin-us"]);
+    assert_cli_refused(&["jobs"], &[("BRIGADE_SPIN_US", "lots")], 2, &["--spin-us"]);
+    assert_cli_refused(
         &["coordinator", "--max-worker-losses", "1001"],
         &[],
-        common::CLI_DEADLINE,
-    );
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
-    assert!(
-        err.contains("--max-worker-losses") && err.contains("0..=1000"),
-        "stderr: {err}"
+        2,
+        &["--max-worker-losses", "0..=1000"],
     );
 }
 

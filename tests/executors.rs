@@ -126,25 +126,30 @@ async fn process_slots_sum_w_cpu_exactly() {
     }
 }
 
+/// Receives `n` outcomes, each task once, and checks each with `check`.
+async fn each_once(rx: &mut Answers, n: u64, check: impl Fn(&TaskDone)) {
+    let mut seen = vec![false; n as usize];
+    for _ in 0..n {
+        let d = next(rx).await;
+        assert!(
+            !std::mem::replace(&mut seen[d.index as usize], true),
+            "twice: {d:?}"
+        );
+        check(&d);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_tasks_share_frames_and_each_comes_back_once_with_its_value() {
     let (ex, mut rx) = start(2);
     let w = workload("noop", &[]);
     let n = 4_000u64;
     ex.submit_many(Model::Process, (0..n).map(|i| task(7, i, &w)));
-    let mut seen = vec![false; n as usize];
-    for _ in 0..n {
-        let d = next(&mut rx).await;
-        assert_eq!(
-            (d.status, d.value),
-            (OutcomeStatus::Ok, u128::from(d.index)),
-            "{d:?}"
-        );
-        assert!(
-            !std::mem::replace(&mut seen[d.index as usize], true),
-            "twice: {d:?}"
-        );
-    }
+    each_once(&mut rx, n, |d| {
+        let want = (OutcomeStatus::Ok, u128::from(d.index));
+        assert_eq!((d.status, d.value), want, "{d:?}");
+    })
+    .await;
     let (frames, tasks) = ex.process_frames();
     assert_eq!(tasks, n, "every task went to a child once");
     // The first task of the job on each slot goes alone (not yet timed);
@@ -160,24 +165,16 @@ async fn a_child_dying_mid_frame_fails_only_the_task_that_killed_it() {
     let w = workload("spin", &[("ms", "0"), ("crash-index", "150")]);
     let n = 400u64;
     ex.submit_many(Model::Process, (0..n).map(|i| task(8, i, &w)));
-    let mut seen = vec![false; n as usize];
-    for _ in 0..n {
-        let d = next(&mut rx).await;
-        assert!(
-            !std::mem::replace(&mut seen[d.index as usize], true),
-            "twice: {d:?}"
-        );
+    each_once(&mut rx, n, |d| {
         if d.index == 150 {
             assert_eq!(d.status, OutcomeStatus::ExecutorDied, "{d:?}");
             assert!(d.error.contains("signal 6"), "{}", d.error);
         } else {
-            assert_eq!(
-                (d.status, d.value),
-                (OutcomeStatus::Ok, u128::from(d.index)),
-                "{d:?}"
-            );
+            let want = (OutcomeStatus::Ok, u128::from(d.index));
+            assert_eq!((d.status, d.value), want, "{d:?}");
         }
-    }
+    })
+    .await;
     let (frames, _) = ex.process_frames();
     assert!(
         frames < n / 2,

@@ -224,14 +224,20 @@ fn lose_the_holder_of_task_0(s: &mut Scheduler, j: JobId, model: Model, times: u
     }
 }
 
+/// A scheduler that fails tasks at `limit` lost workers (and hands
+/// failures to the store).
+fn loss_limited(limit: u32) -> Scheduler {
+    Scheduler::new(SchedConfig {
+        max_worker_losses: limit,
+        log_results: true,
+        ..Default::default()
+    })
+}
+
 #[test]
 fn a_task_on_thread_or_async_slots_fails_at_the_worker_loss_limit_and_says_why() {
     for model in [Model::Thread, Model::Async] {
-        let mut s = Scheduler::new(SchedConfig {
-            max_worker_losses: 3,
-            log_results: true,
-            ..Default::default()
-        });
+        let mut s = loss_limited(3);
         let j = s.submit(plan("noop", 2, 1, model), 0);
         // Two losses: both tasks are queued again, attempts unspent.
         lose_the_holder_of_task_0(&mut s, j, model, 2);
@@ -261,10 +267,7 @@ fn a_task_on_thread_or_async_slots_fails_at_the_worker_loss_limit_and_says_why()
 
 #[test]
 fn allowed_failures_let_the_rest_of_the_job_finish_after_a_loss_limit() {
-    let mut s = Scheduler::new(SchedConfig {
-        max_worker_losses: 1,
-        ..Default::default()
-    });
+    let mut s = loss_limited(1);
     let mut p = plan("noop", 3, 1, Model::Thread);
     p.spec.allow_failures = 2;
     let j = s.submit(p, 0);
@@ -289,10 +292,7 @@ fn allowed_failures_let_the_rest_of_the_job_finish_after_a_loss_limit() {
 #[test]
 fn process_slots_and_a_zero_limit_never_fail_a_task_for_lost_workers() {
     for (model, limit) in [(Model::Process, 1), (Model::Thread, 0)] {
-        let mut s = Scheduler::new(SchedConfig {
-            max_worker_losses: limit,
-            ..Default::default()
-        });
+        let mut s = loss_limited(limit);
         let j = s.submit(plan("noop", 2, 1, model), 0);
         lose_the_holder_of_task_0(&mut s, j, model, 20);
         let info = s.job_info(j).unwrap();
