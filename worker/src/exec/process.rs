@@ -530,7 +530,9 @@ impl Supervisor {
         tasks: &[TaskRun],
     ) -> Vec<TaskDone> {
         let mut out = Vec::with_capacity(tasks.len());
-        let Some(c) = child.as_mut() else {
+        let Some(mut c) = child.take() else {
+            // No child (it could not be restarted): each task on its own
+            // says why.
             for t in tasks {
                 out.push(self.run_task(child, t).await);
             }
@@ -540,10 +542,12 @@ impl Supervisor {
         self.count_frame(tasks.len());
         let (got, lost) = c.feed(tasks, &mut self.stop, &mut self.cancels).await;
         out.extend(tasks.iter().zip(got).map(|(t, o)| done_of(t, o)));
-        let Some(lost) = lost else { return out };
+        let Some(lost) = lost else {
+            *child = Some(c);
+            return out;
+        };
         let rest = &tasks[out.len()..];
         set_pid(&self.pids, self.slot, None);
-        let Some(c) = child.take() else { return out };
         let unrun = |t: &TaskRun, why: &str| {
             TaskDone::unrun(t, Model::Process, OutcomeStatus::Cancelled, why)
         };
