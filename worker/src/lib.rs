@@ -1,7 +1,8 @@
 //! brigade worker: the node that links to the coordinator ([`node`]), the three
 //! executors that run tasks ([`exec`]: process, thread, async), the workloads
-//! themselves ([`workload`]) and the HTTP target the I/O workloads hit
-//! ([`io_target`]).
+//! themselves ([`workload`]), the HTTP target the I/O workloads hit
+//! ([`io_target`]) and the idle spinner every brigade process may run
+//! (`--spin-us`, [`spin`]).
 
 pub mod exec;
 pub mod http_client;
