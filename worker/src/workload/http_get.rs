@@ -1,6 +1,6 @@
 //! `http-get url [expect-status] [expect-len]`: one keep-alive HTTP/1.1 GET,
 //! returning the body length. Thread and process slots use the blocking
-//! [`HttpClient`](crate::http_client::HttpClient) (one connection per thread or
+//! [`HttpClient`] (one connection per thread or
 //! process); async slots share one pool of kept-alive connections on the event
 //! loop ([`AsyncHttpClient`]).
 
