@@ -335,6 +335,8 @@ pub const ROUND_TRIP_LEGEND: &[&str] = &[
     "  runs from the call until the result is in hand. Phase columns (accepted, ended, results in hand) are medians",
     "  (they need not add up to the median);",
     "  one GetJob: a lone read-only call after each job, not in the total: the floor under every phase.",
+    "  Most of a round trip on a VM is waking halted vCPUs (six wake-ups); `--spin-us 300` keeps one awake",
+    "  after each wake-up (BENCHMARKS.md, \"Where the round trip goes\").",
 ];
 
 #[cfg(test)]
