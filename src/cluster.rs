@@ -87,7 +87,6 @@ pub async fn coordinator(listener: TcpListener, config: CoordinatorConfig) -> an
         .context("coordinator failed")
 }
 
-/// The executor command of local workers: this very binary.
 /// The arguments of a `brigade worker` this process starts: its link, name,
 /// slots and spin window (`spin::process_window()`, this process's own).
 pub fn worker_args(url: &str, name: &str, slots: Slots, spin: Duration) -> Vec<String> {
@@ -107,6 +106,7 @@ pub fn worker_args(url: &str, name: &str, slots: Slots, spin: Duration) -> Vec<S
     args
 }
 
+/// The executor command of local workers: this very binary.
 pub fn executor_program() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("could not find the brigade binary to run executors")
 }
