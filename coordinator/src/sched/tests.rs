@@ -484,6 +484,156 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
+/// Runs `steps` against a job of `tasks` tasks on `workers` workers, then
+/// drains it: every task is recorded exactly once with its exact value.
+/// Without a loss limit the job succeeds; with one it may instead fail,
+/// naming lost workers, and never for anything else.
+fn interleave(
+    steps: Vec<Step>,
+    tasks: u64,
+    workers: usize,
+    max_worker_losses: u32,
+) -> Result<(), TestCaseError> {
+    let config = SchedConfig {
+        lease_timeout_ms: 10,
+        max_batch: 3,
+        log_results: true,
+        fail_if_no_workers_ms: None,
+        max_worker_losses,
+    };
+    let mut s = Scheduler::new(config);
+    let mut p = plan("sum-squares", tasks * 3, 3, Model::Thread);
+    p.max_attempts = 100;
+    let j = s.submit(p.clone(), 0);
+    let mut stored: Vec<Recorded> = Vec::new();
+    let mut live: Vec<WorkerId> = (0..workers)
+        .map(|_| s.worker_joined(hello(0, 2, 0, 2), 0))
+        .collect();
+    let mut outstanding: Vec<(WorkerId, TaskLease)> = Vec::new();
+    let mut now = 0u64;
+    let mut failures_injected = 0u32;
+    let run = |s: &mut Scheduler,
+               outstanding: &mut Vec<(WorkerId, TaskLease)>,
+               live: &mut Vec<WorkerId>| {
+        for a in s.take_actions() {
+            match a {
+                Action::Assign { worker, tasks, .. } => {
+                    outstanding.extend(tasks.into_iter().map(|t| (worker, t)))
+                }
+                Action::Disconnect { worker, .. } => live.retain(|w| *w != worker),
+                Action::Cancel { .. } => {}
+            }
+        }
+    };
+    for st in steps {
+        now += 1;
+        match st {
+            Step::Deliver(k, fail) if !outstanding.is_empty() => {
+                let (w, t) = outstanding.remove(k % outstanding.len());
+                let o = if fail && failures_injected < 20 {
+                    failures_injected += 1;
+                    failed(j, &t, Model::Thread, OutcomeStatus::Failed)
+                } else {
+                    ok(j, &t, Model::Thread, value_of(&s, j, &t))
+                };
+                s.worker_outcomes(w, [o], now);
+                for w in &live {
+                    s.worker_seen(*w, now);
+                }
+            }
+            Step::Lose(k) if !live.is_empty() => {
+                let w = live.remove(k % live.len());
+                s.worker_lost(w, now);
+                live.push(s.worker_joined(hello(0, 2, 0, 2), now));
+            }
+            Step::Silence => {
+                now += 100;
+                s.tick(now);
+                run(&mut s, &mut outstanding, &mut live);
+                while live.len() < workers {
+                    live.push(s.worker_joined(hello(0, 2, 0, 2), now));
+                }
+            }
+            Step::Restart => {
+                stored.extend(s.take_recorded());
+                s = Scheduler::new(config);
+                s.restore(
+                    j,
+                    p.clone(),
+                    RestoredJob {
+                        state: JobState::Running,
+                        error: "",
+                        submitted_ms: 0,
+                        started_ms: 0,
+                        finished_ms: 0,
+                        results: &stored,
+                        failures: &[],
+                    },
+                );
+                // Old links are gone with the old process.
+                outstanding.clear();
+                live = (0..workers)
+                    .map(|_| s.worker_joined(hello(0, 2, 0, 2), now))
+                    .collect();
+            }
+            _ => s.dispatch(now),
+        }
+        run(&mut s, &mut outstanding, &mut live);
+    }
+    // Then drain: everything outstanding is delivered (late ones dropped),
+    // and dispatch until the job ends.
+    for _ in 0..10_000 {
+        if s.job(j).unwrap().is_terminal() {
+            break;
+        }
+        s.dispatch(now);
+        run(&mut s, &mut outstanding, &mut live);
+        if let Some((w, t)) = outstanding.pop() {
+            now += 1;
+            let v = value_of(&s, j, &t);
+            s.worker_outcomes(w, [ok(j, &t, Model::Thread, v)], now);
+            for w in &live {
+                s.worker_seen(*w, now);
+            }
+        }
+    }
+    let error = s.job_info(j).unwrap().error;
+    let job = s.job(j).unwrap();
+    if job.state == JobState::Failed {
+        prop_assert!(
+            max_worker_losses > 0,
+            "failed without a loss limit: {}",
+            error
+        );
+        prop_assert!(error.contains("workers were lost"), "{}", error);
+    } else {
+        prop_assert_eq!(job.state, JobState::Succeeded);
+        prop_assert_eq!(job.done_count(), tasks);
+        prop_assert_eq!(job.total(), Some(sum_squares(0, tasks * 3)));
+    }
+    // Exactly once in what was persisted (the values live there, not
+    // in memory), each with its exact value.
+    prop_assert_eq!(job.results_from(0, usize::MAX), None);
+    let done = job.done_count();
+    stored.extend(s.take_recorded());
+    let mut seen = std::collections::HashSet::new();
+    for r in &stored {
+        prop_assert!(seen.insert(r.index), "task {} recorded twice", r.index);
+        prop_assert_eq!(r.value, sum_squares(r.index * 3, r.index * 3 + 3));
+    }
+    prop_assert_eq!(seen.len() as u64, done);
+    for w in s.workers() {
+        prop_assert_eq!(
+            w.running_tasks as usize,
+            outstanding
+                .iter()
+                .filter(|(o, _)| *o == w.worker_id)
+                .count()
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
     #[test]
@@ -492,106 +642,17 @@ proptest! {
         tasks in 1u64..60,
         workers in 1usize..4,
     ) {
-        // Losses never fail a task here (max_worker_losses 0): the property
-        // is about exactly-once; the limit has tests of its own.
-        let config = SchedConfig { lease_timeout_ms: 10, max_batch: 3, log_results: true, fail_if_no_workers_ms: None, max_worker_losses: 0 };
-        let mut s = Scheduler::new(config);
-        let mut p = plan("sum-squares", tasks * 3, 3, Model::Thread);
-        p.max_attempts = 100;
-        let j = s.submit(p.clone(), 0);
-        let mut stored: Vec<Recorded> = Vec::new();
-        let mut live: Vec<WorkerId> = (0..workers).map(|_| s.worker_joined(hello(0, 2, 0, 2), 0)).collect();
-        let mut outstanding: Vec<(WorkerId, TaskLease)> = Vec::new();
-        let mut now = 0u64;
-        let mut failures_injected = 0u32;
-        let run = |s: &mut Scheduler, outstanding: &mut Vec<(WorkerId, TaskLease)>, live: &mut Vec<WorkerId>| {
-            for a in s.take_actions() {
-                match a {
-                    Action::Assign { worker, tasks, .. } => {
-                        outstanding.extend(tasks.into_iter().map(|t| (worker, t)))
-                    }
-                    Action::Disconnect { worker, .. } => live.retain(|w| *w != worker),
-                    Action::Cancel { .. } => {}
-                }
-            }
-        };
-        for st in steps {
-            now += 1;
-            match st {
-                Step::Deliver(k, fail) if !outstanding.is_empty() => {
-                    let (w, t) = outstanding.remove(k % outstanding.len());
-                    let o = if fail && failures_injected < 20 {
-                        failures_injected += 1;
-                        failed(j, &t, Model::Thread, OutcomeStatus::Failed)
-                    } else {
-                        ok(j, &t, Model::Thread, value_of(&s, j, &t))
-                    };
-                    s.worker_outcomes(w, [o], now);
-                    for w in &live { s.worker_seen(*w, now); }
-                }
-                Step::Lose(k) if !live.is_empty() => {
-                    let w = live.remove(k % live.len());
-                    s.worker_lost(w, now);
-                    live.push(s.worker_joined(hello(0, 2, 0, 2), now));
-                }
-                Step::Silence => {
-                    now += 100;
-                    s.tick(now);
-                    run(&mut s, &mut outstanding, &mut live);
-                    while live.len() < workers {
-                        live.push(s.worker_joined(hello(0, 2, 0, 2), now));
-                    }
-                }
-                Step::Restart => {
-                    stored.extend(s.take_recorded());
-                    s = Scheduler::new(config);
-                    s.restore(j, p.clone(), RestoredJob {
-                        state: JobState::Running,
-                        error: "",
-                        submitted_ms: 0,
-                        started_ms: 0,
-                        finished_ms: 0,
-                        results: &stored,
-                        failures: &[],
-                    });
-                    // Old links are gone with the old process.
-                    outstanding.clear();
-                    live = (0..workers).map(|_| s.worker_joined(hello(0, 2, 0, 2), now)).collect();
-                }
-                _ => s.dispatch(now),
-            }
-            run(&mut s, &mut outstanding, &mut live);
-        }
-        // Then drain: everything outstanding is delivered (late ones dropped),
-        // and dispatch until the job ends.
-        for _ in 0..10_000 {
-            if s.job(j).unwrap().is_terminal() { break; }
-            s.dispatch(now);
-            run(&mut s, &mut outstanding, &mut live);
-            if let Some((w, t)) = outstanding.pop() {
-                now += 1;
-                let v = value_of(&s, j, &t);
-                s.worker_outcomes(w, [ok(j, &t, Model::Thread, v)], now);
-                for w in &live { s.worker_seen(*w, now); }
-            }
-        }
-        let job = s.job(j).unwrap();
-        prop_assert_eq!(job.state, JobState::Succeeded);
-        prop_assert_eq!(job.done_count(), tasks);
-        prop_assert_eq!(job.total(), Some(sum_squares(0, tasks * 3)));
-        // Exactly once in what was persisted (the values live there, not
-        // in memory), each with its exact value.
-        prop_assert_eq!(job.results_from(0, usize::MAX), None);
-        stored.extend(s.take_recorded());
-        let mut seen = std::collections::HashSet::new();
-        for r in &stored {
-            prop_assert!(seen.insert(r.index), "task {} recorded twice", r.index);
-            prop_assert_eq!(r.value, sum_squares(r.index * 3, r.index * 3 + 3));
-        }
-        prop_assert_eq!(seen.len() as u64, tasks);
-        for w in s.workers() {
-            prop_assert_eq!(w.running_tasks as usize, outstanding.iter().filter(|(o, _)| *o == w.worker_id).count());
-        }
+        // No loss limit: the job must succeed.
+        interleave(steps, tasks, workers, 0)?;
+    }
+
+    #[test]
+    fn with_a_loss_limit_a_job_succeeds_exactly_or_fails_for_lost_workers(
+        steps in prop::collection::vec(step(), 1..200),
+        tasks in 1u64..60,
+        workers in 1usize..4,
+    ) {
+        interleave(steps, tasks, workers, 2)?;
     }
 }
 
