@@ -1065,6 +1065,11 @@ fn print_outcome(
             "cluster: embedded coordinator + local worker process(es); HTTP target as a separate process"
         );
     }
+    if let Some(ns) = f.guest_halt_poll_ns {
+        println!(
+            "guest halt polling: {ns} ns (haltpoll.guest_halt_poll_ns; 0: idle vCPUs halt at once)"
+        );
+    }
     let spin = brigade_worker::spin::process_window();
     if !spin.is_zero() {
         println!(

@@ -182,6 +182,12 @@ pub struct MachineFacts {
     pub memory_mb: u64,
     pub brigade_version: String,
     pub hostname: String,
+    /// The guest kernel's halt polling (`haltpoll.guest_halt_poll_ns`) on a
+    /// VM that has it: 0 means idle vCPUs halt at once, and every wake-up
+    /// onto one costs the single-task round trip tens of µs.
+    pub guest_halt_poll_ns: Option<u64>,
+    /// This process's `--spin-us` window (0: no idle spinner).
+    pub spin_us: u64,
 }
 
 fn first_line_value(text: &str, key: &str) -> Option<String> {
@@ -206,6 +212,11 @@ pub fn machine_facts() -> MachineFacts {
             .map_or(0, |kb| kb / 1024),
         brigade_version: env!("CARGO_PKG_VERSION").to_string(),
         hostname: read("/proc/sys/kernel/hostname").trim().to_string(),
+        guest_halt_poll_ns: read("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
+            .trim()
+            .parse()
+            .ok(),
+        spin_us: brigade_worker::spin::process_window().as_micros() as u64,
     }
 }
 
