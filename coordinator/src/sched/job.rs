@@ -223,6 +223,17 @@ impl Job {
         job
     }
 
+    /// Moves the failures recorded since the last call into `store` (the
+    /// scheduler's list for the state file, when there is one), else drops
+    /// them.
+    pub(super) fn hand_over_failures(&mut self, store: Option<&mut Vec<(JobId, u64, String)>>) {
+        let id = self.id;
+        match store {
+            Some(store) => store.extend(self.new_failures.drain(..).map(|(i, e)| (id, i, e))),
+            None => self.new_failures.clear(),
+        }
+    }
+
     fn mark_failed(&mut self, index: u64, error: String) {
         self.done[(index / 64) as usize] |= 1 << (index % 64);
         self.new_failures.push((index, error.clone()));

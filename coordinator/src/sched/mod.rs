@@ -254,12 +254,7 @@ impl Scheduler {
             if returned == 0 {
                 continue;
             }
-            if self.config.log_results {
-                self.failures
-                    .extend(job.new_failures.drain(..).map(|(i, e)| (job_id, i, e)));
-            } else {
-                job.new_failures.clear();
-            }
+            job.hand_over_failures(self.config.log_results.then_some(&mut self.failures));
             self.dirty.insert(job_id);
             if job_ended {
                 ended.push(job_id);
@@ -402,12 +397,7 @@ impl Scheduler {
                 self.runnable[old].remove(&job_id);
                 marked_runnable = None;
             }
-            if self.config.log_results {
-                self.failures
-                    .extend(job.new_failures.drain(..).map(|(i, e)| (job_id, i, e)));
-            } else {
-                job.new_failures.clear();
-            }
+            job.hand_over_failures(self.config.log_results.then_some(&mut self.failures));
             let (slot, has_queued) = (job.slot(), job.has_queued());
             if marked_dirty != Some(job_id) {
                 self.dirty.insert(job_id);
