@@ -233,11 +233,6 @@ pub fn process_window() -> Duration {
         .map_or(Duration::ZERO, |s| Duration::from_nanos(s.inner.window_ns))
 }
 
-/// This process's spinner's figures, if it has one.
-pub fn process_stats() -> Option<SpinStats> {
-    PROCESS.get().map(Spinner::stats)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
