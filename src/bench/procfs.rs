@@ -79,7 +79,8 @@ fn threads_cpu_s(pid: u32) -> (f64, f64) {
             continue;
         };
         all += ns;
-        if std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "brigade-spin")
+        if std::fs::read_to_string(t.path().join("comm"))
+            .is_ok_and(|c| c.trim() == brigade_worker::spin::THREAD_NAME)
         {
             spin += ns;
         }

@@ -22,6 +22,10 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
+/// The spinner thread's name (what `/proc/PID/task/*/comm` shows), by which
+/// the bench leaves its CPU time out.
+pub const THREAD_NAME: &str = "brigade-spin";
+
 /// Longest window `--spin-us` accepts: past a few ms a window stops saving
 /// wake-ups and only burns idle CPU.
 pub const MAX_WINDOW: Duration = Duration::from_millis(10);
@@ -91,7 +95,7 @@ impl Spinner {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let theirs = inner.clone();
         let join = std::thread::Builder::new()
-            .name("brigade-spin".into())
+            .name(THREAD_NAME.into())
             .spawn(move || {
                 let lowered = lower_to_idle_priority();
                 let ok = lowered.is_ok();
