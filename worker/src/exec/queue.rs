@@ -142,14 +142,7 @@ impl TaskQueue {
     /// Takes up to `max` queued tasks into `out` without waiting; false once
     /// the queue is closed.
     pub fn try_pop_many(&self, max: usize, out: &mut impl Extend<TaskRun>) -> bool {
-        let mut s = self.lock();
-        if s.closed {
-            return false;
-        }
-        let n = max.min(s.tasks.len());
-        self.running.fetch_add(n, Ordering::SeqCst);
-        out.extend(s.tasks.drain(..n));
-        true
+        self.try_pop_while(max, |_| true, out)
     }
 
     /// Takes up to `max` queued tasks into `out` without waiting, only while
@@ -158,7 +151,7 @@ impl TaskQueue {
         &self,
         max: usize,
         like: impl Fn(&TaskRun) -> bool,
-        out: &mut Vec<TaskRun>,
+        out: &mut impl Extend<TaskRun>,
     ) -> bool {
         let mut s = self.lock();
         if s.closed {
