@@ -3,12 +3,14 @@
 //! job in each model plus a one-slot baseline, verifies every result, and
 //! prints the comparison table.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use brigade_coordinator::CoordinatorConfig;
 use brigade_proto::v1::{JobState, Model};
 use brigade_worker::node::NodeConfig;
+use brigade_worker::workload::{builtin_catalog, Registry};
 
 use crate::bench::{cluster_cpu_secs, start_io_target, sum_squares};
 use crate::client::{self, Client, StatusContext};
@@ -135,7 +137,10 @@ pub async fn run() -> anyhow::Result<()> {
         let mut rx = stop_rx.clone();
         tokio::spawn(brigade_coordinator::serve(
             listener,
-            CoordinatorConfig::default(),
+            CoordinatorConfig {
+                workloads: builtin_catalog(),
+                ..CoordinatorConfig::default()
+            },
             async move {
                 let _ = rx.wait_for(|s| *s).await;
             },
@@ -154,6 +159,7 @@ pub async fn run() -> anyhow::Result<()> {
             executor_args: vec!["executor".into()],
             first_connect_timeout: Some(Duration::from_secs(10)),
             allow_exec: false,
+            workloads: Arc::new(Registry::builtin()),
         };
         tokio::spawn(brigade_worker::node::run(config, async move {
             let _ = rx.wait_for(|s| *s).await;

@@ -6,10 +6,12 @@ mod cluster;
 mod commands;
 mod demo;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use brigade_coordinator::admission::AdmissionLimits;
 use brigade_coordinator::CoordinatorConfig;
+use brigade_worker::workload::Registry;
 use clap::{Args, Parser, Subcommand};
 
 use crate::cluster::Slots;
@@ -124,6 +126,7 @@ impl CoordinatorArgs {
             state: state_path(state),
             fail_if_no_workers: self.fail_if_no_workers_for,
             max_worker_losses: self.max_worker_losses,
+            workloads: brigade_worker::workload::builtin_catalog(),
             ..Default::default()
         })
     }
@@ -378,6 +381,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 first_connect_timeout: (connect_timeout_s > 0)
                     .then(|| Duration::from_secs(connect_timeout_s)),
                 allow_exec,
+                workloads: Arc::new(Registry::builtin()),
             })
             .await
         }

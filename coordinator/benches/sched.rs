@@ -9,7 +9,7 @@
 
 use std::hint::black_box;
 
-use brigade_coordinator::admission::{admit, AdmissionLimits, JobPlan};
+use brigade_coordinator::admission::{admit, test_catalog, AdmissionLimits, JobPlan};
 use brigade_coordinator::sched::{
     Action, Outcome, SchedConfig, Scheduler, SlotCounts, TaskLease, WorkerHello, WorkerId,
 };
@@ -30,7 +30,7 @@ fn plan(tasks: u64) -> JobPlan {
         model: Model::Async as i32,
         ..Default::default()
     };
-    admit(spec, &AdmissionLimits::default()).expect("a valid noop job")
+    admit(spec, &test_catalog(), &AdmissionLimits::default()).expect("a valid noop job")
 }
 
 fn hello() -> WorkerHello {

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use brigade_proto::batch;
+use brigade_proto::catalog::Catalog;
 use brigade_proto::v1::{
     coordinator_message, worker_message, AssignBatch, CancelTasks, ClusterStatus,
     CoordinatorMessage, Heartbeat, JobInfo, JobSpec, JobState, Model, OutcomeStatus, ResultsChunk,
@@ -106,6 +107,9 @@ pub struct CoordinatorConfig {
     /// Fail a task on thread or async slots once this many workers were
     /// lost while holding it (0: never).
     pub max_worker_losses: u32,
+    /// The workloads jobs may name, with their definitions (the binary
+    /// preloads brigade's built-in ones).
+    pub workloads: Catalog,
 }
 
 impl Default for CoordinatorConfig {
@@ -118,6 +122,7 @@ impl Default for CoordinatorConfig {
             state: None,
             fail_if_no_workers: None,
             max_worker_losses: crate::sched::DEFAULT_MAX_WORKER_LOSSES,
+            workloads: Catalog::default(),
         }
     }
 }
@@ -261,7 +266,7 @@ impl Actor {
         };
         let (mut resumed, mut ended) = (0, 0);
         for job in store.load()? {
-            let plan = match admit(job.spec.clone(), &limits) {
+            let plan = match admit(job.spec.clone(), &self.config.workloads, &limits) {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(job_id = job.id, error = %e, "stored job cannot run on this brigade; left as it is");
@@ -514,7 +519,7 @@ impl Actor {
     /// Admits a job; it is answered through `ack` once durable, or at
     /// once with what was wrong.
     fn submit(&mut self, spec: JobSpec, now: u64, ack: Ack) {
-        match admit(spec, &self.config.limits) {
+        match admit(spec, &self.config.workloads, &self.config.limits) {
             Ok(plan) => {
                 let (workload, tasks, model) = (plan.spec.workload.clone(), plan.tasks, plan.model);
                 let spec = plan.spec.clone();
@@ -854,6 +859,7 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let config = CoordinatorConfig {
             state: Some(dir.join("state.db")),
+            workloads: crate::admission::test_catalog(),
             ..CoordinatorConfig::default()
         };
         let (tx, rx) = mpsc::unbounded_channel();

@@ -3,7 +3,7 @@
 //! count within the limit, model routed) or a [`AdmissionError`] that says what
 //! was wrong and what is allowed. Pure: no I/O.
 
-use brigade_proto::catalog::{self, CatalogError, Reduction};
+use brigade_proto::catalog::{Catalog, CatalogError, Reduction};
 use brigade_proto::convert::{KIND_NAMES, MODEL_NAMES};
 use brigade_proto::v1::{JobSpec, Kind, Model, TaskGrid};
 
@@ -81,11 +81,16 @@ pub enum AdmissionError {
     TooManyAttempts { got: u32, limit: u32 },
 }
 
-/// Validates `spec` and routes it: `model` if forced, else kind `cpu` →
-/// process slots and `io` → async slots, the kind defaulting to the workload's.
-pub fn admit(spec: JobSpec, limits: &AdmissionLimits) -> Result<JobPlan, AdmissionError> {
-    let def = catalog::lookup(&spec.workload)?;
-    def.validate_args(&spec.args)?;
+/// Validates `spec` against the workload's definition in `workloads` and
+/// routes it: `model` if forced, else kind `cpu` → process slots and `io` →
+/// async slots, the kind defaulting to the workload's.
+pub fn admit(
+    spec: JobSpec,
+    workloads: &Catalog,
+    limits: &AdmissionLimits,
+) -> Result<JobPlan, AdmissionError> {
+    let def = workloads.lookup(&spec.workload)?;
+    def.validate(&spec.args)?;
     if spec.range_start >= spec.range_end {
         return Err(AdmissionError::EmptyRange {
             start: spec.range_start,
@@ -141,6 +146,23 @@ pub fn admit(spec: JobSpec, limits: &AdmissionLimits) -> Result<JobPlan, Admissi
     })
 }
 
+/// Definitions shaped like brigade's built-in workloads (which live in the
+/// worker crate), for the coordinator's own tests and benches.
+#[doc(hidden)]
+pub fn test_catalog() -> Catalog {
+    use brigade_proto::catalog::{ArgDef, WorkloadDef};
+    [
+        WorkloadDef::new("sum-squares", Kind::Cpu, Reduction::Sum, ""),
+        WorkloadDef::new("noop", Kind::Io, Reduction::List, ""),
+        WorkloadDef::new("sleep", Kind::Io, Reduction::List, "")
+            .arg(ArgDef::u64("ms", 0, 3_600_000, "").default("100")),
+        WorkloadDef::new("spin", Kind::Cpu, Reduction::List, "")
+            .arg(ArgDef::u64("ms", 0, 3_600_000, "").required()),
+    ]
+    .into_iter()
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,7 +179,12 @@ mod tests {
 
     #[test]
     fn splits_a_range_into_chunks_with_a_short_last_one() {
-        let plan = admit(spec("sum-squares", 10, 35, 10), &AdmissionLimits::default()).unwrap();
+        let plan = admit(
+            spec("sum-squares", 10, 35, 10),
+            &test_catalog(),
+            &AdmissionLimits::default(),
+        )
+        .unwrap();
         assert_eq!(plan.tasks, 3);
         assert_eq!(plan.task_range(0), (10, 20));
         assert_eq!(plan.task_range(1), (20, 30));
@@ -168,6 +195,7 @@ mod tests {
     fn a_chunk_wider_than_the_range_is_one_task() {
         let plan = admit(
             spec("sum-squares", 0, 5, 1_000),
+            &test_catalog(),
             &AdmissionLimits::default(),
         )
         .unwrap();
@@ -179,6 +207,7 @@ mod tests {
     fn w_cpu_is_forty_tasks_on_process_slots() {
         let plan = admit(
             spec("sum-squares", 0, 60_000_000, 1_500_000),
+            &test_catalog(),
             &AdmissionLimits::default(),
         )
         .unwrap();
@@ -192,33 +221,41 @@ mod tests {
     fn routes_by_kind_unless_a_model_is_forced() {
         let l = AdmissionLimits::default();
         let mut s = spec("sleep", 0, 10, 1);
-        assert_eq!(admit(s.clone(), &l).unwrap().model, Model::Async);
+        assert_eq!(
+            admit(s.clone(), &test_catalog(), &l).unwrap().model,
+            Model::Async
+        );
         s.kind = Kind::Cpu as i32;
-        assert_eq!(admit(s.clone(), &l).unwrap().model, Model::Process);
+        assert_eq!(
+            admit(s.clone(), &test_catalog(), &l).unwrap().model,
+            Model::Process
+        );
         s.model = Model::Thread as i32;
-        assert_eq!(admit(s, &l).unwrap().model, Model::Thread);
+        assert_eq!(admit(s, &test_catalog(), &l).unwrap().model, Model::Thread);
     }
 
     #[test]
     fn bad_input_is_refused_with_what_is_allowed() {
         let l = AdmissionLimits::default();
-        let e = admit(spec("sum-squares", 5, 5, 1), &l).unwrap_err();
+        let e = admit(spec("sum-squares", 5, 5, 1), &test_catalog(), &l).unwrap_err();
         assert!(e.to_string().contains("start < end"), "{e}");
-        let e = admit(spec("sum-squares", 9, 5, 1), &l).unwrap_err();
+        let e = admit(spec("sum-squares", 9, 5, 1), &test_catalog(), &l).unwrap_err();
         assert_eq!(e, AdmissionError::EmptyRange { start: 9, end: 5 });
         assert_eq!(
-            admit(spec("sum-squares", 0, 5, 0), &l).unwrap_err(),
+            admit(spec("sum-squares", 0, 5, 0), &test_catalog(), &l).unwrap_err(),
             AdmissionError::ZeroChunk
         );
-        let e = admit(spec("nope", 0, 5, 1), &l).unwrap_err().to_string();
+        let e = admit(spec("nope", 0, 5, 1), &test_catalog(), &l)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("known workloads"), "{e}");
         let mut s = spec("noop", 0, 5, 1);
         s.model = 42;
-        let e = admit(s, &l).unwrap_err().to_string();
+        let e = admit(s, &test_catalog(), &l).unwrap_err().to_string();
         assert!(e.contains("process, thread, async"), "{e}");
         let mut s = spec("noop", 0, 5, 1);
         s.kind = 9;
-        let e = admit(s, &l).unwrap_err().to_string();
+        let e = admit(s, &test_catalog(), &l).unwrap_err().to_string();
         assert!(e.contains("cpu, io"), "{e}");
     }
 
@@ -228,7 +265,7 @@ mod tests {
             max_tasks_per_job: 100,
             ..Default::default()
         };
-        let e = admit(spec("noop", 0, 1_000, 1), &l).unwrap_err();
+        let e = admit(spec("noop", 0, 1_000, 1), &test_catalog(), &l).unwrap_err();
         assert_eq!(
             e,
             AdmissionError::TooManyTasks {
@@ -237,6 +274,6 @@ mod tests {
                 min_chunk: 10
             }
         );
-        assert!(admit(spec("noop", 0, 1_000, 10), &l).is_ok());
+        assert!(admit(spec("noop", 0, 1_000, 10), &test_catalog(), &l).is_ok());
     }
 }

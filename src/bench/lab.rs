@@ -111,7 +111,11 @@ impl LocalCluster {
         let url = cluster::url_of(listener.local_addr()?);
         let (stop, mut rx) = watch::channel(false);
         let server = tokio::spawn(async move {
-            brigade_coordinator::serve(listener, CoordinatorConfig::default(), async move {
+            let config = CoordinatorConfig {
+                workloads: brigade_worker::workload::builtin_catalog(),
+                ..CoordinatorConfig::default()
+            };
+            brigade_coordinator::serve(listener, config, async move {
                 let _ = rx.wait_for(|s| *s).await;
             })
             .await

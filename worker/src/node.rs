@@ -26,7 +26,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status, Streaming};
 
 use crate::exec::{ExecutorConfig, Executors, TaskDone, TaskRun};
-use crate::workload::{TaskInput, Workload};
+use crate::workload::{exec, Registry, TaskInput};
 
 /// Job ids from the coordinator live in the low bits; the session in the top.
 const SESSION_SHIFT: u32 = 44;
@@ -52,6 +52,9 @@ pub struct NodeConfig {
     pub first_connect_timeout: Option<Duration>,
     /// Run `exec` tasks (arbitrary shell commands from whoever can submit).
     pub allow_exec: bool,
+    /// The workloads this worker offers (exec is left out unless
+    /// `allow_exec`); executor children must be able to prepare the same.
+    pub workloads: Arc<Registry>,
 }
 
 /// Why a node stopped with an error.
@@ -222,6 +225,13 @@ impl Link<'_> {
             process_credits,
             thread_credits,
             async_credits,
+            workloads: c
+                .workloads
+                .catalog()
+                .iter()
+                .filter(|d| c.allow_exec || d.name != exec::NAME)
+                .map(|d| d.to_wire())
+                .collect(),
         }
     }
 
@@ -430,13 +440,13 @@ impl Link<'_> {
                 format!("this worker has no {} slots", model.name()),
             );
         }
-        let workload = match Workload::from_spec(&batch.workload, &batch.args) {
-            Ok(Workload::Exec { .. }) if !self.config.allow_exec => {
-                return refuse(
-                    OutcomeStatus::Failed,
-                    "this worker does not run exec tasks; start it with --allow-exec".into(),
-                )
-            }
+        if batch.workload == exec::NAME && !self.config.allow_exec {
+            return refuse(
+                OutcomeStatus::Failed,
+                "this worker does not run exec tasks; start it with --allow-exec".into(),
+            );
+        }
+        let workload = match self.config.workloads.prepare(&batch.workload, &batch.args) {
             Ok(w) => Arc::new(w),
             Err(e) => return refuse(OutcomeStatus::Failed, e),
         };
@@ -664,6 +674,7 @@ mod tests {
             executor_args: vec![],
             first_connect_timeout: None,
             allow_exec: false,
+            workloads: Arc::new(Registry::builtin()),
         }
     }
 

@@ -6,7 +6,7 @@ use brigade_proto::v1::{JobSpec, JobState, Model, OutcomeStatus};
 use proptest::prelude::*;
 
 use super::*;
-use crate::admission::{admit, AdmissionLimits};
+use crate::admission::{admit, test_catalog, AdmissionLimits};
 
 fn plan(workload: &str, end: u64, chunk: u64, model: Model) -> JobPlan {
     let spec = JobSpec {
@@ -17,7 +17,7 @@ fn plan(workload: &str, end: u64, chunk: u64, model: Model) -> JobPlan {
         model: model as i32,
         ..Default::default()
     };
-    admit(spec, &AdmissionLimits::default()).unwrap()
+    admit(spec, &test_catalog(), &AdmissionLimits::default()).unwrap()
 }
 
 fn hello(process: u32, thread: u32, async_: u32, credits: u32) -> WorkerHello {
@@ -943,7 +943,7 @@ fn auto_plan(tasks: u64) -> JobPlan {
         model: Model::Auto as i32,
         ..Default::default()
     };
-    admit(spec, &AdmissionLimits::default()).unwrap()
+    admit(spec, &test_catalog(), &AdmissionLimits::default()).unwrap()
 }
 
 /// Runs an auto job's probes with the given CPU and wall time per task and

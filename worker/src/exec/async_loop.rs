@@ -313,10 +313,7 @@ fn handle(state: &LoopState, msg: Option<Control>, taken: &mut VecDeque<TaskRun>
 /// a task of its own (a heap cell of the whole future, an abort handle)
 /// buys nothing — it could be neither interrupted nor timed out.
 fn runs_inline(workload: &Workload) -> bool {
-    matches!(
-        workload,
-        Workload::Noop | Workload::SumSquares | Workload::Spin { .. }
-    )
+    !workload.waits()
 }
 
 /// Runs a task that never waits right here on the loop (holding it, as

@@ -12,7 +12,7 @@ use prost::Message;
 
 use super::frame::read_frame_blocking;
 use super::CpuMeter;
-use crate::workload::{BlockingContext, TaskInput, Workload};
+use crate::workload::{BlockingContext, Registry, TaskInput, Workload};
 
 /// The last spec seen and what it parsed to. One entry suffices: a child runs
 /// one task at a time, and consecutive tasks almost always share a job.
@@ -25,6 +25,7 @@ struct SpecCache {
 impl SpecCache {
     fn get(
         cache: &mut Option<SpecCache>,
+        registry: &Registry,
         name: &str,
         args: &HashMap<String, String>,
     ) -> Result<Arc<Workload>, String> {
@@ -35,7 +36,7 @@ impl SpecCache {
             *cache = Some(SpecCache {
                 name: name.to_string(),
                 args: args.clone(),
-                parsed: Workload::from_spec(name, args).map(Arc::new),
+                parsed: registry.prepare(name, args).map(Arc::new),
             });
         }
         match cache {
@@ -48,10 +49,17 @@ impl SpecCache {
 /// Main loop of the hidden `brigade executor` subcommand: reads one task frame
 /// at a time from stdin, runs it, writes the outcome to stdout, until EOF.
 /// Returns the process exit code (0 at EOF, 2 on a broken frame stream).
+/// Runs brigade's built-in workloads; see [`run_stdio_with`].
 pub fn run_stdio() -> i32 {
+    run_stdio_with(&Registry::builtin())
+}
+
+/// [`run_stdio`] for a binary with workloads of its own: `registry` must
+/// prepare every workload its worker offers.
+pub fn run_stdio_with(registry: &Registry) -> i32 {
     let mut input = io::stdin().lock();
     let mut output = BufWriter::new(io::stdout().lock());
-    match serve(&mut input, &mut output) {
+    match serve(registry, &mut input, &mut output) {
         Ok(()) => 0,
         // The worker closed our stdout: it is gone or replacing us.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
@@ -65,7 +73,11 @@ pub fn run_stdio() -> i32 {
 }
 
 /// Serves frames from `input` to `output` until `input` ends.
-pub(crate) fn serve(input: &mut impl io::BufRead, output: &mut impl Write) -> io::Result<()> {
+pub(crate) fn serve(
+    registry: &Registry,
+    input: &mut impl io::BufRead,
+    output: &mut impl Write,
+) -> io::Result<()> {
     let mut frame = Vec::with_capacity(256);
     let mut reply = Vec::with_capacity(256);
     let mut cache = None;
@@ -78,7 +90,7 @@ pub(crate) fn serve(input: &mut impl io::BufRead, output: &mut impl Write) -> io
                 format!("undecodable task frame: {e}"),
             )
         })?;
-        let workload = SpecCache::get(&mut cache, &batch.workload, &batch.args);
+        let workload = SpecCache::get(&mut cache, registry, &batch.workload, &batch.args);
         // The time waiting for this frame was no task's.
         meter.waited();
         for t in &batch.tasks {
@@ -161,7 +173,12 @@ mod tests {
             f.encode_length_delimited(&mut wire).unwrap();
         }
         let mut out = Vec::new();
-        serve(&mut io::BufReader::new(&wire[..]), &mut out).unwrap();
+        serve(
+            &Registry::builtin(),
+            &mut io::BufReader::new(&wire[..]),
+            &mut out,
+        )
+        .unwrap();
         let mut r = io::BufReader::new(&out[..]);
         let mut buf = Vec::new();
         let mut v = Vec::new();
@@ -203,7 +220,12 @@ mod tests {
     #[test]
     fn a_garbage_frame_is_an_error() {
         let wire = [3u8, 0xff, 0xff, 0xff];
-        let e = serve(&mut io::BufReader::new(&wire[..]), &mut Vec::new()).unwrap_err();
+        let e = serve(
+            &Registry::builtin(),
+            &mut io::BufReader::new(&wire[..]),
+            &mut Vec::new(),
+        )
+        .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
     }
 }

@@ -180,7 +180,7 @@ impl ExecutorChild {
                 job_id: first.job_id,
                 model: Model::Process as i32,
                 workload: first.workload.name().to_string(),
-                args: first.workload.args(),
+                args: first.workload.args().clone(),
                 timeout_ms: 0,
                 ..Default::default()
             }

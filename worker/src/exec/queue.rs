@@ -287,7 +287,7 @@ mod tests {
     use crate::workload::{TaskInput, Workload};
 
     fn tasks(job_id: u64, n: u64) -> Vec<TaskRun> {
-        let w = Arc::new(Workload::Noop);
+        let w = Arc::new(Workload::from_spec("noop", &Default::default()).expect("noop"));
         (0..n)
             .map(|index| TaskRun {
                 job_id,

@@ -8,7 +8,61 @@
 
 use std::process::{Output, Stdio};
 
-use super::TaskInput;
+use brigade_proto::catalog::{ArgDef, ArgType, Reduction, WorkloadDef};
+use brigade_proto::v1::Kind;
+use futures::future::LocalBoxFuture;
+
+use super::{AsyncContext, BlockingContext, Registration, TaskBody, TaskInput, WaitingTask};
+
+/// The name the node leaves out of its registry without `--allow-exec`.
+pub const NAME: &str = "exec";
+
+/// The definition and code of `exec`.
+pub fn registration() -> Registration {
+    Registration::new(
+        WorkloadDef::new(
+            NAME,
+            Kind::Cpu,
+            Reduction::List,
+            "runs a shell command per task (only on workers started with --allow-exec); \
+             exit 0 succeeds and the integer it prints (none: 0) is the result",
+        )
+        .arg(
+            ArgDef::new(
+                "cmd",
+                ArgType::Text,
+                "shell command run with /bin/sh -c; BRIGADE_TASK_INDEX, BRIGADE_TASK_START \
+                 and BRIGADE_TASK_END are set",
+            )
+            .required(),
+        ),
+        |args| {
+            Ok(TaskBody::waiting(Exec {
+                cmd: args.required_text("cmd")?.to_string(),
+            }))
+        },
+    )
+}
+
+/// An exec job's tasks.
+#[derive(Debug)]
+pub struct Exec {
+    pub cmd: String,
+}
+
+impl WaitingTask for Exec {
+    fn run_blocking(&self, input: &TaskInput, _: &mut BlockingContext) -> Result<u128, String> {
+        run_blocking(&self.cmd, input)
+    }
+
+    fn run_async<'a>(
+        &'a self,
+        input: &'a TaskInput,
+        _: &'a AsyncContext,
+    ) -> LocalBoxFuture<'a, Result<u128, String>> {
+        Box::pin(run_async(&self.cmd, input))
+    }
+}
 
 /// How much of stderr a failure quotes.
 const STDERR_TAIL: usize = 400;

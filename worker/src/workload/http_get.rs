@@ -6,6 +6,11 @@
 
 use brigade_proto::catalog::{parse_http_url, HttpUrl};
 
+use brigade_proto::catalog::{ArgDef, ArgType, Reduction, WorkloadDef};
+use brigade_proto::v1::Kind;
+use futures::future::LocalBoxFuture;
+
+use super::{AsyncContext, BlockingContext, Registration, TaskBody, TaskInput, WaitingTask};
 pub use crate::http_client::AsyncHttpClient;
 use crate::http_client::{GetRequest, HttpClient, RESPONSE_TIMEOUT};
 
@@ -79,5 +84,57 @@ impl HttpGet {
             }
         }
         Ok(len as u128)
+    }
+}
+
+/// The definition and code of `http-get`.
+pub fn registration() -> Registration {
+    Registration::new(
+        WorkloadDef::new(
+            "http-get",
+            Kind::Io,
+            Reduction::List,
+            "GETs `url` and returns the body length; another status or length fails the task",
+        )
+        .arg(ArgDef::new("url", ArgType::Url, "the URL to GET").required())
+        .arg(
+            ArgDef::u64(
+                "expect-status",
+                100,
+                599,
+                "the status every response must have",
+            )
+            .default("200"),
+        )
+        .arg(ArgDef::u64(
+            "expect-len",
+            0,
+            u64::MAX,
+            "the body length every response must have (unchecked when absent)",
+        )),
+        |args| {
+            let status = args.required_u64("expect-status")?;
+            let status = u16::try_from(status)
+                .map_err(|_| format!("expect-status {status} is not an HTTP status"))?;
+            Ok(TaskBody::waiting(HttpGet::new(
+                args.required_text("url")?,
+                status,
+                args.u64("expect-len"),
+            )?))
+        },
+    )
+}
+
+impl WaitingTask for HttpGet {
+    fn run_blocking(&self, _: &TaskInput, ctx: &mut BlockingContext) -> Result<u128, String> {
+        HttpGet::run_blocking(self, &mut ctx.http)
+    }
+
+    fn run_async<'a>(
+        &'a self,
+        _: &'a TaskInput,
+        ctx: &'a AsyncContext,
+    ) -> LocalBoxFuture<'a, Result<u128, String>> {
+        Box::pin(HttpGet::run_async(self, &ctx.http))
     }
 }

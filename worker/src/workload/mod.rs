@@ -1,8 +1,14 @@
-//! The workloads a worker runs, one module each, behind one dispatch:
-//! [`Workload`] is parsed once per job spec ([`Workload::from_spec`], validated
-//! against the shared catalogue) and run per task either blocking (thread and
-//! process slots, [`Workload::run_blocking`]) or on the event loop (async
-//! slots, [`Workload::run_async`]).
+//! The workloads a worker runs. Each workload is one module that holds both
+//! its definition (name, typed arguments, default kind and reduction: a
+//! [`WorkloadDef`]) and its code, and hands the two to a [`Registry`] as a
+//! [`Registration`]. A user's crate registers its own the same way.
+//!
+//! A job's arguments are checked once against the definition
+//! ([`WorkloadDef::validate`] gives them typed) and the workload's `prepare`
+//! turns them into a [`Workload`]: what every task of that job runs, either
+//! on the calling thread ([`TaskBody::Blocking`]: thread and process slots,
+//! and inline on the event loop, holding it as CPU work holds asyncio's) or,
+//! for work that waits, as a future on async slots ([`TaskBody::Waiting`]).
 
 pub mod cpu_clock;
 pub mod exec;
@@ -13,14 +19,19 @@ pub mod spin;
 pub mod sum_squares;
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::fmt;
+use std::sync::OnceLock;
 
-use brigade_proto::catalog::{self, WorkloadDef};
+use brigade_proto::catalog::{ArgValues, Catalog, CatalogError, WorkloadDef};
+use futures::future::LocalBoxFuture;
 
 pub use cpu_clock::thread_cpu_ns;
 pub use http_get::{async_http_client, AsyncHttpClient, HttpGet};
 
 use crate::http_client::HttpClient;
+
+/// The longest wait or burn a task may ask for (one hour), in milliseconds.
+pub const MS_ARG_MAX: u64 = 3_600_000;
 
 /// One task's input: its index in the job and its sub-range `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,27 +39,6 @@ pub struct TaskInput {
     pub index: u64,
     pub start: u64,
     pub end: u64,
-}
-
-/// A workload with its arguments parsed.
-#[derive(Debug, Clone)]
-pub enum Workload {
-    SumSquares,
-    Noop,
-    /// `crash_index`: the task with that index aborts its process (a poison
-    /// task, for fault tests).
-    Spin {
-        cpu: Duration,
-        crash_index: Option<u64>,
-    },
-    Sleep {
-        wait: Duration,
-    },
-    HttpGet(HttpGet),
-    /// A shell command (only where the worker allows exec).
-    Exec {
-        cmd: String,
-    },
 }
 
 /// What a blocking slot (a thread, or an executor process) keeps between
@@ -79,148 +69,231 @@ impl AsyncContext {
     }
 }
 
-fn u64_arg(
-    def: &WorkloadDef,
-    args: &HashMap<String, String>,
-    name: &str,
-) -> Result<Option<u64>, String> {
-    def.arg(args, name)
-        .map(|v| {
-            v.parse::<u64>().map_err(|_| {
-                format!(
-                    "argument {name}={v:?} of workload {} is not an integer",
-                    def.name
-                )
-            })
-        })
-        .transpose()
+/// A task that never waits: it runs to its end on the calling thread on
+/// every model.
+pub trait BlockingTask: Send + Sync + 'static {
+    fn run(&self, input: &TaskInput, ctx: &mut BlockingContext) -> Result<u128, String>;
 }
 
-fn required_u64(
-    def: &WorkloadDef,
-    args: &HashMap<String, String>,
-    name: &str,
-) -> Result<u64, String> {
-    u64_arg(def, args, name)?.ok_or_else(|| format!("workload {} needs argument {name}", def.name))
+/// A task that waits (on I/O, a timer, a child process): blocking code on
+/// thread and process slots, a future on async slots.
+pub trait WaitingTask: Send + Sync + 'static {
+    fn run_blocking(&self, input: &TaskInput, ctx: &mut BlockingContext) -> Result<u128, String>;
+    fn run_async<'a>(
+        &'a self,
+        input: &'a TaskInput,
+        ctx: &'a AsyncContext,
+    ) -> LocalBoxFuture<'a, Result<u128, String>>;
+}
+
+/// How a job's tasks run.
+pub enum TaskBody {
+    /// Never waits (CPU work, or nothing at all): on async slots it runs
+    /// inline on the loop, since a task of its own could be neither
+    /// interrupted nor timed out and would cost a heap cell per task.
+    Blocking(Box<dyn BlockingTask>),
+    /// Waits: async slots run its future as a task of its own.
+    Waiting(Box<dyn WaitingTask>),
+}
+
+impl TaskBody {
+    pub fn blocking(task: impl BlockingTask) -> TaskBody {
+        TaskBody::Blocking(Box::new(task))
+    }
+
+    pub fn waiting(task: impl WaitingTask) -> TaskBody {
+        TaskBody::Waiting(Box::new(task))
+    }
+}
+
+type Prepare = dyn Fn(&ArgValues) -> Result<TaskBody, String> + Send + Sync;
+
+/// A workload's definition and the code that prepares a job's tasks from
+/// its checked arguments.
+pub struct Registration {
+    def: WorkloadDef,
+    prepare: Box<Prepare>,
+}
+
+impl Registration {
+    pub fn new(
+        def: WorkloadDef,
+        prepare: impl Fn(&ArgValues) -> Result<TaskBody, String> + Send + Sync + 'static,
+    ) -> Registration {
+        Registration {
+            def,
+            prepare: Box::new(prepare),
+        }
+    }
+
+    pub fn def(&self) -> &WorkloadDef {
+        &self.def
+    }
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("name", &self.def.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The workloads a worker offers, by name.
+#[derive(Debug, Default)]
+pub struct Registry {
+    entries: HashMap<String, Registration>,
+    catalog: Catalog,
+}
+
+impl Registry {
+    /// No workloads at all.
+    pub fn empty() -> Registry {
+        Registry::default()
+    }
+
+    /// brigade's own workloads: sum-squares, noop, spin, sleep, http-get and
+    /// exec (the node leaves exec out unless the worker allows it).
+    pub fn builtin() -> Registry {
+        let mut r = Registry::empty();
+        for reg in [
+            sum_squares::registration(),
+            noop::registration(),
+            spin::registration(),
+            sleep::registration(),
+            http_get::registration(),
+            exec::registration(),
+        ] {
+            // Built-in definitions are checked by this crate's tests.
+            if let Err(e) = r.register(reg) {
+                panic!("a built-in workload is ill-defined: {e}");
+            }
+        }
+        r
+    }
+
+    /// Adds a workload; refuses an ill-formed definition or a name taken.
+    pub fn register(&mut self, reg: Registration) -> Result<(), CatalogError> {
+        reg.def.check()?;
+        if self.entries.contains_key(&reg.def.name) {
+            return Err(CatalogError::BadDefinition {
+                name: reg.def.name.clone(),
+                why: "a workload of that name is already registered".into(),
+            });
+        }
+        self.catalog.insert(reg.def.clone());
+        self.entries.insert(reg.def.name.clone(), reg);
+        Ok(())
+    }
+
+    /// Removes a workload (e.g. exec where it is not allowed).
+    pub fn remove(&mut self, name: &str) {
+        self.entries.remove(name);
+        self.catalog = self.entries.values().map(|r| r.def.clone()).collect();
+    }
+
+    /// The definitions, as announced to the coordinator.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Checks a job's arguments against the workload's definition and
+    /// prepares its tasks.
+    pub fn prepare(&self, name: &str, args: &HashMap<String, String>) -> Result<Workload, String> {
+        let def = self.catalog.lookup(name).map_err(|e| e.to_string())?;
+        let values = def.validate(args).map_err(|e| e.to_string())?;
+        let reg = &self.entries[&def.name];
+        Ok(Workload {
+            name: def.name.clone(),
+            args: args.clone(),
+            body: (reg.prepare)(&values)?,
+        })
+    }
+}
+
+/// The definitions of brigade's built-in workloads, which a coordinator
+/// preloads so it can check jobs before any worker links.
+pub fn builtin_catalog() -> Catalog {
+    builtin().catalog().clone()
+}
+
+/// The built-in registry, built once per process.
+fn builtin() -> &'static Registry {
+    static BUILTIN: OnceLock<Registry> = OnceLock::new();
+    BUILTIN.get_or_init(Registry::builtin)
+}
+
+/// One job's workload, ready to run its tasks.
+pub struct Workload {
+    name: String,
+    /// The arguments as given: how the process executor hands the spec on
+    /// to its children, which prepare it again from their own registry.
+    args: HashMap<String, String>,
+    body: TaskBody,
+}
+
+impl fmt::Debug for Workload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Workload")
+            .field("name", &self.name)
+            .field("args", &self.args)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Workload {
-    /// Validates via the catalogue and parses the args once (per AssignBatch).
+    /// Prepares a job of a built-in workload.
     pub fn from_spec(name: &str, args: &HashMap<String, String>) -> Result<Workload, String> {
-        let def = catalog::lookup(name).map_err(|e| e.to_string())?;
-        def.validate_args(args).map_err(|e| e.to_string())?;
-        match def.name {
-            "sum-squares" => Ok(Workload::SumSquares),
-            "noop" => Ok(Workload::Noop),
-            "spin" => Ok(Workload::Spin {
-                cpu: Duration::from_millis(required_u64(def, args, "ms")?),
-                crash_index: u64_arg(def, args, "crash-index")?,
-            }),
-            "sleep" => Ok(Workload::Sleep {
-                wait: Duration::from_millis(required_u64(def, args, "ms")?),
-            }),
-            "http-get" => {
-                let url = def
-                    .arg(args, "url")
-                    .ok_or_else(|| "workload http-get needs argument url".to_string())?;
-                let status = required_u64(def, args, "expect-status")?;
-                let status = u16::try_from(status)
-                    .map_err(|_| format!("expect-status {status} is not an HTTP status"))?;
-                let len = u64_arg(def, args, "expect-len")?;
-                Ok(Workload::HttpGet(HttpGet::new(url, status, len)?))
-            }
-            "exec" => Ok(Workload::Exec {
-                cmd: def
-                    .arg(args, "cmd")
-                    .ok_or_else(|| "workload exec needs argument cmd".to_string())?
-                    .to_string(),
-            }),
-            other => Err(format!(
-                "workload {other} is in the catalogue but this worker does not implement it"
-            )),
-        }
+        builtin().prepare(name, args)
     }
 
-    /// The catalogue name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Workload::SumSquares => "sum-squares",
-            Workload::Noop => "noop",
-            Workload::Spin { .. } => "spin",
-            Workload::Sleep { .. } => "sleep",
-            Workload::HttpGet(_) => "http-get",
-            Workload::Exec { .. } => "exec",
-        }
+    /// The workload's name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
-    /// Arguments that [`Workload::from_spec`] turns back into this workload
-    /// (defaults spelled out); how the process executor hands a spec to its
-    /// children.
-    pub fn args(&self) -> HashMap<String, String> {
-        let mut args = HashMap::new();
-        match self {
-            Workload::SumSquares | Workload::Noop => {}
-            Workload::Spin { cpu, crash_index } => {
-                args.insert("ms".into(), cpu.as_millis().to_string());
-                if let Some(i) = crash_index {
-                    args.insert("crash-index".into(), i.to_string());
-                }
-            }
-            Workload::Sleep { wait } => {
-                args.insert("ms".into(), wait.as_millis().to_string());
-            }
-            Workload::Exec { cmd } => {
-                args.insert("cmd".into(), cmd.clone());
-            }
-            Workload::HttpGet(h) => {
-                args.insert("url".into(), h.raw_url.clone());
-                args.insert("expect-status".into(), h.expect_status.to_string());
-                if let Some(len) = h.expect_len {
-                    args.insert("expect-len".into(), len.to_string());
-                }
-            }
-        }
-        args
+    /// The job's arguments as given.
+    pub fn args(&self) -> &HashMap<String, String> {
+        &self.args
     }
 
-    /// Runs one task on the calling thread (thread and process slots).
+    /// How the job's tasks run.
+    pub fn body(&self) -> &TaskBody {
+        &self.body
+    }
+
+    /// Whether async slots give each task a future of its own (else they run
+    /// it inline).
+    pub fn waits(&self) -> bool {
+        matches!(self.body, TaskBody::Waiting(_))
+    }
+
+    /// Runs one task on the calling thread (thread and process slots, and
+    /// inline on the event loop).
     pub fn run_blocking(
         &self,
         input: &TaskInput,
         ctx: &mut BlockingContext,
     ) -> Result<u128, String> {
-        match self {
-            Workload::SumSquares => sum_squares::run(input.start, input.end),
-            Workload::Noop => Ok(noop::run(input.index)),
-            Workload::Spin { cpu, crash_index } => {
-                spin::run(*cpu, input.index, *crash_index);
-                Ok(input.index as u128)
-            }
-            Workload::Sleep { wait } => {
-                sleep::run_blocking(*wait);
-                Ok(input.index as u128)
-            }
-            Workload::HttpGet(h) => h.run_blocking(&mut ctx.http),
-            Workload::Exec { cmd } => exec::run_blocking(cmd, input),
+        match &self.body {
+            TaskBody::Blocking(t) => t.run(input, ctx),
+            TaskBody::Waiting(t) => t.run_blocking(input, ctx),
         }
     }
 
-    /// Runs one task on the event loop (async slots). CPU-bound workloads run
-    /// inline and hold the loop, exactly as they would under asyncio.
-    pub async fn run_async(&self, input: &TaskInput, ctx: &AsyncContext) -> Result<u128, String> {
-        match self {
-            Workload::SumSquares => sum_squares::run(input.start, input.end),
-            Workload::Noop => Ok(noop::run(input.index)),
-            Workload::Spin { cpu, crash_index } => {
-                spin::run(*cpu, input.index, *crash_index);
-                Ok(input.index as u128)
+    /// Runs one task as a future (async slots). A task that never waits
+    /// completes in its first poll; the event loop runs those inline with
+    /// [`Workload::run_blocking`] instead.
+    pub fn run_async<'a>(
+        &'a self,
+        input: &'a TaskInput,
+        ctx: &'a AsyncContext,
+    ) -> LocalBoxFuture<'a, Result<u128, String>> {
+        match &self.body {
+            TaskBody::Blocking(t) => {
+                Box::pin(async move { t.run(input, &mut BlockingContext::new()) })
             }
-            Workload::Sleep { wait } => {
-                sleep::run_async(*wait).await;
-                Ok(input.index as u128)
-            }
-            Workload::HttpGet(h) => h.run_async(&ctx.http).await,
-            Workload::Exec { cmd } => exec::run_async(cmd, input).await,
+            TaskBody::Waiting(t) => t.run_async(input, ctx),
         }
     }
 }
@@ -228,6 +301,7 @@ impl Workload {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn args(kv: &[(&str, &str)]) -> HashMap<String, String> {
         kv.iter()
@@ -239,34 +313,50 @@ mod tests {
         TaskInput { index, start, end }
     }
 
+    fn run(name: &str, a: &[(&str, &str)], i: TaskInput) -> Result<u128, String> {
+        let w = Workload::from_spec(name, &args(a)).expect("a valid spec");
+        w.run_blocking(&i, &mut BlockingContext::new())
+    }
+
     #[test]
-    fn specs_parse_with_defaults() {
-        assert!(matches!(
-            Workload::from_spec("noop", &args(&[])),
-            Ok(Workload::Noop)
-        ));
-        assert!(matches!(
-            Workload::from_spec("sleep", &args(&[])),
-            Ok(Workload::Sleep { wait }) if wait == Duration::from_millis(100)
-        ));
-        assert!(matches!(
-            Workload::from_spec("spin", &args(&[("ms", "7")])),
-            Ok(Workload::Spin { cpu, crash_index: None }) if cpu == Duration::from_millis(7)
-        ));
-        match Workload::from_spec("http-get", &args(&[("url", "http://127.0.0.1:9/fast")])) {
-            Ok(Workload::HttpGet(h)) => {
-                assert_eq!(h.expect_status, 200);
-                assert_eq!(h.expect_len, None);
-                assert_eq!(h.url.port, 9);
-            }
-            other => panic!("unexpected {other:?}"),
+    fn every_builtin_definition_is_well_formed_and_announced() {
+        let r = Registry::builtin();
+        assert_eq!(
+            r.catalog().known_names(),
+            "exec, http-get, noop, sleep, spin, sum-squares"
+        );
+        for def in r.catalog().iter() {
+            def.check().unwrap();
         }
     }
 
     #[test]
-    fn bad_specs_are_refused_with_the_catalogue_message() {
+    fn specs_prepare_with_defaults_and_bodies_say_whether_they_wait() {
+        for (name, a, waits) in [
+            ("noop", args(&[]), false),
+            ("sum-squares", args(&[]), false),
+            ("spin", args(&[("ms", "7")]), false),
+            ("sleep", args(&[]), true),
+            (
+                "http-get",
+                args(&[("url", "http://127.0.0.1:9/fast")]),
+                true,
+            ),
+            ("exec", args(&[("cmd", "true")]), true),
+        ] {
+            let w = Workload::from_spec(name, &a).unwrap();
+            assert_eq!((w.name(), w.waits()), (name, waits));
+            assert_eq!(w.args(), &a);
+        }
+    }
+
+    #[test]
+    fn bad_specs_are_refused_with_the_definition_s_message() {
         let e = Workload::from_spec("fib", &args(&[])).unwrap_err();
-        assert!(e.contains("unknown workload"), "{e}");
+        assert!(
+            e.contains("unknown workload \"fib\"") && e.contains("noop"),
+            "{e}"
+        );
         let e = Workload::from_spec("spin", &args(&[])).unwrap_err();
         assert!(e.contains("needs argument ms"), "{e}");
         let e = Workload::from_spec("http-get", &args(&[])).unwrap_err();
@@ -277,60 +367,54 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("expect-len"), "{e}");
-        let e = Workload::from_spec("http-get", &args(&[("url", "https://x/")])).unwrap_err();
+        let e = Workload::from_spec("http-get", &args(&[("url", "ftp://x/")])).unwrap_err();
         assert!(e.contains("http://"), "{e}");
     }
 
     #[test]
-    fn args_round_trip_through_from_spec() {
-        for (name, a) in [
-            ("noop", args(&[])),
-            ("sum-squares", args(&[])),
-            ("spin", args(&[("ms", "3")])),
-            ("sleep", args(&[])),
-            (
-                "http-get",
-                args(&[("url", "http://h:1/x"), ("expect-len", "5")]),
+    fn a_registry_refuses_a_taken_name_or_a_bad_definition() {
+        let mut r = Registry::builtin();
+        let e = r.register(noop::registration()).unwrap_err().to_string();
+        assert!(e.contains("already registered"), "{e}");
+        let bad = Registration::new(
+            WorkloadDef::new(
+                "Has Spaces",
+                brigade_proto::v1::Kind::Io,
+                brigade_proto::catalog::Reduction::List,
+                "",
             ),
-        ] {
-            let w = Workload::from_spec(name, &a).unwrap();
-            assert_eq!(w.name(), name);
-            let again = Workload::from_spec(w.name(), &w.args()).unwrap();
-            assert_eq!(again.args(), w.args());
-        }
+            |_| Ok(TaskBody::blocking(noop::Noop)),
+        );
+        assert!(r.register(bad).is_err());
+        r.remove("exec");
+        assert!(!r.catalog().contains("exec"));
+        assert!(r.prepare("exec", &args(&[("cmd", "true")])).is_err());
     }
 
     #[test]
     fn blocking_runs_return_the_exact_values() {
-        let mut ctx = BlockingContext::new();
-        let run = |w: &Workload, i: TaskInput, ctx: &mut BlockingContext| w.run_blocking(&i, ctx);
-        assert_eq!(run(&Workload::Noop, input(42, 0, 0), &mut ctx), Ok(42));
+        assert_eq!(run("noop", &[], input(42, 0, 0)), Ok(42));
         assert_eq!(
-            run(&Workload::SumSquares, input(0, 0, 1_500_000), &mut ctx),
+            run("sum-squares", &[], input(0, 0, 1_500_000)),
             Ok(1_124_998_875_000_250_000)
         );
-        let spin = Workload::Spin {
-            cpu: Duration::from_millis(1),
-            crash_index: Some(8),
-        };
-        assert_eq!(run(&spin, input(7, 0, 0), &mut ctx), Ok(7));
-        let sleep = Workload::Sleep {
-            wait: Duration::from_millis(1),
-        };
-        assert_eq!(run(&sleep, input(8, 0, 0), &mut ctx), Ok(8));
+        assert_eq!(
+            run("spin", &[("ms", "1"), ("crash-index", "8")], input(7, 0, 0)),
+            Ok(7)
+        );
+        assert_eq!(run("sleep", &[("ms", "1")], input(8, 0, 0)), Ok(8));
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn async_runs_return_the_exact_values() {
         let ctx = AsyncContext::new(1);
-        assert_eq!(Workload::Noop.run_async(&input(3, 0, 0), &ctx).await, Ok(3));
-        assert_eq!(
-            Workload::SumSquares.run_async(&input(0, 3, 5), &ctx).await,
-            Ok(25)
-        );
-        let sleep = Workload::Sleep {
-            wait: Duration::from_secs(5),
-        };
+        let noop = Workload::from_spec("noop", &args(&[])).unwrap();
+        assert_eq!(noop.run_async(&input(3, 0, 0), &ctx).await, Ok(3));
+        let sums = Workload::from_spec("sum-squares", &args(&[])).unwrap();
+        assert_eq!(sums.run_async(&input(0, 3, 5), &ctx).await, Ok(25));
+        let sleep = Workload::from_spec("sleep", &args(&[("ms", "5000")])).unwrap();
+        let t = tokio::time::Instant::now();
         assert_eq!(sleep.run_async(&input(9, 0, 0), &ctx).await, Ok(9));
+        assert_eq!(t.elapsed(), Duration::from_secs(5));
     }
 }

@@ -3,6 +3,57 @@
 
 use std::time::Duration;
 
+use brigade_proto::catalog::{ArgDef, Reduction, WorkloadDef};
+use brigade_proto::v1::Kind;
+use futures::future::LocalBoxFuture;
+
+use super::{
+    AsyncContext, BlockingContext, Registration, TaskBody, TaskInput, WaitingTask, MS_ARG_MAX,
+};
+
+/// The definition and code of `sleep`.
+pub fn registration() -> Registration {
+    Registration::new(
+        WorkloadDef::new(
+            "sleep",
+            Kind::Io,
+            Reduction::List,
+            "waits `ms` milliseconds (non-blocking on async slots, blocking on thread and \
+             process slots) and returns the task's index",
+        )
+        .arg(ArgDef::u64("ms", 0, MS_ARG_MAX, "milliseconds to wait per task").default("100")),
+        |args| {
+            Ok(TaskBody::waiting(Sleep {
+                wait: Duration::from_millis(args.required_u64("ms")?),
+            }))
+        },
+    )
+}
+
+/// A sleep job's tasks.
+#[derive(Debug)]
+pub struct Sleep {
+    pub wait: Duration,
+}
+
+impl WaitingTask for Sleep {
+    fn run_blocking(&self, input: &TaskInput, _: &mut BlockingContext) -> Result<u128, String> {
+        run_blocking(self.wait);
+        Ok(input.index as u128)
+    }
+
+    fn run_async<'a>(
+        &'a self,
+        input: &'a TaskInput,
+        _: &'a AsyncContext,
+    ) -> LocalBoxFuture<'a, Result<u128, String>> {
+        Box::pin(async move {
+            run_async(self.wait).await;
+            Ok(input.index as u128)
+        })
+    }
+}
+
 /// Blocks the calling thread (thread and process slots).
 pub fn run_blocking(dur: Duration) {
     std::thread::sleep(dur);

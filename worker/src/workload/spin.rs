@@ -3,7 +3,53 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+use brigade_proto::catalog::{ArgDef, Reduction, WorkloadDef};
+use brigade_proto::v1::Kind;
+
 use super::cpu_clock::thread_cpu_ns;
+use super::{BlockingContext, BlockingTask, Registration, TaskBody, TaskInput, MS_ARG_MAX};
+
+/// The definition and code of `spin`.
+pub fn registration() -> Registration {
+    Registration::new(
+        WorkloadDef::new(
+            "spin",
+            Kind::Cpu,
+            Reduction::List,
+            "burns `ms` milliseconds of CPU time and returns the task's index \
+             (with `crash-index`, that task aborts its process)",
+        )
+        .arg(ArgDef::u64("ms", 0, MS_ARG_MAX, "milliseconds of CPU to burn per task").required())
+        .arg(ArgDef::u64(
+            "crash-index",
+            0,
+            u64::MAX,
+            "the task with this index aborts its process after burning (a poison task)",
+        )),
+        |args| {
+            Ok(TaskBody::blocking(Spin {
+                cpu: Duration::from_millis(args.required_u64("ms")?),
+                crash_index: args.u64("crash-index"),
+            }))
+        },
+    )
+}
+
+/// A spin job's tasks.
+#[derive(Debug)]
+pub struct Spin {
+    pub cpu: Duration,
+    /// The task with this index aborts its process (a poison task, for
+    /// fault tests).
+    pub crash_index: Option<u64>,
+}
+
+impl BlockingTask for Spin {
+    fn run(&self, input: &TaskInput, _: &mut BlockingContext) -> Result<u128, String> {
+        run(self.cpu, input.index, self.crash_index);
+        Ok(input.index as u128)
+    }
+}
 
 /// Busy-loops until this thread has used `cpu` of CPU time. Measured against
 /// the thread CPU clock, not wall time, so a preempted spin still burns the full

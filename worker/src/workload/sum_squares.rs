@@ -2,6 +2,34 @@
 
 use std::hint::black_box;
 
+use brigade_proto::catalog::{Reduction, WorkloadDef};
+use brigade_proto::v1::Kind;
+
+use super::{BlockingContext, BlockingTask, Registration, TaskBody, TaskInput};
+
+/// The definition and code of `sum-squares`.
+pub fn registration() -> Registration {
+    Registration::new(
+        WorkloadDef::new(
+            "sum-squares",
+            Kind::Cpu,
+            Reduction::Sum,
+            "sum of i*i over the task's sub-range, exact in u128; the job result is the total",
+        ),
+        |_| Ok(TaskBody::blocking(SumSquares)),
+    )
+}
+
+/// A sum-squares job's tasks.
+#[derive(Debug)]
+pub struct SumSquares;
+
+impl BlockingTask for SumSquares {
+    fn run(&self, input: &TaskInput, _: &mut BlockingContext) -> Result<u128, String> {
+        run(input.start, input.end)
+    }
+}
+
 /// Σ i² for `start <= i < end`, by a real loop: `black_box` keeps the compiler
 /// from folding it into the closed form, so CPU time grows linearly with the
 /// width (the benchmark measures exactly that).
