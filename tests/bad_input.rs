@@ -84,7 +84,7 @@ fn bad_submissions_name_the_problem_and_what_is_allowed() {
         1,
         &[
             "unknown workload \"squares\"",
-            "http-get, noop, sleep, spin, sum-squares",
+            "echo, http-get, noop, sleep, spin, sum-squares",
         ],
     );
     assert_refused(

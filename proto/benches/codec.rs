@@ -12,6 +12,7 @@
 use std::hint::black_box;
 
 use brigade_proto::batch::{self, AssignedTask, OkColumns, OkOutcome};
+use brigade_proto::Output;
 use brigade_proto::v1::{
     coordinator_message, worker_message, AssignBatch, CoordinatorMessage, Model, OutcomeStatus,
     ResultBatch, TaskAssignment, TaskGrid, TaskOutcome, WorkerMessage, U128,
@@ -44,7 +45,7 @@ fn outcomes(value: u128) -> Vec<OkOutcome> {
         .map(|k| OkOutcome {
             index: FIRST + (k ^ 1),
             attempt: 1,
-            value,
+            value: Output::Int(value),
             cpu_ns: 1_800 + k % 500,
             wall_ns: 2_400 + k % 700,
             ready_ns: 0,
@@ -154,8 +155,8 @@ impl Form for ResultColumns {
     type Record = OkOutcome;
     fn encode(records: &[OkOutcome], buf: &mut Vec<u8>) {
         let mut c = OkColumns::new(7, Model::Async);
-        for &o in records {
-            c.push(o);
+        for o in records {
+            c.push(o.clone());
         }
         let batch = ResultBatch {
             outcomes: Vec::new(),
@@ -167,7 +168,7 @@ impl Form for ResultColumns {
         let b = decode_results(bytes);
         b.ok.iter()
             .flat_map(|c| c.outcomes().expect("columns line up"))
-            .map(|o| checksum(o.index, o.value, o.wall_ns))
+            .map(|o| checksum(o.index, o.value.as_int().unwrap_or(0), o.wall_ns))
             .sum()
     }
 }
@@ -185,7 +186,8 @@ impl Form for ResultSpelled {
                 attempt: o.attempt,
                 model: Model::Async as i32,
                 status: OutcomeStatus::Ok as i32,
-                value: Some(U128::from(o.value)),
+                value: o.value.as_int().map(U128::from),
+                output: None,
                 error: String::new(),
                 cpu_ns: o.cpu_ns,
                 wall_ns: o.wall_ns,

@@ -10,6 +10,7 @@
 //! Decoding checks everything a peer could get wrong (a run past the
 //! grid's end, columns of different lengths) and says what was wrong.
 
+use crate::output::Output;
 use crate::v1::{AssignBatch, Model, OkOutcomes, TaskGrid, TaskRun};
 
 /// At most this many tasks in one assignment batch: far above any credit
@@ -26,6 +27,8 @@ pub enum BatchError {
     BadGrid { start: u64, end: u64, chunk: u64 },
     #[error("assignment run of tasks {first}..{first}+{count} goes past the grid's {tasks} tasks")]
     RunOutsideGrid { first: u64, count: u64, tasks: u64 },
+    #[error("assignment carries {items} input items where its tasks cover {wanted}")]
+    InputsMismatch { items: usize, wanted: u64 },
     #[error("assignment batch of {0} tasks is over the limit of {MAX_TASKS_PER_BATCH}")]
     TooManyTasks(u64),
     #[error(
@@ -146,12 +149,37 @@ pub fn assigned_tasks(batch: &AssignBatch) -> Result<Vec<AssignedTask>, BatchErr
     Ok(out)
 }
 
+/// Hands an inputs job's `items` (in task order) to its tasks: the task
+/// covering items `start..end` takes `end - start` of them. A range job's
+/// batch has no items and every task gets none.
+pub fn split_inputs(
+    ranges: impl ExactSizeIterator<Item = (u64, u64)> + Clone,
+    items: Vec<Vec<u8>>,
+) -> Result<Vec<Vec<Vec<u8>>>, BatchError> {
+    if items.is_empty() {
+        return Ok(vec![Vec::new(); ranges.len()]);
+    }
+    let want = ranges
+        .clone()
+        .try_fold(0u64, |sum, (s, e)| sum.checked_add(e.saturating_sub(s)));
+    if want != Some(items.len() as u64) {
+        return Err(BatchError::InputsMismatch {
+            items: items.len(),
+            wanted: want.unwrap_or(u64::MAX),
+        });
+    }
+    let mut items = items.into_iter();
+    Ok(ranges
+        .map(|(s, e)| items.by_ref().take((e - s) as usize).collect())
+        .collect())
+}
+
 /// One OK outcome, as [`OkOutcomes`] holds it column by column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OkOutcome {
     pub index: u64,
     pub attempt: u32,
-    pub value: u128,
+    pub value: Output,
     pub cpu_ns: u64,
     pub wall_ns: u64,
     /// Of `wall_ns`, the time spent ready to run but waiting for a CPU.
@@ -268,8 +296,19 @@ impl OkColumns {
         );
         self.last_index = o.index;
         put_varint(&mut c.attempt, u64::from(o.attempt));
-        put_varint(&mut c.value_lo, o.value as u64);
-        put_sparse(&mut c.value_hi, before, (o.value >> 64) as u64);
+        let int = match &o.value {
+            Output::Int(v) => *v,
+            Output::Bytes(b) => {
+                put_sparse(&mut c.output_len, before, b.len() as u64 + 1);
+                c.output_data.extend_from_slice(b);
+                0
+            }
+        };
+        if matches!(o.value, Output::Int(_)) {
+            put_sparse(&mut c.output_len, before, 0);
+        }
+        put_varint(&mut c.value_lo, int as u64);
+        put_sparse(&mut c.value_hi, before, (int >> 64) as u64);
         put_varint(&mut c.cpu_ns, o.cpu_ns);
         put_varint(&mut c.wall_ns, o.wall_ns);
         put_sparse(&mut c.ready_ns, before, o.ready_ns);
@@ -283,7 +322,7 @@ impl OkColumns {
 
 impl OkOutcomes {
     /// The outcomes, after checking every column reads and they line up.
-    pub fn outcomes(&self) -> Result<impl Iterator<Item = OkOutcome>, BatchError> {
+    pub fn outcomes(&self) -> Result<impl Iterator<Item = OkOutcome> + '_, BatchError> {
         let id = self.job_id;
         let deltas = read_column(&self.index_delta, "index_delta", id)?;
         let attempt = read_column(&self.attempt, "attempt", id)?;
@@ -292,7 +331,31 @@ impl OkOutcomes {
         let cpu = read_column(&self.cpu_ns, "cpu_ns", id)?;
         let wall = read_column(&self.wall_ns, "wall_ns", id)?;
         let ready = read_column(&self.ready_ns, "ready_ns", id)?;
+        let out_len = read_column(&self.output_len, "output_len", id)?;
         let n = deltas.len();
+        if !(out_len.is_empty() || out_len.len() == n) {
+            return Err(BatchError::BadColumn {
+                job_id: id,
+                column: "output_len",
+                reason: format!("{} entries for {n} outcomes", out_len.len()),
+            });
+        }
+        let data_len = out_len
+            .iter()
+            .try_fold(0u64, |sum, &l| sum.checked_add(l.saturating_sub(1)));
+        if data_len != Some(self.output_data.len() as u64) {
+            return Err(BatchError::BadColumn {
+                job_id: id,
+                column: "output_data",
+                reason: format!(
+                    "{} bytes where the lengths add up to {}",
+                    self.output_data.len(),
+                    data_len.map_or("more than 2^64".to_string(), |l| l.to_string())
+                ),
+            });
+        }
+        let data = &self.output_data;
+        let mut offset = 0usize;
         let same = [attempt.len(), lo.len(), cpu.len(), wall.len()]
             .iter()
             .all(|&l| l == n);
@@ -319,10 +382,20 @@ impl OkOutcomes {
         let mut index = 0u64;
         Ok((0..n).map(move |i| {
             index = index.wrapping_add(unzigzag(deltas[i]) as u64);
+            let value = match out_len.get(i).copied().unwrap_or(0) {
+                0 => Output::Int(u128::from(hi.get(i).copied().unwrap_or(0)) << 64 | u128::from(lo[i])),
+                l => {
+                    // The lengths were checked to add up to the data above.
+                    let n = (l - 1) as usize;
+                    let b = data[offset..offset + n].to_vec();
+                    offset += n;
+                    Output::Bytes(b)
+                }
+            };
             OkOutcome {
                 index,
                 attempt: attempt[i] as u32,
-                value: u128::from(hi.get(i).copied().unwrap_or(0)) << 64 | u128::from(lo[i]),
+                value,
                 cpu_ns: cpu[i],
                 wall_ns: wall[i],
                 ready_ns: ready.get(i).copied().unwrap_or(0),
@@ -429,7 +502,7 @@ mod tests {
         OkOutcome {
             index,
             attempt: 1 + (index % 3) as u32,
-            value,
+            value: Output::Int(value),
             cpu_ns: index.wrapping_mul(7),
             wall_ns: index.wrapping_mul(11) + 1,
             ready_ns: index % 4,
@@ -438,14 +511,73 @@ mod tests {
 
     fn round_trip(outcomes: &[OkOutcome]) -> Vec<OkOutcome> {
         let mut c = OkColumns::new(9, Model::Thread);
-        for &o in outcomes {
-            c.push(o);
+        for o in outcomes {
+            c.push(o.clone());
         }
         let bytes = c.finish().encode_to_vec();
         let decoded = OkOutcomes::decode(&bytes[..]).unwrap();
         assert_eq!(decoded.job_id, 9);
         assert_eq!(decoded.model, Model::Thread as i32);
         decoded.outcomes().unwrap().collect()
+    }
+
+    #[test]
+    fn inputs_split_over_tasks_by_their_ranges_or_are_refused() {
+        let items: Vec<Vec<u8>> = (0..5u8).map(|i| vec![b'a' + i]).collect();
+        let got = split_inputs([(0, 2), (2, 3), (3, 5)].into_iter(), items.clone()).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                vec![b"a".to_vec(), b"b".to_vec()],
+                vec![b"c".to_vec()],
+                vec![b"d".to_vec(), b"e".to_vec()]
+            ]
+        );
+        assert_eq!(
+            split_inputs([(0, 2), (2, 3)].into_iter(), items),
+            Err(BatchError::InputsMismatch {
+                items: 5,
+                wanted: 3
+            })
+        );
+        assert_eq!(
+            split_inputs([(0, 10), (10, 20)].into_iter(), Vec::new()).unwrap(),
+            vec![Vec::<Vec<u8>>::new(); 2]
+        );
+    }
+
+    #[test]
+    fn byte_outputs_travel_beside_integers_and_bad_lengths_are_refused() {
+        let mut mixed = vec![outcome(1, 5), outcome(2, 6), outcome(3, 7)];
+        mixed[1].value = Output::Bytes(b"hello".to_vec());
+        mixed.push(OkOutcome {
+            value: Output::Bytes(Vec::new()),
+            ..outcome(4, 0)
+        });
+        assert_eq!(round_trip(&mixed), mixed);
+        let ints = [outcome(1, 5), outcome(2, 6)];
+        let mut c = OkColumns::new(1, Model::Thread);
+        for o in ints {
+            c.push(o);
+        }
+        let cols = c.finish();
+        assert!(cols.output_len.is_empty() && cols.output_data.is_empty());
+        // Lengths that do not add up to the data are refused whole.
+        let mut c = OkColumns::new(1, Model::Thread);
+        for o in mixed.clone() {
+            c.push(o);
+        }
+        let mut cols = c.finish();
+        cols.output_data.pop();
+        assert!(matches!(
+            cols.outcomes().err(),
+            Some(BatchError::BadColumn { column: "output_data", .. })
+        ));
+        cols.output_len.pop();
+        assert!(matches!(
+            cols.outcomes().err(),
+            Some(BatchError::BadColumn { column: "output_len", .. })
+        ));
     }
 
     #[test]
@@ -459,7 +591,7 @@ mod tests {
         let mut c = OkColumns::new(1, Model::Async);
         c.push(OkOutcome {
             ready_ns: 0,
-            ..narrow[0]
+            ..narrow[0].clone()
         });
         let sparse = c.finish();
         assert!(sparse.value_hi.is_empty() && sparse.ready_ns.is_empty());
@@ -553,13 +685,16 @@ mod tests {
         }
         let outcomes = [outcome(5, 300), outcome(3, 1 << 40), outcome(u64::MAX, 0)];
         let mut c = OkColumns::new(1, Model::Thread);
-        for o in outcomes {
+        for o in outcomes.clone() {
             c.push(o);
         }
         let packed = Packed::decode(&c.finish().encode_to_vec()[..]).unwrap();
         assert_eq!(packed.index_delta, [5, -2, (u64::MAX - 3) as i64]);
-        assert_eq!(packed.attempt, outcomes.map(|o| o.attempt));
-        assert_eq!(packed.value_lo, outcomes.map(|o| o.value as u64));
+        assert_eq!(packed.attempt, outcomes.clone().map(|o| o.attempt));
+        assert_eq!(
+            packed.value_lo,
+            outcomes.clone().map(|o| o.value.as_int().unwrap_or(0) as u64)
+        );
         assert_eq!(packed.wall_ns, outcomes.map(|o| o.wall_ns));
         for v in [0, 1, 127, 128, 300, u64::MAX] {
             let mut b = Vec::new();

@@ -242,6 +242,7 @@ impl Drop for TestTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use brigade_proto::Output;
     use crate::http_client::HttpClient;
     use crate::workload::{AsyncContext, BlockingContext, TaskInput, Workload};
     use brigade_proto::catalog::parse_http_url;
@@ -302,16 +303,12 @@ mod tests {
             Workload::from_spec("http-get", &args).unwrap()
         };
         let mut ctx = BlockingContext::new();
-        let input = TaskInput {
-            index: 0,
-            start: 0,
-            end: 1,
-        };
+        let input = TaskInput::range(0, 0, 1);
         let ok = spec("/fast", &[("expect-len", "1024")]);
-        assert_eq!(ok.run_blocking(&input, &mut ctx), Ok(1024));
+        assert_eq!(ok.run_blocking(&input, &mut ctx), Ok(Output::Int(1024)));
         assert_eq!(
             spec("/slow?ms=5", &[]).run_blocking(&input, &mut ctx),
-            Ok(1024)
+            Ok(Output::Int(1024))
         );
         let e = spec("/missing", &[])
             .run_blocking(&input, &mut ctx)
@@ -336,11 +333,7 @@ mod tests {
             let _ = stop_rx.await;
         }));
         let ctx = AsyncContext::new(4);
-        let input = TaskInput {
-            index: 0,
-            start: 0,
-            end: 1,
-        };
+        let input = TaskInput::range(0, 0, 1);
         let get = |path: &str, len: Option<&str>| {
             let mut args = HashMap::new();
             args.insert("url".to_string(), format!("http://127.0.0.1:{port}{path}"));
@@ -352,12 +345,12 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(
                 get("/fast", Some("1024")).run_async(&input, &ctx).await,
-                Ok(1024)
+                Ok(Output::Int(1024))
             );
         }
         assert_eq!(
             get("/slow?ms=5", None).run_async(&input, &ctx).await,
-            Ok(1024)
+            Ok(Output::Int(1024))
         );
         let e = get("/x", None).run_async(&input, &ctx).await.unwrap_err();
         assert!(e.contains("status 404"), "{e}");

@@ -393,7 +393,7 @@ impl Link<'_> {
     /// an error is a malformed batch, which ends the link.
     fn assign(
         &mut self,
-        batch: AssignBatch,
+        mut batch: AssignBatch,
         out: &mpsc::UnboundedSender<WorkerMessage>,
         draining: bool,
     ) -> Result<(), String> {
@@ -412,6 +412,11 @@ impl Link<'_> {
                 return Err(format!("protocol error in an assignment: {e}"));
             }
         };
+        let items = batch::split_inputs(
+            tasks.iter().map(|t| (t.start, t.end)),
+            std::mem::take(&mut batch.inputs),
+        )
+        .map_err(|e| format!("protocol error in an assignment: {e}"))?;
         let refuse = |status: OutcomeStatus, error: String| {
             let outcomes = tasks
                 .iter()
@@ -446,20 +451,22 @@ impl Link<'_> {
                 "this worker does not run exec tasks; start it with --allow-exec".into(),
             );
         }
+        let max_output = (batch.max_result_bytes > 0).then_some(batch.max_result_bytes);
         let workload = match self.config.workloads.prepare(&batch.workload, &batch.args) {
-            Ok(w) => Arc::new(w),
+            Ok(w) => Arc::new(w.with_max_output(max_output)),
             Err(e) => return refuse(OutcomeStatus::Failed, e),
         };
         let timeout = (batch.timeout_ms > 0).then(|| Duration::from_millis(batch.timeout_ms));
         let job_id = self.tag(batch.job_id);
         self.jobs.insert(job_id);
-        let tasks = tasks.into_iter().map(|t| TaskRun {
+        let tasks = tasks.into_iter().zip(items).map(|(t, items)| TaskRun {
             job_id,
             attempt: t.attempt,
             input: TaskInput {
                 index: t.index,
                 start: t.start,
                 end: t.end,
+                items,
             },
             workload: workload.clone(),
             timeout,

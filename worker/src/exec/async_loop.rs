@@ -27,6 +27,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use brigade_proto::v1::{Model, OutcomeStatus};
+use brigade_proto::Output;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::{AbortHandle, LocalSet};
@@ -368,7 +369,7 @@ fn spawn_task(state: &Rc<LoopState>, ctx: &Rc<AsyncContext>, seq: u64, task: Tas
                 Ok(r) => to_status(r),
                 Err(_) => (
                     OutcomeStatus::TimedOut,
-                    0,
+                    Output::Int(0),
                     format!(
                         "task exceeded its {} ms timeout and was stopped",
                         limit.as_millis()
@@ -384,10 +385,10 @@ fn spawn_task(state: &Rc<LoopState>, ctx: &Rc<AsyncContext>, seq: u64, task: Tas
         .insert(seq, (job_id, handle.abort_handle()));
 }
 
-fn to_status(r: Result<u128, String>) -> (OutcomeStatus, u128, String) {
+fn to_status(r: Result<Output, String>) -> (OutcomeStatus, Output, String) {
     match r {
         Ok(v) => (OutcomeStatus::Ok, v, String::new()),
-        Err(e) => (OutcomeStatus::Failed, 0, e),
+        Err(e) => (OutcomeStatus::Failed, Output::Int(0), e),
     }
 }
 
@@ -403,7 +404,7 @@ struct Report {
 }
 
 impl Report {
-    fn send(&mut self, status: OutcomeStatus, value: u128, error: String) {
+    fn send(&mut self, status: OutcomeStatus, value: Output, error: String) {
         if let Some(task) = self.task.take() {
             // Whether the job's next task clocks its first poll: only while
             // its tasks' polls stay long.
@@ -436,7 +437,7 @@ impl Drop for Report {
             } else {
                 JOB_CANCELLED
             };
-            self.send(OutcomeStatus::Cancelled, 0, why.to_string());
+            self.send(OutcomeStatus::Cancelled, Output::Int(0), why.to_string());
         }
         self.state.running.borrow_mut().remove(&self.seq);
         self.state.in_flight.set(self.state.in_flight.get() - 1);

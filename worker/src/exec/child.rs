@@ -8,6 +8,8 @@ use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
 
 use brigade_proto::v1::{AssignBatch, Model, OutcomeStatus, TaskOutcome, U128};
+use brigade_proto::batch::split_inputs;
+use brigade_proto::Output;
 use prost::Message;
 
 use super::frame::read_frame_blocking;
@@ -19,6 +21,7 @@ use crate::workload::{BlockingContext, Registry, TaskInput, Workload};
 struct SpecCache {
     name: String,
     args: HashMap<String, String>,
+    max_output: u64,
     parsed: Result<Arc<Workload>, String>,
 }
 
@@ -26,17 +29,20 @@ impl SpecCache {
     fn get(
         cache: &mut Option<SpecCache>,
         registry: &Registry,
-        name: &str,
-        args: &HashMap<String, String>,
+        batch: &AssignBatch,
     ) -> Result<Arc<Workload>, String> {
+        let (name, args, max) = (&batch.workload, &batch.args, batch.max_result_bytes);
         let hit = cache
             .as_ref()
-            .is_some_and(|c| c.name == name && &c.args == args);
+            .is_some_and(|c| c.name == *name && c.args == *args && c.max_output == max);
         if !hit {
             *cache = Some(SpecCache {
                 name: name.to_string(),
                 args: args.clone(),
-                parsed: registry.prepare(name, args).map(Arc::new),
+                max_output: max,
+                parsed: registry
+                    .prepare(name, args)
+                    .map(|w| Arc::new(w.with_max_output((max > 0).then_some(max)))),
             });
         }
         match cache {
@@ -84,16 +90,21 @@ pub(crate) fn serve(
     let mut ctx = BlockingContext::new();
     let mut meter = CpuMeter::default();
     while read_frame_blocking(input, &mut frame)? {
-        let batch = AssignBatch::decode(&frame[..]).map_err(|e| {
+        let mut batch = AssignBatch::decode(&frame[..]).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("undecodable task frame: {e}"),
             )
         })?;
-        let workload = SpecCache::get(&mut cache, registry, &batch.workload, &batch.args);
+        let items = split_inputs(
+            batch.tasks.iter().map(|t| (t.start, t.end)),
+            std::mem::take(&mut batch.inputs),
+        )
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        let workload = SpecCache::get(&mut cache, registry, &batch);
         // The time waiting for this frame was no task's.
         meter.waited();
-        for t in &batch.tasks {
+        for (t, items) in batch.tasks.iter().zip(items) {
             let mut outcome = TaskOutcome {
                 job_id: batch.job_id,
                 index: t.index,
@@ -107,6 +118,7 @@ pub(crate) fn serve(
                         index: t.index,
                         start: t.start,
                         end: t.end,
+                        items,
                     };
                     let run = meter.run(batch.job_id, w, &input, &mut ctx);
                     outcome.cpu_ns = run.cpu_ns;
@@ -115,7 +127,10 @@ pub(crate) fn serve(
                     match run.result {
                         Ok(v) => {
                             outcome.status = OutcomeStatus::Ok as i32;
-                            outcome.value = Some(U128::from(v));
+                            match v {
+                                Output::Int(v) => outcome.value = Some(U128::from(v)),
+                                Output::Bytes(b) => outcome.output = Some(b),
+                            }
                         }
                         Err(e) => {
                             outcome.status = OutcomeStatus::Failed as i32;

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use brigade_proto::v1::{Model, OutcomeStatus, TaskOutcome, U128};
+use brigade_proto::Output;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::workload::{thread_cpu_ns, BlockingContext, TaskInput, Workload};
@@ -44,7 +45,7 @@ pub struct TaskDone {
     pub attempt: u32,
     pub model: Model,
     pub status: OutcomeStatus,
-    pub value: u128,
+    pub value: Output,
     pub error: String,
     pub cpu_ns: u64,
     pub wall_ns: u64,
@@ -67,7 +68,7 @@ impl TaskDone {
             attempt: task.attempt,
             model,
             status,
-            value: 0,
+            value: Output::Int(0),
             error: error.to_string(),
             cpu_ns: 0,
             wall_ns: 0,
@@ -79,7 +80,7 @@ impl TaskDone {
     pub(crate) fn ran(task: &TaskRun, model: Model, run: Measured) -> TaskDone {
         let (status, value, error) = match run.result {
             Ok(v) => (OutcomeStatus::Ok, v, String::new()),
-            Err(e) => (OutcomeStatus::Failed, 0, e),
+            Err(e) => (OutcomeStatus::Failed, Output::Int(0), e),
         };
         TaskDone {
             job_id: task.job_id,
@@ -102,7 +103,11 @@ impl TaskDone {
             attempt: self.attempt,
             model: self.model as i32,
             status: self.status as i32,
-            value: Some(U128::from(self.value)),
+            value: self.value.as_int().map(U128::from),
+            output: match self.value {
+                Output::Bytes(b) => Some(b),
+                Output::Int(_) => None,
+            },
             error: self.error,
             cpu_ns: self.cpu_ns,
             wall_ns: self.wall_ns,
@@ -114,7 +119,7 @@ impl TaskDone {
 /// A blocking run with its CPU time and wall time.
 #[derive(Debug)]
 pub(crate) struct Measured {
-    pub result: Result<u128, String>,
+    pub result: Result<Output, String>,
     pub cpu_ns: u64,
     pub wall_ns: u64,
     pub ready_ns: u64,

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use brigade_proto::v1::{AssignBatch, Model, OutcomeStatus, TaskAssignment, TaskOutcome};
+use brigade_proto::Output;
 use prost::Message;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -49,7 +50,10 @@ fn done_of(task: &TaskRun, o: TaskOutcome) -> TaskDone {
     let status = OutcomeStatus::try_from(o.status).unwrap_or(OutcomeStatus::Failed);
     let mut d = TaskDone::unrun(task, Model::Process, status, "");
     d.error = o.error;
-    d.value = o.value.map(u128::from).unwrap_or(0);
+    d.value = match o.output {
+        Some(b) => Output::Bytes(b),
+        None => Output::Int(o.value.map(u128::from).unwrap_or(0)),
+    };
     d.cpu_ns = o.cpu_ns;
     d.wall_ns = o.wall_ns;
     d.ready_ns = o.ready_ns;
@@ -182,6 +186,7 @@ impl ExecutorChild {
                 workload: first.workload.name().to_string(),
                 args: first.workload.args().clone(),
                 timeout_ms: 0,
+                max_result_bytes: first.workload.max_output().unwrap_or(0),
                 ..Default::default()
             }
             .encode_to_vec();
@@ -195,17 +200,25 @@ impl ExecutorChild {
             end: t.input.end,
         };
         // Protobuf concatenation: the header's fields plus one `tasks` (field
-        // 6) entry per task decode as a single AssignBatch.
+        // 6) entry per task and an inputs job's items (field 9, in task
+        // order) decode as a single AssignBatch.
+        let items = || tasks.iter().flat_map(|t| &t.input.items);
         let body_len = header.len()
             + tasks
                 .iter()
                 .map(|t| prost::encoding::message::encoded_len(6, &assignment(t)))
+                .sum::<usize>()
+            + items()
+                .map(|i| prost::encoding::bytes::encoded_len(9, i))
                 .sum::<usize>();
         self.frame.clear();
         prost::encoding::encode_varint(body_len as u64, &mut self.frame);
         self.frame.extend_from_slice(header);
         for t in tasks {
             prost::encoding::message::encode(6, &assignment(t), &mut self.frame);
+        }
+        for item in items() {
+            prost::encoding::bytes::encode(9, item, &mut self.frame);
         }
     }
 

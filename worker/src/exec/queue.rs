@@ -292,11 +292,7 @@ mod tests {
             .map(|index| TaskRun {
                 job_id,
                 attempt: 1,
-                input: TaskInput {
-                    index,
-                    start: 0,
-                    end: 0,
-                },
+                input: TaskInput::range(index, 0, 0),
                 workload: w.clone(),
                 timeout: None,
             })

@@ -107,11 +107,7 @@ mod tests {
         pin_to_cpu0();
         let args = [("ms".to_string(), "40".to_string())].into();
         let spin = Workload::from_spec("spin", &args).expect("spin 40 ms of CPU");
-        let input = TaskInput {
-            index: 0,
-            start: 0,
-            end: 1,
-        };
+        let input = TaskInput::range(0, 0, 1);
         let mut meter = CpuMeter::default();
         let run = meter.run(1, &spin, &input, &mut BlockingContext::new());
         stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use brigade_proto::v1::{Model, OutcomeStatus};
+use brigade_proto::Output;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::*;
@@ -56,11 +57,7 @@ fn task(job_id: u64, index: u64, w: &Arc<Workload>) -> TaskRun {
     TaskRun {
         job_id,
         attempt: 1,
-        input: TaskInput {
-            index,
-            start: 0,
-            end: 0,
-        },
+        input: TaskInput::range(index, 0, 0),
         workload: w.clone(),
         timeout: None,
     }
@@ -109,7 +106,7 @@ async fn every_noop_comes_back_once(model: Model, ex: &Executors, rx: &mut Answe
             (OutcomeStatus::Ok, model, 9),
             "{d:?}"
         );
-        assert_eq!(d.value, d.index as u128);
+        assert_eq!(d.value, Output::Int(d.index as u128));
         assert!(
             !std::mem::replace(&mut seen[d.index as usize], true),
             "index {} twice",
@@ -151,7 +148,7 @@ async fn sum_squares_chunks_are_exact_on_threads_and_async() {
             .iter()
             .filter(|d| d.job_id == job)
             .inspect(|d| assert_eq!(d.status, OutcomeStatus::Ok, "{d:?}"))
-            .map(|d| d.value)
+            .map(|d| d.value.as_int().expect("an integer"))
             .sum();
         assert_eq!(total, 71_999_998_200_000_010_000_000);
     }
@@ -336,7 +333,7 @@ fn task_done_converts_to_the_wire_type() {
         attempt: 3,
         model: Model::Thread,
         status: OutcomeStatus::Ok,
-        value: (7u128 << 64) | 9,
+        value: Output::Int((7u128 << 64) | 9),
         error: String::new(),
         cpu_ns: 10,
         wall_ns: 11,

@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use brigade_proto::v1::{Model, OutcomeStatus};
+use brigade_proto::Output;
 
 use super::queue::{Takers, TaskQueue};
 use super::{duration_ns, CpuMeter, Outcomes, PendingOutcomes, TaskDone};
@@ -89,7 +90,7 @@ fn slot_loop(slot: usize, queue: Arc<TaskQueue>, done: Outcomes) {
         if let Some(limit) = task.timeout {
             if outcome.wall_ns > duration_ns(limit) {
                 outcome.status = OutcomeStatus::TimedOut;
-                outcome.value = 0;
+                outcome.value = Output::Int(0);
                 outcome.error = format!(
                     "task ran {} ms, exceeding its {} ms timeout; a thread slot cannot be \
                      interrupted, so it ran to completion",

@@ -8,6 +8,7 @@ use brigade_proto::catalog::{parse_http_url, HttpUrl};
 
 use brigade_proto::catalog::{ArgDef, ArgType, Reduction, WorkloadDef};
 use brigade_proto::v1::Kind;
+use brigade_proto::Output;
 use futures::future::LocalBoxFuture;
 
 use super::{AsyncContext, BlockingContext, Registration, TaskBody, TaskInput, WaitingTask};
@@ -126,15 +127,15 @@ pub fn registration() -> Registration {
 }
 
 impl WaitingTask for HttpGet {
-    fn run_blocking(&self, _: &TaskInput, ctx: &mut BlockingContext) -> Result<u128, String> {
-        HttpGet::run_blocking(self, &mut ctx.http)
+    fn run_blocking(&self, _: &TaskInput, ctx: &mut BlockingContext) -> Result<Output, String> {
+        HttpGet::run_blocking(self, &mut ctx.http).map(Output::Int)
     }
 
     fn run_async<'a>(
         &'a self,
         _: &'a TaskInput,
         ctx: &'a AsyncContext,
-    ) -> LocalBoxFuture<'a, Result<u128, String>> {
-        Box::pin(HttpGet::run_async(self, &ctx.http))
+    ) -> LocalBoxFuture<'a, Result<Output, String>> {
+        Box::pin(async move { HttpGet::run_async(self, &ctx.http).await.map(Output::Int) })
     }
 }

@@ -11,6 +11,7 @@
 //! for work that waits, as a future on async slots ([`TaskBody::Waiting`]).
 
 pub mod cpu_clock;
+pub mod echo;
 pub mod exec;
 pub mod http_get;
 pub mod noop;
@@ -23,6 +24,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use brigade_proto::catalog::{ArgValues, Catalog, CatalogError, WorkloadDef};
+use brigade_proto::Output;
 use futures::future::LocalBoxFuture;
 
 pub use cpu_clock::thread_cpu_ns;
@@ -33,12 +35,28 @@ use crate::http_client::HttpClient;
 /// The longest wait or burn a task may ask for (one hour), in milliseconds.
 pub const MS_ARG_MAX: u64 = 3_600_000;
 
-/// One task's input: its index in the job and its sub-range `[start, end)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One task's input: its index in the job, its sub-range `[start, end)` of
+/// the job's range (or of its items), and for an inputs job those items.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskInput {
     pub index: u64,
     pub start: u64,
     pub end: u64,
+    /// An inputs job's items `start..end` (a text line or one JSON value
+    /// each); empty for a range job.
+    pub items: Vec<Vec<u8>>,
+}
+
+impl TaskInput {
+    /// A range job's task.
+    pub fn range(index: u64, start: u64, end: u64) -> TaskInput {
+        TaskInput {
+            index,
+            start,
+            end,
+            items: Vec::new(),
+        }
+    }
 }
 
 /// What a blocking slot (a thread, or an executor process) keeps between
@@ -72,18 +90,18 @@ impl AsyncContext {
 /// A task that never waits: it runs to its end on the calling thread on
 /// every model.
 pub trait BlockingTask: Send + Sync + 'static {
-    fn run(&self, input: &TaskInput, ctx: &mut BlockingContext) -> Result<u128, String>;
+    fn run(&self, input: &TaskInput, ctx: &mut BlockingContext) -> Result<Output, String>;
 }
 
 /// A task that waits (on I/O, a timer, a child process): blocking code on
 /// thread and process slots, a future on async slots.
 pub trait WaitingTask: Send + Sync + 'static {
-    fn run_blocking(&self, input: &TaskInput, ctx: &mut BlockingContext) -> Result<u128, String>;
+    fn run_blocking(&self, input: &TaskInput, ctx: &mut BlockingContext) -> Result<Output, String>;
     fn run_async<'a>(
         &'a self,
         input: &'a TaskInput,
         ctx: &'a AsyncContext,
-    ) -> LocalBoxFuture<'a, Result<u128, String>>;
+    ) -> LocalBoxFuture<'a, Result<Output, String>>;
 }
 
 /// How a job's tasks run.
@@ -159,6 +177,7 @@ impl Registry {
         for reg in [
             sum_squares::registration(),
             noop::registration(),
+            echo::registration(),
             spin::registration(),
             sleep::registration(),
             http_get::registration(),
@@ -207,6 +226,7 @@ impl Registry {
             name: def.name.clone(),
             args: args.clone(),
             body: (reg.prepare)(&values)?,
+            max_output: None,
         })
     }
 }
@@ -230,6 +250,8 @@ pub struct Workload {
     /// to its children, which prepare it again from their own registry.
     args: HashMap<String, String>,
     body: TaskBody,
+    /// The job's bound on one task's byte output.
+    max_output: Option<u64>,
 }
 
 impl fmt::Debug for Workload {
@@ -257,6 +279,28 @@ impl Workload {
         &self.args
     }
 
+    /// Bounds every task's byte output: a longer one fails its task.
+    pub fn with_max_output(mut self, bytes: Option<u64>) -> Workload {
+        self.max_output = bytes;
+        self
+    }
+
+    /// The bound on one task's byte output, if any.
+    pub fn max_output(&self) -> Option<u64> {
+        self.max_output
+    }
+
+    fn bounded(&self, r: Result<Output, String>) -> Result<Output, String> {
+        match (r, self.max_output) {
+            (Ok(Output::Bytes(b)), Some(max)) if b.len() as u64 > max => Err(format!(
+                "the task's output of {} bytes is over the job's limit of {max} bytes \
+                 (--max-result-bytes)",
+                b.len()
+            )),
+            (r, _) => r,
+        }
+    }
+
     /// How the job's tasks run.
     pub fn body(&self) -> &TaskBody {
         &self.body
@@ -274,11 +318,11 @@ impl Workload {
         &self,
         input: &TaskInput,
         ctx: &mut BlockingContext,
-    ) -> Result<u128, String> {
-        match &self.body {
+    ) -> Result<Output, String> {
+        self.bounded(match &self.body {
             TaskBody::Blocking(t) => t.run(input, ctx),
             TaskBody::Waiting(t) => t.run_blocking(input, ctx),
-        }
+        })
     }
 
     /// Runs one task as a future (async slots). A task that never waits
@@ -288,13 +332,13 @@ impl Workload {
         &'a self,
         input: &'a TaskInput,
         ctx: &'a AsyncContext,
-    ) -> LocalBoxFuture<'a, Result<u128, String>> {
-        match &self.body {
-            TaskBody::Blocking(t) => {
-                Box::pin(async move { t.run(input, &mut BlockingContext::new()) })
-            }
-            TaskBody::Waiting(t) => t.run_async(input, ctx),
-        }
+    ) -> LocalBoxFuture<'a, Result<Output, String>> {
+        Box::pin(async move {
+            self.bounded(match &self.body {
+                TaskBody::Blocking(t) => t.run(input, &mut BlockingContext::new()),
+                TaskBody::Waiting(t) => t.run_async(input, ctx).await,
+            })
+        })
     }
 }
 
@@ -310,10 +354,10 @@ mod tests {
     }
 
     fn input(index: u64, start: u64, end: u64) -> TaskInput {
-        TaskInput { index, start, end }
+        TaskInput::range(index, start, end)
     }
 
-    fn run(name: &str, a: &[(&str, &str)], i: TaskInput) -> Result<u128, String> {
+    fn run(name: &str, a: &[(&str, &str)], i: TaskInput) -> Result<Output, String> {
         let w = Workload::from_spec(name, &args(a)).expect("a valid spec");
         w.run_blocking(&i, &mut BlockingContext::new())
     }
@@ -323,7 +367,7 @@ mod tests {
         let r = Registry::builtin();
         assert_eq!(
             r.catalog().known_names(),
-            "exec, http-get, noop, sleep, spin, sum-squares"
+            "echo, exec, http-get, noop, sleep, spin, sum-squares"
         );
         for def in r.catalog().iter() {
             def.check().unwrap();
@@ -334,6 +378,7 @@ mod tests {
     fn specs_prepare_with_defaults_and_bodies_say_whether_they_wait() {
         for (name, a, waits) in [
             ("noop", args(&[]), false),
+            ("echo", args(&[]), false),
             ("sum-squares", args(&[]), false),
             ("spin", args(&[("ms", "7")]), false),
             ("sleep", args(&[]), true),
@@ -393,28 +438,28 @@ mod tests {
 
     #[test]
     fn blocking_runs_return_the_exact_values() {
-        assert_eq!(run("noop", &[], input(42, 0, 0)), Ok(42));
+        assert_eq!(run("noop", &[], input(42, 0, 0)), Ok(Output::Int(42)));
         assert_eq!(
             run("sum-squares", &[], input(0, 0, 1_500_000)),
-            Ok(1_124_998_875_000_250_000)
+            Ok(Output::Int(1_124_998_875_000_250_000))
         );
         assert_eq!(
             run("spin", &[("ms", "1"), ("crash-index", "8")], input(7, 0, 0)),
-            Ok(7)
+            Ok(Output::Int(7))
         );
-        assert_eq!(run("sleep", &[("ms", "1")], input(8, 0, 0)), Ok(8));
+        assert_eq!(run("sleep", &[("ms", "1")], input(8, 0, 0)), Ok(Output::Int(8)));
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn async_runs_return_the_exact_values() {
         let ctx = AsyncContext::new(1);
         let noop = Workload::from_spec("noop", &args(&[])).unwrap();
-        assert_eq!(noop.run_async(&input(3, 0, 0), &ctx).await, Ok(3));
+        assert_eq!(noop.run_async(&input(3, 0, 0), &ctx).await, Ok(Output::Int(3)));
         let sums = Workload::from_spec("sum-squares", &args(&[])).unwrap();
-        assert_eq!(sums.run_async(&input(0, 3, 5), &ctx).await, Ok(25));
+        assert_eq!(sums.run_async(&input(0, 3, 5), &ctx).await, Ok(Output::Int(25)));
         let sleep = Workload::from_spec("sleep", &args(&[("ms", "5000")])).unwrap();
         let t = tokio::time::Instant::now();
-        assert_eq!(sleep.run_async(&input(9, 0, 0), &ctx).await, Ok(9));
+        assert_eq!(sleep.run_async(&input(9, 0, 0), &ctx).await, Ok(Output::Int(9)));
         assert_eq!(t.elapsed(), Duration::from_secs(5));
     }
 }

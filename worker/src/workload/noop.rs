@@ -2,6 +2,7 @@
 
 use brigade_proto::catalog::{Reduction, WorkloadDef};
 use brigade_proto::v1::Kind;
+use brigade_proto::Output;
 
 use super::{BlockingContext, BlockingTask, Registration, TaskBody, TaskInput};
 
@@ -23,8 +24,8 @@ pub fn registration() -> Registration {
 pub struct Noop;
 
 impl BlockingTask for Noop {
-    fn run(&self, input: &TaskInput, _: &mut BlockingContext) -> Result<u128, String> {
-        Ok(run(input.index))
+    fn run(&self, input: &TaskInput, _: &mut BlockingContext) -> Result<Output, String> {
+        Ok(Output::Int(run(input.index)))
     }
 }
 

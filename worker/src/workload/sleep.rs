@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use brigade_proto::catalog::{ArgDef, Reduction, WorkloadDef};
 use brigade_proto::v1::Kind;
+use brigade_proto::Output;
 use futures::future::LocalBoxFuture;
 
 use super::{
@@ -37,19 +38,19 @@ pub struct Sleep {
 }
 
 impl WaitingTask for Sleep {
-    fn run_blocking(&self, input: &TaskInput, _: &mut BlockingContext) -> Result<u128, String> {
+    fn run_blocking(&self, input: &TaskInput, _: &mut BlockingContext) -> Result<Output, String> {
         run_blocking(self.wait);
-        Ok(input.index as u128)
+        Ok(Output::Int(input.index as u128))
     }
 
     fn run_async<'a>(
         &'a self,
         input: &'a TaskInput,
         _: &'a AsyncContext,
-    ) -> LocalBoxFuture<'a, Result<u128, String>> {
+    ) -> LocalBoxFuture<'a, Result<Output, String>> {
         Box::pin(async move {
             run_async(self.wait).await;
-            Ok(input.index as u128)
+            Ok(Output::Int(input.index as u128))
         })
     }
 }

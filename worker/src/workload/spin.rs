@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use brigade_proto::catalog::{ArgDef, Reduction, WorkloadDef};
 use brigade_proto::v1::Kind;
+use brigade_proto::Output;
 
 use super::cpu_clock::thread_cpu_ns;
 use super::{BlockingContext, BlockingTask, Registration, TaskBody, TaskInput, MS_ARG_MAX};
@@ -45,9 +46,9 @@ pub struct Spin {
 }
 
 impl BlockingTask for Spin {
-    fn run(&self, input: &TaskInput, _: &mut BlockingContext) -> Result<u128, String> {
+    fn run(&self, input: &TaskInput, _: &mut BlockingContext) -> Result<Output, String> {
         run(self.cpu, input.index, self.crash_index);
-        Ok(input.index as u128)
+        Ok(Output::Int(input.index as u128))
     }
 }
 

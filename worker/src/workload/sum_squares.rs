@@ -4,6 +4,7 @@ use std::hint::black_box;
 
 use brigade_proto::catalog::{Reduction, WorkloadDef};
 use brigade_proto::v1::Kind;
+use brigade_proto::Output;
 
 use super::{BlockingContext, BlockingTask, Registration, TaskBody, TaskInput};
 
@@ -25,8 +26,8 @@ pub fn registration() -> Registration {
 pub struct SumSquares;
 
 impl BlockingTask for SumSquares {
-    fn run(&self, input: &TaskInput, _: &mut BlockingContext) -> Result<u128, String> {
-        run(input.start, input.end)
+    fn run(&self, input: &TaskInput, _: &mut BlockingContext) -> Result<Output, String> {
+        run(input.start, input.end).map(Output::Int)
     }
 }
 
