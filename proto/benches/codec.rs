@@ -12,11 +12,11 @@
 use std::hint::black_box;
 
 use brigade_proto::batch::{self, AssignedTask, OkColumns, OkOutcome};
-use brigade_proto::Output;
 use brigade_proto::v1::{
     coordinator_message, worker_message, AssignBatch, CoordinatorMessage, Model, OutcomeStatus,
     ResultBatch, TaskAssignment, TaskGrid, TaskOutcome, WorkerMessage, U128,
 };
+use brigade_proto::Output;
 use criterion::{criterion_group, Criterion, Throughput};
 use prost::Message;
 

@@ -383,7 +383,9 @@ impl OkOutcomes {
         Ok((0..n).map(move |i| {
             index = index.wrapping_add(unzigzag(deltas[i]) as u64);
             let value = match out_len.get(i).copied().unwrap_or(0) {
-                0 => Output::Int(u128::from(hi.get(i).copied().unwrap_or(0)) << 64 | u128::from(lo[i])),
+                0 => Output::Int(
+                    u128::from(hi.get(i).copied().unwrap_or(0)) << 64 | u128::from(lo[i]),
+                ),
                 l => {
                     // The lengths were checked to add up to the data above.
                     let n = (l - 1) as usize;
@@ -571,12 +573,18 @@ mod tests {
         cols.output_data.pop();
         assert!(matches!(
             cols.outcomes().err(),
-            Some(BatchError::BadColumn { column: "output_data", .. })
+            Some(BatchError::BadColumn {
+                column: "output_data",
+                ..
+            })
         ));
         cols.output_len.pop();
         assert!(matches!(
             cols.outcomes().err(),
-            Some(BatchError::BadColumn { column: "output_len", .. })
+            Some(BatchError::BadColumn {
+                column: "output_len",
+                ..
+            })
         ));
     }
 
@@ -693,7 +701,9 @@ mod tests {
         assert_eq!(packed.attempt, outcomes.clone().map(|o| o.attempt));
         assert_eq!(
             packed.value_lo,
-            outcomes.clone().map(|o| o.value.as_int().unwrap_or(0) as u64)
+            outcomes
+                .clone()
+                .map(|o| o.value.as_int().unwrap_or(0) as u64)
         );
         assert_eq!(packed.wall_ns, outcomes.map(|o| o.wall_ns));
         for v in [0, 1, 127, 128, 300, u64::MAX] {

@@ -242,10 +242,10 @@ impl Drop for TestTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use brigade_proto::Output;
     use crate::http_client::HttpClient;
     use crate::workload::{AsyncContext, BlockingContext, TaskInput, Workload};
     use brigade_proto::catalog::parse_http_url;
+    use brigade_proto::Output;
     use std::collections::HashMap;
 
     fn url(t: &TestTarget, path: &str) -> brigade_proto::catalog::HttpUrl {

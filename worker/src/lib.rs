@@ -9,4 +9,5 @@ pub mod http_client;
 pub mod io_target;
 pub mod node;
 pub mod spin;
+pub mod task;
 pub mod workload;

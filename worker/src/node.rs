@@ -18,7 +18,8 @@ use brigade_proto::batch::{self, OkColumns, OkOutcome};
 use brigade_proto::v1::worker_link_client::WorkerLinkClient;
 use brigade_proto::v1::{
     coordinator_message, worker_message, AssignBatch, CoordinatorMessage, Credits, Drain,
-    Heartbeat, Model, OutcomeStatus, ResultBatch, TaskOutcome, WorkerHello, WorkerMessage,
+    Heartbeat, InputsFormat, Model, OutcomeStatus, ResultBatch, TaskOutcome, WorkerHello,
+    WorkerMessage,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -452,6 +453,7 @@ impl Link<'_> {
             );
         }
         let max_output = (batch.max_result_bytes > 0).then_some(batch.max_result_bytes);
+        let items_are_json = batch.inputs_format == InputsFormat::Jsonl as i32;
         let workload = match self.config.workloads.prepare(&batch.workload, &batch.args) {
             Ok(w) => Arc::new(w.with_max_output(max_output)),
             Err(e) => return refuse(OutcomeStatus::Failed, e),
@@ -467,6 +469,7 @@ impl Link<'_> {
                 start: t.start,
                 end: t.end,
                 items,
+                items_are_json,
             },
             workload: workload.clone(),
             timeout,

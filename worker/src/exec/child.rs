@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::io::{self, BufWriter, Write};
 use std::sync::Arc;
 
-use brigade_proto::v1::{AssignBatch, Model, OutcomeStatus, TaskOutcome, U128};
 use brigade_proto::batch::split_inputs;
+use brigade_proto::v1::{AssignBatch, InputsFormat, Model, OutcomeStatus, TaskOutcome, U128};
 use brigade_proto::Output;
 use prost::Message;
 
@@ -119,6 +119,7 @@ pub(crate) fn serve(
                         start: t.start,
                         end: t.end,
                         items,
+                        items_are_json: batch.inputs_format == InputsFormat::Jsonl as i32,
                     };
                     let run = meter.run(batch.job_id, w, &input, &mut ctx);
                     outcome.cpu_ns = run.cpu_ns;

@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use brigade_proto::v1::{AssignBatch, Model, OutcomeStatus, TaskAssignment, TaskOutcome};
+use brigade_proto::v1::{
+    AssignBatch, InputsFormat, Model, OutcomeStatus, TaskAssignment, TaskOutcome,
+};
 use brigade_proto::Output;
 use prost::Message;
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -187,6 +189,11 @@ impl ExecutorChild {
                 args: first.workload.args().clone(),
                 timeout_ms: 0,
                 max_result_bytes: first.workload.max_output().unwrap_or(0),
+                inputs_format: if first.input.items_are_json {
+                    InputsFormat::Jsonl as i32
+                } else {
+                    InputsFormat::Text as i32
+                },
                 ..Default::default()
             }
             .encode_to_vec();

@@ -44,7 +44,10 @@ mod tests {
     fn echoes_items_or_the_index() {
         let mut ctx = BlockingContext::new();
         let mut input = TaskInput::range(12, 0, 1);
-        assert_eq!(Echo.run(&input, &mut ctx), Ok(Output::Bytes(b"12".to_vec())));
+        assert_eq!(
+            Echo.run(&input, &mut ctx),
+            Ok(Output::Bytes(b"12".to_vec()))
+        );
         input.items = vec![b"{\"a\":1}".to_vec()];
         assert_eq!(
             Echo.run(&input, &mut ctx),

@@ -191,8 +191,14 @@ fn run_blocking(task: &Exec, input: &TaskInput) -> std::io::Result<Ran> {
     let mut child = task.configure(input).spawn()?;
     let feed = task.stdin_bytes(input);
     let stdin = child.stdin.take();
-    let mut stderr = child.stderr.take().ok_or_else(|| std::io::Error::other("no stderr"))?;
-    let mut stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
+    let mut stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| std::io::Error::other("no stderr"))?;
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| std::io::Error::other("no stdout"))?;
     std::thread::scope(|s| {
         if let Some(mut stdin) = stdin {
             // A command that does not read its input closes the pipe: fine.
@@ -227,8 +233,14 @@ async fn run_async(task: &Exec, input: &TaskInput) -> std::io::Result<Ran> {
     let mut child = c.spawn()?;
     let feed = task.stdin_bytes(input);
     let stdin = child.stdin.take();
-    let mut stderr = child.stderr.take().ok_or_else(|| std::io::Error::other("no stderr"))?;
-    let mut stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
+    let mut stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| std::io::Error::other("no stderr"))?;
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| std::io::Error::other("no stdout"))?;
     let write = async move {
         if let Some(mut stdin) = stdin {
             let _ = stdin.write_all(&feed).await;
@@ -243,7 +255,10 @@ async fn run_async(task: &Exec, input: &TaskInput) -> std::io::Result<Ran> {
     };
     let out = async move {
         let mut out = Vec::new();
-        (&mut stdout).take(MAX_STDOUT + 1).read_to_end(&mut out).await?;
+        (&mut stdout)
+            .take(MAX_STDOUT + 1)
+            .read_to_end(&mut out)
+            .await?;
         tokio::io::copy(&mut stdout, &mut tokio::io::sink()).await?;
         Ok::<_, std::io::Error>(out)
     };
@@ -295,6 +310,7 @@ mod tests {
             start: 8,
             end: 8 + items.len() as u64,
             items: items.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            items_are_json: false,
         }
     }
 
@@ -347,6 +363,9 @@ mod tests {
         );
         let e = exec("echo bad >&2; exit 2", false);
         let err = e.run_async(&input(0), &ctx).await.unwrap_err();
-        assert!(err.contains("exit status: 2") && err.contains("bad"), "{err}");
+        assert!(
+            err.contains("exit status: 2") && err.contains("bad"),
+            "{err}"
+        );
     }
 }

@@ -45,6 +45,8 @@ pub struct TaskInput {
     /// An inputs job's items `start..end` (a text line or one JSON value
     /// each); empty for a range job.
     pub items: Vec<Vec<u8>>,
+    /// The items are JSON values (`--inputs-format jsonl`), not text lines.
+    pub items_are_json: bool,
 }
 
 impl TaskInput {
@@ -55,20 +57,37 @@ impl TaskInput {
             start,
             end,
             items: Vec::new(),
+            items_are_json: false,
         }
     }
 }
 
 /// What a blocking slot (a thread, or an executor process) keeps between
-/// tasks: its one kept-alive HTTP connection.
+/// tasks: its one kept-alive HTTP connection, and a current-thread tokio
+/// runtime for async user tasks, made the first time one runs here.
 #[derive(Debug, Default)]
 pub struct BlockingContext {
     pub http: HttpClient,
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl BlockingContext {
     pub fn new() -> BlockingContext {
         BlockingContext::default()
+    }
+
+    /// This slot's runtime for driving an async task to its end.
+    pub fn runtime(&mut self) -> Result<&tokio::runtime::Runtime, String> {
+        if self.runtime.is_none() {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start a runtime for an async task: {e}"))?;
+            self.runtime = Some(rt);
+        }
+        self.runtime
+            .as_ref()
+            .ok_or_else(|| "no runtime for an async task".to_string())
     }
 }
 
@@ -447,19 +466,31 @@ mod tests {
             run("spin", &[("ms", "1"), ("crash-index", "8")], input(7, 0, 0)),
             Ok(Output::Int(7))
         );
-        assert_eq!(run("sleep", &[("ms", "1")], input(8, 0, 0)), Ok(Output::Int(8)));
+        assert_eq!(
+            run("sleep", &[("ms", "1")], input(8, 0, 0)),
+            Ok(Output::Int(8))
+        );
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn async_runs_return_the_exact_values() {
         let ctx = AsyncContext::new(1);
         let noop = Workload::from_spec("noop", &args(&[])).unwrap();
-        assert_eq!(noop.run_async(&input(3, 0, 0), &ctx).await, Ok(Output::Int(3)));
+        assert_eq!(
+            noop.run_async(&input(3, 0, 0), &ctx).await,
+            Ok(Output::Int(3))
+        );
         let sums = Workload::from_spec("sum-squares", &args(&[])).unwrap();
-        assert_eq!(sums.run_async(&input(0, 3, 5), &ctx).await, Ok(Output::Int(25)));
+        assert_eq!(
+            sums.run_async(&input(0, 3, 5), &ctx).await,
+            Ok(Output::Int(25))
+        );
         let sleep = Workload::from_spec("sleep", &args(&[("ms", "5000")])).unwrap();
         let t = tokio::time::Instant::now();
-        assert_eq!(sleep.run_async(&input(9, 0, 0), &ctx).await, Ok(Output::Int(9)));
+        assert_eq!(
+            sleep.run_async(&input(9, 0, 0), &ctx).await,
+            Ok(Output::Int(9))
+        );
         assert_eq!(t.elapsed(), Duration::from_secs(5));
     }
 }
