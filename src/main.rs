@@ -1,13 +1,13 @@
 //! `brigade`: one binary, thin CLI. Every subcommand wires the crates together.
 
 mod bench;
-mod client;
 mod cluster;
 mod commands;
 mod demo;
 
 use std::time::Duration;
 
+use brigade_client::Client;
 use brigade_coordinator::admission::AdmissionLimits;
 use brigade_coordinator::CoordinatorConfig;
 use clap::{Args, Parser, Subcommand};
@@ -38,7 +38,7 @@ struct Cli {
 #[derive(Args, Clone)]
 struct Target {
     /// Coordinator URL.
-    #[arg(long, env = "BRIGADE_COORDINATOR", default_value = client::DEFAULT_COORDINATOR, global = true)]
+    #[arg(long, env = "BRIGADE_COORDINATOR", default_value = brigade_client::DEFAULT_COORDINATOR, global = true)]
     coordinator: String,
 }
 
@@ -387,14 +387,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             format,
             target,
         } => {
-            let mut c = client::connect(&target.coordinator).await?;
+            let mut c = Client::connect(&target.coordinator).await?;
             commands::submit(&mut c, &job, wait, format).await
         }
         Command::Status { format, target } => {
-            commands::status(&mut client::connect(&target.coordinator).await?, format).await
+            commands::status(&mut Client::connect(&target.coordinator).await?, format).await
         }
         Command::Jobs { format, target } => {
-            commands::jobs(&mut client::connect(&target.coordinator).await?, format).await
+            commands::jobs(&mut Client::connect(&target.coordinator).await?, format).await
         }
         Command::Job {
             id,
@@ -403,7 +403,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             target,
         } => {
             commands::job(
-                &mut client::connect(&target.coordinator).await?,
+                &mut Client::connect(&target.coordinator).await?,
                 id,
                 wait,
                 format,
@@ -411,13 +411,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             .await
         }
         Command::Results { id, format, target } => {
-            commands::results(&mut client::connect(&target.coordinator).await?, id, format).await
+            commands::results(&mut Client::connect(&target.coordinator).await?, id, format).await
         }
         Command::Cancel { id, target } => {
-            commands::cancel(&mut client::connect(&target.coordinator).await?, id).await
+            commands::cancel(&mut Client::connect(&target.coordinator).await?, id).await
         }
         Command::Workers { format, target } => {
-            commands::workers(&mut client::connect(&target.coordinator).await?, format).await
+            commands::workers(&mut Client::connect(&target.coordinator).await?, format).await
         }
         Command::IoTarget { listen } => {
             let listener = cluster::bind(&listen).await?;

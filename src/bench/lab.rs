@@ -7,12 +7,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use brigade_client::{Client, WorkerInfo};
 use brigade_coordinator::CoordinatorConfig;
-use brigade_proto::v1::{ListWorkersRequest, WorkerInfo};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::client::{self, Client, StatusContext};
 use crate::cluster::{self, Slots};
 
 /// The HTTP target, as a child process so that its CPU time and memory are
@@ -72,12 +71,7 @@ pub async fn wait_for_workers(
 ) -> anyhow::Result<Vec<WorkerInfo>> {
     let start = Instant::now();
     loop {
-        let workers = client
-            .list_workers(ListWorkersRequest {})
-            .await
-            .or_status("could not list workers")?
-            .into_inner()
-            .workers;
+        let workers = client.workers().await.context("could not list workers")?;
         if workers.len() >= n && n > 0 {
             return Ok(workers);
         }
@@ -150,7 +144,7 @@ impl LocalCluster {
             workers,
         };
         let linked = async {
-            let mut client = client::connect(&cluster.url).await?;
+            let mut client = Client::connect(&cluster.url).await?;
             wait_for_workers(&mut client, n, Duration::from_secs(30)).await?;
             anyhow::Ok(client)
         }

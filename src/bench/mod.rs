@@ -27,11 +27,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use brigade_proto::v1::{job_event, JobRef, JobState, Model, RunJobRequest, SubmitJobRequest};
+use brigade_client::{state_name, total, Client, RunEvent};
+use brigade_proto::v1::{JobState, Model};
+use futures::StreamExt;
 
-use crate::client::{self, Client, StatusContext};
 use crate::cluster::Slots;
-use crate::commands;
 use plan::{Caps, JobPlan, Size, WorkloadId};
 use report::RunRecord;
 
@@ -61,7 +61,7 @@ pub struct BenchArgs {
     /// Models, comma-separated: process, thread, async, auto (default: all
     /// four; auto rows are judged against the best forced model, they do
     /// not take part in the verdict).
-    #[arg(long, value_delimiter = ',', value_parser = commands::parse_model)]
+    #[arg(long, value_delimiter = ',', value_parser = brigade_client::parse_model)]
     models: Vec<Model>,
     /// Repetitions of every run (default 3; 1 with --quick). Rows show the median.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=50))]
@@ -296,23 +296,22 @@ async fn run_cluster_job(
     let job = async {
         let mut args = plan.submit_args(target_url);
         args.name = format!("{} #{}", args.name, JOB_SEQ.fetch_add(1, Ordering::Relaxed));
-        let resp = client
-            .submit_job(SubmitJobRequest {
-                spec: Some(args.spec()),
-            })
+        let id = client
+            .submit(args.spec())
             .await
-            .or_status("the coordinator refused a bench job")?
-            .into_inner();
-        let id = resp.job_id;
-        let info = match tokio::time::timeout(timeout, commands::wait_for(client, id, false)).await
-        {
+            .context("the coordinator refused a bench job")?
+            .job_id;
+        let info = match tokio::time::timeout(timeout, client.wait(id, |_| {})).await {
             Ok(info) => info?,
             Err(_) => {
-                let _ = client.cancel_job(JobRef { job_id: id }).await;
+                let _ = client.cancel(id).await;
                 bail!("timed out after {timeout:?} (job {id} cancelled)");
             }
         };
-        let results = commands::fetch_results(client, id).await?;
+        let results = client
+            .fetch_results(id)
+            .await
+            .context("could not get results")?;
         anyhow::Ok((info, results))
     };
     let outcome = job.await;
@@ -325,22 +324,16 @@ async fn run_cluster_job(
     });
     let checked = match outcome {
         Err(e) => Err(format!("{e:#}")),
-        Ok((info, _)) if info.state != JobState::Succeeded as i32 => Err(format!(
-            "job {}: {}",
-            commands::state_name(info.state),
-            info.error
-        )),
-        Ok((info, results)) => plan::verify(
-            plan,
-            info.has_total.then(|| commands::total(&info)),
-            &results,
-        )
-        .map(|()| {
-            (
-                info.task_cpu_ns as f64 / 1e9,
-                info.task_wall_ns as f64 / 1e9,
-            )
-        }),
+        Ok((info, _)) if info.state != JobState::Succeeded as i32 => {
+            Err(format!("job {}: {}", state_name(info.state), info.error))
+        }
+        Ok((info, results)) => plan::verify(plan, info.has_total.then(|| total(&info)), &results)
+            .map(|()| {
+                (
+                    info.task_cpu_ns as f64 / 1e9,
+                    info.task_wall_ns as f64 / 1e9,
+                )
+            }),
     };
     (wall, checked, routed)
 }
@@ -413,32 +406,21 @@ async fn round_trip_once(
     let job = async {
         let t0 = Instant::now();
         let mut events = client
-            .run_job(RunJobRequest {
-                spec: Some(spec),
-                results: true,
-            })
+            .run(spec, true)
             .await
-            .or_status("the coordinator refused a round-trip job")?
-            .into_inner();
+            .context("the coordinator refused a round-trip job")?;
         let (mut accepted, mut ended, mut info) = (None, None, None);
         let mut results = Vec::new();
-        while let Some(event) = events
-            .message()
-            .await
-            .or_status("the round-trip job's event stream broke")?
-        {
-            match event.event {
-                Some(job_event::Event::Status(i)) => {
+        while let Some(event) = events.next().await {
+            match event.context("the round-trip job's event stream broke")? {
+                RunEvent::Status(i) => {
                     accepted.get_or_insert_with(Instant::now);
                     if JobState::try_from(i.state).is_ok_and(JobState::is_terminal) {
                         ended = Some(Instant::now());
                         info = Some(i);
                     }
                 }
-                Some(job_event::Event::Results(chunk)) => {
-                    results.extend(commands::chunk_rows(&chunk))
-                }
-                None => {}
+                RunEvent::Results(rows) => results.extend(rows),
             }
         }
         let t3 = Instant::now();
@@ -447,11 +429,9 @@ async fn round_trip_once(
         };
         // The floor under every phase: one unary call that only reads.
         client
-            .get_job(JobRef {
-                job_id: info.job_id,
-            })
+            .job(info.job_id)
             .await
-            .or_status("could not get the round-trip job")?;
+            .context("could not get the round-trip job")?;
         let t4 = Instant::now();
         let us = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e6;
         anyhow::Ok((
@@ -470,11 +450,7 @@ async fn round_trip_once(
         Err(_) => return Err(format!("a round-trip job took over {timeout:?}")),
     };
     if info.state != JobState::Succeeded as i32 {
-        return Err(format!(
-            "job {}: {}",
-            commands::state_name(info.state),
-            info.error
-        ));
+        return Err(format!("job {}: {}", state_name(info.state), info.error));
     }
     plan::verify(&plan, None, &results)?;
     Ok(rt)
@@ -510,7 +486,7 @@ async fn round_trips(
             rt.block_on(async move {
                 let mut samples = Vec::with_capacity(n);
                 let mut failed = None;
-                let mut client = client::connect(&url).await.map_err(|e| format!("{e:#}"))?;
+                let mut client = Client::connect(&url).await.map_err(|e| e.to_string())?;
                 for i in 0..warm + n {
                     match round_trip_once(&mut client, m, timeout).await {
                         Ok(rt) if i >= warm => samples.push(rt),
@@ -696,7 +672,7 @@ impl Session {
         );
         let (local, mut client, workers) = match coordinator {
             Some(url) => {
-                let mut c = client::connect(url).await?;
+                let mut c = Client::connect(url).await?;
                 let w = lab::wait_for_workers(&mut c, 1, Duration::from_secs(10))
                     .await
                     .context("the cluster at --coordinator has no workers")?;
