@@ -10,8 +10,9 @@ use brigade_coordinator::CoordinatorConfig;
 use brigade_proto::v1::{JobState, Model};
 use brigade_worker::node::NodeConfig;
 
-use crate::bench::{cluster_cpu_secs, start_io_target, sum_squares};
 use brigade_client::{state_name, total, Client};
+use brigade_lab::cluster::{start_io_target, wait_for_workers};
+use brigade_lab::{cluster_cpu_secs, sum_squares};
 
 use crate::cluster::{self, url_of};
 use crate::commands::SubmitArgs;
@@ -159,7 +160,7 @@ pub async fn run() -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let mut client = Client::connect(&url).await?;
-    crate::bench::wait_for_workers(&mut client, 1, Duration::from_secs(15))
+    wait_for_workers(&mut client, 1, Duration::from_secs(15))
         .await
         .context("the demo worker did not register")?;
     println!(

@@ -1,6 +1,5 @@
 //! `brigade`: one binary, thin CLI. Every subcommand wires the crates together.
 
-mod bench;
 mod cluster;
 mod commands;
 mod demo;
@@ -137,7 +136,7 @@ enum Command {
     /// The experiment lab: runs the benchmark workloads in every model on an
     /// embedded (or existing) cluster, verifies every result, and prints the
     /// comparison table; --out DIR adds JSONL/CSV, SVG plots and report.html.
-    Bench(bench::BenchArgs),
+    Bench(brigade_lab::BenchArgs),
     /// A coordinator and N local worker processes, until Ctrl-C.
     Up {
         /// Local worker processes to start.
@@ -319,7 +318,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Executor => unreachable!("handled before the runtime starts"),
         Command::Demo => demo::run().await,
-        Command::Bench(args) => bench::run(args).await,
+        Command::Bench(args) => brigade_lab::run(args).await,
         Command::Up {
             workers,
             slots,

@@ -4,7 +4,7 @@
 
 use brigade_proto::v1::Model;
 
-use crate::commands::SubmitArgs;
+use brigade_proto::v1::{JobSpec, Kind};
 
 /// The body length every `http-get` task must return (the target's page).
 pub const BODY_LEN: u128 = 1024;
@@ -184,7 +184,7 @@ impl JobPlan {
     }
 
     /// The job to submit (`url` is the io-target's base URL).
-    pub fn submit_args(&self, url: &str) -> SubmitArgs {
+    pub fn spec(&self, url: &str) -> JobSpec {
         let (workload, args) = match self.workload {
             WorkloadId::Cpu | WorkloadId::CpuHeavy | WorkloadId::Grain => ("sum-squares", vec![]),
             WorkloadId::Noop => ("noop", vec![]),
@@ -204,15 +204,16 @@ impl JobPlan {
                 ],
             ),
         };
-        SubmitArgs {
+        JobSpec {
             workload: workload.into(),
-            range: self.range,
+            args: args.into_iter().collect(),
+            range_start: self.range.0,
+            range_end: self.range.1,
             chunk: self.chunk,
-            args,
-            kind: None,
-            model: self.model,
+            kind: Kind::Unspecified as i32,
+            model: self.model.unwrap_or(Model::Unspecified) as i32,
             max_attempts: 0,
-            timeout_ms: 0,
+            task_timeout_ms: 0,
             max_in_flight: if self.uncapped { 0 } else { self.in_flight },
             allow_failures: 0,
             name: format!("bench {} {}", self.workload.name(), self.label),
@@ -521,7 +522,7 @@ mod tests {
         let auto = &p[4];
         assert_eq!(auto.model, Some(Model::Auto));
         assert_eq!((auto.in_flight, auto.tasks()), (32, 2_000));
-        assert_eq!(auto.submit_args("").model, Some(Model::Auto));
+        assert_eq!(auto.spec("").model, Model::Auto as i32);
         assert!(is_auto("auto") && !is_auto("async C=2000") && !is_auto("1 slot"));
         let cpu = plan_workload(WorkloadId::Cpu, Size::Quick, &models, CAPS, false);
         assert_eq!(cpu[3].label, "auto");
@@ -586,14 +587,14 @@ mod tests {
         assert_eq!(wide[2].in_flight, 2);
         // On an existing cluster the job cap bounds a model run; on the
         // fine-grained cluster the slots do.
-        assert_eq!(wide[2].submit_args("").max_in_flight, 2);
+        assert_eq!(wide[2].spec("").max_in_flight, 2);
         let bound = Caps {
             slots_bound: true,
             ..CAPS
         };
         let q = plan_grain(Size::Quick, &[Model::Thread], bound, false);
         assert_eq!(q.len(), 2 * 4);
-        assert_eq!(q[0].submit_args("").max_in_flight, 0);
+        assert_eq!(q[0].spec("").max_in_flight, 0);
         assert!(q[1].model.is_none() && !q[1].uncapped);
         assert!(q.iter().all(|j| j.tasks() <= 5_000));
         assert_eq!(label_model("async c=10^5"), "async");

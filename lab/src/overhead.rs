@@ -503,9 +503,12 @@ mod tests {
         assert_eq!(p[0].tasks(), 20_000);
         assert_eq!(p[3].tasks(), 2_000);
         assert!(p.iter().all(|j| j.in_flight == 2 && j.uncapped));
-        let spin = p[3].submit_args("");
+        let spin = p[3].spec("");
         assert_eq!(spin.workload, "spin");
-        assert_eq!(spin.args, vec![("ms".to_string(), "1".to_string())]);
+        assert_eq!(
+            spin.args,
+            [("ms".to_string(), "1".to_string())].into_iter().collect()
+        );
         assert_eq!(spin.max_in_flight, 0);
     }
 }

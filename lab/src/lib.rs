@@ -1,18 +1,18 @@
-//! `brigade bench`: the experiment lab. Starts (or reaches) a cluster and the
+//! brigade-lab, `brigade bench`: the experiment lab. Starts (or reaches) a cluster and the
 //! io-target, runs the WORKLOADS.md yardsticks in every model with a shared
 //! serial baseline, verifies every result, and prints the comparison table;
 //! `--out DIR` adds results.jsonl, results.csv, SVG plots and report.html.
 //! W_GRAIN and `--overhead` run on a second cluster whose workers have as
 //! many slots of each model as there are cores (see [`plan::Caps`]).
 //!
-//! Code map: [`plan`] what runs and how it is checked, [`lab`] the cluster,
+//! Code map: [`plan`] what runs and how it is checked, [`cluster`] the cluster,
 //! [`procfs`] CPU / memory / machine facts, [`report`] the maths and the
 //! table, [`overhead`] the per-task overhead experiment, [`python`] the
 //! Python baseline, [`output`] the files, [`svg`] and [`html`] the plots and
 //! the page.
 
+pub mod cluster;
 mod html;
-mod lab;
 mod output;
 mod overhead;
 mod plan;
@@ -31,11 +31,10 @@ use brigade_client::{state_name, total, Client, RunEvent};
 use brigade_proto::v1::{JobState, Model};
 use futures::StreamExt;
 
-use crate::cluster::Slots;
+use cluster::Slots;
 use plan::{Caps, JobPlan, Size, WorkloadId};
 use report::RunRecord;
 
-pub use lab::{start_io_target, wait_for_workers};
 pub use plan::sum_squares;
 pub use procfs::cluster_cpu_secs;
 
@@ -294,10 +293,10 @@ async fn run_cluster_job(
 ) -> (Duration, Result<(f64, f64), String>, Routed) {
     let t0 = Instant::now();
     let job = async {
-        let mut args = plan.submit_args(target_url);
-        args.name = format!("{} #{}", args.name, JOB_SEQ.fetch_add(1, Ordering::Relaxed));
+        let mut spec = plan.spec(target_url);
+        spec.name = format!("{} #{}", spec.name, JOB_SEQ.fetch_add(1, Ordering::Relaxed));
         let id = client
-            .submit(args.spec())
+            .submit(spec)
             .await
             .context("the coordinator refused a bench job")?
             .job_id;
@@ -402,7 +401,7 @@ async fn round_trip_once(
         scaled_from: None,
         uncapped: true,
     };
-    let spec = plan.submit_args("").spec();
+    let spec = plan.spec("");
     let job = async {
         let t0 = Instant::now();
         let mut events = client
@@ -642,7 +641,7 @@ async fn first_task(client: &mut Client, timeout: Duration) -> anyhow::Result<()
 
 /// A cluster the runs go to: started here, or the existing one.
 struct Session {
-    local: Option<lab::LocalCluster>,
+    local: Option<cluster::LocalCluster>,
     client: Client,
     /// The coordinator's address, for clients of their own.
     url: String,
@@ -673,7 +672,7 @@ impl Session {
         let (local, mut client, workers) = match coordinator {
             Some(url) => {
                 let mut c = Client::connect(url).await?;
-                let w = lab::wait_for_workers(&mut c, 1, Duration::from_secs(10))
+                let w = cluster::wait_for_workers(&mut c, 1, Duration::from_secs(10))
                     .await
                     .context("the cluster at --coordinator has no workers")?;
                 (None, c, w.len() as u32)
@@ -682,7 +681,7 @@ impl Session {
                 progress.note(&format!(
                     "starting a coordinator and {n} worker(s) ({each})"
                 ));
-                let (cl, c) = lab::LocalCluster::start(n as usize, slots).await?;
+                let (cl, c) = cluster::LocalCluster::start(n as usize, slots).await?;
                 (Some(cl), c, n)
             }
         };
@@ -852,7 +851,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let (target_url, target_pid) = match &args.io_target {
         Some(u) => (u.trim_end_matches('/').to_string(), None),
         None => {
-            local_target = start_io_target()?;
+            local_target = cluster::start_io_target()?;
             (local_target.url.clone(), Some(local_target.pid()))
         }
     };
