@@ -4,12 +4,11 @@
 
 use std::fmt::Write;
 
-use super::output::Plot;
+use super::outcome::{startup_line, Outcome, Plot, GRAIN_LEGEND, LEGEND, PYTHON_NOTE};
 use super::overhead::{self, OverheadRow};
 use super::plan::{WorkloadId, BASELINE, IN_PROCESS};
 use super::report::{self, AutoVerdict, Row, Verdict};
 use super::svg::escape;
-use super::{startup_line, Outcome, GRAIN_LEGEND, LEGEND, PYTHON_NOTE};
 
 /// Legend lines as list items: a line indented by two spaces continues the
 /// one before it (the terminal wraps by hand; the page wraps by itself).

@@ -10,18 +10,12 @@ use std::path::Path;
 use anyhow::Context;
 use serde_json::json;
 
+use super::html;
+use super::outcome::{Outcome, Plot};
 use super::overhead::{self, OverheadRow, RoundTripRow};
 use super::plan::{is_python, label_model, WorkloadId, BASELINE, IN_PROCESS, PYTHON_SERIAL};
 use super::report::{probe_cpu_share, Row, RunRecord, Verdict, GRAIN_EFFICIENCY};
 use super::svg::{self, Bar, BarPanel, LineAxes, LinePanel, Series};
-use super::{html, Outcome};
-
-/// One plot file and what it shows.
-pub struct Plot {
-    pub file: &'static str,
-    pub caption: String,
-    pub svg: String,
-}
 
 pub fn run_json(o: &Outcome, r: &RunRecord) -> serde_json::Value {
     json!({
