@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::outcome::{startup_line, Outcome, Plot, GRAIN_LEGEND, LEGEND, PYTHON_NOTE};
+use super::outcome::{startup_line, BenchOutcome, Plot, GRAIN_LEGEND, LEGEND, PYTHON_NOTE};
 use super::overhead::{self, OverheadRow};
 use super::plan::{WorkloadId, BASELINE, IN_PROCESS};
 use super::report::{self, AutoVerdict, Row, Verdict};
@@ -238,7 +238,7 @@ pub fn explain(rows: &[Row], verdicts: &[Verdict]) -> Vec<String> {
 }
 
 pub fn page(
-    o: &Outcome,
+    o: &BenchOutcome,
     rows: &[Row],
     verdicts: &[Verdict],
     overhead_rows: &[OverheadRow],

@@ -33,8 +33,8 @@ use brigade_proto::v1::{JobState, Model};
 use futures::StreamExt;
 
 use cluster::Slots;
-use outcome::{startup_line, Outcome, Startup, GRAIN_LEGEND, LEGEND, PYTHON_NOTE};
-use plan::{Caps, JobPlan, Size, WorkloadId};
+use outcome::{startup_line, BenchOutcome, Startup, GRAIN_LEGEND, LEGEND, PYTHON_NOTE};
+use plan::{Caps, RunPlan, Size, WorkloadId};
 use report::RunRecord;
 
 pub use plan::sum_squares;
@@ -99,12 +99,12 @@ pub struct BenchArgs {
 
 /// Where runs measure CPU and memory: the local cluster's processes.
 #[derive(Clone, Copy)]
-struct Probe {
+struct MeasuredProcs {
     /// `None` against a remote cluster: its processes are not ours to read.
     exclude: Option<Option<u32>>,
 }
 
-impl Probe {
+impl MeasuredProcs {
     /// (every cluster process for CPU time, the processes whose memory a run
     /// of `model` is charged with). Every local worker holds slots of all
     /// three models, so its executor children idle through thread and async
@@ -147,14 +147,14 @@ fn raise_nofile_limit() {
 }
 
 /// Shows which run is going: a bar on a terminal, a line per run otherwise.
-struct Progress {
+struct RunProgress {
     bar: Option<indicatif::ProgressBar>,
     done: u64,
     total: u64,
 }
 
-impl Progress {
-    fn new() -> Progress {
+impl RunProgress {
+    fn new() -> RunProgress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = indicatif::ProgressBar::new(0);
             b.set_style(
@@ -167,7 +167,7 @@ impl Progress {
             b.enable_steady_tick(Duration::from_millis(120));
             b
         });
-        Progress {
+        RunProgress {
             bar,
             done: 0,
             total: 0,
@@ -246,7 +246,7 @@ type Routed = Option<(&'static str, String)>;
 /// job ran, when the coordinator said so.
 async fn run_cluster_job(
     client: &mut Client,
-    plan: &JobPlan,
+    plan: &RunPlan,
     target_url: &str,
     timeout: Duration,
 ) -> (Duration, Result<(f64, f64), String>, Routed) {
@@ -299,7 +299,7 @@ async fn run_cluster_job(
 /// The same range as a CPU row, on a plain pool of `threads` OS threads in
 /// this process pulling chunks from a shared counter: what the machine gives
 /// parallel code with no scheduler, no messages and no other process.
-fn run_in_process(plan: &JobPlan, threads: u32) -> (Duration, Result<(f64, f64), String>) {
+fn run_in_process(plan: &RunPlan, threads: u32) -> (Duration, Result<(f64, f64), String>) {
     let tasks = plan.tasks();
     let next = AtomicU64::new(0);
     let t0 = Instant::now();
@@ -350,7 +350,7 @@ async fn round_trip_once(
     model: Model,
     timeout: Duration,
 ) -> Result<overhead::RoundTrip, String> {
-    let plan = JobPlan {
+    let plan = RunPlan {
         workload: WorkloadId::Noop,
         label: format!("round trip {}", model.name()),
         model: Some(model),
@@ -422,7 +422,7 @@ async fn round_trips(
     size: Size,
     scale: u32,
     timeout: Duration,
-    progress: &mut Progress,
+    progress: &mut RunProgress,
 ) -> Vec<overhead::RoundTripRow> {
     let (n, warm) = overhead::round_trip_samples(size);
     let mut rows = Vec::new();
@@ -477,14 +477,14 @@ async fn round_trips(
 /// Runs one plan once and records every figure.
 async fn measure(
     client: &mut Client,
-    plan: &JobPlan,
+    plan: &RunPlan,
     scale: u32,
     rep: u32,
     target_url: &str,
-    probe: Probe,
+    measured: MeasuredProcs,
     timeout: Duration,
 ) -> RunRecord {
-    let (pids, memory_pids) = probe.pids(plan.model).unzip();
+    let (pids, memory_pids) = measured.pids(plan.model).unzip();
     let sampler = memory_pids.map(procfs::RssSampler::start);
     let cpu0 = pids.as_deref().map(procfs::cpu_snapshot);
     let (wall, checked, routed) = match plan.model {
@@ -563,7 +563,7 @@ async fn warm_up(
         } else {
             caps.io
         };
-        let plan = JobPlan {
+        let plan = RunPlan {
             workload,
             label: format!("warm-up {}", m.name()),
             model: Some(m),
@@ -582,7 +582,7 @@ async fn warm_up(
 
 /// How long the first task takes to come back on a fresh cluster.
 async fn first_task(client: &mut Client, timeout: Duration) -> anyhow::Result<()> {
-    let plan = JobPlan {
+    let plan = RunPlan {
         workload: WorkloadId::Noop,
         label: "first task".into(),
         model: Some(Model::Thread),
@@ -621,7 +621,7 @@ impl Session {
         workload: WorkloadId,
         target_url: &str,
         timeout: Duration,
-        progress: &Progress,
+        progress: &RunProgress,
     ) -> anyhow::Result<Session> {
         let t0 = Instant::now();
         let each = format!(
@@ -694,12 +694,12 @@ impl Session {
     #[allow(clippy::too_many_arguments)]
     async fn run_groups(
         &mut self,
-        groups: &[(String, Vec<JobPlan>)],
+        groups: &[(String, Vec<RunPlan>)],
         reps: u32,
         target_url: &str,
-        probe: Probe,
+        measured: MeasuredProcs,
         timeout: Duration,
-        progress: &mut Progress,
+        progress: &mut RunProgress,
     ) -> Vec<RunRecord> {
         let mut out = Vec::new();
         for (title, plans) in groups {
@@ -717,7 +717,7 @@ impl Session {
                         self.workers,
                         rep,
                         target_url,
-                        probe,
+                        measured,
                         timeout,
                     )
                     .await;
@@ -819,10 +819,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         args.scale.clone()
     };
-    let probe = Probe {
+    let measured = MeasuredProcs {
         exclude: local.then_some(target_pid),
     };
-    let mut progress = Progress::new();
+    let mut progress = RunProgress::new();
     let mut runs = Vec::new();
     let mut overhead_runs = Vec::new();
     let mut round_trip_rows = Vec::new();
@@ -843,7 +843,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .await?;
             startups.push(session.startup.clone());
             let caps = wide_caps(session.workers);
-            let groups: Vec<(String, Vec<JobPlan>)> = wide_workloads
+            let groups: Vec<(String, Vec<RunPlan>)> = wide_workloads
                 .iter()
                 .map(|&w| {
                     (
@@ -855,7 +855,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             progress.add(groups.iter().map(|g| g.1.len() as u64).sum::<u64>() * u64::from(reps));
             runs.extend(
                 session
-                    .run_groups(&groups, reps, &target_url, probe, timeout, &mut progress)
+                    .run_groups(&groups, reps, &target_url, measured, timeout, &mut progress)
                     .await,
             );
             session.close().await;
@@ -889,7 +889,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             progress.add(groups.iter().map(|g| g.1.len() as u64).sum::<u64>() * u64::from(reps));
             let done = session
-                .run_groups(&groups, reps, &target_url, probe, timeout, &mut progress)
+                .run_groups(&groups, reps, &target_url, measured, timeout, &mut progress)
                 .await;
             let grain_runs: usize = groups[..grain_groups]
                 .iter()
@@ -944,7 +944,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     progress.clear();
-    let outcome = Outcome {
+    let outcome = BenchOutcome {
         facts,
         args: std::env::args().collect(),
         runs,
@@ -984,7 +984,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 fn print_outcome(
-    o: &Outcome,
+    o: &BenchOutcome,
     rows: &[report::Row],
     verdicts: &[report::Verdict],
     overhead_rows: &[overhead::OverheadRow],

@@ -22,7 +22,7 @@ pub struct Startup {
 }
 
 /// Everything one `brigade bench` measured.
-pub struct Outcome {
+pub struct BenchOutcome {
     pub facts: procfs::MachineFacts,
     pub args: Vec<String>,
     pub runs: Vec<RunRecord>,
@@ -40,7 +40,7 @@ pub struct Outcome {
     pub quick: bool,
 }
 
-impl Outcome {
+impl BenchOutcome {
     pub fn size(&self) -> Size {
         if self.quick {
             Size::Quick

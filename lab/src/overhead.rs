@@ -8,18 +8,18 @@
 //! plans, maths and the tables; the runs are measured like every other bench
 //! run.
 
-use super::plan::{shape, Caps, JobPlan, Size, WorkloadId, SPIN_MS};
+use super::plan::{shape, Caps, RunPlan, Size, WorkloadId, SPIN_MS};
 use super::report::{aligned_lines, median, spread, thousands, RunRecord, Spread};
 use brigade_proto::v1::Model;
 
 /// The overhead runs: per forced model (not auto: its probes are not
 /// overhead), no-ops (W_NOOP's size) then 1 ms spins.
-pub fn plans(size: Size, models: &[Model], caps: Caps) -> Vec<JobPlan> {
+pub fn plans(size: Size, models: &[Model], caps: Caps) -> Vec<RunPlan> {
     let mut out = Vec::new();
     for w in [WorkloadId::Noop, WorkloadId::Spin] {
         let (range, chunk) = shape(w, size, false);
         for &m in models.iter().filter(|m| **m != Model::Auto) {
-            out.push(JobPlan {
+            out.push(RunPlan {
                 workload: w,
                 label: m.name().into(),
                 model: Some(m),

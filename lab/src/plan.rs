@@ -105,7 +105,7 @@ pub struct Caps {
 
 /// One job to run and check.
 #[derive(Debug, Clone, PartialEq)]
-pub struct JobPlan {
+pub struct RunPlan {
     pub workload: WorkloadId,
     /// Row label: `1 slot`, `process`, `thread`, `async`, `async C=2000`.
     pub label: String,
@@ -178,7 +178,7 @@ pub fn width_label(w: u64) -> String {
     }
 }
 
-impl JobPlan {
+impl RunPlan {
     pub fn tasks(&self) -> u64 {
         (self.range.1 - self.range.0).div_ceil(self.chunk)
     }
@@ -287,7 +287,7 @@ pub fn grain_shape(size: Size, width: u64) -> ((u64, u64), u64) {
 /// when `with_baseline`; one plain loop in this process over the same range),
 /// each model with `caps.cpu` slots, and the in-process pool of as many
 /// threads (the practical limit beside them).
-pub fn plan_grain(size: Size, models: &[Model], caps: Caps, with_baseline: bool) -> Vec<JobPlan> {
+pub fn plan_grain(size: Size, models: &[Model], caps: Caps, with_baseline: bool) -> Vec<RunPlan> {
     let mut out = Vec::new();
     for width in grain_widths(size) {
         let (range, chunk) = grain_shape(size, width);
@@ -296,7 +296,7 @@ pub fn plan_grain(size: Size, models: &[Model], caps: Caps, with_baseline: bool)
         // A prefix says how much of the full range it stands for (full runs).
         let prefix_of =
             (size == Size::Full && (range.1 - range.0).div_ceil(chunk) < full).then_some(full);
-        let job = |label: String, model: Option<Model>, in_flight: u32| JobPlan {
+        let job = |label: String, model: Option<Model>, in_flight: u32| RunPlan {
             workload: WorkloadId::Grain,
             label,
             model,
@@ -335,7 +335,7 @@ pub fn plan_workload(
     models: &[Model],
     caps: Caps,
     with_baseline: bool,
-) -> Vec<JobPlan> {
+) -> Vec<RunPlan> {
     if w == WorkloadId::Grain {
         return plan_grain(size, models, caps, with_baseline);
     }
@@ -350,7 +350,7 @@ pub fn plan_workload(
         } else {
             (range, None)
         };
-        out.push(JobPlan {
+        out.push(RunPlan {
             workload: w,
             label: BASELINE.into(),
             // A single thread slot runs tasks one at a time in the worker:
@@ -365,7 +365,7 @@ pub fn plan_workload(
     }
     let cap = if w.is_cpu() { caps.cpu } else { caps.io };
     for &m in models {
-        out.push(JobPlan {
+        out.push(RunPlan {
             workload: w,
             label: m.name().into(),
             model: Some(m),
@@ -378,7 +378,7 @@ pub fn plan_workload(
     }
     if w == WorkloadId::SlowIo && models.contains(&Model::Async) && caps.async_wide > caps.io {
         let (range, chunk) = shape(w, size, caps.async_wide >= 1000);
-        out.push(JobPlan {
+        out.push(RunPlan {
             workload: w,
             label: format!("async C={}", caps.async_wide),
             model: Some(Model::Async),
@@ -390,7 +390,7 @@ pub fn plan_workload(
         });
     }
     if w.is_cpu() {
-        out.push(JobPlan {
+        out.push(RunPlan {
             workload: w,
             label: IN_PROCESS.into(),
             model: None,
@@ -418,7 +418,7 @@ pub fn sum_squares(a: u64, b: u64) -> u128 {
 
 /// Checks a run's results exactly: one result per task in index order, every
 /// value the one the workload must return, and for sum-squares the job's total.
-pub fn verify(plan: &JobPlan, total: Option<u128>, results: &[(u64, u128)]) -> Result<(), String> {
+pub fn verify(plan: &RunPlan, total: Option<u128>, results: &[(u64, u128)]) -> Result<(), String> {
     let (a, b) = plan.range;
     let tasks = plan.tasks();
     if results.len() as u64 != tasks {
@@ -563,7 +563,7 @@ mod tests {
         // 6 widths x (serial, 3 models, in-process).
         assert_eq!(p.len(), 30);
         assert!(p.iter().all(|j| j.tasks() <= grain_max_tasks(Size::Full)));
-        let at = |w: &str| -> Vec<&JobPlan> {
+        let at = |w: &str| -> Vec<&RunPlan> {
             p.iter()
                 .filter(|j| j.label.ends_with(&format!("c={w}")))
                 .collect()
