@@ -6,6 +6,8 @@
 //! the experiment lab and users' programs all go through it; the raw gRPC
 //! client stays reachable through [`Client::raw`].
 
+#![deny(missing_docs)]
+
 mod error;
 mod names;
 
