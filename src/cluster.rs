@@ -1,8 +1,8 @@
 //! Running the pieces: a coordinator, a worker node, and `brigade up` (a
 //! coordinator plus N local worker processes), each until Ctrl-C / SIGTERM.
+//! Binding, URLs and the worker command line are shared with the lab
+//! (`brigade_lab::cluster`).
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -11,6 +11,9 @@ use brigade_coordinator::{Coordinator, CoordinatorConfig};
 use brigade_worker::node::{self, NodeConfig};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
+
+use brigade_lab::cluster::worker_args;
+pub use brigade_lab::cluster::{bind, executor_program, url_of, Slots};
 
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
@@ -28,53 +31,6 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Binds `addr`, saying clearly when that fails.
-///
-/// The accept backlog is deep (4,096, tokio's default is 1,024): an I/O run
-/// opens thousands of connections at once, and a full queue drops SYNs that
-/// the client only retries a second later.
-pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
-    let fail = || format!("could not listen on {addr}");
-    let resolved: Vec<SocketAddr> = tokio::net::lookup_host(addr)
-        .await
-        .with_context(fail)?
-        .collect();
-    let mut last = None;
-    for a in resolved {
-        let socket = if a.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()
-        } else {
-            tokio::net::TcpSocket::new_v6()
-        };
-        let listener = socket.and_then(|s| {
-            s.set_reuseaddr(true)?;
-            s.bind(a)?;
-            s.listen(LISTEN_BACKLOG)
-        });
-        match listener {
-            Ok(l) => return Ok(l),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(match last {
-        Some(e) => anyhow::Error::new(e).context(fail()),
-        None => anyhow::anyhow!("{}: the address resolves to nothing", fail()),
-    })
-}
-
-const LISTEN_BACKLOG: u32 = 4096;
-
-/// The `http://` URL clients use to reach a bound listener (an unspecified
-/// address is reached through loopback).
-pub fn url_of(addr: SocketAddr) -> String {
-    let ip = if addr.ip().is_unspecified() {
-        "127.0.0.1".to_string()
-    } else {
-        addr.ip().to_string()
-    };
-    format!("http://{ip}:{}", addr.port())
-}
-
 /// Runs a coordinator on `listener` until a signal.
 pub async fn coordinator(listener: TcpListener, config: CoordinatorConfig) -> anyhow::Result<()> {
     let coordinator = Coordinator::open(config)?;
@@ -87,43 +43,11 @@ pub async fn coordinator(listener: TcpListener, config: CoordinatorConfig) -> an
         .context("coordinator failed")
 }
 
-/// The arguments of a `brigade worker` this process starts: its link, name,
-/// slots and spin window (`spin::process_window()`, this process's own).
-pub fn worker_args(url: &str, name: &str, slots: Slots, spin: Duration) -> Vec<String> {
-    let mut args: Vec<String> = ["worker", "--coordinator", url, "--name", name]
-        .map(String::from)
-        .into();
-    for (flag, n) in [
-        ("--procs", slots.procs),
-        ("--threads", slots.threads),
-        ("--async", slots.async_slots),
-    ] {
-        args.extend([flag.to_string(), n.to_string()]);
-    }
-    if !spin.is_zero() {
-        args.extend(["--spin-us".to_string(), spin.as_micros().to_string()]);
-    }
-    args
-}
-
-/// The executor command of local workers: this very binary.
-pub fn executor_program() -> anyhow::Result<PathBuf> {
-    std::env::current_exe().context("could not find the brigade binary to run executors")
-}
-
 /// Runs a worker node until a signal (then drains and exits).
 pub async fn worker(config: NodeConfig) -> anyhow::Result<()> {
     node::run(config, shutdown_signal())
         .await
         .context("worker stopped")
-}
-
-/// Slot options shared by `worker`, `up` and `demo`.
-#[derive(Debug, Clone, Copy)]
-pub struct Slots {
-    pub procs: usize,
-    pub threads: usize,
-    pub async_slots: usize,
 }
 
 /// `brigade up`: a coordinator here plus `workers` local worker processes,
@@ -186,26 +110,4 @@ pub async fn up(
     let _ = stop_tx.send(());
     server.await?.context("coordinator failed")?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn started_workers_get_their_slots_and_the_spin_window_only_when_set() {
-        let slots = Slots {
-            procs: 2,
-            threads: 3,
-            async_slots: 64,
-        };
-        let args = worker_args("http://127.0.0.1:7070", "local-1", slots, Duration::ZERO);
-        assert_eq!(
-            args.join(" "),
-            "worker --coordinator http://127.0.0.1:7070 --name local-1 \
-             --procs 2 --threads 3 --async 64"
-        );
-        let spun = worker_args("http://h:1", "b", slots, Duration::from_micros(300));
-        assert_eq!(spun[spun.len() - 2..], ["--spin-us", "300"]);
-    }
 }

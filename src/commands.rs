@@ -5,14 +5,12 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use brigade_proto::convert::join_u128;
-use brigade_proto::v1::{
-    job_event, JobEvent, JobInfo, JobRef, JobSpec, JobState, Kind, ListJobsRequest,
-    ListWorkersRequest, Model, ResultsChunk, RunJobRequest, StatusRequest, SubmitJobRequest,
+use brigade_client::{
+    model_name, parse_kind, parse_model, state_name, total, Client, RunEvent, WaitEvent,
 };
+use brigade_proto::v1::{JobInfo, JobSpec, JobState, Kind, Model};
 use clap::ValueEnum;
-
-use crate::client::{Client, StatusContext};
+use futures::{StreamExt, TryStreamExt};
 
 /// Output format of client commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -68,20 +66,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => Ok(Duration::from_secs(n * 60)),
         _ => Err(bad()),
     }
-}
-
-pub fn parse_model(s: &str) -> Result<Model, String> {
-    match Model::parse(s) {
-        Some(Model::Unspecified) | None => Err(format!(
-            "unknown model {s:?}; allowed: process, thread, async, auto \
-             (omit --model to route by kind: cpu → process, io → async)"
-        )),
-        Some(m) => Ok(m),
-    }
-}
-
-pub fn parse_kind(s: &str) -> Result<Kind, String> {
-    Kind::parse(s).ok_or_else(|| format!("unknown kind {s:?}; allowed: cpu, io"))
 }
 
 /// What `brigade submit` asks for.
@@ -151,14 +135,10 @@ pub async fn submit(
     if wait {
         return submit_and_wait(client, args, format).await;
     }
-    let resp = client
-        .submit_job(SubmitJobRequest {
-            spec: Some(args.spec()),
-        })
+    let info = client
+        .submit(args.spec())
         .await
-        .or_status("the coordinator refused the job")?
-        .into_inner();
-    let info = resp.job.context("the coordinator returned no job")?;
+        .context("the coordinator refused the job")?;
     match format {
         Format::Json => println!("{}", job_json(&info)),
         _ => println!("{}", accepted_line(&info)),
@@ -185,23 +165,17 @@ async fn submit_and_wait(
     format: Format,
 ) -> anyhow::Result<()> {
     let mut events = client
-        .run_job(RunJobRequest {
-            spec: Some(args.spec()),
-            results: false,
-        })
+        .run(args.spec(), false)
         .await
-        .or_status("the coordinator refused the job")?
-        .into_inner();
+        .context("the coordinator refused the job")?;
     let mut progress: Option<Progress> = None;
     loop {
-        let info = match events.message().await {
-            Ok(Some(JobEvent {
-                event: Some(job_event::Event::Status(info)),
-            })) => info,
-            Ok(Some(_)) => continue,
-            Ok(None) => break,
-            Err(s) if is_lost(&s) && progress.is_some() => break,
-            Err(s) => return Err(crate::client::status_error(s)),
+        let info = match events.next().await {
+            Some(Ok(RunEvent::Status(info))) => info,
+            Some(Ok(_)) => continue,
+            None => break,
+            Some(Err(e)) if e.is_connection_lost() && progress.is_some() => break,
+            Some(Err(e)) => return Err(e.into()),
         };
         let p = progress.get_or_insert_with(|| {
             eprintln!("{}", accepted_line(&info));
@@ -285,81 +259,25 @@ impl Progress {
     }
 }
 
-/// Follows a job until it ends, with a progress bar on a terminal and a
-/// plain line every few seconds otherwise.
-pub async fn wait_for(client: &mut Client, job_id: u64, progress: bool) -> anyhow::Result<JobInfo> {
+/// Follows a job until it ends (reconnecting as [`Client::wait`] does),
+/// with a progress bar on a terminal and a plain line every few seconds
+/// otherwise.
+async fn wait_for(client: &mut Client, job_id: u64, progress: bool) -> anyhow::Result<JobInfo> {
     let mut shown = Progress::new(job_id, progress);
-    // Set while the coordinator is unreachable: when we lost it.
-    let mut lost_since: Option<Instant> = None;
-    let result = loop {
-        match follow(client, job_id, &mut shown).await {
-            Ok(info) => break Ok(info),
-            Err(Follow::Fatal(e)) => break Err(e),
-            Err(Follow::Lost(why)) => {
-                let since = *lost_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > RECONNECT_FOR {
-                    break Err(anyhow::anyhow!(
-                        "lost the coordinator while waiting for job {job_id} and it did not come back within {} s: {why}",
-                        RECONNECT_FOR.as_secs()
-                    ));
-                }
+    let result = client
+        .wait(job_id, |event| match event {
+            WaitEvent::Status(info) => shown.show(info),
+            WaitEvent::Reconnecting { why } => {
                 if progress {
                     eprintln!(
                         "lost the coordinator ({why}); reconnecting to follow job {job_id} ..."
                     );
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
             }
-        }
-    };
+        })
+        .await;
     shown.finish();
-    result
-}
-
-/// How long `wait_for` keeps trying to get back to a coordinator it lost.
-const RECONNECT_FOR: Duration = Duration::from_secs(60);
-
-enum Follow {
-    /// The coordinator went away (restart, network): try again.
-    Lost(String),
-    Fatal(anyhow::Error),
-}
-
-fn is_lost(s: &tonic::Status) -> bool {
-    matches!(
-        s.code(),
-        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
-    )
-}
-
-/// Follows one watch stream to the job's end.
-async fn follow(client: &mut Client, job_id: u64, shown: &mut Progress) -> Result<JobInfo, Follow> {
-    let classify = |s: tonic::Status| {
-        if is_lost(&s) {
-            Follow::Lost(s.message().to_string())
-        } else if s.code() == tonic::Code::NotFound {
-            Follow::Fatal(anyhow::anyhow!(
-                "{} (a coordinator restarted without --state forgets its jobs)",
-                s.message()
-            ))
-        } else {
-            Follow::Fatal(crate::client::status_error(s))
-        }
-    };
-    let mut stream = client
-        .watch_job(JobRef { job_id })
-        .await
-        .map_err(classify)?
-        .into_inner();
-    while let Some(info) = stream.message().await.map_err(classify)? {
-        shown.show(&info);
-        if JobState::try_from(info.state).is_ok_and(JobState::is_terminal) {
-            return Ok(info);
-        }
-    }
-    Err(Follow::Lost(
-        "the status stream ended before the job did".into(),
-    ))
+    Ok(result?)
 }
 
 fn print_outcome(info: &JobInfo, format: Format) -> anyhow::Result<()> {
@@ -384,20 +302,6 @@ fn print_outcome(info: &JobInfo, format: Format) -> anyhow::Result<()> {
         Ok(JobState::Cancelled) => bail!("job {} was cancelled", info.job_id),
         _ => bail!("job {} did not finish", info.job_id),
     }
-}
-
-pub fn total(info: &JobInfo) -> u128 {
-    info.total.map(u128::from).unwrap_or(0)
-}
-
-pub fn state_name(state: i32) -> &'static str {
-    JobState::try_from(state)
-        .map(JobState::name)
-        .unwrap_or("unknown")
-}
-
-pub fn model_name(m: i32) -> &'static str {
-    Model::try_from(m).map(Model::name).unwrap_or("unknown")
 }
 
 fn wall_secs(info: &JobInfo) -> Option<f64> {
@@ -503,11 +407,7 @@ pub async fn job(client: &mut Client, id: u64, wait: bool, format: Format) -> an
     let info = if wait {
         wait_for(client, id, true).await?
     } else {
-        client
-            .get_job(JobRef { job_id: id })
-            .await
-            .or_status("could not get the job")?
-            .into_inner()
+        client.job(id).await.context("could not get the job")?
     };
     match format {
         Format::Json => println!("{}", job_json(&info)),
@@ -523,12 +423,7 @@ pub async fn job(client: &mut Client, id: u64, wait: bool, format: Format) -> an
 }
 
 pub async fn jobs(client: &mut Client, format: Format) -> anyhow::Result<()> {
-    let jobs = client
-        .list_jobs(ListJobsRequest {})
-        .await
-        .or_status("could not list jobs")?
-        .into_inner()
-        .jobs;
+    let jobs = client.jobs().await.context("could not list jobs")?;
     match format {
         Format::Json => println!(
             "{}",
@@ -565,31 +460,14 @@ pub async fn jobs(client: &mut Client, format: Format) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every done task's result, in index order.
-pub async fn fetch_results(client: &mut Client, id: u64) -> anyhow::Result<Vec<(u64, u128)>> {
-    let mut stream = client
-        .get_results(JobRef { job_id: id })
-        .await
-        .or_status("could not get results")?
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(chunk) = stream.message().await.or_status("results stream broken")? {
-        out.extend(chunk_rows(&chunk));
-    }
-    Ok(out)
-}
-
-/// A results chunk's (index, value) rows.
-pub fn chunk_rows(chunk: &ResultsChunk) -> impl Iterator<Item = (u64, u128)> + '_ {
-    chunk
-        .index
-        .iter()
-        .copied()
-        .zip(join_u128(&chunk.lo, &chunk.hi))
-}
-
 pub async fn results(client: &mut Client, id: u64, format: Format) -> anyhow::Result<()> {
-    let rows = fetch_results(client, id).await?;
+    let rows: Vec<(u64, u128)> = client
+        .results(id)
+        .await
+        .context("could not get results")?
+        .try_collect()
+        .await
+        .context("results stream broken")?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match format {
         Format::Json => {
@@ -616,21 +494,15 @@ pub async fn results(client: &mut Client, id: u64, format: Format) -> anyhow::Re
 
 pub async fn cancel(client: &mut Client, id: u64) -> anyhow::Result<()> {
     let info = client
-        .cancel_job(JobRef { job_id: id })
+        .cancel(id)
         .await
-        .or_status("could not cancel the job")?
-        .into_inner();
+        .context("could not cancel the job")?;
     println!("{}", job_summary(&info));
     Ok(())
 }
 
 pub async fn workers(client: &mut Client, format: Format) -> anyhow::Result<()> {
-    let workers = client
-        .list_workers(ListWorkersRequest {})
-        .await
-        .or_status("could not list workers")?
-        .into_inner()
-        .workers;
+    let workers = client.workers().await.context("could not list workers")?;
     match format {
         Format::Json => {
             let v: Vec<_> = workers
@@ -695,11 +567,7 @@ pub async fn workers(client: &mut Client, format: Format) -> anyhow::Result<()> 
 }
 
 pub async fn status(client: &mut Client, format: Format) -> anyhow::Result<()> {
-    let s = client
-        .get_status(StatusRequest {})
-        .await
-        .or_status("could not get the status")?
-        .into_inner();
+    let s = client.status().await.context("could not get the status")?;
     match format {
         Format::Json | Format::Csv => println!(
             "{}",
@@ -774,15 +642,5 @@ mod tests {
         );
         assert!(parse_kv("ms").is_err());
         assert!(parse_kv("=1").is_err());
-    }
-
-    #[test]
-    fn models_and_kinds_name_the_allowed_values() {
-        assert_eq!(parse_model("thread"), Ok(Model::Thread));
-        assert!(parse_model("fiber")
-            .unwrap_err()
-            .contains("process, thread, async"));
-        assert_eq!(parse_kind("io"), Ok(Kind::Io));
-        assert!(parse_kind("gpu").unwrap_err().contains("cpu, io"));
     }
 }

@@ -12,10 +12,12 @@ use brigade_proto::v1::{JobState, Model};
 use brigade_worker::node::NodeConfig;
 use brigade_worker::workload::{builtin_catalog, Registry};
 
-use crate::bench::{cluster_cpu_secs, start_io_target, sum_squares};
-use crate::client::{self, Client, StatusContext};
+use brigade_client::{state_name, total, Client};
+use brigade_lab::cluster::{start_io_target, wait_for_workers};
+use brigade_lab::{cluster_cpu_secs, sum_squares};
+
 use crate::cluster::{self, url_of};
-use crate::commands::{self, SubmitArgs};
+use crate::commands::SubmitArgs;
 
 /// W_CPU from WORKLOADS.md.
 const CPU_RANGE: (u64, u64) = (0, 60_000_000);
@@ -89,28 +91,25 @@ async fn run_one(
 ) -> anyhow::Result<Run> {
     let cpu0 = cluster_cpu_secs(Some(target_pid));
     let t0 = Instant::now();
-    let resp = client
-        .submit_job(brigade_proto::v1::SubmitJobRequest {
-            spec: Some(args.spec()),
-        })
+    let job_id = client
+        .submit(args.spec())
         .await
-        .or_status("the coordinator refused a demo job")?
-        .into_inner();
-    let info = commands::wait_for(client, resp.job_id, false).await?;
-    let results = commands::fetch_results(client, resp.job_id).await?;
+        .context("the coordinator refused a demo job")?
+        .job_id;
+    let info = client.wait(job_id, |_| {}).await?;
+    let results = client
+        .fetch_results(job_id)
+        .await
+        .context("could not get results")?;
     let wall = t0.elapsed();
     let cpu = cluster_cpu_secs(Some(target_pid)) - cpu0;
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1) as f64;
     let correct = if info.state != JobState::Succeeded as i32 {
-        Err(format!(
-            "job {}: {}",
-            commands::state_name(info.state),
-            info.error
-        ))
+        Err(format!("job {}: {}", state_name(info.state), info.error))
     } else {
-        verify(check, &args, commands::total(&info), &results)
+        verify(check, &args, total(&info), &results)
     };
     Ok(Run {
         workload,
@@ -166,8 +165,8 @@ pub async fn run() -> anyhow::Result<()> {
         }))
     };
     let started = Instant::now();
-    let mut client = client::connect(&url).await?;
-    crate::bench::wait_for_workers(&mut client, 1, Duration::from_secs(15))
+    let mut client = Client::connect(&url).await?;
+    wait_for_workers(&mut client, 1, Duration::from_secs(15))
         .await
         .context("the demo worker did not register")?;
     println!(

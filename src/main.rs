@@ -1,7 +1,5 @@
 //! `brigade`: one binary, thin CLI. Every subcommand wires the crates together.
 
-mod bench;
-mod client;
 mod cluster;
 mod commands;
 mod demo;
@@ -9,6 +7,7 @@ mod demo;
 use std::sync::Arc;
 use std::time::Duration;
 
+use brigade_client::Client;
 use brigade_coordinator::admission::AdmissionLimits;
 use brigade_coordinator::CoordinatorConfig;
 use brigade_worker::workload::Registry;
@@ -40,7 +39,7 @@ struct Cli {
 #[derive(Args, Clone)]
 struct Target {
     /// Coordinator URL.
-    #[arg(long, env = "BRIGADE_COORDINATOR", default_value = client::DEFAULT_COORDINATOR, global = true)]
+    #[arg(long, env = "BRIGADE_COORDINATOR", default_value = brigade_client::DEFAULT_COORDINATOR, global = true)]
     coordinator: String,
 }
 
@@ -140,7 +139,7 @@ enum Command {
     /// The experiment lab: runs the benchmark workloads in every model on an
     /// embedded (or existing) cluster, verifies every result, and prints the
     /// comparison table; --out DIR adds JSONL/CSV, SVG plots and report.html.
-    Bench(bench::BenchArgs),
+    Bench(brigade_lab::BenchArgs),
     /// A coordinator and N local worker processes, until Ctrl-C.
     Up {
         /// Local worker processes to start.
@@ -322,7 +321,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Executor => unreachable!("handled before the runtime starts"),
         Command::Demo => demo::run().await,
-        Command::Bench(args) => bench::run(args).await,
+        Command::Bench(args) => brigade_lab::run(args).await,
         Command::Up {
             workers,
             slots,
@@ -391,14 +390,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             format,
             target,
         } => {
-            let mut c = client::connect(&target.coordinator).await?;
+            let mut c = Client::connect(&target.coordinator).await?;
             commands::submit(&mut c, &job, wait, format).await
         }
         Command::Status { format, target } => {
-            commands::status(&mut client::connect(&target.coordinator).await?, format).await
+            commands::status(&mut Client::connect(&target.coordinator).await?, format).await
         }
         Command::Jobs { format, target } => {
-            commands::jobs(&mut client::connect(&target.coordinator).await?, format).await
+            commands::jobs(&mut Client::connect(&target.coordinator).await?, format).await
         }
         Command::Job {
             id,
@@ -407,7 +406,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             target,
         } => {
             commands::job(
-                &mut client::connect(&target.coordinator).await?,
+                &mut Client::connect(&target.coordinator).await?,
                 id,
                 wait,
                 format,
@@ -415,13 +414,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             .await
         }
         Command::Results { id, format, target } => {
-            commands::results(&mut client::connect(&target.coordinator).await?, id, format).await
+            commands::results(&mut Client::connect(&target.coordinator).await?, id, format).await
         }
         Command::Cancel { id, target } => {
-            commands::cancel(&mut client::connect(&target.coordinator).await?, id).await
+            commands::cancel(&mut Client::connect(&target.coordinator).await?, id).await
         }
         Command::Workers { format, target } => {
-            commands::workers(&mut client::connect(&target.coordinator).await?, format).await
+            commands::workers(&mut Client::connect(&target.coordinator).await?, format).await
         }
         Command::IoTarget { listen } => {
             let listener = cluster::bind(&listen).await?;

@@ -10,20 +10,14 @@ use std::path::Path;
 use anyhow::Context;
 use serde_json::json;
 
+use super::html;
+use super::outcome::{BenchOutcome, Plot};
 use super::overhead::{self, OverheadRow, RoundTripRow};
 use super::plan::{is_python, label_model, WorkloadId, BASELINE, IN_PROCESS, PYTHON_SERIAL};
 use super::report::{probe_cpu_share, Row, RunRecord, Verdict, GRAIN_EFFICIENCY};
 use super::svg::{self, Bar, BarPanel, LineAxes, LinePanel, Series};
-use super::{html, Outcome};
 
-/// One plot file and what it shows.
-pub struct Plot {
-    pub file: &'static str,
-    pub caption: String,
-    pub svg: String,
-}
-
-pub fn run_json(o: &Outcome, r: &RunRecord) -> serde_json::Value {
+pub fn run_json(o: &BenchOutcome, r: &RunRecord) -> serde_json::Value {
     json!({
         "kind": "run",
         "scale": r.scale,
@@ -55,7 +49,7 @@ pub fn run_json(o: &Outcome, r: &RunRecord) -> serde_json::Value {
 
 /// A workload's verdict: the winning forced model and by how much, and the
 /// auto row against the best forced model with its cap.
-pub fn verdict_json(o: &Outcome, v: &Verdict) -> serde_json::Value {
+pub fn verdict_json(o: &BenchOutcome, v: &Verdict) -> serde_json::Value {
     let auto = v.auto.as_ref().map(|a| {
         json!({
             "label": a.label,
@@ -94,7 +88,7 @@ pub fn verdict_json(o: &Outcome, v: &Verdict) -> serde_json::Value {
 }
 
 /// An `--overhead` run: the run's figures plus its ideal time and overhead.
-pub fn overhead_json(o: &Outcome, r: &RunRecord) -> serde_json::Value {
+pub fn overhead_json(o: &BenchOutcome, r: &RunRecord) -> serde_json::Value {
     let mut v = run_json(o, r);
     let (ideal, us) = overhead::of_run(r);
     if let Some(m) = v.as_object_mut() {
@@ -118,7 +112,7 @@ pub fn overhead_json(o: &Outcome, r: &RunRecord) -> serde_json::Value {
 
 /// `--overhead`'s single-task round trips of one model: percentiles, phase
 /// medians and every sample (µs).
-pub fn round_trip_json(o: &Outcome, r: &RoundTripRow) -> serde_json::Value {
+pub fn round_trip_json(o: &BenchOutcome, r: &RoundTripRow) -> serde_json::Value {
     json!({
         "kind": "round_trip",
         "scale": r.scale,
@@ -157,7 +151,7 @@ fn csv_field(s: &str) -> String {
 
 /// `auto_vs_best`: on auto runs, the auto row's median tasks/s over the best
 /// forced row's with the same cap (the verdict's figure), else empty.
-fn csv_line(o: &Outcome, r: &RunRecord, verdicts: &[Verdict]) -> String {
+fn csv_line(o: &BenchOutcome, r: &RunRecord, verdicts: &[Verdict]) -> String {
     let vs_best = verdicts
         .iter()
         .filter(|v| v.scale == r.scale && v.workload == r.workload)
@@ -442,7 +436,7 @@ pub fn plots(rows: &[Row], verdicts: &[Verdict], overhead_rows: &[OverheadRow]) 
 
 pub fn write_all(
     dir: &Path,
-    o: &Outcome,
+    o: &BenchOutcome,
     rows: &[Row],
     verdicts: &[Verdict],
     overhead_rows: &[OverheadRow],

@@ -4,7 +4,7 @@
 
 use brigade_proto::v1::Model;
 
-use crate::commands::SubmitArgs;
+use brigade_proto::v1::{JobSpec, Kind};
 
 /// The body length every `http-get` task must return (the target's page).
 pub const BODY_LEN: u128 = 1024;
@@ -105,7 +105,7 @@ pub struct Caps {
 
 /// One job to run and check.
 #[derive(Debug, Clone, PartialEq)]
-pub struct JobPlan {
+pub struct RunPlan {
     pub workload: WorkloadId,
     /// Row label: `1 slot`, `process`, `thread`, `async`, `async C=2000`.
     pub label: String,
@@ -178,13 +178,13 @@ pub fn width_label(w: u64) -> String {
     }
 }
 
-impl JobPlan {
+impl RunPlan {
     pub fn tasks(&self) -> u64 {
         (self.range.1 - self.range.0).div_ceil(self.chunk)
     }
 
     /// The job to submit (`url` is the io-target's base URL).
-    pub fn submit_args(&self, url: &str) -> SubmitArgs {
+    pub fn spec(&self, url: &str) -> JobSpec {
         let (workload, args) = match self.workload {
             WorkloadId::Cpu | WorkloadId::CpuHeavy | WorkloadId::Grain => ("sum-squares", vec![]),
             WorkloadId::Noop => ("noop", vec![]),
@@ -204,15 +204,16 @@ impl JobPlan {
                 ],
             ),
         };
-        SubmitArgs {
+        JobSpec {
             workload: workload.into(),
-            range: self.range,
+            args: args.into_iter().collect(),
+            range_start: self.range.0,
+            range_end: self.range.1,
             chunk: self.chunk,
-            args,
-            kind: None,
-            model: self.model,
+            kind: Kind::Unspecified as i32,
+            model: self.model.unwrap_or(Model::Unspecified) as i32,
             max_attempts: 0,
-            timeout_ms: 0,
+            task_timeout_ms: 0,
             max_in_flight: if self.uncapped { 0 } else { self.in_flight },
             allow_failures: 0,
             name: format!("bench {} {}", self.workload.name(), self.label),
@@ -286,7 +287,7 @@ pub fn grain_shape(size: Size, width: u64) -> ((u64, u64), u64) {
 /// when `with_baseline`; one plain loop in this process over the same range),
 /// each model with `caps.cpu` slots, and the in-process pool of as many
 /// threads (the practical limit beside them).
-pub fn plan_grain(size: Size, models: &[Model], caps: Caps, with_baseline: bool) -> Vec<JobPlan> {
+pub fn plan_grain(size: Size, models: &[Model], caps: Caps, with_baseline: bool) -> Vec<RunPlan> {
     let mut out = Vec::new();
     for width in grain_widths(size) {
         let (range, chunk) = grain_shape(size, width);
@@ -295,7 +296,7 @@ pub fn plan_grain(size: Size, models: &[Model], caps: Caps, with_baseline: bool)
         // A prefix says how much of the full range it stands for (full runs).
         let prefix_of =
             (size == Size::Full && (range.1 - range.0).div_ceil(chunk) < full).then_some(full);
-        let job = |label: String, model: Option<Model>, in_flight: u32| JobPlan {
+        let job = |label: String, model: Option<Model>, in_flight: u32| RunPlan {
             workload: WorkloadId::Grain,
             label,
             model,
@@ -334,7 +335,7 @@ pub fn plan_workload(
     models: &[Model],
     caps: Caps,
     with_baseline: bool,
-) -> Vec<JobPlan> {
+) -> Vec<RunPlan> {
     if w == WorkloadId::Grain {
         return plan_grain(size, models, caps, with_baseline);
     }
@@ -349,7 +350,7 @@ pub fn plan_workload(
         } else {
             (range, None)
         };
-        out.push(JobPlan {
+        out.push(RunPlan {
             workload: w,
             label: BASELINE.into(),
             // A single thread slot runs tasks one at a time in the worker:
@@ -364,7 +365,7 @@ pub fn plan_workload(
     }
     let cap = if w.is_cpu() { caps.cpu } else { caps.io };
     for &m in models {
-        out.push(JobPlan {
+        out.push(RunPlan {
             workload: w,
             label: m.name().into(),
             model: Some(m),
@@ -377,7 +378,7 @@ pub fn plan_workload(
     }
     if w == WorkloadId::SlowIo && models.contains(&Model::Async) && caps.async_wide > caps.io {
         let (range, chunk) = shape(w, size, caps.async_wide >= 1000);
-        out.push(JobPlan {
+        out.push(RunPlan {
             workload: w,
             label: format!("async C={}", caps.async_wide),
             model: Some(Model::Async),
@@ -389,7 +390,7 @@ pub fn plan_workload(
         });
     }
     if w.is_cpu() {
-        out.push(JobPlan {
+        out.push(RunPlan {
             workload: w,
             label: IN_PROCESS.into(),
             model: None,
@@ -417,7 +418,7 @@ pub fn sum_squares(a: u64, b: u64) -> u128 {
 
 /// Checks a run's results exactly: one result per task in index order, every
 /// value the one the workload must return, and for sum-squares the job's total.
-pub fn verify(plan: &JobPlan, total: Option<u128>, results: &[(u64, u128)]) -> Result<(), String> {
+pub fn verify(plan: &RunPlan, total: Option<u128>, results: &[(u64, u128)]) -> Result<(), String> {
     let (a, b) = plan.range;
     let tasks = plan.tasks();
     if results.len() as u64 != tasks {
@@ -521,7 +522,7 @@ mod tests {
         let auto = &p[4];
         assert_eq!(auto.model, Some(Model::Auto));
         assert_eq!((auto.in_flight, auto.tasks()), (32, 2_000));
-        assert_eq!(auto.submit_args("").model, Some(Model::Auto));
+        assert_eq!(auto.spec("").model, Model::Auto as i32);
         assert!(is_auto("auto") && !is_auto("async C=2000") && !is_auto("1 slot"));
         let cpu = plan_workload(WorkloadId::Cpu, Size::Quick, &models, CAPS, false);
         assert_eq!(cpu[3].label, "auto");
@@ -562,7 +563,7 @@ mod tests {
         // 6 widths x (serial, 3 models, in-process).
         assert_eq!(p.len(), 30);
         assert!(p.iter().all(|j| j.tasks() <= grain_max_tasks(Size::Full)));
-        let at = |w: &str| -> Vec<&JobPlan> {
+        let at = |w: &str| -> Vec<&RunPlan> {
             p.iter()
                 .filter(|j| j.label.ends_with(&format!("c={w}")))
                 .collect()
@@ -586,14 +587,14 @@ mod tests {
         assert_eq!(wide[2].in_flight, 2);
         // On an existing cluster the job cap bounds a model run; on the
         // fine-grained cluster the slots do.
-        assert_eq!(wide[2].submit_args("").max_in_flight, 2);
+        assert_eq!(wide[2].spec("").max_in_flight, 2);
         let bound = Caps {
             slots_bound: true,
             ..CAPS
         };
         let q = plan_grain(Size::Quick, &[Model::Thread], bound, false);
         assert_eq!(q.len(), 2 * 4);
-        assert_eq!(q[0].submit_args("").max_in_flight, 0);
+        assert_eq!(q[0].spec("").max_in_flight, 0);
         assert!(q[1].model.is_none() && !q[1].uncapped);
         assert!(q.iter().all(|j| j.tasks() <= 5_000));
         assert_eq!(label_model("async c=10^5"), "async");

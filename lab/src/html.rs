@@ -4,12 +4,11 @@
 
 use std::fmt::Write;
 
-use super::output::Plot;
+use super::outcome::{startup_line, BenchOutcome, Plot, GRAIN_LEGEND, LEGEND, PYTHON_NOTE};
 use super::overhead::{self, OverheadRow};
 use super::plan::{WorkloadId, BASELINE, IN_PROCESS};
 use super::report::{self, AutoVerdict, Row, Verdict};
 use super::svg::escape;
-use super::{startup_line, Outcome, GRAIN_LEGEND, LEGEND, PYTHON_NOTE};
 
 /// Legend lines as list items: a line indented by two spaces continues the
 /// one before it (the terminal wraps by hand; the page wraps by itself).
@@ -239,7 +238,7 @@ pub fn explain(rows: &[Row], verdicts: &[Verdict]) -> Vec<String> {
 }
 
 pub fn page(
-    o: &Outcome,
+    o: &BenchOutcome,
     rows: &[Row],
     verdicts: &[Verdict],
     overhead_rows: &[OverheadRow],

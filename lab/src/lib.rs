@@ -1,18 +1,19 @@
-//! `brigade bench`: the experiment lab. Starts (or reaches) a cluster and the
+//! brigade-lab, `brigade bench`: the experiment lab. Starts (or reaches) a cluster and the
 //! io-target, runs the WORKLOADS.md yardsticks in every model with a shared
 //! serial baseline, verifies every result, and prints the comparison table;
 //! `--out DIR` adds results.jsonl, results.csv, SVG plots and report.html.
 //! W_GRAIN and `--overhead` run on a second cluster whose workers have as
 //! many slots of each model as there are cores (see [`plan::Caps`]).
 //!
-//! Code map: [`plan`] what runs and how it is checked, [`lab`] the cluster,
+//! Code map: [`plan`] what runs and how it is checked, [`cluster`] the cluster,
 //! [`procfs`] CPU / memory / machine facts, [`report`] the maths and the
 //! table, [`overhead`] the per-task overhead experiment, [`python`] the
 //! Python baseline, [`output`] the files, [`svg`] and [`html`] the plots and
 //! the page.
 
+pub mod cluster;
 mod html;
-mod lab;
+mod outcome;
 mod output;
 mod overhead;
 mod plan;
@@ -27,15 +28,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use brigade_proto::v1::{job_event, JobRef, JobState, Model, RunJobRequest, SubmitJobRequest};
+use brigade_client::{state_name, total, Client, RunEvent};
+use brigade_proto::v1::{JobState, Model};
+use futures::StreamExt;
 
-use crate::client::{self, Client, StatusContext};
-use crate::cluster::Slots;
-use crate::commands;
-use plan::{Caps, JobPlan, Size, WorkloadId};
+use cluster::Slots;
+use outcome::{startup_line, BenchOutcome, Startup, GRAIN_LEGEND, LEGEND, PYTHON_NOTE};
+use plan::{Caps, RunPlan, Size, WorkloadId};
 use report::RunRecord;
 
-pub use lab::{start_io_target, wait_for_workers};
 pub use plan::sum_squares;
 pub use procfs::cluster_cpu_secs;
 
@@ -61,7 +62,7 @@ pub struct BenchArgs {
     /// Models, comma-separated: process, thread, async, auto (default: all
     /// four; auto rows are judged against the best forced model, they do
     /// not take part in the verdict).
-    #[arg(long, value_delimiter = ',', value_parser = commands::parse_model)]
+    #[arg(long, value_delimiter = ',', value_parser = brigade_client::parse_model)]
     models: Vec<Model>,
     /// Repetitions of every run (default 3; 1 with --quick). Rows show the median.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=50))]
@@ -96,57 +97,14 @@ pub struct BenchArgs {
     run_timeout_s: u64,
 }
 
-/// Cluster start-up, measured apart from the steady-state runs.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Startup {
-    pub workers: u32,
-    /// Slots of each local worker (`None`: existing cluster).
-    pub slots_each: Option<String>,
-    /// Coordinator bound → every worker linked (`None`: existing cluster).
-    pub ready_s: Option<f64>,
-    /// Coordinator bound → the first task's result is in the client's hands.
-    pub first_task_s: Option<f64>,
-    /// The warm-up round (every model's slots exercised) that follows.
-    pub warm_up_s: f64,
-}
-
-/// Everything one `brigade bench` measured.
-pub struct Outcome {
-    pub facts: procfs::MachineFacts,
-    pub args: Vec<String>,
-    pub runs: Vec<RunRecord>,
-    /// The `--overhead` runs (kept apart: they are not workload rows).
-    pub overhead: Vec<RunRecord>,
-    /// `--overhead`: single-task round trips per model.
-    pub round_trips: Vec<overhead::RoundTripRow>,
-    pub startups: Vec<Startup>,
-    /// The cluster was started here (not reached with --coordinator).
-    pub local: bool,
-    /// The Python baseline's own JSON lines (its rows are in `runs` too).
-    pub python_lines: Vec<serde_json::Value>,
-    /// What the reader must know that is not a row (skipped parts).
-    pub notes: Vec<String>,
-    pub quick: bool,
-}
-
-impl Outcome {
-    pub fn size(&self) -> Size {
-        if self.quick {
-            Size::Quick
-        } else {
-            Size::Full
-        }
-    }
-}
-
 /// Where runs measure CPU and memory: the local cluster's processes.
 #[derive(Clone, Copy)]
-struct Probe {
+struct MeasuredProcs {
     /// `None` against a remote cluster: its processes are not ours to read.
     exclude: Option<Option<u32>>,
 }
 
-impl Probe {
+impl MeasuredProcs {
     /// (every cluster process for CPU time, the processes whose memory a run
     /// of `model` is charged with). Every local worker holds slots of all
     /// three models, so its executor children idle through thread and async
@@ -189,14 +147,14 @@ fn raise_nofile_limit() {
 }
 
 /// Shows which run is going: a bar on a terminal, a line per run otherwise.
-struct Progress {
+struct RunProgress {
     bar: Option<indicatif::ProgressBar>,
     done: u64,
     total: u64,
 }
 
-impl Progress {
-    fn new() -> Progress {
+impl RunProgress {
+    fn new() -> RunProgress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = indicatif::ProgressBar::new(0);
             b.set_style(
@@ -209,7 +167,7 @@ impl Progress {
             b.enable_steady_tick(Duration::from_millis(120));
             b
         });
-        Progress {
+        RunProgress {
             bar,
             done: 0,
             total: 0,
@@ -288,31 +246,30 @@ type Routed = Option<(&'static str, String)>;
 /// job ran, when the coordinator said so.
 async fn run_cluster_job(
     client: &mut Client,
-    plan: &JobPlan,
+    plan: &RunPlan,
     target_url: &str,
     timeout: Duration,
 ) -> (Duration, Result<(f64, f64), String>, Routed) {
     let t0 = Instant::now();
     let job = async {
-        let mut args = plan.submit_args(target_url);
-        args.name = format!("{} #{}", args.name, JOB_SEQ.fetch_add(1, Ordering::Relaxed));
-        let resp = client
-            .submit_job(SubmitJobRequest {
-                spec: Some(args.spec()),
-            })
+        let mut spec = plan.spec(target_url);
+        spec.name = format!("{} #{}", spec.name, JOB_SEQ.fetch_add(1, Ordering::Relaxed));
+        let id = client
+            .submit(spec)
             .await
-            .or_status("the coordinator refused a bench job")?
-            .into_inner();
-        let id = resp.job_id;
-        let info = match tokio::time::timeout(timeout, commands::wait_for(client, id, false)).await
-        {
+            .context("the coordinator refused a bench job")?
+            .job_id;
+        let info = match tokio::time::timeout(timeout, client.wait(id, |_| {})).await {
             Ok(info) => info?,
             Err(_) => {
-                let _ = client.cancel_job(JobRef { job_id: id }).await;
+                let _ = client.cancel(id).await;
                 bail!("timed out after {timeout:?} (job {id} cancelled)");
             }
         };
-        let results = commands::fetch_results(client, id).await?;
+        let results = client
+            .fetch_results(id)
+            .await
+            .context("could not get results")?;
         anyhow::Ok((info, results))
     };
     let outcome = job.await;
@@ -325,22 +282,16 @@ async fn run_cluster_job(
     });
     let checked = match outcome {
         Err(e) => Err(format!("{e:#}")),
-        Ok((info, _)) if info.state != JobState::Succeeded as i32 => Err(format!(
-            "job {}: {}",
-            commands::state_name(info.state),
-            info.error
-        )),
-        Ok((info, results)) => plan::verify(
-            plan,
-            info.has_total.then(|| commands::total(&info)),
-            &results,
-        )
-        .map(|()| {
-            (
-                info.task_cpu_ns as f64 / 1e9,
-                info.task_wall_ns as f64 / 1e9,
-            )
-        }),
+        Ok((info, _)) if info.state != JobState::Succeeded as i32 => {
+            Err(format!("job {}: {}", state_name(info.state), info.error))
+        }
+        Ok((info, results)) => plan::verify(plan, info.has_total.then(|| total(&info)), &results)
+            .map(|()| {
+                (
+                    info.task_cpu_ns as f64 / 1e9,
+                    info.task_wall_ns as f64 / 1e9,
+                )
+            }),
     };
     (wall, checked, routed)
 }
@@ -348,7 +299,7 @@ async fn run_cluster_job(
 /// The same range as a CPU row, on a plain pool of `threads` OS threads in
 /// this process pulling chunks from a shared counter: what the machine gives
 /// parallel code with no scheduler, no messages and no other process.
-fn run_in_process(plan: &JobPlan, threads: u32) -> (Duration, Result<(f64, f64), String>) {
+fn run_in_process(plan: &RunPlan, threads: u32) -> (Duration, Result<(f64, f64), String>) {
     let tasks = plan.tasks();
     let next = AtomicU64::new(0);
     let t0 = Instant::now();
@@ -399,7 +350,7 @@ async fn round_trip_once(
     model: Model,
     timeout: Duration,
 ) -> Result<overhead::RoundTrip, String> {
-    let plan = JobPlan {
+    let plan = RunPlan {
         workload: WorkloadId::Noop,
         label: format!("round trip {}", model.name()),
         model: Some(model),
@@ -409,36 +360,25 @@ async fn round_trip_once(
         scaled_from: None,
         uncapped: true,
     };
-    let spec = plan.submit_args("").spec();
+    let spec = plan.spec("");
     let job = async {
         let t0 = Instant::now();
         let mut events = client
-            .run_job(RunJobRequest {
-                spec: Some(spec),
-                results: true,
-            })
+            .run(spec, true)
             .await
-            .or_status("the coordinator refused a round-trip job")?
-            .into_inner();
+            .context("the coordinator refused a round-trip job")?;
         let (mut accepted, mut ended, mut info) = (None, None, None);
         let mut results = Vec::new();
-        while let Some(event) = events
-            .message()
-            .await
-            .or_status("the round-trip job's event stream broke")?
-        {
-            match event.event {
-                Some(job_event::Event::Status(i)) => {
+        while let Some(event) = events.next().await {
+            match event.context("the round-trip job's event stream broke")? {
+                RunEvent::Status(i) => {
                     accepted.get_or_insert_with(Instant::now);
                     if JobState::try_from(i.state).is_ok_and(JobState::is_terminal) {
                         ended = Some(Instant::now());
                         info = Some(i);
                     }
                 }
-                Some(job_event::Event::Results(chunk)) => {
-                    results.extend(commands::chunk_rows(&chunk))
-                }
-                None => {}
+                RunEvent::Results(rows) => results.extend(rows),
             }
         }
         let t3 = Instant::now();
@@ -447,11 +387,9 @@ async fn round_trip_once(
         };
         // The floor under every phase: one unary call that only reads.
         client
-            .get_job(JobRef {
-                job_id: info.job_id,
-            })
+            .job(info.job_id)
             .await
-            .or_status("could not get the round-trip job")?;
+            .context("could not get the round-trip job")?;
         let t4 = Instant::now();
         let us = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e6;
         anyhow::Ok((
@@ -470,11 +408,7 @@ async fn round_trip_once(
         Err(_) => return Err(format!("a round-trip job took over {timeout:?}")),
     };
     if info.state != JobState::Succeeded as i32 {
-        return Err(format!(
-            "job {}: {}",
-            commands::state_name(info.state),
-            info.error
-        ));
+        return Err(format!("job {}: {}", state_name(info.state), info.error));
     }
     plan::verify(&plan, None, &results)?;
     Ok(rt)
@@ -488,7 +422,7 @@ async fn round_trips(
     size: Size,
     scale: u32,
     timeout: Duration,
-    progress: &mut Progress,
+    progress: &mut RunProgress,
 ) -> Vec<overhead::RoundTripRow> {
     let (n, warm) = overhead::round_trip_samples(size);
     let mut rows = Vec::new();
@@ -510,7 +444,7 @@ async fn round_trips(
             rt.block_on(async move {
                 let mut samples = Vec::with_capacity(n);
                 let mut failed = None;
-                let mut client = client::connect(&url).await.map_err(|e| format!("{e:#}"))?;
+                let mut client = Client::connect(&url).await.map_err(|e| e.to_string())?;
                 for i in 0..warm + n {
                     match round_trip_once(&mut client, m, timeout).await {
                         Ok(rt) if i >= warm => samples.push(rt),
@@ -543,14 +477,14 @@ async fn round_trips(
 /// Runs one plan once and records every figure.
 async fn measure(
     client: &mut Client,
-    plan: &JobPlan,
+    plan: &RunPlan,
     scale: u32,
     rep: u32,
     target_url: &str,
-    probe: Probe,
+    measured: MeasuredProcs,
     timeout: Duration,
 ) -> RunRecord {
-    let (pids, memory_pids) = probe.pids(plan.model).unzip();
+    let (pids, memory_pids) = measured.pids(plan.model).unzip();
     let sampler = memory_pids.map(procfs::RssSampler::start);
     let cpu0 = pids.as_deref().map(procfs::cpu_snapshot);
     let (wall, checked, routed) = match plan.model {
@@ -629,7 +563,7 @@ async fn warm_up(
         } else {
             caps.io
         };
-        let plan = JobPlan {
+        let plan = RunPlan {
             workload,
             label: format!("warm-up {}", m.name()),
             model: Some(m),
@@ -648,7 +582,7 @@ async fn warm_up(
 
 /// How long the first task takes to come back on a fresh cluster.
 async fn first_task(client: &mut Client, timeout: Duration) -> anyhow::Result<()> {
-    let plan = JobPlan {
+    let plan = RunPlan {
         workload: WorkloadId::Noop,
         label: "first task".into(),
         model: Some(Model::Thread),
@@ -666,7 +600,7 @@ async fn first_task(client: &mut Client, timeout: Duration) -> anyhow::Result<()
 
 /// A cluster the runs go to: started here, or the existing one.
 struct Session {
-    local: Option<lab::LocalCluster>,
+    local: Option<cluster::LocalCluster>,
     client: Client,
     /// The coordinator's address, for clients of their own.
     url: String,
@@ -687,7 +621,7 @@ impl Session {
         workload: WorkloadId,
         target_url: &str,
         timeout: Duration,
-        progress: &Progress,
+        progress: &RunProgress,
     ) -> anyhow::Result<Session> {
         let t0 = Instant::now();
         let each = format!(
@@ -696,8 +630,8 @@ impl Session {
         );
         let (local, mut client, workers) = match coordinator {
             Some(url) => {
-                let mut c = client::connect(url).await?;
-                let w = lab::wait_for_workers(&mut c, 1, Duration::from_secs(10))
+                let mut c = Client::connect(url).await?;
+                let w = cluster::wait_for_workers(&mut c, 1, Duration::from_secs(10))
                     .await
                     .context("the cluster at --coordinator has no workers")?;
                 (None, c, w.len() as u32)
@@ -706,7 +640,7 @@ impl Session {
                 progress.note(&format!(
                     "starting a coordinator and {n} worker(s) ({each})"
                 ));
-                let (cl, c) = lab::LocalCluster::start(n as usize, slots).await?;
+                let (cl, c) = cluster::LocalCluster::start(n as usize, slots).await?;
                 (Some(cl), c, n)
             }
         };
@@ -760,12 +694,12 @@ impl Session {
     #[allow(clippy::too_many_arguments)]
     async fn run_groups(
         &mut self,
-        groups: &[(String, Vec<JobPlan>)],
+        groups: &[(String, Vec<RunPlan>)],
         reps: u32,
         target_url: &str,
-        probe: Probe,
+        measured: MeasuredProcs,
         timeout: Duration,
-        progress: &mut Progress,
+        progress: &mut RunProgress,
     ) -> Vec<RunRecord> {
         let mut out = Vec::new();
         for (title, plans) in groups {
@@ -783,7 +717,7 @@ impl Session {
                         self.workers,
                         rep,
                         target_url,
-                        probe,
+                        measured,
                         timeout,
                     )
                     .await;
@@ -876,7 +810,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let (target_url, target_pid) = match &args.io_target {
         Some(u) => (u.trim_end_matches('/').to_string(), None),
         None => {
-            local_target = start_io_target()?;
+            local_target = cluster::start_io_target()?;
             (local_target.url.clone(), Some(local_target.pid()))
         }
     };
@@ -885,10 +819,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         args.scale.clone()
     };
-    let probe = Probe {
+    let measured = MeasuredProcs {
         exclude: local.then_some(target_pid),
     };
-    let mut progress = Progress::new();
+    let mut progress = RunProgress::new();
     let mut runs = Vec::new();
     let mut overhead_runs = Vec::new();
     let mut round_trip_rows = Vec::new();
@@ -909,7 +843,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .await?;
             startups.push(session.startup.clone());
             let caps = wide_caps(session.workers);
-            let groups: Vec<(String, Vec<JobPlan>)> = wide_workloads
+            let groups: Vec<(String, Vec<RunPlan>)> = wide_workloads
                 .iter()
                 .map(|&w| {
                     (
@@ -921,7 +855,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             progress.add(groups.iter().map(|g| g.1.len() as u64).sum::<u64>() * u64::from(reps));
             runs.extend(
                 session
-                    .run_groups(&groups, reps, &target_url, probe, timeout, &mut progress)
+                    .run_groups(&groups, reps, &target_url, measured, timeout, &mut progress)
                     .await,
             );
             session.close().await;
@@ -955,7 +889,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             progress.add(groups.iter().map(|g| g.1.len() as u64).sum::<u64>() * u64::from(reps));
             let done = session
-                .run_groups(&groups, reps, &target_url, probe, timeout, &mut progress)
+                .run_groups(&groups, reps, &target_url, measured, timeout, &mut progress)
                 .await;
             let grain_runs: usize = groups[..grain_groups]
                 .iter()
@@ -1010,7 +944,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     progress.clear();
-    let outcome = Outcome {
+    let outcome = BenchOutcome {
         facts,
         args: std::env::args().collect(),
         runs,
@@ -1050,7 +984,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 fn print_outcome(
-    o: &Outcome,
+    o: &BenchOutcome,
     rows: &[report::Row],
     verdicts: &[report::Verdict],
     overhead_rows: &[overhead::OverheadRow],
@@ -1128,41 +1062,3 @@ fn print_outcome(
         }
     }
 }
-
-fn startup_line(s: &Startup) -> String {
-    match (s.ready_s, s.first_task_s) {
-        (Some(r), Some(f)) => format!(
-            "start-up with {} worker(s) ({}): linked in {:.0} ms, first task result at {:.0} ms; warm-up {:.2} s (not in any figure)",
-            s.workers,
-            s.slots_each.as_deref().unwrap_or("?"),
-            r * 1e3,
-            f * 1e3,
-            s.warm_up_s
-        ),
-        _ => format!(
-            "existing cluster with {} worker(s): start-up not measured; warm-up {:.2} s",
-            s.workers, s.warm_up_s
-        ),
-    }
-}
-
-/// What the columns mean, printed under the table and shown in the report.
-pub const LEGEND: &[&str] = &[
-    "p: tasks the job may run at once. wall: first task submitted until the last result is in hand.",
-    "speedup: tasks/s over the shared serial baseline (`1 slot`: one thread slot, one task at a time); eff = speedup / p.",
-    "in-process: the same range on a plain pool of p threads in one process, measured beside the rows: the practical CPU limit here.",
-    "CPU: CPU time of coordinator, workers and executors / (wall x cores), the HTTP target excluded. RSS: peak of their summed resident memory, sampled every 20 ms",
-    "  (executor processes count only in process-model rows: thread and async rows would not need them; in-process counts this process).",
-    "Every run's results are checked exactly (each task's value and the total); a wrong or failed run is FAILED, never a number.",
-];
-
-/// What the Python rows are.
-pub const PYTHON_NOTE: &str = "CPython's multiprocessing.Pool, ThreadPoolExecutor and asyncio (+ aiohttp) with the same in-flight caps, speedup over its own serial loop";
-
-/// What W_GRAIN's rows mean, printed when it ran.
-pub const GRAIN_LEGEND: &[&str] = &[
-    "W_GRAIN: W_CPU_HEAVY's range in chunks of width c, on workers with one slot per core and model and no job cap",
-    "  (workers queue tasks ahead). Its baseline `serial c=...` is the same range in one plain loop in this process:",
-    "  eff = T1 / (p x Tp) measured on the same range. Narrow widths run a prefix of the range (at most 200,000",
-    "  tasks; 5,000 with --quick), which leaves the ratio honest because T1 is measured on that prefix too.",
-];

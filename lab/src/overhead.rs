@@ -8,18 +8,18 @@
 //! plans, maths and the tables; the runs are measured like every other bench
 //! run.
 
-use super::plan::{shape, Caps, JobPlan, Size, WorkloadId, SPIN_MS};
+use super::plan::{shape, Caps, RunPlan, Size, WorkloadId, SPIN_MS};
 use super::report::{aligned_lines, median, spread, thousands, RunRecord, Spread};
 use brigade_proto::v1::Model;
 
 /// The overhead runs: per forced model (not auto: its probes are not
 /// overhead), no-ops (W_NOOP's size) then 1 ms spins.
-pub fn plans(size: Size, models: &[Model], caps: Caps) -> Vec<JobPlan> {
+pub fn plans(size: Size, models: &[Model], caps: Caps) -> Vec<RunPlan> {
     let mut out = Vec::new();
     for w in [WorkloadId::Noop, WorkloadId::Spin] {
         let (range, chunk) = shape(w, size, false);
         for &m in models.iter().filter(|m| **m != Model::Auto) {
-            out.push(JobPlan {
+            out.push(RunPlan {
                 workload: w,
                 label: m.name().into(),
                 model: Some(m),
@@ -503,9 +503,12 @@ mod tests {
         assert_eq!(p[0].tasks(), 20_000);
         assert_eq!(p[3].tasks(), 2_000);
         assert!(p.iter().all(|j| j.in_flight == 2 && j.uncapped));
-        let spin = p[3].submit_args("");
+        let spin = p[3].spec("");
         assert_eq!(spin.workload, "spin");
-        assert_eq!(spin.args, vec![("ms".to_string(), "1".to_string())]);
+        assert_eq!(
+            spin.args,
+            [("ms".to_string(), "1".to_string())].into_iter().collect()
+        );
         assert_eq!(spin.max_in_flight, 0);
     }
 }

@@ -1,19 +1,105 @@
-//! The bench's cluster: the io-target as a child process, an embedded
-//! coordinator in this process with N `brigade worker` child processes (or an
-//! existing cluster reached by URL), and the start-up measurement.
+//! Local clusters: binding a listener, the URL that reaches it, the
+//! `brigade worker` command line and this binary as the executor program
+//! (shared with the CLI's `up`, `coordinator` and `demo`); the bench's own
+//! cluster: the io-target as a child process, an embedded coordinator in this
+//! process with N `brigade worker` child processes (or an existing cluster
+//! reached by URL), and the start-up measurement.
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use brigade_client::{Client, WorkerInfo};
 use brigade_coordinator::CoordinatorConfig;
-use brigade_proto::v1::{ListWorkersRequest, WorkerInfo};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::client::{self, Client, StatusContext};
-use crate::cluster::{self, Slots};
+/// Slots of each kind a local worker gets (`worker`, `up`, `demo`, `bench`).
+#[derive(Debug, Clone, Copy)]
+pub struct Slots {
+    /// Executor child processes (process slots).
+    pub procs: usize,
+    /// OS threads in the worker process (thread slots).
+    pub threads: usize,
+    /// Tasks in flight on the worker's event loop (async slots).
+    pub async_slots: usize,
+}
+
+/// Binds `addr`, saying clearly when that fails.
+///
+/// The accept backlog is deep (4,096, tokio's default is 1,024): an I/O run
+/// opens thousands of connections at once, and a full queue drops SYNs that
+/// the client only retries a second later.
+pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
+    let fail = || format!("could not listen on {addr}");
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host(addr)
+        .await
+        .with_context(fail)?
+        .collect();
+    let mut last = None;
+    for a in resolved {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        };
+        let listener = socket.and_then(|s| {
+            s.set_reuseaddr(true)?;
+            s.bind(a)?;
+            s.listen(LISTEN_BACKLOG)
+        });
+        match listener {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => anyhow::Error::new(e).context(fail()),
+        None => anyhow::anyhow!("{}: the address resolves to nothing", fail()),
+    })
+}
+
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// The `http://` URL clients use to reach a bound listener (an unspecified
+/// address is reached through loopback).
+pub fn url_of(addr: SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    format!("http://{ip}:{}", addr.port())
+}
+
+/// The arguments of a `brigade worker` this process starts: its link, name,
+/// slots and spin window (`spin::process_window()`, this process's own).
+pub fn worker_args(url: &str, name: &str, slots: Slots, spin: Duration) -> Vec<String> {
+    let mut args: Vec<String> = ["worker", "--coordinator", url, "--name", name]
+        .map(String::from)
+        .into();
+    for (flag, n) in [
+        ("--procs", slots.procs),
+        ("--threads", slots.threads),
+        ("--async", slots.async_slots),
+    ] {
+        args.extend([flag.to_string(), n.to_string()]);
+    }
+    if !spin.is_zero() {
+        args.extend(["--spin-us".to_string(), spin.as_micros().to_string()]);
+    }
+    args
+}
+
+/// The program of local workers, executors and the io-target: this very
+/// binary (`brigade`).
+pub fn executor_program() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().context("could not find the brigade binary to run executors")
+}
 
 /// The HTTP target, as a child process so that its CPU time and memory are
 /// not counted as the cluster's.
@@ -38,7 +124,7 @@ impl Drop for IoTarget {
 /// Starts `brigade io-target` on a free loopback port and reads its address
 /// from the line it prints.
 pub fn start_io_target() -> anyhow::Result<IoTarget> {
-    let mut child = Command::new(cluster::executor_program()?)
+    let mut child = Command::new(executor_program()?)
         .args(["io-target", "--listen", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -72,12 +158,7 @@ pub async fn wait_for_workers(
 ) -> anyhow::Result<Vec<WorkerInfo>> {
     let start = Instant::now();
     loop {
-        let workers = client
-            .list_workers(ListWorkersRequest {})
-            .await
-            .or_status("could not list workers")?
-            .into_inner()
-            .workers;
+        let workers = client.workers().await.context("could not list workers")?;
         if workers.len() >= n && n > 0 {
             return Ok(workers);
         }
@@ -92,7 +173,7 @@ pub async fn wait_for_workers(
 }
 
 /// A coordinator in this process plus `brigade worker` children.
-pub struct LocalCluster {
+pub(crate) struct LocalCluster {
     pub url: String,
     /// From before the coordinator's bind until every worker is linked
     /// (executors spawned and connected).
@@ -107,8 +188,8 @@ impl LocalCluster {
     /// `slots` each, and waits until all of them are linked.
     pub async fn start(n: usize, slots: Slots) -> anyhow::Result<(LocalCluster, Client)> {
         let started = Instant::now();
-        let listener = cluster::bind("127.0.0.1:0").await?;
-        let url = cluster::url_of(listener.local_addr()?);
+        let listener = bind("127.0.0.1:0").await?;
+        let url = url_of(listener.local_addr()?);
         let (stop, mut rx) = watch::channel(false);
         let server = tokio::spawn(async move {
             let config = CoordinatorConfig {
@@ -121,12 +202,12 @@ impl LocalCluster {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))
         });
-        let exe = cluster::executor_program()?;
+        let exe = executor_program()?;
         let mut workers = Vec::with_capacity(n);
         for i in 0..n {
             workers.push(
                 tokio::process::Command::new(&exe)
-                    .args(cluster::worker_args(
+                    .args(worker_args(
                         &url,
                         &format!("bench-{}", i + 1),
                         slots,
@@ -154,7 +235,7 @@ impl LocalCluster {
             workers,
         };
         let linked = async {
-            let mut client = client::connect(&cluster.url).await?;
+            let mut client = Client::connect(&cluster.url).await?;
             wait_for_workers(&mut client, n, Duration::from_secs(30)).await?;
             anyhow::Ok(client)
         }
@@ -196,5 +277,27 @@ impl LocalCluster {
             Err(e) => tracing::warn!(error = %e, "bench coordinator task failed"),
             Ok(Ok(())) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn started_workers_get_their_slots_and_the_spin_window_only_when_set() {
+        let slots = Slots {
+            procs: 2,
+            threads: 3,
+            async_slots: 64,
+        };
+        let args = worker_args("http://127.0.0.1:7070", "local-1", slots, Duration::ZERO);
+        assert_eq!(
+            args.join(" "),
+            "worker --coordinator http://127.0.0.1:7070 --name local-1 \
+             --procs 2 --threads 3 --async 64"
+        );
+        let spun = worker_args("http://h:1", "b", slots, Duration::from_micros(300));
+        assert_eq!(spun[spun.len() - 2..], ["--spin-us", "300"]);
     }
 }

@@ -1,0 +1,86 @@
+//! What can go wrong talking to a coordinator, in messages that say what to do.
+
+use std::time::Duration;
+
+/// An error of a [`Client`](crate::Client) call.
+///
+/// The messages are written for a terminal: they say what was wrong and, where
+/// there is one, how to fix it. None of them carries a `source`, so a caller
+/// that adds context (anyhow's `{:#}`) prints each cause once.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The coordinator URL is not `http://HOST:PORT`.
+    #[error("invalid coordinator URL {url:?}: {why} (expected http://HOST:PORT)")]
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Nothing answered at the coordinator URL.
+    #[error(
+        "could not reach the coordinator at {url}: {why}\n\
+         is `brigade coordinator` or `brigade up` running there? \
+         (set --coordinator or BRIGADE_COORDINATOR)"
+    )]
+    Unreachable {
+        /// The URL tried.
+        url: String,
+        /// The connection error and its causes, joined with `: `.
+        why: String,
+    },
+    /// The coordinator answered a call with an error status.
+    #[error("{} ({:?})", .0.message(), .0.code())]
+    Status(tonic::Status),
+    /// The job being waited for is not known to the coordinator.
+    #[error("{} (a coordinator restarted without --state forgets its jobs)", .0.message())]
+    JobForgotten(tonic::Status),
+    /// The coordinator went away while a job was followed and did not come
+    /// back in time.
+    #[error(
+        "lost the coordinator while waiting for job {job_id} and it did not come back within {} s: {why}",
+        .within.as_secs()
+    )]
+    Lost {
+        /// The job being followed.
+        job_id: u64,
+        /// How long reconnecting was tried.
+        within: Duration,
+        /// Why the last attempt failed.
+        why: String,
+    },
+    /// The coordinator answered with something the protocol does not allow.
+    #[error("{0}")]
+    Protocol(String),
+}
+
+impl From<tonic::Status> for ClientError {
+    fn from(status: tonic::Status) -> Self {
+        ClientError::Status(status)
+    }
+}
+
+impl ClientError {
+    /// The gRPC status code, when the coordinator answered with one.
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            ClientError::Status(s) | ClientError::JobForgotten(s) => Some(s.code()),
+            _ => None,
+        }
+    }
+
+    /// Whether the connection went away (a coordinator restart, the network),
+    /// so that trying again later may work.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, ClientError::Status(s) if is_lost(s))
+    }
+}
+
+/// Whether a status means the coordinator went away rather than refused.
+pub(crate) fn is_lost(s: &tonic::Status) -> bool {
+    matches!(
+        s.code(),
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+    )
+}

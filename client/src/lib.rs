@@ -1,0 +1,329 @@
+//! brigade-client: a typed connection to a brigade coordinator.
+//!
+//! [`Client`] connects with errors that say what to do, submits jobs, follows
+//! them to their end (reconnecting when the coordinator restarts), streams
+//! their results, cancels them and lists jobs and workers. The `brigade` CLI,
+//! the experiment lab and users' programs all go through it; the raw gRPC
+//! client stays reachable through [`Client::raw`].
+
+#![deny(missing_docs)]
+
+mod error;
+mod names;
+
+use std::time::{Duration, Instant};
+
+use brigade_proto::convert::join_u128;
+use brigade_proto::v1::coordinator_client::CoordinatorClient;
+use brigade_proto::v1::{
+    job_event, JobRef, ListJobsRequest, ListWorkersRequest, ResultsChunk, RunJobRequest,
+    StatusRequest, SubmitJobRequest,
+};
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use tonic::transport::{Channel, Endpoint};
+use tonic::Streaming;
+
+pub use brigade_proto::v1::{ClusterStatus, JobInfo, JobSpec, JobState, Kind, Model, WorkerInfo};
+pub use error::ClientError;
+pub use names::{model_name, parse_kind, parse_model, state_name, total};
+
+/// The default coordinator address for client commands.
+pub const DEFAULT_COORDINATOR: &str = "http://127.0.0.1:7070";
+
+/// How long [`Client::wait`] keeps trying to get back to a coordinator it lost.
+const RECONNECT_FOR: Duration = Duration::from_secs(60);
+/// The pause between two attempts to follow a job again.
+const RECONNECT_EVERY: Duration = Duration::from_millis(500);
+
+/// A job's status updates, from [`Client::watch`].
+pub type JobUpdates = BoxStream<'static, Result<JobInfo, ClientError>>;
+/// What [`Client::run`] streams back.
+pub type RunEvents = BoxStream<'static, Result<RunEvent, ClientError>>;
+/// A job's `(task index, value)` rows in index order, from [`Client::results`].
+pub type ResultRows = BoxStream<'static, Result<(u64, u128), ClientError>>;
+
+/// One message of a [`Client::run`] stream.
+// Status events are most of a stream: boxing them would allocate for each.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEvent {
+    /// The job's status: first when it is accepted, then as it changes, last
+    /// when it ends.
+    Status(JobInfo),
+    /// After the job ended (when results were asked for): `(task index, value)`
+    /// rows in index order.
+    Results(Vec<(u64, u128)>),
+}
+
+/// What [`Client::wait`] reports while it follows a job.
+#[derive(Debug, Clone, Copy)]
+pub enum WaitEvent<'a> {
+    /// The job's status changed.
+    Status(&'a JobInfo),
+    /// The coordinator went away (`why`); waiting tries again shortly.
+    Reconnecting {
+        /// What broke the status stream.
+        why: &'a str,
+    },
+}
+
+/// A connection to a coordinator.
+///
+/// Cloning is cheap: clones share one HTTP/2 connection.
+///
+/// ```no_run
+/// use brigade_client::{Client, JobSpec, Model};
+///
+/// #[tokio::main(flavor = "current_thread")]
+/// async fn main() -> Result<(), brigade_client::ClientError> {
+///     let mut client = Client::connect(brigade_client::DEFAULT_COORDINATOR).await?;
+///     let job = client
+///         .submit(JobSpec {
+///             workload: "sum-squares".into(),
+///             range_start: 0,
+///             range_end: 60_000_000,
+///             chunk: 1_500_000,
+///             model: Model::Process as i32,
+///             ..Default::default()
+///         })
+///         .await?;
+///     let done = client.wait(job.job_id, |_| {}).await?;
+///     println!(
+///         "job {} {}: total {}",
+///         done.job_id,
+///         brigade_client::state_name(done.state),
+///         brigade_client::total(&done)
+///     );
+///     for (index, value) in client.fetch_results(job.job_id).await? {
+///         println!("{index}\t{value}");
+///     }
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: CoordinatorClient<Channel>,
+}
+
+impl Client {
+    /// Connects to the coordinator at `url` (`http://HOST:PORT`) or explains why not.
+    pub async fn connect(url: &str) -> Result<Client, ClientError> {
+        let bad_url = |why: String| ClientError::BadUrl {
+            url: url.to_string(),
+            why,
+        };
+        brigade_proto::catalog::parse_http_url(url).map_err(|why| bad_url(why.to_string()))?;
+        let endpoint = Endpoint::from_shared(url.to_string())
+            .map_err(|e| bad_url(e.to_string()))?
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(3));
+        let channel = endpoint.connect().await.map_err(|e| {
+            let mut why = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                why = format!("{why}: {s}");
+                src = s.source();
+            }
+            ClientError::Unreachable {
+                url: url.to_string(),
+                why,
+            }
+        })?;
+        Ok(Client {
+            inner: CoordinatorClient::new(channel).max_decoding_message_size(64 << 20),
+        })
+    }
+
+    /// The generated gRPC client, for calls this type does not wrap.
+    pub fn raw(&mut self) -> &mut CoordinatorClient<Channel> {
+        &mut self.inner
+    }
+
+    /// Submits a job; the coordinator answers once it is accepted (durably,
+    /// with a state file).
+    pub async fn submit(&mut self, spec: JobSpec) -> Result<JobInfo, ClientError> {
+        self.inner
+            .submit_job(SubmitJobRequest { spec: Some(spec) })
+            .await?
+            .into_inner()
+            .job
+            .ok_or_else(|| ClientError::Protocol("the coordinator returned no job".into()))
+    }
+
+    /// Submits a job and streams its status to the end, then (if
+    /// `with_results`) its results, on one call.
+    pub async fn run(
+        &mut self,
+        spec: JobSpec,
+        with_results: bool,
+    ) -> Result<RunEvents, ClientError> {
+        let events = self
+            .inner
+            .run_job(RunJobRequest {
+                spec: Some(spec),
+                results: with_results,
+            })
+            .await?
+            .into_inner();
+        Ok(events
+            .map_err(ClientError::from)
+            .try_filter_map(|e| {
+                futures::future::ready(Ok(e.event.map(|event| match event {
+                    job_event::Event::Status(info) => RunEvent::Status(info),
+                    job_event::Event::Results(chunk) => {
+                        RunEvent::Results(chunk_rows(&chunk).collect())
+                    }
+                })))
+            })
+            .boxed())
+    }
+
+    /// One job's status.
+    pub async fn job(&mut self, job_id: u64) -> Result<JobInfo, ClientError> {
+        Ok(self.inner.get_job(JobRef { job_id }).await?.into_inner())
+    }
+
+    /// A job's status now and at every change until it ends.
+    pub async fn watch(&mut self, job_id: u64) -> Result<JobUpdates, ClientError> {
+        let updates = self.inner.watch_job(JobRef { job_id }).await?.into_inner();
+        Ok(updates.map_err(ClientError::from).boxed())
+    }
+
+    /// Follows a job until it ends and returns its final status, telling
+    /// `observe` every update. If the coordinator goes away (a restart, the
+    /// network), the job is followed again every half second for up to a
+    /// minute before giving up with [`ClientError::Lost`].
+    pub async fn wait(
+        &mut self,
+        job_id: u64,
+        mut observe: impl FnMut(WaitEvent<'_>),
+    ) -> Result<JobInfo, ClientError> {
+        // Set while the coordinator is unreachable: when we lost it.
+        let mut lost_since: Option<Instant> = None;
+        loop {
+            match self.follow(job_id, &mut observe).await {
+                Ok(info) => return Ok(info),
+                Err(Follow::Fatal(e)) => return Err(e),
+                Err(Follow::Lost(why)) => {
+                    let since = *lost_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > RECONNECT_FOR {
+                        return Err(ClientError::Lost {
+                            job_id,
+                            within: RECONNECT_FOR,
+                            why,
+                        });
+                    }
+                    observe(WaitEvent::Reconnecting { why: &why });
+                    tokio::time::sleep(RECONNECT_EVERY).await;
+                }
+            }
+        }
+    }
+
+    /// Follows one watch stream to the job's end.
+    async fn follow(
+        &mut self,
+        job_id: u64,
+        observe: &mut impl FnMut(WaitEvent<'_>),
+    ) -> Result<JobInfo, Follow> {
+        let classify = |s: tonic::Status| {
+            if error::is_lost(&s) {
+                Follow::Lost(s.message().to_string())
+            } else if s.code() == tonic::Code::NotFound {
+                Follow::Fatal(ClientError::JobForgotten(s))
+            } else {
+                Follow::Fatal(ClientError::Status(s))
+            }
+        };
+        let mut stream = self
+            .inner
+            .watch_job(JobRef { job_id })
+            .await
+            .map_err(classify)?
+            .into_inner();
+        while let Some(info) = stream.message().await.map_err(classify)? {
+            observe(WaitEvent::Status(&info));
+            if JobState::try_from(info.state).is_ok_and(JobState::is_terminal) {
+                return Ok(info);
+            }
+        }
+        Err(Follow::Lost(
+            "the status stream ended before the job did".into(),
+        ))
+    }
+
+    /// Every job the coordinator knows.
+    pub async fn jobs(&mut self) -> Result<Vec<JobInfo>, ClientError> {
+        Ok(self
+            .inner
+            .list_jobs(ListJobsRequest {})
+            .await?
+            .into_inner()
+            .jobs)
+    }
+
+    /// A job's results as they stream in: every done task's `(index, value)`,
+    /// in index order.
+    pub async fn results(&mut self, job_id: u64) -> Result<ResultRows, ClientError> {
+        let chunks = self.result_chunks(job_id).await?;
+        Ok(chunks
+            .map_err(ClientError::from)
+            .map_ok(|chunk| stream::iter(chunk_rows(&chunk).map(Ok).collect::<Vec<_>>()))
+            .try_flatten()
+            .boxed())
+    }
+
+    /// Every done task's `(index, value)`, in index order, in one vector.
+    pub async fn fetch_results(&mut self, job_id: u64) -> Result<Vec<(u64, u128)>, ClientError> {
+        let mut chunks = self.result_chunks(job_id).await?;
+        let mut out = Vec::new();
+        while let Some(chunk) = chunks.message().await? {
+            out.extend(chunk_rows(&chunk));
+        }
+        Ok(out)
+    }
+
+    async fn result_chunks(&mut self, job_id: u64) -> Result<Streaming<ResultsChunk>, ClientError> {
+        Ok(self
+            .inner
+            .get_results(JobRef { job_id })
+            .await?
+            .into_inner())
+    }
+
+    /// Cancels a job; returns its status after the cancellation.
+    pub async fn cancel(&mut self, job_id: u64) -> Result<JobInfo, ClientError> {
+        Ok(self.inner.cancel_job(JobRef { job_id }).await?.into_inner())
+    }
+
+    /// The workers linked to the coordinator.
+    pub async fn workers(&mut self) -> Result<Vec<WorkerInfo>, ClientError> {
+        Ok(self
+            .inner
+            .list_workers(ListWorkersRequest {})
+            .await?
+            .into_inner()
+            .workers)
+    }
+
+    /// The cluster's status: version, workers and slots, jobs and tasks.
+    pub async fn status(&mut self) -> Result<ClusterStatus, ClientError> {
+        Ok(self.inner.get_status(StatusRequest {}).await?.into_inner())
+    }
+}
+
+/// Why one attempt to follow a job stopped short of its end.
+enum Follow {
+    /// The coordinator went away (restart, network): try again.
+    Lost(String),
+    Fatal(ClientError),
+}
+
+/// A results chunk's (index, value) rows.
+fn chunk_rows(chunk: &ResultsChunk) -> impl Iterator<Item = (u64, u128)> + '_ {
+    chunk
+        .index
+        .iter()
+        .copied()
+        .zip(join_u128(&chunk.lo, &chunk.hi))
+}

@@ -1,0 +1,97 @@
+//! What one `brigade bench` measured and what every view of it shares: the
+//! terminal table (the crate root), the files (`output`) and the page
+//! (`html`) read it from here, so none of them depends on another through it.
+
+use crate::overhead;
+use crate::plan::Size;
+use crate::procfs;
+use crate::report::RunRecord;
+
+/// Cluster start-up, measured apart from the steady-state runs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Startup {
+    pub workers: u32,
+    /// Slots of each local worker (`None`: existing cluster).
+    pub slots_each: Option<String>,
+    /// Coordinator bound → every worker linked (`None`: existing cluster).
+    pub ready_s: Option<f64>,
+    /// Coordinator bound → the first task's result is in the client's hands.
+    pub first_task_s: Option<f64>,
+    /// The warm-up round (every model's slots exercised) that follows.
+    pub warm_up_s: f64,
+}
+
+/// Everything one `brigade bench` measured.
+pub struct BenchOutcome {
+    pub facts: procfs::MachineFacts,
+    pub args: Vec<String>,
+    pub runs: Vec<RunRecord>,
+    /// The `--overhead` runs (kept apart: they are not workload rows).
+    pub overhead: Vec<RunRecord>,
+    /// `--overhead`: single-task round trips per model.
+    pub round_trips: Vec<overhead::RoundTripRow>,
+    pub startups: Vec<Startup>,
+    /// The cluster was started here (not reached with --coordinator).
+    pub local: bool,
+    /// The Python baseline's own JSON lines (its rows are in `runs` too).
+    pub python_lines: Vec<serde_json::Value>,
+    /// What the reader must know that is not a row (skipped parts).
+    pub notes: Vec<String>,
+    pub quick: bool,
+}
+
+impl BenchOutcome {
+    pub fn size(&self) -> Size {
+        if self.quick {
+            Size::Quick
+        } else {
+            Size::Full
+        }
+    }
+}
+
+/// One plot file and what it shows.
+pub struct Plot {
+    pub file: &'static str,
+    pub caption: String,
+    pub svg: String,
+}
+
+/// The start-up line of the table and the page.
+pub fn startup_line(s: &Startup) -> String {
+    match (s.ready_s, s.first_task_s) {
+        (Some(r), Some(f)) => format!(
+            "start-up with {} worker(s) ({}): linked in {:.0} ms, first task result at {:.0} ms; warm-up {:.2} s (not in any figure)",
+            s.workers,
+            s.slots_each.as_deref().unwrap_or("?"),
+            r * 1e3,
+            f * 1e3,
+            s.warm_up_s
+        ),
+        _ => format!(
+            "existing cluster with {} worker(s): start-up not measured; warm-up {:.2} s",
+            s.workers, s.warm_up_s
+        ),
+    }
+}
+
+/// What the columns mean, printed under the table and shown in the report.
+pub const LEGEND: &[&str] = &[
+    "p: tasks the job may run at once. wall: first task submitted until the last result is in hand.",
+    "speedup: tasks/s over the shared serial baseline (`1 slot`: one thread slot, one task at a time); eff = speedup / p.",
+    "in-process: the same range on a plain pool of p threads in one process, measured beside the rows: the practical CPU limit here.",
+    "CPU: CPU time of coordinator, workers and executors / (wall x cores), the HTTP target excluded. RSS: peak of their summed resident memory, sampled every 20 ms",
+    "  (executor processes count only in process-model rows: thread and async rows would not need them; in-process counts this process).",
+    "Every run's results are checked exactly (each task's value and the total); a wrong or failed run is FAILED, never a number.",
+];
+
+/// What the Python rows are.
+pub const PYTHON_NOTE: &str = "CPython's multiprocessing.Pool, ThreadPoolExecutor and asyncio (+ aiohttp) with the same in-flight caps, speedup over its own serial loop";
+
+/// What W_GRAIN's rows mean, printed when it ran.
+pub const GRAIN_LEGEND: &[&str] = &[
+    "W_GRAIN: W_CPU_HEAVY's range in chunks of width c, on workers with one slot per core and model and no job cap",
+    "  (workers queue tasks ahead). Its baseline `serial c=...` is the same range in one plain loop in this process:",
+    "  eff = T1 / (p x Tp) measured on the same range. Narrow widths run a prefix of the range (at most 200,000",
+    "  tasks; 5,000 with --quick), which leaves the ratio honest because T1 is measured on that prefix too.",
+];
