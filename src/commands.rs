@@ -8,7 +8,9 @@ use anyhow::{bail, Context};
 use brigade_client::{
     model_name, parse_kind, parse_model, state_name, total, Client, RunEvent, WaitEvent,
 };
-use brigade_proto::v1::{JobInfo, JobSpec, JobState, Kind, Model};
+use brigade_proto::v1::{InputsFormat, JobInfo, JobSpec, JobState, Kind, Model, Reduce};
+
+use crate::inputs::{self, Source};
 use clap::ValueEnum;
 use futures::{StreamExt, TryStreamExt};
 
@@ -68,17 +70,59 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// `text` or `jsonl` on the command line.
+pub fn parse_inputs_format(s: &str) -> Result<InputsFormat, String> {
+    match s {
+        "text" => Ok(InputsFormat::Text),
+        "jsonl" => Ok(InputsFormat::Jsonl),
+        _ => Err(format!("inputs format {s:?} is not one of: text, jsonl")),
+    }
+}
+
+/// `sum`, `count`, `min`, `max`, `concat` or `none` on the command line.
+pub fn parse_reduce(s: &str) -> Result<Reduce, String> {
+    Ok(match s {
+        "none" => Reduce::None,
+        "sum" => Reduce::Sum,
+        "count" => Reduce::Count,
+        "min" => Reduce::Min,
+        "max" => Reduce::Max,
+        "concat" => Reduce::Concat,
+        _ => {
+            return Err(format!(
+                "reduction {s:?} is not one of: sum, count, min, max, concat, none"
+            ))
+        }
+    })
+}
+
 /// What `brigade submit` asks for.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SubmitArgs {
-    /// Workload: sum-squares, noop, spin, sleep, http-get.
+    /// Workload: echo, exec, http-get, noop, sleep, spin, sum-squares, or one
+    /// a worker of your own offers.
     pub workload: String,
-    /// Input range START..END (half-open).
-    #[arg(long, value_parser = parse_range)]
-    pub range: (u64, u64),
-    /// Width of one task's sub-range.
+    /// Input range START..END (half-open): task i takes [START + i*chunk, ...).
+    #[arg(long, value_parser = parse_range, required_unless_present = "inputs", conflicts_with = "inputs")]
+    pub range: Option<(u64, u64)>,
+    /// One task input per line of FILE (`-`: standard input), streamed to the
+    /// coordinator; blank lines are skipped.
+    #[arg(long, value_name = "FILE")]
+    pub inputs: Option<String>,
+    /// How the inputs' lines are read: text (each line a string) or jsonl
+    /// (each line one JSON value).
+    #[arg(long, value_parser = parse_inputs_format, default_value = "text", requires = "inputs")]
+    pub inputs_format: InputsFormat,
+    /// Width of one task's sub-range, or inputs per task with --inputs.
     #[arg(long, default_value_t = 1)]
     pub chunk: u64,
+    /// Bytes one task's output may have (0: the coordinator's default, 1 MiB).
+    #[arg(long, default_value_t = 0)]
+    pub max_result_bytes: u64,
+    /// How the outputs combine: sum, count, min, max, concat or none
+    /// (default: the workload's, sum for sum-squares).
+    #[arg(long, value_parser = parse_reduce)]
+    pub reduce: Option<Reduce>,
     /// Workload argument KEY=VALUE (repeatable), e.g. --arg ms=10.
     #[arg(long = "arg", value_parser = parse_kv)]
     pub args: Vec<(String, String)>,
@@ -109,11 +153,16 @@ pub struct SubmitArgs {
 
 impl SubmitArgs {
     pub fn spec(&self) -> JobSpec {
+        let (range_start, range_end) = self.range.unwrap_or_default();
         JobSpec {
             workload: self.workload.clone(),
             args: self.args.iter().cloned().collect::<HashMap<_, _>>(),
-            range_start: self.range.0,
-            range_end: self.range.1,
+            range_start,
+            range_end,
+            has_inputs: self.inputs.is_some(),
+            inputs_format: self.inputs_format as i32,
+            max_result_bytes: self.max_result_bytes,
+            reduce: self.reduce.unwrap_or(Reduce::Unspecified) as i32,
             chunk: self.chunk,
             kind: self.kind.unwrap_or(Kind::Unspecified) as i32,
             model: self.model.unwrap_or(Model::Unspecified) as i32,
@@ -132,6 +181,23 @@ pub async fn submit(
     wait: bool,
     format: Format,
 ) -> anyhow::Result<()> {
+    if let Some(file) = &args.inputs {
+        let items = inputs::read(Source::parse(file), args.inputs_format);
+        let info = client
+            .submit_inputs(args.spec(), items)
+            .await
+            .context("the job was not submitted")?;
+        if !wait {
+            match format {
+                Format::Json => println!("{}", job_json(&info)),
+                _ => println!("{}", accepted_line(&info)),
+            }
+            return Ok(());
+        }
+        eprintln!("{}", accepted_line(&info));
+        let info = wait_for(client, info.job_id, true).await?;
+        return print_outcome(&info, format);
+    }
     if wait {
         return submit_and_wait(client, args, format).await;
     }

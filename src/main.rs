@@ -3,6 +3,7 @@
 mod cluster;
 mod commands;
 mod demo;
+mod inputs;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -53,6 +53,10 @@ pub enum ClientError {
     /// The coordinator answered with something the protocol does not allow.
     #[error("{0}")]
     Protocol(String),
+    /// A job's inputs could not be read or are not what their format says
+    /// (the message names the source and the line).
+    #[error("{0}")]
+    Input(String),
 }
 
 impl From<tonic::Status> for ClientError {

@@ -16,14 +16,17 @@ use std::time::{Duration, Instant};
 use brigade_proto::convert::join_u128;
 use brigade_proto::v1::coordinator_client::CoordinatorClient;
 use brigade_proto::v1::{
-    job_event, JobRef, ListJobsRequest, ListWorkersRequest, ResultsChunk, RunJobRequest,
-    StatusRequest, SubmitJobRequest,
+    job_event, InputsUpload, JobRef, ListJobsRequest, ListWorkersRequest, ResultsChunk,
+    RunJobRequest, StatusRequest, SubmitJobRequest,
 };
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use tonic::transport::{Channel, Endpoint};
 use tonic::Streaming;
 
-pub use brigade_proto::v1::{ClusterStatus, JobInfo, JobSpec, JobState, Kind, Model, WorkerInfo};
+pub use brigade_proto::v1::{
+    ClusterStatus, InputsFormat, JobInfo, JobSpec, JobState, Kind, Model, Reduce, WorkerInfo,
+};
+pub use brigade_proto::Output;
 pub use error::ClientError;
 pub use names::{model_name, parse_kind, parse_model, state_name, total};
 
@@ -39,8 +42,23 @@ const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 pub type JobUpdates = BoxStream<'static, Result<JobInfo, ClientError>>;
 /// What [`Client::run`] streams back.
 pub type RunEvents = BoxStream<'static, Result<RunEvent, ClientError>>;
-/// A job's `(task index, value)` rows in index order, from [`Client::results`].
-pub type ResultRows = BoxStream<'static, Result<(u64, u128), ClientError>>;
+/// A job's rows in index order, from [`Client::results`].
+pub type ResultRows = BoxStream<'static, Result<ResultRow, ClientError>>;
+
+/// One done task's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultRow {
+    /// The task's index in its job.
+    pub index: u64,
+    /// What it produced.
+    pub output: Output,
+}
+
+/// The most items one upload message carries, and the most bytes (an item
+/// larger than that travels alone).
+pub const UPLOAD_CHUNK_ITEMS: usize = 4_096;
+/// See [`UPLOAD_CHUNK_ITEMS`].
+pub const UPLOAD_CHUNK_BYTES: usize = 1 << 20;
 
 /// One message of a [`Client::run`] stream.
 // Status events are most of a stream: boxing them would allocate for each.
@@ -50,9 +68,9 @@ pub enum RunEvent {
     /// The job's status: first when it is accepted, then as it changes, last
     /// when it ends.
     Status(JobInfo),
-    /// After the job ended (when results were asked for): `(task index, value)`
-    /// rows in index order.
-    Results(Vec<(u64, u128)>),
+    /// After the job ended (when results were asked for): its rows in index
+    /// order.
+    Results(Vec<ResultRow>),
 }
 
 /// What [`Client::wait`] reports while it follows a job.
@@ -145,6 +163,27 @@ impl Client {
         self.inner
             .submit_job(SubmitJobRequest { spec: Some(spec) })
             .await?
+            .into_inner()
+            .job
+            .ok_or_else(|| ClientError::Protocol("the coordinator returned no job".into()))
+    }
+
+    /// Submits an inputs job: `spec` (its range is ignored; `chunk` items
+    /// make a task) and its items, uploaded in bounded messages as `items`
+    /// yields them, so an input of any size costs bounded memory here. The
+    /// job is accepted only once the whole upload arrived: if `items` yields
+    /// an error, nothing is submitted and that error is returned.
+    pub async fn submit_inputs<S>(&mut self, spec: JobSpec, items: S) -> Result<JobInfo, ClientError>
+    where
+        S: futures::Stream<Item = Result<Vec<u8>, ClientError>> + Send + 'static,
+    {
+        let failed = std::sync::Arc::new(std::sync::Mutex::new(None::<ClientError>));
+        let upload = upload_messages(spec, items, failed.clone());
+        let answer = self.inner.submit_with_inputs(upload).await;
+        if let Some(e) = failed.lock().ok().and_then(|mut f| f.take()) {
+            return Err(e);
+        }
+        answer?
             .into_inner()
             .job
             .ok_or_else(|| ClientError::Protocol("the coordinator returned no job".into()))
@@ -262,8 +301,8 @@ impl Client {
             .jobs)
     }
 
-    /// A job's results as they stream in: every done task's `(index, value)`,
-    /// in index order.
+    /// A job's results as they stream in: every done task's row, in index
+    /// order.
     pub async fn results(&mut self, job_id: u64) -> Result<ResultRows, ClientError> {
         let chunks = self.result_chunks(job_id).await?;
         Ok(chunks
@@ -273,12 +312,21 @@ impl Client {
             .boxed())
     }
 
-    /// Every done task's `(index, value)`, in index order, in one vector.
+    /// Every done task's `(index, value)`, in index order, in one vector, for
+    /// a job whose outputs are integers (a byte output is an error).
     pub async fn fetch_results(&mut self, job_id: u64) -> Result<Vec<(u64, u128)>, ClientError> {
         let mut chunks = self.result_chunks(job_id).await?;
         let mut out = Vec::new();
         while let Some(chunk) = chunks.message().await? {
-            out.extend(chunk_rows(&chunk));
+            for row in chunk_rows(&chunk) {
+                let v = row.output.as_int().ok_or_else(|| {
+                    ClientError::Protocol(format!(
+                        "task {} of job {job_id} has a byte output, not an integer",
+                        row.index
+                    ))
+                })?;
+                out.push((row.index, v));
+            }
         }
         Ok(out)
     }
@@ -319,11 +367,100 @@ enum Follow {
     Fatal(ClientError),
 }
 
-/// A results chunk's (index, value) rows.
-fn chunk_rows(chunk: &ResultsChunk) -> impl Iterator<Item = (u64, u128)> + '_ {
-    chunk
-        .index
-        .iter()
-        .copied()
-        .zip(join_u128(&chunk.lo, &chunk.hi))
+/// A results chunk's rows: integers in columns, or (when the chunk holds
+/// byte outputs) one data entry per row.
+fn chunk_rows(chunk: &ResultsChunk) -> Box<dyn Iterator<Item = ResultRow> + Send + '_> {
+    let index = chunk.index.iter().copied();
+    if chunk.data.is_empty() {
+        return Box::new(
+            index
+                .zip(join_u128(&chunk.lo, &chunk.hi))
+                .map(|(index, v)| ResultRow {
+                    index,
+                    output: Output::Int(v),
+                }),
+        );
+    }
+    Box::new(index.zip(&chunk.data).enumerate().map(|(i, (index, data))| {
+        let int = chunk.is_int.get(i).copied().unwrap_or(false);
+        let output = match std::str::from_utf8(data).ok().filter(|_| int) {
+            Some(text) => text
+                .parse()
+                .map(Output::Int)
+                .unwrap_or_else(|_| Output::Bytes(data.clone())),
+            None => Output::Bytes(data.clone()),
+        };
+        ResultRow { index, output }
+    }))
+}
+
+/// The messages of an inputs upload: the spec, the items in bounded
+/// batches, the end marker with the count. An error from `items` is kept
+/// in `failed` and ends the upload without its end marker.
+fn upload_messages<S>(
+    spec: JobSpec,
+    items: S,
+    failed: std::sync::Arc<std::sync::Mutex<Option<ClientError>>>,
+) -> impl futures::Stream<Item = InputsUpload> + Send + 'static
+where
+    S: futures::Stream<Item = Result<Vec<u8>, ClientError>> + Send + 'static,
+{
+    struct State<S> {
+        items: std::pin::Pin<Box<S>>,
+        spec: Option<JobSpec>,
+        total: u64,
+        done: bool,
+        failed: std::sync::Arc<std::sync::Mutex<Option<ClientError>>>,
+        held: Option<Vec<u8>>,
+    }
+    let state = State {
+        items: Box::pin(items),
+        spec: Some(spec),
+        total: 0,
+        done: false,
+        failed,
+        held: None,
+    };
+    stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        let mut msg = InputsUpload {
+            spec: st.spec.take(),
+            ..Default::default()
+        };
+        let mut bytes = 0usize;
+        if let Some(item) = st.held.take() {
+            bytes += item.len();
+            msg.items.push(item);
+        }
+        while msg.items.len() < UPLOAD_CHUNK_ITEMS && bytes < UPLOAD_CHUNK_BYTES {
+            match st.items.next().await {
+                Some(Ok(item)) => {
+                    if !msg.items.is_empty() && bytes + item.len() > UPLOAD_CHUNK_BYTES {
+                        st.held = Some(item);
+                        break;
+                    }
+                    bytes += item.len();
+                    msg.items.push(item);
+                }
+                Some(Err(e)) => {
+                    if let Ok(mut f) = st.failed.lock() {
+                        *f = Some(e);
+                    }
+                    return None;
+                }
+                None => {
+                    msg.end = true;
+                    st.done = true;
+                    break;
+                }
+            }
+        }
+        st.total += msg.items.len() as u64;
+        if msg.end {
+            msg.total = st.total;
+        }
+        Some((msg, st))
+    })
 }

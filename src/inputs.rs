@@ -1,0 +1,167 @@
+//! `submit --inputs FILE`: a file (or stdin) read line by line into a job's
+//! items, checked as it streams (UTF-8 text, or one JSON value per line with
+//! `--inputs-format jsonl`) and handed to the upload in bounded batches, so a
+//! file of any size costs bounded memory. A bad line stops the upload before
+//! its end marker: the coordinator accepts nothing, and the error names the
+//! file and the line.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+
+use brigade_client::{ClientError, InputsFormat};
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// The longest line an input may have (the coordinator's own bound is the
+/// same order: one item travels in one message).
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+/// Lines read ahead of the upload.
+const READ_AHEAD: usize = 8_192;
+
+/// Where the items come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Source {
+    /// `-` is standard input.
+    pub fn parse(s: &str) -> Source {
+        if s == "-" {
+            Source::Stdin
+        } else {
+            Source::File(PathBuf::from(s))
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Source::Stdin => "standard input".into(),
+            Source::File(p) => p.display().to_string(),
+        }
+    }
+
+    fn open(&self) -> Result<Box<dyn Read + Send>, String> {
+        match self {
+            Source::Stdin => Ok(Box::new(std::io::stdin())),
+            Source::File(p) => std::fs::File::open(p)
+                .map(|f| Box::new(f) as Box<dyn Read + Send>)
+                .map_err(|e| format!("cannot read the inputs file {}: {e}", p.display())),
+        }
+    }
+}
+
+/// Checks one line and returns the item it makes (`None`: a blank line,
+/// skipped).
+pub fn item_of(line: &[u8], format: InputsFormat) -> Result<Option<Vec<u8>>, String> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text = std::str::from_utf8(line).map_err(|e| format!("is not UTF-8 text ({e})"))?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    if format == InputsFormat::Jsonl {
+        serde_json::from_str::<serde::de::IgnoredAny>(text)
+            .map_err(|e| format!("is not one JSON value: {e}"))?;
+    }
+    Ok(Some(line.to_vec()))
+}
+
+/// Reads `source` on a thread of its own, line by line, and streams its
+/// items; the first bad line (or read error) ends the stream with an error
+/// naming the source and the line.
+pub fn read(
+    source: Source,
+    format: InputsFormat,
+) -> impl Stream<Item = Result<Vec<u8>, ClientError>> + Send + 'static {
+    let (tx, rx) = mpsc::channel(READ_AHEAD);
+    std::thread::spawn(move || {
+        let name = source.name();
+        let fail = |why: String| ClientError::Input(why);
+        let reader = match source.open() {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(fail(e)));
+                return;
+            }
+        };
+        let mut reader = BufReader::with_capacity(1 << 16, reader);
+        let mut line = Vec::new();
+        for number in 1.. {
+            line.clear();
+            let read = (&mut reader)
+                .take(MAX_LINE_BYTES as u64 + 1)
+                .read_until(b'\n', &mut line);
+            let item = match read {
+                Ok(0) => return,
+                Ok(_) if line.len() > MAX_LINE_BYTES => Err(format!(
+                    "{name}, line {number}: longer than {MAX_LINE_BYTES} bytes, the most one input may have"
+                )),
+                Ok(_) => item_of(&line, format).map_err(|why| format!("{name}, line {number} {why}")),
+                Err(e) => Err(format!("cannot read {name} at line {number}: {e}")),
+            };
+            let sent = match item {
+                Ok(None) => continue,
+                Ok(Some(item)) => tx.blocking_send(Ok(item)),
+                Err(why) => {
+                    let _ = tx.blocking_send(Err(fail(why)));
+                    return;
+                }
+            };
+            if sent.is_err() {
+                // The upload stopped; nobody reads the rest.
+                return;
+            }
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    #[test]
+    fn lines_become_items_and_bad_ones_say_why() {
+        let text = InputsFormat::Text;
+        assert_eq!(item_of(b"Pizza Hut\n", text), Ok(Some(b"Pizza Hut".to_vec())));
+        assert_eq!(item_of(b"x\r\n", text), Ok(Some(b"x".to_vec())));
+        assert_eq!(item_of(b"   \n", text), Ok(None));
+        assert!(item_of(b"\xff\n", text).unwrap_err().contains("UTF-8"));
+        let json = InputsFormat::Jsonl;
+        assert_eq!(item_of(b"{\"a\": 1}\n", json), Ok(Some(b"{\"a\": 1}".to_vec())));
+        assert!(item_of(b"{\"a\": \n", json).unwrap_err().contains("JSON"));
+        assert!(item_of(b"1 2\n", json).unwrap_err().contains("JSON"));
+    }
+
+    #[tokio::test]
+    async fn a_file_streams_its_items_and_stops_at_the_first_bad_line() {
+        let dir = std::env::temp_dir().join(format!("brigade-inputs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.txt");
+        std::fs::write(&good, "a\n\nb\nc").unwrap();
+        let items: Vec<_> = read(Source::File(good), InputsFormat::Text)
+            .map(|r| r.unwrap())
+            .collect()
+            .await;
+        assert_eq!(items, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        let bad = dir.join("bad.jsonl");
+        std::fs::write(&bad, "1\n\"two\"\n{oops\n4\n").unwrap();
+        let got: Vec<_> = read(Source::File(bad.clone()), InputsFormat::Jsonl)
+            .collect()
+            .await;
+        assert_eq!(got.len(), 3);
+        let e = got[2].as_ref().unwrap_err().to_string();
+        assert!(e.contains(&bad.display().to_string()) && e.contains("line 3"), "{e}");
+        let missing = dir.join("missing.txt");
+        let got: Vec<_> = read(Source::File(missing), InputsFormat::Text)
+            .collect()
+            .await;
+        let e = got[0].as_ref().unwrap_err().to_string();
+        assert!(e.contains("missing.txt") && e.contains("cannot read"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
