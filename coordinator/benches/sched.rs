@@ -14,6 +14,7 @@ use brigade_coordinator::sched::{
     Action, Outcome, SchedConfig, Scheduler, SlotCounts, TaskLease, WorkerHello, WorkerId,
 };
 use brigade_proto::v1::{JobSpec, JobState, Model, OutcomeStatus};
+use brigade_proto::SlotModel;
 use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 
 const TASKS: u64 = 200_000;
@@ -53,7 +54,7 @@ fn ok(job: u64, t: &TaskLease) -> Outcome {
         job,
         index: t.index,
         attempt: t.attempt,
-        model: Model::Async,
+        model: Some(SlotModel::Async),
         status: OutcomeStatus::Ok,
         value: 0,
         error: String::new(),

@@ -6,13 +6,14 @@
 use brigade_proto::catalog::{self, CatalogError, Reduction};
 use brigade_proto::convert::{KIND_NAMES, MODEL_NAMES};
 use brigade_proto::v1::{JobSpec, Kind, Model, TaskGrid};
+use brigade_proto::SlotModel;
 
 /// A job that passed admission: everything the scheduler needs to run it.
 #[derive(Debug, Clone)]
 pub struct JobPlan {
     pub spec: JobSpec,
     pub kind: Kind,
-    pub model: Model,
+    pub model: SlotModel,
     pub reduction: Reduction,
     pub tasks: u64,
     pub max_attempts: u32,
@@ -111,12 +112,14 @@ pub fn admit(spec: JobSpec, limits: &AdmissionLimits) -> Result<JobPlan, Admissi
     };
     let model = match Model::try_from(spec.model) {
         Ok(Model::Unspecified) => match kind {
-            Kind::Io => Model::Async,
-            _ => Model::Process,
+            Kind::Io => SlotModel::Async,
+            _ => SlotModel::Process,
         },
         // Probes run on thread slots: the model closest to plain code.
-        Ok(Model::Auto) => Model::Thread,
-        Ok(m) => m,
+        Ok(Model::Auto) => SlotModel::Thread,
+        Ok(Model::Process) => SlotModel::Process,
+        Ok(Model::Thread) => SlotModel::Thread,
+        Ok(Model::Async) => SlotModel::Async,
         Err(_) => return Err(AdmissionError::UnknownModel(spec.model)),
     };
     let auto = spec.model == Model::Auto as i32;
@@ -183,7 +186,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(plan.tasks, 40);
-        assert_eq!(plan.model, Model::Process);
+        assert_eq!(plan.model, SlotModel::Process);
         assert_eq!(plan.kind, Kind::Cpu);
         assert_eq!(plan.reduction, Reduction::Sum);
     }
@@ -192,11 +195,11 @@ mod tests {
     fn routes_by_kind_unless_a_model_is_forced() {
         let l = AdmissionLimits::default();
         let mut s = spec("sleep", 0, 10, 1);
-        assert_eq!(admit(s.clone(), &l).unwrap().model, Model::Async);
+        assert_eq!(admit(s.clone(), &l).unwrap().model, SlotModel::Async);
         s.kind = Kind::Cpu as i32;
-        assert_eq!(admit(s.clone(), &l).unwrap().model, Model::Process);
+        assert_eq!(admit(s.clone(), &l).unwrap().model, SlotModel::Process);
         s.model = Model::Thread as i32;
-        assert_eq!(admit(s, &l).unwrap().model, Model::Thread);
+        assert_eq!(admit(s, &l).unwrap().model, SlotModel::Thread);
     }
 
     #[test]

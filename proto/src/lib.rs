@@ -6,6 +6,9 @@
 pub mod batch;
 pub mod catalog;
 pub mod convert;
+pub mod per_model;
+
+pub use per_model::{PerModel, SlotModel};
 
 /// Generated from `proto/brigade/v1/brigade.proto`.
 #[allow(clippy::all, missing_docs)]

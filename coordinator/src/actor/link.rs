@@ -6,19 +6,14 @@
 use brigade_proto::batch;
 use brigade_proto::v1::{
     coordinator_message, worker_message, AssignBatch, CancelTasks, CoordinatorMessage, Heartbeat,
-    Model, OutcomeStatus, Welcome, WorkerMessage,
+    OutcomeStatus, Welcome, WorkerMessage,
 };
+use brigade_proto::SlotModel;
 use tonic::Status;
 
 use super::command::WorkerSink;
 use super::Actor;
 use crate::sched::{Action, Outcome, SlotCounts, WorkerHello, WorkerId};
-
-/// A model as a worker reported it (unknown values are kept apart as
-/// `Unspecified`, which no slot has).
-fn model_of(m: i32) -> Model {
-    Model::try_from(m).unwrap_or(Model::Unspecified)
-}
 
 /// What a worker's hello says of it, or why the coordinator will not take
 /// it (another protocol version, no slots at all).
@@ -93,7 +88,7 @@ impl Actor {
                         Ok(o) => o,
                         Err(e) => return self.disconnect(id, &format!("protocol error: {e}")),
                     };
-                    let (job, model) = (columns.job_id, model_of(columns.model));
+                    let (job, model) = (columns.job_id, SlotModel::from_wire(columns.model));
                     let outcomes = outcomes.map(|o| Outcome {
                         job,
                         index: o.index,
@@ -112,7 +107,7 @@ impl Actor {
                     job: o.job_id,
                     index: o.index,
                     attempt: o.attempt,
-                    model: model_of(o.model),
+                    model: SlotModel::from_wire(o.model),
                     status: OutcomeStatus::try_from(o.status).unwrap_or(OutcomeStatus::Unspecified),
                     value: o.value.map(u128::from).unwrap_or(0),
                     error: o.error,
@@ -177,7 +172,7 @@ impl Actor {
                     let spec = &j.plan.spec;
                     let batch = AssignBatch {
                         job_id: job,
-                        model: model as i32,
+                        model: brigade_proto::v1::Model::from(model) as i32,
                         workload: spec.workload.clone(),
                         args: spec.args.clone(),
                         timeout_ms: spec.task_timeout_ms,

@@ -7,8 +7,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use brigade_proto::catalog::Reduction;
 use brigade_proto::v1::{FailedTask, JobInfo, JobState, Kind, Model, OutcomeStatus};
+use brigade_proto::SlotModel;
 
-use super::{model_slot, JobId, Outcome, Recorded, TaskLease, WorkerId};
+use super::{JobId, Outcome, Recorded, TaskLease, WorkerId};
 use crate::admission::JobPlan;
 
 /// The current lease of a task.
@@ -122,8 +123,8 @@ pub struct Job {
     probe: Option<Probe>,
     /// Why the job runs on its model.
     routing: String,
-    /// Set when probing just moved the job off this model slot.
-    pub(super) rerouted_from: Option<usize>,
+    /// Set when probing just moved the job off this model.
+    pub(super) rerouted_from: Option<SlotModel>,
     /// Every done task's value, when kept in memory (without a store);
     /// with a store, results are served from it and only the total is here.
     values: Option<Vec<u128>>,
@@ -170,8 +171,9 @@ impl Job {
         }
     }
 
-    pub(super) fn slot(&self) -> usize {
-        model_slot(self.plan.model).expect("admitted jobs have a concrete model")
+    /// The slot model its tasks run on now.
+    pub(super) fn model(&self) -> SlotModel {
+        self.plan.model
     }
 
     pub fn is_terminal(&self) -> bool {
@@ -299,11 +301,11 @@ impl Job {
             mean_wall / 1_000
         );
         let (model, kind, why) = if share >= AUTO_CPU_SHARE && mean_wall < AUTO_TINY_TASK_NS {
-            (Model::Async, Kind::Cpu, tiny.as_str())
+            (SlotModel::Async, Kind::Cpu, tiny.as_str())
         } else if share >= AUTO_CPU_SHARE {
-            (Model::Process, Kind::Cpu, "CPU-bound")
+            (SlotModel::Process, Kind::Cpu, "CPU-bound")
         } else {
-            (Model::Async, Kind::Io, "mostly waiting")
+            (SlotModel::Async, Kind::Io, "mostly waiting")
         };
         let busy = if queued >= 0.01 {
             format!(
@@ -322,7 +324,7 @@ impl Job {
         );
         self.probe = None;
         if model != self.plan.model {
-            self.rerouted_from = Some(self.slot());
+            self.rerouted_from = Some(self.plan.model);
             self.plan.model = model;
             self.plan.kind = kind;
         }
@@ -431,7 +433,7 @@ impl Job {
             .map(|(&index, _)| index)
             .collect();
         held.sort_unstable();
-        let in_worker_process = self.plan.model != Model::Process;
+        let in_worker_process = self.plan.model != SlotModel::Process;
         let mut ended = false;
         for &index in &held {
             let lease = self.leases.remove(&index).expect("listed just above");
@@ -558,7 +560,7 @@ impl Job {
         JobInfo {
             job_id: self.id,
             spec: Some(self.plan.spec.clone()),
-            model: self.plan.model as i32,
+            model: Model::from(self.plan.model) as i32,
             kind: self.plan.kind as i32,
             state: self.state as i32,
             tasks_total: self.plan.tasks,

@@ -23,7 +23,8 @@ mod tests;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
-use brigade_proto::v1::{ClusterStatus, JobInfo, JobState, Model, OutcomeStatus, WorkerInfo};
+use brigade_proto::v1::{ClusterStatus, JobInfo, JobState, OutcomeStatus, WorkerInfo};
+use brigade_proto::{PerModel, SlotModel};
 
 use crate::admission::JobPlan;
 pub use job::{
@@ -34,16 +35,6 @@ pub use worker::{SlotCounts, WorkerHello, WorkerState};
 
 pub type JobId = u64;
 pub type WorkerId = u64;
-
-/// Index of a concrete model in per-model arrays.
-pub(crate) fn model_slot(m: Model) -> Option<usize> {
-    match m {
-        Model::Process => Some(0),
-        Model::Thread => Some(1),
-        Model::Async => Some(2),
-        Model::Unspecified | Model::Auto => None,
-    }
-}
 
 /// One task handed to a worker (its input comes from the job's grid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +49,8 @@ pub struct Outcome {
     pub job: JobId,
     pub index: u64,
     pub attempt: u32,
-    pub model: Model,
+    /// The slot model it ran on (`None`: the worker named none we know).
+    pub model: Option<SlotModel>,
     pub status: OutcomeStatus,
     pub value: u128,
     pub error: String,
@@ -85,7 +77,7 @@ pub enum Action {
     Assign {
         worker: WorkerId,
         job: JobId,
-        model: Model,
+        model: SlotModel,
         tasks: Vec<TaskLease>,
     },
     /// Tell `worker` to stop the tasks of `job` it holds (they no longer count).
@@ -152,7 +144,7 @@ pub struct Scheduler {
     jobs: BTreeMap<JobId, Job>,
     workers: BTreeMap<WorkerId, WorkerState>,
     /// Jobs that may have tasks to hand out, per model, in submission order.
-    runnable: [BTreeSet<JobId>; 3],
+    runnable: PerModel<BTreeSet<JobId>>,
     next_job: JobId,
     next_worker: WorkerId,
     /// Rotates the first worker considered by `dispatch`, so no worker is favoured.
@@ -162,7 +154,7 @@ pub struct Scheduler {
     recorded: Vec<Recorded>,
     failures: Vec<(JobId, u64, String)>,
     /// Per model: since when jobs have waited with no worker of that model.
-    no_workers_since: [Option<u64>; 3],
+    no_workers_since: PerModel<Option<u64>>,
     counters: Counters,
 }
 
@@ -180,7 +172,7 @@ impl Scheduler {
             dirty: BTreeSet::new(),
             recorded: Vec::new(),
             failures: Vec::new(),
-            no_workers_since: [None; 3],
+            no_workers_since: PerModel::default(),
             counters: Counters::default(),
         }
     }
@@ -195,11 +187,11 @@ impl Scheduler {
     pub fn submit(&mut self, plan: JobPlan, now_ms: u64) -> JobId {
         let id = self.next_job;
         self.next_job += 1;
-        let slot = model_slot(plan.model).expect("admission routes every job to a concrete model");
+        let model = plan.model;
         let keep_values = !self.config.log_results;
         self.jobs
             .insert(id, Job::new(id, plan, now_ms, keep_values));
-        self.runnable[slot].insert(id);
+        self.runnable[model].insert(id);
         self.dirty.insert(id);
         id
     }
@@ -259,7 +251,7 @@ impl Scheduler {
             if job_ended {
                 ended.push(job_id);
             } else {
-                self.runnable[job.slot()].insert(job_id);
+                self.runnable[job.model()].insert(job_id);
             }
         }
         for job_id in ended {
@@ -277,20 +269,17 @@ impl Scheduler {
     }
 
     fn fail_unserved_jobs(&mut self, now_ms: u64, limit: u64) {
-        for slot in 0..3 {
-            let served = self
-                .workers
-                .values()
-                .any(|w| w.slots.get(slot) > 0 && !w.draining);
-            if served || self.runnable[slot].is_empty() {
-                self.no_workers_since[slot] = None;
+        for model in SlotModel::ALL {
+            let served = self.workers.values().any(|w| w.serves(model));
+            if served || self.runnable[model].is_empty() {
+                self.no_workers_since[model] = None;
                 continue;
             }
-            let since = *self.no_workers_since[slot].get_or_insert(now_ms);
+            let since = *self.no_workers_since[model].get_or_insert(now_ms);
             if now_ms - since < limit {
                 continue;
             }
-            for job_id in std::mem::take(&mut self.runnable[slot]) {
+            for job_id in std::mem::take(&mut self.runnable[model]) {
                 let Some(job) = self.jobs.get_mut(&job_id) else {
                     continue;
                 };
@@ -303,7 +292,7 @@ impl Scheduler {
                 self.dirty.insert(job_id);
                 self.end_job_leases(job_id);
             }
-            self.no_workers_since[slot] = None;
+            self.no_workers_since[model] = None;
         }
     }
 
@@ -346,7 +335,7 @@ impl Scheduler {
         };
         w.last_seen_ms = now_ms;
         // Applied to the worker once, after the loop.
-        let mut returned = [0u32; 3];
+        let mut returned = PerModel::<u32>::default();
         let mut tasks_done = 0;
         // A batch holds outcomes of one job: mark it dirty and runnable once
         // per run of outcomes, not once per outcome. Nothing in this loop
@@ -354,8 +343,8 @@ impl Scheduler {
         let mut marked_dirty = None;
         let mut marked_runnable = None;
         for o in outcomes {
-            if let Some(slot) = model_slot(o.model) {
-                returned[slot] += 1;
+            if let Some(model) = o.model {
+                returned[model] += 1;
             }
             let Some(job) = self.jobs.get_mut(&o.job) else {
                 if o.status == OutcomeStatus::Ok {
@@ -398,7 +387,7 @@ impl Scheduler {
                 marked_runnable = None;
             }
             job.hand_over_failures(self.config.log_results.then_some(&mut self.failures));
-            let (slot, has_queued) = (job.slot(), job.has_queued());
+            let (model, has_queued) = (job.model(), job.has_queued());
             if marked_dirty != Some(job_id) {
                 self.dirty.insert(job_id);
                 marked_dirty = Some(job_id);
@@ -406,7 +395,7 @@ impl Scheduler {
             if ended {
                 self.end_job_leases(job_id);
             } else if has_queued && marked_runnable != Some(job_id) {
-                self.runnable[slot].insert(job_id);
+                self.runnable[model].insert(job_id);
                 marked_runnable = Some(job_id);
             }
         }
@@ -414,8 +403,8 @@ impl Scheduler {
             .workers
             .get_mut(&worker)
             .expect("recording outcomes removes no worker");
-        for (in_flight, returned) in w.in_flight.iter_mut().zip(returned) {
-            *in_flight = in_flight.saturating_sub(returned);
+        for model in SlotModel::ALL {
+            w.in_flight[model] = w.in_flight[model].saturating_sub(returned[model]);
         }
         w.tasks_done += tasks_done;
     }
@@ -448,13 +437,13 @@ impl Scheduler {
         let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
         self.rotation = self.rotation.wrapping_add(1);
         let start = self.rotation % ids.len();
-        for slot in 0..3 {
+        for model in SlotModel::ALL {
             let mut prefetch = false;
-            while !self.runnable[slot].is_empty() {
+            while !self.runnable[model].is_empty() {
                 let mut given = 0;
                 // An even share of what is queued, so no worker's deep window
                 // swallows a short queue.
-                let queued: u64 = self.runnable[slot]
+                let queued: u64 = self.runnable[model]
                     .iter()
                     .filter_map(|j| self.jobs.get(j))
                     .map(Job::queued)
@@ -462,8 +451,8 @@ impl Scheduler {
                 let share = queued.div_ceil(ids.len() as u64) as usize;
                 for k in 0..ids.len() {
                     let wid = ids[(start + k) % ids.len()];
-                    given += self.fill_worker(wid, slot, prefetch, share, now_ms);
-                    if self.runnable[slot].is_empty() {
+                    given += self.fill_worker(wid, model, prefetch, share, now_ms);
+                    if self.runnable[model].is_empty() {
                         break;
                     }
                 }
@@ -482,7 +471,7 @@ impl Scheduler {
     fn fill_worker(
         &mut self,
         wid: WorkerId,
-        slot: usize,
+        model: SlotModel,
         prefetch: bool,
         share: usize,
         now_ms: u64,
@@ -497,29 +486,29 @@ impl Scheduler {
         let mut budget = if prefetch {
             // A round is a slot's worth, or more for a deep window (short
             // tasks travel in big batches), but no more than an even share.
-            let deep = (w.credits.get(slot) as usize / 4).min(share);
-            let round = (w.slots.get(slot) as usize).max(deep);
-            w.free_credits(slot).min(round.max(1))
+            let deep = (w.credits[model] as usize / 4).min(share);
+            let round = (w.slots[model] as usize).max(deep);
+            w.free_credits(model).min(round.max(1))
         } else {
-            w.idle_slots(slot)
+            w.idle_slots(model)
         };
         let mut given = 0;
         while budget > 0 {
-            let Some(&job_id) = self.runnable[slot].first() else {
+            let Some(&job_id) = self.runnable[model].first() else {
                 break;
             };
             let w = self.workers.get_mut(&wid).expect("checked above");
             let job = self.jobs.get_mut(&job_id).expect("runnable jobs exist");
             let tasks = job.lease_next(wid, budget.min(max_batch), now_ms);
             if !job.has_queued() || job.at_in_flight_cap() {
-                self.runnable[slot].remove(&job_id);
+                self.runnable[model].remove(&job_id);
             }
             if tasks.is_empty() {
                 continue;
             }
             budget -= tasks.len();
             given += tasks.len();
-            w.in_flight[slot] += tasks.len() as u32;
+            w.in_flight[model] += tasks.len() as u32;
             self.dirty.insert(job_id);
             self.actions.push(Action::Assign {
                 worker: wid,
@@ -535,7 +524,7 @@ impl Scheduler {
         let Some(job) = self.jobs.get_mut(&job_id) else {
             return;
         };
-        self.runnable[job.slot()].remove(&job_id);
+        self.runnable[job.model()].remove(&job_id);
         let holders: BTreeSet<WorkerId> = std::mem::take(&mut job.leases)
             .into_values()
             .map(|lease| lease.worker)
@@ -553,7 +542,7 @@ impl Scheduler {
     pub fn restore(&mut self, id: JobId, plan: JobPlan, stored: RestoredJob<'_>) {
         let job = Job::restore(id, plan, stored, !self.config.log_results);
         if job.has_queued() {
-            self.runnable[job.slot()].insert(id);
+            self.runnable[job.model()].insert(id);
         }
         self.next_job = self.next_job.max(id + 1);
         self.jobs.insert(id, job);
@@ -598,19 +587,15 @@ impl Scheduler {
         let job = self.job(id)?;
         let mut info = job.info();
         if !job.is_terminal() && job.has_queued() {
-            let slot = job.slot();
-            if !self
-                .workers
-                .values()
-                .any(|w| w.slots.get(slot) > 0 && !w.draining)
-            {
+            let model = job.model();
+            if !self.workers.values().any(|w| w.serves(model)) {
                 info.waiting_reason = format!(
                     "no workers with {} slots; start a worker with {}",
-                    job.plan.model.name(),
-                    match slot {
-                        0 => "--procs N",
-                        1 => "--threads N",
-                        _ => "--async N",
+                    model.name(),
+                    match model {
+                        SlotModel::Process => "--procs N",
+                        SlotModel::Thread => "--threads N",
+                        SlotModel::Async => "--async N",
                     }
                 );
             }

@@ -3,18 +3,19 @@
 use std::collections::HashMap;
 
 use brigade_proto::v1::{JobSpec, JobState, Model, OutcomeStatus};
+use brigade_proto::SlotModel;
 use proptest::prelude::*;
 
 use super::*;
 use crate::admission::{admit, AdmissionLimits};
 
-fn plan(workload: &str, end: u64, chunk: u64, model: Model) -> JobPlan {
+fn plan(workload: &str, end: u64, chunk: u64, model: impl Into<Model>) -> JobPlan {
     let spec = JobSpec {
         workload: workload.into(),
         range_start: 0,
         range_end: end,
         chunk,
-        model: model as i32,
+        model: model.into() as i32,
         ..Default::default()
     };
     admit(spec, &AdmissionLimits::default()).unwrap()
@@ -50,12 +51,12 @@ fn assigns(actions: &[Action]) -> Vec<(WorkerId, JobId, Vec<TaskLease>)> {
         .collect()
 }
 
-fn ok(job: JobId, t: &TaskLease, model: Model, value: u128) -> Outcome {
+fn ok(job: JobId, t: &TaskLease, model: SlotModel, value: u128) -> Outcome {
     Outcome {
         job,
         index: t.index,
         attempt: t.attempt,
-        model,
+        model: Some(model),
         status: OutcomeStatus::Ok,
         value,
         error: String::new(),
@@ -65,7 +66,7 @@ fn ok(job: JobId, t: &TaskLease, model: Model, value: u128) -> Outcome {
     }
 }
 
-fn failed(job: JobId, t: &TaskLease, model: Model, status: OutcomeStatus) -> Outcome {
+fn failed(job: JobId, t: &TaskLease, model: SlotModel, status: OutcomeStatus) -> Outcome {
     Outcome {
         status,
         error: "boom".into(),
@@ -90,9 +91,9 @@ fn routes_cpu_jobs_to_process_slots_and_io_jobs_to_async_slots() {
     let w = s.worker_joined(hello(1, 1, 1, 1), 0);
     let cpu = s.submit(plan("sum-squares", 10, 10, Model::Unspecified), 0);
     let io = s.submit(plan("sleep", 10, 10, Model::Unspecified), 0);
-    let thr = s.submit(plan("noop", 10, 10, Model::Thread), 0);
+    let thr = s.submit(plan("noop", 10, 10, SlotModel::Thread), 0);
     s.dispatch(0);
-    let mut got: Vec<(JobId, Model)> = s
+    let mut got: Vec<(JobId, SlotModel)> = s
         .take_actions()
         .into_iter()
         .map(|a| match a {
@@ -109,9 +110,9 @@ fn routes_cpu_jobs_to_process_slots_and_io_jobs_to_async_slots() {
     assert_eq!(
         got,
         vec![
-            (cpu, Model::Process),
-            (io, Model::Async),
-            (thr, Model::Thread)
+            (cpu, SlotModel::Process),
+            (io, SlotModel::Async),
+            (thr, SlotModel::Thread)
         ]
     );
 }
@@ -120,7 +121,7 @@ fn routes_cpu_jobs_to_process_slots_and_io_jobs_to_async_slots() {
 fn assignments_respect_credits_and_each_outcome_returns_one() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(2, 0, 0, 2), 0);
-    let j = s.submit(plan("sum-squares", 100, 10, Model::Process), 0);
+    let j = s.submit(plan("sum-squares", 100, 10, SlotModel::Process), 0);
     s.dispatch(0);
     let a = assigns(&s.take_actions());
     let n: usize = a.iter().map(|(_, _, t)| t.len()).sum();
@@ -129,7 +130,7 @@ fn assignments_respect_credits_and_each_outcome_returns_one() {
     s.dispatch(0);
     assert!(s.take_actions().is_empty());
     let first = a[0].2[0];
-    s.worker_outcomes(w, [ok(j, &first, Model::Process, 1)], 1);
+    s.worker_outcomes(w, [ok(j, &first, SlotModel::Process, 1)], 1);
     s.dispatch(1);
     let a = assigns(&s.take_actions());
     assert_eq!(a.len(), 1);
@@ -141,7 +142,7 @@ fn assignments_respect_credits_and_each_outcome_returns_one() {
 fn a_job_runs_to_its_exact_total() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(2, 0, 0, 2), 0);
-    let j = s.submit(plan("sum-squares", 1_000, 7, Model::Process), 0);
+    let j = s.submit(plan("sum-squares", 1_000, 7, SlotModel::Process), 0);
     let mut now = 0;
     loop {
         now += 1;
@@ -153,7 +154,7 @@ fn a_job_runs_to_its_exact_total() {
         for (_, job, tasks) in a {
             let outs: Vec<_> = tasks
                 .iter()
-                .map(|t| ok(job, t, Model::Process, value_of(&s, job, t)))
+                .map(|t| ok(job, t, SlotModel::Process, value_of(&s, job, t)))
                 .collect();
             s.worker_outcomes(w, outs, now);
         }
@@ -168,7 +169,7 @@ fn a_job_runs_to_its_exact_total() {
 fn a_lost_worker_returns_its_leases_and_its_late_results_are_dropped() {
     let mut s = Scheduler::new(SchedConfig::default());
     let a = s.worker_joined(hello(0, 0, 4, 1), 0);
-    let j = s.submit(plan("noop", 4, 1, Model::Async), 0);
+    let j = s.submit(plan("noop", 4, 1, SlotModel::Async), 0);
     s.dispatch(0);
     let leased = assigns(&s.take_actions());
     assert_eq!(leased.len(), 1);
@@ -184,14 +185,14 @@ fn a_lost_worker_returns_its_leases_and_its_late_results_are_dropped() {
     assert_eq!(again[0].0, b);
     assert!(again[0].2.iter().all(|t| t.attempt == 2));
     // The old worker's result arrives late: dropped.
-    s.worker_outcomes(a, [ok(j, &leased[0].2[0], Model::Async, 0)], 2);
+    s.worker_outcomes(a, [ok(j, &leased[0].2[0], SlotModel::Async, 0)], 2);
     // A stale attempt from the new worker is dropped too.
-    s.worker_outcomes(b, [ok(j, &leased[0].2[1], Model::Async, 1)], 2);
+    s.worker_outcomes(b, [ok(j, &leased[0].2[1], SlotModel::Async, 1)], 2);
     assert_eq!(s.job(j).unwrap().done_count(), 0);
     let outs: Vec<_> = again[0]
         .2
         .iter()
-        .map(|t| ok(j, t, Model::Async, t.index as u128))
+        .map(|t| ok(j, t, SlotModel::Async, t.index as u128))
         .collect();
     s.worker_outcomes(b, outs, 3);
     let info = s.job_info(j).unwrap();
@@ -204,11 +205,11 @@ fn a_lost_worker_returns_its_leases_and_its_late_results_are_dropped() {
 
 /// `times` times over: a fresh worker with two slots of `model` joins, takes
 /// tasks of `j` (task 0 among them) and is lost.
-fn lose_the_holder_of_task_0(s: &mut Scheduler, j: JobId, model: Model, times: u32) {
+fn lose_the_holder_of_task_0(s: &mut Scheduler, j: JobId, model: SlotModel, times: u32) {
     let slots = match model {
-        Model::Process => hello(2, 0, 0, 1),
-        Model::Thread => hello(0, 2, 0, 1),
-        _ => hello(0, 0, 2, 1),
+        SlotModel::Process => hello(2, 0, 0, 1),
+        SlotModel::Thread => hello(0, 2, 0, 1),
+        SlotModel::Async => hello(0, 0, 2, 1),
     };
     for now in 0..u64::from(times) {
         let w = s.worker_joined(slots.clone(), now);
@@ -236,7 +237,7 @@ fn loss_limited(limit: u32) -> Scheduler {
 
 #[test]
 fn a_task_on_thread_or_async_slots_fails_at_the_worker_loss_limit_and_says_why() {
-    for model in [Model::Thread, Model::Async] {
+    for model in [SlotModel::Thread, SlotModel::Async] {
         let mut s = loss_limited(3);
         let j = s.submit(plan("noop", 2, 1, model), 0);
         // Two losses: both tasks are queued again, attempts unspent.
@@ -268,12 +269,12 @@ fn a_task_on_thread_or_async_slots_fails_at_the_worker_loss_limit_and_says_why()
 #[test]
 fn allowed_failures_let_the_rest_of_the_job_finish_after_a_loss_limit() {
     let mut s = loss_limited(1);
-    let mut p = plan("noop", 3, 1, Model::Thread);
+    let mut p = plan("noop", 3, 1, SlotModel::Thread);
     p.spec.allow_failures = 2;
     let j = s.submit(p, 0);
     // One worker takes tasks 0 and 1 (two slots) and is lost: both fail,
     // tolerated; the job goes on.
-    lose_the_holder_of_task_0(&mut s, j, Model::Thread, 1);
+    lose_the_holder_of_task_0(&mut s, j, SlotModel::Thread, 1);
     let info = s.job_info(j).unwrap();
     assert_eq!(info.tasks_failed, 2);
     assert_eq!(info.state, JobState::Running as i32, "{}", info.error);
@@ -283,7 +284,7 @@ fn allowed_failures_let_the_rest_of_the_job_finish_after_a_loss_limit() {
     assert_eq!(leased.len(), 1);
     let t = leased[0].2[0];
     assert_eq!(t.index, 2);
-    s.worker_outcomes(w, [ok(j, &t, Model::Thread, 2)], 6);
+    s.worker_outcomes(w, [ok(j, &t, SlotModel::Thread, 2)], 6);
     let info = s.job_info(j).unwrap();
     assert_eq!(info.state, JobState::Succeeded as i32, "{}", info.error);
     assert_eq!((info.tasks_done, info.tasks_failed), (1, 2));
@@ -291,7 +292,7 @@ fn allowed_failures_let_the_rest_of_the_job_finish_after_a_loss_limit() {
 
 #[test]
 fn process_slots_and_a_zero_limit_never_fail_a_task_for_lost_workers() {
-    for (model, limit) in [(Model::Process, 1), (Model::Thread, 0)] {
+    for (model, limit) in [(SlotModel::Process, 1), (SlotModel::Thread, 0)] {
         let mut s = loss_limited(limit);
         let j = s.submit(plan("noop", 2, 1, model), 0);
         lose_the_holder_of_task_0(&mut s, j, model, 20);
@@ -328,7 +329,7 @@ fn a_silent_worker_is_expired_by_tick() {
 fn failures_retry_up_to_max_attempts_then_fail_the_job() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(1, 0, 0, 1), 0);
-    let mut p = plan("sum-squares", 20, 10, Model::Process);
+    let mut p = plan("sum-squares", 20, 10, SlotModel::Process);
     p.max_attempts = 2;
     let j = s.submit(p, 0);
     s.dispatch(0);
@@ -336,7 +337,12 @@ fn failures_retry_up_to_max_attempts_then_fail_the_job() {
     assert_eq!(t.index, 0);
     s.worker_outcomes(
         w,
-        [failed(j, &t, Model::Process, OutcomeStatus::ExecutorDied)],
+        [failed(
+            j,
+            &t,
+            SlotModel::Process,
+            OutcomeStatus::ExecutorDied,
+        )],
         1,
     );
     s.dispatch(1);
@@ -345,10 +351,10 @@ fn failures_retry_up_to_max_attempts_then_fail_the_job() {
     assert_eq!((t2.index, t2.attempt), (0, 2));
     assert_eq!(s.job_info(j).unwrap().retries, 1);
     // A stale outcome of the first attempt changes nothing.
-    s.worker_outcomes(w, [ok(j, &t, Model::Process, 5)], 2);
+    s.worker_outcomes(w, [ok(j, &t, SlotModel::Process, 5)], 2);
     s.worker_outcomes(
         w,
-        [failed(j, &t2, Model::Process, OutcomeStatus::Failed)],
+        [failed(j, &t2, SlotModel::Process, OutcomeStatus::Failed)],
         3,
     );
     let info = s.job_info(j).unwrap();
@@ -370,7 +376,7 @@ fn failures_retry_up_to_max_attempts_then_fail_the_job() {
 fn cancel_drops_queued_tasks_and_tells_holders() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(0, 2, 0, 1), 0);
-    let j = s.submit(plan("noop", 100, 1, Model::Thread), 0);
+    let j = s.submit(plan("noop", 100, 1, SlotModel::Thread), 0);
     s.dispatch(0);
     let held = assigns(&s.take_actions());
     s.cancel(j, 5).unwrap();
@@ -383,7 +389,7 @@ fn cancel_drops_queued_tasks_and_tells_holders() {
     let outs: Vec<_> = held[0]
         .2
         .iter()
-        .map(|t| failed(j, t, Model::Thread, OutcomeStatus::Cancelled))
+        .map(|t| failed(j, t, SlotModel::Thread, OutcomeStatus::Cancelled))
         .collect();
     s.worker_outcomes(w, outs, 6);
     assert_eq!(s.workers()[0].running_tasks, 0);
@@ -394,7 +400,7 @@ fn cancel_drops_queued_tasks_and_tells_holders() {
 fn max_in_flight_one_runs_a_job_serially() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(0, 4, 0, 2), 0);
-    let mut p = plan("noop", 3, 1, Model::Thread);
+    let mut p = plan("noop", 3, 1, SlotModel::Thread);
     p.spec.max_in_flight = 1;
     let j = s.submit(p, 0);
     for i in 0..3 {
@@ -404,7 +410,7 @@ fn max_in_flight_one_runs_a_job_serially() {
         assert_eq!(a[0].2.len(), 1);
         s.dispatch(i);
         assert!(s.take_actions().is_empty());
-        s.worker_outcomes(w, [ok(j, &a[0].2[0], Model::Thread, i as u128)], i);
+        s.worker_outcomes(w, [ok(j, &a[0].2[0], SlotModel::Thread, i as u128)], i);
     }
     assert_eq!(s.job(j).unwrap().state, JobState::Succeeded);
 }
@@ -413,7 +419,7 @@ fn max_in_flight_one_runs_a_job_serially() {
 fn a_draining_worker_gets_nothing_and_handed_back_tasks_are_not_failures() {
     let mut s = Scheduler::new(SchedConfig::default());
     let a = s.worker_joined(hello(1, 0, 0, 2), 0);
-    let mut p = plan("sum-squares", 4, 1, Model::Process);
+    let mut p = plan("sum-squares", 4, 1, SlotModel::Process);
     p.max_attempts = 1;
     let j = s.submit(p, 0);
     s.dispatch(0);
@@ -422,7 +428,7 @@ fn a_draining_worker_gets_nothing_and_handed_back_tasks_are_not_failures() {
     let back: Vec<_> = held
         .iter()
         .flat_map(|(_, _, t)| t)
-        .map(|t| failed(j, t, Model::Process, OutcomeStatus::Cancelled))
+        .map(|t| failed(j, t, SlotModel::Process, OutcomeStatus::Cancelled))
         .collect();
     s.worker_outcomes(a, back, 1);
     s.dispatch(1);
@@ -448,7 +454,7 @@ fn work_is_spread_over_idle_slots_before_prefetch() {
     let mut s = Scheduler::new(SchedConfig::default());
     let a = s.worker_joined(hello(2, 0, 0, 4), 0);
     let b = s.worker_joined(hello(2, 0, 0, 4), 0);
-    s.submit(plan("sum-squares", 4, 1, Model::Process), 0);
+    s.submit(plan("sum-squares", 4, 1, SlotModel::Process), 0);
     s.dispatch(0);
     let mut per: HashMap<WorkerId, usize> = HashMap::new();
     for (w, _, t) in assigns(&s.take_actions()) {
@@ -502,7 +508,7 @@ fn interleave(
         max_worker_losses,
     };
     let mut s = Scheduler::new(config);
-    let mut p = plan("sum-squares", tasks * 3, 3, Model::Thread);
+    let mut p = plan("sum-squares", tasks * 3, 3, SlotModel::Thread);
     p.max_attempts = 100;
     let j = s.submit(p.clone(), 0);
     let mut stored: Vec<Recorded> = Vec::new();
@@ -532,9 +538,9 @@ fn interleave(
                 let (w, t) = outstanding.remove(k % outstanding.len());
                 let o = if fail && failures_injected < 20 {
                     failures_injected += 1;
-                    failed(j, &t, Model::Thread, OutcomeStatus::Failed)
+                    failed(j, &t, SlotModel::Thread, OutcomeStatus::Failed)
                 } else {
-                    ok(j, &t, Model::Thread, value_of(&s, j, &t))
+                    ok(j, &t, SlotModel::Thread, value_of(&s, j, &t))
                 };
                 s.worker_outcomes(w, [o], now);
                 for w in &live {
@@ -591,7 +597,7 @@ fn interleave(
         if let Some((w, t)) = outstanding.pop() {
             now += 1;
             let v = value_of(&s, j, &t);
-            s.worker_outcomes(w, [ok(j, &t, Model::Thread, v)], now);
+            s.worker_outcomes(w, [ok(j, &t, SlotModel::Thread, v)], now);
             for w in &live {
                 s.worker_seen(*w, now);
             }
@@ -662,7 +668,7 @@ fn a_restored_job_runs_only_what_was_not_recorded() {
         log_results: true,
         ..Default::default()
     });
-    let p = plan("sum-squares", 100, 10, Model::Process);
+    let p = plan("sum-squares", 100, 10, SlotModel::Process);
     let done: Vec<Recorded> = [0u64, 3, 9]
         .iter()
         .map(|&i| Recorded {
@@ -697,7 +703,7 @@ fn a_restored_job_runs_only_what_was_not_recorded() {
             .flat_map(|(_, job, tasks)| tasks.iter().map(move |t| (*job, *t)))
             .map(|(job, t)| {
                 issued.push(t.index);
-                ok(job, &t, Model::Process, value_of(&s, job, &t))
+                ok(job, &t, SlotModel::Process, value_of(&s, job, &t))
             })
             .collect();
         s.worker_outcomes(w, outs, 11);
@@ -715,7 +721,7 @@ fn a_restored_job_runs_only_what_was_not_recorded() {
 #[test]
 fn restore_keeps_ended_jobs_ended_and_ends_fully_recorded_ones() {
     let mut s = Scheduler::new(SchedConfig::default());
-    let p = plan("noop", 2, 1, Model::Async);
+    let p = plan("noop", 2, 1, SlotModel::Async);
     let all: Vec<Recorded> = (0..2)
         .map(|i| Recorded {
             job: 1,
@@ -756,7 +762,7 @@ fn allowed_failures_let_a_job_succeed_listing_the_failed_tasks() {
         ..Default::default()
     });
     let w = s.worker_joined(hello(4, 0, 0, 1), 0);
-    let mut p = plan("sum-squares", 4, 1, Model::Process);
+    let mut p = plan("sum-squares", 4, 1, SlotModel::Process);
     p.max_attempts = 1;
     p.spec.allow_failures = 1;
     let j = s.submit(p.clone(), 0);
@@ -768,8 +774,8 @@ fn allowed_failures_let_a_job_succeed_listing_the_failed_tasks() {
     let outs: Vec<_> = tasks
         .iter()
         .map(|t| match t.index {
-            2 => failed(j, t, Model::Process, OutcomeStatus::ExecutorDied),
-            i => ok(j, t, Model::Process, (i * i) as u128),
+            2 => failed(j, t, SlotModel::Process, OutcomeStatus::ExecutorDied),
+            i => ok(j, t, SlotModel::Process, (i * i) as u128),
         })
         .collect();
     s.worker_outcomes(w, outs, 1);
@@ -802,7 +808,7 @@ fn allowed_failures_let_a_job_succeed_listing_the_failed_tasks() {
     let outs: Vec<_> = tasks
         .iter()
         .take(2)
-        .map(|t| failed(j2, t, Model::Process, OutcomeStatus::Failed))
+        .map(|t| failed(j2, t, SlotModel::Process, OutcomeStatus::Failed))
         .collect();
     s.worker_outcomes(w, outs, 3);
     let info = s.job_info(j2).unwrap();
@@ -815,12 +821,12 @@ fn allowed_failures_let_a_job_succeed_listing_the_failed_tasks() {
 fn a_total_that_does_not_fit_in_u128_fails_the_job_after_every_task() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(0, 0, 4, 1), 0);
-    let j = s.submit(plan("sum-squares", 3, 1, Model::Async), 0);
+    let j = s.submit(plan("sum-squares", 3, 1, SlotModel::Async), 0);
     s.dispatch(0);
     let outs: Vec<_> = assigns(&s.take_actions())
         .into_iter()
         .flat_map(|(_, _, t)| t)
-        .map(|t| ok(j, &t, Model::Async, u128::MAX / 2))
+        .map(|t| ok(j, &t, SlotModel::Async, u128::MAX / 2))
         .collect();
     s.worker_outcomes(w, outs, 1);
     let job = s.job(j).unwrap();
@@ -842,8 +848,8 @@ fn jobs_fail_after_waiting_too_long_for_a_model_no_worker_offers() {
     });
     // A worker with only async slots: process jobs wait, async jobs run.
     let w = s.worker_joined(hello(0, 0, 4, 1), 0);
-    let cpu = s.submit(plan("sum-squares", 10, 1, Model::Process), 0);
-    let io = s.submit(plan("noop", 2, 1, Model::Async), 0);
+    let cpu = s.submit(plan("sum-squares", 10, 1, SlotModel::Process), 0);
+    let io = s.submit(plan("noop", 2, 1, SlotModel::Async), 0);
     s.dispatch(0);
     s.take_actions();
     s.tick(500);
@@ -874,7 +880,7 @@ fn a_worker_arriving_in_time_resets_the_no_workers_clock() {
         fail_if_no_workers_ms: Some(1_000),
         ..Default::default()
     });
-    let j = s.submit(plan("sum-squares", 10, 1, Model::Process), 0);
+    let j = s.submit(plan("sum-squares", 10, 1, SlotModel::Process), 0);
     s.tick(100);
     let w = s.worker_joined(hello(1, 0, 0, 1), 800);
     s.tick(900);
@@ -895,7 +901,7 @@ fn prefetch_spreads_a_short_queue_evenly_over_deep_credit_windows() {
     let mut s = Scheduler::new(SchedConfig::default());
     let a = s.worker_joined(hello(2, 0, 0, 64), 0);
     let b = s.worker_joined(hello(2, 0, 0, 64), 0);
-    s.submit(plan("sum-squares", 40, 1, Model::Process), 0);
+    s.submit(plan("sum-squares", 40, 1, SlotModel::Process), 0);
     s.dispatch(0);
     let mut per: HashMap<WorkerId, usize> = HashMap::new();
     for (w, _, t) in assigns(&s.take_actions()) {
@@ -909,7 +915,7 @@ fn prefetch_spreads_a_short_queue_evenly_over_deep_credit_windows() {
 fn a_worker_can_widen_and_narrow_its_credit_window() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(0, 2, 0, 1), 0);
-    s.submit(plan("noop", 1_000, 1, Model::Thread), 0);
+    s.submit(plan("noop", 1_000, 1, SlotModel::Thread), 0);
     s.dispatch(0);
     let n: usize = assigns(&s.take_actions())
         .iter()
@@ -948,13 +954,13 @@ fn auto_plan(tasks: u64) -> JobPlan {
 
 /// Runs an auto job's probes with the given CPU and wall time per task and
 /// returns the model its remaining tasks went to.
-fn route_auto(cpu_ns: u64, wall_ns: u64, ready_ns: u64) -> (Model, String) {
+fn route_auto(cpu_ns: u64, wall_ns: u64, ready_ns: u64) -> (SlotModel, String) {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(2, 2, 8, 8), 0);
     let j = s.submit(auto_plan(20), 0);
     assert!(s.job_info(j).unwrap().routing.contains("probing 4 tasks"));
     s.dispatch(0);
-    let probes: Vec<(Model, TaskLease)> = s
+    let probes: Vec<(SlotModel, TaskLease)> = s
         .take_actions()
         .into_iter()
         .flat_map(|a| match a {
@@ -965,19 +971,19 @@ fn route_auto(cpu_ns: u64, wall_ns: u64, ready_ns: u64) -> (Model, String) {
         })
         .collect();
     assert_eq!(probes.len(), 4, "only the probes run first");
-    assert!(probes.iter().all(|(m, _)| *m == Model::Thread));
+    assert!(probes.iter().all(|(m, _)| *m == SlotModel::Thread));
     let outs: Vec<_> = probes
         .iter()
         .map(|(_, t)| Outcome {
             cpu_ns,
             wall_ns,
             ready_ns,
-            ..ok(j, t, Model::Thread, t.index as u128)
+            ..ok(j, t, SlotModel::Thread, t.index as u128)
         })
         .collect();
     s.worker_outcomes(w, outs, 1);
     s.dispatch(1);
-    let models: Vec<Model> = s
+    let models: Vec<SlotModel> = s
         .take_actions()
         .into_iter()
         .filter_map(|a| match a {
@@ -988,7 +994,7 @@ fn route_auto(cpu_ns: u64, wall_ns: u64, ready_ns: u64) -> (Model, String) {
     assert!(!models.is_empty());
     assert!(models.iter().all(|m| *m == models[0]), "{models:?}");
     let info = s.job_info(j).unwrap();
-    assert_eq!(info.model, models[0] as i32);
+    assert_eq!(info.model, Model::from(models[0]) as i32);
     assert_eq!(info.tasks_done, 4, "probe results count");
     (models[0], info.routing)
 }
@@ -996,7 +1002,7 @@ fn route_auto(cpu_ns: u64, wall_ns: u64, ready_ns: u64) -> (Model, String) {
 #[test]
 fn auto_routes_cpu_bound_probes_to_process_slots() {
     let (model, why) = route_auto(9_000_000, 10_000_000, 0);
-    assert_eq!(model, Model::Process);
+    assert_eq!(model, SlotModel::Process);
     assert!(
         why.contains("90% CPU") && why.contains("CPU-bound"),
         "{why}"
@@ -1006,7 +1012,7 @@ fn auto_routes_cpu_bound_probes_to_process_slots() {
 #[test]
 fn auto_routes_waiting_probes_to_async_slots() {
     let (model, why) = route_auto(100_000, 100_000_000, 0);
-    assert_eq!(model, Model::Async);
+    assert_eq!(model, SlotModel::Async);
     assert!(
         why.contains("0% CPU") && why.contains("mostly waiting"),
         "{why}"
@@ -1018,26 +1024,26 @@ fn auto_does_not_take_waiting_for_a_busy_cpu_for_waiting_on_io() {
     // 4 ms of CPU in 10 ms of wall time, 5.5 ms of it queued behind other
     // programs for a CPU: CPU-bound work on a busy machine.
     let (model, why) = route_auto(4_000_000, 10_000_000, 5_500_000);
-    assert_eq!(model, Model::Process);
+    assert_eq!(model, SlotModel::Process);
     assert!(
         why.contains("89% CPU") && why.contains("CPU-bound") && why.contains("55%"),
         "{why}"
     );
     // The same share of waiting for a CPU does not make I/O look CPU-bound.
     let (model, why) = route_auto(100_000, 100_000_000, 1_000_000);
-    assert_eq!(model, Model::Async, "{why}");
+    assert_eq!(model, SlotModel::Async, "{why}");
 }
 
 #[test]
 fn auto_sends_tiny_cpu_tasks_to_the_event_loop_not_to_processes() {
     // 3 µs of CPU in 4 µs: CPU-bound, but far too short for a process slot.
     let (model, why) = route_auto(3_000, 4_000, 0);
-    assert_eq!(model, Model::Async, "{why}");
+    assert_eq!(model, SlotModel::Async, "{why}");
     assert!(
         why.contains("75% CPU") && why.contains("took 4 µs each") && why.contains("too short"),
         "{why}"
     );
     // Just past the threshold, CPU-bound work goes to processes again.
     let (model, why) = route_auto(AUTO_TINY_TASK_NS, AUTO_TINY_TASK_NS, 0);
-    assert_eq!(model, Model::Process, "{why}");
+    assert_eq!(model, SlotModel::Process, "{why}");
 }
