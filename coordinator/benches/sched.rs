@@ -11,9 +11,10 @@ use std::hint::black_box;
 
 use brigade_coordinator::admission::{admit, AdmissionLimits, JobPlan};
 use brigade_coordinator::sched::{
-    Action, Outcome, SchedConfig, Scheduler, SlotCounts, TaskLease, WorkerHello, WorkerId,
+    Action, JobState, Outcome, SchedConfig, Scheduler, SlotCounts, TaskLease, TaskStatus,
+    WorkerHello, WorkerId,
 };
-use brigade_proto::v1::{JobSpec, JobState, Model, OutcomeStatus};
+use brigade_proto::v1::{JobSpec, Model};
 use brigade_proto::SlotModel;
 use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 
@@ -55,7 +56,7 @@ fn ok(job: u64, t: &TaskLease) -> Outcome {
         index: t.index,
         attempt: t.attempt,
         model: Some(SlotModel::Async),
-        status: OutcomeStatus::Ok,
+        status: TaskStatus::Ok,
         value: 0,
         error: String::new(),
         cpu_ns: 0,
@@ -116,7 +117,7 @@ fn run(mut s: Scheduler, job: u64, lose_every: Option<u64>) -> u64 {
     let j = s.job(job).expect("the job exists");
     assert_eq!(j.state, JobState::Succeeded);
     assert_eq!(j.done_count(), TASKS);
-    leases + TASKS + j.info().retries
+    leases + TASKS + j.retries()
 }
 
 fn transitions(lose_every: Option<u64>) -> u64 {

@@ -2,24 +2,67 @@
 //! (workload known, arguments valid, range non-empty, chunk positive, task
 //! count within the limit, model routed) or a [`AdmissionError`] that says what
 //! was wrong and what is allowed. Pure: no I/O.
+//!
+//! This is where the wire ends on the way in: the plan's typed fields are
+//! all the scheduling core reads; the spec rides along untouched for the
+//! actor (assignments, client views, the store).
 
 use brigade_proto::catalog::{self, CatalogError, Reduction};
 use brigade_proto::convert::{KIND_NAMES, MODEL_NAMES};
 use brigade_proto::v1::{JobSpec, Kind, Model, TaskGrid};
 use brigade_proto::SlotModel;
 
+/// What a job's tasks mostly do; it picks the model unless one is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Cpu,
+    Io,
+}
+
+impl JobKind {
+    /// The user-facing name (`cpu`, `io`).
+    pub fn name(self) -> &'static str {
+        Kind::from(self).name()
+    }
+}
+
+impl From<JobKind> for Kind {
+    fn from(k: JobKind) -> Kind {
+        match k {
+            JobKind::Cpu => Kind::Cpu,
+            JobKind::Io => Kind::Io,
+        }
+    }
+}
+
+/// How a job's model was picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelChoice {
+    /// By its kind: cpu → process slots, io → async slots.
+    ByKind,
+    /// The client named it.
+    Forced,
+    /// `--model auto`: probe on thread slots first, then route by what
+    /// the probes measured.
+    Auto,
+}
+
 /// A job that passed admission: everything the scheduler needs to run it.
 #[derive(Debug, Clone)]
 pub struct JobPlan {
+    /// The spec as submitted, for the edge (assignments, client views, the
+    /// store); the scheduling core reads only the fields below.
     pub spec: JobSpec,
-    pub kind: Kind,
+    pub kind: JobKind,
     pub model: SlotModel,
+    pub choice: ModelChoice,
     pub reduction: Reduction,
     pub tasks: u64,
     pub max_attempts: u32,
-    /// `--model auto`: probe on thread slots first, then route by what
-    /// the probes measured.
-    pub auto: bool,
+    /// Most tasks of the job leased at once (`None`: no cap).
+    pub max_in_flight: Option<u32>,
+    /// Tasks that may fail for good with the job still succeeding.
+    pub allow_failures: u64,
 }
 
 impl JobPlan {
@@ -110,19 +153,22 @@ pub fn admit(spec: JobSpec, limits: &AdmissionLimits) -> Result<JobPlan, Admissi
         Ok(k) => k,
         Err(_) => return Err(AdmissionError::UnknownKind(spec.kind)),
     };
-    let model = match Model::try_from(spec.model) {
-        Ok(Model::Unspecified) => match kind {
-            Kind::Io => SlotModel::Async,
-            _ => SlotModel::Process,
-        },
-        // Probes run on thread slots: the model closest to plain code.
-        Ok(Model::Auto) => SlotModel::Thread,
-        Ok(Model::Process) => SlotModel::Process,
-        Ok(Model::Thread) => SlotModel::Thread,
-        Ok(Model::Async) => SlotModel::Async,
-        Err(_) => return Err(AdmissionError::UnknownModel(spec.model)),
+    let kind = match kind {
+        Kind::Io => JobKind::Io,
+        Kind::Cpu | Kind::Unspecified => JobKind::Cpu,
     };
-    let auto = spec.model == Model::Auto as i32;
+    let Ok(model) = Model::try_from(spec.model) else {
+        return Err(AdmissionError::UnknownModel(spec.model));
+    };
+    let (model, choice) = match SlotModel::try_from(model) {
+        Ok(m) => (m, ModelChoice::Forced),
+        // Probes run on thread slots: the model closest to plain code.
+        Err(Model::Auto) => (SlotModel::Thread, ModelChoice::Auto),
+        Err(_) => match kind {
+            JobKind::Io => (SlotModel::Async, ModelChoice::ByKind),
+            JobKind::Cpu => (SlotModel::Process, ModelChoice::ByKind),
+        },
+    };
     if spec.max_attempts > limits.max_attempts_limit {
         return Err(AdmissionError::TooManyAttempts {
             got: spec.max_attempts,
@@ -135,12 +181,14 @@ pub fn admit(spec: JobSpec, limits: &AdmissionLimits) -> Result<JobPlan, Admissi
     };
     Ok(JobPlan {
         reduction: def.reduction,
-        spec,
         kind,
         model,
+        choice,
         tasks,
         max_attempts,
-        auto,
+        max_in_flight: (spec.max_in_flight > 0).then_some(spec.max_in_flight),
+        allow_failures: spec.allow_failures,
+        spec,
     })
 }
 
@@ -187,7 +235,7 @@ mod tests {
         .unwrap();
         assert_eq!(plan.tasks, 40);
         assert_eq!(plan.model, SlotModel::Process);
-        assert_eq!(plan.kind, Kind::Cpu);
+        assert_eq!(plan.kind, JobKind::Cpu);
         assert_eq!(plan.reduction, Reduction::Sum);
     }
 

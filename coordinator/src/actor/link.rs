@@ -13,7 +13,20 @@ use tonic::Status;
 
 use super::command::WorkerSink;
 use super::Actor;
-use crate::sched::{Action, Outcome, SlotCounts, WorkerHello, WorkerId};
+use crate::sched::{Action, Outcome, SlotCounts, TaskStatus, WorkerHello, WorkerId};
+
+/// A task's outcome status as the worker reported it; values this build
+/// does not know count as failures.
+fn task_status(status: i32) -> TaskStatus {
+    match OutcomeStatus::try_from(status) {
+        Ok(OutcomeStatus::Ok) => TaskStatus::Ok,
+        Ok(OutcomeStatus::Failed) => TaskStatus::Failed,
+        Ok(OutcomeStatus::ExecutorDied) => TaskStatus::ExecutorDied,
+        Ok(OutcomeStatus::TimedOut) => TaskStatus::TimedOut,
+        Ok(OutcomeStatus::Cancelled) => TaskStatus::Cancelled,
+        Ok(OutcomeStatus::Unspecified) | Err(_) => TaskStatus::Unknown,
+    }
+}
 
 /// What a worker's hello says of it, or why the coordinator will not take
 /// it (another protocol version, no slots at all).
@@ -94,7 +107,7 @@ impl Actor {
                         index: o.index,
                         attempt: o.attempt,
                         model,
-                        status: OutcomeStatus::Ok,
+                        status: TaskStatus::Ok,
                         value: o.value,
                         error: String::new(),
                         cpu_ns: o.cpu_ns,
@@ -108,7 +121,7 @@ impl Actor {
                     index: o.index,
                     attempt: o.attempt,
                     model: SlotModel::from_wire(o.model),
-                    status: OutcomeStatus::try_from(o.status).unwrap_or(OutcomeStatus::Unspecified),
+                    status: task_status(o.status),
                     value: o.value.map(u128::from).unwrap_or(0),
                     error: o.error,
                     cpu_ns: o.cpu_ns,
@@ -212,5 +225,26 @@ impl Actor {
             self.sinks.remove(&worker);
             self.sched.worker_lost(worker, self.clock.now_ms());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_statuses_this_build_does_not_know_count_as_unknown() {
+        let pairs = [
+            (OutcomeStatus::Ok, TaskStatus::Ok),
+            (OutcomeStatus::Failed, TaskStatus::Failed),
+            (OutcomeStatus::ExecutorDied, TaskStatus::ExecutorDied),
+            (OutcomeStatus::TimedOut, TaskStatus::TimedOut),
+            (OutcomeStatus::Cancelled, TaskStatus::Cancelled),
+            (OutcomeStatus::Unspecified, TaskStatus::Unknown),
+        ];
+        for (wire, status) in pairs {
+            assert_eq!(task_status(wire as i32), status);
+        }
+        assert_eq!(task_status(99), TaskStatus::Unknown);
     }
 }

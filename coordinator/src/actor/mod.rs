@@ -25,7 +25,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use brigade_proto::v1::{JobInfo, JobSpec, JobState};
+use brigade_proto::v1::{JobInfo, JobSpec};
 use tokio::sync::{mpsc, watch};
 use tonic::Status;
 
@@ -153,7 +153,7 @@ impl Actor {
                 job.id,
                 plan,
                 RestoredJob {
-                    state: job.state,
+                    state: view::stored_state(job.state),
                     error: &job.error,
                     submitted_ms: job.submitted_ms,
                     started_ms: job.started_ms,
@@ -261,7 +261,7 @@ impl Actor {
                 let _ = reply.send(res);
             }
             Request::ListWorkers(reply) => {
-                let _ = reply.send(Ok(self.sched.workers()));
+                let _ = reply.send(Ok(self.list_workers()));
             }
             Request::Status(reply) => {
                 let _ = reply.send(Ok(self.cluster_status()));
@@ -307,19 +307,23 @@ impl Actor {
 
     /// Hands the results and failures the core just recorded to the ledger.
     fn note_recorded(&mut self) {
-        self.ledger
-            .recorded(self.sched.take_recorded(), self.sched.take_failures());
+        let failures = self.sched.take_failures().into_iter();
+        let failures = failures
+            .map(|(job, index, failure)| (job, index, view::task_failure_text(&failure)))
+            .collect();
+        self.ledger.recorded(self.sched.take_recorded(), failures);
     }
 
     /// Holds the new status of every job that changed until the next
     /// commit; jobs that just ended are logged and queued for the store.
     fn hold_job_updates(&mut self) {
         for id in self.sched.take_dirty_jobs() {
-            let Ok(info) = self.sched.job_info(id) else {
+            let Ok(job) = self.sched.job_view(id) else {
                 continue;
             };
             // Published only after the commit holding these results.
-            let state = JobState::try_from(info.state).unwrap_or(JobState::Unspecified);
+            let info = view::job_info(&job);
+            let state = view::wire_state(job.state);
             let ended = state.is_terminal();
             if ended && self.ended_logged.insert(id) {
                 tracing::info!(
@@ -402,7 +406,7 @@ mod tests {
     use super::*;
     use brigade_proto::batch::{assigned_tasks, OkColumns, OkOutcome};
     use brigade_proto::v1::{
-        coordinator_message, worker_message, Model, ResultBatch, WorkerMessage,
+        coordinator_message, worker_message, JobState, Model, ResultBatch, WorkerMessage,
     };
     use tokio::sync::oneshot;
 

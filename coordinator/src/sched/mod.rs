@@ -1,8 +1,9 @@
-//! The scheduling core: a pure state machine (no tokio, no tonic, no clock).
-//! Events come in as method calls carrying the current time in milliseconds;
-//! what the I/O layer must do comes out as [`Action`]s from
+//! The scheduling core: a pure state machine (no tokio, no tonic, no clock,
+//! no wire types). Events come in as method calls carrying the current time
+//! in milliseconds; what the I/O layer must do comes out as [`Action`]s from
 //! [`Scheduler::take_actions`], and the jobs whose status changed from
-//! [`Scheduler::take_dirty_jobs`].
+//! [`Scheduler::take_dirty_jobs`]. What it reports is in its own types
+//! ([`status`]); the actor translates to and from the protocol.
 //!
 //! Invariants (checked by the unit and property tests in `tests.rs`):
 //! - every task of a job is, at any time, exactly one of: never issued
@@ -15,6 +16,7 @@
 //!   returned; it never exceeds the credits it announced.
 
 mod job;
+pub mod status;
 mod worker;
 
 #[cfg(test)]
@@ -23,13 +25,16 @@ mod tests;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
-use brigade_proto::v1::{ClusterStatus, JobInfo, JobState, OutcomeStatus, WorkerInfo};
 use brigade_proto::{PerModel, SlotModel};
 
 use crate::admission::JobPlan;
 pub use job::{
     Job, Lease, Leases, RestoredJob, TaskIndexHasher, AUTO_CPU_SHARE, AUTO_PROBES,
     AUTO_TINY_TASK_NS,
+};
+pub use status::{
+    ClusterView, JobFailure, JobState, JobView, ProbeVerdict, Routing, TaskFailure, TaskStatus,
+    WaitingReason, WorkerView,
 };
 pub use worker::{SlotCounts, WorkerHello, WorkerState};
 
@@ -51,7 +56,7 @@ pub struct Outcome {
     pub attempt: u32,
     /// The slot model it ran on (`None`: the worker named none we know).
     pub model: Option<SlotModel>,
-    pub status: OutcomeStatus,
+    pub status: TaskStatus,
     pub value: u128,
     pub error: String,
     pub cpu_ns: u64,
@@ -152,7 +157,7 @@ pub struct Scheduler {
     actions: Vec<Action>,
     dirty: BTreeSet<JobId>,
     recorded: Vec<Recorded>,
-    failures: Vec<(JobId, u64, String)>,
+    failures: Vec<(JobId, u64, TaskFailure)>,
     /// Per model: since when jobs have waited with no worker of that model.
     no_workers_since: PerModel<Option<u64>>,
     counters: Counters,
@@ -283,12 +288,11 @@ impl Scheduler {
                 let Some(job) = self.jobs.get_mut(&job_id) else {
                     continue;
                 };
-                let error = format!(
-                    "no workers with {} slots for {:.1} s (--fail-if-no-workers-for)",
-                    job.plan.model.name(),
-                    (now_ms - since) as f64 / 1e3
-                );
-                job.finish(JobState::Failed, error, now_ms);
+                let failure = JobFailure::NoWorkers {
+                    model,
+                    waited_ms: now_ms - since,
+                };
+                job.finish(JobState::Failed, Some(failure), now_ms);
                 self.dirty.insert(job_id);
                 self.end_job_leases(job_id);
             }
@@ -328,7 +332,7 @@ impl Scheduler {
             // A worker we already dropped: its results are late by definition.
             let n = outcomes
                 .into_iter()
-                .filter(|o| o.status == OutcomeStatus::Ok)
+                .filter(|o| o.status == TaskStatus::Ok)
                 .count() as u64;
             self.counters.late_results_dropped += n;
             return;
@@ -347,7 +351,7 @@ impl Scheduler {
                 returned[model] += 1;
             }
             let Some(job) = self.jobs.get_mut(&o.job) else {
-                if o.status == OutcomeStatus::Ok {
+                if o.status == TaskStatus::Ok {
                     self.counters.late_results_dropped += 1;
                 }
                 continue;
@@ -359,7 +363,7 @@ impl Scheduler {
                 _ => {
                     // A stale lease. Its result is dropped and counted; a
                     // stale failure or hand-back only returns its credit.
-                    if o.status == OutcomeStatus::Ok {
+                    if o.status == TaskStatus::Ok {
                         job.late_results_dropped += 1;
                         self.counters.late_results_dropped += 1;
                         self.dirty.insert(o.job);
@@ -367,11 +371,11 @@ impl Scheduler {
                     continue;
                 }
             };
-            if o.status == OutcomeStatus::Ok {
+            if o.status == TaskStatus::Ok {
                 tasks_done += 1;
             }
             let job_id = o.job;
-            if self.config.log_results && o.status == OutcomeStatus::Ok {
+            if self.config.log_results && o.status == TaskStatus::Ok {
                 self.recorded.push(Recorded {
                     job: job_id,
                     index: o.index,
@@ -419,7 +423,7 @@ impl Scheduler {
         if job.is_terminal() {
             return Ok(());
         }
-        job.finish(JobState::Cancelled, String::new(), now_ms);
+        job.finish(JobState::Cancelled, None, now_ms);
         self.dirty.insert(job_id);
         self.end_job_leases(job_id);
         Ok(())
@@ -557,7 +561,7 @@ impl Scheduler {
 
     /// Tasks that failed for good since the last call, with their errors
     /// (only with `log_results`).
-    pub fn take_failures(&mut self) -> Vec<(JobId, u64, String)> {
+    pub fn take_failures(&mut self) -> Vec<(JobId, u64, TaskFailure)> {
         std::mem::take(&mut self.failures)
     }
 
@@ -581,43 +585,33 @@ impl Scheduler {
         self.jobs.values()
     }
 
-    /// The job's status as clients see it, with a waiting reason when its
-    /// tasks are queued but no worker has slots of its model.
-    pub fn job_info(&self, id: JobId) -> Result<JobInfo, JobError> {
+    /// The job as the core sees it, with a waiting reason when its tasks
+    /// are queued but no worker has slots of its model.
+    pub fn job_view(&self, id: JobId) -> Result<JobView<'_>, JobError> {
         let job = self.job(id)?;
-        let mut info = job.info();
-        if !job.is_terminal() && job.has_queued() {
-            let model = job.model();
-            if !self.workers.values().any(|w| w.serves(model)) {
-                info.waiting_reason = format!(
-                    "no workers with {} slots; start a worker with {}",
-                    model.name(),
-                    match model {
-                        SlotModel::Process => "--procs N",
-                        SlotModel::Thread => "--threads N",
-                        SlotModel::Async => "--async N",
-                    }
-                );
-            }
-        }
-        Ok(info)
+        let model = job.model();
+        let waiting = (!job.is_terminal()
+            && job.has_queued()
+            && !self.workers.values().any(|w| w.serves(model)))
+        .then_some(WaitingReason::NoWorkersWith(model));
+        Ok(job.view(waiting))
     }
 
-    pub fn workers(&self) -> Vec<WorkerInfo> {
-        self.workers.values().map(WorkerState::info).collect()
+    pub fn workers(&self) -> Vec<WorkerView> {
+        self.workers.values().map(WorkerState::view).collect()
     }
 
-    pub fn status(&self) -> ClusterStatus {
-        let mut s = ClusterStatus {
+    pub fn status(&self) -> ClusterView {
+        let mut s = ClusterView {
             workers: self.workers.len() as u32,
             jobs_total: self.jobs.len() as u32,
             late_results_dropped: self.counters.late_results_dropped,
             ..Default::default()
         };
         for w in self.workers.values() {
-            s.process_slots += w.slots.process;
-            s.thread_slots += w.slots.thread;
-            s.async_slots += w.slots.async_;
+            for (model, n) in w.slots.iter() {
+                s.slots[model] += n;
+            }
         }
         for j in self.jobs.values().filter(|j| !j.is_terminal()) {
             s.jobs_active += 1;

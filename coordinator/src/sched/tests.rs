@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use brigade_proto::v1::{JobSpec, JobState, Model, OutcomeStatus};
+use brigade_proto::v1::{JobSpec, Model};
 use brigade_proto::SlotModel;
 use proptest::prelude::*;
 
@@ -57,7 +57,7 @@ fn ok(job: JobId, t: &TaskLease, model: SlotModel, value: u128) -> Outcome {
         index: t.index,
         attempt: t.attempt,
         model: Some(model),
-        status: OutcomeStatus::Ok,
+        status: TaskStatus::Ok,
         value,
         error: String::new(),
         cpu_ns: 0,
@@ -66,7 +66,7 @@ fn ok(job: JobId, t: &TaskLease, model: SlotModel, value: u128) -> Outcome {
     }
 }
 
-fn failed(job: JobId, t: &TaskLease, model: SlotModel, status: OutcomeStatus) -> Outcome {
+fn failed(job: JobId, t: &TaskLease, model: SlotModel, status: TaskStatus) -> Outcome {
     Outcome {
         status,
         error: "boom".into(),
@@ -175,10 +175,13 @@ fn a_lost_worker_returns_its_leases_and_its_late_results_are_dropped() {
     assert_eq!(leased.len(), 1);
     assert_eq!(leased[0].0, a);
     s.worker_lost(a, 1);
-    let info = s.job_info(j).unwrap();
+    let info = s.job_view(j).unwrap();
     assert_eq!(info.tasks_running, 0);
     assert_eq!(info.retries, 4);
-    assert!(info.waiting_reason.contains("no workers with async slots"));
+    assert_eq!(
+        info.waiting,
+        Some(WaitingReason::NoWorkersWith(SlotModel::Async))
+    );
     let b = s.worker_joined(hello(0, 0, 4, 1), 1);
     s.dispatch(1);
     let again = assigns(&s.take_actions());
@@ -195,8 +198,8 @@ fn a_lost_worker_returns_its_leases_and_its_late_results_are_dropped() {
         .map(|t| ok(j, t, SlotModel::Async, t.index as u128))
         .collect();
     s.worker_outcomes(b, outs, 3);
-    let info = s.job_info(j).unwrap();
-    assert_eq!(info.state, JobState::Succeeded as i32);
+    let info = s.job_view(j).unwrap();
+    assert_eq!(info.state, JobState::Succeeded);
     assert_eq!(info.late_results_dropped, 1);
     assert_eq!(s.status().late_results_dropped, 2);
     let r = s.job(j).unwrap().results_from(0, 10);
@@ -242,27 +245,28 @@ fn a_task_on_thread_or_async_slots_fails_at_the_worker_loss_limit_and_says_why()
         let j = s.submit(plan("noop", 2, 1, model), 0);
         // Two losses: both tasks are queued again, attempts unspent.
         lose_the_holder_of_task_0(&mut s, j, model, 2);
-        let info = s.job_info(j).unwrap();
-        assert_eq!(info.state, JobState::Running as i32, "{model:?}");
+        let info = s.job_view(j).unwrap();
+        assert_eq!(info.state, JobState::Running, "{model:?}");
         assert_eq!((info.tasks_failed, info.retries), (0, 4), "{model:?}");
         // The third fails both tasks it held: the job, with the reason.
         lose_the_holder_of_task_0(&mut s, j, model, 1);
-        let info = s.job_info(j).unwrap();
-        assert_eq!(info.state, JobState::Failed as i32, "{model:?}");
-        assert!(
-            info.error
-                .contains("task 0 (input 0..1) failed: 3 workers were lost")
-                && info.error.contains("--max-worker-losses"),
-            "{model:?}: {}",
-            info.error
-        );
-        // The failure reaches the store like any failed task.
-        let failed = s.take_failures();
-        assert_eq!(failed.len(), 1, "{model:?}: {failed:?}");
-        assert_eq!((failed[0].0, failed[0].1), (j, 0));
+        let info = s.job_view(j).unwrap();
+        assert_eq!(info.state, JobState::Failed, "{model:?}");
+        let lost = TaskFailure::WorkersLost {
+            index: 0,
+            input: (0, 1),
+            losses: 3,
+            model,
+            limit: 3,
+        };
+        assert_eq!(info.error, Some(&JobFailure::Task(lost.clone())));
         // Nothing of the job is leased or queued any more.
         assert_eq!(info.tasks_running, 0);
         assert!(s.job(j).unwrap().is_terminal());
+        // The failure reaches the store like any failed task.
+        let failed = s.take_failures();
+        assert_eq!(failed.len(), 1, "{model:?}: {failed:?}");
+        assert_eq!(failed[0], (j, 0, lost));
     }
 }
 
@@ -270,14 +274,14 @@ fn a_task_on_thread_or_async_slots_fails_at_the_worker_loss_limit_and_says_why()
 fn allowed_failures_let_the_rest_of_the_job_finish_after_a_loss_limit() {
     let mut s = loss_limited(1);
     let mut p = plan("noop", 3, 1, SlotModel::Thread);
-    p.spec.allow_failures = 2;
+    p.allow_failures = 2;
     let j = s.submit(p, 0);
     // One worker takes tasks 0 and 1 (two slots) and is lost: both fail,
     // tolerated; the job goes on.
     lose_the_holder_of_task_0(&mut s, j, SlotModel::Thread, 1);
-    let info = s.job_info(j).unwrap();
+    let info = s.job_view(j).unwrap();
     assert_eq!(info.tasks_failed, 2);
-    assert_eq!(info.state, JobState::Running as i32, "{}", info.error);
+    assert_eq!(info.state, JobState::Running, "{:?}", info.error);
     let w = s.worker_joined(hello(0, 2, 0, 1), 5);
     s.dispatch(5);
     let leased = assigns(&s.take_actions());
@@ -285,8 +289,8 @@ fn allowed_failures_let_the_rest_of_the_job_finish_after_a_loss_limit() {
     let t = leased[0].2[0];
     assert_eq!(t.index, 2);
     s.worker_outcomes(w, [ok(j, &t, SlotModel::Thread, 2)], 6);
-    let info = s.job_info(j).unwrap();
-    assert_eq!(info.state, JobState::Succeeded as i32, "{}", info.error);
+    let info = s.job_view(j).unwrap();
+    assert_eq!(info.state, JobState::Succeeded, "{:?}", info.error);
     assert_eq!((info.tasks_done, info.tasks_failed), (1, 2));
 }
 
@@ -296,8 +300,8 @@ fn process_slots_and_a_zero_limit_never_fail_a_task_for_lost_workers() {
         let mut s = loss_limited(limit);
         let j = s.submit(plan("noop", 2, 1, model), 0);
         lose_the_holder_of_task_0(&mut s, j, model, 20);
-        let info = s.job_info(j).unwrap();
-        assert_eq!(info.state, JobState::Running as i32, "{model:?}");
+        let info = s.job_view(j).unwrap();
+        assert_eq!(info.state, JobState::Running, "{model:?}");
         assert_eq!((info.tasks_failed, info.retries), (0, 40), "{model:?}");
     }
 }
@@ -337,32 +341,33 @@ fn failures_retry_up_to_max_attempts_then_fail_the_job() {
     assert_eq!(t.index, 0);
     s.worker_outcomes(
         w,
-        [failed(
-            j,
-            &t,
-            SlotModel::Process,
-            OutcomeStatus::ExecutorDied,
-        )],
+        [failed(j, &t, SlotModel::Process, TaskStatus::ExecutorDied)],
         1,
     );
     s.dispatch(1);
     // Retries go out before fresh work, with a new lease epoch.
     let t2 = assigns(&s.take_actions())[0].2[0];
     assert_eq!((t2.index, t2.attempt), (0, 2));
-    assert_eq!(s.job_info(j).unwrap().retries, 1);
+    assert_eq!(s.job_view(j).unwrap().retries, 1);
     // A stale outcome of the first attempt changes nothing.
     s.worker_outcomes(w, [ok(j, &t, SlotModel::Process, 5)], 2);
     s.worker_outcomes(
         w,
-        [failed(j, &t2, SlotModel::Process, OutcomeStatus::Failed)],
+        [failed(j, &t2, SlotModel::Process, TaskStatus::Failed)],
         3,
     );
-    let info = s.job_info(j).unwrap();
-    assert_eq!(info.state, JobState::Failed as i32);
+    let info = s.job_view(j).unwrap();
+    assert_eq!(info.state, JobState::Failed);
     assert_eq!(info.tasks_failed, 1);
     assert_eq!(
         info.error,
-        "task 0 (input 0..10) failed after 2 attempt(s); last: failed: boom"
+        Some(&JobFailure::Task(TaskFailure::Attempts {
+            index: 0,
+            input: (0, 10),
+            attempts: 2,
+            last: TaskStatus::Failed,
+            error: "boom".into(),
+        }))
     );
     assert_eq!(info.late_results_dropped, 1);
     s.dispatch(4);
@@ -381,15 +386,15 @@ fn cancel_drops_queued_tasks_and_tells_holders() {
     let held = assigns(&s.take_actions());
     s.cancel(j, 5).unwrap();
     assert_eq!(s.take_actions(), vec![Action::Cancel { worker: w, job: j }]);
-    let info = s.job_info(j).unwrap();
-    assert_eq!(info.state, JobState::Cancelled as i32);
+    let info = s.job_view(j).unwrap();
+    assert_eq!(info.state, JobState::Cancelled);
     assert_eq!(info.tasks_running, 0);
     assert_eq!(s.status().tasks_queued, 0);
     // The worker answers its tasks: credits come back, results are ignored.
     let outs: Vec<_> = held[0]
         .2
         .iter()
-        .map(|t| failed(j, t, SlotModel::Thread, OutcomeStatus::Cancelled))
+        .map(|t| failed(j, t, SlotModel::Thread, TaskStatus::Cancelled))
         .collect();
     s.worker_outcomes(w, outs, 6);
     assert_eq!(s.workers()[0].running_tasks, 0);
@@ -401,7 +406,7 @@ fn max_in_flight_one_runs_a_job_serially() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(0, 4, 0, 2), 0);
     let mut p = plan("noop", 3, 1, SlotModel::Thread);
-    p.spec.max_in_flight = 1;
+    p.max_in_flight = Some(1);
     let j = s.submit(p, 0);
     for i in 0..3 {
         s.dispatch(i);
@@ -428,16 +433,17 @@ fn a_draining_worker_gets_nothing_and_handed_back_tasks_are_not_failures() {
     let back: Vec<_> = held
         .iter()
         .flat_map(|(_, _, t)| t)
-        .map(|t| failed(j, t, SlotModel::Process, OutcomeStatus::Cancelled))
+        .map(|t| failed(j, t, SlotModel::Process, TaskStatus::Cancelled))
         .collect();
     s.worker_outcomes(a, back, 1);
     s.dispatch(1);
     assert!(s.take_actions().is_empty());
-    let info = s.job_info(j).unwrap();
-    assert_eq!(info.state, JobState::Running as i32);
-    assert!(info
-        .waiting_reason
-        .contains("no workers with process slots"));
+    let info = s.job_view(j).unwrap();
+    assert_eq!(info.state, JobState::Running);
+    assert_eq!(
+        info.waiting,
+        Some(WaitingReason::NoWorkersWith(SlotModel::Process))
+    );
     let b = s.worker_joined(hello(1, 0, 0, 4), 2);
     s.dispatch(2);
     let a2 = assigns(&s.take_actions());
@@ -538,7 +544,7 @@ fn interleave(
                 let (w, t) = outstanding.remove(k % outstanding.len());
                 let o = if fail && failures_injected < 20 {
                     failures_injected += 1;
-                    failed(j, &t, SlotModel::Thread, OutcomeStatus::Failed)
+                    failed(j, &t, SlotModel::Thread, TaskStatus::Failed)
                 } else {
                     ok(j, &t, SlotModel::Thread, value_of(&s, j, &t))
                 };
@@ -603,15 +609,22 @@ fn interleave(
             }
         }
     }
-    let error = s.job_info(j).unwrap().error;
+    let error = s.job_view(j).unwrap().error.cloned();
     let job = s.job(j).unwrap();
     if job.state == JobState::Failed {
         prop_assert!(
             max_worker_losses > 0,
-            "failed without a loss limit: {}",
+            "failed without a loss limit: {:?}",
             error
         );
-        prop_assert!(error.contains("workers were lost"), "{}", error);
+        prop_assert!(
+            matches!(
+                error,
+                Some(JobFailure::Task(TaskFailure::WorkersLost { .. }))
+            ),
+            "{:?}",
+            error
+        );
     } else {
         prop_assert_eq!(job.state, JobState::Succeeded);
         prop_assert_eq!(job.done_count(), tasks);
@@ -631,10 +644,7 @@ fn interleave(
     for w in s.workers() {
         prop_assert_eq!(
             w.running_tasks as usize,
-            outstanding
-                .iter()
-                .filter(|(o, _)| *o == w.worker_id)
-                .count()
+            outstanding.iter().filter(|(o, _)| *o == w.id).count()
         );
     }
     Ok(())
@@ -743,9 +753,9 @@ fn restore_keeps_ended_jobs_ended_and_ends_fully_recorded_ones() {
     s.restore(1, p.clone(), stored(JobState::Running, &all));
     s.restore(2, p.clone(), stored(JobState::Cancelled, &[]));
     assert_eq!(s.job(1).unwrap().state, JobState::Succeeded);
-    let c = s.job_info(2).unwrap();
-    assert_eq!(c.state, JobState::Cancelled as i32);
-    assert_eq!(c.error, "gone");
+    let c = s.job_view(2).unwrap();
+    assert_eq!(c.state, JobState::Cancelled);
+    assert_eq!(c.error, Some(&JobFailure::Stored("gone".into())));
     s.worker_joined(hello(0, 0, 4, 1), 5);
     s.dispatch(5);
     assert!(s.take_actions().is_empty());
@@ -764,7 +774,7 @@ fn allowed_failures_let_a_job_succeed_listing_the_failed_tasks() {
     let w = s.worker_joined(hello(4, 0, 0, 1), 0);
     let mut p = plan("sum-squares", 4, 1, SlotModel::Process);
     p.max_attempts = 1;
-    p.spec.allow_failures = 1;
+    p.allow_failures = 1;
     let j = s.submit(p.clone(), 0);
     s.dispatch(0);
     let tasks: Vec<TaskLease> = assigns(&s.take_actions())
@@ -774,17 +784,23 @@ fn allowed_failures_let_a_job_succeed_listing_the_failed_tasks() {
     let outs: Vec<_> = tasks
         .iter()
         .map(|t| match t.index {
-            2 => failed(j, t, SlotModel::Process, OutcomeStatus::ExecutorDied),
+            2 => failed(j, t, SlotModel::Process, TaskStatus::ExecutorDied),
             i => ok(j, t, SlotModel::Process, (i * i) as u128),
         })
         .collect();
     s.worker_outcomes(w, outs, 1);
-    let info = s.job_info(j).unwrap();
-    assert_eq!(info.state, JobState::Succeeded as i32);
+    let info = s.job_view(j).unwrap();
+    assert_eq!(info.state, JobState::Succeeded);
     assert_eq!((info.tasks_done, info.tasks_failed), (3, 1));
-    assert_eq!(info.failed_tasks.len(), 1);
-    assert_eq!(info.failed_tasks[0].index, 2);
-    assert!(info.failed_tasks[0].error.contains("executor died: boom"));
+    let listed: Vec<(&u64, &TaskFailure)> = info.failed_tasks.iter().collect();
+    let executor_died = TaskFailure::Attempts {
+        index: 2,
+        input: (2, 3),
+        attempts: 1,
+        last: TaskStatus::ExecutorDied,
+        error: "boom".into(),
+    };
+    assert_eq!(listed, vec![(&2, &executor_died)]);
     assert_eq!(
         s.job(j).unwrap().results_from(0, 10),
         None,
@@ -808,13 +824,20 @@ fn allowed_failures_let_a_job_succeed_listing_the_failed_tasks() {
     let outs: Vec<_> = tasks
         .iter()
         .take(2)
-        .map(|t| failed(j2, t, SlotModel::Process, OutcomeStatus::Failed))
+        .map(|t| failed(j2, t, SlotModel::Process, TaskStatus::Failed))
         .collect();
     s.worker_outcomes(w, outs, 3);
-    let info = s.job_info(j2).unwrap();
-    assert_eq!(info.state, JobState::Failed as i32);
+    let info = s.job_view(j2).unwrap();
+    assert_eq!(info.state, JobState::Failed);
     assert_eq!(info.tasks_failed, 2);
-    assert!(info.error.starts_with("task 1 "), "{}", info.error);
+    assert!(
+        matches!(
+            info.error,
+            Some(JobFailure::Task(TaskFailure::Attempts { index: 1, .. }))
+        ),
+        "{:?}",
+        info.error
+    );
 }
 
 #[test]
@@ -833,11 +856,10 @@ fn a_total_that_does_not_fit_in_u128_fails_the_job_after_every_task() {
     assert_eq!(job.state, JobState::Failed);
     assert_eq!(job.done_count(), 3, "every task ran and is kept");
     assert_eq!(job.total(), None);
-    assert!(s
-        .job_info(j)
-        .unwrap()
-        .error
-        .contains("does not fit in 128 bits"));
+    assert_eq!(
+        s.job_view(j).unwrap().error,
+        Some(&JobFailure::TotalOverflow)
+    );
 }
 
 #[test]
@@ -856,20 +878,20 @@ fn jobs_fail_after_waiting_too_long_for_a_model_no_worker_offers() {
     s.worker_seen(w, 900);
     s.tick(999);
     assert_eq!(s.job(cpu).unwrap().state, JobState::Queued);
-    assert!(s
-        .job_info(cpu)
-        .unwrap()
-        .waiting_reason
-        .contains("no workers with process slots"));
+    assert_eq!(
+        s.job_view(cpu).unwrap().waiting,
+        Some(WaitingReason::NoWorkersWith(SlotModel::Process))
+    );
     s.worker_seen(w, 1_400);
     s.tick(1_500);
-    let info = s.job_info(cpu).unwrap();
-    assert_eq!(info.state, JobState::Failed as i32);
-    assert!(
-        info.error
-            .contains("no workers with process slots for 1.0 s"),
-        "{}",
-        info.error
+    let info = s.job_view(cpu).unwrap();
+    assert_eq!(info.state, JobState::Failed);
+    assert_eq!(
+        info.error,
+        Some(&JobFailure::NoWorkers {
+            model: SlotModel::Process,
+            waited_ms: 1_000
+        })
     );
     assert_eq!(s.job(io).unwrap().state, JobState::Running);
 }
@@ -953,12 +975,15 @@ fn auto_plan(tasks: u64) -> JobPlan {
 }
 
 /// Runs an auto job's probes with the given CPU and wall time per task and
-/// returns the model its remaining tasks went to.
-fn route_auto(cpu_ns: u64, wall_ns: u64, ready_ns: u64) -> (SlotModel, String) {
+/// returns the model its remaining tasks went to, and why.
+fn route_auto(cpu_ns: u64, wall_ns: u64, ready_ns: u64) -> (SlotModel, Routing) {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(2, 2, 8, 8), 0);
     let j = s.submit(auto_plan(20), 0);
-    assert!(s.job_info(j).unwrap().routing.contains("probing 4 tasks"));
+    assert_eq!(
+        s.job_view(j).unwrap().routing,
+        Routing::Probing { probes: 4 }
+    );
     s.dispatch(0);
     let probes: Vec<(SlotModel, TaskLease)> = s
         .take_actions()
@@ -993,19 +1018,37 @@ fn route_auto(cpu_ns: u64, wall_ns: u64, ready_ns: u64) -> (SlotModel, String) {
         .collect();
     assert!(!models.is_empty());
     assert!(models.iter().all(|m| *m == models[0]), "{models:?}");
-    let info = s.job_info(j).unwrap();
-    assert_eq!(info.model, Model::from(models[0]) as i32);
+    let info = s.job_view(j).unwrap();
+    assert_eq!(info.plan.model, models[0]);
     assert_eq!(info.tasks_done, 4, "probe results count");
     (models[0], info.routing)
+}
+
+/// What 4 probes of `mean_wall_ns` each decided.
+fn probed(
+    cpu_share: f64,
+    queued_share: f64,
+    mean_wall_ns: u64,
+    verdict: ProbeVerdict,
+    model: SlotModel,
+) -> Routing {
+    Routing::Probed {
+        probes: 4,
+        cpu_share,
+        queued_share,
+        mean_wall_ns,
+        verdict,
+        model,
+    }
 }
 
 #[test]
 fn auto_routes_cpu_bound_probes_to_process_slots() {
     let (model, why) = route_auto(9_000_000, 10_000_000, 0);
     assert_eq!(model, SlotModel::Process);
-    assert!(
-        why.contains("90% CPU") && why.contains("CPU-bound"),
-        "{why}"
+    assert_eq!(
+        why,
+        probed(0.9, 0.0, 10_000_000, ProbeVerdict::CpuBound, model)
     );
 }
 
@@ -1013,37 +1056,38 @@ fn auto_routes_cpu_bound_probes_to_process_slots() {
 fn auto_routes_waiting_probes_to_async_slots() {
     let (model, why) = route_auto(100_000, 100_000_000, 0);
     assert_eq!(model, SlotModel::Async);
-    assert!(
-        why.contains("0% CPU") && why.contains("mostly waiting"),
-        "{why}"
+    assert_eq!(
+        why,
+        probed(0.001, 0.0, 100_000_000, ProbeVerdict::MostlyWaiting, model)
     );
 }
 
 #[test]
 fn auto_does_not_take_waiting_for_a_busy_cpu_for_waiting_on_io() {
     // 4 ms of CPU in 10 ms of wall time, 5.5 ms of it queued behind other
-    // programs for a CPU: CPU-bound work on a busy machine.
+    // programs for a CPU: CPU-bound work on a busy machine (89% of the
+    // time it was not queued).
     let (model, why) = route_auto(4_000_000, 10_000_000, 5_500_000);
     assert_eq!(model, SlotModel::Process);
-    assert!(
-        why.contains("89% CPU") && why.contains("CPU-bound") && why.contains("55%"),
-        "{why}"
+    assert_eq!(
+        why,
+        probed(16e6 / 18e6, 0.55, 10_000_000, ProbeVerdict::CpuBound, model)
     );
     // The same share of waiting for a CPU does not make I/O look CPU-bound.
     let (model, why) = route_auto(100_000, 100_000_000, 1_000_000);
-    assert_eq!(model, SlotModel::Async, "{why}");
+    assert_eq!(model, SlotModel::Async, "{why:?}");
 }
 
 #[test]
 fn auto_sends_tiny_cpu_tasks_to_the_event_loop_not_to_processes() {
     // 3 µs of CPU in 4 µs: CPU-bound, but far too short for a process slot.
     let (model, why) = route_auto(3_000, 4_000, 0);
-    assert_eq!(model, SlotModel::Async, "{why}");
-    assert!(
-        why.contains("75% CPU") && why.contains("took 4 µs each") && why.contains("too short"),
-        "{why}"
+    assert_eq!(model, SlotModel::Async, "{why:?}");
+    assert_eq!(
+        why,
+        probed(0.75, 0.0, 4_000, ProbeVerdict::TooShortForProcesses, model)
     );
     // Just past the threshold, CPU-bound work goes to processes again.
     let (model, why) = route_auto(AUTO_TINY_TASK_NS, AUTO_TINY_TASK_NS, 0);
-    assert_eq!(model, SlotModel::Process, "{why}");
+    assert_eq!(model, SlotModel::Process, "{why:?}");
 }

@@ -1,10 +1,9 @@
 //! What the core knows of one worker: its slots, the credits it announced,
 //! what it holds, and when it was last heard from.
 
-use brigade_proto::v1::WorkerInfo;
 use brigade_proto::{PerModel, SlotModel};
 
-use super::WorkerId;
+use super::{WorkerId, WorkerView};
 
 /// Slots (or credits) per model.
 pub type SlotCounts = PerModel<u32>;
@@ -71,15 +70,13 @@ impl WorkerState {
         self.credits[model].saturating_sub(self.in_flight[model]) as usize
     }
 
-    pub fn info(&self) -> WorkerInfo {
-        WorkerInfo {
-            worker_id: self.id,
+    pub fn view(&self) -> WorkerView {
+        WorkerView {
+            id: self.id,
             name: self.hello.name.clone(),
             hostname: self.hello.hostname.clone(),
             pid: self.hello.pid,
-            process_slots: self.slots.process,
-            thread_slots: self.slots.thread,
-            async_slots: self.slots.async_,
+            slots: self.slots,
             running_tasks: self.in_flight.values().sum(),
             tasks_done: self.tasks_done,
             connected_unix_ms: self.hello.connected_unix_ms,
