@@ -8,8 +8,7 @@ mod demo;
 
 use std::time::Duration;
 
-use brigade_coordinator::admission::AdmissionLimits;
-use brigade_coordinator::CoordinatorConfig;
+use brigade_coordinator::{AdmissionLimits, CoordinatorConfig};
 use clap::{Args, Parser, Subcommand};
 
 use crate::cluster::Slots;
@@ -92,7 +91,7 @@ struct CoordinatorArgs {
     /// down its worker's process would otherwise cycle through every worker
     /// something restarts. Losing a worker also returns its queued tasks, so
     /// leave room for bad luck. 0 = never.
-    #[arg(long, default_value_t = brigade_coordinator::sched::DEFAULT_MAX_WORKER_LOSSES,
+    #[arg(long, default_value_t = CoordinatorConfig::DEFAULT_MAX_WORKER_LOSSES,
           value_parser = clap::value_parser!(u32).range(0..=1000))]
     max_worker_losses: u32,
 }

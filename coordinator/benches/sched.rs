@@ -9,10 +9,9 @@
 
 use std::hint::black_box;
 
-use brigade_coordinator::admission::{admit, AdmissionLimits, JobPlan};
-use brigade_coordinator::sched::{
-    Action, JobState, Outcome, SchedConfig, Scheduler, SlotCounts, TaskLease, TaskStatus,
-    WorkerHello, WorkerId,
+use brigade_coordinator::bench_api::{
+    admit, Action, AdmissionLimits, JobPlan, JobState, Outcome, SchedConfig, Scheduler, SlotCounts,
+    TaskLease, TaskStatus, WorkerHello, WorkerId,
 };
 use brigade_proto::v1::{JobSpec, Model};
 use brigade_proto::SlotModel;

@@ -84,17 +84,29 @@ impl JobPlan {
 /// Limits applied at admission.
 #[derive(Debug, Clone, Copy)]
 pub struct AdmissionLimits {
+    /// Jobs with more tasks are refused.
     pub max_tasks_per_job: u64,
+    /// Attempts per task when a job does not say.
     pub default_max_attempts: u32,
+    /// The most attempts per task a job may ask for.
     pub max_attempts_limit: u32,
+}
+
+impl AdmissionLimits {
+    /// Default [`Self::max_tasks_per_job`].
+    pub const DEFAULT_MAX_TASKS_PER_JOB: u64 = 10_000_000;
+    /// Default [`Self::default_max_attempts`].
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+    /// Default [`Self::max_attempts_limit`].
+    pub const DEFAULT_MAX_ATTEMPTS_LIMIT: u32 = 100;
 }
 
 impl Default for AdmissionLimits {
     fn default() -> Self {
         AdmissionLimits {
-            max_tasks_per_job: 10_000_000,
-            default_max_attempts: 3,
-            max_attempts_limit: 100,
+            max_tasks_per_job: Self::DEFAULT_MAX_TASKS_PER_JOB,
+            default_max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
+            max_attempts_limit: Self::DEFAULT_MAX_ATTEMPTS_LIMIT,
         }
     }
 }

@@ -32,10 +32,10 @@ use tonic::Status;
 use crate::admission::{admit, AdmissionLimits};
 use crate::sched::{JobId, RestoredJob, SchedConfig, Scheduler, WorkerId};
 use crate::store::{JobEnd, Store, StoreError};
-use command::Ack;
 #[cfg(test)]
 use command::Reply;
-pub(crate) use command::{Request, WorkerSink};
+pub(crate) use command::Request;
+use command::{Ack, WorkerSink};
 use commit::{CommitLedger, Settled};
 pub(crate) use link::worker_hello;
 pub(crate) use view::results_chunk;
@@ -59,16 +59,28 @@ pub struct CoordinatorConfig {
     pub max_worker_losses: u32,
 }
 
+impl CoordinatorConfig {
+    /// Default [`Self::lease_timeout`].
+    pub const DEFAULT_LEASE_TIMEOUT: Duration = Duration::from_secs(3);
+    /// Default [`Self::heartbeat_interval`].
+    pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
+    /// Default [`Self::max_batch`].
+    pub const DEFAULT_MAX_BATCH: usize = 4_096;
+    /// Default [`Self::max_worker_losses`]: generous, since losing a worker
+    /// returns every task it had queued, not only the running ones.
+    pub const DEFAULT_MAX_WORKER_LOSSES: u32 = crate::sched::DEFAULT_MAX_WORKER_LOSSES;
+}
+
 impl Default for CoordinatorConfig {
     fn default() -> Self {
         CoordinatorConfig {
-            lease_timeout: Duration::from_secs(3),
-            heartbeat_interval: Duration::from_millis(500),
+            lease_timeout: Self::DEFAULT_LEASE_TIMEOUT,
+            heartbeat_interval: Self::DEFAULT_HEARTBEAT_INTERVAL,
             limits: AdmissionLimits::default(),
-            max_batch: 4_096,
+            max_batch: Self::DEFAULT_MAX_BATCH,
             state: None,
             fail_if_no_workers: None,
-            max_worker_losses: crate::sched::DEFAULT_MAX_WORKER_LOSSES,
+            max_worker_losses: Self::DEFAULT_MAX_WORKER_LOSSES,
         }
     }
 }

@@ -28,10 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use brigade_proto::{PerModel, SlotModel};
 
 use crate::admission::JobPlan;
-pub use job::{
-    Job, Lease, Leases, RestoredJob, TaskIndexHasher, AUTO_CPU_SHARE, AUTO_PROBES,
-    AUTO_TINY_TASK_NS,
-};
+pub use job::{Job, RestoredJob};
 pub use status::{
     ClusterView, JobFailure, JobState, JobView, ProbeVerdict, Routing, TaskFailure, TaskStatus,
     WaitingReason, WorkerView,

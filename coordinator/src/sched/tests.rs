@@ -6,6 +6,7 @@ use brigade_proto::v1::{JobSpec, Model};
 use brigade_proto::SlotModel;
 use proptest::prelude::*;
 
+use super::job::AUTO_TINY_TASK_NS;
 use super::*;
 use crate::admission::{admit, AdmissionLimits};
 
