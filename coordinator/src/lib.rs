@@ -13,6 +13,7 @@ mod admission;
 mod sched;
 mod service;
 mod store;
+mod testing;
 mod writer;
 
 pub use actor::CoordinatorConfig;
@@ -20,14 +21,12 @@ pub use admission::AdmissionLimits;
 pub use service::{serve, Coordinator, ServeError};
 pub use store::StoreError;
 
-/// The scheduling core and admission as the criterion bench
-/// (`benches/sched.rs`) drives them: a bench is a crate of its own and sees
-/// only public items. Not a supported API: it changes with the core.
+/// The scheduling core as the criterion bench (`benches/sched.rs`) drives
+/// it, with the builders the unit tests use too: a bench is a crate of its
+/// own and sees only public items. Not a supported API: it changes with the
+/// core.
 #[doc(hidden)]
 pub mod bench_api {
-    pub use crate::admission::{admit, AdmissionLimits, JobPlan};
-    pub use crate::sched::{
-        Action, JobState, Outcome, SchedConfig, Scheduler, SlotCounts, TaskLease, TaskStatus,
-        WorkerHello, WorkerId,
-    };
+    pub use crate::sched::{Action, JobState, SchedConfig, Scheduler, WorkerId};
+    pub use crate::testing::{hello, ok, plan};
 }

@@ -335,6 +335,7 @@ fn routing_text(r: &Routing) -> String {
 mod tests {
     use super::*;
     use crate::admission::JobKind;
+    use crate::testing::probed;
 
     #[test]
     fn a_waiting_job_names_the_flag_that_would_serve_it() {
@@ -419,14 +420,6 @@ mod tests {
             routing_text(&Routing::Probing { probes: 4 }),
             "auto: probing 4 tasks on thread slots"
         );
-        let probed = |cpu_share, queued_share, mean_wall_ns, verdict, model| Routing::Probed {
-            probes: 4,
-            cpu_share,
-            queued_share,
-            mean_wall_ns,
-            verdict,
-            model,
-        };
         let cases = [
             (
                 probed(

@@ -2,43 +2,12 @@
 
 use std::collections::HashMap;
 
-use brigade_proto::v1::{JobSpec, Model};
 use brigade_proto::SlotModel;
 use proptest::prelude::*;
 
 use super::job::AUTO_TINY_TASK_NS;
 use super::*;
-use crate::admission::{admit, AdmissionLimits};
-
-fn plan(workload: &str, end: u64, chunk: u64, model: impl Into<Model>) -> JobPlan {
-    let spec = JobSpec {
-        workload: workload.into(),
-        range_start: 0,
-        range_end: end,
-        chunk,
-        model: model.into() as i32,
-        ..Default::default()
-    };
-    admit(spec, &AdmissionLimits::default()).unwrap()
-}
-
-fn hello(process: u32, thread: u32, async_: u32, credits: u32) -> WorkerHello {
-    let slots = SlotCounts {
-        process,
-        thread,
-        async_,
-    };
-    WorkerHello {
-        name: "w".into(),
-        slots,
-        credits: SlotCounts {
-            process: process * credits,
-            thread: thread * credits,
-            async_: async_ * credits,
-        },
-        ..Default::default()
-    }
-}
+use crate::testing::{auto_plan, hello, ok, plan, plan_by_kind, probed};
 
 fn assigns(actions: &[Action]) -> Vec<(WorkerId, JobId, Vec<TaskLease>)> {
     actions
@@ -50,21 +19,6 @@ fn assigns(actions: &[Action]) -> Vec<(WorkerId, JobId, Vec<TaskLease>)> {
             _ => None,
         })
         .collect()
-}
-
-fn ok(job: JobId, t: &TaskLease, model: SlotModel, value: u128) -> Outcome {
-    Outcome {
-        job,
-        index: t.index,
-        attempt: t.attempt,
-        model: Some(model),
-        status: TaskStatus::Ok,
-        value,
-        error: String::new(),
-        cpu_ns: 0,
-        wall_ns: 0,
-        ready_ns: 0,
-    }
 }
 
 fn failed(job: JobId, t: &TaskLease, model: SlotModel, status: TaskStatus) -> Outcome {
@@ -90,8 +44,8 @@ fn value_of(s: &Scheduler, job: JobId, t: &TaskLease) -> u128 {
 fn routes_cpu_jobs_to_process_slots_and_io_jobs_to_async_slots() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(1, 1, 1, 1), 0);
-    let cpu = s.submit(plan("sum-squares", 10, 10, Model::Unspecified), 0);
-    let io = s.submit(plan("sleep", 10, 10, Model::Unspecified), 0);
+    let cpu = s.submit(plan_by_kind("sum-squares", 10, 10), 0);
+    let io = s.submit(plan_by_kind("sleep", 10, 10), 0);
     let thr = s.submit(plan("noop", 10, 10, SlotModel::Thread), 0);
     s.dispatch(0);
     let mut got: Vec<(JobId, SlotModel)> = s
@@ -963,21 +917,10 @@ fn a_worker_can_widen_and_narrow_its_credit_window() {
     assert_eq!(s.workers()[0].running_tasks, 100);
 }
 
-fn auto_plan(tasks: u64) -> JobPlan {
-    let spec = JobSpec {
-        workload: "noop".into(),
-        range_start: 0,
-        range_end: tasks,
-        chunk: 1,
-        model: Model::Auto as i32,
-        ..Default::default()
-    };
-    admit(spec, &AdmissionLimits::default()).unwrap()
-}
-
 /// Runs an auto job's probes with the given CPU and wall time per task and
-/// returns the model its remaining tasks went to, and why.
-fn route_auto(cpu_ns: u64, wall_ns: u64, ready_ns: u64) -> (SlotModel, Routing) {
+/// returns why its remaining tasks went where they did (checking they all
+/// went to the model it names).
+fn route_auto(cpu_ns: u64, wall_ns: u64, ready_ns: u64) -> Routing {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(2, 2, 8, 8), 0);
     let j = s.submit(auto_plan(20), 0);
@@ -1022,45 +965,35 @@ fn route_auto(cpu_ns: u64, wall_ns: u64, ready_ns: u64) -> (SlotModel, Routing) 
     let info = s.job_view(j).unwrap();
     assert_eq!(info.plan.model, models[0]);
     assert_eq!(info.tasks_done, 4, "probe results count");
-    (models[0], info.routing)
-}
-
-/// What 4 probes of `mean_wall_ns` each decided.
-fn probed(
-    cpu_share: f64,
-    queued_share: f64,
-    mean_wall_ns: u64,
-    verdict: ProbeVerdict,
-    model: SlotModel,
-) -> Routing {
-    Routing::Probed {
-        probes: 4,
-        cpu_share,
-        queued_share,
-        mean_wall_ns,
-        verdict,
-        model,
+    match info.routing {
+        Routing::Probed { model, .. } => assert_eq!(model, models[0]),
+        other => panic!("the probes decided nothing: {other:?}"),
     }
+    info.routing
 }
 
 #[test]
 fn auto_routes_cpu_bound_probes_to_process_slots() {
-    let (model, why) = route_auto(9_000_000, 10_000_000, 0);
-    assert_eq!(model, SlotModel::Process);
-    assert_eq!(
-        why,
-        probed(0.9, 0.0, 10_000_000, ProbeVerdict::CpuBound, model)
+    let why = probed(
+        0.9,
+        0.0,
+        10_000_000,
+        ProbeVerdict::CpuBound,
+        SlotModel::Process,
     );
+    assert_eq!(route_auto(9_000_000, 10_000_000, 0), why);
 }
 
 #[test]
 fn auto_routes_waiting_probes_to_async_slots() {
-    let (model, why) = route_auto(100_000, 100_000_000, 0);
-    assert_eq!(model, SlotModel::Async);
-    assert_eq!(
-        why,
-        probed(0.001, 0.0, 100_000_000, ProbeVerdict::MostlyWaiting, model)
+    let why = probed(
+        0.001,
+        0.0,
+        100_000_000,
+        ProbeVerdict::MostlyWaiting,
+        SlotModel::Async,
     );
+    assert_eq!(route_auto(100_000, 100_000_000, 0), why);
 }
 
 #[test]
@@ -1068,27 +1001,49 @@ fn auto_does_not_take_waiting_for_a_busy_cpu_for_waiting_on_io() {
     // 4 ms of CPU in 10 ms of wall time, 5.5 ms of it queued behind other
     // programs for a CPU: CPU-bound work on a busy machine (89% of the
     // time it was not queued).
-    let (model, why) = route_auto(4_000_000, 10_000_000, 5_500_000);
-    assert_eq!(model, SlotModel::Process);
-    assert_eq!(
-        why,
-        probed(16e6 / 18e6, 0.55, 10_000_000, ProbeVerdict::CpuBound, model)
+    let why = probed(
+        16e6 / 18e6,
+        0.55,
+        10_000_000,
+        ProbeVerdict::CpuBound,
+        SlotModel::Process,
     );
+    assert_eq!(route_auto(4_000_000, 10_000_000, 5_500_000), why);
     // The same share of waiting for a CPU does not make I/O look CPU-bound.
-    let (model, why) = route_auto(100_000, 100_000_000, 1_000_000);
-    assert_eq!(model, SlotModel::Async, "{why:?}");
+    let why = route_auto(100_000, 100_000_000, 1_000_000);
+    assert!(
+        matches!(
+            why,
+            Routing::Probed {
+                model: SlotModel::Async,
+                ..
+            }
+        ),
+        "{why:?}"
+    );
 }
 
 #[test]
 fn auto_sends_tiny_cpu_tasks_to_the_event_loop_not_to_processes() {
     // 3 µs of CPU in 4 µs: CPU-bound, but far too short for a process slot.
-    let (model, why) = route_auto(3_000, 4_000, 0);
-    assert_eq!(model, SlotModel::Async, "{why:?}");
-    assert_eq!(
-        why,
-        probed(0.75, 0.0, 4_000, ProbeVerdict::TooShortForProcesses, model)
+    let why = probed(
+        0.75,
+        0.0,
+        4_000,
+        ProbeVerdict::TooShortForProcesses,
+        SlotModel::Async,
     );
+    assert_eq!(route_auto(3_000, 4_000, 0), why);
     // Just past the threshold, CPU-bound work goes to processes again.
-    let (model, why) = route_auto(AUTO_TINY_TASK_NS, AUTO_TINY_TASK_NS, 0);
-    assert_eq!(model, SlotModel::Process, "{why:?}");
+    let why = route_auto(AUTO_TINY_TASK_NS, AUTO_TINY_TASK_NS, 0);
+    assert!(
+        matches!(
+            why,
+            Routing::Probed {
+                model: SlotModel::Process,
+                ..
+            }
+        ),
+        "{why:?}"
+    );
 }
