@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brigade_client::Client;
-use brigade_coordinator::admission::AdmissionLimits;
-use brigade_coordinator::CoordinatorConfig;
+use brigade_coordinator::{AdmissionLimits, CoordinatorConfig};
 use brigade_worker::workload::Registry;
 use clap::{Args, Parser, Subcommand};
 
@@ -94,7 +93,7 @@ struct CoordinatorArgs {
     /// down its worker's process would otherwise cycle through every worker
     /// something restarts. Losing a worker also returns its queued tasks, so
     /// leave room for bad luck. 0 = never.
-    #[arg(long, default_value_t = brigade_coordinator::sched::DEFAULT_MAX_WORKER_LOSSES,
+    #[arg(long, default_value_t = CoordinatorConfig::DEFAULT_MAX_WORKER_LOSSES,
           value_parser = clap::value_parser!(u32).range(0..=1000))]
     max_worker_losses: u32,
 }

@@ -9,59 +9,17 @@
 
 use std::hint::black_box;
 
-use brigade_coordinator::admission::{admit, test_catalog, AdmissionLimits, JobPlan};
-use brigade_coordinator::sched::{
-    Action, Outcome, SchedConfig, Scheduler, SlotCounts, TaskLease, WorkerHello, WorkerId,
+use brigade_coordinator::bench_api::{
+    hello, ok, plan, Action, JobState, SchedConfig, Scheduler, WorkerId,
 };
-use brigade_proto::v1::{JobSpec, JobState, Model, OutcomeStatus};
+use brigade_proto::SlotModel;
 use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 
 const TASKS: u64 = 200_000;
 const WORKERS: usize = 4;
 const SLOTS: u32 = 8;
-const CREDITS: u32 = 4_096;
-
-fn plan(tasks: u64) -> JobPlan {
-    let spec = JobSpec {
-        workload: "noop".into(),
-        range_start: 0,
-        range_end: tasks,
-        chunk: 1,
-        model: Model::Async as i32,
-        ..Default::default()
-    };
-    admit(spec, &test_catalog(), &AdmissionLimits::default()).expect("a valid noop job")
-}
-
-fn hello() -> WorkerHello {
-    WorkerHello {
-        name: "bench".into(),
-        slots: SlotCounts {
-            async_: SLOTS,
-            ..Default::default()
-        },
-        credits: SlotCounts {
-            async_: CREDITS,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-}
-
-fn ok(job: u64, t: &TaskLease) -> Outcome {
-    Outcome {
-        job,
-        index: t.index,
-        attempt: t.attempt,
-        model: Model::Async,
-        status: OutcomeStatus::Ok,
-        value: 0,
-        error: String::new(),
-        cpu_ns: 0,
-        wall_ns: 0,
-        ready_ns: 0,
-    }
-}
+/// Credits per slot: a window of 4,096 per worker.
+const CREDITS_PER_SLOT: u32 = 512;
 
 /// A scheduler with `WORKERS` workers and one submitted job.
 fn setup(log_results: bool) -> (Scheduler, Vec<WorkerId>, u64) {
@@ -69,8 +27,10 @@ fn setup(log_results: bool) -> (Scheduler, Vec<WorkerId>, u64) {
         log_results,
         ..SchedConfig::default()
     });
-    let workers = (0..WORKERS).map(|_| s.worker_joined(hello(), 0)).collect();
-    let job = s.submit(plan(TASKS), 0);
+    let workers = (0..WORKERS)
+        .map(|_| s.worker_joined(hello(0, 0, SLOTS, CREDITS_PER_SLOT), 0))
+        .collect();
+    let job = s.submit(plan("noop", TASKS, 1, SlotModel::Async), 0);
     (s, workers, job)
 }
 
@@ -101,13 +61,17 @@ fn run(mut s: Scheduler, job: u64, lose_every: Option<u64>) -> u64 {
                 if Some(worker) == lose {
                     continue;
                 }
-                s.worker_outcomes(worker, tasks.iter().map(|t| ok(job, t)), round);
+                s.worker_outcomes(
+                    worker,
+                    tasks.iter().map(|t| ok(job, t, SlotModel::Async, 0)),
+                    round,
+                );
             }
         }
         if let Some(w) = lose {
             rounds_since_loss = 0;
             s.worker_lost(w, 0);
-            s.worker_joined(hello(), round);
+            s.worker_joined(hello(0, 0, SLOTS, CREDITS_PER_SLOT), round);
         }
         black_box(s.take_dirty_jobs());
         black_box(s.take_recorded());
@@ -115,7 +79,7 @@ fn run(mut s: Scheduler, job: u64, lose_every: Option<u64>) -> u64 {
     let j = s.job(job).expect("the job exists");
     assert_eq!(j.state, JobState::Succeeded);
     assert_eq!(j.done_count(), TASKS);
-    leases + TASKS + j.info().retries
+    leases + TASKS + j.retries()
 }
 
 fn transitions(lose_every: Option<u64>) -> u64 {

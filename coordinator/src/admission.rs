@@ -2,23 +2,67 @@
 //! (workload known, arguments valid, range non-empty, chunk positive, task
 //! count within the limit, model routed) or a [`AdmissionError`] that says what
 //! was wrong and what is allowed. Pure: no I/O.
+//!
+//! This is where the wire ends on the way in: the plan's typed fields are
+//! all the scheduling core reads; the spec rides along untouched for the
+//! actor (assignments, client views, the store).
 
 use brigade_proto::catalog::{Catalog, CatalogError, Reduction};
 use brigade_proto::convert::{KIND_NAMES, MODEL_NAMES};
 use brigade_proto::v1::{JobSpec, Kind, Model, TaskGrid};
+use brigade_proto::SlotModel;
+
+/// What a job's tasks mostly do; it picks the model unless one is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Cpu,
+    Io,
+}
+
+impl JobKind {
+    /// The user-facing name (`cpu`, `io`).
+    pub fn name(self) -> &'static str {
+        Kind::from(self).name()
+    }
+}
+
+impl From<JobKind> for Kind {
+    fn from(k: JobKind) -> Kind {
+        match k {
+            JobKind::Cpu => Kind::Cpu,
+            JobKind::Io => Kind::Io,
+        }
+    }
+}
+
+/// How a job's model was picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelChoice {
+    /// By its kind: cpu → process slots, io → async slots.
+    ByKind,
+    /// The client named it.
+    Forced,
+    /// `--model auto`: probe on thread slots first, then route by what
+    /// the probes measured.
+    Auto,
+}
 
 /// A job that passed admission: everything the scheduler needs to run it.
 #[derive(Debug, Clone)]
 pub struct JobPlan {
+    /// The spec as submitted, for the edge (assignments, client views, the
+    /// store); the scheduling core reads only the fields below.
     pub spec: JobSpec,
-    pub kind: Kind,
-    pub model: Model,
+    pub kind: JobKind,
+    pub model: SlotModel,
+    pub choice: ModelChoice,
     pub reduction: Reduction,
     pub tasks: u64,
     pub max_attempts: u32,
-    /// `--model auto`: probe on thread slots first, then route by what
-    /// the probes measured.
-    pub auto: bool,
+    /// Most tasks of the job leased at once (`None`: no cap).
+    pub max_in_flight: Option<u32>,
+    /// Tasks that may fail for good with the job still succeeding.
+    pub allow_failures: u64,
 }
 
 impl JobPlan {
@@ -40,17 +84,29 @@ impl JobPlan {
 /// Limits applied at admission.
 #[derive(Debug, Clone, Copy)]
 pub struct AdmissionLimits {
+    /// Jobs with more tasks are refused.
     pub max_tasks_per_job: u64,
+    /// Attempts per task when a job does not say.
     pub default_max_attempts: u32,
+    /// The most attempts per task a job may ask for.
     pub max_attempts_limit: u32,
+}
+
+impl AdmissionLimits {
+    /// Default [`Self::max_tasks_per_job`].
+    pub const DEFAULT_MAX_TASKS_PER_JOB: u64 = 10_000_000;
+    /// Default [`Self::default_max_attempts`].
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+    /// Default [`Self::max_attempts_limit`].
+    pub const DEFAULT_MAX_ATTEMPTS_LIMIT: u32 = 100;
 }
 
 impl Default for AdmissionLimits {
     fn default() -> Self {
         AdmissionLimits {
-            max_tasks_per_job: 10_000_000,
-            default_max_attempts: 3,
-            max_attempts_limit: 100,
+            max_tasks_per_job: Self::DEFAULT_MAX_TASKS_PER_JOB,
+            default_max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
+            max_attempts_limit: Self::DEFAULT_MAX_ATTEMPTS_LIMIT,
         }
     }
 }
@@ -114,17 +170,22 @@ pub fn admit(
         Ok(k) => k,
         Err(_) => return Err(AdmissionError::UnknownKind(spec.kind)),
     };
-    let model = match Model::try_from(spec.model) {
-        Ok(Model::Unspecified) => match kind {
-            Kind::Io => Model::Async,
-            _ => Model::Process,
-        },
-        // Probes run on thread slots: the model closest to plain code.
-        Ok(Model::Auto) => Model::Thread,
-        Ok(m) => m,
-        Err(_) => return Err(AdmissionError::UnknownModel(spec.model)),
+    let kind = match kind {
+        Kind::Io => JobKind::Io,
+        Kind::Cpu | Kind::Unspecified => JobKind::Cpu,
     };
-    let auto = spec.model == Model::Auto as i32;
+    let Ok(model) = Model::try_from(spec.model) else {
+        return Err(AdmissionError::UnknownModel(spec.model));
+    };
+    let (model, choice) = match SlotModel::try_from(model) {
+        Ok(m) => (m, ModelChoice::Forced),
+        // Probes run on thread slots: the model closest to plain code.
+        Err(Model::Auto) => (SlotModel::Thread, ModelChoice::Auto),
+        Err(_) => match kind {
+            JobKind::Io => (SlotModel::Async, ModelChoice::ByKind),
+            JobKind::Cpu => (SlotModel::Process, ModelChoice::ByKind),
+        },
+    };
     if spec.max_attempts > limits.max_attempts_limit {
         return Err(AdmissionError::TooManyAttempts {
             got: spec.max_attempts,
@@ -137,30 +198,15 @@ pub fn admit(
     };
     Ok(JobPlan {
         reduction: def.reduction,
-        spec,
         kind,
         model,
+        choice,
         tasks,
         max_attempts,
-        auto,
+        max_in_flight: (spec.max_in_flight > 0).then_some(spec.max_in_flight),
+        allow_failures: spec.allow_failures,
+        spec,
     })
-}
-
-/// Definitions shaped like brigade's built-in workloads (which live in the
-/// worker crate), for the coordinator's own tests and benches.
-#[doc(hidden)]
-pub fn test_catalog() -> Catalog {
-    use brigade_proto::catalog::{ArgDef, WorkloadDef};
-    [
-        WorkloadDef::new("sum-squares", Kind::Cpu, Reduction::Sum, ""),
-        WorkloadDef::new("noop", Kind::Io, Reduction::List, ""),
-        WorkloadDef::new("sleep", Kind::Io, Reduction::List, "")
-            .arg(ArgDef::u64("ms", 0, 3_600_000, "").default("100")),
-        WorkloadDef::new("spin", Kind::Cpu, Reduction::List, "")
-            .arg(ArgDef::u64("ms", 0, 3_600_000, "").required()),
-    ]
-    .into_iter()
-    .collect()
 }
 
 #[cfg(test)]
@@ -181,7 +227,7 @@ mod tests {
     fn splits_a_range_into_chunks_with_a_short_last_one() {
         let plan = admit(
             spec("sum-squares", 10, 35, 10),
-            &test_catalog(),
+            &crate::testing::catalog(),
             &AdmissionLimits::default(),
         )
         .unwrap();
@@ -195,7 +241,7 @@ mod tests {
     fn a_chunk_wider_than_the_range_is_one_task() {
         let plan = admit(
             spec("sum-squares", 0, 5, 1_000),
-            &test_catalog(),
+            &crate::testing::catalog(),
             &AdmissionLimits::default(),
         )
         .unwrap();
@@ -207,13 +253,13 @@ mod tests {
     fn w_cpu_is_forty_tasks_on_process_slots() {
         let plan = admit(
             spec("sum-squares", 0, 60_000_000, 1_500_000),
-            &test_catalog(),
+            &crate::testing::catalog(),
             &AdmissionLimits::default(),
         )
         .unwrap();
         assert_eq!(plan.tasks, 40);
-        assert_eq!(plan.model, Model::Process);
-        assert_eq!(plan.kind, Kind::Cpu);
+        assert_eq!(plan.model, SlotModel::Process);
+        assert_eq!(plan.kind, JobKind::Cpu);
         assert_eq!(plan.reduction, Reduction::Sum);
     }
 
@@ -221,41 +267,35 @@ mod tests {
     fn routes_by_kind_unless_a_model_is_forced() {
         let l = AdmissionLimits::default();
         let mut s = spec("sleep", 0, 10, 1);
-        assert_eq!(
-            admit(s.clone(), &test_catalog(), &l).unwrap().model,
-            Model::Async
-        );
+        assert_eq!(admit(s.clone(), &crate::testing::catalog(), &l).unwrap().model, SlotModel::Async);
         s.kind = Kind::Cpu as i32;
-        assert_eq!(
-            admit(s.clone(), &test_catalog(), &l).unwrap().model,
-            Model::Process
-        );
+        assert_eq!(admit(s.clone(), &crate::testing::catalog(), &l).unwrap().model, SlotModel::Process);
         s.model = Model::Thread as i32;
-        assert_eq!(admit(s, &test_catalog(), &l).unwrap().model, Model::Thread);
+        assert_eq!(admit(s, &crate::testing::catalog(), &l).unwrap().model, SlotModel::Thread);
     }
 
     #[test]
     fn bad_input_is_refused_with_what_is_allowed() {
         let l = AdmissionLimits::default();
-        let e = admit(spec("sum-squares", 5, 5, 1), &test_catalog(), &l).unwrap_err();
+        let e = admit(spec("sum-squares", 5, 5, 1), &crate::testing::catalog(), &l).unwrap_err();
         assert!(e.to_string().contains("start < end"), "{e}");
-        let e = admit(spec("sum-squares", 9, 5, 1), &test_catalog(), &l).unwrap_err();
+        let e = admit(spec("sum-squares", 9, 5, 1), &crate::testing::catalog(), &l).unwrap_err();
         assert_eq!(e, AdmissionError::EmptyRange { start: 9, end: 5 });
         assert_eq!(
-            admit(spec("sum-squares", 0, 5, 0), &test_catalog(), &l).unwrap_err(),
+            admit(spec("sum-squares", 0, 5, 0), &crate::testing::catalog(), &l).unwrap_err(),
             AdmissionError::ZeroChunk
         );
-        let e = admit(spec("nope", 0, 5, 1), &test_catalog(), &l)
+        let e = admit(spec("nope", 0, 5, 1), &crate::testing::catalog(), &l)
             .unwrap_err()
             .to_string();
         assert!(e.contains("known workloads"), "{e}");
         let mut s = spec("noop", 0, 5, 1);
         s.model = 42;
-        let e = admit(s, &test_catalog(), &l).unwrap_err().to_string();
+        let e = admit(s, &crate::testing::catalog(), &l).unwrap_err().to_string();
         assert!(e.contains("process, thread, async"), "{e}");
         let mut s = spec("noop", 0, 5, 1);
         s.kind = 9;
-        let e = admit(s, &test_catalog(), &l).unwrap_err().to_string();
+        let e = admit(s, &crate::testing::catalog(), &l).unwrap_err().to_string();
         assert!(e.contains("cpu, io"), "{e}");
     }
 
@@ -265,7 +305,7 @@ mod tests {
             max_tasks_per_job: 100,
             ..Default::default()
         };
-        let e = admit(spec("noop", 0, 1_000, 1), &test_catalog(), &l).unwrap_err();
+        let e = admit(spec("noop", 0, 1_000, 1), &crate::testing::catalog(), &l).unwrap_err();
         assert_eq!(
             e,
             AdmissionError::TooManyTasks {
@@ -274,6 +314,6 @@ mod tests {
                 min_chunk: 10
             }
         );
-        assert!(admit(spec("noop", 0, 1_000, 10), &test_catalog(), &l).is_ok());
+        assert!(admit(spec("noop", 0, 1_000, 10), &crate::testing::catalog(), &l).is_ok());
     }
 }

@@ -1,13 +1,32 @@
-//! brigade coordinator: job admission ([`admission`]), the pure scheduling
-//! core ([`sched`]), the actor that owns it ([`actor`]) and the gRPC services
-//! around it ([`service`]).
+//! brigade coordinator: job admission, the pure scheduling core, the actor
+//! that owns it, the durable store and the gRPC services around them.
+//!
+//! The public surface is what a program needs to run a coordinator:
+//! [`serve`] (or [`Coordinator::open`] then [`Coordinator::serve`]) with a
+//! [`CoordinatorConfig`] (its [`AdmissionLimits`] and defaults), and the
+//! errors it returns ([`ServeError`], [`StoreError`]). Everything else is
+//! private; only the actor and service edge know the wire protocol, the
+//! scheduling core speaks its own types.
 
-pub mod actor;
-pub mod admission;
-pub mod sched;
-pub mod service;
-pub mod store;
+mod actor;
+mod admission;
+mod sched;
+mod service;
+mod store;
+mod testing;
 mod writer;
 
 pub use actor::CoordinatorConfig;
+pub use admission::AdmissionLimits;
 pub use service::{serve, Coordinator, ServeError};
+pub use store::StoreError;
+
+/// The scheduling core as the criterion bench (`benches/sched.rs`) drives
+/// it, with the builders the unit tests use too: a bench is a crate of its
+/// own and sees only public items. Not a supported API: it changes with the
+/// core.
+#[doc(hidden)]
+pub mod bench_api {
+    pub use crate::sched::{Action, JobState, SchedConfig, Scheduler, WorkerId};
+    pub use crate::testing::{hello, ok, plan};
+}

@@ -1,5 +1,5 @@
 //! The gRPC services: thin adapters that turn requests into actor
-//! [`Command`]s, plus [`serve`], which runs both services and the actor on a
+//! [`actor::Request`]s, plus [`serve`], which runs both services and the actor on a
 //! listener until shutdown.
 
 use std::future::Future;
@@ -21,8 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::actor::{results_chunk, Actor, Command, CoordinatorConfig};
-use crate::sched::{SlotCounts, WorkerHello};
+use crate::actor::{self, results_chunk, worker_hello, Actor, CoordinatorConfig};
 use crate::store::{StoreError, StoreReader};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -33,7 +32,7 @@ const RESULTS_CHUNK: usize = 32_768;
 /// A cheap handle on the actor, shared by every handler.
 #[derive(Clone)]
 pub struct CoordinatorHandle {
-    tx: mpsc::UnboundedSender<Command>,
+    tx: mpsc::UnboundedSender<actor::Request>,
     /// The state file, whose read connections serve results.
     state: Option<PathBuf>,
 }
@@ -43,7 +42,7 @@ impl CoordinatorHandle {
     /// there is one).
     async fn results_stream(&self, job: u64) -> Result<BoxStream<ResultsChunk>, Status> {
         // Unknown jobs are refused before anything streams.
-        self.ask(|r| Command::GetJob(job, r)).await?;
+        self.ask(|r| actor::Request::GetJob(job, r)).await?;
         self.results_of_known_job(job).await
     }
 
@@ -83,7 +82,7 @@ impl CoordinatorHandle {
     /// A job's status now, then on every change (coalesced), ending after
     /// the terminal one.
     async fn watch_stream(&self, id: u64) -> Result<BoxStream<JobInfo>, Status> {
-        let rx = self.ask(|r| Command::Watch(id, r)).await?;
+        let rx = self.ask(|r| actor::Request::Watch(id, r)).await?;
         Ok(self.status_stream(id, rx))
     }
 
@@ -113,7 +112,7 @@ impl CoordinatorHandle {
                         Some((Ok(info), next))
                     }
                     Watching::Closed => {
-                        let last = handle.ask(|r| Command::GetJob(id, r)).await;
+                        let last = handle.ask(|r| actor::Request::GetJob(id, r)).await;
                         Some((last, Watching::Done))
                     }
                     Watching::Done => None,
@@ -125,7 +124,7 @@ impl CoordinatorHandle {
 
     async fn ask<T>(
         &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, Status>>) -> Command,
+        make: impl FnOnce(oneshot::Sender<Result<T, Status>>) -> actor::Request,
     ) -> Result<T, Status> {
         let (tx, rx) = oneshot::channel();
         self.tx
@@ -149,7 +148,7 @@ impl ResultSource {
         match self {
             ResultSource::Actor(handle) => {
                 handle
-                    .ask(|reply| Command::Results {
+                    .ask(|reply| actor::Request::Results {
                         job,
                         from,
                         max: RESULTS_CHUNK,
@@ -201,7 +200,7 @@ impl CoordinatorApi for CoordinatorHandle {
             .into_inner()
             .spec
             .ok_or_else(|| Status::invalid_argument("missing job spec"))?;
-        let job = self.ask(|r| Command::Submit(spec, r)).await?;
+        let job = self.ask(|r| actor::Request::Submit(spec, r)).await?;
         Ok(Response::new(SubmitJobResponse {
             job_id: job.job_id,
             job: Some(job),
@@ -210,7 +209,9 @@ impl CoordinatorApi for CoordinatorHandle {
 
     async fn get_job(&self, req: Request<JobRef>) -> Result<Response<JobInfo>, Status> {
         let id = job_ref(req)?;
-        Ok(Response::new(self.ask(|r| Command::GetJob(id, r)).await?))
+        Ok(Response::new(
+            self.ask(|r| actor::Request::GetJob(id, r)).await?,
+        ))
     }
 
     type WatchJobStream = BoxStream<JobInfo>;
@@ -227,7 +228,7 @@ impl CoordinatorApi for CoordinatorHandle {
         &self,
         _req: Request<ListJobsRequest>,
     ) -> Result<Response<ListJobsResponse>, Status> {
-        let jobs = self.ask(Command::ListJobs).await?;
+        let jobs = self.ask(actor::Request::ListJobs).await?;
         Ok(Response::new(ListJobsResponse { jobs }))
     }
 
@@ -252,7 +253,7 @@ impl CoordinatorApi for CoordinatorHandle {
             .spec
             .ok_or_else(|| Status::invalid_argument("missing job spec"))?;
         // One trip through the actor: accepted (once durable) and watched.
-        let rx = self.ask(|r| Command::SubmitWatch(spec, r)).await?;
+        let rx = self.ask(|r| actor::Request::SubmitWatch(spec, r)).await?;
         let id = rx.borrow().job_id;
         // The watch's first status is the accepted job (or already later).
         let status = self
@@ -273,14 +274,16 @@ impl CoordinatorApi for CoordinatorHandle {
 
     async fn cancel_job(&self, req: Request<JobRef>) -> Result<Response<JobInfo>, Status> {
         let id = job_ref(req)?;
-        Ok(Response::new(self.ask(|r| Command::Cancel(id, r)).await?))
+        Ok(Response::new(
+            self.ask(|r| actor::Request::Cancel(id, r)).await?,
+        ))
     }
 
     async fn list_workers(
         &self,
         _req: Request<ListWorkersRequest>,
     ) -> Result<Response<ListWorkersResponse>, Status> {
-        let workers = self.ask(Command::ListWorkers).await?;
+        let workers = self.ask(actor::Request::ListWorkers).await?;
         Ok(Response::new(ListWorkersResponse { workers }))
     }
 
@@ -288,7 +291,7 @@ impl CoordinatorApi for CoordinatorHandle {
         &self,
         _req: Request<StatusRequest>,
     ) -> Result<Response<ClusterStatus>, Status> {
-        Ok(Response::new(self.ask(Command::Status).await?))
+        Ok(Response::new(self.ask(actor::Request::Status).await?))
     }
 }
 
@@ -311,44 +314,15 @@ impl WorkerLink for CoordinatorHandle {
                 ))
             }
         };
-        if hello.protocol_version != brigade_proto::PROTOCOL_VERSION {
-            return Err(Status::failed_precondition(format!(
-                "worker {:?} speaks brigade protocol version {}, this coordinator speaks version {}; \
-                 run the same brigade release on workers and coordinator",
-                hello.name,
-                hello.protocol_version,
-                brigade_proto::PROTOCOL_VERSION
-            )));
-        }
-        let slots = SlotCounts {
-            process: hello.process_slots,
-            thread: hello.thread_slots,
-            async_: hello.async_slots,
-        };
-        if slots == SlotCounts::default() {
-            return Err(Status::invalid_argument(
-                "a worker must offer at least one slot (--procs, --threads or --async > 0)",
-            ));
-        }
-        let hello = WorkerHello {
-            name: hello.name,
-            hostname: hello.hostname,
-            pid: hello.pid,
-            slots,
-            credits: SlotCounts {
-                process: hello.process_credits,
-                thread: hello.thread_credits,
-                async_: hello.async_credits,
-            },
-            connected_unix_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
-        };
+        let connected_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let hello = worker_hello(hello, connected_unix_ms)?;
         let (sink, out) = mpsc::unbounded_channel();
         let (reply, id) = oneshot::channel();
         self.tx
-            .send(Command::WorkerJoined { hello, sink, reply })
+            .send(actor::Request::WorkerJoined { hello, sink, reply })
             .map_err(|_| Status::unavailable("coordinator is shutting down"))?;
         let id = id
             .await
@@ -358,7 +332,7 @@ impl WorkerLink for CoordinatorHandle {
             let reason = loop {
                 match inbound.message().await {
                     Ok(Some(msg)) => {
-                        if tx.send(Command::FromWorker(id, msg)).is_err() {
+                        if tx.send(actor::Request::FromWorker(id, msg)).is_err() {
                             return;
                         }
                     }
@@ -366,7 +340,7 @@ impl WorkerLink for CoordinatorHandle {
                     Err(e) => break format!("stream broken: {}", e.message()),
                 }
             };
-            let _ = tx.send(Command::WorkerGone(id, reason));
+            let _ = tx.send(actor::Request::WorkerGone(id, reason));
         });
         Ok(Response::new(Box::pin(UnboundedReceiverStream::new(out))))
     }
@@ -415,7 +389,7 @@ impl Coordinator {
                 every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     every.tick().await;
-                    if tx.send(Command::Tick).is_err() {
+                    if tx.send(actor::Request::Tick).is_err() {
                         return;
                     }
                 }
@@ -426,7 +400,7 @@ impl Coordinator {
             async move {
                 shutdown.await;
                 tracing::info!("coordinator shutting down");
-                let _ = tx.send(Command::Shutdown);
+                let _ = tx.send(actor::Request::Shutdown);
             }
         };
         let handle = CoordinatorHandle {

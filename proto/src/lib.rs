@@ -7,8 +7,10 @@ pub mod batch;
 pub mod catalog;
 pub mod convert;
 pub mod output;
+pub mod per_model;
 
 pub use output::Output;
+pub use per_model::{PerModel, SlotModel};
 
 /// Generated from `proto/brigade/v1/brigade.proto`.
 #[allow(clippy::all, missing_docs)]

@@ -21,6 +21,7 @@ use brigade_proto::v1::{
     Heartbeat, InputsFormat, Model, OutcomeStatus, ResultBatch, TaskOutcome, WorkerHello,
     WorkerMessage,
 };
+use brigade_proto::{PerModel, SlotModel};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::transport::{Channel, Endpoint};
@@ -214,7 +215,7 @@ struct Link<'a> {
 impl Link<'_> {
     fn hello(&self) -> WorkerHello {
         let c = self.config;
-        let [process_credits, thread_credits, async_credits] = self.windows.announced;
+        let [process_credits, thread_credits, async_credits] = self.windows.announced.into();
         WorkerHello {
             protocol_version: brigade_proto::PROTOCOL_VERSION,
             name: c.name.clone(),
@@ -522,7 +523,7 @@ impl Link<'_> {
                 ok,
             })));
         }
-        if let Some([process, thread, r#async]) = windows.resize() {
+        if let Some([process, thread, r#async]) = windows.resize().map(<[u32; 3]>::from) {
             let _ = out.send(msg(worker_message::Msg::Credits(Credits {
                 process,
                 thread,
@@ -543,58 +544,55 @@ const MAX_WINDOW: u32 = 4_096;
 /// [`MAX_WINDOW`] for tasks so short that only a deep pipeline keeps slots busy.
 #[derive(Debug)]
 struct CreditWindows {
-    slots: [u32; 3],
+    slots: PerModel<u32>,
     prefetch: u32,
     /// Moving average of task wall time per model (ns); 0 until observed.
-    task_ns: [f64; 3],
+    task_ns: PerModel<f64>,
     /// What the coordinator was last told.
-    announced: [u32; 3],
+    announced: PerModel<u32>,
 }
 
 impl CreditWindows {
     fn new(c: &NodeConfig) -> Self {
-        let slots = [c.procs as u32, c.threads as u32, c.async_slots as u32];
+        let slots = PerModel::from([c.procs as u32, c.threads as u32, c.async_slots as u32]);
         let prefetch = c.prefetch.max(1);
         CreditWindows {
             slots,
             prefetch,
-            task_ns: [0.0; 3],
+            task_ns: PerModel::default(),
             announced: slots.map(|s| s.saturating_mul(prefetch)),
         }
     }
 
     fn observe(&mut self, model: Model, wall_ns: u64) {
-        let i = match model {
-            Model::Process => 0,
-            Model::Thread => 1,
-            Model::Async => 2,
-            Model::Unspecified | Model::Auto => return,
+        let Ok(m) = SlotModel::try_from(model) else {
+            return;
         };
-        let t = &mut self.task_ns[i];
+        let t = &mut self.task_ns[m];
         // At least 1 µs: a zero would ask for an infinite window.
         let x = (wall_ns as f64).max(1_000.0);
         *t = if *t == 0.0 { x } else { 0.9 * *t + 0.1 * x };
     }
 
-    fn wanted(&self, i: usize) -> u32 {
-        let min = self.slots[i].saturating_mul(self.prefetch);
-        if self.task_ns[i] == 0.0 {
+    fn wanted(&self, m: SlotModel) -> u32 {
+        let min = self.slots[m].saturating_mul(self.prefetch);
+        if self.task_ns[m] == 0.0 {
             return min;
         }
-        let per_slot = (QUEUED_WORK_PER_SLOT_NS / self.task_ns[i]).ceil() as u32;
-        self.slots[i]
+        let per_slot = (QUEUED_WORK_PER_SLOT_NS / self.task_ns[m]).ceil() as u32;
+        self.slots[m]
             .saturating_mul(per_slot)
             .clamp(min, MAX_WINDOW.max(min))
     }
 
     /// New windows when one moved by more than a quarter from what was
     /// announced (so the coordinator is not told of every wobble).
-    fn resize(&mut self) -> Option<[u32; 3]> {
-        let wanted = [self.wanted(0), self.wanted(1), self.wanted(2)];
+    fn resize(&mut self) -> Option<PerModel<u32>> {
+        let wanted = PerModel::from_fn(|m| self.wanted(m));
         let moved = wanted
-            .iter()
-            .zip(self.announced)
-            .any(|(&w, a)| w.abs_diff(a) * 4 > a.max(1));
+            .values()
+            .zip(self.announced.values())
+            .any(|(&w, &a)| w.abs_diff(a) * 4 > a.max(1));
         if !moved {
             return None;
         }
@@ -691,19 +689,19 @@ mod tests {
     #[test]
     fn credit_windows_deepen_for_short_tasks_and_stay_shallow_for_long_ones() {
         let mut w = CreditWindows::new(&config(2, 2, 256));
-        assert_eq!(w.announced, [4, 4, 512]);
+        assert_eq!(w.announced, PerModel::from([4, 4, 512]));
         assert_eq!(w.resize(), None, "nothing observed yet");
         for _ in 0..50 {
             w.observe(Model::Thread, 2_000); // 2 µs noop-like tasks
             w.observe(Model::Process, 80_000_000); // 80 ms CPU tasks
         }
-        assert_eq!(w.resize(), Some([4, 2_000, 512]));
+        assert_eq!(w.resize(), Some(PerModel::from([4, 2_000, 512])));
         assert_eq!(w.resize(), None, "unchanged windows are not re-announced");
         // Tasks get long: the thread window shrinks back to its floor.
         for _ in 0..200 {
             w.observe(Model::Thread, 50_000_000);
         }
-        assert_eq!(w.resize(), Some([4, 4, 512]));
+        assert_eq!(w.resize(), Some(PerModel::from([4, 4, 512])));
     }
 
     #[test]

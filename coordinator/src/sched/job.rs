@@ -6,10 +6,13 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use brigade_proto::catalog::Reduction;
-use brigade_proto::v1::{FailedTask, JobInfo, JobState, Kind, Model, OutcomeStatus};
+use brigade_proto::SlotModel;
 
-use super::{model_slot, JobId, Outcome, Recorded, TaskLease, WorkerId};
-use crate::admission::JobPlan;
+use super::status::{
+    JobFailure, JobState, JobView, ProbeVerdict, Routing, TaskFailure, TaskStatus, WaitingReason,
+};
+use super::{JobId, Outcome, Recorded, TaskLease, WorkerId};
+use crate::admission::{JobKind, JobPlan, ModelChoice};
 
 /// The current lease of a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +58,10 @@ pub type Leases = HashMap<u64, Lease, BuildHasherDefault<TaskIndexHasher>>;
 /// What the store kept of a job, to rebuild it after a restart.
 #[derive(Debug, Clone, Copy)]
 pub struct RestoredJob<'a> {
+    /// Its state when stored (`Queued` or `Running` alike mean it had not
+    /// ended: what it resumes as follows from what was recorded).
     pub state: JobState,
+    /// Why it failed, as rendered then ("" if it did not).
     pub error: &'a str,
     pub submitted_ms: u64,
     pub started_ms: u64,
@@ -87,9 +93,6 @@ struct Probe {
     ready_ns: u64,
 }
 
-/// At most this many failed tasks are listed in a job's status.
-const LISTED_FAILURES: usize = 100;
-
 /// A task going back to the queue.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Requeue {
@@ -114,16 +117,16 @@ pub struct Job {
     /// Finished tasks (done, or failed for good), one bit each.
     done: Vec<u64>,
     done_count: u64,
-    /// Tasks that failed for good, with their last error.
-    failed_tasks: BTreeMap<u64, String>,
+    /// Tasks that failed for good, and why.
+    failed_tasks: BTreeMap<u64, TaskFailure>,
     /// Failures not yet handed to the store.
-    pub(super) new_failures: Vec<(u64, String)>,
+    pub(super) new_failures: Vec<(u64, TaskFailure)>,
     /// `--model auto` while probing.
     probe: Option<Probe>,
     /// Why the job runs on its model.
-    routing: String,
-    /// Set when probing just moved the job off this model slot.
-    pub(super) rerouted_from: Option<usize>,
+    routing: Routing,
+    /// Set when probing just moved the job off this model.
+    pub(super) rerouted_from: Option<SlotModel>,
     /// Every done task's value, when kept in memory (without a store);
     /// with a store, results are served from it and only the total is here.
     values: Option<Vec<u128>>,
@@ -131,7 +134,7 @@ pub struct Job {
     total: Option<u128>,
     retries: u64,
     pub(super) late_results_dropped: u64,
-    error: String,
+    error: Option<JobFailure>,
     submitted_ms: u64,
     started_ms: u64,
     finished_ms: u64,
@@ -153,14 +156,14 @@ impl Job {
             done_count: 0,
             failed_tasks: BTreeMap::new(),
             new_failures: Vec::new(),
-            probe: plan.auto.then(Probe::default),
-            routing: routing_reason(&plan),
+            probe: (plan.choice == ModelChoice::Auto).then(Probe::default),
+            routing: routing(&plan),
             rerouted_from: None,
             values: keep_values.then(|| vec![0; n]),
             total: Some(0),
             retries: 0,
             late_results_dropped: 0,
-            error: String::new(),
+            error: None,
             submitted_ms: now_ms,
             started_ms: 0,
             finished_ms: 0,
@@ -170,8 +173,9 @@ impl Job {
         }
     }
 
-    pub(super) fn slot(&self) -> usize {
-        model_slot(self.plan.model).expect("admitted jobs have a concrete model")
+    /// The slot model its tasks run on now.
+    pub(super) fn model(&self) -> SlotModel {
+        self.plan.model
     }
 
     pub fn is_terminal(&self) -> bool {
@@ -205,7 +209,7 @@ impl Job {
         }
         for (index, error) in stored.failures {
             if *index < job.plan.tasks && !job.is_finished(*index) {
-                job.mark_failed(*index, error.clone());
+                job.mark_failed(*index, TaskFailure::Stored(error.clone()));
             }
         }
         job.new_failures.clear();
@@ -215,7 +219,8 @@ impl Job {
             job.state = JobState::Running;
         }
         if stored.state.is_terminal() {
-            job.finish(stored.state, stored.error.to_string(), stored.finished_ms);
+            let error = (!stored.error.is_empty()).then(|| JobFailure::Stored(stored.error.into()));
+            job.finish(stored.state, error, stored.finished_ms);
         } else if job.finished_count() == job.plan.tasks {
             // Every result was stored but the end was not: it ends now.
             job.complete(stored.finished_ms.max(stored.submitted_ms));
@@ -226,7 +231,10 @@ impl Job {
     /// Moves the failures recorded since the last call into `store` (the
     /// scheduler's list for the state file, when there is one), else drops
     /// them.
-    pub(super) fn hand_over_failures(&mut self, store: Option<&mut Vec<(JobId, u64, String)>>) {
+    pub(super) fn hand_over_failures(
+        &mut self,
+        store: Option<&mut Vec<(JobId, u64, TaskFailure)>>,
+    ) {
         let id = self.id;
         match store {
             Some(store) => store.extend(self.new_failures.drain(..).map(|(i, e)| (id, i, e))),
@@ -234,10 +242,10 @@ impl Job {
         }
     }
 
-    fn mark_failed(&mut self, index: u64, error: String) {
+    fn mark_failed(&mut self, index: u64, failure: TaskFailure) {
         self.done[(index / 64) as usize] |= 1 << (index % 64);
-        self.new_failures.push((index, error.clone()));
-        self.failed_tasks.insert(index, error);
+        self.new_failures.push((index, failure.clone()));
+        self.failed_tasks.insert(index, failure);
     }
 
     fn finished_count(&self) -> u64 {
@@ -263,8 +271,7 @@ impl Job {
     /// Most tasks of this job leased at once: the job's own cap, and only
     /// the probes while `--model auto` probes.
     fn in_flight_cap(&self) -> Option<usize> {
-        let own =
-            (self.plan.spec.max_in_flight > 0).then_some(self.plan.spec.max_in_flight as usize);
+        let own = self.plan.max_in_flight.map(|c| c as usize);
         match (own, self.probe.is_some()) {
             (Some(c), true) => Some(c.min(AUTO_PROBES as usize)),
             (None, true) => Some(AUTO_PROBES as usize),
@@ -294,35 +301,28 @@ impl Job {
         let share = p.cpu_ns as f64 / running.max(1) as f64;
         let queued = p.ready_ns as f64 / p.wall_ns.max(1) as f64;
         let mean_wall = p.wall_ns / u64::from(p.seen.max(1));
-        let tiny = format!(
-            "but took {} µs each: too short for a process slot's dispatch to pay off",
-            mean_wall / 1_000
-        );
-        let (model, kind, why) = if share >= AUTO_CPU_SHARE && mean_wall < AUTO_TINY_TASK_NS {
-            (Model::Async, Kind::Cpu, tiny.as_str())
-        } else if share >= AUTO_CPU_SHARE {
-            (Model::Process, Kind::Cpu, "CPU-bound")
-        } else {
-            (Model::Async, Kind::Io, "mostly waiting")
-        };
-        let busy = if queued >= 0.01 {
-            format!(
-                " (not counting the {:.0}% of it they waited for a busy CPU)",
-                queued * 100.0
+        let (model, kind, verdict) = if share >= AUTO_CPU_SHARE && mean_wall < AUTO_TINY_TASK_NS {
+            (
+                SlotModel::Async,
+                JobKind::Cpu,
+                ProbeVerdict::TooShortForProcesses,
             )
+        } else if share >= AUTO_CPU_SHARE {
+            (SlotModel::Process, JobKind::Cpu, ProbeVerdict::CpuBound)
         } else {
-            String::new()
+            (SlotModel::Async, JobKind::Io, ProbeVerdict::MostlyWaiting)
         };
-        self.routing = format!(
-            "auto: {} probe tasks on thread slots used {:.0}% CPU per wall second{busy}, {why} \
-             → {} slots",
-            p.seen,
-            share * 100.0,
-            model.name()
-        );
+        self.routing = Routing::Probed {
+            probes: p.seen,
+            cpu_share: share,
+            queued_share: queued,
+            mean_wall_ns: mean_wall,
+            verdict,
+            model,
+        };
         self.probe = None;
         if model != self.plan.model {
-            self.rerouted_from = Some(self.slot());
+            self.rerouted_from = Some(self.plan.model);
             self.plan.model = model;
             self.plan.kind = kind;
         }
@@ -346,15 +346,9 @@ impl Job {
     /// total is meant to be reported and does not fit.
     fn complete(&mut self, now_ms: u64) {
         if self.total.is_none() && self.plan.reduction == Reduction::Sum {
-            self.finish(
-                JobState::Failed,
-                "every task succeeded but the job total does not fit in 128 bits; \
-                 the per-task results are exact (`brigade results`)"
-                    .to_string(),
-                now_ms,
-            );
+            self.finish(JobState::Failed, Some(JobFailure::TotalOverflow), now_ms);
         } else {
-            self.finish(JobState::Succeeded, String::new(), now_ms);
+            self.finish(JobState::Succeeded, None, now_ms);
         }
     }
 
@@ -431,7 +425,7 @@ impl Job {
             .map(|(&index, _)| index)
             .collect();
         held.sort_unstable();
-        let in_worker_process = self.plan.model != Model::Process;
+        let in_worker_process = self.plan.model != SlotModel::Process;
         let mut ended = false;
         for &index in &held {
             let lease = self.leases.remove(&index).expect("listed just above");
@@ -440,16 +434,14 @@ impl Job {
             }
             let losses = lease.losses + u32::from(in_worker_process);
             if in_worker_process && max_losses > 0 && losses >= max_losses {
-                let (start, end) = self.plan.task_range(index);
-                let error = format!(
-                    "task {index} (input {start}..{end}) failed: {losses} workers were lost \
-                     while it was on their {} slots (crashed, killed or cut off); it may have \
-                     brought them down, or shared them with a task that did (a task that \
-                     brings down its worker's process fails after {max_losses}, \
-                     --max-worker-losses)",
-                    self.plan.model.name()
-                );
-                ended = self.fail_task(index, error, now_ms);
+                let failure = TaskFailure::WorkersLost {
+                    index,
+                    input: self.plan.task_range(index),
+                    losses,
+                    model: self.plan.model,
+                    limit: max_losses,
+                };
+                ended = self.fail_task(index, failure, now_ms);
                 continue;
             }
             self.requeue(Requeue {
@@ -464,11 +456,11 @@ impl Job {
 
     /// Fails a task for good (the job too, beyond `allow_failures`).
     /// Returns whether the job ended.
-    fn fail_task(&mut self, index: u64, error: String, now_ms: u64) -> bool {
-        let tolerated = (self.failed_tasks.len() as u64) < self.plan.spec.allow_failures;
-        self.mark_failed(index, error.clone());
+    fn fail_task(&mut self, index: u64, failure: TaskFailure, now_ms: u64) -> bool {
+        let tolerated = (self.failed_tasks.len() as u64) < self.plan.allow_failures;
+        self.mark_failed(index, failure.clone());
         if !tolerated {
-            self.finish(JobState::Failed, error, now_ms);
+            self.finish(JobState::Failed, Some(JobFailure::Task(failure)), now_ms);
             return true;
         }
         if self.finished_count() == self.plan.tasks {
@@ -487,11 +479,11 @@ impl Job {
     /// job ended because of it.
     pub(super) fn record(&mut self, o: Outcome, lease: Lease, now_ms: u64) -> bool {
         let index = o.index;
-        if o.status != OutcomeStatus::Cancelled {
+        if o.status != TaskStatus::Cancelled {
             self.probe_measured(&o);
         }
         match o.status {
-            OutcomeStatus::Ok => {
+            TaskStatus::Ok => {
                 debug_assert!(
                     !self.is_finished(index),
                     "a current lease is never finished"
@@ -504,7 +496,7 @@ impl Job {
             }
             // Handed back by a draining worker or aborted on our request:
             // not the task's fault.
-            OutcomeStatus::Cancelled => self.requeue(Requeue {
+            TaskStatus::Cancelled => self.requeue(Requeue {
                 index,
                 attempt: lease.attempt,
                 failures: lease.failures,
@@ -515,13 +507,14 @@ impl Job {
                 self.wall_ns += o.wall_ns;
                 let failures = lease.failures + 1;
                 if failures >= self.plan.max_attempts {
-                    let (start, end) = self.plan.task_range(index);
-                    let error = format!(
-                        "task {index} (input {start}..{end}) failed after {failures} attempt(s); last: {}: {}",
-                        status_name(status),
-                        o.error
-                    );
-                    return self.fail_task(index, error, now_ms);
+                    let failure = TaskFailure::Attempts {
+                        index,
+                        input: self.plan.task_range(index),
+                        attempts: failures,
+                        last: status,
+                        error: o.error,
+                    };
+                    return self.fail_task(index, failure, now_ms);
                 }
                 self.requeue(Requeue {
                     index,
@@ -534,7 +527,7 @@ impl Job {
         false
     }
 
-    pub(super) fn finish(&mut self, state: JobState, error: String, now_ms: u64) {
+    pub(super) fn finish(&mut self, state: JobState, error: Option<JobFailure>, now_ms: u64) {
         self.state = state;
         self.error = error;
         self.finished_ms = now_ms;
@@ -554,62 +547,48 @@ impl Job {
         )
     }
 
-    pub fn info(&self) -> JobInfo {
-        JobInfo {
-            job_id: self.id,
-            spec: Some(self.plan.spec.clone()),
-            model: self.plan.model as i32,
-            kind: self.plan.kind as i32,
-            state: self.state as i32,
-            tasks_total: self.plan.tasks,
+    /// Retries so far (tasks queued again after a lease ended without a
+    /// result).
+    pub fn retries(&self) -> u64 {
+        self.retries
+    }
+
+    /// The job as the core sees it now (`waiting`: why its queued tasks go
+    /// nowhere, which only the scheduler knows).
+    pub(super) fn view(&self, waiting: Option<WaitingReason>) -> JobView<'_> {
+        JobView {
+            id: self.id,
+            plan: &self.plan,
+            state: self.state,
             tasks_done: self.done_count,
             tasks_failed: self.failed_tasks.len() as u64,
             tasks_running: self.leases.len() as u64,
             retries: self.retries,
             late_results_dropped: self.late_results_dropped,
-            error: self.error.clone(),
-            has_total: self.plan.reduction == Reduction::Sum,
-            total: Some(self.total.unwrap_or(0).into()),
-            submitted_unix_ms: self.submitted_ms,
-            started_unix_ms: self.started_ms,
-            finished_unix_ms: self.finished_ms,
-            task_cpu_ns: self.cpu_ns,
-            task_wall_ns: self.wall_ns,
-            waiting_reason: String::new(),
-            routing: self.routing.clone(),
-            failed_tasks: self
-                .failed_tasks
-                .iter()
-                .take(LISTED_FAILURES)
-                .map(|(&index, error)| FailedTask {
-                    index,
-                    error: error.clone(),
-                })
-                .collect(),
+            total: self.total.unwrap_or(0),
+            error: self.error.as_ref(),
+            failed_tasks: &self.failed_tasks,
+            submitted_ms: self.submitted_ms,
+            started_ms: self.started_ms,
+            finished_ms: self.finished_ms,
+            cpu_ns: self.cpu_ns,
+            wall_ns: self.wall_ns,
+            routing: self.routing,
+            waiting,
         }
     }
 }
 
-fn routing_reason(plan: &JobPlan) -> String {
-    if plan.auto {
-        return format!(
-            "auto: probing {} tasks on thread slots",
-            AUTO_PROBES.min(plan.tasks as u32)
-        );
-    }
-    match Model::try_from(plan.spec.model) {
-        Ok(Model::Unspecified) => format!("{} job → {} slots", plan.kind.name(), plan.model.name()),
-        _ => "forced by --model".to_string(),
-    }
-}
-
-fn status_name(s: OutcomeStatus) -> &'static str {
-    match s {
-        OutcomeStatus::Ok => "ok",
-        OutcomeStatus::Failed => "failed",
-        OutcomeStatus::ExecutorDied => "executor died",
-        OutcomeStatus::TimedOut => "timed out",
-        OutcomeStatus::Cancelled => "cancelled",
-        OutcomeStatus::Unspecified => "unknown outcome",
+/// Why a new job runs on its model.
+fn routing(plan: &JobPlan) -> Routing {
+    match plan.choice {
+        ModelChoice::Auto => Routing::Probing {
+            probes: AUTO_PROBES.min(plan.tasks as u32),
+        },
+        ModelChoice::ByKind => Routing::ByKind {
+            kind: plan.kind,
+            model: plan.model,
+        },
+        ModelChoice::Forced => Routing::Forced,
     }
 }

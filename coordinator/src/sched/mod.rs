@@ -1,8 +1,9 @@
-//! The scheduling core: a pure state machine (no tokio, no tonic, no clock).
-//! Events come in as method calls carrying the current time in milliseconds;
-//! what the I/O layer must do comes out as [`Action`]s from
+//! The scheduling core: a pure state machine (no tokio, no tonic, no clock,
+//! no wire types). Events come in as method calls carrying the current time
+//! in milliseconds; what the I/O layer must do comes out as [`Action`]s from
 //! [`Scheduler::take_actions`], and the jobs whose status changed from
-//! [`Scheduler::take_dirty_jobs`].
+//! [`Scheduler::take_dirty_jobs`]. What it reports is in its own types
+//! ([`status`]); the actor translates to and from the protocol.
 //!
 //! Invariants (checked by the unit and property tests in `tests.rs`):
 //! - every task of a job is, at any time, exactly one of: never issued
@@ -15,6 +16,7 @@
 //!   returned; it never exceeds the credits it announced.
 
 mod job;
+pub mod status;
 mod worker;
 
 #[cfg(test)]
@@ -23,27 +25,18 @@ mod tests;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
-use brigade_proto::v1::{ClusterStatus, JobInfo, JobState, Model, OutcomeStatus, WorkerInfo};
+use brigade_proto::{PerModel, SlotModel};
 
 use crate::admission::JobPlan;
-pub use job::{
-    Job, Lease, Leases, RestoredJob, TaskIndexHasher, AUTO_CPU_SHARE, AUTO_PROBES,
-    AUTO_TINY_TASK_NS,
+pub use job::{Job, RestoredJob};
+pub use status::{
+    ClusterView, JobFailure, JobState, JobView, ProbeVerdict, Routing, TaskFailure, TaskStatus,
+    WaitingReason, WorkerView,
 };
 pub use worker::{SlotCounts, WorkerHello, WorkerState};
 
 pub type JobId = u64;
 pub type WorkerId = u64;
-
-/// Index of a concrete model in per-model arrays.
-pub(crate) fn model_slot(m: Model) -> Option<usize> {
-    match m {
-        Model::Process => Some(0),
-        Model::Thread => Some(1),
-        Model::Async => Some(2),
-        Model::Unspecified | Model::Auto => None,
-    }
-}
 
 /// One task handed to a worker (its input comes from the job's grid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,8 +51,9 @@ pub struct Outcome {
     pub job: JobId,
     pub index: u64,
     pub attempt: u32,
-    pub model: Model,
-    pub status: OutcomeStatus,
+    /// The slot model it ran on (`None`: the worker named none we know).
+    pub model: Option<SlotModel>,
+    pub status: TaskStatus,
     pub value: u128,
     pub error: String,
     pub cpu_ns: u64,
@@ -85,7 +79,7 @@ pub enum Action {
     Assign {
         worker: WorkerId,
         job: JobId,
-        model: Model,
+        model: SlotModel,
         tasks: Vec<TaskLease>,
     },
     /// Tell `worker` to stop the tasks of `job` it holds (they no longer count).
@@ -152,7 +146,7 @@ pub struct Scheduler {
     jobs: BTreeMap<JobId, Job>,
     workers: BTreeMap<WorkerId, WorkerState>,
     /// Jobs that may have tasks to hand out, per model, in submission order.
-    runnable: [BTreeSet<JobId>; 3],
+    runnable: PerModel<BTreeSet<JobId>>,
     next_job: JobId,
     next_worker: WorkerId,
     /// Rotates the first worker considered by `dispatch`, so no worker is favoured.
@@ -160,9 +154,9 @@ pub struct Scheduler {
     actions: Vec<Action>,
     dirty: BTreeSet<JobId>,
     recorded: Vec<Recorded>,
-    failures: Vec<(JobId, u64, String)>,
+    failures: Vec<(JobId, u64, TaskFailure)>,
     /// Per model: since when jobs have waited with no worker of that model.
-    no_workers_since: [Option<u64>; 3],
+    no_workers_since: PerModel<Option<u64>>,
     counters: Counters,
 }
 
@@ -180,7 +174,7 @@ impl Scheduler {
             dirty: BTreeSet::new(),
             recorded: Vec::new(),
             failures: Vec::new(),
-            no_workers_since: [None; 3],
+            no_workers_since: PerModel::default(),
             counters: Counters::default(),
         }
     }
@@ -195,11 +189,11 @@ impl Scheduler {
     pub fn submit(&mut self, plan: JobPlan, now_ms: u64) -> JobId {
         let id = self.next_job;
         self.next_job += 1;
-        let slot = model_slot(plan.model).expect("admission routes every job to a concrete model");
+        let model = plan.model;
         let keep_values = !self.config.log_results;
         self.jobs
             .insert(id, Job::new(id, plan, now_ms, keep_values));
-        self.runnable[slot].insert(id);
+        self.runnable[model].insert(id);
         self.dirty.insert(id);
         id
     }
@@ -259,7 +253,7 @@ impl Scheduler {
             if job_ended {
                 ended.push(job_id);
             } else {
-                self.runnable[job.slot()].insert(job_id);
+                self.runnable[job.model()].insert(job_id);
             }
         }
         for job_id in ended {
@@ -277,33 +271,29 @@ impl Scheduler {
     }
 
     fn fail_unserved_jobs(&mut self, now_ms: u64, limit: u64) {
-        for slot in 0..3 {
-            let served = self
-                .workers
-                .values()
-                .any(|w| w.slots.get(slot) > 0 && !w.draining);
-            if served || self.runnable[slot].is_empty() {
-                self.no_workers_since[slot] = None;
+        for model in SlotModel::ALL {
+            let served = self.workers.values().any(|w| w.serves(model));
+            if served || self.runnable[model].is_empty() {
+                self.no_workers_since[model] = None;
                 continue;
             }
-            let since = *self.no_workers_since[slot].get_or_insert(now_ms);
+            let since = *self.no_workers_since[model].get_or_insert(now_ms);
             if now_ms - since < limit {
                 continue;
             }
-            for job_id in std::mem::take(&mut self.runnable[slot]) {
+            for job_id in std::mem::take(&mut self.runnable[model]) {
                 let Some(job) = self.jobs.get_mut(&job_id) else {
                     continue;
                 };
-                let error = format!(
-                    "no workers with {} slots for {:.1} s (--fail-if-no-workers-for)",
-                    job.plan.model.name(),
-                    (now_ms - since) as f64 / 1e3
-                );
-                job.finish(JobState::Failed, error, now_ms);
+                let failure = JobFailure::NoWorkers {
+                    model,
+                    waited_ms: now_ms - since,
+                };
+                job.finish(JobState::Failed, Some(failure), now_ms);
                 self.dirty.insert(job_id);
                 self.end_job_leases(job_id);
             }
-            self.no_workers_since[slot] = None;
+            self.no_workers_since[model] = None;
         }
     }
 
@@ -339,14 +329,14 @@ impl Scheduler {
             // A worker we already dropped: its results are late by definition.
             let n = outcomes
                 .into_iter()
-                .filter(|o| o.status == OutcomeStatus::Ok)
+                .filter(|o| o.status == TaskStatus::Ok)
                 .count() as u64;
             self.counters.late_results_dropped += n;
             return;
         };
         w.last_seen_ms = now_ms;
         // Applied to the worker once, after the loop.
-        let mut returned = [0u32; 3];
+        let mut returned = PerModel::<u32>::default();
         let mut tasks_done = 0;
         // A batch holds outcomes of one job: mark it dirty and runnable once
         // per run of outcomes, not once per outcome. Nothing in this loop
@@ -354,11 +344,11 @@ impl Scheduler {
         let mut marked_dirty = None;
         let mut marked_runnable = None;
         for o in outcomes {
-            if let Some(slot) = model_slot(o.model) {
-                returned[slot] += 1;
+            if let Some(model) = o.model {
+                returned[model] += 1;
             }
             let Some(job) = self.jobs.get_mut(&o.job) else {
-                if o.status == OutcomeStatus::Ok {
+                if o.status == TaskStatus::Ok {
                     self.counters.late_results_dropped += 1;
                 }
                 continue;
@@ -370,7 +360,7 @@ impl Scheduler {
                 _ => {
                     // A stale lease. Its result is dropped and counted; a
                     // stale failure or hand-back only returns its credit.
-                    if o.status == OutcomeStatus::Ok {
+                    if o.status == TaskStatus::Ok {
                         job.late_results_dropped += 1;
                         self.counters.late_results_dropped += 1;
                         self.dirty.insert(o.job);
@@ -378,11 +368,11 @@ impl Scheduler {
                     continue;
                 }
             };
-            if o.status == OutcomeStatus::Ok {
+            if o.status == TaskStatus::Ok {
                 tasks_done += 1;
             }
             let job_id = o.job;
-            if self.config.log_results && o.status == OutcomeStatus::Ok {
+            if self.config.log_results && o.status == TaskStatus::Ok {
                 self.recorded.push(Recorded {
                     job: job_id,
                     index: o.index,
@@ -398,7 +388,7 @@ impl Scheduler {
                 marked_runnable = None;
             }
             job.hand_over_failures(self.config.log_results.then_some(&mut self.failures));
-            let (slot, has_queued) = (job.slot(), job.has_queued());
+            let (model, has_queued) = (job.model(), job.has_queued());
             if marked_dirty != Some(job_id) {
                 self.dirty.insert(job_id);
                 marked_dirty = Some(job_id);
@@ -406,7 +396,7 @@ impl Scheduler {
             if ended {
                 self.end_job_leases(job_id);
             } else if has_queued && marked_runnable != Some(job_id) {
-                self.runnable[slot].insert(job_id);
+                self.runnable[model].insert(job_id);
                 marked_runnable = Some(job_id);
             }
         }
@@ -414,8 +404,8 @@ impl Scheduler {
             .workers
             .get_mut(&worker)
             .expect("recording outcomes removes no worker");
-        for (in_flight, returned) in w.in_flight.iter_mut().zip(returned) {
-            *in_flight = in_flight.saturating_sub(returned);
+        for model in SlotModel::ALL {
+            w.in_flight[model] = w.in_flight[model].saturating_sub(returned[model]);
         }
         w.tasks_done += tasks_done;
     }
@@ -430,7 +420,7 @@ impl Scheduler {
         if job.is_terminal() {
             return Ok(());
         }
-        job.finish(JobState::Cancelled, String::new(), now_ms);
+        job.finish(JobState::Cancelled, None, now_ms);
         self.dirty.insert(job_id);
         self.end_job_leases(job_id);
         Ok(())
@@ -448,13 +438,13 @@ impl Scheduler {
         let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
         self.rotation = self.rotation.wrapping_add(1);
         let start = self.rotation % ids.len();
-        for slot in 0..3 {
+        for model in SlotModel::ALL {
             let mut prefetch = false;
-            while !self.runnable[slot].is_empty() {
+            while !self.runnable[model].is_empty() {
                 let mut given = 0;
                 // An even share of what is queued, so no worker's deep window
                 // swallows a short queue.
-                let queued: u64 = self.runnable[slot]
+                let queued: u64 = self.runnable[model]
                     .iter()
                     .filter_map(|j| self.jobs.get(j))
                     .map(Job::queued)
@@ -462,8 +452,8 @@ impl Scheduler {
                 let share = queued.div_ceil(ids.len() as u64) as usize;
                 for k in 0..ids.len() {
                     let wid = ids[(start + k) % ids.len()];
-                    given += self.fill_worker(wid, slot, prefetch, share, now_ms);
-                    if self.runnable[slot].is_empty() {
+                    given += self.fill_worker(wid, model, prefetch, share, now_ms);
+                    if self.runnable[model].is_empty() {
                         break;
                     }
                 }
@@ -482,7 +472,7 @@ impl Scheduler {
     fn fill_worker(
         &mut self,
         wid: WorkerId,
-        slot: usize,
+        model: SlotModel,
         prefetch: bool,
         share: usize,
         now_ms: u64,
@@ -497,29 +487,29 @@ impl Scheduler {
         let mut budget = if prefetch {
             // A round is a slot's worth, or more for a deep window (short
             // tasks travel in big batches), but no more than an even share.
-            let deep = (w.credits.get(slot) as usize / 4).min(share);
-            let round = (w.slots.get(slot) as usize).max(deep);
-            w.free_credits(slot).min(round.max(1))
+            let deep = (w.credits[model] as usize / 4).min(share);
+            let round = (w.slots[model] as usize).max(deep);
+            w.free_credits(model).min(round.max(1))
         } else {
-            w.idle_slots(slot)
+            w.idle_slots(model)
         };
         let mut given = 0;
         while budget > 0 {
-            let Some(&job_id) = self.runnable[slot].first() else {
+            let Some(&job_id) = self.runnable[model].first() else {
                 break;
             };
             let w = self.workers.get_mut(&wid).expect("checked above");
             let job = self.jobs.get_mut(&job_id).expect("runnable jobs exist");
             let tasks = job.lease_next(wid, budget.min(max_batch), now_ms);
             if !job.has_queued() || job.at_in_flight_cap() {
-                self.runnable[slot].remove(&job_id);
+                self.runnable[model].remove(&job_id);
             }
             if tasks.is_empty() {
                 continue;
             }
             budget -= tasks.len();
             given += tasks.len();
-            w.in_flight[slot] += tasks.len() as u32;
+            w.in_flight[model] += tasks.len() as u32;
             self.dirty.insert(job_id);
             self.actions.push(Action::Assign {
                 worker: wid,
@@ -535,7 +525,7 @@ impl Scheduler {
         let Some(job) = self.jobs.get_mut(&job_id) else {
             return;
         };
-        self.runnable[job.slot()].remove(&job_id);
+        self.runnable[job.model()].remove(&job_id);
         let holders: BTreeSet<WorkerId> = std::mem::take(&mut job.leases)
             .into_values()
             .map(|lease| lease.worker)
@@ -553,7 +543,7 @@ impl Scheduler {
     pub fn restore(&mut self, id: JobId, plan: JobPlan, stored: RestoredJob<'_>) {
         let job = Job::restore(id, plan, stored, !self.config.log_results);
         if job.has_queued() {
-            self.runnable[job.slot()].insert(id);
+            self.runnable[job.model()].insert(id);
         }
         self.next_job = self.next_job.max(id + 1);
         self.jobs.insert(id, job);
@@ -568,7 +558,7 @@ impl Scheduler {
 
     /// Tasks that failed for good since the last call, with their errors
     /// (only with `log_results`).
-    pub fn take_failures(&mut self) -> Vec<(JobId, u64, String)> {
+    pub fn take_failures(&mut self) -> Vec<(JobId, u64, TaskFailure)> {
         std::mem::take(&mut self.failures)
     }
 
@@ -592,47 +582,33 @@ impl Scheduler {
         self.jobs.values()
     }
 
-    /// The job's status as clients see it, with a waiting reason when its
-    /// tasks are queued but no worker has slots of its model.
-    pub fn job_info(&self, id: JobId) -> Result<JobInfo, JobError> {
+    /// The job as the core sees it, with a waiting reason when its tasks
+    /// are queued but no worker has slots of its model.
+    pub fn job_view(&self, id: JobId) -> Result<JobView<'_>, JobError> {
         let job = self.job(id)?;
-        let mut info = job.info();
-        if !job.is_terminal() && job.has_queued() {
-            let slot = job.slot();
-            if !self
-                .workers
-                .values()
-                .any(|w| w.slots.get(slot) > 0 && !w.draining)
-            {
-                info.waiting_reason = format!(
-                    "no workers with {} slots; start a worker with {}",
-                    job.plan.model.name(),
-                    match slot {
-                        0 => "--procs N",
-                        1 => "--threads N",
-                        _ => "--async N",
-                    }
-                );
-            }
-        }
-        Ok(info)
+        let model = job.model();
+        let waiting = (!job.is_terminal()
+            && job.has_queued()
+            && !self.workers.values().any(|w| w.serves(model)))
+        .then_some(WaitingReason::NoWorkersWith(model));
+        Ok(job.view(waiting))
     }
 
-    pub fn workers(&self) -> Vec<WorkerInfo> {
-        self.workers.values().map(WorkerState::info).collect()
+    pub fn workers(&self) -> Vec<WorkerView> {
+        self.workers.values().map(WorkerState::view).collect()
     }
 
-    pub fn status(&self) -> ClusterStatus {
-        let mut s = ClusterStatus {
+    pub fn status(&self) -> ClusterView {
+        let mut s = ClusterView {
             workers: self.workers.len() as u32,
             jobs_total: self.jobs.len() as u32,
             late_results_dropped: self.counters.late_results_dropped,
             ..Default::default()
         };
         for w in self.workers.values() {
-            s.process_slots += w.slots.process;
-            s.thread_slots += w.slots.thread;
-            s.async_slots += w.slots.async_;
+            for (model, n) in w.slots.iter() {
+                s.slots[model] += n;
+            }
         }
         for j in self.jobs.values().filter(|j| !j.is_terminal()) {
             s.jobs_active += 1;

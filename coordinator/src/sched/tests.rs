@@ -2,41 +2,12 @@
 
 use std::collections::HashMap;
 
-use brigade_proto::v1::{JobSpec, JobState, Model, OutcomeStatus};
+use brigade_proto::SlotModel;
 use proptest::prelude::*;
 
+use super::job::AUTO_TINY_TASK_NS;
 use super::*;
-use crate::admission::{admit, test_catalog, AdmissionLimits};
-
-fn plan(workload: &str, end: u64, chunk: u64, model: Model) -> JobPlan {
-    let spec = JobSpec {
-        workload: workload.into(),
-        range_start: 0,
-        range_end: end,
-        chunk,
-        model: model as i32,
-        ..Default::default()
-    };
-    admit(spec, &test_catalog(), &AdmissionLimits::default()).unwrap()
-}
-
-fn hello(process: u32, thread: u32, async_: u32, credits: u32) -> WorkerHello {
-    let slots = SlotCounts {
-        process,
-        thread,
-        async_,
-    };
-    WorkerHello {
-        name: "w".into(),
-        slots,
-        credits: SlotCounts {
-            process: process * credits,
-            thread: thread * credits,
-            async_: async_ * credits,
-        },
-        ..Default::default()
-    }
-}
+use crate::testing::{auto_plan, hello, ok, plan, plan_by_kind, probed};
 
 fn assigns(actions: &[Action]) -> Vec<(WorkerId, JobId, Vec<TaskLease>)> {
     actions
@@ -50,22 +21,7 @@ fn assigns(actions: &[Action]) -> Vec<(WorkerId, JobId, Vec<TaskLease>)> {
         .collect()
 }
 
-fn ok(job: JobId, t: &TaskLease, model: Model, value: u128) -> Outcome {
-    Outcome {
-        job,
-        index: t.index,
-        attempt: t.attempt,
-        model,
-        status: OutcomeStatus::Ok,
-        value,
-        error: String::new(),
-        cpu_ns: 0,
-        wall_ns: 0,
-        ready_ns: 0,
-    }
-}
-
-fn failed(job: JobId, t: &TaskLease, model: Model, status: OutcomeStatus) -> Outcome {
+fn failed(job: JobId, t: &TaskLease, model: SlotModel, status: TaskStatus) -> Outcome {
     Outcome {
         status,
         error: "boom".into(),
@@ -88,11 +44,11 @@ fn value_of(s: &Scheduler, job: JobId, t: &TaskLease) -> u128 {
 fn routes_cpu_jobs_to_process_slots_and_io_jobs_to_async_slots() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(1, 1, 1, 1), 0);
-    let cpu = s.submit(plan("sum-squares", 10, 10, Model::Unspecified), 0);
-    let io = s.submit(plan("sleep", 10, 10, Model::Unspecified), 0);
-    let thr = s.submit(plan("noop", 10, 10, Model::Thread), 0);
+    let cpu = s.submit(plan_by_kind("sum-squares", 10, 10), 0);
+    let io = s.submit(plan_by_kind("sleep", 10, 10), 0);
+    let thr = s.submit(plan("noop", 10, 10, SlotModel::Thread), 0);
     s.dispatch(0);
-    let mut got: Vec<(JobId, Model)> = s
+    let mut got: Vec<(JobId, SlotModel)> = s
         .take_actions()
         .into_iter()
         .map(|a| match a {
@@ -109,9 +65,9 @@ fn routes_cpu_jobs_to_process_slots_and_io_jobs_to_async_slots() {
     assert_eq!(
         got,
         vec![
-            (cpu, Model::Process),
-            (io, Model::Async),
-            (thr, Model::Thread)
+            (cpu, SlotModel::Process),
+            (io, SlotModel::Async),
+            (thr, SlotModel::Thread)
         ]
     );
 }
@@ -120,7 +76,7 @@ fn routes_cpu_jobs_to_process_slots_and_io_jobs_to_async_slots() {
 fn assignments_respect_credits_and_each_outcome_returns_one() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(2, 0, 0, 2), 0);
-    let j = s.submit(plan("sum-squares", 100, 10, Model::Process), 0);
+    let j = s.submit(plan("sum-squares", 100, 10, SlotModel::Process), 0);
     s.dispatch(0);
     let a = assigns(&s.take_actions());
     let n: usize = a.iter().map(|(_, _, t)| t.len()).sum();
@@ -129,7 +85,7 @@ fn assignments_respect_credits_and_each_outcome_returns_one() {
     s.dispatch(0);
     assert!(s.take_actions().is_empty());
     let first = a[0].2[0];
-    s.worker_outcomes(w, [ok(j, &first, Model::Process, 1)], 1);
+    s.worker_outcomes(w, [ok(j, &first, SlotModel::Process, 1)], 1);
     s.dispatch(1);
     let a = assigns(&s.take_actions());
     assert_eq!(a.len(), 1);
@@ -141,7 +97,7 @@ fn assignments_respect_credits_and_each_outcome_returns_one() {
 fn a_job_runs_to_its_exact_total() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(2, 0, 0, 2), 0);
-    let j = s.submit(plan("sum-squares", 1_000, 7, Model::Process), 0);
+    let j = s.submit(plan("sum-squares", 1_000, 7, SlotModel::Process), 0);
     let mut now = 0;
     loop {
         now += 1;
@@ -153,7 +109,7 @@ fn a_job_runs_to_its_exact_total() {
         for (_, job, tasks) in a {
             let outs: Vec<_> = tasks
                 .iter()
-                .map(|t| ok(job, t, Model::Process, value_of(&s, job, t)))
+                .map(|t| ok(job, t, SlotModel::Process, value_of(&s, job, t)))
                 .collect();
             s.worker_outcomes(w, outs, now);
         }
@@ -168,34 +124,37 @@ fn a_job_runs_to_its_exact_total() {
 fn a_lost_worker_returns_its_leases_and_its_late_results_are_dropped() {
     let mut s = Scheduler::new(SchedConfig::default());
     let a = s.worker_joined(hello(0, 0, 4, 1), 0);
-    let j = s.submit(plan("noop", 4, 1, Model::Async), 0);
+    let j = s.submit(plan("noop", 4, 1, SlotModel::Async), 0);
     s.dispatch(0);
     let leased = assigns(&s.take_actions());
     assert_eq!(leased.len(), 1);
     assert_eq!(leased[0].0, a);
     s.worker_lost(a, 1);
-    let info = s.job_info(j).unwrap();
+    let info = s.job_view(j).unwrap();
     assert_eq!(info.tasks_running, 0);
     assert_eq!(info.retries, 4);
-    assert!(info.waiting_reason.contains("no workers with async slots"));
+    assert_eq!(
+        info.waiting,
+        Some(WaitingReason::NoWorkersWith(SlotModel::Async))
+    );
     let b = s.worker_joined(hello(0, 0, 4, 1), 1);
     s.dispatch(1);
     let again = assigns(&s.take_actions());
     assert_eq!(again[0].0, b);
     assert!(again[0].2.iter().all(|t| t.attempt == 2));
     // The old worker's result arrives late: dropped.
-    s.worker_outcomes(a, [ok(j, &leased[0].2[0], Model::Async, 0)], 2);
+    s.worker_outcomes(a, [ok(j, &leased[0].2[0], SlotModel::Async, 0)], 2);
     // A stale attempt from the new worker is dropped too.
-    s.worker_outcomes(b, [ok(j, &leased[0].2[1], Model::Async, 1)], 2);
+    s.worker_outcomes(b, [ok(j, &leased[0].2[1], SlotModel::Async, 1)], 2);
     assert_eq!(s.job(j).unwrap().done_count(), 0);
     let outs: Vec<_> = again[0]
         .2
         .iter()
-        .map(|t| ok(j, t, Model::Async, t.index as u128))
+        .map(|t| ok(j, t, SlotModel::Async, t.index as u128))
         .collect();
     s.worker_outcomes(b, outs, 3);
-    let info = s.job_info(j).unwrap();
-    assert_eq!(info.state, JobState::Succeeded as i32);
+    let info = s.job_view(j).unwrap();
+    assert_eq!(info.state, JobState::Succeeded);
     assert_eq!(info.late_results_dropped, 1);
     assert_eq!(s.status().late_results_dropped, 2);
     let r = s.job(j).unwrap().results_from(0, 10);
@@ -204,11 +163,11 @@ fn a_lost_worker_returns_its_leases_and_its_late_results_are_dropped() {
 
 /// `times` times over: a fresh worker with two slots of `model` joins, takes
 /// tasks of `j` (task 0 among them) and is lost.
-fn lose_the_holder_of_task_0(s: &mut Scheduler, j: JobId, model: Model, times: u32) {
+fn lose_the_holder_of_task_0(s: &mut Scheduler, j: JobId, model: SlotModel, times: u32) {
     let slots = match model {
-        Model::Process => hello(2, 0, 0, 1),
-        Model::Thread => hello(0, 2, 0, 1),
-        _ => hello(0, 0, 2, 1),
+        SlotModel::Process => hello(2, 0, 0, 1),
+        SlotModel::Thread => hello(0, 2, 0, 1),
+        SlotModel::Async => hello(0, 0, 2, 1),
     };
     for now in 0..u64::from(times) {
         let w = s.worker_joined(slots.clone(), now);
@@ -236,67 +195,68 @@ fn loss_limited(limit: u32) -> Scheduler {
 
 #[test]
 fn a_task_on_thread_or_async_slots_fails_at_the_worker_loss_limit_and_says_why() {
-    for model in [Model::Thread, Model::Async] {
+    for model in [SlotModel::Thread, SlotModel::Async] {
         let mut s = loss_limited(3);
         let j = s.submit(plan("noop", 2, 1, model), 0);
         // Two losses: both tasks are queued again, attempts unspent.
         lose_the_holder_of_task_0(&mut s, j, model, 2);
-        let info = s.job_info(j).unwrap();
-        assert_eq!(info.state, JobState::Running as i32, "{model:?}");
+        let info = s.job_view(j).unwrap();
+        assert_eq!(info.state, JobState::Running, "{model:?}");
         assert_eq!((info.tasks_failed, info.retries), (0, 4), "{model:?}");
         // The third fails both tasks it held: the job, with the reason.
         lose_the_holder_of_task_0(&mut s, j, model, 1);
-        let info = s.job_info(j).unwrap();
-        assert_eq!(info.state, JobState::Failed as i32, "{model:?}");
-        assert!(
-            info.error
-                .contains("task 0 (input 0..1) failed: 3 workers were lost")
-                && info.error.contains("--max-worker-losses"),
-            "{model:?}: {}",
-            info.error
-        );
-        // The failure reaches the store like any failed task.
-        let failed = s.take_failures();
-        assert_eq!(failed.len(), 1, "{model:?}: {failed:?}");
-        assert_eq!((failed[0].0, failed[0].1), (j, 0));
+        let info = s.job_view(j).unwrap();
+        assert_eq!(info.state, JobState::Failed, "{model:?}");
+        let lost = TaskFailure::WorkersLost {
+            index: 0,
+            input: (0, 1),
+            losses: 3,
+            model,
+            limit: 3,
+        };
+        assert_eq!(info.error, Some(&JobFailure::Task(lost.clone())));
         // Nothing of the job is leased or queued any more.
         assert_eq!(info.tasks_running, 0);
         assert!(s.job(j).unwrap().is_terminal());
+        // The failure reaches the store like any failed task.
+        let failed = s.take_failures();
+        assert_eq!(failed.len(), 1, "{model:?}: {failed:?}");
+        assert_eq!(failed[0], (j, 0, lost));
     }
 }
 
 #[test]
 fn allowed_failures_let_the_rest_of_the_job_finish_after_a_loss_limit() {
     let mut s = loss_limited(1);
-    let mut p = plan("noop", 3, 1, Model::Thread);
-    p.spec.allow_failures = 2;
+    let mut p = plan("noop", 3, 1, SlotModel::Thread);
+    p.allow_failures = 2;
     let j = s.submit(p, 0);
     // One worker takes tasks 0 and 1 (two slots) and is lost: both fail,
     // tolerated; the job goes on.
-    lose_the_holder_of_task_0(&mut s, j, Model::Thread, 1);
-    let info = s.job_info(j).unwrap();
+    lose_the_holder_of_task_0(&mut s, j, SlotModel::Thread, 1);
+    let info = s.job_view(j).unwrap();
     assert_eq!(info.tasks_failed, 2);
-    assert_eq!(info.state, JobState::Running as i32, "{}", info.error);
+    assert_eq!(info.state, JobState::Running, "{:?}", info.error);
     let w = s.worker_joined(hello(0, 2, 0, 1), 5);
     s.dispatch(5);
     let leased = assigns(&s.take_actions());
     assert_eq!(leased.len(), 1);
     let t = leased[0].2[0];
     assert_eq!(t.index, 2);
-    s.worker_outcomes(w, [ok(j, &t, Model::Thread, 2)], 6);
-    let info = s.job_info(j).unwrap();
-    assert_eq!(info.state, JobState::Succeeded as i32, "{}", info.error);
+    s.worker_outcomes(w, [ok(j, &t, SlotModel::Thread, 2)], 6);
+    let info = s.job_view(j).unwrap();
+    assert_eq!(info.state, JobState::Succeeded, "{:?}", info.error);
     assert_eq!((info.tasks_done, info.tasks_failed), (1, 2));
 }
 
 #[test]
 fn process_slots_and_a_zero_limit_never_fail_a_task_for_lost_workers() {
-    for (model, limit) in [(Model::Process, 1), (Model::Thread, 0)] {
+    for (model, limit) in [(SlotModel::Process, 1), (SlotModel::Thread, 0)] {
         let mut s = loss_limited(limit);
         let j = s.submit(plan("noop", 2, 1, model), 0);
         lose_the_holder_of_task_0(&mut s, j, model, 20);
-        let info = s.job_info(j).unwrap();
-        assert_eq!(info.state, JobState::Running as i32, "{model:?}");
+        let info = s.job_view(j).unwrap();
+        assert_eq!(info.state, JobState::Running, "{model:?}");
         assert_eq!((info.tasks_failed, info.retries), (0, 40), "{model:?}");
     }
 }
@@ -328,7 +288,7 @@ fn a_silent_worker_is_expired_by_tick() {
 fn failures_retry_up_to_max_attempts_then_fail_the_job() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(1, 0, 0, 1), 0);
-    let mut p = plan("sum-squares", 20, 10, Model::Process);
+    let mut p = plan("sum-squares", 20, 10, SlotModel::Process);
     p.max_attempts = 2;
     let j = s.submit(p, 0);
     s.dispatch(0);
@@ -336,27 +296,33 @@ fn failures_retry_up_to_max_attempts_then_fail_the_job() {
     assert_eq!(t.index, 0);
     s.worker_outcomes(
         w,
-        [failed(j, &t, Model::Process, OutcomeStatus::ExecutorDied)],
+        [failed(j, &t, SlotModel::Process, TaskStatus::ExecutorDied)],
         1,
     );
     s.dispatch(1);
     // Retries go out before fresh work, with a new lease epoch.
     let t2 = assigns(&s.take_actions())[0].2[0];
     assert_eq!((t2.index, t2.attempt), (0, 2));
-    assert_eq!(s.job_info(j).unwrap().retries, 1);
+    assert_eq!(s.job_view(j).unwrap().retries, 1);
     // A stale outcome of the first attempt changes nothing.
-    s.worker_outcomes(w, [ok(j, &t, Model::Process, 5)], 2);
+    s.worker_outcomes(w, [ok(j, &t, SlotModel::Process, 5)], 2);
     s.worker_outcomes(
         w,
-        [failed(j, &t2, Model::Process, OutcomeStatus::Failed)],
+        [failed(j, &t2, SlotModel::Process, TaskStatus::Failed)],
         3,
     );
-    let info = s.job_info(j).unwrap();
-    assert_eq!(info.state, JobState::Failed as i32);
+    let info = s.job_view(j).unwrap();
+    assert_eq!(info.state, JobState::Failed);
     assert_eq!(info.tasks_failed, 1);
     assert_eq!(
         info.error,
-        "task 0 (input 0..10) failed after 2 attempt(s); last: failed: boom"
+        Some(&JobFailure::Task(TaskFailure::Attempts {
+            index: 0,
+            input: (0, 10),
+            attempts: 2,
+            last: TaskStatus::Failed,
+            error: "boom".into(),
+        }))
     );
     assert_eq!(info.late_results_dropped, 1);
     s.dispatch(4);
@@ -370,20 +336,20 @@ fn failures_retry_up_to_max_attempts_then_fail_the_job() {
 fn cancel_drops_queued_tasks_and_tells_holders() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(0, 2, 0, 1), 0);
-    let j = s.submit(plan("noop", 100, 1, Model::Thread), 0);
+    let j = s.submit(plan("noop", 100, 1, SlotModel::Thread), 0);
     s.dispatch(0);
     let held = assigns(&s.take_actions());
     s.cancel(j, 5).unwrap();
     assert_eq!(s.take_actions(), vec![Action::Cancel { worker: w, job: j }]);
-    let info = s.job_info(j).unwrap();
-    assert_eq!(info.state, JobState::Cancelled as i32);
+    let info = s.job_view(j).unwrap();
+    assert_eq!(info.state, JobState::Cancelled);
     assert_eq!(info.tasks_running, 0);
     assert_eq!(s.status().tasks_queued, 0);
     // The worker answers its tasks: credits come back, results are ignored.
     let outs: Vec<_> = held[0]
         .2
         .iter()
-        .map(|t| failed(j, t, Model::Thread, OutcomeStatus::Cancelled))
+        .map(|t| failed(j, t, SlotModel::Thread, TaskStatus::Cancelled))
         .collect();
     s.worker_outcomes(w, outs, 6);
     assert_eq!(s.workers()[0].running_tasks, 0);
@@ -394,8 +360,8 @@ fn cancel_drops_queued_tasks_and_tells_holders() {
 fn max_in_flight_one_runs_a_job_serially() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(0, 4, 0, 2), 0);
-    let mut p = plan("noop", 3, 1, Model::Thread);
-    p.spec.max_in_flight = 1;
+    let mut p = plan("noop", 3, 1, SlotModel::Thread);
+    p.max_in_flight = Some(1);
     let j = s.submit(p, 0);
     for i in 0..3 {
         s.dispatch(i);
@@ -404,7 +370,7 @@ fn max_in_flight_one_runs_a_job_serially() {
         assert_eq!(a[0].2.len(), 1);
         s.dispatch(i);
         assert!(s.take_actions().is_empty());
-        s.worker_outcomes(w, [ok(j, &a[0].2[0], Model::Thread, i as u128)], i);
+        s.worker_outcomes(w, [ok(j, &a[0].2[0], SlotModel::Thread, i as u128)], i);
     }
     assert_eq!(s.job(j).unwrap().state, JobState::Succeeded);
 }
@@ -413,7 +379,7 @@ fn max_in_flight_one_runs_a_job_serially() {
 fn a_draining_worker_gets_nothing_and_handed_back_tasks_are_not_failures() {
     let mut s = Scheduler::new(SchedConfig::default());
     let a = s.worker_joined(hello(1, 0, 0, 2), 0);
-    let mut p = plan("sum-squares", 4, 1, Model::Process);
+    let mut p = plan("sum-squares", 4, 1, SlotModel::Process);
     p.max_attempts = 1;
     let j = s.submit(p, 0);
     s.dispatch(0);
@@ -422,16 +388,17 @@ fn a_draining_worker_gets_nothing_and_handed_back_tasks_are_not_failures() {
     let back: Vec<_> = held
         .iter()
         .flat_map(|(_, _, t)| t)
-        .map(|t| failed(j, t, Model::Process, OutcomeStatus::Cancelled))
+        .map(|t| failed(j, t, SlotModel::Process, TaskStatus::Cancelled))
         .collect();
     s.worker_outcomes(a, back, 1);
     s.dispatch(1);
     assert!(s.take_actions().is_empty());
-    let info = s.job_info(j).unwrap();
-    assert_eq!(info.state, JobState::Running as i32);
-    assert!(info
-        .waiting_reason
-        .contains("no workers with process slots"));
+    let info = s.job_view(j).unwrap();
+    assert_eq!(info.state, JobState::Running);
+    assert_eq!(
+        info.waiting,
+        Some(WaitingReason::NoWorkersWith(SlotModel::Process))
+    );
     let b = s.worker_joined(hello(1, 0, 0, 4), 2);
     s.dispatch(2);
     let a2 = assigns(&s.take_actions());
@@ -448,7 +415,7 @@ fn work_is_spread_over_idle_slots_before_prefetch() {
     let mut s = Scheduler::new(SchedConfig::default());
     let a = s.worker_joined(hello(2, 0, 0, 4), 0);
     let b = s.worker_joined(hello(2, 0, 0, 4), 0);
-    s.submit(plan("sum-squares", 4, 1, Model::Process), 0);
+    s.submit(plan("sum-squares", 4, 1, SlotModel::Process), 0);
     s.dispatch(0);
     let mut per: HashMap<WorkerId, usize> = HashMap::new();
     for (w, _, t) in assigns(&s.take_actions()) {
@@ -502,7 +469,7 @@ fn interleave(
         max_worker_losses,
     };
     let mut s = Scheduler::new(config);
-    let mut p = plan("sum-squares", tasks * 3, 3, Model::Thread);
+    let mut p = plan("sum-squares", tasks * 3, 3, SlotModel::Thread);
     p.max_attempts = 100;
     let j = s.submit(p.clone(), 0);
     let mut stored: Vec<Recorded> = Vec::new();
@@ -532,9 +499,9 @@ fn interleave(
                 let (w, t) = outstanding.remove(k % outstanding.len());
                 let o = if fail && failures_injected < 20 {
                     failures_injected += 1;
-                    failed(j, &t, Model::Thread, OutcomeStatus::Failed)
+                    failed(j, &t, SlotModel::Thread, TaskStatus::Failed)
                 } else {
-                    ok(j, &t, Model::Thread, value_of(&s, j, &t))
+                    ok(j, &t, SlotModel::Thread, value_of(&s, j, &t))
                 };
                 s.worker_outcomes(w, [o], now);
                 for w in &live {
@@ -591,21 +558,28 @@ fn interleave(
         if let Some((w, t)) = outstanding.pop() {
             now += 1;
             let v = value_of(&s, j, &t);
-            s.worker_outcomes(w, [ok(j, &t, Model::Thread, v)], now);
+            s.worker_outcomes(w, [ok(j, &t, SlotModel::Thread, v)], now);
             for w in &live {
                 s.worker_seen(*w, now);
             }
         }
     }
-    let error = s.job_info(j).unwrap().error;
+    let error = s.job_view(j).unwrap().error.cloned();
     let job = s.job(j).unwrap();
     if job.state == JobState::Failed {
         prop_assert!(
             max_worker_losses > 0,
-            "failed without a loss limit: {}",
+            "failed without a loss limit: {:?}",
             error
         );
-        prop_assert!(error.contains("workers were lost"), "{}", error);
+        prop_assert!(
+            matches!(
+                error,
+                Some(JobFailure::Task(TaskFailure::WorkersLost { .. }))
+            ),
+            "{:?}",
+            error
+        );
     } else {
         prop_assert_eq!(job.state, JobState::Succeeded);
         prop_assert_eq!(job.done_count(), tasks);
@@ -625,10 +599,7 @@ fn interleave(
     for w in s.workers() {
         prop_assert_eq!(
             w.running_tasks as usize,
-            outstanding
-                .iter()
-                .filter(|(o, _)| *o == w.worker_id)
-                .count()
+            outstanding.iter().filter(|(o, _)| *o == w.id).count()
         );
     }
     Ok(())
@@ -662,7 +633,7 @@ fn a_restored_job_runs_only_what_was_not_recorded() {
         log_results: true,
         ..Default::default()
     });
-    let p = plan("sum-squares", 100, 10, Model::Process);
+    let p = plan("sum-squares", 100, 10, SlotModel::Process);
     let done: Vec<Recorded> = [0u64, 3, 9]
         .iter()
         .map(|&i| Recorded {
@@ -697,7 +668,7 @@ fn a_restored_job_runs_only_what_was_not_recorded() {
             .flat_map(|(_, job, tasks)| tasks.iter().map(move |t| (*job, *t)))
             .map(|(job, t)| {
                 issued.push(t.index);
-                ok(job, &t, Model::Process, value_of(&s, job, &t))
+                ok(job, &t, SlotModel::Process, value_of(&s, job, &t))
             })
             .collect();
         s.worker_outcomes(w, outs, 11);
@@ -715,7 +686,7 @@ fn a_restored_job_runs_only_what_was_not_recorded() {
 #[test]
 fn restore_keeps_ended_jobs_ended_and_ends_fully_recorded_ones() {
     let mut s = Scheduler::new(SchedConfig::default());
-    let p = plan("noop", 2, 1, Model::Async);
+    let p = plan("noop", 2, 1, SlotModel::Async);
     let all: Vec<Recorded> = (0..2)
         .map(|i| Recorded {
             job: 1,
@@ -737,9 +708,9 @@ fn restore_keeps_ended_jobs_ended_and_ends_fully_recorded_ones() {
     s.restore(1, p.clone(), stored(JobState::Running, &all));
     s.restore(2, p.clone(), stored(JobState::Cancelled, &[]));
     assert_eq!(s.job(1).unwrap().state, JobState::Succeeded);
-    let c = s.job_info(2).unwrap();
-    assert_eq!(c.state, JobState::Cancelled as i32);
-    assert_eq!(c.error, "gone");
+    let c = s.job_view(2).unwrap();
+    assert_eq!(c.state, JobState::Cancelled);
+    assert_eq!(c.error, Some(&JobFailure::Stored("gone".into())));
     s.worker_joined(hello(0, 0, 4, 1), 5);
     s.dispatch(5);
     assert!(s.take_actions().is_empty());
@@ -756,9 +727,9 @@ fn allowed_failures_let_a_job_succeed_listing_the_failed_tasks() {
         ..Default::default()
     });
     let w = s.worker_joined(hello(4, 0, 0, 1), 0);
-    let mut p = plan("sum-squares", 4, 1, Model::Process);
+    let mut p = plan("sum-squares", 4, 1, SlotModel::Process);
     p.max_attempts = 1;
-    p.spec.allow_failures = 1;
+    p.allow_failures = 1;
     let j = s.submit(p.clone(), 0);
     s.dispatch(0);
     let tasks: Vec<TaskLease> = assigns(&s.take_actions())
@@ -768,17 +739,23 @@ fn allowed_failures_let_a_job_succeed_listing_the_failed_tasks() {
     let outs: Vec<_> = tasks
         .iter()
         .map(|t| match t.index {
-            2 => failed(j, t, Model::Process, OutcomeStatus::ExecutorDied),
-            i => ok(j, t, Model::Process, (i * i) as u128),
+            2 => failed(j, t, SlotModel::Process, TaskStatus::ExecutorDied),
+            i => ok(j, t, SlotModel::Process, (i * i) as u128),
         })
         .collect();
     s.worker_outcomes(w, outs, 1);
-    let info = s.job_info(j).unwrap();
-    assert_eq!(info.state, JobState::Succeeded as i32);
+    let info = s.job_view(j).unwrap();
+    assert_eq!(info.state, JobState::Succeeded);
     assert_eq!((info.tasks_done, info.tasks_failed), (3, 1));
-    assert_eq!(info.failed_tasks.len(), 1);
-    assert_eq!(info.failed_tasks[0].index, 2);
-    assert!(info.failed_tasks[0].error.contains("executor died: boom"));
+    let listed: Vec<(&u64, &TaskFailure)> = info.failed_tasks.iter().collect();
+    let executor_died = TaskFailure::Attempts {
+        index: 2,
+        input: (2, 3),
+        attempts: 1,
+        last: TaskStatus::ExecutorDied,
+        error: "boom".into(),
+    };
+    assert_eq!(listed, vec![(&2, &executor_died)]);
     assert_eq!(
         s.job(j).unwrap().results_from(0, 10),
         None,
@@ -802,36 +779,42 @@ fn allowed_failures_let_a_job_succeed_listing_the_failed_tasks() {
     let outs: Vec<_> = tasks
         .iter()
         .take(2)
-        .map(|t| failed(j2, t, Model::Process, OutcomeStatus::Failed))
+        .map(|t| failed(j2, t, SlotModel::Process, TaskStatus::Failed))
         .collect();
     s.worker_outcomes(w, outs, 3);
-    let info = s.job_info(j2).unwrap();
-    assert_eq!(info.state, JobState::Failed as i32);
+    let info = s.job_view(j2).unwrap();
+    assert_eq!(info.state, JobState::Failed);
     assert_eq!(info.tasks_failed, 2);
-    assert!(info.error.starts_with("task 1 "), "{}", info.error);
+    assert!(
+        matches!(
+            info.error,
+            Some(JobFailure::Task(TaskFailure::Attempts { index: 1, .. }))
+        ),
+        "{:?}",
+        info.error
+    );
 }
 
 #[test]
 fn a_total_that_does_not_fit_in_u128_fails_the_job_after_every_task() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(0, 0, 4, 1), 0);
-    let j = s.submit(plan("sum-squares", 3, 1, Model::Async), 0);
+    let j = s.submit(plan("sum-squares", 3, 1, SlotModel::Async), 0);
     s.dispatch(0);
     let outs: Vec<_> = assigns(&s.take_actions())
         .into_iter()
         .flat_map(|(_, _, t)| t)
-        .map(|t| ok(j, &t, Model::Async, u128::MAX / 2))
+        .map(|t| ok(j, &t, SlotModel::Async, u128::MAX / 2))
         .collect();
     s.worker_outcomes(w, outs, 1);
     let job = s.job(j).unwrap();
     assert_eq!(job.state, JobState::Failed);
     assert_eq!(job.done_count(), 3, "every task ran and is kept");
     assert_eq!(job.total(), None);
-    assert!(s
-        .job_info(j)
-        .unwrap()
-        .error
-        .contains("does not fit in 128 bits"));
+    assert_eq!(
+        s.job_view(j).unwrap().error,
+        Some(&JobFailure::TotalOverflow)
+    );
 }
 
 #[test]
@@ -842,28 +825,28 @@ fn jobs_fail_after_waiting_too_long_for_a_model_no_worker_offers() {
     });
     // A worker with only async slots: process jobs wait, async jobs run.
     let w = s.worker_joined(hello(0, 0, 4, 1), 0);
-    let cpu = s.submit(plan("sum-squares", 10, 1, Model::Process), 0);
-    let io = s.submit(plan("noop", 2, 1, Model::Async), 0);
+    let cpu = s.submit(plan("sum-squares", 10, 1, SlotModel::Process), 0);
+    let io = s.submit(plan("noop", 2, 1, SlotModel::Async), 0);
     s.dispatch(0);
     s.take_actions();
     s.tick(500);
     s.worker_seen(w, 900);
     s.tick(999);
     assert_eq!(s.job(cpu).unwrap().state, JobState::Queued);
-    assert!(s
-        .job_info(cpu)
-        .unwrap()
-        .waiting_reason
-        .contains("no workers with process slots"));
+    assert_eq!(
+        s.job_view(cpu).unwrap().waiting,
+        Some(WaitingReason::NoWorkersWith(SlotModel::Process))
+    );
     s.worker_seen(w, 1_400);
     s.tick(1_500);
-    let info = s.job_info(cpu).unwrap();
-    assert_eq!(info.state, JobState::Failed as i32);
-    assert!(
-        info.error
-            .contains("no workers with process slots for 1.0 s"),
-        "{}",
-        info.error
+    let info = s.job_view(cpu).unwrap();
+    assert_eq!(info.state, JobState::Failed);
+    assert_eq!(
+        info.error,
+        Some(&JobFailure::NoWorkers {
+            model: SlotModel::Process,
+            waited_ms: 1_000
+        })
     );
     assert_eq!(s.job(io).unwrap().state, JobState::Running);
 }
@@ -874,7 +857,7 @@ fn a_worker_arriving_in_time_resets_the_no_workers_clock() {
         fail_if_no_workers_ms: Some(1_000),
         ..Default::default()
     });
-    let j = s.submit(plan("sum-squares", 10, 1, Model::Process), 0);
+    let j = s.submit(plan("sum-squares", 10, 1, SlotModel::Process), 0);
     s.tick(100);
     let w = s.worker_joined(hello(1, 0, 0, 1), 800);
     s.tick(900);
@@ -895,7 +878,7 @@ fn prefetch_spreads_a_short_queue_evenly_over_deep_credit_windows() {
     let mut s = Scheduler::new(SchedConfig::default());
     let a = s.worker_joined(hello(2, 0, 0, 64), 0);
     let b = s.worker_joined(hello(2, 0, 0, 64), 0);
-    s.submit(plan("sum-squares", 40, 1, Model::Process), 0);
+    s.submit(plan("sum-squares", 40, 1, SlotModel::Process), 0);
     s.dispatch(0);
     let mut per: HashMap<WorkerId, usize> = HashMap::new();
     for (w, _, t) in assigns(&s.take_actions()) {
@@ -909,7 +892,7 @@ fn prefetch_spreads_a_short_queue_evenly_over_deep_credit_windows() {
 fn a_worker_can_widen_and_narrow_its_credit_window() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(0, 2, 0, 1), 0);
-    s.submit(plan("noop", 1_000, 1, Model::Thread), 0);
+    s.submit(plan("noop", 1_000, 1, SlotModel::Thread), 0);
     s.dispatch(0);
     let n: usize = assigns(&s.take_actions())
         .iter()
@@ -934,27 +917,19 @@ fn a_worker_can_widen_and_narrow_its_credit_window() {
     assert_eq!(s.workers()[0].running_tasks, 100);
 }
 
-fn auto_plan(tasks: u64) -> JobPlan {
-    let spec = JobSpec {
-        workload: "noop".into(),
-        range_start: 0,
-        range_end: tasks,
-        chunk: 1,
-        model: Model::Auto as i32,
-        ..Default::default()
-    };
-    admit(spec, &test_catalog(), &AdmissionLimits::default()).unwrap()
-}
-
 /// Runs an auto job's probes with the given CPU and wall time per task and
-/// returns the model its remaining tasks went to.
-fn route_auto(cpu_ns: u64, wall_ns: u64, ready_ns: u64) -> (Model, String) {
+/// returns why its remaining tasks went where they did (checking they all
+/// went to the model it names).
+fn route_auto(cpu_ns: u64, wall_ns: u64, ready_ns: u64) -> Routing {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(2, 2, 8, 8), 0);
     let j = s.submit(auto_plan(20), 0);
-    assert!(s.job_info(j).unwrap().routing.contains("probing 4 tasks"));
+    assert_eq!(
+        s.job_view(j).unwrap().routing,
+        Routing::Probing { probes: 4 }
+    );
     s.dispatch(0);
-    let probes: Vec<(Model, TaskLease)> = s
+    let probes: Vec<(SlotModel, TaskLease)> = s
         .take_actions()
         .into_iter()
         .flat_map(|a| match a {
@@ -965,19 +940,19 @@ fn route_auto(cpu_ns: u64, wall_ns: u64, ready_ns: u64) -> (Model, String) {
         })
         .collect();
     assert_eq!(probes.len(), 4, "only the probes run first");
-    assert!(probes.iter().all(|(m, _)| *m == Model::Thread));
+    assert!(probes.iter().all(|(m, _)| *m == SlotModel::Thread));
     let outs: Vec<_> = probes
         .iter()
         .map(|(_, t)| Outcome {
             cpu_ns,
             wall_ns,
             ready_ns,
-            ..ok(j, t, Model::Thread, t.index as u128)
+            ..ok(j, t, SlotModel::Thread, t.index as u128)
         })
         .collect();
     s.worker_outcomes(w, outs, 1);
     s.dispatch(1);
-    let models: Vec<Model> = s
+    let models: Vec<SlotModel> = s
         .take_actions()
         .into_iter()
         .filter_map(|a| match a {
@@ -987,57 +962,88 @@ fn route_auto(cpu_ns: u64, wall_ns: u64, ready_ns: u64) -> (Model, String) {
         .collect();
     assert!(!models.is_empty());
     assert!(models.iter().all(|m| *m == models[0]), "{models:?}");
-    let info = s.job_info(j).unwrap();
-    assert_eq!(info.model, models[0] as i32);
+    let info = s.job_view(j).unwrap();
+    assert_eq!(info.plan.model, models[0]);
     assert_eq!(info.tasks_done, 4, "probe results count");
-    (models[0], info.routing)
+    match info.routing {
+        Routing::Probed { model, .. } => assert_eq!(model, models[0]),
+        other => panic!("the probes decided nothing: {other:?}"),
+    }
+    info.routing
 }
 
 #[test]
 fn auto_routes_cpu_bound_probes_to_process_slots() {
-    let (model, why) = route_auto(9_000_000, 10_000_000, 0);
-    assert_eq!(model, Model::Process);
-    assert!(
-        why.contains("90% CPU") && why.contains("CPU-bound"),
-        "{why}"
+    let why = probed(
+        0.9,
+        0.0,
+        10_000_000,
+        ProbeVerdict::CpuBound,
+        SlotModel::Process,
     );
+    assert_eq!(route_auto(9_000_000, 10_000_000, 0), why);
 }
 
 #[test]
 fn auto_routes_waiting_probes_to_async_slots() {
-    let (model, why) = route_auto(100_000, 100_000_000, 0);
-    assert_eq!(model, Model::Async);
-    assert!(
-        why.contains("0% CPU") && why.contains("mostly waiting"),
-        "{why}"
+    let why = probed(
+        0.001,
+        0.0,
+        100_000_000,
+        ProbeVerdict::MostlyWaiting,
+        SlotModel::Async,
     );
+    assert_eq!(route_auto(100_000, 100_000_000, 0), why);
 }
 
 #[test]
 fn auto_does_not_take_waiting_for_a_busy_cpu_for_waiting_on_io() {
     // 4 ms of CPU in 10 ms of wall time, 5.5 ms of it queued behind other
-    // programs for a CPU: CPU-bound work on a busy machine.
-    let (model, why) = route_auto(4_000_000, 10_000_000, 5_500_000);
-    assert_eq!(model, Model::Process);
-    assert!(
-        why.contains("89% CPU") && why.contains("CPU-bound") && why.contains("55%"),
-        "{why}"
+    // programs for a CPU: CPU-bound work on a busy machine (89% of the
+    // time it was not queued).
+    let why = probed(
+        16e6 / 18e6,
+        0.55,
+        10_000_000,
+        ProbeVerdict::CpuBound,
+        SlotModel::Process,
     );
+    assert_eq!(route_auto(4_000_000, 10_000_000, 5_500_000), why);
     // The same share of waiting for a CPU does not make I/O look CPU-bound.
-    let (model, why) = route_auto(100_000, 100_000_000, 1_000_000);
-    assert_eq!(model, Model::Async, "{why}");
+    let why = route_auto(100_000, 100_000_000, 1_000_000);
+    assert!(
+        matches!(
+            why,
+            Routing::Probed {
+                model: SlotModel::Async,
+                ..
+            }
+        ),
+        "{why:?}"
+    );
 }
 
 #[test]
 fn auto_sends_tiny_cpu_tasks_to_the_event_loop_not_to_processes() {
     // 3 µs of CPU in 4 µs: CPU-bound, but far too short for a process slot.
-    let (model, why) = route_auto(3_000, 4_000, 0);
-    assert_eq!(model, Model::Async, "{why}");
-    assert!(
-        why.contains("75% CPU") && why.contains("took 4 µs each") && why.contains("too short"),
-        "{why}"
+    let why = probed(
+        0.75,
+        0.0,
+        4_000,
+        ProbeVerdict::TooShortForProcesses,
+        SlotModel::Async,
     );
+    assert_eq!(route_auto(3_000, 4_000, 0), why);
     // Just past the threshold, CPU-bound work goes to processes again.
-    let (model, why) = route_auto(AUTO_TINY_TASK_NS, AUTO_TINY_TASK_NS, 0);
-    assert_eq!(model, Model::Process, "{why}");
+    let why = route_auto(AUTO_TINY_TASK_NS, AUTO_TINY_TASK_NS, 0);
+    assert!(
+        matches!(
+            why,
+            Routing::Probed {
+                model: SlotModel::Process,
+                ..
+            }
+        ),
+        "{why:?}"
+    );
 }

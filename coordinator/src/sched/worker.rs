@@ -1,27 +1,12 @@
 //! What the core knows of one worker: its slots, the credits it announced,
 //! what it holds, and when it was last heard from.
 
-use brigade_proto::v1::WorkerInfo;
+use brigade_proto::{PerModel, SlotModel};
 
-use super::WorkerId;
+use super::{WorkerId, WorkerView};
 
 /// Slots (or credits) per model.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SlotCounts {
-    pub process: u32,
-    pub thread: u32,
-    pub async_: u32,
-}
-
-impl SlotCounts {
-    pub fn get(&self, slot: usize) -> u32 {
-        match slot {
-            0 => self.process,
-            1 => self.thread,
-            _ => self.async_,
-        }
-    }
-}
+pub type SlotCounts = PerModel<u32>;
 
 /// What a worker says of itself when it joins.
 #[derive(Debug, Clone, Default)]
@@ -43,7 +28,7 @@ pub struct WorkerState {
     pub slots: SlotCounts,
     pub credits: SlotCounts,
     /// Assigned minus outcomes returned, per model.
-    pub in_flight: [u32; 3],
+    pub in_flight: PerModel<u32>,
     pub last_seen_ms: u64,
     pub draining: bool,
     pub tasks_done: u64,
@@ -56,7 +41,7 @@ impl WorkerState {
             slots: hello.slots,
             credits: hello.slots,
             hello,
-            in_flight: [0; 3],
+            in_flight: PerModel::default(),
             last_seen_ms: now_ms,
             draining: false,
             tasks_done: 0,
@@ -67,33 +52,32 @@ impl WorkerState {
 
     /// Credits below the slot count would leave slots idle.
     pub fn set_credits(&mut self, credits: SlotCounts) {
-        self.credits = SlotCounts {
-            process: credits.process.max(self.slots.process),
-            thread: credits.thread.max(self.slots.thread),
-            async_: credits.async_.max(self.slots.async_),
-        };
+        self.credits = PerModel::from_fn(|m| credits[m].max(self.slots[m]));
     }
 
     /// Slots of this model with nothing assigned.
-    pub fn idle_slots(&self, slot: usize) -> usize {
-        self.slots.get(slot).saturating_sub(self.in_flight[slot]) as usize
+    pub fn idle_slots(&self, model: SlotModel) -> usize {
+        self.slots[model].saturating_sub(self.in_flight[model]) as usize
+    }
+
+    /// Whether the worker takes tasks on slots of this model.
+    pub fn serves(&self, model: SlotModel) -> bool {
+        self.slots[model] > 0 && !self.draining
     }
 
     /// Credits of this model not yet used.
-    pub fn free_credits(&self, slot: usize) -> usize {
-        self.credits.get(slot).saturating_sub(self.in_flight[slot]) as usize
+    pub fn free_credits(&self, model: SlotModel) -> usize {
+        self.credits[model].saturating_sub(self.in_flight[model]) as usize
     }
 
-    pub fn info(&self) -> WorkerInfo {
-        WorkerInfo {
-            worker_id: self.id,
+    pub fn view(&self) -> WorkerView {
+        WorkerView {
+            id: self.id,
             name: self.hello.name.clone(),
             hostname: self.hello.hostname.clone(),
             pid: self.hello.pid,
-            process_slots: self.slots.process,
-            thread_slots: self.slots.thread,
-            async_slots: self.slots.async_,
-            running_tasks: self.in_flight.iter().sum(),
+            slots: self.slots,
+            running_tasks: self.in_flight.values().sum(),
             tasks_done: self.tasks_done,
             connected_unix_ms: self.hello.connected_unix_ms,
             draining: self.draining,

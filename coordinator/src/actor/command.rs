@@ -1,0 +1,68 @@
+//! The actor's vocabulary: the [`Request`]s gRPC handlers and worker links
+//! send it, and how each is answered.
+
+use brigade_proto::v1::{
+    ClusterStatus, CoordinatorMessage, JobInfo, JobSpec, ResultsChunk, WorkerInfo, WorkerMessage,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+use tonic::Status;
+
+use crate::sched::{JobId, WorkerHello, WorkerId};
+
+/// Where the actor sends a worker's downstream messages.
+pub type WorkerSink = mpsc::UnboundedSender<Result<CoordinatorMessage, Status>>;
+
+/// Where the actor answers one request.
+pub type Reply<T> = oneshot::Sender<Result<T, Status>>;
+
+/// Requests to the actor.
+#[derive(Debug)]
+pub enum Request {
+    Submit(JobSpec, Reply<JobInfo>),
+    /// Submit, answered (once durable) with a watch on the job's status
+    /// rather than the status: one trip through the actor for RunJob.
+    SubmitWatch(JobSpec, Reply<watch::Receiver<JobInfo>>),
+    GetJob(JobId, Reply<JobInfo>),
+    Watch(JobId, Reply<watch::Receiver<JobInfo>>),
+    ListJobs(Reply<Vec<JobInfo>>),
+    Results {
+        job: JobId,
+        from: u64,
+        max: usize,
+        reply: Reply<ResultsChunk>,
+    },
+    Cancel(JobId, Reply<JobInfo>),
+    ListWorkers(Reply<Vec<WorkerInfo>>),
+    Status(Reply<ClusterStatus>),
+    WorkerJoined {
+        hello: WorkerHello,
+        sink: WorkerSink,
+        reply: oneshot::Sender<WorkerId>,
+    },
+    FromWorker(WorkerId, WorkerMessage),
+    WorkerGone(WorkerId, String),
+    Tick,
+    /// Close every worker stream and watcher so the server can stop.
+    Shutdown,
+}
+
+/// How an accepted submission is answered once it is durable.
+#[derive(Debug)]
+pub(crate) enum Ack {
+    Info(Reply<JobInfo>),
+    Watch(Reply<watch::Receiver<JobInfo>>),
+}
+
+impl Ack {
+    /// Answers the submission with an error instead.
+    pub(crate) fn refuse(self, status: Status) {
+        match self {
+            Ack::Info(reply) => {
+                let _ = reply.send(Err(status));
+            }
+            Ack::Watch(reply) => {
+                let _ = reply.send(Err(status));
+            }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Worker links, wire ⇄ scheduler: a worker's hello and messages become
+//! scheduler events (joined, seen, credits, outcomes, draining), and the
+//! scheduler's actions become messages down the worker's stream (welcome,
+//! task batches, cancellations, heartbeats, disconnects).
+
+use brigade_proto::batch;
+use brigade_proto::v1::{
+    coordinator_message, worker_message, AssignBatch, CancelTasks, CoordinatorMessage, Heartbeat,
+    OutcomeStatus, Welcome, WorkerMessage,
+};
+use brigade_proto::SlotModel;
+use tonic::Status;
+
+use super::command::WorkerSink;
+use super::Actor;
+use crate::sched::{Action, Outcome, SlotCounts, TaskStatus, WorkerHello, WorkerId};
+
+/// A task's outcome status as the worker reported it; values this build
+/// does not know count as failures.
+fn task_status(status: i32) -> TaskStatus {
+    match OutcomeStatus::try_from(status) {
+        Ok(OutcomeStatus::Ok) => TaskStatus::Ok,
+        Ok(OutcomeStatus::Failed) => TaskStatus::Failed,
+        Ok(OutcomeStatus::ExecutorDied) => TaskStatus::ExecutorDied,
+        Ok(OutcomeStatus::TimedOut) => TaskStatus::TimedOut,
+        Ok(OutcomeStatus::Cancelled) => TaskStatus::Cancelled,
+        Ok(OutcomeStatus::Unspecified) | Err(_) => TaskStatus::Unknown,
+    }
+}
+
+/// What a worker's hello says of it, or why the coordinator will not take
+/// it (another protocol version, no slots at all).
+pub(crate) fn worker_hello(
+    hello: brigade_proto::v1::WorkerHello,
+    connected_unix_ms: u64,
+) -> Result<WorkerHello, Status> {
+    if hello.protocol_version != brigade_proto::PROTOCOL_VERSION {
+        return Err(Status::failed_precondition(format!(
+            "worker {:?} speaks brigade protocol version {}, this coordinator speaks version {}; \
+             run the same brigade release on workers and coordinator",
+            hello.name,
+            hello.protocol_version,
+            brigade_proto::PROTOCOL_VERSION
+        )));
+    }
+    let slots = SlotCounts {
+        process: hello.process_slots,
+        thread: hello.thread_slots,
+        async_: hello.async_slots,
+    };
+    if slots == SlotCounts::default() {
+        return Err(Status::invalid_argument(
+            "a worker must offer at least one slot (--procs, --threads or --async > 0)",
+        ));
+    }
+    Ok(WorkerHello {
+        name: hello.name,
+        hostname: hello.hostname,
+        pid: hello.pid,
+        slots,
+        credits: SlotCounts {
+            process: hello.process_credits,
+            thread: hello.thread_credits,
+            async_: hello.async_credits,
+        },
+        connected_unix_ms,
+    })
+}
+
+impl Actor {
+    /// Registers a worker and welcomes it down its stream.
+    pub(super) fn worker_joined(
+        &mut self,
+        hello: WorkerHello,
+        sink: WorkerSink,
+        now: u64,
+    ) -> WorkerId {
+        let name = hello.name.clone();
+        let id = self.sched.worker_joined(hello, now);
+        let welcome = CoordinatorMessage {
+            msg: Some(coordinator_message::Msg::Welcome(Welcome {
+                worker_id: id,
+                heartbeat_interval_ms: self.config.heartbeat_interval.as_millis() as u64,
+                lease_timeout_ms: self.config.lease_timeout.as_millis() as u64,
+            })),
+        };
+        if sink.send(Ok(welcome)).is_ok() {
+            tracing::info!(worker = id, %name, "worker joined");
+            self.sinks.insert(id, sink);
+        } else {
+            self.sched.worker_lost(id, self.clock.now_ms());
+        }
+        id
+    }
+
+    pub(super) fn on_worker_message(&mut self, id: WorkerId, msg: WorkerMessage, now: u64) {
+        match msg.msg {
+            Some(worker_message::Msg::Results(batch)) => {
+                for columns in &batch.ok {
+                    let outcomes = match columns.outcomes() {
+                        Ok(o) => o,
+                        Err(e) => return self.disconnect(id, &format!("protocol error: {e}")),
+                    };
+                    let (job, model) = (columns.job_id, SlotModel::from_wire(columns.model));
+                    let outcomes = outcomes.map(|o| Outcome {
+                        job,
+                        index: o.index,
+                        attempt: o.attempt,
+                        model,
+                        status: TaskStatus::Ok,
+                        value: o.value,
+                        error: String::new(),
+                        cpu_ns: o.cpu_ns,
+                        wall_ns: o.wall_ns,
+                        ready_ns: o.ready_ns,
+                    });
+                    self.sched.worker_outcomes(id, outcomes, now);
+                }
+                let outcomes = batch.outcomes.into_iter().map(|o| Outcome {
+                    job: o.job_id,
+                    index: o.index,
+                    attempt: o.attempt,
+                    model: SlotModel::from_wire(o.model),
+                    status: task_status(o.status),
+                    value: o.value.map(u128::from).unwrap_or(0),
+                    error: o.error,
+                    cpu_ns: o.cpu_ns,
+                    wall_ns: o.wall_ns,
+                    ready_ns: o.ready_ns,
+                });
+                self.sched.worker_outcomes(id, outcomes, now);
+            }
+            Some(worker_message::Msg::Heartbeat(_)) => self.sched.worker_seen(id, now),
+            Some(worker_message::Msg::Credits(c)) => {
+                self.sched.worker_seen(id, now);
+                self.sched.worker_credits(
+                    id,
+                    SlotCounts {
+                        process: c.process,
+                        thread: c.thread,
+                        async_: c.r#async,
+                    },
+                );
+            }
+            Some(worker_message::Msg::Drain(_)) => {
+                tracing::info!(worker = id, "worker draining");
+                self.sched.worker_seen(id, now);
+                self.sched.worker_draining(id);
+            }
+            Some(worker_message::Msg::Hello(_)) | None => {
+                self.disconnect(id, "protocol error: hello sent twice or empty message");
+            }
+        }
+    }
+
+    fn disconnect(&mut self, id: WorkerId, reason: &str) {
+        if let Some(sink) = self.sinks.remove(&id) {
+            let _ = sink.send(Err(Status::unavailable(reason.to_string())));
+        }
+        tracing::warn!(worker = id, %reason, "worker disconnected; its tasks go back to the queue");
+        self.sched.worker_lost(id, self.clock.now_ms());
+    }
+
+    /// Heartbeats down every link (a worker that hears nothing for a lease
+    /// timeout ends its link).
+    pub(super) fn heartbeat(&self, now: u64) {
+        for sink in self.sinks.values() {
+            let _ = sink.send(Ok(CoordinatorMessage {
+                msg: Some(coordinator_message::Msg::Heartbeat(Heartbeat { seq: now })),
+            }));
+        }
+    }
+
+    /// Sends what the core decided down the workers' streams.
+    pub(super) fn carry_out(&mut self) {
+        for action in self.sched.take_actions() {
+            match action {
+                Action::Assign {
+                    worker,
+                    job,
+                    model,
+                    tasks,
+                } => {
+                    let Ok(j) = self.sched.job(job) else { continue };
+                    let spec = &j.plan.spec;
+                    let batch = AssignBatch {
+                        job_id: job,
+                        model: brigade_proto::v1::Model::from(model) as i32,
+                        workload: spec.workload.clone(),
+                        args: spec.args.clone(),
+                        timeout_ms: spec.task_timeout_ms,
+                        tasks: Vec::new(),
+                        grid: Some(j.plan.grid()),
+                        runs: batch::runs(tasks.iter().map(|t| (t.index, t.attempt))),
+                    };
+                    self.send(worker, coordinator_message::Msg::Assign(batch));
+                }
+                Action::Cancel { worker, job } => {
+                    let msg = CancelTasks {
+                        job_id: job,
+                        indices: Vec::new(),
+                    };
+                    self.send(worker, coordinator_message::Msg::Cancel(msg));
+                }
+                Action::Disconnect { worker, reason } => {
+                    if let Some(sink) = self.sinks.remove(&worker) {
+                        let _ = sink.send(Err(Status::unavailable(reason.clone())));
+                    }
+                    tracing::warn!(worker, %reason, "worker expired; its tasks go back to the queue");
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, worker: WorkerId, msg: coordinator_message::Msg) {
+        let failed = match self.sinks.get(&worker) {
+            Some(sink) => sink
+                .send(Ok(CoordinatorMessage { msg: Some(msg) }))
+                .is_err(),
+            None => true,
+        };
+        if failed {
+            // The stream is gone; the reader task will report it, but make
+            // sure its tasks are not stranded meanwhile.
+            self.sinks.remove(&worker);
+            self.sched.worker_lost(worker, self.clock.now_ms());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_statuses_this_build_does_not_know_count_as_unknown() {
+        let pairs = [
+            (OutcomeStatus::Ok, TaskStatus::Ok),
+            (OutcomeStatus::Failed, TaskStatus::Failed),
+            (OutcomeStatus::ExecutorDied, TaskStatus::ExecutorDied),
+            (OutcomeStatus::TimedOut, TaskStatus::TimedOut),
+            (OutcomeStatus::Cancelled, TaskStatus::Cancelled),
+            (OutcomeStatus::Unspecified, TaskStatus::Unknown),
+        ];
+        for (wire, status) in pairs {
+            assert_eq!(task_status(wire as i32), status);
+        }
+        assert_eq!(task_status(99), TaskStatus::Unknown);
+    }
+}

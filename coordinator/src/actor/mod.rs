@@ -1,0 +1,559 @@
+//! The coordinator's single owner of state: one tokio task that holds the
+//! [`Scheduler`], takes [`Request`]s from the gRPC handlers, feeds them to the
+//! core in batches, and carries out the core's [`Action`](crate::sched::Action)s
+//! (task batches and cancellations down worker streams, status updates to
+//! watchers).
+//!
+//! - [`command`]: the request vocabulary and how requests are answered;
+//! - [`commit`]: the group-commit ledger (what the store must write next and
+//!   who waits for it);
+//! - [`view`]: what clients are shown (job, worker and cluster status);
+//! - [`link`]: worker links, wire messages ⇄ scheduler events and actions.
+//!
+//! This file is the run loop that ties them together.
+//!
+//! Channels to workers are unbounded on purpose: the core never assigns a
+//! worker more tasks than the credits it announced, so what waits in a
+//! worker's channel is bounded by its credits.
+
+mod command;
+mod commit;
+mod link;
+mod view;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use brigade_proto::v1::{JobInfo, JobSpec};
+use brigade_proto::catalog::Catalog;
+use tokio::sync::{mpsc, watch};
+use tonic::Status;
+
+use crate::admission::{admit, AdmissionLimits};
+use crate::sched::{JobId, RestoredJob, SchedConfig, Scheduler, WorkerId};
+use crate::store::{JobEnd, Store, StoreError};
+#[cfg(test)]
+use command::Reply;
+pub(crate) use command::Request;
+use command::{Ack, WorkerSink};
+use commit::{CommitLedger, Settled};
+pub(crate) use link::worker_hello;
+pub(crate) use view::results_chunk;
+
+/// Coordinator tunables.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// A worker silent for this long loses its leases.
+    pub lease_timeout: Duration,
+    /// How often workers must send a heartbeat.
+    pub heartbeat_interval: Duration,
+    pub limits: AdmissionLimits,
+    /// Most tasks in one batch sent to a worker.
+    pub max_batch: usize,
+    /// The durable state file; `None` keeps everything in memory.
+    pub state: Option<PathBuf>,
+    /// Fail jobs that wait this long for a model no worker offers.
+    pub fail_if_no_workers: Option<Duration>,
+    /// Fail a task on thread or async slots once this many workers were
+    /// lost while holding it (0: never).
+    pub max_worker_losses: u32,
+    /// The workloads jobs may name, with their definitions (the binary
+    /// preloads brigade's built-in ones).
+    pub workloads: Catalog,
+}
+
+impl CoordinatorConfig {
+    /// Default [`Self::lease_timeout`].
+    pub const DEFAULT_LEASE_TIMEOUT: Duration = Duration::from_secs(3);
+    /// Default [`Self::heartbeat_interval`].
+    pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
+    /// Default [`Self::max_batch`].
+    pub const DEFAULT_MAX_BATCH: usize = 4_096;
+    /// Default [`Self::max_worker_losses`]: generous, since losing a worker
+    /// returns every task it had queued, not only the running ones.
+    pub const DEFAULT_MAX_WORKER_LOSSES: u32 = crate::sched::DEFAULT_MAX_WORKER_LOSSES;
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            lease_timeout: Self::DEFAULT_LEASE_TIMEOUT,
+            heartbeat_interval: Self::DEFAULT_HEARTBEAT_INTERVAL,
+            limits: AdmissionLimits::default(),
+            max_batch: Self::DEFAULT_MAX_BATCH,
+            state: None,
+            fail_if_no_workers: None,
+            max_worker_losses: Self::DEFAULT_MAX_WORKER_LOSSES,
+            workloads: Catalog::default(),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, advancing monotonically from start.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    origin: Instant,
+    origin_unix_ms: u64,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Clock {
+            origin: Instant::now(),
+            origin_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.origin_unix_ms + self.origin.elapsed().as_millis() as u64
+    }
+}
+
+pub(crate) struct Actor {
+    sched: Scheduler,
+    config: CoordinatorConfig,
+    sinks: HashMap<WorkerId, WorkerSink>,
+    watchers: HashMap<JobId, watch::Sender<JobInfo>>,
+    ended_logged: HashSet<JobId>,
+    clock: Clock,
+    ledger: CommitLedger,
+}
+
+impl Actor {
+    /// Builds the actor, opening the state file (if any) and restoring its
+    /// jobs: what was leased is queued again, recorded results stay done.
+    pub(crate) fn new(config: CoordinatorConfig) -> Result<Self, StoreError> {
+        let store = config.state.as_deref().map(Store::open).transpose()?;
+        let mut actor = Actor {
+            sched: Scheduler::new(SchedConfig {
+                lease_timeout_ms: config.lease_timeout.as_millis() as u64,
+                max_batch: config.max_batch,
+                log_results: store.is_some(),
+                fail_if_no_workers_ms: config.fail_if_no_workers.map(|d| d.as_millis() as u64),
+                max_worker_losses: config.max_worker_losses,
+            }),
+            config,
+            sinks: HashMap::new(),
+            watchers: HashMap::new(),
+            ended_logged: HashSet::new(),
+            clock: Clock::new(),
+            ledger: CommitLedger::in_memory(),
+        };
+        if let Some(store) = store {
+            actor.restore(&store)?;
+            actor.ledger.start_writer(store)?;
+        }
+        Ok(actor)
+    }
+
+    fn restore(&mut self, store: &Store) -> Result<(), StoreError> {
+        // A stored job was admitted once; today's limits do not apply to it.
+        let limits = AdmissionLimits {
+            max_tasks_per_job: u64::MAX,
+            max_attempts_limit: u32::MAX,
+            ..self.config.limits
+        };
+        let (mut resumed, mut ended) = (0, 0);
+        for job in store.load()? {
+            let plan = match admit(job.spec.clone(), &self.config.workloads, &limits) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(job_id = job.id, error = %e, "stored job cannot run on this brigade; left as it is");
+                    continue;
+                }
+            };
+            self.sched.restore(
+                job.id,
+                plan,
+                RestoredJob {
+                    state: view::stored_state(job.state),
+                    error: &job.error,
+                    submitted_ms: job.submitted_ms,
+                    started_ms: job.started_ms,
+                    finished_ms: job.finished_ms,
+                    results: &job.results,
+                    failures: &job.failures,
+                },
+            );
+            if job.state.is_terminal() {
+                self.ended_logged.insert(job.id);
+                ended += 1;
+            } else {
+                resumed += 1;
+            }
+        }
+        // A job whose every result was stored but not its end ends now.
+        self.sched.take_dirty_jobs();
+        tracing::info!(path = %store.path().display(), resumed, ended, "state loaded");
+        Ok(())
+    }
+
+    /// Runs until every sender of `rx` is gone.
+    pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Request>) {
+        let mut buf = Vec::with_capacity(256);
+        loop {
+            // Backpressure: while the writer is behind, take no new work
+            // (results pile up nowhere; workers wait on their credits).
+            let writer_behind = self.ledger.writer_behind();
+            let due = if writer_behind {
+                None
+            } else {
+                self.ledger.flush_due()
+            };
+            let received = tokio::select! {
+                n = rx.recv_many(&mut buf, 256), if !writer_behind => n,
+                Some(c) = self.ledger.report() => {
+                    self.ledger.committed(c);
+                    self.settle();
+                    if self.ledger.must_flush_now() {
+                        self.flush();
+                    }
+                    continue;
+                }
+                () = sleep_until_some(due) => {
+                    self.flush();
+                    continue;
+                }
+            };
+            if received == 0 {
+                break;
+            }
+            for request in buf.drain(..) {
+                self.handle(request);
+                // Before the next request can read a job's status: results
+                // just recorded are not durable yet, and clients must not
+                // count them (a GetJob behind results in the same batch).
+                self.note_recorded();
+            }
+            self.sched.dispatch(self.clock.now_ms());
+            self.carry_out();
+            self.hold_job_updates();
+            self.note_recorded();
+            if self.ledger.must_flush_now() {
+                self.flush();
+            } else {
+                self.ledger.flush_soon();
+            }
+        }
+        // Whatever is still unwritten, then wait for the writer to finish.
+        self.ledger.close();
+        self.settle();
+    }
+
+    fn handle(&mut self, request: Request) {
+        let now = self.clock.now_ms();
+        match request {
+            Request::Submit(spec, reply) => self.submit(spec, now, Ack::Info(reply)),
+            Request::SubmitWatch(spec, reply) => self.submit(spec, now, Ack::Watch(reply)),
+            Request::GetJob(id, reply) => {
+                let _ = reply.send(self.client_info(id));
+            }
+            Request::Watch(id, reply) => {
+                let _ = reply.send(self.watch(id));
+            }
+            Request::ListJobs(reply) => {
+                let _ = reply.send(Ok(self.list_jobs()));
+            }
+            Request::Results {
+                job,
+                from,
+                max,
+                reply,
+            } => {
+                let _ = reply.send(self.results(job, from, max));
+            }
+            Request::Cancel(id, reply) => {
+                let res = self
+                    .sched
+                    .cancel(id, now)
+                    .map_err(view::job_status)
+                    .and_then(|()| self.client_info(id));
+                if res.is_ok() {
+                    tracing::info!(job_id = id, "job cancelled");
+                }
+                let _ = reply.send(res);
+            }
+            Request::ListWorkers(reply) => {
+                let _ = reply.send(Ok(self.list_workers()));
+            }
+            Request::Status(reply) => {
+                let _ = reply.send(Ok(self.cluster_status()));
+            }
+            Request::WorkerJoined { hello, sink, reply } => {
+                let _ = reply.send(self.worker_joined(hello, sink, now));
+            }
+            Request::FromWorker(id, msg) => self.on_worker_message(id, msg, now),
+            Request::WorkerGone(id, reason) => {
+                if self.sinks.remove(&id).is_some() {
+                    tracing::warn!(worker = id, %reason, "worker left; its tasks go back to the queue");
+                }
+                self.sched.worker_lost(id, self.clock.now_ms());
+            }
+            Request::Tick => {
+                self.sched.tick(now);
+                self.heartbeat(now);
+            }
+            Request::Shutdown => {
+                for (_, sink) in self.sinks.drain() {
+                    let _ = sink.send(Err(Status::unavailable("coordinator shutting down")));
+                }
+                self.watchers.clear();
+            }
+        }
+    }
+
+    /// Admits a job; it is answered through `ack` once durable, or at
+    /// once with what was wrong.
+    fn submit(&mut self, spec: JobSpec, now: u64, ack: Ack) {
+        match admit(spec, &self.config.workloads, &self.config.limits) {
+            Ok(plan) => {
+                let (workload, tasks, model) = (plan.spec.workload.clone(), plan.tasks, plan.model);
+                let spec = plan.spec.clone();
+                let id = self.sched.submit(plan, now);
+                tracing::info!(job_id = id, %workload, tasks, model = model.name(), "job accepted");
+                // Acknowledged once durable (see `flush`).
+                self.ledger.accepted(id, spec, now, ack);
+            }
+            Err(e) => ack.refuse(Status::invalid_argument(e.to_string())),
+        }
+    }
+
+    /// Hands the results and failures the core just recorded to the ledger.
+    fn note_recorded(&mut self) {
+        let failures = self.sched.take_failures().into_iter();
+        let failures = failures
+            .map(|(job, index, failure)| (job, index, view::task_failure_text(&failure)))
+            .collect();
+        self.ledger.recorded(self.sched.take_recorded(), failures);
+    }
+
+    /// Holds the new status of every job that changed until the next
+    /// commit; jobs that just ended are logged and queued for the store.
+    fn hold_job_updates(&mut self) {
+        for id in self.sched.take_dirty_jobs() {
+            let Ok(job) = self.sched.job_view(id) else {
+                continue;
+            };
+            // Published only after the commit holding these results.
+            let info = view::job_info(&job);
+            let state = view::wire_state(job.state);
+            let ended = state.is_terminal();
+            if ended && self.ended_logged.insert(id) {
+                tracing::info!(
+                    job_id = id,
+                    state = state.name(),
+                    error = %info.error,
+                    "job ended"
+                );
+                self.ledger.ended(JobEnd {
+                    job: id,
+                    state,
+                    error: info.error.clone(),
+                    started_ms: info.started_unix_ms,
+                    finished_ms: info.finished_unix_ms,
+                });
+            }
+            self.ledger.hold(id, (info, ended));
+        }
+    }
+
+    /// A group commit now, and whatever it settles at once.
+    fn flush(&mut self) {
+        self.ledger.flush();
+        self.settle();
+    }
+
+    /// Carries out every commit whose fate is known, oldest first.
+    fn settle(&mut self) {
+        while let Some(settled) = self.ledger.next_settled() {
+            match settled {
+                Settled::Durable { acks, updates } => {
+                    for (id, ack) in acks {
+                        self.answer(id, ack);
+                    }
+                    self.publish(updates);
+                }
+                Settled::Refused {
+                    new_jobs,
+                    acks,
+                    error,
+                } => {
+                    let now = self.clock.now_ms();
+                    for id in new_jobs {
+                        let _ = self.sched.cancel(id, now);
+                        self.ended_logged.insert(id);
+                    }
+                    for (_, ack) in acks {
+                        ack.refuse(Status::unavailable(format!(
+                            "the job could not be stored: {error}"
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers an accepted submission (now durable).
+    fn answer(&mut self, id: JobId, ack: Ack) {
+        match ack {
+            Ack::Info(reply) => {
+                let _ = reply.send(self.client_info(id));
+            }
+            Ack::Watch(reply) => {
+                let _ = reply.send(self.watch(id));
+            }
+        }
+    }
+}
+
+/// Sleeps until `due`, or forever without one.
+async fn sleep_until_some(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brigade_proto::batch::{assigned_tasks, OkColumns, OkOutcome};
+    use brigade_proto::v1::{
+        coordinator_message, worker_message, JobState, Model, ResultBatch, WorkerMessage,
+    };
+    use tokio::sync::oneshot;
+
+    use crate::sched::{SlotCounts, WorkerHello};
+
+    fn ask<T>(
+        tx: &mpsc::UnboundedSender<Request>,
+        make: impl FnOnce(Reply<T>) -> Request,
+    ) -> oneshot::Receiver<Result<T, Status>> {
+        let (reply, rx) = oneshot::channel();
+        tx.send(make(reply)).expect("the actor runs");
+        rx
+    }
+
+    /// With a state file, a status read right behind a batch of results (in
+    /// the same round of commands) must not count them before their group
+    /// commit: a client that saw them would see them undone by a crash.
+    #[tokio::test(flavor = "current_thread")]
+    async fn results_are_not_counted_before_their_commit_even_in_the_same_round() {
+        let dir = std::env::temp_dir().join(format!(
+            "brigade-actor-test-{}-{:?}",
+            std::process::id(),
+            Instant::now()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let config = CoordinatorConfig {
+            state: Some(dir.join("state.db")),
+            workloads: crate::testing::catalog(),
+            ..CoordinatorConfig::default()
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let actor = tokio::spawn(Actor::new(config).expect("actor opens its store").run(rx));
+
+        let (sink, mut down) = mpsc::unbounded_channel();
+        let worker = {
+            let (reply, rx) = oneshot::channel();
+            tx.send(Request::WorkerJoined {
+                hello: WorkerHello {
+                    name: "w".into(),
+                    hostname: "h".into(),
+                    pid: 1,
+                    slots: SlotCounts {
+                        process: 0,
+                        thread: 4,
+                        async_: 0,
+                    },
+                    credits: SlotCounts {
+                        process: 0,
+                        thread: 4,
+                        async_: 0,
+                    },
+                    connected_unix_ms: 0,
+                },
+                sink,
+                reply,
+            })
+            .expect("the actor runs");
+            rx.await.expect("joined")
+        };
+        let spec = JobSpec {
+            workload: "noop".into(),
+            range_start: 0,
+            range_end: 4,
+            chunk: 1,
+            model: Model::Thread as i32,
+            ..Default::default()
+        };
+        let job = ask(&tx, |r| Request::Submit(spec, r))
+            .await
+            .expect("reply")
+            .expect("accepted")
+            .job_id;
+        let assign = loop {
+            match down
+                .recv()
+                .await
+                .expect("the link stays")
+                .expect("no error")
+                .msg
+            {
+                Some(coordinator_message::Msg::Assign(a)) => break a,
+                _ => continue,
+            }
+        };
+        let mut ok = OkColumns::new(job, Model::Thread);
+        for t in assigned_tasks(&assign).expect("a well-formed assignment") {
+            ok.push(OkOutcome {
+                index: t.index,
+                attempt: t.attempt,
+                value: u128::from(t.index),
+                cpu_ns: 1,
+                wall_ns: 1,
+                ready_ns: 0,
+            });
+        }
+        assert_eq!(ok.len(), 4);
+        // Results and a status read in one round: nothing awaits between
+        // the two sends, so the actor takes both in one batch.
+        tx.send(Request::FromWorker(
+            worker,
+            WorkerMessage {
+                msg: Some(worker_message::Msg::Results(ResultBatch {
+                    outcomes: Vec::new(),
+                    ok: vec![ok.finish()],
+                })),
+            },
+        ))
+        .expect("the actor runs");
+        let seen = ask(&tx, |r| Request::GetJob(job, r))
+            .await
+            .expect("reply")
+            .expect("the job exists");
+        assert_eq!(seen.tasks_done, 0, "counted before durable: {seen:?}");
+        assert_eq!(seen.state, JobState::Running as i32, "{seen:?}");
+        // Once committed, all four count and the job has ended.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let info = ask(&tx, |r| Request::GetJob(job, r))
+                .await
+                .expect("reply")
+                .expect("the job exists");
+            if info.state == JobState::Succeeded as i32 {
+                assert_eq!(info.tasks_done, 4);
+                break;
+            }
+            assert!(Instant::now() < deadline, "never committed: {info:?}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        drop(tx);
+        actor.await.expect("the actor stops");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

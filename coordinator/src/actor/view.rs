@@ -1,0 +1,488 @@
+//! What clients are shown: a job's status (counting only durable results),
+//! watches on it, the job list, results, workers and the cluster status.
+//! The scheduling core reports in its own types; this is where they become
+//! wire messages, and where reasons become the text users read (including
+//! which flag to use).
+
+use std::collections::HashMap;
+
+use brigade_proto::catalog::Reduction;
+use brigade_proto::v1::{
+    self, ClusterStatus, FailedTask, JobInfo, Kind, Model, ResultsChunk, WorkerInfo,
+};
+use brigade_proto::SlotModel;
+use tokio::sync::watch;
+use tonic::Status;
+
+use super::commit::HeldUpdate;
+use super::Actor;
+use crate::sched::{
+    ClusterView, JobError, JobFailure, JobId, JobState, JobView, ProbeVerdict, Routing,
+    TaskFailure, TaskStatus, WaitingReason, WorkerView,
+};
+
+/// At most this many failed tasks are listed in a job's status.
+const LISTED_FAILURES: usize = 100;
+
+/// Packs (index, value) rows into the wire chunk (the `hi` column only
+/// when some value needs it).
+pub(crate) fn results_chunk(rows: Vec<(u64, u128)>) -> ResultsChunk {
+    let mut chunk = ResultsChunk::default();
+    let wide = rows.iter().any(|(_, v)| *v > u64::MAX as u128);
+    for (i, v) in rows {
+        chunk.index.push(i);
+        chunk.lo.push(v as u64);
+        if wide {
+            chunk.hi.push((v >> 64) as u64);
+        }
+    }
+    chunk
+}
+
+/// A request about a job the core does not know.
+pub(super) fn job_status(e: JobError) -> Status {
+    Status::not_found(e.to_string())
+}
+
+impl Actor {
+    /// A job's status as clients may see it: only durable results count
+    /// (with a store), so what a client saw is never undone by a crash.
+    pub(super) fn client_info(&self, id: JobId) -> Result<JobInfo, Status> {
+        let mut view = self.sched.job_view(id).map_err(job_status)?;
+        if let Some((n, sum)) = self.ledger.not_durable(id) {
+            view.tasks_done -= n;
+            view.total = view.total.wrapping_sub(sum);
+            // Its end is in the same pending commit as those results.
+            if view.state.is_terminal() {
+                view.state = JobState::Running;
+                view.finished_ms = 0;
+            }
+        }
+        Ok(job_info(&view))
+    }
+
+    /// Every job as clients may see it, in id order.
+    pub(super) fn list_jobs(&self) -> Vec<JobInfo> {
+        self.sched
+            .jobs()
+            .filter_map(|j| self.client_info(j.id).ok())
+            .collect()
+    }
+
+    /// A watch on a job's status as clients may see it.
+    pub(super) fn watch(&mut self, id: JobId) -> Result<watch::Receiver<JobInfo>, Status> {
+        let info = self.client_info(id)?;
+        Ok(self
+            .watchers
+            .entry(id)
+            .or_insert_with(|| watch::channel(info).0)
+            .subscribe())
+    }
+
+    /// Sends job updates to watchers (after the store has them).
+    pub(super) fn publish(&mut self, updates: HashMap<JobId, HeldUpdate>) {
+        for (id, (info, ended)) in updates {
+            if let Some(tx) = self.watchers.get(&id) {
+                tx.send_replace(info);
+                if ended {
+                    self.watchers.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// Done tasks of `job` from index `from` on, when the values are kept in
+    /// memory (without a state file).
+    pub(super) fn results(
+        &self,
+        job: JobId,
+        from: u64,
+        max: usize,
+    ) -> Result<ResultsChunk, Status> {
+        self.sched.job(job).map_err(job_status).and_then(|j| {
+            // Without values in memory the service reads the store;
+            // asking here is a bug, said so rather than answered empty.
+            j.results_from(from, max).map(results_chunk).ok_or_else(|| {
+                Status::internal("results of this coordinator live in its state file")
+            })
+        })
+    }
+
+    /// Every live worker.
+    pub(super) fn list_workers(&self) -> Vec<WorkerInfo> {
+        self.sched.workers().into_iter().map(worker_info).collect()
+    }
+
+    /// The cluster's counters, with this coordinator's version and uptime.
+    pub(super) fn cluster_status(&self) -> ClusterStatus {
+        let ClusterView {
+            workers,
+            slots,
+            jobs_total,
+            jobs_active,
+            tasks_queued,
+            tasks_running,
+            late_results_dropped,
+        } = self.sched.status();
+        ClusterStatus {
+            workers,
+            process_slots: slots.process,
+            thread_slots: slots.thread,
+            async_slots: slots.async_,
+            jobs_total,
+            jobs_active,
+            tasks_queued,
+            tasks_running,
+            late_results_dropped,
+            version: brigade_proto::VERSION.to_string(),
+            protocol_version: brigade_proto::PROTOCOL_VERSION,
+            uptime_ms: self.clock.origin.elapsed().as_millis() as u64,
+        }
+    }
+}
+
+/// A job's status on the wire.
+pub(super) fn job_info(v: &JobView<'_>) -> JobInfo {
+    JobInfo {
+        job_id: v.id,
+        spec: Some(v.plan.spec.clone()),
+        model: Model::from(v.plan.model) as i32,
+        kind: Kind::from(v.plan.kind) as i32,
+        state: wire_state(v.state) as i32,
+        tasks_total: v.plan.tasks,
+        tasks_done: v.tasks_done,
+        tasks_failed: v.tasks_failed,
+        tasks_running: v.tasks_running,
+        retries: v.retries,
+        late_results_dropped: v.late_results_dropped,
+        error: v.error.map(job_failure_text).unwrap_or_default(),
+        has_total: v.plan.reduction == Reduction::Sum,
+        total: Some(v.total.into()),
+        submitted_unix_ms: v.submitted_ms,
+        started_unix_ms: v.started_ms,
+        finished_unix_ms: v.finished_ms,
+        task_cpu_ns: v.cpu_ns,
+        task_wall_ns: v.wall_ns,
+        waiting_reason: v.waiting.map(waiting_text).unwrap_or_default(),
+        routing: routing_text(&v.routing),
+        failed_tasks: v
+            .failed_tasks
+            .iter()
+            .take(LISTED_FAILURES)
+            .map(|(&index, failure)| FailedTask {
+                index,
+                error: task_failure_text(failure),
+            })
+            .collect(),
+    }
+}
+
+fn worker_info(w: WorkerView) -> WorkerInfo {
+    WorkerInfo {
+        worker_id: w.id,
+        name: w.name,
+        hostname: w.hostname,
+        pid: w.pid,
+        process_slots: w.slots.process,
+        thread_slots: w.slots.thread,
+        async_slots: w.slots.async_,
+        running_tasks: w.running_tasks,
+        tasks_done: w.tasks_done,
+        connected_unix_ms: w.connected_unix_ms,
+        draining: w.draining,
+    }
+}
+
+/// A job state as the wire (and the store) spell it.
+pub(super) fn wire_state(s: JobState) -> v1::JobState {
+    match s {
+        JobState::Queued => v1::JobState::Queued,
+        JobState::Running => v1::JobState::Running,
+        JobState::Succeeded => v1::JobState::Succeeded,
+        JobState::Failed => v1::JobState::Failed,
+        JobState::Cancelled => v1::JobState::Cancelled,
+    }
+}
+
+/// A stored job's state for the core. One that had not ended resumes as
+/// what its recorded results make it, so an unknown value reads as queued.
+pub(super) fn stored_state(s: v1::JobState) -> JobState {
+    match s {
+        v1::JobState::Unspecified | v1::JobState::Queued => JobState::Queued,
+        v1::JobState::Running => JobState::Running,
+        v1::JobState::Succeeded => JobState::Succeeded,
+        v1::JobState::Failed => JobState::Failed,
+        v1::JobState::Cancelled => JobState::Cancelled,
+    }
+}
+
+/// The flag that gives a worker slots of `model`.
+fn slots_flag(model: SlotModel) -> &'static str {
+    match model {
+        SlotModel::Process => "--procs N",
+        SlotModel::Thread => "--threads N",
+        SlotModel::Async => "--async N",
+    }
+}
+
+fn waiting_text(reason: WaitingReason) -> String {
+    match reason {
+        WaitingReason::NoWorkersWith(model) => format!(
+            "no workers with {} slots; start a worker with {}",
+            model.name(),
+            slots_flag(model)
+        ),
+    }
+}
+
+fn outcome_name(s: TaskStatus) -> &'static str {
+    match s {
+        TaskStatus::Ok => "ok",
+        TaskStatus::Failed => "failed",
+        TaskStatus::ExecutorDied => "executor died",
+        TaskStatus::TimedOut => "timed out",
+        TaskStatus::Cancelled => "cancelled",
+        TaskStatus::Unknown => "unknown outcome",
+    }
+}
+
+/// Why a task failed, as users (and the store) read it.
+pub(super) fn task_failure_text(f: &TaskFailure) -> String {
+    match f {
+        TaskFailure::Attempts {
+            index,
+            input: (start, end),
+            attempts,
+            last,
+            error,
+        } => format!(
+            "task {index} (input {start}..{end}) failed after {attempts} attempt(s); last: {}: {error}",
+            outcome_name(*last)
+        ),
+        TaskFailure::WorkersLost {
+            index,
+            input: (start, end),
+            losses,
+            model,
+            limit,
+        } => format!(
+            "task {index} (input {start}..{end}) failed: {losses} workers were lost \
+             while it was on their {} slots (crashed, killed or cut off); it may have \
+             brought them down, or shared them with a task that did (a task that \
+             brings down its worker's process fails after {limit}, \
+             --max-worker-losses)",
+            model.name()
+        ),
+        TaskFailure::Stored(text) => text.clone(),
+    }
+}
+
+fn job_failure_text(f: &JobFailure) -> String {
+    match f {
+        JobFailure::Task(task) => task_failure_text(task),
+        JobFailure::NoWorkers { model, waited_ms } => format!(
+            "no workers with {} slots for {:.1} s (--fail-if-no-workers-for)",
+            model.name(),
+            *waited_ms as f64 / 1e3
+        ),
+        JobFailure::TotalOverflow => "every task succeeded but the job total does not fit in \
+                                      128 bits; the per-task results are exact (`brigade results`)"
+            .to_string(),
+        JobFailure::Stored(text) => text.clone(),
+    }
+}
+
+fn routing_text(r: &Routing) -> String {
+    match *r {
+        Routing::ByKind { kind, model } => format!("{} job → {} slots", kind.name(), model.name()),
+        Routing::Forced => "forced by --model".to_string(),
+        Routing::Probing { probes } => format!("auto: probing {probes} tasks on thread slots"),
+        Routing::Probed {
+            probes,
+            cpu_share,
+            queued_share,
+            mean_wall_ns,
+            verdict,
+            model,
+        } => {
+            let busy = if queued_share >= 0.01 {
+                format!(
+                    " (not counting the {:.0}% of it they waited for a busy CPU)",
+                    queued_share * 100.0
+                )
+            } else {
+                String::new()
+            };
+            let why = match verdict {
+                ProbeVerdict::TooShortForProcesses => format!(
+                    "but took {} µs each: too short for a process slot's dispatch to pay off",
+                    mean_wall_ns / 1_000
+                ),
+                ProbeVerdict::CpuBound => "CPU-bound".to_string(),
+                ProbeVerdict::MostlyWaiting => "mostly waiting".to_string(),
+            };
+            format!(
+                "auto: {probes} probe tasks on thread slots used {:.0}% CPU per wall second{busy}, \
+                 {why} → {} slots",
+                cpu_share * 100.0,
+                model.name()
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::JobKind;
+    use crate::testing::probed;
+
+    #[test]
+    fn a_waiting_job_names_the_flag_that_would_serve_it() {
+        let text = |m| waiting_text(WaitingReason::NoWorkersWith(m));
+        assert_eq!(
+            text(SlotModel::Process),
+            "no workers with process slots; start a worker with --procs N"
+        );
+        assert_eq!(
+            text(SlotModel::Thread),
+            "no workers with thread slots; start a worker with --threads N"
+        );
+        assert_eq!(
+            text(SlotModel::Async),
+            "no workers with async slots; start a worker with --async N"
+        );
+    }
+
+    #[test]
+    fn failures_read_as_they_always_did() {
+        let attempts = |index, last| TaskFailure::Attempts {
+            index,
+            input: (index * 10, index * 10 + 10),
+            attempts: 2,
+            last,
+            error: "boom".into(),
+        };
+        assert_eq!(
+            task_failure_text(&attempts(0, TaskStatus::Failed)),
+            "task 0 (input 0..10) failed after 2 attempt(s); last: failed: boom"
+        );
+        assert_eq!(
+            task_failure_text(&attempts(2, TaskStatus::ExecutorDied)),
+            "task 2 (input 20..30) failed after 2 attempt(s); last: executor died: boom"
+        );
+        assert_eq!(
+            task_failure_text(&attempts(1, TaskStatus::Unknown)),
+            "task 1 (input 10..20) failed after 2 attempt(s); last: unknown outcome: boom"
+        );
+        let lost = TaskFailure::WorkersLost {
+            index: 0,
+            input: (0, 1),
+            losses: 3,
+            model: SlotModel::Thread,
+            limit: 3,
+        };
+        assert_eq!(
+            job_failure_text(&JobFailure::Task(lost)),
+            "task 0 (input 0..1) failed: 3 workers were lost while it was on their thread \
+             slots (crashed, killed or cut off); it may have brought them down, or shared \
+             them with a task that did (a task that brings down its worker's process fails \
+             after 3, --max-worker-losses)"
+        );
+        assert_eq!(
+            job_failure_text(&JobFailure::NoWorkers {
+                model: SlotModel::Process,
+                waited_ms: 1_000
+            }),
+            "no workers with process slots for 1.0 s (--fail-if-no-workers-for)"
+        );
+        assert_eq!(
+            job_failure_text(&JobFailure::TotalOverflow),
+            "every task succeeded but the job total does not fit in 128 bits; \
+             the per-task results are exact (`brigade results`)"
+        );
+        assert_eq!(job_failure_text(&JobFailure::Stored("gone".into())), "gone");
+        assert_eq!(
+            task_failure_text(&TaskFailure::Stored("kept".into())),
+            "kept"
+        );
+    }
+
+    #[test]
+    fn routing_says_why_a_job_runs_where_it_does() {
+        let by_kind = Routing::ByKind {
+            kind: JobKind::Cpu,
+            model: SlotModel::Process,
+        };
+        assert_eq!(routing_text(&by_kind), "cpu job → process slots");
+        assert_eq!(routing_text(&Routing::Forced), "forced by --model");
+        assert_eq!(
+            routing_text(&Routing::Probing { probes: 4 }),
+            "auto: probing 4 tasks on thread slots"
+        );
+        let cases = [
+            (
+                probed(
+                    0.9,
+                    0.0,
+                    10_000_000,
+                    ProbeVerdict::CpuBound,
+                    SlotModel::Process,
+                ),
+                "auto: 4 probe tasks on thread slots used 90% CPU per wall second, \
+                 CPU-bound → process slots",
+            ),
+            (
+                probed(
+                    0.001,
+                    0.0,
+                    100_000_000,
+                    ProbeVerdict::MostlyWaiting,
+                    SlotModel::Async,
+                ),
+                "auto: 4 probe tasks on thread slots used 0% CPU per wall second, \
+                 mostly waiting → async slots",
+            ),
+            (
+                probed(
+                    16e6 / 18e6,
+                    0.55,
+                    10_000_000,
+                    ProbeVerdict::CpuBound,
+                    SlotModel::Process,
+                ),
+                "auto: 4 probe tasks on thread slots used 89% CPU per wall second (not \
+                 counting the 55% of it they waited for a busy CPU), CPU-bound → process slots",
+            ),
+            (
+                probed(
+                    0.75,
+                    0.0,
+                    4_000,
+                    ProbeVerdict::TooShortForProcesses,
+                    SlotModel::Async,
+                ),
+                "auto: 4 probe tasks on thread slots used 75% CPU per wall second, but took \
+                 4 µs each: too short for a process slot's dispatch to pay off → async slots",
+            ),
+        ];
+        for (routing, text) in cases {
+            assert_eq!(routing_text(&routing), text);
+        }
+    }
+
+    #[test]
+    fn job_states_round_trip_through_the_store() {
+        for s in [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Succeeded,
+            JobState::Failed,
+            JobState::Cancelled,
+        ] {
+            assert_eq!(stored_state(wire_state(s)), s);
+            assert_eq!(wire_state(s).is_terminal(), s.is_terminal());
+        }
+        assert_eq!(stored_state(v1::JobState::Unspecified), JobState::Queued);
+    }
+}
