@@ -9,7 +9,7 @@
 
 use brigade_proto::catalog::{Catalog, CatalogError, Reduction};
 use brigade_proto::convert::{KIND_NAMES, MODEL_NAMES};
-use brigade_proto::v1::{JobSpec, Kind, Model, TaskGrid};
+use brigade_proto::v1::{JobSpec, Kind, Model, Reduce, TaskGrid};
 use brigade_proto::SlotModel;
 
 /// What a job's tasks mostly do; it picks the model unless one is named.
@@ -35,6 +35,52 @@ impl From<JobKind> for Kind {
     }
 }
 
+/// How a job's task outputs combine into its result (`--reduce`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobReduce {
+    /// The outputs are the result.
+    None,
+    /// The exact sum of integer outputs.
+    Sum,
+    /// How many tasks succeeded.
+    Count,
+    /// The smallest integer output.
+    Min,
+    /// The largest integer output.
+    Max,
+    /// The outputs in index order, one per line (clients join them).
+    Concat,
+}
+
+impl JobReduce {
+    /// Whether the reduction reads integer outputs (a byte output then
+    /// fails its task).
+    pub fn needs_integers(self) -> bool {
+        matches!(self, JobReduce::Sum | JobReduce::Min | JobReduce::Max)
+    }
+
+    /// Whether the job has a single reduced value (its total).
+    pub fn has_value(self) -> bool {
+        matches!(
+            self,
+            JobReduce::Sum | JobReduce::Count | JobReduce::Min | JobReduce::Max
+        )
+    }
+}
+
+impl From<JobReduce> for Reduce {
+    fn from(r: JobReduce) -> Reduce {
+        match r {
+            JobReduce::None => Reduce::None,
+            JobReduce::Sum => Reduce::Sum,
+            JobReduce::Count => Reduce::Count,
+            JobReduce::Min => Reduce::Min,
+            JobReduce::Max => Reduce::Max,
+            JobReduce::Concat => Reduce::Concat,
+        }
+    }
+}
+
 /// How a job's model was picked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelChoice {
@@ -56,7 +102,10 @@ pub struct JobPlan {
     pub kind: JobKind,
     pub model: SlotModel,
     pub choice: ModelChoice,
-    pub reduction: Reduction,
+    /// How the task outputs combine into the job's result.
+    pub reduce: JobReduce,
+    /// Bytes one task's output may have.
+    pub max_result_bytes: u64,
     pub tasks: u64,
     pub max_attempts: u32,
     /// Most tasks of the job leased at once (`None`: no cap).
@@ -90,6 +139,12 @@ pub struct AdmissionLimits {
     pub default_max_attempts: u32,
     /// The most attempts per task a job may ask for.
     pub max_attempts_limit: u32,
+    /// Bytes one task's output may have when a job does not say.
+    pub default_max_result_bytes: u64,
+    /// The most bytes per task output a job may ask for.
+    pub max_result_bytes_limit: u64,
+    /// The most bytes of items one inputs job may upload.
+    pub max_input_bytes: u64,
 }
 
 impl AdmissionLimits {
@@ -99,6 +154,14 @@ impl AdmissionLimits {
     pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
     /// Default [`Self::max_attempts_limit`].
     pub const DEFAULT_MAX_ATTEMPTS_LIMIT: u32 = 100;
+    /// Default [`Self::default_max_result_bytes`]: 1 MiB.
+    pub const DEFAULT_MAX_RESULT_BYTES: u64 = 1 << 20;
+    /// Default [`Self::max_result_bytes_limit`]: 32 MiB (half a link message).
+    pub const DEFAULT_MAX_RESULT_BYTES_LIMIT: u64 = 32 << 20;
+    /// Default [`Self::max_input_bytes`]: 1 GiB.
+    pub const DEFAULT_MAX_INPUT_BYTES: u64 = 1 << 30;
+    /// The longest one input item may be.
+    pub const MAX_INPUT_ITEM_BYTES: usize = 1 << 20;
 }
 
 impl Default for AdmissionLimits {
@@ -107,6 +170,9 @@ impl Default for AdmissionLimits {
             max_tasks_per_job: Self::DEFAULT_MAX_TASKS_PER_JOB,
             default_max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
             max_attempts_limit: Self::DEFAULT_MAX_ATTEMPTS_LIMIT,
+            default_max_result_bytes: Self::DEFAULT_MAX_RESULT_BYTES,
+            max_result_bytes_limit: Self::DEFAULT_MAX_RESULT_BYTES_LIMIT,
+            max_input_bytes: Self::DEFAULT_MAX_INPUT_BYTES,
         }
     }
 }
@@ -133,6 +199,12 @@ pub enum AdmissionError {
     UnknownModel(i32),
     #[error("unknown kind value {0}; allowed: {allowed}", allowed = KIND_NAMES.join(", "))]
     UnknownKind(i32),
+    #[error("unknown reduction value {0}; allowed: sum, count, min, max, concat, none")]
+    UnknownReduce(i32),
+    #[error("an inputs job needs at least one input")]
+    NoInputs,
+    #[error("max_result_bytes {got} is above the limit of {limit}")]
+    ResultBytesTooLarge { got: u64, limit: u64 },
     #[error("max_attempts {got} is above the limit of {limit}")]
     TooManyAttempts { got: u32, limit: u32 },
 }
@@ -147,6 +219,9 @@ pub fn admit(
 ) -> Result<JobPlan, AdmissionError> {
     let def = workloads.lookup(&spec.workload)?;
     def.validate(&spec.args)?;
+    if spec.has_inputs && spec.range_end == 0 {
+        return Err(AdmissionError::NoInputs);
+    }
     if spec.range_start >= spec.range_end {
         return Err(AdmissionError::EmptyRange {
             start: spec.range_start,
@@ -186,6 +261,29 @@ pub fn admit(
             JobKind::Cpu => (SlotModel::Process, ModelChoice::ByKind),
         },
     };
+    let reduce = match Reduce::try_from(spec.reduce) {
+        Ok(Reduce::Unspecified) => match def.reduction {
+            Reduction::Sum => JobReduce::Sum,
+            Reduction::List => JobReduce::None,
+        },
+        Ok(Reduce::None) => JobReduce::None,
+        Ok(Reduce::Sum) => JobReduce::Sum,
+        Ok(Reduce::Count) => JobReduce::Count,
+        Ok(Reduce::Min) => JobReduce::Min,
+        Ok(Reduce::Max) => JobReduce::Max,
+        Ok(Reduce::Concat) => JobReduce::Concat,
+        Err(_) => return Err(AdmissionError::UnknownReduce(spec.reduce)),
+    };
+    let max_result_bytes = match spec.max_result_bytes {
+        0 => limits.default_max_result_bytes,
+        n if n > limits.max_result_bytes_limit => {
+            return Err(AdmissionError::ResultBytesTooLarge {
+                got: n,
+                limit: limits.max_result_bytes_limit,
+            })
+        }
+        n => n,
+    };
     if spec.max_attempts > limits.max_attempts_limit {
         return Err(AdmissionError::TooManyAttempts {
             got: spec.max_attempts,
@@ -197,7 +295,8 @@ pub fn admit(
         n => n,
     };
     Ok(JobPlan {
-        reduction: def.reduction,
+        reduce,
+        max_result_bytes,
         kind,
         model,
         choice,
@@ -260,7 +359,7 @@ mod tests {
         assert_eq!(plan.tasks, 40);
         assert_eq!(plan.model, SlotModel::Process);
         assert_eq!(plan.kind, JobKind::Cpu);
-        assert_eq!(plan.reduction, Reduction::Sum);
+        assert_eq!(plan.reduce, JobReduce::Sum);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 mod actor;
 mod admission;
+mod inputs;
 mod sched;
 mod service;
 mod store;

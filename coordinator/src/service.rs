@@ -11,7 +11,7 @@ use std::time::Duration;
 use brigade_proto::v1::coordinator_server::{Coordinator as CoordinatorApi, CoordinatorServer};
 use brigade_proto::v1::worker_link_server::{WorkerLink, WorkerLinkServer};
 use brigade_proto::v1::{
-    job_event, worker_message, ClusterStatus, CoordinatorMessage, JobEvent, JobInfo, JobRef,
+    job_event, worker_message, InputsUpload, ClusterStatus, CoordinatorMessage, JobEvent, JobInfo, JobRef,
     JobState, ListJobsRequest, ListJobsResponse, ListWorkersRequest, ListWorkersResponse,
     ResultsChunk, RunJobRequest, StatusRequest, SubmitJobRequest, SubmitJobResponse, WorkerMessage,
 };
@@ -22,6 +22,8 @@ use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::actor::{self, results_chunk, worker_hello, Actor, CoordinatorConfig};
+use crate::admission::AdmissionLimits;
+use crate::inputs::Inputs;
 use crate::store::{StoreError, StoreReader};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -35,6 +37,8 @@ pub struct CoordinatorHandle {
     tx: mpsc::UnboundedSender<actor::Request>,
     /// The state file, whose read connections serve results.
     state: Option<PathBuf>,
+    /// Bounds on what a submission may upload.
+    limits: AdmissionLimits,
 }
 
 impl CoordinatorHandle {
@@ -201,6 +205,93 @@ impl CoordinatorApi for CoordinatorHandle {
             .spec
             .ok_or_else(|| Status::invalid_argument("missing job spec"))?;
         let job = self.ask(|r| actor::Request::Submit(spec, r)).await?;
+        Ok(Response::new(SubmitJobResponse {
+            job_id: job.job_id,
+            job: Some(job),
+        }))
+    }
+
+    async fn submit_with_inputs(
+        &self,
+        req: Request<Streaming<InputsUpload>>,
+    ) -> Result<Response<SubmitJobResponse>, Status> {
+        let mut upload = req.into_inner();
+        let first = upload
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("the upload is empty: it must start with the job spec"))?;
+        let mut spec = first
+            .spec
+            .ok_or_else(|| Status::invalid_argument("the upload's first message has no job spec"))?;
+        let chunk = spec.chunk.max(1);
+        let max_items = self.limits.max_tasks_per_job.saturating_mul(chunk);
+        let mut inputs = Inputs::default();
+        let mut message = Some(InputsUpload {
+            spec: None,
+            ..first
+        });
+        let mut ended = None;
+        while let Some(m) = message.take() {
+            if m.spec.is_some() {
+                return Err(Status::invalid_argument(
+                    "only the upload's first message may carry a job spec",
+                ));
+            }
+            if ended.is_some() {
+                return Err(Status::invalid_argument(
+                    "the upload went on after its end marker",
+                ));
+            }
+            for item in &m.items {
+                if item.len() > AdmissionLimits::MAX_INPUT_ITEM_BYTES {
+                    return Err(Status::invalid_argument(format!(
+                        "input {} is {} bytes, over the limit of {} bytes per input",
+                        inputs.len(),
+                        item.len(),
+                        AdmissionLimits::MAX_INPUT_ITEM_BYTES
+                    )));
+                }
+                if inputs.len() >= max_items {
+                    return Err(Status::invalid_argument(format!(
+                        "more than {max_items} inputs: at --chunk {chunk} that is over the \
+                         coordinator's {} tasks per job (--max-tasks-per-job); use a larger --chunk",
+                        self.limits.max_tasks_per_job
+                    )));
+                }
+                if inputs.bytes() + item.len() as u64 > self.limits.max_input_bytes {
+                    return Err(Status::invalid_argument(format!(
+                        "the inputs are over the coordinator's limit of {} bytes per job",
+                        self.limits.max_input_bytes
+                    )));
+                }
+                inputs.push(item);
+            }
+            if m.end {
+                ended = Some(m.total);
+            }
+            message = upload.message().await?;
+        }
+        match ended {
+            None => {
+                return Err(Status::cancelled(
+                    "the upload ended without its end marker (the client stopped): nothing was submitted",
+                ))
+            }
+            Some(total) if total != inputs.len() => {
+                return Err(Status::invalid_argument(format!(
+                    "the upload announced {total} inputs but carried {}",
+                    inputs.len()
+                )))
+            }
+            Some(_) => {}
+        }
+        spec.has_inputs = true;
+        spec.range_start = 0;
+        spec.range_end = inputs.len();
+        let inputs = Arc::new(inputs);
+        let job = self
+            .ask(|r| actor::Request::SubmitInputs(spec, inputs, r))
+            .await?;
         Ok(Response::new(SubmitJobResponse {
             job_id: job.job_id,
             job: Some(job),
@@ -406,6 +497,7 @@ impl Coordinator {
         let handle = CoordinatorHandle {
             tx,
             state: self.config.state.clone(),
+            limits: self.config.limits,
         };
         // Nagle's algorithm stalls small writes for milliseconds; the server
         // builder's tcp_nodelay does not reach sockets handed in here.

@@ -12,12 +12,17 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use brigade_proto::v1::{JobSpec, JobState};
+use brigade_proto::Output;
+
+use crate::inputs::Inputs;
 use prost::Message;
 use rusqlite::{params, Connection, OpenFlags};
 
 /// The schema this build writes. `PRAGMA user_version` holds a file's.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// `MIGRATIONS[i]` takes a file from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -51,6 +56,15 @@ const MIGRATIONS: &[&str] = &[
         idx    INTEGER NOT NULL,
         error  TEXT    NOT NULL,
         PRIMARY KEY (job_id, idx)
+    ) WITHOUT ROWID;
+",
+    "
+    ALTER TABLE results ADD COLUMN output BLOB;
+    CREATE TABLE inputs (
+        job_id INTEGER NOT NULL,
+        part   INTEGER NOT NULL,
+        data   BLOB    NOT NULL,
+        PRIMARY KEY (job_id, part)
     ) WITHOUT ROWID;
 ",
 ];
@@ -91,6 +105,8 @@ pub struct StoredJob {
     pub results: Vec<StoredResult>,
     /// (task index, error) of every task that failed for good.
     pub failures: Vec<(u64, String)>,
+    /// An inputs job's items.
+    pub inputs: Option<Inputs>,
 }
 
 /// One recorded task result.
@@ -110,6 +126,8 @@ pub struct JobEnd {
 #[derive(Debug, Default)]
 pub struct WriteBatch {
     pub new_jobs: Vec<(u64, JobSpec, u64)>,
+    /// The items of the new inputs jobs among `new_jobs`.
+    pub new_inputs: Vec<(u64, Arc<Inputs>)>,
     pub results: Vec<StoredResult>,
     /// (job, task index, error) of tasks that failed for good.
     pub failures: Vec<(u64, u64, String)>,
@@ -119,6 +137,7 @@ pub struct WriteBatch {
 impl WriteBatch {
     pub fn is_empty(&self) -> bool {
         self.new_jobs.is_empty()
+            && self.new_inputs.is_empty()
             && self.results.is_empty()
             && self.failures.is_empty()
             && self.ends.is_empty()
@@ -376,12 +395,13 @@ impl Store {
                 finished_ms: from_sql(finished),
                 results: Vec::new(),
                 failures: Vec::new(),
+                inputs: None,
             });
         }
         let mut st = self
             .conn
             .prepare(
-                "SELECT job_id, idx, lo, hi, cpu_ns, wall_ns FROM results ORDER BY job_id, idx",
+                "SELECT job_id, idx, lo, hi, cpu_ns, wall_ns, output FROM results ORDER BY job_id, idx",
             )
             .map_err(read)?;
         let rows = st
@@ -389,7 +409,7 @@ impl Store {
                 Ok(StoredResult {
                     job: from_sql(r.get(0)?),
                     index: from_sql(r.get(1)?),
-                    value: ((from_sql(r.get(3)?) as u128) << 64) | from_sql(r.get(2)?) as u128,
+                    value: output_of(r.get(2)?, r.get(3)?, r.get(6)?),
                     cpu_ns: from_sql(r.get(4)?),
                     wall_ns: from_sql(r.get(5)?),
                 })
@@ -424,6 +444,32 @@ impl Store {
                 jobs[k].failures.push((index, error));
             }
         }
+        let mut st = self
+            .conn
+            .prepare("SELECT job_id, data FROM inputs ORDER BY job_id, part")
+            .map_err(read)?;
+        let rows = st
+            .query_map([], |r| Ok((from_sql(r.get(0)?), r.get::<_, Vec<u8>>(1)?)))
+            .map_err(read)?;
+        let mut parts: Vec<(u64, Vec<u8>)> = Vec::new();
+        for row in rows {
+            parts.push(row.map_err(read)?);
+        }
+        for job in &mut jobs {
+            let mine: Vec<&[u8]> = parts
+                .iter()
+                .filter(|(j, _)| *j == job.id)
+                .map(|(_, d)| d.as_slice())
+                .collect();
+            if job.spec.has_inputs {
+                let inputs = Inputs::from_parts(mine).map_err(|why| StoreError::Open {
+                    path: self.path.clone(),
+                    what: format!("job {} has damaged inputs ({why})", job.id),
+                    hint: HINT_NOT_OURS,
+                })?;
+                job.inputs = Some(inputs);
+            }
+        }
         Ok(jobs)
     }
 
@@ -451,19 +497,33 @@ impl Store {
             }
             let mut res = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO results (job_id, idx, lo, hi, cpu_ns, wall_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT OR IGNORE INTO results (job_id, idx, lo, hi, cpu_ns, wall_ns, output) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .map_err(write)?;
             for r in &batch.results {
+                let (int, bytes) = match &r.value {
+                    Output::Int(v) => (*v, None),
+                    Output::Bytes(b) => (0, Some(b.as_slice())),
+                };
                 res.execute(params![
                     to_sql(r.job),
                     to_sql(r.index),
-                    to_sql(r.value as u64),
-                    to_sql((r.value >> 64) as u64),
+                    to_sql(int as u64),
+                    to_sql((int >> 64) as u64),
                     to_sql(r.cpu_ns),
-                    to_sql(r.wall_ns)
+                    to_sql(r.wall_ns),
+                    bytes
                 ])
                 .map_err(write)?;
+            }
+            let mut inp = tx
+                .prepare_cached("INSERT INTO inputs (job_id, part, data) VALUES (?1, ?2, ?3)")
+                .map_err(write)?;
+            for (job, inputs) in &batch.new_inputs {
+                for (part, data) in inputs.parts().iter().enumerate() {
+                    inp.execute(params![to_sql(*job), part as i64, data])
+                        .map_err(write)?;
+                }
             }
             let mut fail = tx
                 .prepare_cached(
@@ -535,17 +595,22 @@ impl StoreReader {
         job: u64,
         from: u64,
         max: usize,
-    ) -> rusqlite::Result<Vec<(u64, u128)>> {
+    ) -> rusqlite::Result<Vec<(u64, Output)>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT idx, lo, hi FROM results WHERE job_id = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3",
+            "SELECT idx, lo, hi, output FROM results WHERE job_id = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3",
         )?;
         let rows = st.query_map(params![to_sql(job), to_sql(from), max as i64], |r| {
-            Ok((
-                from_sql(r.get(0)?),
-                ((from_sql(r.get(2)?) as u128) << 64) | from_sql(r.get(1)?) as u128,
-            ))
+            Ok((from_sql(r.get(0)?), output_of(r.get(1)?, r.get(2)?, r.get(3)?)))
         })?;
         rows.collect()
+    }
+}
+
+/// A stored output: its bytes if it has any, else the integer in two words.
+fn output_of(lo: i64, hi: i64, bytes: Option<Vec<u8>>) -> Output {
+    match bytes {
+        Some(b) => Output::Bytes(b),
+        None => Output::Int(((from_sql(hi) as u128) << 64) | from_sql(lo) as u128),
     }
 }
 
@@ -582,33 +647,48 @@ mod tests {
         let mut s = Store::open(&path).unwrap();
         assert_eq!(s.next_job_id().unwrap(), 1);
         let big = u128::MAX - 5;
+        let mut inputs = Inputs::default();
+        inputs.push(b"Pizza Hut");
+        inputs.push(b"");
+        inputs.push("Caf\u{e9}".as_bytes());
         s.commit(&WriteBatch {
-            new_jobs: vec![(1, spec(), 111), (2, spec(), 222)],
+            new_jobs: vec![
+                (1, spec(), 111),
+                (
+                    2,
+                    JobSpec {
+                        has_inputs: true,
+                        ..spec()
+                    },
+                    222,
+                ),
+            ],
             results: vec![
                 StoredResult {
                     job: 1,
                     index: 3,
-                    value: big,
+                    value: Output::Int(big),
                     cpu_ns: 7,
                     wall_ns: 8,
                 },
                 StoredResult {
                     job: 2,
                     index: 0,
-                    value: 5,
+                    value: Output::Bytes(b"five".to_vec()),
                     cpu_ns: 1,
                     wall_ns: 2,
                 },
                 StoredResult {
                     job: 1,
                     index: 1,
-                    value: 9,
+                    value: Output::Int(9),
                     cpu_ns: 0,
                     wall_ns: 0,
                 },
             ],
             failures: vec![],
             ends: vec![],
+            new_inputs: vec![(2, Arc::new(inputs.clone()))],
         })
         .unwrap();
         // A duplicate result is ignored: the first one stays.
@@ -616,7 +696,7 @@ mod tests {
             results: vec![StoredResult {
                 job: 1,
                 index: 3,
-                value: 0,
+                value: Output::Int(0),
                 cpu_ns: 0,
                 wall_ns: 0,
             }],
@@ -637,16 +717,32 @@ mod tests {
         let reader = StoreReader::open(&path).unwrap();
         assert_eq!(
             reader.results_from(1, 0, 10).unwrap(),
-            vec![(1, 9), (3, big)]
+            vec![(1, Output::Int(9)), (3, Output::Int(big))]
         );
-        assert_eq!(reader.results_from(1, 2, 10).unwrap(), vec![(3, big)]);
-        assert_eq!(reader.results_from(1, 0, 1).unwrap(), vec![(1, 9)]);
+        assert_eq!(
+            reader.results_from(1, 2, 10).unwrap(),
+            vec![(3, Output::Int(big))]
+        );
+        assert_eq!(
+            reader.results_from(1, 0, 1).unwrap(),
+            vec![(1, Output::Int(9))]
+        );
+        assert_eq!(
+            reader.results_from(2, 0, 10).unwrap(),
+            vec![(0, Output::Bytes(b"five".to_vec()))]
+        );
         assert!(reader.results_from(9, 0, 10).unwrap().is_empty());
         assert_eq!(jobs[0].state, JobState::Queued);
         assert_eq!(jobs[0].spec, spec());
         assert_eq!(jobs[0].submitted_ms, 111);
-        let idx: Vec<(u64, u128)> = jobs[0].results.iter().map(|r| (r.index, r.value)).collect();
-        assert_eq!(idx, vec![(1, 9), (3, big)]);
+        let idx: Vec<(u64, Output)> = jobs[0]
+            .results
+            .iter()
+            .map(|r| (r.index, r.value.clone()))
+            .collect();
+        assert_eq!(idx, vec![(1, Output::Int(9)), (3, Output::Int(big))]);
+        assert_eq!(jobs[0].inputs, None);
+        assert_eq!(jobs[1].inputs, Some(inputs));
         assert_eq!(jobs[1].state, JobState::Failed);
         assert_eq!(jobs[1].error, "boom");
         assert_eq!((jobs[1].started_ms, jobs[1].finished_ms), (300, 400));

@@ -5,7 +5,7 @@
 
 use brigade_proto::catalog::{ArgDef, Catalog, Reduction, WorkloadDef};
 use brigade_proto::v1::{JobSpec, Kind, Model};
-use brigade_proto::SlotModel;
+use brigade_proto::{Output, SlotModel};
 
 use crate::admission::{admit, AdmissionLimits, JobPlan};
 use crate::sched::{JobId, Outcome, SlotCounts, TaskLease, TaskStatus, WorkerHello};
@@ -71,6 +71,7 @@ pub fn hello(process: u32, thread: u32, async_: u32, credits: u32) -> WorkerHell
 
 /// A successful outcome of `t` with `value`.
 pub fn ok(job: JobId, t: &TaskLease, model: SlotModel, value: u128) -> Outcome {
+    let value = Output::Int(value);
     Outcome {
         job,
         index: t.index,

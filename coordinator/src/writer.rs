@@ -71,6 +71,7 @@ impl Drop for StoreWriter {
 /// Appends `more` to `into` (later batches after earlier ones).
 pub(crate) fn merge(into: &mut WriteBatch, more: WriteBatch) {
     into.new_jobs.extend(more.new_jobs);
+    into.new_inputs.extend(more.new_inputs);
     into.results.extend(more.results);
     into.failures.extend(more.failures);
     into.ends.extend(more.ends);

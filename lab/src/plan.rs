@@ -217,6 +217,7 @@ impl RunPlan {
             max_in_flight: if self.uncapped { 0 } else { self.in_flight },
             allow_failures: 0,
             name: format!("bench {} {}", self.workload.name(), self.label),
+            ..Default::default()
         }
     }
 }

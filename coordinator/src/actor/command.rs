@@ -7,6 +7,9 @@ use brigade_proto::v1::{
 use tokio::sync::{mpsc, oneshot, watch};
 use tonic::Status;
 
+use std::sync::Arc;
+
+use crate::inputs::Inputs;
 use crate::sched::{JobId, WorkerHello, WorkerId};
 
 /// Where the actor sends a worker's downstream messages.
@@ -19,6 +22,8 @@ pub type Reply<T> = oneshot::Sender<Result<T, Status>>;
 #[derive(Debug)]
 pub enum Request {
     Submit(JobSpec, Reply<JobInfo>),
+    /// Submit an inputs job with its uploaded items.
+    SubmitInputs(JobSpec, Arc<Inputs>, Reply<JobInfo>),
     /// Submit, answered (once durable) with a watch on the job's status
     /// rather than the status: one trip through the actor for RunJob.
     SubmitWatch(JobSpec, Reply<watch::Receiver<JobInfo>>),

@@ -7,6 +7,7 @@
 //! updates to hold) and carries out what comes back from
 //! [`CommitLedger::next_settled`], in order.
 
+use std::sync::Arc;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::command::Ack;
+use crate::inputs::Inputs;
 use crate::sched::{JobId, Recorded};
 use crate::store::{JobEnd, Store, StoreError, WriteBatch};
 use crate::writer::{merge, Committed, StoreWriter};
@@ -137,8 +139,18 @@ impl CommitLedger {
 
     /// A job was admitted: it is written (and its submitter answered
     /// through `ack`) with the next commit.
-    pub(super) fn accepted(&mut self, id: JobId, spec: JobSpec, now_ms: u64, ack: Ack) {
+    pub(super) fn accepted(
+        &mut self,
+        id: JobId,
+        spec: JobSpec,
+        inputs: Option<Arc<Inputs>>,
+        now_ms: u64,
+        ack: Ack,
+    ) {
         self.unflushed.new_jobs.push((id, spec, now_ms));
+        if let Some(inputs) = inputs {
+            self.unflushed.new_inputs.push((id, inputs));
+        }
         self.pending_acks.push((id, ack));
     }
 
@@ -148,7 +160,7 @@ impl CommitLedger {
         for r in results {
             let p = self.not_durable.entry(r.job).or_default();
             p.0 += 1;
-            p.1 = p.1.wrapping_add(r.value);
+            p.1 = p.1.wrapping_add(r.value.as_int().unwrap_or(0));
             self.unflushed.results.push(r);
         }
         self.unflushed.failures.extend(failures);
@@ -230,7 +242,7 @@ impl CommitLedger {
         for r in &batch.results {
             let d = durable.entry(r.job).or_default();
             d.0 += 1;
-            d.1 = d.1.wrapping_add(r.value);
+            d.1 = d.1.wrapping_add(r.value.as_int().unwrap_or(0));
         }
         let commit = InflightCommit {
             seq: self.next_seq,
@@ -274,6 +286,7 @@ impl CommitLedger {
                 // job ends go back to be written on the next attempt, their
                 // updates held until then.
                 batch.new_jobs.clear();
+                batch.new_inputs.clear();
                 merge(&mut batch, std::mem::take(&mut self.unflushed));
                 self.unflushed = batch;
                 for mut c in commits {

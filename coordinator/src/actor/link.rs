@@ -4,6 +4,7 @@
 //! task batches, cancellations, heartbeats, disconnects).
 
 use brigade_proto::batch;
+use brigade_proto::Output;
 use brigade_proto::v1::{
     coordinator_message, worker_message, AssignBatch, CancelTasks, CoordinatorMessage, Heartbeat,
     OutcomeStatus, Welcome, WorkerMessage,
@@ -122,7 +123,10 @@ impl Actor {
                     attempt: o.attempt,
                     model: SlotModel::from_wire(o.model),
                     status: task_status(o.status),
-                    value: o.value.map(u128::from).unwrap_or(0),
+                    value: match o.output {
+                        Some(b) => Output::Bytes(b),
+                        None => Output::Int(o.value.map(u128::from).unwrap_or(0)),
+                    },
                     error: o.error,
                     cpu_ns: o.cpu_ns,
                     wall_ns: o.wall_ns,
@@ -183,6 +187,18 @@ impl Actor {
                 } => {
                     let Ok(j) = self.sched.job(job) else { continue };
                     let spec = &j.plan.spec;
+                    // An inputs job's items travel with their tasks, in the
+                    // order the runs spell the tasks out.
+                    let inputs = match self.inputs.get(&job) {
+                        Some(items) => tasks
+                            .iter()
+                            .flat_map(|t| {
+                                let (start, end) = j.plan.task_range(t.index);
+                                items.items(start, end)
+                            })
+                            .collect(),
+                        None => Vec::new(),
+                    };
                     let batch = AssignBatch {
                         job_id: job,
                         model: brigade_proto::v1::Model::from(model) as i32,
@@ -192,6 +208,9 @@ impl Actor {
                         tasks: Vec::new(),
                         grid: Some(j.plan.grid()),
                         runs: batch::runs(tasks.iter().map(|t| (t.index, t.attempt))),
+                        inputs,
+                        max_result_bytes: j.plan.max_result_bytes,
+                        inputs_format: spec.inputs_format,
                     };
                     self.send(worker, coordinator_message::Msg::Assign(batch));
                 }

@@ -21,6 +21,7 @@ mod commit;
 mod link;
 mod view;
 
+use std::sync::Arc;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -31,6 +32,7 @@ use tokio::sync::{mpsc, watch};
 use tonic::Status;
 
 use crate::admission::{admit, AdmissionLimits};
+use crate::inputs::Inputs;
 use crate::sched::{JobId, RestoredJob, SchedConfig, Scheduler, WorkerId};
 use crate::store::{JobEnd, Store, StoreError};
 #[cfg(test)]
@@ -121,6 +123,8 @@ pub(crate) struct Actor {
     ended_logged: HashSet<JobId>,
     clock: Clock,
     ledger: CommitLedger,
+    /// The items of inputs jobs that have not ended.
+    inputs: HashMap<JobId, Arc<Inputs>>,
 }
 
 impl Actor {
@@ -142,6 +146,7 @@ impl Actor {
             ended_logged: HashSet::new(),
             clock: Clock::new(),
             ledger: CommitLedger::in_memory(),
+            inputs: HashMap::new(),
         };
         if let Some(store) = store {
             actor.restore(&store)?;
@@ -183,6 +188,9 @@ impl Actor {
                 self.ended_logged.insert(job.id);
                 ended += 1;
             } else {
+                if let Some(inputs) = job.inputs {
+                    self.inputs.insert(job.id, Arc::new(inputs));
+                }
                 resumed += 1;
             }
         }
@@ -247,8 +255,11 @@ impl Actor {
     fn handle(&mut self, request: Request) {
         let now = self.clock.now_ms();
         match request {
-            Request::Submit(spec, reply) => self.submit(spec, now, Ack::Info(reply)),
-            Request::SubmitWatch(spec, reply) => self.submit(spec, now, Ack::Watch(reply)),
+            Request::Submit(spec, reply) => self.submit(spec, None, now, Ack::Info(reply)),
+            Request::SubmitInputs(spec, inputs, reply) => {
+                self.submit(spec, Some(inputs), now, Ack::Info(reply))
+            }
+            Request::SubmitWatch(spec, reply) => self.submit(spec, None, now, Ack::Watch(reply)),
             Request::GetJob(id, reply) => {
                 let _ = reply.send(self.client_info(id));
             }
@@ -308,15 +319,23 @@ impl Actor {
 
     /// Admits a job; it is answered through `ack` once durable, or at
     /// once with what was wrong.
-    fn submit(&mut self, spec: JobSpec, now: u64, ack: Ack) {
+    fn submit(&mut self, spec: JobSpec, inputs: Option<Arc<Inputs>>, now: u64, ack: Ack) {
+        if spec.has_inputs != inputs.is_some() {
+            return ack.refuse(Status::invalid_argument(
+                "an inputs job is submitted with SubmitWithInputs, and only an inputs job",
+            ));
+        }
         match admit(spec, &self.config.workloads, &self.config.limits) {
             Ok(plan) => {
                 let (workload, tasks, model) = (plan.spec.workload.clone(), plan.tasks, plan.model);
                 let spec = plan.spec.clone();
                 let id = self.sched.submit(plan, now);
                 tracing::info!(job_id = id, %workload, tasks, model = model.name(), "job accepted");
+                if let Some(inputs) = &inputs {
+                    self.inputs.insert(id, inputs.clone());
+                }
                 // Acknowledged once durable (see `flush`).
-                self.ledger.accepted(id, spec, now, ack);
+                self.ledger.accepted(id, spec, inputs, now, ack);
             }
             Err(e) => ack.refuse(Status::invalid_argument(e.to_string())),
         }
@@ -342,6 +361,10 @@ impl Actor {
             let info = view::job_info(&job);
             let state = view::wire_state(job.state);
             let ended = state.is_terminal();
+            if ended {
+                // Nothing runs any more: its items are not needed.
+                self.inputs.remove(&id);
+            }
             if ended && self.ended_logged.insert(id) {
                 tracing::info!(
                     job_id = id,
@@ -422,6 +445,7 @@ async fn sleep_until_some(due: Option<tokio::time::Instant>) {
 mod tests {
     use super::*;
     use brigade_proto::batch::{assigned_tasks, OkColumns, OkOutcome};
+    use brigade_proto::Output;
     use brigade_proto::v1::{
         coordinator_message, worker_message, JobState, Model, ResultBatch, WorkerMessage,
     };
@@ -513,7 +537,7 @@ mod tests {
             ok.push(OkOutcome {
                 index: t.index,
                 attempt: t.attempt,
-                value: u128::from(t.index),
+                value: Output::Int(u128::from(t.index)),
                 cpu_ns: 1,
                 wall_ns: 1,
                 ready_ns: 0,

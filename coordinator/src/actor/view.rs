@@ -6,16 +6,16 @@
 
 use std::collections::HashMap;
 
-use brigade_proto::catalog::Reduction;
 use brigade_proto::v1::{
-    self, ClusterStatus, FailedTask, JobInfo, Kind, Model, ResultsChunk, WorkerInfo,
+    self, ClusterStatus, FailedTask, JobInfo, Kind, Model, Reduce, ResultsChunk, WorkerInfo,
 };
-use brigade_proto::SlotModel;
+use brigade_proto::{Output, SlotModel};
 use tokio::sync::watch;
 use tonic::Status;
 
 use super::commit::HeldUpdate;
 use super::Actor;
+use crate::admission::JobReduce;
 use crate::sched::{
     ClusterView, JobError, JobFailure, JobId, JobState, JobView, ProbeVerdict, Routing,
     TaskFailure, TaskStatus, WaitingReason, WorkerView,
@@ -26,10 +26,25 @@ const LISTED_FAILURES: usize = 100;
 
 /// Packs (index, value) rows into the wire chunk (the `hi` column only
 /// when some value needs it).
-pub(crate) fn results_chunk(rows: Vec<(u64, u128)>) -> ResultsChunk {
+pub(crate) fn results_chunk(rows: Vec<(u64, Output)>) -> ResultsChunk {
     let mut chunk = ResultsChunk::default();
-    let wide = rows.iter().any(|(_, v)| *v > u64::MAX as u128);
+    if rows.iter().any(|(_, v)| v.as_int().is_none()) {
+        // Byte outputs: one data entry per row, integers as their text.
+        for (i, v) in rows {
+            chunk.index.push(i);
+            chunk.is_int.push(v.as_int().is_some());
+            chunk.data.push(match v {
+                Output::Int(n) => n.to_string().into_bytes(),
+                Output::Bytes(b) => b,
+            });
+        }
+        return chunk;
+    }
+    let wide = rows
+        .iter()
+        .any(|(_, v)| v.as_int().is_some_and(|v| v > u64::MAX as u128));
     for (i, v) in rows {
+        let v = v.as_int().unwrap_or(0);
         chunk.index.push(i);
         chunk.lo.push(v as u64);
         if wide {
@@ -51,7 +66,12 @@ impl Actor {
         let mut view = self.sched.job_view(id).map_err(job_status)?;
         if let Some((n, sum)) = self.ledger.not_durable(id) {
             view.tasks_done -= n;
-            view.total = view.total.wrapping_sub(sum);
+            match view.plan.reduce {
+                JobReduce::Sum => view.total = view.total.wrapping_sub(sum),
+                JobReduce::Count => view.total = view.total.wrapping_sub(u128::from(n)),
+                // Not subtractable: shown once the job ended (durably).
+                JobReduce::Min | JobReduce::Max | JobReduce::None | JobReduce::Concat => {}
+            }
             // Its end is in the same pending commit as those results.
             if view.state.is_terminal() {
                 view.state = JobState::Running;
@@ -156,8 +176,17 @@ pub(super) fn job_info(v: &JobView<'_>) -> JobInfo {
         retries: v.retries,
         late_results_dropped: v.late_results_dropped,
         error: v.error.map(job_failure_text).unwrap_or_default(),
-        has_total: v.plan.reduction == Reduction::Sum,
+        has_total: match v.plan.reduce {
+            JobReduce::Sum | JobReduce::Count => true,
+            // A min or max is final only at the end (and undefined over
+            // no output at all).
+            JobReduce::Min | JobReduce::Max => {
+                v.state == JobState::Succeeded && v.tasks_done > 0
+            }
+            JobReduce::None | JobReduce::Concat => false,
+        },
         total: Some(v.total.into()),
+        reduce: Reduce::from(v.plan.reduce) as i32,
         submitted_unix_ms: v.submitted_ms,
         started_unix_ms: v.started_ms,
         finished_unix_ms: v.finished_ms,

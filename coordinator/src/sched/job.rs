@@ -5,14 +5,14 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
-use brigade_proto::catalog::Reduction;
+use brigade_proto::Output;
 use brigade_proto::SlotModel;
 
 use super::status::{
     JobFailure, JobState, JobView, ProbeVerdict, Routing, TaskFailure, TaskStatus, WaitingReason,
 };
 use super::{JobId, Outcome, Recorded, TaskLease, WorkerId};
-use crate::admission::{JobKind, JobPlan, ModelChoice};
+use crate::admission::{JobKind, JobPlan, JobReduce, ModelChoice};
 
 /// The current lease of a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,10 +127,12 @@ pub struct Job {
     routing: Routing,
     /// Set when probing just moved the job off this model.
     pub(super) rerouted_from: Option<SlotModel>,
-    /// Every done task's value, when kept in memory (without a store);
-    /// with a store, results are served from it and only the total is here.
-    values: Option<Vec<u128>>,
-    /// Sum of the done tasks' values; `None` once it no longer fits in u128.
+    /// Every done task's output, when kept in memory (without a store);
+    /// with a store, results are served from it and only the reduced value
+    /// is here.
+    values: Option<Outputs>,
+    /// The reduction of the done tasks' outputs so far (`plan.reduce`);
+    /// `None` once a sum no longer fits in u128.
     total: Option<u128>,
     retries: u64,
     pub(super) late_results_dropped: u64,
@@ -159,8 +161,11 @@ impl Job {
             probe: (plan.choice == ModelChoice::Auto).then(Probe::default),
             routing: routing(&plan),
             rerouted_from: None,
-            values: keep_values.then(|| vec![0; n]),
-            total: Some(0),
+            values: keep_values.then(|| Outputs::new(n)),
+            total: match plan.reduce {
+                JobReduce::Min => Some(u128::MAX),
+                _ => Some(0),
+            },
             retries: 0,
             late_results_dropped: 0,
             error: None,
@@ -204,7 +209,7 @@ impl Job {
         let mut job = Job::new(id, plan, stored.submitted_ms, keep_values);
         for r in stored.results {
             if r.index < job.plan.tasks && !job.is_finished(r.index) {
-                job.mark_done(r.index, r.value, r.cpu_ns, r.wall_ns);
+                job.mark_done(r.index, &r.value, r.cpu_ns, r.wall_ns);
             }
         }
         for (index, error) in stored.failures {
@@ -257,13 +262,20 @@ impl Job {
         self.done[(index / 64) as usize] & (1 << (index % 64)) != 0
     }
 
-    fn mark_done(&mut self, index: u64, value: u128, cpu_ns: u64, wall_ns: u64) {
+    fn mark_done(&mut self, index: u64, value: &Output, cpu_ns: u64, wall_ns: u64) {
         self.done[(index / 64) as usize] |= 1 << (index % 64);
         self.done_count += 1;
         if let Some(values) = &mut self.values {
-            values[index as usize] = value;
+            values.set(index, value);
         }
-        self.total = self.total.and_then(|t| t.checked_add(value));
+        let int = value.as_int().unwrap_or(0);
+        self.total = match self.plan.reduce {
+            JobReduce::Sum => self.total.and_then(|t| t.checked_add(int)),
+            JobReduce::Count => Some(u128::from(self.done_count)),
+            JobReduce::Min => self.total.map(|t| t.min(int)),
+            JobReduce::Max => self.total.map(|t| t.max(int)),
+            JobReduce::None | JobReduce::Concat => self.total,
+        };
         self.cpu_ns += cpu_ns;
         self.wall_ns += wall_ns;
     }
@@ -337,7 +349,9 @@ impl Job {
         self.done_count
     }
 
-    /// The job total (sum of every done task's value), if it fits in u128.
+    /// The job's reduced value so far (`--reduce`: the sum, count, min or
+    /// max of the done tasks' outputs), if it fits in u128. A min over no
+    /// output yet is `u128::MAX`.
     pub fn total(&self) -> Option<u128> {
         self.total
     }
@@ -345,7 +359,7 @@ impl Job {
     /// Ends the job once every task is finished: succeeded, unless its
     /// total is meant to be reported and does not fit.
     fn complete(&mut self, now_ms: u64) {
-        if self.total.is_none() && self.plan.reduction == Reduction::Sum {
+        if self.total.is_none() && self.plan.reduce == JobReduce::Sum {
             self.finish(JobState::Failed, Some(JobFailure::TotalOverflow), now_ms);
         } else {
             self.finish(JobState::Succeeded, None, now_ms);
@@ -488,7 +502,21 @@ impl Job {
                     !self.is_finished(index),
                     "a current lease is never finished"
                 );
-                self.mark_done(index, o.value, o.cpu_ns, o.wall_ns);
+                if !self.accepts(&o.value) {
+                    let failure = TaskFailure::Attempts {
+                        index,
+                        input: self.plan.task_range(index),
+                        attempts: lease.failures + 1,
+                        last: TaskStatus::Failed,
+                        error: format!(
+                            "the task's output is not an unsigned integer, and --reduce {} \
+                             needs one",
+                            reduce_name(self.plan.reduce)
+                        ),
+                    };
+                    return self.fail_task(index, failure, now_ms);
+                }
+                self.mark_done(index, &o.value, o.cpu_ns, o.wall_ns);
                 if self.finished_count() == self.plan.tasks {
                     self.complete(now_ms);
                     return true;
@@ -536,15 +564,21 @@ impl Job {
 
     /// Done tasks with index ≥ `from`, in index order, at most `max` of
     /// them; `None` when values are not kept in memory (the store has them).
-    pub fn results_from(&self, from: u64, max: usize) -> Option<Vec<(u64, u128)>> {
+    pub fn results_from(&self, from: u64, max: usize) -> Option<Vec<(u64, Output)>> {
         let values = self.values.as_ref()?;
         Some(
             (from..self.plan.tasks)
                 .filter(|&i| self.is_done(i))
                 .take(max)
-                .map(|i| (i, values[i as usize]))
+                .map(|i| (i, values.get(i)))
                 .collect(),
         )
+    }
+
+    /// Whether an OK output can be recorded: a reduction over integers
+    /// takes no byte output (the task fails instead).
+    pub fn accepts(&self, value: &Output) -> bool {
+        !(self.plan.reduce.needs_integers() && value.as_int().is_none())
     }
 
     /// Retries so far (tasks queued again after a lease ended without a
@@ -590,5 +624,70 @@ fn routing(plan: &JobPlan) -> Routing {
             model: plan.model,
         },
         ModelChoice::Forced => Routing::Forced,
+    }
+}
+
+/// The user-facing name of a reduction.
+fn reduce_name(r: JobReduce) -> &'static str {
+    match r {
+        JobReduce::None => "none",
+        JobReduce::Sum => "sum",
+        JobReduce::Count => "count",
+        JobReduce::Min => "min",
+        JobReduce::Max => "max",
+        JobReduce::Concat => "concat",
+    }
+}
+
+/// A job's outputs kept in memory: integers in one column (16 bytes a
+/// task, paid up front as before), byte outputs in one arena with a span
+/// per task, made on the first byte output.
+#[derive(Debug)]
+struct Outputs {
+    ints: Vec<u128>,
+    bytes: Vec<u8>,
+    /// (start in `bytes`, length) per task; `u32::MAX` length: an integer.
+    spans: Vec<(u64, u32)>,
+}
+
+impl Outputs {
+    fn new(tasks: usize) -> Outputs {
+        Outputs {
+            ints: vec![0; tasks],
+            bytes: Vec::new(),
+            spans: Vec::new(),
+        }
+    }
+
+    fn set(&mut self, index: u64, value: &Output) {
+        let i = index as usize;
+        match value {
+            Output::Int(v) => {
+                self.ints[i] = *v;
+                if let Some(span) = self.spans.get_mut(i) {
+                    *span = (0, u32::MAX);
+                }
+            }
+            Output::Bytes(b) => {
+                if self.spans.is_empty() {
+                    self.spans = vec![(0, u32::MAX); self.ints.len()];
+                }
+                // Outputs are bounded far below 4 GiB by max_result_bytes.
+                let len = u32::try_from(b.len()).unwrap_or(u32::MAX - 1);
+                self.spans[i] = (self.bytes.len() as u64, len);
+                self.bytes.extend_from_slice(&b[..len as usize]);
+            }
+        }
+    }
+
+    fn get(&self, index: u64) -> Output {
+        let i = index as usize;
+        match self.spans.get(i) {
+            Some(&(start, len)) if len != u32::MAX => {
+                let start = start as usize;
+                Output::Bytes(self.bytes[start..start + len as usize].to_vec())
+            }
+            _ => Output::Int(self.ints[i]),
+        }
     }
 }

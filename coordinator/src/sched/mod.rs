@@ -26,6 +26,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use brigade_proto::{PerModel, SlotModel};
+use brigade_proto::Output;
 
 use crate::admission::JobPlan;
 pub use job::{Job, RestoredJob};
@@ -54,7 +55,7 @@ pub struct Outcome {
     /// The slot model it ran on (`None`: the worker named none we know).
     pub model: Option<SlotModel>,
     pub status: TaskStatus,
-    pub value: u128,
+    pub value: Output,
     pub error: String,
     pub cpu_ns: u64,
     pub wall_ns: u64,
@@ -63,11 +64,11 @@ pub struct Outcome {
 }
 
 /// A result that was just recorded (for the durable store).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
     pub job: JobId,
     pub index: u64,
-    pub value: u128,
+    pub value: Output,
     pub cpu_ns: u64,
     pub wall_ns: u64,
 }
@@ -372,11 +373,11 @@ impl Scheduler {
                 tasks_done += 1;
             }
             let job_id = o.job;
-            if self.config.log_results && o.status == TaskStatus::Ok {
+            if self.config.log_results && o.status == TaskStatus::Ok && job.accepts(&o.value) {
                 self.recorded.push(Recorded {
                     job: job_id,
                     index: o.index,
-                    value: o.value,
+                    value: o.value.clone(),
                     cpu_ns: o.cpu_ns,
                     wall_ns: o.wall_ns,
                 });

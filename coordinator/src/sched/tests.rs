@@ -7,6 +7,7 @@ use proptest::prelude::*;
 
 use super::job::AUTO_TINY_TASK_NS;
 use super::*;
+use brigade_proto::Output;
 use crate::testing::{auto_plan, hello, ok, plan, plan_by_kind, probed};
 
 fn assigns(actions: &[Action]) -> Vec<(WorkerId, JobId, Vec<TaskLease>)> {
@@ -158,7 +159,7 @@ fn a_lost_worker_returns_its_leases_and_its_late_results_are_dropped() {
     assert_eq!(info.late_results_dropped, 1);
     assert_eq!(s.status().late_results_dropped, 2);
     let r = s.job(j).unwrap().results_from(0, 10);
-    assert_eq!(r, Some(vec![(0, 0), (1, 1), (2, 2), (3, 3)]));
+    assert_eq!(r, Some(ints(&[(0, 0), (1, 1), (2, 2), (3, 3)])));
 }
 
 /// `times` times over: a fresh worker with two slots of `model` joins, takes
@@ -593,7 +594,7 @@ fn interleave(
     let mut seen = std::collections::HashSet::new();
     for r in &stored {
         prop_assert!(seen.insert(r.index), "task {} recorded twice", r.index);
-        prop_assert_eq!(r.value, sum_squares(r.index * 3, r.index * 3 + 3));
+        prop_assert_eq!(&r.value, &Output::Int(sum_squares(r.index * 3, r.index * 3 + 3)));
     }
     prop_assert_eq!(seen.len() as u64, done);
     for w in s.workers() {
@@ -639,7 +640,7 @@ fn a_restored_job_runs_only_what_was_not_recorded() {
         .map(|&i| Recorded {
             job: 7,
             index: i,
-            value: sum_squares(i * 10, i * 10 + 10),
+            value: Output::Int(sum_squares(i * 10, i * 10 + 10)),
             cpu_ns: 1,
             wall_ns: 1,
         })
@@ -691,7 +692,7 @@ fn restore_keeps_ended_jobs_ended_and_ends_fully_recorded_ones() {
         .map(|i| Recorded {
             job: 1,
             index: i,
-            value: i as u128,
+            value: Output::Int(i as u128),
             cpu_ns: 0,
             wall_ns: 0,
         })
@@ -716,7 +717,7 @@ fn restore_keeps_ended_jobs_ended_and_ends_fully_recorded_ones() {
     assert!(s.take_actions().is_empty());
     assert_eq!(
         s.job(1).unwrap().results_from(0, 10),
-        Some(vec![(0, 0), (1, 1)])
+        Some(ints(&[(0, 0), (1, 1)]))
     );
 }
 
@@ -761,12 +762,12 @@ fn allowed_failures_let_a_job_succeed_listing_the_failed_tasks() {
         None,
         "the store has them"
     );
-    let recorded: Vec<(u64, u128)> = s
+    let recorded: Vec<(u64, Output)> = s
         .take_recorded()
         .iter()
-        .map(|r| (r.index, r.value))
+        .map(|r| (r.index, r.value.clone()))
         .collect();
-    assert_eq!(recorded, vec![(0, 0), (1, 1), (3, 9)]);
+    assert_eq!(recorded, ints(&[(0, 0), (1, 1), (3, 9)]));
     assert_eq!(s.take_failures().len(), 1);
 
     // One failure more than allowed fails the job.
@@ -1046,4 +1047,9 @@ fn auto_sends_tiny_cpu_tasks_to_the_event_loop_not_to_processes() {
         ),
         "{why:?}"
     );
+}
+
+/// `(index, integer)` rows as outputs.
+fn ints(rows: &[(u64, u128)]) -> Vec<(u64, Output)> {
+    rows.iter().map(|&(i, v)| (i, Output::Int(v))).collect()
 }
