@@ -11,7 +11,7 @@ use brigade_coordinator::admission::AdmissionLimits;
 use brigade_coordinator::CoordinatorConfig;
 use brigade_worker::node::NodeConfig;
 
-use super::flags::{CoordinatorArgs, SlotArgs, Subcommand};
+use super::flags::{CoordinatorArgs, SlotArgs, Subcommand, Target};
 use crate::bench;
 use crate::cluster::{self, Slots};
 use crate::commands::{Format, SubmitArgs};
@@ -132,36 +132,37 @@ impl Action {
                     allow_exec,
                 })
             }
-            Subcommand::Submit {
+            Subcommand::Submit { job, wait, client } => Request::Submit {
                 job,
                 wait,
-                format,
-                target,
-            } => Request::Submit { job, wait, format }.to(target.coordinator),
-            Subcommand::Status { format, target } => Request::Status(format).to(target.coordinator),
-            Subcommand::Jobs { format, target } => Request::Jobs(format).to(target.coordinator),
-            Subcommand::Job {
+                format: client.format,
+            }
+            .to(client.target),
+            Subcommand::Status { client } => Request::Status(client.format).to(client.target),
+            Subcommand::Jobs { client } => Request::Jobs(client.format).to(client.target),
+            Subcommand::Job { id, wait, client } => Request::Job {
                 id,
                 wait,
-                format,
-                target,
-            } => Request::Job { id, wait, format }.to(target.coordinator),
-            Subcommand::Results { id, format, target } => {
-                Request::Results { id, format }.to(target.coordinator)
+                format: client.format,
             }
-            Subcommand::Cancel { id, target } => Request::Cancel(id).to(target.coordinator),
-            Subcommand::Workers { format, target } => {
-                Request::Workers(format).to(target.coordinator)
+            .to(client.target),
+            Subcommand::Results { id, client } => Request::Results {
+                id,
+                format: client.format,
             }
+            .to(client.target),
+            Subcommand::Cancel { id, target } => Request::Cancel(id).to(target),
+            Subcommand::Workers { client } => Request::Workers(client.format).to(client.target),
             Subcommand::IoTarget { listen } => Action::IoTarget { listen },
         })
     }
 }
 
 impl Request {
-    fn to(self, coordinator: String) -> Action {
+    /// This request, to the coordinator `target` names.
+    fn to(self, target: Target) -> Action {
         Action::Client {
-            coordinator,
+            coordinator: target.coordinator,
             request: self,
         }
     }

@@ -36,6 +36,16 @@ pub struct Target {
     pub coordinator: String,
 }
 
+// What every client command that prints takes: its output format and the
+// coordinator it asks. (No doc comment: clap would show it.)
+#[derive(Args, Clone)]
+pub struct ClientArgs {
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    #[command(flatten)]
+    pub target: Target,
+}
+
 #[derive(Args, Clone, Copy)]
 pub struct SlotArgs {
     /// Executor child processes (process slots); default: number of cores.
@@ -145,24 +155,18 @@ pub enum Subcommand {
         /// Wait for the job to end and print its result.
         #[arg(long)]
         wait: bool,
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
         #[command(flatten)]
-        target: Target,
+        client: ClientArgs,
     },
     /// Cluster status.
     Status {
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
         #[command(flatten)]
-        target: Target,
+        client: ClientArgs,
     },
     /// List jobs.
     Jobs {
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
         #[command(flatten)]
-        target: Target,
+        client: ClientArgs,
     },
     /// Show one job.
     Job {
@@ -170,18 +174,14 @@ pub enum Subcommand {
         /// Wait for the job to end.
         #[arg(long)]
         wait: bool,
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
         #[command(flatten)]
-        target: Target,
+        client: ClientArgs,
     },
     /// Print a job's task results in index order.
     Results {
         id: u64,
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
         #[command(flatten)]
-        target: Target,
+        client: ClientArgs,
     },
     /// Cancel a job.
     Cancel {
@@ -191,10 +191,8 @@ pub enum Subcommand {
     },
     /// List connected workers and their slots.
     Workers {
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
         #[command(flatten)]
-        target: Target,
+        client: ClientArgs,
     },
     /// The HTTP target for I/O workloads: GET /fast and GET /slow?ms=N.
     IoTarget {
