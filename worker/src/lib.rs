@@ -9,4 +9,6 @@ pub mod http_client;
 pub mod io_target;
 pub mod node;
 pub mod spin;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod workload;
