@@ -2,6 +2,8 @@
 //! results, a child SIGKILLed mid-task, per-task timeouts, and that shutdown
 //! leaves no child behind.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 use brigade_proto::v1::{Model, OutcomeStatus};
 use brigade_worker::exec::{ExecutorConfig, Executors, TaskDone, TaskRun};
 use brigade_worker::workload::{TaskInput, Workload};
+use common::{proc_gone, proc_stat, BIN};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 /// The outcome channel, one outcome at a time (they travel in batches).
@@ -24,7 +27,7 @@ fn start(procs: usize) -> (Executors, Answers) {
         procs,
         threads: 0,
         async_slots: 0,
-        executor_program: PathBuf::from(env!("CARGO_BIN_EXE_brigade")),
+        executor_program: PathBuf::from(BIN),
         executor_args: vec!["executor".into()],
     };
     let answers = Answers {
@@ -69,29 +72,14 @@ async fn next(rx: &mut Answers) -> TaskDone {
     }
 }
 
-/// CPU ticks (utime + stime) a process has used, from /proc.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name; utime and stime are the
-    // 12th and 13th of them.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
-
 /// Waits (polling, with a deadline) until `pid` has burnt `ticks` of CPU:
 /// proof that it is running the spin task, not just starting up.
 async fn wait_until_busy(pid: u32, ticks: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while cpu_ticks(pid).unwrap_or(0) < ticks {
+    while proc_stat(pid).map_or(0, |s| s.cpu_ticks) < ticks {
         assert!(Instant::now() < deadline, "executor {pid} never got busy");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-}
-
-fn is_alive(pid: u32) -> bool {
-    // A reaped child has no /proc entry (barring pid reuse in between).
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,7 +110,7 @@ async fn process_slots_sum_w_cpu_exactly() {
     let pids = ex.child_pids();
     ex.shutdown().await;
     for pid in pids {
-        assert!(!is_alive(pid), "executor {pid} survived shutdown");
+        assert!(proc_gone(pid), "executor {pid} survived shutdown");
     }
 }
 
@@ -223,7 +211,7 @@ async fn a_timeout_kills_the_child_and_a_fresh_one_carries_on() {
     assert_eq!(d.status, OutcomeStatus::TimedOut, "{d:?}");
     assert!(d.error.contains("200 ms timeout"), "{}", d.error);
     assert!(
-        !is_alive(old),
+        proc_gone(old),
         "the timed-out executor {old} is still alive"
     );
     let mut t = task(2, 1, &workload("sum-squares", &[]));
@@ -284,7 +272,7 @@ async fn shutdown_answers_the_running_task_and_kills_its_child() {
     ex.shutdown().await;
     let d = next(&mut rx).await;
     assert_eq!(d.status, OutcomeStatus::Cancelled, "{d:?}");
-    assert!(!is_alive(pid));
+    assert!(proc_gone(pid));
 }
 
 #[tokio::test]
