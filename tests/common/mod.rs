@@ -9,7 +9,8 @@
 //! - [`proc`]: signals, `/proc`, commands with a deadline, a fixed port;
 //! - [`tempdir`]: a temp dir per test.
 //!
-//! Each test binary uses part of it, hence `allow(dead_code)`.
+//! Each test binary uses part of it, hence `allow(dead_code, unused_imports)`
+//! (a re-export one binary does not use).
 
 #![allow(dead_code, unused_imports)]
 
