@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use brigade_client::{
-    model_name, parse_kind, parse_model, state_name, total, Client, RunEvent, WaitEvent,
+    model_name, parse_kind, parse_model, state_name, total, Client, ResultRow, RunEvent,
+    WaitEvent,
 };
 use brigade_proto::v1::{InputsFormat, JobInfo, JobSpec, JobState, Kind, Model, Reduce};
 
 use crate::inputs::{self, Source};
 use clap::ValueEnum;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 
 /// Output format of client commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -20,6 +21,8 @@ pub enum Format {
     Table,
     Json,
     Csv,
+    /// One JSON value per line (results: one row per line).
+    Jsonl,
 }
 
 /// `A..B` on the command line.
@@ -189,7 +192,7 @@ pub async fn submit(
             .context("the job was not submitted")?;
         if !wait {
             match format {
-                Format::Json => println!("{}", job_json(&info)),
+                Format::Json | Format::Jsonl => println!("{}", job_json(&info)),
                 _ => println!("{}", accepted_line(&info)),
             }
             return Ok(());
@@ -206,7 +209,7 @@ pub async fn submit(
         .await
         .context("the coordinator refused the job")?;
     match format {
-        Format::Json => println!("{}", job_json(&info)),
+        Format::Json | Format::Jsonl => println!("{}", job_json(&info)),
         _ => println!("{}", accepted_line(&info)),
     }
     Ok(())
@@ -348,7 +351,7 @@ async fn wait_for(client: &mut Client, job_id: u64, progress: bool) -> anyhow::R
 
 fn print_outcome(info: &JobInfo, format: Format) -> anyhow::Result<()> {
     match format {
-        Format::Json => println!("{}", job_json(info)),
+        Format::Json | Format::Jsonl => println!("{}", job_json(info)),
         Format::Csv => {
             println!("{}", JOB_CSV_HEADER);
             println!("{}", job_csv(info));
@@ -476,7 +479,7 @@ pub async fn job(client: &mut Client, id: u64, wait: bool, format: Format) -> an
         client.job(id).await.context("could not get the job")?
     };
     match format {
-        Format::Json => println!("{}", job_json(&info)),
+        Format::Json | Format::Jsonl => println!("{}", job_json(&info)),
         Format::Csv => println!("{JOB_CSV_HEADER}\n{}", job_csv(&info)),
         Format::Table => {
             println!("{}", job_summary(&info));
@@ -491,7 +494,7 @@ pub async fn job(client: &mut Client, id: u64, wait: bool, format: Format) -> an
 pub async fn jobs(client: &mut Client, format: Format) -> anyhow::Result<()> {
     let jobs = client.jobs().await.context("could not list jobs")?;
     match format {
-        Format::Json => println!(
+        Format::Json | Format::Jsonl => println!(
             "{}",
             serde_json::Value::Array(jobs.iter().map(job_json).collect())
         ),
@@ -526,36 +529,132 @@ pub async fn jobs(client: &mut Client, format: Format) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn results(client: &mut Client, id: u64, format: Format) -> anyhow::Result<()> {
-    let rows: Vec<(u64, u128)> = client
-        .results(id)
-        .await
-        .context("could not get results")?
-        .try_collect()
-        .await
-        .context("results stream broken")?;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    match format {
-        Format::Json => {
-            let v: Vec<_> = rows
-                .iter()
-                .map(|(i, v)| serde_json::json!({"index": i, "value": v.to_string()}))
-                .collect();
-            writeln!(out, "{}", serde_json::Value::Array(v))?;
-        }
-        Format::Csv => {
-            writeln!(out, "index,value")?;
-            for (i, v) in rows {
-                writeln!(out, "{i},{v}")?;
+/// `brigade results ID`: the job's rows written as they arrive (bounded
+/// memory whatever the job's size), in index order. With `follow`, rows
+/// keep coming while the job runs: each pass writes the done tasks from
+/// where the last one stopped up to the first task not done yet, and the
+/// pass after the job's end writes the rest (failed tasks leave gaps).
+pub async fn results(client: &mut Client, id: u64, format: Format, follow: bool) -> anyhow::Result<()> {
+    let mut out = RowWriter::new(format);
+    let mut next = 0u64;
+    loop {
+        let ended = if follow {
+            let info = client.job(id).await.context("could not get the job")?;
+            JobState::try_from(info.state).is_ok_and(JobState::is_terminal)
+        } else {
+            true
+        };
+        let mut rows = client
+            .results_from(id, next)
+            .await
+            .context("could not get results")?;
+        while let Some(row) = rows.next().await {
+            let row = row.context("results stream broken")?;
+            if !ended && row.index != next {
+                break;
             }
+            next = row.index + 1;
+            out.row(&row)?;
         }
-        Format::Table => {
-            for (i, v) in rows {
-                writeln!(out, "{i}\t{v}")?;
+        if ended {
+            break;
+        }
+        // Wait for the job to move before looking again.
+        let mut updates = client.watch(id).await.context("could not follow the job")?;
+        let before = client.job(id).await.context("could not get the job")?.tasks_done;
+        while let Some(info) = updates.next().await {
+            let info = info.context("the job's status stream broke")?;
+            if info.tasks_done != before || JobState::try_from(info.state).is_ok_and(JobState::is_terminal) {
+                break;
             }
         }
     }
+    out.finish()?;
+    if !follow {
+        let info = client.job(id).await.context("could not get the job")?;
+        if !JobState::try_from(info.state).is_ok_and(JobState::is_terminal) {
+            eprintln!(
+                "job {id} is still {}: these are the results so far (--follow waits for the rest)",
+                state_name(info.state)
+            );
+        }
+    }
     Ok(())
+}
+
+/// Writes result rows in one format as they come.
+struct RowWriter {
+    format: Format,
+    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+    rows: u64,
+}
+
+impl RowWriter {
+    fn new(format: Format) -> Self {
+        RowWriter {
+            format,
+            out: std::io::BufWriter::new(std::io::stdout().lock()),
+            rows: 0,
+        }
+    }
+
+    fn row(&mut self, row: &ResultRow) -> anyhow::Result<()> {
+        let out = &mut self.out;
+        match self.format {
+            Format::Json | Format::Jsonl => {
+                let sep = match (self.format, self.rows) {
+                    (Format::Jsonl, _) => "",
+                    (_, 0) => "[",
+                    _ => ",",
+                };
+                let line = row_json(row);
+                if self.format == Format::Jsonl {
+                    writeln!(out, "{line}")?;
+                } else {
+                    write!(out, "{sep}{line}")?;
+                }
+            }
+            Format::Csv => {
+                if self.rows == 0 {
+                    writeln!(out, "index,value")?;
+                }
+                writeln!(out, "{},{}", row.index, csv_field(&row.output.to_text()))?;
+            }
+            Format::Table => writeln!(out, "{}\t{}", row.index, row.output.to_text().escape_default())?,
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<()> {
+        match (self.format, self.rows) {
+            (Format::Json, 0) => writeln!(self.out, "[]")?,
+            (Format::Json, _) => writeln!(self.out, "]")?,
+            (Format::Csv, 0) => writeln!(self.out, "index,value")?,
+            _ => {}
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+/// A row as JSON: `value` is the output as text (an integer in decimal, as
+/// before byte outputs existed), `output` the output as a JSON value.
+fn row_json(row: &ResultRow) -> serde_json::Value {
+    serde_json::json!({
+        "index": row.index,
+        "value": row.output.to_text(),
+        "output": row.output.to_json(),
+    })
+}
+
+/// A CSV field, quoted when it holds a comma, quote or line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 pub async fn cancel(client: &mut Client, id: u64) -> anyhow::Result<()> {
@@ -570,7 +669,7 @@ pub async fn cancel(client: &mut Client, id: u64) -> anyhow::Result<()> {
 pub async fn workers(client: &mut Client, format: Format) -> anyhow::Result<()> {
     let workers = client.workers().await.context("could not list workers")?;
     match format {
-        Format::Json => {
+        Format::Json | Format::Jsonl => {
             let v: Vec<_> = workers
                 .iter()
                 .map(|w| {
@@ -635,7 +734,7 @@ pub async fn workers(client: &mut Client, format: Format) -> anyhow::Result<()> 
 pub async fn status(client: &mut Client, format: Format) -> anyhow::Result<()> {
     let s = client.status().await.context("could not get the status")?;
     match format {
-        Format::Json | Format::Csv => println!(
+        Format::Json | Format::Jsonl | Format::Csv => println!(
             "{}",
             serde_json::json!({
                 "version": s.version, "protocol_version": s.protocol_version, "workers": s.workers,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use brigade_coordinator::CoordinatorConfig;
-use brigade_proto::v1::{JobState, Model};
+use brigade_proto::v1::{InputsFormat, JobState, Model};
 use brigade_worker::node::NodeConfig;
 use brigade_worker::workload::{builtin_catalog, Registry};
 
@@ -52,7 +52,7 @@ fn verify(
     info_total: u128,
     results: &[(u64, u128)],
 ) -> Result<(), String> {
-    let (a, b) = args.range;
+    let (a, b) = args.range.unwrap_or_default();
     let tasks = (b - a).div_ceil(args.chunk);
     if results.len() as u64 != tasks {
         return Err(format!("{} results for {tasks} tasks", results.len()));
@@ -177,7 +177,11 @@ pub async fn run() -> anyhow::Result<()> {
     );
     let cpu_job = |model: Model, max_in_flight: u32| SubmitArgs {
         workload: "sum-squares".into(),
-        range: CPU_RANGE,
+        range: Some(CPU_RANGE),
+        inputs: None,
+        inputs_format: InputsFormat::Text,
+        max_result_bytes: 0,
+        reduce: None,
         chunk: CPU_CHUNK,
         args: vec![],
         kind: None,
@@ -190,7 +194,7 @@ pub async fn run() -> anyhow::Result<()> {
     };
     let io_job = |model: Model, max_in_flight: u32| SubmitArgs {
         workload: "http-get".into(),
-        range: (0, IO_TASKS),
+        range: Some((0, IO_TASKS)),
         chunk: 1,
         args: vec![
             (
@@ -204,7 +208,7 @@ pub async fn run() -> anyhow::Result<()> {
     // Warm-up: every executor started and every connection path exercised.
     for model in Model::ALL {
         let mut warm = io_job(model, 0);
-        warm.range = (0, 8);
+        warm.range = Some((0, 8));
         run_one(
             &mut client,
             "warm-up",

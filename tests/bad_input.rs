@@ -10,7 +10,7 @@ use brigade_proto::v1::{
     coordinator_message, worker_message, Heartbeat, OkOutcomes, ResultBatch, WorkerHello,
     WorkerMessage,
 };
-use common::{run_brigade, stderr, stdout, Cluster, Slots};
+use common::{assert_error, run_brigade, stderr, Cluster, Slots, SumSquares, CLI_DEADLINE};
 use std::time::Duration;
 
 /// Runs `brigade submit ARGS...`-like commands expecting a refusal: exit
@@ -22,49 +22,11 @@ fn assert_refused(c: &Cluster, args: &[&str], code: i32, needles: &[&str]) {
 
 /// Runs `brigade ARGS...` with `env` (no cluster) expecting a refusal.
 fn assert_cli_refused(args: &[&str], env: &[(&str, &str)], code: i32, needles: &[&str]) {
-    assert_error(
-        &run_brigade(args, env, common::CLI_DEADLINE),
-        args,
-        code,
-        needles,
-    );
-}
-
-/// `o` exited `code` with an `error: ` on stderr naming every needle.
-fn assert_error(o: &std::process::Output, args: &[&str], code: i32, needles: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "`brigade {}` should exit {code}; stdout: {}\nstderr: {err}",
-        args.join(" "),
-        stdout(o)
-    );
-    assert!(
-        err.starts_with("error: "),
-        "`brigade {}` stderr should start with `error: `: {err}",
-        args.join(" ")
-    );
-    for n in needles {
-        assert!(
-            err.contains(n),
-            "`brigade {}` stderr should mention {n:?}: {err}",
-            args.join(" ")
-        );
-    }
+    assert_error(&run_brigade(args, env, CLI_DEADLINE), args, code, needles);
 }
 
 fn assert_still_serves(c: &Cluster) {
-    let job = c.submit_json(&[
-        "sum-squares",
-        "--range",
-        "0..100",
-        "--chunk",
-        "10",
-        "--model",
-        "async",
-        "--wait",
-    ]);
+    let job = c.submit_json(&SumSquares::new(10, 10).args(&["--model", "async", "--wait"]));
     assert_eq!(job["state"], "succeeded", "job: {job}");
     assert_eq!(job["total"], "328350", "job: {job}");
 }
@@ -175,7 +137,7 @@ fn unreachable_or_invalid_coordinator_urls_say_what_to_do() {
         &["submit", "noop", "--range", "0..10"][..],
         &["status"][..],
     ] {
-        let o = run_brigade(args, &none, common::CLI_DEADLINE);
+        let o = run_brigade(args, &none, CLI_DEADLINE);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(1), "`brigade {args:?}`: {err}");
         assert!(
@@ -188,7 +150,7 @@ fn unreachable_or_invalid_coordinator_urls_say_what_to_do() {
     let o = run_brigade(
         &["jobs", "--coordinator", "http://127.0.0.1:1"],
         &[("BRIGADE_COORDINATOR", "http://127.0.0.1:2")],
-        common::CLI_DEADLINE,
+        CLI_DEADLINE,
     );
     assert!(
         stderr(&o).contains("http://127.0.0.1:1"),
@@ -227,25 +189,21 @@ fn out_of_range_spin_windows_and_worker_loss_limits_are_refused_with_the_range()
     );
 }
 
+/// `brigade worker` with `slots` and `extra` flags, linking to a port no
+/// coordinator listens on.
+fn worker_without_coordinator(slots: Slots, extra: &[&str]) -> std::process::Output {
+    let head = ["worker", "--coordinator", "http://127.0.0.1:1"].map(String::from);
+    let args: Vec<String> = head
+        .into_iter()
+        .chain(extra.iter().map(|s| s.to_string()))
+        .chain(slots.args())
+        .collect();
+    run_brigade(&args, &[], Duration::from_secs(60))
+}
+
 #[test]
 fn a_worker_that_reaches_no_coordinator_gives_up_with_a_clear_message() {
-    let o = run_brigade(
-        &[
-            "worker",
-            "--coordinator",
-            "http://127.0.0.1:1",
-            "--connect-timeout-s",
-            "1",
-            "--procs",
-            "1",
-            "--threads",
-            "0",
-            "--async",
-            "0",
-        ],
-        &[],
-        Duration::from_secs(60),
-    );
+    let o = worker_without_coordinator(Slots::new(1, 0, 0), &["--connect-timeout-s", "1"]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "stderr: {err}");
     let last = err.lines().last().unwrap_or_default();
@@ -255,21 +213,7 @@ fn a_worker_that_reaches_no_coordinator_gives_up_with_a_clear_message() {
         "the last stderr line should be the error naming the URL: {err}"
     );
 
-    let o = run_brigade(
-        &[
-            "worker",
-            "--coordinator",
-            "http://127.0.0.1:1",
-            "--procs",
-            "0",
-            "--threads",
-            "0",
-            "--async",
-            "0",
-        ],
-        &[],
-        Duration::from_secs(60),
-    );
+    let o = worker_without_coordinator(Slots::new(0, 0, 0), &[]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "stderr: {err}");
     assert!(

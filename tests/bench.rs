@@ -6,42 +6,12 @@
 //! plot, the overhead rows and single-task round trips are there, every SVG
 //! is well-formed XML and report.html shows them.
 
-use std::path::Path;
+mod common;
+
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_brigade");
-
-/// Runs the bench, killing it if it exceeds `deadline`.
-fn run_bench(out: &Path, deadline: Duration) -> std::process::Output {
-    let mut child = Command::new(BIN)
-        .args(["bench", "--quick", "--overhead", "--workloads"])
-        .arg("W_CPU,W_CPU_HEAVY,W_NOOP,W_FASTIO,W_SLOWIO,W_GRAIN")
-        .arg("--out")
-        .arg(out)
-        .env_remove("BRIGADE_COORDINATOR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start brigade bench");
-    let start = Instant::now();
-    loop {
-        if child.try_wait().expect("poll brigade bench").is_some() {
-            return child.wait_with_output().expect("collect bench output");
-        }
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("collect bench output");
-            panic!(
-                "brigade bench --quick took over {deadline:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use common::{assert_success, run_brigade, stdout, TempDir};
 
 /// A small well-formedness check: one root element, every tag closed in
 /// order, attribute values quoted, only the five named entities or numeric
@@ -139,15 +109,20 @@ fn the_xml_check_rejects_broken_documents() {
 
 #[test]
 fn quick_bench_writes_verified_results_plots_and_report() {
-    let dir = std::env::temp_dir().join(format!("brigade-bench-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = run_bench(&dir, Duration::from_secs(120));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "bench failed\nstdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let tmp = TempDir::new("bench-test");
+    let dir = tmp.path();
+    let args = [
+        "bench",
+        "--quick",
+        "--overhead",
+        "--workloads",
+        "W_CPU,W_CPU_HEAVY,W_NOOP,W_FASTIO,W_SLOWIO,W_GRAIN",
+        "--out",
+        &dir.to_string_lossy(),
+    ];
+    let out = run_brigade(&args, &[], Duration::from_secs(120));
+    assert_success(&args, &out);
+    let stdout = stdout(&out);
     for w in [
         "W_CPU",
         "W_CPU_HEAVY",
@@ -337,7 +312,7 @@ fn quick_bench_writes_verified_results_plots_and_report() {
 
     let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
     let mut svgs = 0;
-    for entry in std::fs::read_dir(&dir).expect("list the output dir") {
+    for entry in std::fs::read_dir(dir).expect("list the output dir") {
         let path = entry.expect("dir entry").path();
         if path.extension().is_some_and(|e| e == "svg") {
             svgs += 1;
@@ -377,7 +352,6 @@ fn quick_bench_writes_verified_results_plots_and_report() {
     ] {
         assert!(html.contains(w), "report.html lacks {w:?}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Why the Python baseline cannot run here, if it cannot.
@@ -403,22 +377,23 @@ fn python_baseline_rows_join_the_table_when_python_is_there() {
         eprintln!("skipped: {why}");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("brigade-bench-py-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = Command::new(BIN)
-        .args(["bench", "--quick", "--with-python", "--models", "thread"])
-        .args(["--workloads", "W_CPU,W_FASTIO", "--out"])
-        .arg(&dir)
-        .env_remove("BRIGADE_COORDINATOR")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run brigade bench --with-python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "bench failed\nstdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let tmp = TempDir::new("bench-py");
+    let dir = tmp.path();
+    let args = [
+        "bench",
+        "--quick",
+        "--with-python",
+        "--models",
+        "thread",
+        "--workloads",
+        "W_CPU,W_FASTIO",
+        "--out",
+        &dir.to_string_lossy(),
+    ];
+    // Python's pools start slowly: a generous bound, but a bound.
+    let out = run_brigade(&args, &[], Duration::from_secs(600));
+    assert_success(&args, &out);
+    let stdout = stdout(&out);
     for label in ["py-serial", "py-process", "py-thread", "py-async"] {
         assert!(stdout.contains(label), "table lacks {label}:\n{stdout}");
     }
@@ -443,5 +418,4 @@ fn python_baseline_rows_join_the_table_when_python_is_there() {
             .is_empty());
         assert!(v["machine"]["cores"].as_u64().unwrap_or(0) >= 1, "{v}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

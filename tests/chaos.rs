@@ -16,80 +16,19 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_success, free_port_below_ephemeral_range, proc_stat, run_brigade, send_signal, stderr,
-    stdout, sum_squares, Cluster, Slots, BIN, CLI_DEADLINE, DEADLINE,
+    assert_succeeded, assert_success, brigade_command, done, ended, first_line_in_background,
+    free_port_below_ephemeral_range, id_of, identity, kill_group, parse_json, poll, proc_alive,
+    proc_stat, read_in_background, send_signal, stdout, wait_until, Client, Cluster, Slots,
+    SumSquares, TempDir, BIN, CLI_DEADLINE, DEADLINE, FAST_LEASES, POLL_EVERY,
 };
 use serde_json::Value;
-
-/// Quick fault detection so the scenarios stay short.
-const FAST_LEASES: [&str; 4] = ["--lease-timeout-ms", "1000", "--heartbeat-ms", "200"];
-
-fn id_of(job: &Value) -> u64 {
-    job["job_id"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no job_id in {job}"))
-}
-
-fn done(job: &Value) -> u64 {
-    job["tasks_done"].as_u64().unwrap_or(0)
-}
-
-fn ended(job: &Value) -> bool {
-    !matches!(job["state"].as_str(), Some("queued" | "running"))
-}
-
-fn assert_succeeded(job: &Value, tasks: u64) {
-    assert_eq!(job["state"], "succeeded", "job: {job}");
-    assert_eq!(job["tasks_total"], tasks, "job: {job}");
-    assert_eq!(job["tasks_done"], tasks, "job: {job}");
-    assert_eq!(job["tasks_failed"], 0, "job: {job}");
-}
-
-/// `results ID --format csv` as it must read for `rows` (index, value).
-fn results_csv(rows: impl IntoIterator<Item = (u64, u128)>) -> String {
-    let mut s = String::from("index,value\n");
-    for (i, v) in rows {
-        s.push_str(&format!("{i},{v}\n"));
-    }
-    s
-}
-
-/// Asserts the job's recorded results are exactly `rows`: none missing, none
-/// twice, every value right.
-fn assert_results(c: &Cluster, id: u64, rows: impl IntoIterator<Item = (u64, u128)>) {
-    let got = c.brigade_ok(&["results", &id.to_string(), "--format", "csv"]);
-    let want = results_csv(rows);
-    if got != want {
-        let got_lines: Vec<&str> = got.lines().collect();
-        let want_lines: Vec<&str> = want.lines().collect();
-        let first_diff = got_lines
-            .iter()
-            .zip(&want_lines)
-            .position(|(g, w)| g != w)
-            .unwrap_or(got_lines.len().min(want_lines.len()));
-        panic!(
-            "job {id}: results differ from the expected ones ({} lines, expected {}); \
-             first difference at line {first_diff}: got {:?}, expected {:?}",
-            got_lines.len(),
-            want_lines.len(),
-            got_lines.get(first_diff),
-            want_lines.get(first_diff)
-        );
-    }
-}
-
-/// Per-task results of `sum-squares --range 0..tasks*chunk --chunk chunk`.
-fn sum_squares_rows(tasks: u64, chunk: u64) -> impl Iterator<Item = (u64, u128)> {
-    (0..tasks).map(move |i| (i, sum_squares(i * chunk, (i + 1) * chunk)))
-}
 
 /// A small xorshift generator: chaos choices vary per run, and the seed is
 /// printed so a failing run can be told apart.
@@ -132,22 +71,11 @@ fn sigkill_random_workers_during_a_job(model: &str, slots: Slots) {
     // faults; kills come every 60-160 ms (20 of them need at most 3.2 s of
     // gaps) and only as the job progresses, so all of them land mid-job
     // even where tasks run faster (CI once saw a 4.6 s job end after 18).
-    const TASKS: u64 = 360;
-    const CHUNK: u64 = 6_000_000;
+    const JOB: SumSquares = SumSquares::new(360, 6_000_000);
+    const TASKS: u64 = JOB.tasks;
     let mut rng = Rng::from_clock(model);
     let mut c = Cluster::with_workers(3, slots, &FAST_LEASES);
-    let range = format!("0..{}", TASKS * CHUNK);
-    let chunk = CHUNK.to_string();
-    let job = c.submit_json(&[
-        "sum-squares",
-        "--range",
-        &range,
-        "--chunk",
-        &chunk,
-        "--model",
-        model,
-    ]);
-    let id = id_of(&job);
+    let id = id_of(&c.submit_json(&JOB.args(&["--model", model])));
 
     let start = Instant::now();
     let mut kills = 0;
@@ -190,17 +118,12 @@ fn sigkill_random_workers_during_a_job(model: &str, slots: Slots) {
         done(&at_last_kill)
     );
     let end = c.wait_job(id);
-    assert_succeeded(&end, TASKS);
-    assert_eq!(
-        end["total"],
-        sum_squares(0, TASKS * CHUNK).to_string().as_str(),
-        "job: {end}"
-    );
+    JOB.assert_total(&end);
     assert!(
         end["retries"].as_u64().unwrap_or(0) >= 1,
         "{KILLS} killed workers must have left tasks to retry: {end}"
     );
-    assert_results(&c, id, sum_squares_rows(TASKS, CHUNK));
+    c.assert_results(id, JOB.rows());
     // The replacements (and the survivors) are all linked.
     c.wait_workers(3);
 }
@@ -225,8 +148,7 @@ fn twenty_worker_sigkills_on_async_slots_lose_and_duplicate_no_result() {
 #[test]
 fn a_coordinator_sigkilled_twice_mid_job_resumes_from_its_state_file_exactly() {
     // 160 tasks of ~35 ms (debug build) on 2 process slots: ~3 s of work.
-    const TASKS: u64 = 160;
-    const CHUNK: u64 = 4_000_000;
+    const JOB: SumSquares = SumSquares::new(160, 4_000_000);
     let mut c = Cluster::empty();
     let state = c.dir().join("state.db").to_string_lossy().into_owned();
     let mut args = vec!["--state", state.as_str()];
@@ -238,39 +160,26 @@ fn a_coordinator_sigkilled_twice_mid_job_resumes_from_its_state_file_exactly() {
     c.spawn_worker("w1", Slots::new(1, 0, 0));
     c.spawn_worker("w2", Slots::new(1, 0, 0));
     c.wait_workers(2);
-    let range = format!("0..{}", TASKS * CHUNK);
-    let chunk = CHUNK.to_string();
     // Both ways of waiting must last across both restarts (the clients
     // reconnect by themselves): `submit --wait`, whose one RunJob stream
     // breaks at the first kill, and `job ID --wait`.
-    let mut submitter = c.spawn_brigade(&[
-        "submit",
-        "sum-squares",
-        "--range",
-        &range,
-        "--chunk",
-        &chunk,
-        "--model",
-        "process",
-        "--wait",
-        "--format",
-        "json",
-    ]);
+    let submit = [
+        vec!["submit".to_string()],
+        JOB.args(&["--model", "process", "--wait", "--format", "json"]),
+    ]
+    .concat();
+    let mut submitter = c.spawn_brigade(&submit);
     // The first job of a fresh state file, once accepted.
     let id = 1;
-    let asked = Instant::now();
-    while !c.brigade(&["job", "1"]).status.success() {
-        assert!(
-            asked.elapsed() < CLI_DEADLINE,
-            "`submit --wait` did not get its job accepted"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        "`submit --wait` to get its job accepted",
+        CLI_DEADLINE,
+        || c.brigade(&["job", "1"]).status.success().then_some(()),
+    );
     let mut waiter = c.spawn_brigade(&["job", "1", "--wait", "--format", "json"]);
 
     for share in [5, 2] {
-        let seen = c.wait_job_until(id, "more tasks done", |j| done(j) >= TASKS / share);
-        assert!(!ended(&seen), "the job ended before the kill: {seen}");
+        c.wait_mid_job(id, JOB.tasks / share);
         c.kill_coordinator();
         assert!(waiter.running(), "`job --wait` gave up at the kill");
         assert!(submitter.running(), "`submit --wait` gave up at the kill");
@@ -281,30 +190,19 @@ fn a_coordinator_sigkilled_twice_mid_job_resumes_from_its_state_file_exactly() {
         // `tasks_counted_done_before_a_coordinator_crash_stay_done`.)
     }
 
-    let total = sum_squares(0, TASKS * CHUNK).to_string();
     for (what, client) in [("submit --wait", submitter), ("job 1 --wait", waiter)] {
         let out = client.finish(CLI_DEADLINE);
-        assert!(
-            out.status.success(),
-            "`{what}` failed across the restarts: {}\n{}",
-            stdout(&out),
-            stderr(&out)
-        );
-        let end: Value = serde_json::from_str(stdout(&out).trim())
-            .unwrap_or_else(|e| panic!("`{what}` printed no JSON ({e}): {}", stdout(&out)));
-        assert_succeeded(&end, TASKS);
+        assert_success(&[what], &out);
+        let end = parse_json(&[what], &stdout(&out));
+        JOB.assert_total(&end);
         assert_eq!(end["job_id"], id, "job: {end}");
-        assert_eq!(end["total"], total.as_str(), "job: {end}");
     }
-    assert_results(&c, id, sum_squares_rows(TASKS, CHUNK));
+    c.assert_results(id, JOB.rows());
 
     // Ended and durable: one more crash changes nothing.
     c.kill_coordinator();
     c.restart_coordinator(&args);
-    let again = c.job_json(id);
-    assert_succeeded(&again, TASKS);
-    assert_eq!(again["total"], total.as_str(), "job: {again}");
-    assert_results(&c, id, sum_squares_rows(TASKS, CHUNK));
+    JOB.assert_exact(&c, &c.job_json(id));
 }
 
 #[test]
@@ -331,8 +229,7 @@ fn tasks_counted_done_before_a_coordinator_crash_stay_done() {
     ]);
     let id = id_of(&job);
     for round in 0..10 {
-        let seen = c.wait_job_until(id, "tasks done", |j| done(j) > 0);
-        assert!(!ended(&seen), "the job ended: {seen}");
+        let seen = c.wait_mid_job(id, 1);
         c.kill_coordinator();
         c.restart_coordinator(&args);
         let back = c.job_json(id);
@@ -352,23 +249,10 @@ fn tasks_counted_done_before_a_coordinator_crash_stay_done() {
 fn a_worker_frozen_past_its_lease_on_thread_slots_gets_no_late_result_recorded() {
     // Thread slots: the frozen worker's tasks stop with it and finish only
     // after the thaw, when their leases are long gone.
-    const TASKS: u64 = 120;
-    const CHUNK: u64 = 4_000_000;
+    const JOB: SumSquares = SumSquares::new(120, 4_000_000);
     let c = Cluster::with_workers(2, Slots::new(0, 2, 0), &FAST_LEASES);
-    let range = format!("0..{}", TASKS * CHUNK);
-    let chunk = CHUNK.to_string();
-    let job = c.submit_json(&[
-        "sum-squares",
-        "--range",
-        &range,
-        "--chunk",
-        &chunk,
-        "--model",
-        "thread",
-    ]);
-    let id = id_of(&job);
-    let seen = c.wait_job_until(id, "10 tasks done", |j| done(j) >= 10);
-    assert!(!ended(&seen), "the job ended before the freeze: {seen}");
+    let id = id_of(&c.submit_json(&JOB.args(&["--model", "thread"])));
+    c.wait_mid_job(id, 10);
     c.freeze_worker(0);
     let workers = c.wait_workers(1);
     assert_eq!(workers[0]["name"], "w2", "workers: {workers:?}");
@@ -377,12 +261,7 @@ fn a_worker_frozen_past_its_lease_on_thread_slots_gets_no_late_result_recorded()
     c.thaw_worker(0);
 
     let end = c.wait_job(id);
-    assert_succeeded(&end, TASKS);
-    assert_eq!(
-        end["total"],
-        sum_squares(0, TASKS * CHUNK).to_string().as_str(),
-        "job: {end}"
-    );
+    JOB.assert_total(&end);
     let retries = end["retries"].as_u64().unwrap_or(0);
     let late = end["late_results_dropped"]
         .as_u64()
@@ -393,11 +272,10 @@ fn a_worker_frozen_past_its_lease_on_thread_slots_gets_no_late_result_recorded()
     );
     // A late result can only be for a lease that was revoked (and retried).
     assert!(late <= retries, "job: {end}");
-    assert_results(&c, id, sum_squares_rows(TASKS, CHUNK));
+    c.assert_results(id, JOB.rows());
     // The cluster-wide count includes this job's (and results the worker
     // sent after it was dropped).
-    let status: Value =
-        serde_json::from_str(&c.brigade_ok(&["status", "--format", "json"])).expect("status JSON");
+    let status = c.json(&["status"]);
     assert!(
         status["late_results_dropped"].as_u64().unwrap_or(0) >= late,
         "status: {status}; job: {end}"
@@ -409,7 +287,7 @@ fn a_worker_frozen_past_its_lease_on_thread_slots_gets_no_late_result_recorded()
     c.wait_workers(2);
     let job = c.submit_json(&["noop", "--range", "0..100", "--model", "thread", "--wait"]);
     assert_succeeded(&job, 100);
-    assert_results(&c, id_of(&job), (0..100u64).map(|i| (i, u128::from(i))));
+    c.assert_results(id_of(&job), identity(100));
 }
 
 // ---- 4. Poison tasks ----
@@ -438,17 +316,7 @@ fn assert_names_the_abort_of_task_3(error: &str, job: &Value) {
 #[test]
 fn a_poison_task_fails_its_job_after_max_attempts() {
     let c = Cluster::with_workers(1, Slots::new(2, 0, 0), &FAST_LEASES);
-    let mut args = vec!["submit"];
-    args.extend_from_slice(&POISON);
-    args.extend_from_slice(&["--wait", "--format", "json"]);
-    let o = c.brigade(&args);
-    assert!(
-        !o.status.success(),
-        "a failed job makes `submit --wait` exit non-zero: {}",
-        stdout(&o)
-    );
-    let job: Value = serde_json::from_str(stdout(&o).trim())
-        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", stdout(&o)));
+    let (job, err) = c.submit_failing(&POISON);
     assert_eq!(job["state"], "failed", "job: {job}");
     assert_eq!(job["tasks_failed"], 1, "job: {job}");
     assert_eq!(job["total"], Value::Null, "job: {job}");
@@ -456,11 +324,7 @@ fn a_poison_task_fails_its_job_after_max_attempts() {
     let failed = job["failed_tasks"].as_array().cloned().unwrap_or_default();
     assert_eq!(failed.len(), 1, "job: {job}");
     assert_eq!(failed[0]["index"], 3, "job: {job}");
-    assert!(
-        stderr(&o).contains("task 3 "),
-        "stderr names the task: {}",
-        stderr(&o)
-    );
+    assert!(err.contains("task 3 "), "stderr names the task: {err}");
     // Whatever else finished was recorded once, with its value, and task 3
     // never.
     let id = id_of(&job);
@@ -481,9 +345,7 @@ fn a_poison_task_fails_its_job_after_max_attempts() {
 #[test]
 fn a_poison_task_within_allow_failures_leaves_the_other_results_exact() {
     let c = Cluster::with_workers(1, Slots::new(2, 0, 0), &FAST_LEASES);
-    let mut args = POISON.to_vec();
-    args.extend_from_slice(&["--allow-failures", "1", "--wait"]);
-    let job = c.submit_json(&args);
+    let job = c.submit_json(&[&POISON[..], &["--allow-failures", "1", "--wait"]].concat());
     assert_eq!(job["state"], "succeeded", "job: {job}");
     assert_eq!(job["tasks_total"], 20, "job: {job}");
     assert_eq!(job["tasks_done"], 19, "job: {job}");
@@ -492,11 +354,8 @@ fn a_poison_task_within_allow_failures_leaves_the_other_results_exact() {
     assert_eq!(failed.len(), 1, "job: {job}");
     assert_eq!(failed[0]["index"], 3, "job: {job}");
     assert_names_the_abort_of_task_3(failed[0]["error"].as_str().unwrap_or_default(), &job);
-    assert_results(
-        &c,
-        id_of(&job),
-        (0..20u64).filter(|&i| i != 3).map(|i| (i, u128::from(i))),
-    );
+    let others = identity(20).into_iter().filter(|&(i, _)| i != 3);
+    c.assert_results(id_of(&job), others);
 }
 
 /// A task that aborts the worker process itself (thread slots share it),
@@ -524,12 +383,11 @@ fn a_task_that_kills_its_thread_slot_worker_fails_its_job_at_the_worker_loss_lim
         "1",
     ]);
     let id = id_of(&job);
-    let deadline = Instant::now() + DEADLINE;
     let mut restarts = 0;
-    let end = loop {
+    let end = poll("the job to end", DEADLINE, POLL_EVERY, || {
         let j = c.job_json(id);
         if ended(&j) {
-            break j;
+            return Ok(j);
         }
         for i in c.live_workers() {
             if proc_stat(c.worker_pid(i)).is_none_or(|s| s.zombie) {
@@ -539,11 +397,11 @@ fn a_task_that_kills_its_thread_slot_worker_fails_its_job_at_the_worker_loss_lim
             }
         }
         assert!(
-            restarts <= 10 && Instant::now() < deadline,
+            restarts <= 10,
             "{restarts} worker restarts and the job goes on: {j}"
         );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+        Err(format!("{restarts} worker restarts; job: {j}"))
+    });
     assert_eq!(end["state"], "failed", "job: {end}");
     let error = end["error"].as_str().unwrap_or_default();
     assert!(
@@ -559,7 +417,7 @@ fn a_task_that_kills_its_thread_slot_worker_fails_its_job_at_the_worker_loss_lim
         "{restarts} restarts; job: {end}"
     );
     // Tasks 0..3 ran before it, once each, with their values.
-    assert_results(&c, id, (0..3u64).map(|i| (i, u128::from(i))));
+    c.assert_results(id, identity(3));
 }
 
 // ---- State files at start: shared helpers ----
@@ -567,9 +425,11 @@ fn a_task_that_kills_its_thread_slot_worker_fails_its_job_at_the_worker_loss_lim
 /// How long a coordinator may take to either serve or exit on a bad file.
 const START_DEADLINE: Duration = Duration::from_secs(10);
 
+const FIXTURE_CPU: SumSquares = SumSquares::new(10, 100_000);
+
 /// A real state file: job 1 (`noop 0..2000` on async slots) and job 2
-/// (`sum-squares 0..1000000 --chunk 100000`), both succeeded, written by a
-/// coordinator that then stopped cleanly (so the main file holds it all).
+/// ([`FIXTURE_CPU`]), both succeeded, written by a coordinator that then
+/// stopped cleanly (so the main file holds it all).
 fn real_state_file() -> Vec<u8> {
     let mut c = Cluster::empty();
     let path = c.dir().join("fixture.db");
@@ -580,15 +440,8 @@ fn real_state_file() -> Vec<u8> {
     let noop = c.submit_json(&["noop", "--range", "0..2000", "--model", "async", "--wait"]);
     assert_succeeded(&noop, 2000);
     assert_eq!(id_of(&noop), 1);
-    let cpu = c.submit_json(&[
-        "sum-squares",
-        "--range",
-        "0..1000000",
-        "--chunk",
-        "100000",
-        "--wait",
-    ]);
-    assert_succeeded(&cpu, 10);
+    let cpu = c.submit_json(&FIXTURE_CPU.args(&["--wait"]));
+    FIXTURE_CPU.assert_total(&cpu);
     assert_eq!(id_of(&cpu), 2);
     let status = c.stop_coordinator();
     assert!(
@@ -605,41 +458,20 @@ fn real_state_file() -> Vec<u8> {
 }
 
 /// The jobs of [`real_state_file`] as a coordinator serving it shows them.
-fn assert_fixture_jobs(url: &str) {
-    let env = [("BRIGADE_COORDINATOR", url)];
-    let args = ["job", "2", "--format", "json"];
-    let o = run_brigade(&args, &env, CLI_DEADLINE);
-    assert_success(&args, &o);
-    let job: Value = serde_json::from_str(stdout(&o).trim()).expect("job JSON");
-    assert_succeeded(&job, 10);
-    assert_eq!(
-        job["total"],
-        sum_squares(0, 1_000_000).to_string().as_str(),
-        "job: {job}"
-    );
-    let args = ["results", "2", "--format", "csv"];
-    let o = run_brigade(&args, &env, CLI_DEADLINE);
-    assert_success(&args, &o);
-    assert_eq!(stdout(&o), results_csv(sum_squares_rows(10, 100_000)));
-    let args = ["results", "1", "--format", "csv"];
-    let o = run_brigade(&args, &env, CLI_DEADLINE);
-    assert_success(&args, &o);
-    assert_eq!(
-        stdout(&o),
-        results_csv((0..2000u64).map(|i| (i, u128::from(i))))
-    );
+fn assert_fixture_jobs(c: &Client) {
+    FIXTURE_CPU.assert_exact(c, &c.job_json(2));
+    c.assert_results(1, identity(2000));
 }
 
 /// A coordinator started on a state file that is serving; killed on drop.
 struct Serving {
     child: Child,
-    url: String,
+    client: Client,
 }
 
 impl Drop for Serving {
     fn drop(&mut self) {
-        send_signal(-(self.child.id() as i32), libc::SIGKILL);
-        let _ = self.child.kill();
+        kill_group(self.child.id());
         let _ = self.child.wait();
     }
 }
@@ -653,32 +485,13 @@ enum Start {
 /// Runs `brigade coordinator --listen 127.0.0.1:0 --state STATE` until it
 /// either announces its address or exits, within [`START_DEADLINE`].
 fn start_on_state(state: &Path) -> Start {
-    let mut child = Command::new(BIN)
-        .args(["coordinator", "--listen", "127.0.0.1:0", "--state"])
+    let mut child = brigade_command(&["coordinator", "--listen", "127.0.0.1:0", "--state"])
         .arg(state)
-        .env_remove("BRIGADE_COORDINATOR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("could not run {BIN}: {e}"));
-    let out = child.stdout.take().expect("piped stdout");
-    let mut err = child.stderr.take().expect("piped stderr");
-    let (line_tx, line_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut r = BufReader::new(out);
-        let mut line = String::new();
-        let _ = r.read_line(&mut line);
-        let _ = line_tx.send(line);
-        let _ = std::io::copy(&mut r, &mut std::io::sink());
-    });
-    let (err_tx, err_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        let _ = err_tx.send(s);
-    });
+    let line_rx = first_line_in_background(child.stdout.take().expect("piped stdout"));
+    let err_rx = read_in_background(child.stderr.take());
     let start = Instant::now();
     loop {
         if let Ok(line) = line_rx.try_recv() {
@@ -688,17 +501,17 @@ fn start_on_state(state: &Path) -> Start {
             {
                 return Start::Serving(Serving {
                     child,
-                    url: url.to_string(),
+                    client: Client::new(url),
                 });
             }
         }
         if let Ok(Some(status)) = child.try_wait() {
             let stderr = err_rx.recv_timeout(START_DEADLINE).unwrap_or_default();
+            let stderr = String::from_utf8_lossy(&stderr).into_owned();
             return Start::Exited { status, stderr };
         }
         if start.elapsed() > START_DEADLINE {
-            send_signal(-(child.id() as i32), libc::SIGKILL);
-            let _ = child.kill();
+            kill_group(child.id());
             let _ = child.wait();
             panic!(
                 "`brigade coordinator --state {}` neither served nor exited within {START_DEADLINE:?}",
@@ -718,7 +531,7 @@ fn assert_clear_state_error(start: Start, state: &Path, what: &[&str], case: &st
         Start::Serving(s) => panic!(
             "{case}: the coordinator started on {} (at {}) instead of refusing it",
             state.display(),
-            s.url
+            s.client.url()
         ),
     };
     assert!(
@@ -828,39 +641,17 @@ impl Drop for Mount {
     }
 }
 
-/// A temp dir removed on drop (after the mounts in it, declared later,
-/// are gone).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "brigade-chaos-{what}-{}-{nanos}",
-            std::process::id()
-        ));
-        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Whether this test process may mount (root with CAP_SYS_ADMIN); prints
-/// why not when it may not.
-fn can_mount(tmp: &TempDir, test: &str) -> bool {
-    match Mount::tmpfs(&tmp.0.join("probe"), "64k") {
-        Ok(_) => true,
+/// A temp dir named after `what` for a scenario that mounts, or `None`
+/// (saying why `scenario` is skipped) where this process may not mount
+/// (it must be root with CAP_SYS_ADMIN). Mounts in it are declared after
+/// it, so they are gone before it is removed.
+fn scratch_for_mounts(what: &str, scenario: &str) -> Option<TempDir> {
+    let tmp = TempDir::new(what);
+    match Mount::tmpfs(&tmp.path().join("probe"), "64k") {
+        Ok(_) => Some(tmp),
         Err(e) => {
-            eprintln!("skipping {test}: cannot mount a tmpfs here ({e})");
-            false
+            eprintln!("skipping {scenario}: cannot mount a tmpfs here ({e})");
+            None
         }
     }
 }
@@ -886,7 +677,7 @@ fn assert_write_error(start: Start, state: &Path, case: &str) -> String {
 /// [`real_state_file`] exactly.
 fn assert_serves_fixture(state: &Path, case: &str) {
     match start_on_state(state) {
-        Start::Serving(s) => assert_fixture_jobs(&s.url),
+        Start::Serving(s) => assert_fixture_jobs(&s.client),
         Start::Exited { status, stderr } => {
             panic!("{case}: the state file no longer starts: {status}\n{stderr}")
         }
@@ -895,12 +686,11 @@ fn assert_serves_fixture(state: &Path, case: &str) {
 
 #[test]
 fn a_read_only_state_file_is_a_clear_error_and_stays_unchanged() {
-    let tmp = TempDir::new("ro-file");
-    if !can_mount(&tmp, "the read-only state file scenario") {
+    let Some(tmp) = scratch_for_mounts("ro-file", "the read-only state file scenario") else {
         return;
-    }
+    };
     // The file read-only, its directory writable.
-    let state = tmp.0.join("state.db");
+    let state = tmp.path().join("state.db");
     fs::write(&state, real_state_file()).expect("write the state file");
     let before = file_hash(&state);
     {
@@ -913,11 +703,10 @@ fn a_read_only_state_file_is_a_clear_error_and_stays_unchanged() {
 
 #[test]
 fn a_state_file_in_a_read_only_directory_is_a_clear_error_and_stays_unchanged() {
-    let tmp = TempDir::new("ro-dir");
-    if !can_mount(&tmp, "the read-only directory scenario") {
+    let Some(tmp) = scratch_for_mounts("ro-dir", "the read-only directory scenario") else {
         return;
-    }
-    let dir = tmp.0.join("ro");
+    };
+    let dir = tmp.path().join("ro");
     let disk = Mount::tmpfs(&dir, "4m").unwrap_or_else(|e| panic!("{e}"));
     let state = dir.join("state.db");
     fs::write(&state, real_state_file()).expect("write the state file");
@@ -929,18 +718,17 @@ fn a_state_file_in_a_read_only_directory_is_a_clear_error_and_stays_unchanged() 
         "state file in a read-only directory",
     );
     assert_eq!(file_hash(&state), before, "the file changed");
-    let copy = tmp.0.join("copy.db");
+    let copy = tmp.path().join("copy.db");
     fs::copy(&state, &copy).expect("copy the state file out");
     assert_serves_fixture(&copy, "a writable copy");
 }
 
 #[test]
 fn no_state_file_yet_in_a_read_only_directory_is_a_clear_error() {
-    let tmp = TempDir::new("ro-new");
-    if !can_mount(&tmp, "the read-only directory scenario") {
+    let Some(tmp) = scratch_for_mounts("ro-new", "the read-only directory scenario") else {
         return;
-    }
-    let dir = tmp.0.join("ro");
+    };
+    let dir = tmp.path().join("ro");
     let disk = Mount::tmpfs(&dir, "1m").unwrap_or_else(|e| panic!("{e}"));
     disk.remount_read_only();
     let state = dir.join("state.db");
@@ -977,11 +765,10 @@ fn full_disk(dir: &Path) -> Mount {
 
 #[test]
 fn no_state_file_yet_on_a_full_disk_is_a_clear_error() {
-    let tmp = TempDir::new("full-new");
-    if !can_mount(&tmp, "the full-disk scenario") {
+    let Some(tmp) = scratch_for_mounts("full-new", "the full-disk scenario") else {
         return;
-    }
-    let dir = tmp.0.join("disk");
+    };
+    let dir = tmp.path().join("disk");
     let _disk = full_disk(&dir);
     let state = dir.join("state.db");
     assert_write_error(
@@ -993,10 +780,8 @@ fn no_state_file_yet_on_a_full_disk_is_a_clear_error() {
     fs::remove_file(dir.join("filler")).expect("remove the filler");
     match start_on_state(&state) {
         Start::Serving(s) => {
-            let env = [("BRIGADE_COORDINATOR", s.url.as_str())];
-            let o = run_brigade(&["jobs", "--format", "json"], &env, CLI_DEADLINE);
-            assert_success(&["jobs"], &o);
-            assert_eq!(stdout(&o).trim(), "[]", "a fresh file has no jobs");
+            let jobs = s.client.json(&["jobs"]);
+            assert_eq!(jobs, serde_json::json!([]), "a fresh file has no jobs");
         }
         Start::Exited { status, stderr } => {
             panic!(
@@ -1009,12 +794,11 @@ fn no_state_file_yet_on_a_full_disk_is_a_clear_error() {
 
 #[test]
 fn an_existing_state_file_on_a_full_disk_is_a_clear_error_and_corrupts_nothing() {
-    let tmp = TempDir::new("full-old");
-    if !can_mount(&tmp, "the full-disk scenario") {
+    let Some(tmp) = scratch_for_mounts("full-old", "the full-disk scenario") else {
         return;
-    }
+    };
     let fixture = real_state_file();
-    let dir = tmp.0.join("disk");
+    let dir = tmp.path().join("disk");
     // The file first, then the filler takes the rest.
     let disk = Mount::tmpfs(&dir, "512k").unwrap_or_else(|e| panic!("{e}"));
     let state = dir.join("state.db");
@@ -1212,7 +996,7 @@ fn damaged_state_files_are_refused_clearly_at_start_never_with_a_panic() {
     let tmp = TempDir::new("damaged");
     let (mut refused, mut served) = (0, 0);
     for (k, (case, bytes, expect)) in cases.iter().enumerate() {
-        let state = tmp.0.join(format!("case-{k}.db"));
+        let state = tmp.path().join(format!("case-{k}.db"));
         match bytes {
             Some(b) => fs::write(&state, b).expect("write the case"),
             None => fs::create_dir(&state).expect("create the dir"),
@@ -1227,9 +1011,7 @@ fn damaged_state_files_are_refused_clearly_at_start_never_with_a_panic() {
                     "{case}: the coordinator started on it instead of refusing it"
                 );
                 // Serving means really serving.
-                let env = [("BRIGADE_COORDINATOR", s.url.as_str())];
-                let o = run_brigade(&["jobs", "--format", "json"], &env, CLI_DEADLINE);
-                assert_success(&["jobs"], &o);
+                s.client.json(&["jobs"]);
                 eprintln!("{case}: serves");
                 served += 1;
             }
@@ -1260,7 +1042,7 @@ fn damaged_state_files_are_refused_clearly_at_start_never_with_a_panic() {
 /// Refuses `bytes` as a state file; returns the error.
 fn refusal_of(bytes: &[u8], case: &str) -> String {
     let tmp = TempDir::new("schema");
-    let state = tmp.0.join("state.db");
+    let state = tmp.path().join("state.db");
     fs::write(&state, bytes).expect("write the state file");
     assert_clear_state_error(start_on_state(&state), &state, &[], case)
 }
@@ -1288,35 +1070,10 @@ fn a_failed_migration_is_not_blamed_on_permissions_or_disk_space() {
 
 // ---- scenario 6: no grandchild survives its executor ----
 
-/// Whether `pid` is still a live (not zombie) process.
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z"),
-        Err(_) => false,
-    }
-}
-
 #[test]
 fn killing_an_executor_kills_the_processes_its_task_started() {
-    let mut c = Cluster::start(&["--lease-timeout-ms", "1000", "--heartbeat-ms", "200"]);
-    let url = c.url().to_string();
-    c.spawn_worker_args(
-        "exec",
-        &[
-            "--coordinator",
-            &url,
-            "--procs",
-            "1",
-            "--threads",
-            "0",
-            "--async",
-            "0",
-            "--allow-exec",
-        ],
-    );
+    let mut c = Cluster::start(&FAST_LEASES);
+    c.spawn_worker_with("exec", Slots::new(1, 0, 0), &["--allow-exec"]);
     c.wait_workers(1);
     let pid_file = c.dir().join("grandchild.pid");
     // The task starts a grandchild (a long sleep in the background), says
@@ -1333,18 +1090,18 @@ fn killing_an_executor_kills_the_processes_its_task_started() {
         "--max-attempts",
         "1",
     ]);
-    let id = job["job_id"].as_u64().expect("job id");
-    let grandchild: u32 = common::wait_until("the grandchild's pid file", DEADLINE, || {
+    let id = id_of(&job);
+    let grandchild: u32 = wait_until("the grandchild's pid file", DEADLINE, || {
         std::fs::read_to_string(&pid_file)
             .ok()
             .and_then(|s| s.trim().parse().ok())
     });
-    assert!(alive(grandchild), "the grandchild {grandchild} runs");
+    assert!(proc_alive(grandchild), "the grandchild {grandchild} runs");
     let executors = c.executor_pids(c.worker_pid(0));
     assert_eq!(executors.len(), 1, "one process slot: {executors:?}");
     send_signal(executors[0] as i32, libc::SIGKILL);
-    common::wait_until("the grandchild to die with its executor", DEADLINE, || {
-        (!alive(grandchild)).then_some(())
+    wait_until("the grandchild to die with its executor", DEADLINE, || {
+        (!proc_alive(grandchild)).then_some(())
     });
     let done = c.wait_job(id);
     assert_eq!(done["state"], "failed", "job: {done}");
@@ -1359,8 +1116,7 @@ fn killing_an_executor_kills_the_processes_its_task_started() {
 #[test]
 fn a_worker_without_allow_exec_refuses_exec_tasks() {
     let c = Cluster::with_workers(1, Slots::new(1, 1, 1), &[]);
-    let o = c.brigade(&[
-        "submit",
+    let (job, _) = c.submit_failing(&[
         "exec",
         "--range",
         "0..2",
@@ -1368,12 +1124,7 @@ fn a_worker_without_allow_exec_refuses_exec_tasks() {
         "cmd=echo 1",
         "--max-attempts",
         "1",
-        "--wait",
-        "--format",
-        "json",
     ]);
-    assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
-    let job: Value = serde_json::from_str(stdout(&o).trim()).expect("submit printed JSON");
     assert!(
         job["error"]
             .as_str()

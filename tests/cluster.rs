@@ -5,51 +5,20 @@
 mod common;
 
 use common::{
-    run_brigade, stderr, stdout, sum_squares, sum_squares_below, wait_until, Cluster, Slots,
+    assert_succeeded, id_of, identity, stderr, stdout, sum_squares, wait_until, Client, Cluster,
+    Slots, SumSquares, W_CPU_TOTAL,
 };
 use std::time::Duration;
 
-use serde_json::Value;
-
 const SLOTS: Slots = Slots::new(2, 2, 64);
-/// W_CPU: sum-squares over [0, 60,000,000) in 40 chunks.
-const W_CPU: [&str; 5] = [
-    "sum-squares",
-    "--range",
-    "0..60000000",
-    "--chunk",
-    "1500000",
-];
-const W_CPU_TOTAL: &str = "71999998200000010000000";
-
-fn id_of(job: &Value) -> u64 {
-    job["job_id"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no job_id in {job}"))
-}
-
-fn with(base: &[&'static str], extra: &[&'static str]) -> Vec<&'static str> {
-    base.iter().chain(extra).copied().collect()
-}
-
-fn assert_succeeded(job: &Value, tasks: u64) {
-    assert_eq!(job["state"], "succeeded", "job: {job}");
-    assert_eq!(job["tasks_total"], tasks, "job: {job}");
-    assert_eq!(job["tasks_done"], tasks, "job: {job}");
-    assert_eq!(job["tasks_failed"], 0, "job: {job}");
-    assert_eq!(job["error"], "", "job: {job}");
-}
+const W_CPU: SumSquares = SumSquares::W_CPU;
 
 #[test]
 fn w_cpu_is_exact_in_every_model_and_cpu_routes_to_process_slots() {
     let c = Cluster::with_workers(2, SLOTS, &[]);
-    assert_eq!(
-        sum_squares_below(60_000_000).to_string(),
-        W_CPU_TOTAL,
-        "the test's own arithmetic"
-    );
+    assert_eq!(W_CPU.total(), W_CPU_TOTAL, "the test's own arithmetic");
     for model in ["process", "thread", "async"] {
-        let job = c.submit_json(&with(&W_CPU, &["--model", model, "--wait"]));
+        let job = c.submit_json(&W_CPU.args(&["--model", model, "--wait"]));
         assert_succeeded(&job, 40);
         assert_eq!(job["model"], model, "job: {job}");
         assert_eq!(job["total"], W_CPU_TOTAL, "model {model}: {job}");
@@ -57,14 +26,18 @@ fn w_cpu_is_exact_in_every_model_and_cpu_routes_to_process_slots() {
     }
 
     // Default routing: sum-squares is cpu → process slots.
-    let job = c.submit_json(&with(&W_CPU, &["--wait"]));
+    let job = c.submit_json(&W_CPU.args(&["--wait"]));
     assert_succeeded(&job, 40);
     assert_eq!(job["model"], "process", "job: {job}");
     assert_eq!(job["kind"], "cpu", "job: {job}");
     assert_eq!(job["total"], W_CPU_TOTAL);
 
     // Table format prints the total alone on stdout.
-    let args = with(&["submit"], &with(&W_CPU, &["--wait", "--model", "thread"]));
+    let args = [
+        vec!["submit".into()],
+        W_CPU.args(&["--wait", "--model", "thread"]),
+    ]
+    .concat();
     assert_eq!(c.brigade_ok(&args).trim(), W_CPU_TOTAL);
 }
 
@@ -108,20 +81,7 @@ fn thread_policies(pid: u32, name: &str) -> Vec<u32> {
 #[test]
 fn with_a_spin_window_every_process_has_one_idle_priority_spinner_and_jobs_stay_exact() {
     let mut c = Cluster::start(&["--spin-us", "500"]);
-    let url = c.url().to_string();
-    c.spawn_worker_args(
-        "w1",
-        &[
-            "--coordinator",
-            &url,
-            "--procs",
-            "2",
-            "--threads",
-            "2",
-            "--spin-us",
-            "500",
-        ],
-    );
+    c.spawn_worker_with("w1", Slots::new(2, 2, 256), &["--spin-us", "500"]);
     c.wait_workers(1);
     for pid in [c.coordinator_pid(), c.worker_pid(0)] {
         assert_eq!(thread_policies(pid, "brigade-spin"), [5], "pid {pid}");
@@ -140,9 +100,7 @@ fn with_a_spin_window_every_process_has_one_idle_priority_spinner_and_jobs_stay_
             "500",
         ]);
         assert_succeeded(&job, 2_000);
-        let results = c.results(id_of(&job));
-        let want: Vec<(u64, u128)> = (0..2_000).map(|i| (i, i as u128)).collect();
-        assert_eq!(results, want, "model {model}");
+        assert_eq!(c.results(id_of(&job)), identity(2_000), "model {model}");
     }
     // Without the flag, no spinner.
     let plain = Cluster::start(&[]);
@@ -203,8 +161,7 @@ fn workers_jobs_job_status_and_cancel_report_the_cluster() {
     expected_pids.sort_unstable();
     assert_eq!(pids, expected_pids, "workers report their own pids");
 
-    let status: Value = serde_json::from_str(&c.brigade_ok(&["status", "--format", "json"]))
-        .expect("status --format json prints JSON");
+    let status = c.json(&["status"]);
     assert_eq!(status["workers"], 2, "status: {status}");
     assert_eq!(status["process_slots"], 4, "status: {status}");
     assert_eq!(status["thread_slots"], 4, "status: {status}");
@@ -213,18 +170,10 @@ fn workers_jobs_job_status_and_cancel_report_the_cluster() {
     assert!(c.brigade_ok(&["status"]).contains("workers      2"));
 
     // A finished job shows up in `jobs` and `job`.
-    let done = c.submit_json(&[
-        "sum-squares",
-        "--range",
-        "0..1000",
-        "--chunk",
-        "100",
-        "--wait",
-    ]);
+    let done = c.submit_json(&SumSquares::QUICK.args(&["--wait"]));
     let done_id = id_of(&done);
-    assert_succeeded(&done, 10);
-    let expected_total = sum_squares(0, 1000).to_string();
-    assert_eq!(done["total"], expected_total.as_str());
+    SumSquares::QUICK.assert_total(&done);
+    let expected_total = SumSquares::QUICK.total();
     let table = c.brigade_ok(&["job", &done_id.to_string()]);
     assert!(
         table.contains(&format!("total: {expected_total}")) && table.contains("succeeded"),
@@ -232,32 +181,23 @@ fn workers_jobs_job_status_and_cancel_report_the_cluster() {
     );
 
     // Cancel a long job while a `submit --wait` in another process follows it.
-    let url = c.url().to_string();
+    let client = Client::clone(&c);
     let waiter = std::thread::spawn(move || {
-        run_brigade(
-            &[
-                "submit",
-                "sleep",
-                "--arg",
-                "ms=200",
-                "--range",
-                "0..1000",
-                "--model",
-                "async",
-                "--max-in-flight",
-                "2",
-                "--wait",
-                "--format",
-                "json",
-            ],
-            &[("BRIGADE_COORDINATOR", &url)],
-            common::CLI_DEADLINE,
-        )
+        client.submit_failing(&[
+            "sleep",
+            "--arg",
+            "ms=200",
+            "--range",
+            "0..1000",
+            "--model",
+            "async",
+            "--max-in-flight",
+            "2",
+        ])
     });
     let long_id = wait_until("the sleep job to be listed", common::DEADLINE, || {
-        let jobs: Value =
-            serde_json::from_str(&c.brigade_ok(&["jobs", "--format", "json"])).ok()?;
-        jobs.as_array()?
+        c.json(&["jobs"])
+            .as_array()?
             .iter()
             .find(|j| j["workload"] == "sleep")
             .and_then(|j| j["job_id"].as_u64())
@@ -274,19 +214,15 @@ fn workers_jobs_job_status_and_cancel_report_the_cluster() {
     // `job --wait` on an ended job returns at once with the same state.
     assert_eq!(c.wait_job(long_id)["state"], "cancelled");
     // The waiting submit saw the cancellation and failed.
-    let o = waiter.join().expect("the waiting submit ran");
-    assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
-    let seen: Value = serde_json::from_str(stdout(&o).trim()).expect("submit printed JSON");
+    let (seen, err) = waiter.join().expect("the waiting submit ran");
     assert_eq!(seen["job_id"], long_id);
     assert_eq!(seen["state"], "cancelled", "submit --wait printed {seen}");
     assert!(
-        stderr(&o).contains(&format!("job {long_id} was cancelled")),
-        "stderr: {}",
-        stderr(&o)
+        err.contains(&format!("job {long_id} was cancelled")),
+        "stderr: {err}"
     );
 
-    let jobs: Value = serde_json::from_str(&c.brigade_ok(&["jobs", "--format", "json"]))
-        .expect("jobs --format json prints JSON");
+    let jobs = c.json(&["jobs"]);
     let states: Vec<(u64, String)> = jobs
         .as_array()
         .expect("jobs is an array")
@@ -316,11 +252,9 @@ fn workers_jobs_job_status_and_cancel_report_the_cluster() {
         "sleep", "--arg", "ms=1", "--range", "0..50", "--model", "async", "--wait",
     ]);
     assert_succeeded(&after, 50);
-    let results = c.results(id_of(&after));
-    assert_eq!(results, (0..50).map(|i| (i, i as u128)).collect::<Vec<_>>());
+    assert_eq!(c.results(id_of(&after)), identity(50));
 
-    let status: Value = serde_json::from_str(&c.brigade_ok(&["status", "--format", "json"]))
-        .expect("status --format json prints JSON");
+    let status = c.json(&["status"]);
     assert_eq!(status["jobs_total"], 3, "status: {status}");
     assert_eq!(status["jobs_active"], 0, "status: {status}");
 }
@@ -347,8 +281,7 @@ fn a_chunk_wider_than_the_range_is_one_task_with_the_exact_total() {
         c.brigade_ok(&["results", &id, "--format", "csv"]),
         format!("index,value\n0,{v}\n")
     );
-    let json: Value = serde_json::from_str(&c.brigade_ok(&["results", &id, "--format", "json"]))
-        .expect("results --format json prints JSON");
+    let json = c.json(&["results", &id]);
     assert_eq!(
         json,
         serde_json::json!([{"index": 0, "value": v.to_string()}])
@@ -399,18 +332,8 @@ fn cancel_stops_the_running_tasks_of_a_process_job() {
             (w.len() == 1 && w[0]["running_tasks"] == 0).then_some(())
         },
     );
-    let after = c.submit_json(&[
-        "sum-squares",
-        "--range",
-        "0..1000",
-        "--chunk",
-        "100",
-        "--model",
-        "process",
-        "--wait",
-    ]);
-    assert_succeeded(&after, 10);
-    assert_eq!(after["total"], sum_squares_below(1000).to_string().as_str());
+    SumSquares::QUICK
+        .assert_total(&c.submit_json(&SumSquares::QUICK.args(&["--model", "process", "--wait"])));
 }
 
 #[test]
@@ -420,8 +343,7 @@ fn failing_and_timed_out_tasks_fail_the_job_with_their_cause() {
 
     // A wrong body length fails every attempt.
     let url_arg = format!("url={io}/fast");
-    let args = [
-        "submit",
+    let (job, err) = c.submit_failing(&[
         "http-get",
         "--range",
         "0..1",
@@ -431,13 +353,7 @@ fn failing_and_timed_out_tasks_fail_the_job_with_their_cause() {
         "expect-len=999",
         "--max-attempts",
         "2",
-        "--wait",
-        "--format",
-        "json",
-    ];
-    let o = c.brigade(&args);
-    assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
-    let job: Value = serde_json::from_str(stdout(&o).trim()).expect("submit printed JSON");
+    ]);
     assert_eq!(job["state"], "failed", "job: {job}");
     assert_eq!(job["tasks_failed"], 1, "job: {job}");
     assert_eq!(job["tasks_done"], 0, "job: {job}");
@@ -449,9 +365,8 @@ fn failing_and_timed_out_tasks_fail_the_job_with_their_cause() {
         "job: {job}"
     );
     assert!(
-        stderr(&o).contains(&format!("job {} failed", id_of(&job))),
-        "stderr: {}",
-        stderr(&o)
+        err.contains(&format!("job {} failed", id_of(&job))),
+        "stderr: {err}"
     );
 
     // A 404 in table format.
@@ -480,8 +395,7 @@ fn failing_and_timed_out_tasks_fail_the_job_with_their_cause() {
         ("spin", "process", "exceeded its 300 ms timeout"),
         ("sleep", "async", "exceeded its 300 ms timeout"),
     ] {
-        let o = c.brigade(&[
-            "submit",
+        let (job, _) = c.submit_failing(&[
             workload,
             "--arg",
             "ms=600000",
@@ -493,30 +407,15 @@ fn failing_and_timed_out_tasks_fail_the_job_with_their_cause() {
             "1",
             "--model",
             model,
-            "--wait",
-            "--format",
-            "json",
         ]);
-        assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
-        let job: Value = serde_json::from_str(stdout(&o).trim()).expect("submit printed JSON");
         assert_eq!(job["state"], "failed", "job: {job}");
         assert!(
             job["error"].as_str().unwrap_or_default().contains(cause),
             "{model}: job: {job}"
         );
         // The slot is free again for a good job.
-        let good = c.submit_json(&[
-            "sum-squares",
-            "--range",
-            "0..1000",
-            "--chunk",
-            "100",
-            "--model",
-            model,
-            "--wait",
-        ]);
-        assert_succeeded(&good, 10);
-        assert_eq!(good["total"], sum_squares_below(1000).to_string().as_str());
+        SumSquares::QUICK
+            .assert_total(&c.submit_json(&SumSquares::QUICK.args(&["--model", model, "--wait"])));
     }
 }
 
@@ -528,8 +427,7 @@ fn sums_that_do_not_fit_in_128_bits_fail_instead_of_wrapping() {
     let range = "18446744073709551000..18446744073709551615";
 
     // One task's sum overflows: the task says so.
-    let o = c.brigade(&[
-        "submit",
+    let (job, _) = c.submit_failing(&[
         "sum-squares",
         "--range",
         range,
@@ -539,12 +437,7 @@ fn sums_that_do_not_fit_in_128_bits_fail_instead_of_wrapping() {
         "async",
         "--max-attempts",
         "1",
-        "--wait",
-        "--format",
-        "json",
     ]);
-    assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
-    let job: Value = serde_json::from_str(stdout(&o).trim()).expect("submit printed JSON");
     assert_eq!(job["state"], "failed", "job: {job}");
     assert!(
         job["error"]
@@ -556,8 +449,7 @@ fn sums_that_do_not_fit_in_128_bits_fail_instead_of_wrapping() {
 
     // Every task fits (one element each) but the total does not: Σ i² over
     // the range is 209273655656377148018921363475748245457115 > 2¹²⁸.
-    let o = c.brigade(&[
-        "submit",
+    let (o, job) = c.submit_wait(&[
         "sum-squares",
         "--range",
         range,
@@ -565,11 +457,7 @@ fn sums_that_do_not_fit_in_128_bits_fail_instead_of_wrapping() {
         "1",
         "--model",
         "async",
-        "--wait",
-        "--format",
-        "json",
     ]);
-    let job: Value = serde_json::from_str(stdout(&o).trim()).expect("submit printed JSON");
     if job["state"] == "succeeded" {
         assert_eq!(
             job["total"], "209273655656377148018921363475748245457115",
@@ -612,8 +500,7 @@ fn auto_routes_cpu_work_to_processes_and_waiting_work_to_the_event_loop() {
             routing.contains("4 probe tasks on thread slots") && routing.contains(why),
             "job: {job}"
         );
-        let results = c.results(id_of(&job));
-        assert_eq!(results, (0..20).map(|i| (i, i as u128)).collect::<Vec<_>>());
+        assert_eq!(c.results(id_of(&job)), identity(20));
     }
 }
 

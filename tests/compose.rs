@@ -13,13 +13,13 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{assert_success, run_brigade, stdout, sum_squares, BIN};
+use common::{
+    assert_succeeded, id_of, identity, output_within, poll, Client, SumSquares, BIN, W_CPU_TOTAL,
+};
 use serde_json::Value;
 
 /// Bound on any single docker / compose command.
@@ -48,54 +48,11 @@ fn run(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
+    cmd.envs(env.iter().copied());
+    let child = cmd
         .spawn()
         .map_err(|e| format!("could not run {program}: {e}"))?;
-    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let (tx, rx) = mpsc::channel();
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = out.read_to_end(&mut b);
-        let _ = tx.send((true, b));
-    });
-    std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err.read_to_end(&mut b);
-        let _ = tx2.send((false, b));
-    });
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().map_err(|e| format!("{program}: {e}"))? {
-            let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-            for _ in 0..2 {
-                if let Ok((is_out, b)) = rx.recv_timeout(Duration::from_secs(5)) {
-                    if is_out {
-                        stdout = b;
-                    } else {
-                        stderr = b;
-                    }
-                }
-            }
-            return Ok(Output {
-                status,
-                stdout,
-                stderr,
-            });
-        }
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!(
-                "`{program} {}` did not finish within {deadline:?}",
-                args.join(" ")
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    output_within(child, deadline).map_err(|e| format!("`{program} {}` {e}", args.join(" ")))
 }
 
 fn text(o: &Output) -> String {
@@ -323,73 +280,19 @@ impl Drop for Project {
     }
 }
 
-/// The brigade CLI against the compose cluster's published port.
-struct Client {
-    url: String,
-}
+/// How often the test polls the compose cluster (each poll runs the CLI).
+const POLL: Duration = Duration::from_millis(100);
 
-impl Client {
-    fn ok(&self, args: &[&str]) -> String {
-        let o = run_brigade(
-            args,
-            &[("BRIGADE_COORDINATOR", &self.url)],
-            Duration::from_secs(120),
-        );
-        assert_success(args, &o);
-        stdout(&o)
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.extend_from_slice(&["--format", "json"]);
-        let out = self.ok(&all);
-        serde_json::from_str(out.trim())
-            .unwrap_or_else(|e| panic!("`brigade {}` printed no JSON ({e}): {out}", all.join(" ")))
-    }
-
-    fn job(&self, id: u64) -> Value {
-        self.json(&["job", &id.to_string()])
-    }
-
-    fn workers(&self) -> usize {
-        match self.json(&["workers"]) {
-            Value::Array(w) => w.len(),
-            other => panic!("`brigade workers` printed {other}"),
+/// Polls until the coordinator lists `n` workers, within `deadline`.
+fn wait_linked(client: &Client, n: usize, what: &str, deadline: Duration) {
+    poll(what, deadline, POLL, || {
+        let linked = client.workers_json().len();
+        if linked == n {
+            Ok(())
+        } else {
+            Err(format!("{linked} linked workers"))
         }
-    }
-
-    /// `brigade results ID --format csv` as (index, value) rows, in order.
-    fn results(&self, id: u64) -> Vec<(u64, u128)> {
-        let out = self.ok(&["results", &id.to_string(), "--format", "csv"]);
-        out.lines()
-            .skip(1)
-            .map(|l| {
-                let (i, v) = l
-                    .split_once(',')
-                    .unwrap_or_else(|| panic!("results line {l:?} is not index,value"));
-                (
-                    i.parse().unwrap_or_else(|_| panic!("bad index in {l:?}")),
-                    v.parse().unwrap_or_else(|_| panic!("bad value in {l:?}")),
-                )
-            })
-            .collect()
-    }
-}
-
-/// Polls `probe` every 100 ms until it returns `Some`, panicking after
-/// `deadline`.
-fn poll<T>(what: &str, deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
 }
 
 fn network_of(container: &str) -> String {
@@ -402,13 +305,6 @@ fn network_of(container: &str) -> String {
     let nets: Vec<&str> = nets.split_whitespace().collect();
     assert_eq!(nets.len(), 1, "{container} is on networks {nets:?}");
     nets[0].to_string()
-}
-
-fn assert_exact(job: &Value, tasks: u64) {
-    assert_eq!(job["state"], "succeeded", "job: {job}");
-    assert_eq!(job["tasks_total"], tasks, "job: {job}");
-    assert_eq!(job["tasks_done"], tasks, "job: {job}");
-    assert_eq!(job["tasks_failed"], 0, "job: {job}");
 }
 
 #[test]
@@ -436,12 +332,8 @@ fn compose_cluster_survives_a_cut_off_worker_and_a_killed_one() {
         port.parse::<u16>().is_ok_and(|p| p > 0),
         "no published port for the coordinator: {port:?}"
     );
-    let client = Client {
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    poll("3 linked workers", Duration::from_secs(60), || {
-        (client.workers() == 3).then_some(())
-    });
+    let client = Client::new(format!("http://127.0.0.1:{port}"));
+    wait_linked(&client, 3, "3 linked workers", Duration::from_secs(60));
     let workers = project.containers("worker");
     assert_eq!(workers.len(), 3, "worker containers: {workers:?}");
     let (cut, killed) = (workers[0].clone(), workers[1].clone());
@@ -453,12 +345,10 @@ fn compose_cluster_survives_a_cut_off_worker_and_a_killed_one() {
     );
 
     let range = format!("0..{SPIN_TASKS}");
-    let job = client.json(&[
-        "submit", "spin", "--arg", "ms=100", "--range", &range, "--model", "process",
+    let job = client.submit_json(&[
+        "spin", "--arg", "ms=100", "--range", &range, "--model", "process",
     ]);
-    let id = job["job_id"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no job_id: {job}"));
+    let id = id_of(&job);
     let job_start = Instant::now();
     // Both victims hold leases when the faults hit.
     let short = |c: &str| c.chars().take(12).collect::<String>();
@@ -466,17 +356,19 @@ fn compose_cluster_survives_a_cut_off_worker_and_a_killed_one() {
     poll(
         "the job to get going on both victims",
         Duration::from_secs(60),
+        POLL,
         || {
             let busy = |host: &str, ws: &[Value]| {
                 ws.iter()
                     .any(|w| w["hostname"] == host && w["running_tasks"].as_u64().unwrap_or(0) > 0)
             };
-            let ws = match client.json(&["workers"]) {
-                Value::Array(ws) => ws,
-                other => panic!("`brigade workers` printed {other}"),
-            };
-            let done = client.job(id)["tasks_done"].as_u64().unwrap_or(0);
-            (done >= 10 && busy(&cut_host, &ws) && busy(&killed_host, &ws)).then_some(())
+            let ws = client.workers_json();
+            let done = client.job_json(id)["tasks_done"].as_u64().unwrap_or(0);
+            if done >= 10 && busy(&cut_host, &ws) && busy(&killed_host, &ws) {
+                Ok(())
+            } else {
+                Err(format!("{done} tasks done; workers: {ws:?}"))
+            }
         },
     );
 
@@ -484,16 +376,17 @@ fn compose_cluster_survives_a_cut_off_worker_and_a_killed_one() {
     docker(&["network", "disconnect", &net, &cut]);
     let cut_at = Instant::now();
     docker(&["kill", &killed]);
-    let before = client.job(id);
+    let before = client.job_json(id);
     assert_ne!(
         before["state"], "succeeded",
         "the job ended before the faults: {before}"
     );
     // The coordinator notices both within the lease timeout (plus slack).
-    poll(
+    wait_linked(
+        &client,
+        1,
         "the coordinator to drop the cut-off and the killed worker",
         Duration::from_millis(LEASE_TIMEOUT_MS + 8000),
-        || (client.workers() == 1).then_some(()),
     );
     eprintln!(
         "2 workers gone after {:.1} s",
@@ -504,31 +397,31 @@ fn compose_cluster_survives_a_cut_off_worker_and_a_killed_one() {
     std::thread::sleep(
         Duration::from_millis(LEASE_TIMEOUT_MS + 1500).saturating_sub(cut_at.elapsed()),
     );
-    let mid = client.job(id);
+    let mid = client.job_json(id);
     assert_ne!(
         mid["state"], "succeeded",
         "the job ended while a worker was cut off: {mid}"
     );
     docker(&["network", "connect", &net, &cut]);
-    poll(
+    wait_linked(
+        &client,
+        2,
         "the cut-off worker to link again",
         Duration::from_secs(30),
-        || (client.workers() == 2).then_some(()),
     );
     eprintln!(
         "cut-off worker back after {:.1} s",
         cut_at.elapsed().as_secs_f64()
     );
 
-    let end = client.json(&["job", &id.to_string(), "--wait"]);
+    let end = client.wait_job(id);
     eprintln!(
         "job ended after {:.1} s: {end}",
         job_start.elapsed().as_secs_f64()
     );
-    assert_exact(&end, SPIN_TASKS);
-    let results = client.results(id);
-    let expected: Vec<(u64, u128)> = (0..SPIN_TASKS).map(|i| (i, i as u128)).collect();
-    assert_eq!(results, expected, "every task's result, each exactly once");
+    assert_succeeded(&end, SPIN_TASKS);
+    // Every task's result, each exactly once.
+    client.assert_results(id, identity(SPIN_TASKS));
     assert_eq!(
         docker(&["inspect", "-f", "{{.State.Running}}", &killed]).trim(),
         "false",
@@ -536,22 +429,9 @@ fn compose_cluster_survives_a_cut_off_worker_and_a_killed_one() {
     );
 
     // W_CPU on what is left (the reconnected worker and the untouched one).
-    let w = client.json(&[
-        "submit",
-        "sum-squares",
-        "--range",
-        "0..60000000",
-        "--chunk",
-        "1500000",
-        "--wait",
-    ]);
-    assert_exact(&w, 40);
-    let wid = w["job_id"].as_u64().unwrap();
-    let per_task: Vec<(u64, u128)> = (0..40)
-        .map(|i| (i, sum_squares(i * 1_500_000, (i + 1) * 1_500_000)))
-        .collect();
-    assert_eq!(client.results(wid), per_task, "W_CPU per-task results");
-    assert_eq!(w["total"], "71999998200000010000000", "W_CPU total: {w}");
+    let w = client.submit_json(&SumSquares::W_CPU.args(&["--wait"]));
+    SumSquares::W_CPU.assert_exact(&client, &w);
+    assert_eq!(w["total"], W_CPU_TOTAL, "W_CPU total: {w}");
 
     let mut project = project;
     project.down();

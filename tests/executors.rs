@@ -2,14 +2,18 @@
 //! results, a child SIGKILLed mid-task, per-task timeouts, and that shutdown
 //! leaves no child behind.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use brigade_proto::v1::{Model, OutcomeStatus};
+use brigade_proto::Output;
 use brigade_worker::exec::{ExecutorConfig, Executors, TaskDone, TaskRun};
 use brigade_worker::workload::{TaskInput, Workload};
+use common::{proc_gone, proc_stat, BIN};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 /// The outcome channel, one outcome at a time (they travel in batches).
@@ -24,7 +28,7 @@ fn start(procs: usize) -> (Executors, Answers) {
         procs,
         threads: 0,
         async_slots: 0,
-        executor_program: PathBuf::from(env!("CARGO_BIN_EXE_brigade")),
+        executor_program: PathBuf::from(BIN),
         executor_args: vec!["executor".into()],
     };
     let answers = Answers {
@@ -46,11 +50,7 @@ fn task(job_id: u64, index: u64, w: &Arc<Workload>) -> TaskRun {
     TaskRun {
         job_id,
         attempt: 1,
-        input: TaskInput {
-            index,
-            start: 0,
-            end: 0,
-        },
+        input: TaskInput::range(index, 0, 0),
         workload: w.clone(),
         timeout: None,
     }
@@ -69,29 +69,14 @@ async fn next(rx: &mut Answers) -> TaskDone {
     }
 }
 
-/// CPU ticks (utime + stime) a process has used, from /proc.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name; utime and stime are the
-    // 12th and 13th of them.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
-
 /// Waits (polling, with a deadline) until `pid` has burnt `ticks` of CPU:
 /// proof that it is running the spin task, not just starting up.
 async fn wait_until_busy(pid: u32, ticks: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while cpu_ticks(pid).unwrap_or(0) < ticks {
+    while proc_stat(pid).map_or(0, |s| s.cpu_ticks) < ticks {
         assert!(Instant::now() < deadline, "executor {pid} never got busy");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-}
-
-fn is_alive(pid: u32) -> bool {
-    // A reaped child has no /proc entry (barring pid reuse in between).
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,13 +101,13 @@ async fn process_slots_sum_w_cpu_exactly() {
         );
         assert!(d.cpu_ns > 0 && d.wall_ns > 0, "{d:?}");
         assert!(!std::mem::replace(&mut seen[d.index as usize], true));
-        total += d.value;
+        total += d.value.as_int().expect("an integer output");
     }
     assert_eq!(total, 71_999_998_200_000_010_000_000);
     let pids = ex.child_pids();
     ex.shutdown().await;
     for pid in pids {
-        assert!(!is_alive(pid), "executor {pid} survived shutdown");
+        assert!(proc_gone(pid), "executor {pid} survived shutdown");
     }
 }
 
@@ -146,8 +131,8 @@ async fn short_tasks_share_frames_and_each_comes_back_once_with_its_value() {
     let n = 4_000u64;
     ex.submit_many(Model::Process, (0..n).map(|i| task(7, i, &w)));
     each_once(&mut rx, n, |d| {
-        let want = (OutcomeStatus::Ok, u128::from(d.index));
-        assert_eq!((d.status, d.value), want, "{d:?}");
+        let want = (OutcomeStatus::Ok, Output::Int(u128::from(d.index)));
+        assert_eq!((d.status, d.value.clone()), want, "{d:?}");
     })
     .await;
     let (frames, tasks) = ex.process_frames();
@@ -170,8 +155,8 @@ async fn a_child_dying_mid_frame_fails_only_the_task_that_killed_it() {
             assert_eq!(d.status, OutcomeStatus::ExecutorDied, "{d:?}");
             assert!(d.error.contains("signal 6"), "{}", d.error);
         } else {
-            let want = (OutcomeStatus::Ok, u128::from(d.index));
-            assert_eq!((d.status, d.value), want, "{d:?}");
+            let want = (OutcomeStatus::Ok, Output::Int(u128::from(d.index)));
+            assert_eq!((d.status, d.value.clone()), want, "{d:?}");
         }
     })
     .await;
@@ -205,7 +190,7 @@ async fn a_child_killed_mid_task_fails_that_task_and_is_replaced() {
     // The replacement takes the next task.
     ex.submit(Model::Process, task(1, 1, &workload("noop", &[])));
     let d = next(&mut rx).await;
-    assert_eq!((d.status, d.value), (OutcomeStatus::Ok, 1), "{d:?}");
+    assert_eq!((d.status, d.value.clone()), (OutcomeStatus::Ok, Output::Int(1)), "{d:?}");
     let pids = ex.child_pids();
     assert_eq!(pids.len(), 1);
     assert_ne!(pids[0], old);
@@ -223,7 +208,7 @@ async fn a_timeout_kills_the_child_and_a_fresh_one_carries_on() {
     assert_eq!(d.status, OutcomeStatus::TimedOut, "{d:?}");
     assert!(d.error.contains("200 ms timeout"), "{}", d.error);
     assert!(
-        !is_alive(old),
+        proc_gone(old),
         "the timed-out executor {old} is still alive"
     );
     let mut t = task(2, 1, &workload("sum-squares", &[]));
@@ -231,7 +216,7 @@ async fn a_timeout_kills_the_child_and_a_fresh_one_carries_on() {
     t.timeout = Some(Duration::from_secs(60));
     ex.submit(Model::Process, t);
     let d = next(&mut rx).await;
-    assert_eq!((d.status, d.value), (OutcomeStatus::Ok, 14), "{d:?}");
+    assert_eq!((d.status, d.value.clone()), (OutcomeStatus::Ok, Output::Int(14)), "{d:?}");
     assert_ne!(ex.child_pids(), vec![old]);
     ex.shutdown().await;
 }
@@ -257,7 +242,7 @@ async fn process_slots_get_over_http_and_report_failures() {
     }
     for _ in 0..20 {
         let d = next(&mut rx).await;
-        assert_eq!((d.status, d.value), (OutcomeStatus::Ok, 1024), "{d:?}");
+        assert_eq!((d.status, d.value.clone()), (OutcomeStatus::Ok, Output::Int(1024)), "{d:?}");
     }
     let missing = workload(
         "http-get",
@@ -284,7 +269,7 @@ async fn shutdown_answers_the_running_task_and_kills_its_child() {
     ex.shutdown().await;
     let d = next(&mut rx).await;
     assert_eq!(d.status, OutcomeStatus::Cancelled, "{d:?}");
-    assert!(!is_alive(pid));
+    assert!(proc_gone(pid));
 }
 
 #[tokio::test]

@@ -5,70 +5,42 @@
 
 mod common;
 
-use common::{proc_stat, sum_squares, sum_squares_below, wait_until, Cluster, Slots, DEADLINE};
+use common::{
+    assert_succeeded, free_port_below_ephemeral_range, id_of, identity, proc_alive, proc_gone,
+    proc_stat, send_signal, wait_until, Cluster, Slots, SumSquares, DEADLINE, FAST_LEASES,
+};
 use serde_json::Value;
 
-/// Quick fault detection so the tests stay short.
-const FAST_LEASES: [&str; 4] = ["--lease-timeout-ms", "1000", "--heartbeat-ms", "200"];
+/// 80 sum-squares tasks of tens of ms each (debug build) on process slots:
+/// long enough for a fault to land mid-job.
+const LONG_JOB: SumSquares = SumSquares::new(80, 5_000_000);
 
-fn id_of(job: &Value) -> u64 {
-    job["job_id"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no job_id in {job}"))
+/// Two workers with 2 process slots each, running [`LONG_JOB`] with 8 of
+/// its tasks done; returns the cluster and the job id.
+fn long_job_under_way() -> (Cluster, u64) {
+    let c = Cluster::with_workers(2, Slots::new(2, 0, 1), &FAST_LEASES);
+    let id = id_of(&c.submit_json(&LONG_JOB.args(&["--model", "process"])));
+    c.wait_mid_job(id, 8);
+    (c, id)
 }
 
-fn done(job: &Value) -> u64 {
-    job["tasks_done"].as_u64().unwrap_or(0)
-}
-
-fn assert_succeeded(job: &Value, tasks: u64) {
-    assert_eq!(job["state"], "succeeded", "job: {job}");
-    assert_eq!(job["tasks_total"], tasks, "job: {job}");
-    assert_eq!(job["tasks_done"], tasks, "job: {job}");
-    assert_eq!(job["tasks_failed"], 0, "job: {job}");
-}
-
-/// Results that are exactly index → index for 0..n.
-fn identity(n: u64) -> Vec<(u64, u128)> {
-    (0..n).map(|i| (i, i as u128)).collect()
+/// [`LONG_JOB`] ended exactly, some of its tasks retried after the fault
+/// (`at_fault`: the job as the fault left it).
+fn assert_long_job_exact_after_retries(c: &Cluster, id: u64, at_fault: &Value) {
+    let end = c.wait_job(id);
+    LONG_JOB.assert_exact(c, &end);
+    assert!(
+        end["retries"].as_u64().unwrap_or(0) >= 1,
+        "the lost worker's leased tasks must have been retried; at the fault: {at_fault}; end: {end}"
+    );
 }
 
 #[test]
 fn a_worker_sigkilled_mid_job_loses_no_task_and_duplicates_none() {
-    let mut c = Cluster::with_workers(2, Slots::new(2, 0, 1), &FAST_LEASES);
-    // 80 tasks of tens of ms each (debug build): the kill lands mid-job.
-    const N: u64 = 400_000_000;
-    const CHUNK: u64 = 5_000_000;
-    let job = c.submit_json(&[
-        "sum-squares",
-        "--range",
-        "0..400000000",
-        "--chunk",
-        "5000000",
-        "--model",
-        "process",
-    ]);
-    let id = id_of(&job);
-    let seen = c.wait_job_until(id, "8 tasks done", |j| done(j) >= 8);
-    assert!(done(&seen) < 80, "the job ended before the kill: {seen}");
+    let (mut c, id) = long_job_under_way();
     c.kill_worker(0);
     let at_kill = c.job_json(id);
-
-    let end = c.wait_job(id);
-    assert_succeeded(&end, 80);
-    assert_eq!(
-        end["total"],
-        sum_squares_below(N).to_string().as_str(),
-        "job: {end}"
-    );
-    assert!(
-        end["retries"].as_u64().unwrap_or(0) >= 1,
-        "the dead worker's leased tasks must have been retried; at the kill: {at_kill}; end: {end}"
-    );
-    let expected: Vec<(u64, u128)> = (0..N / CHUNK)
-        .map(|i| (i, sum_squares(i * CHUNK, (i + 1) * CHUNK)))
-        .collect();
-    assert_eq!(c.results(id), expected, "every chunk exactly once");
+    assert_long_job_exact_after_retries(&c, id, &at_kill);
 
     // The dead worker leaves the list; the survivor stays.
     let workers = c.wait_workers(1);
@@ -91,8 +63,7 @@ fn a_worker_sigkilled_mid_job_on_async_slots_records_every_index_once() {
         "sleep", "--arg", "ms=50", "--range", "0..200", "--model", "async",
     ]);
     let id = id_of(&job);
-    let seen = c.wait_job_until(id, "20 tasks done", |j| done(j) >= 20);
-    assert!(done(&seen) < 200, "the job ended before the kill: {seen}");
+    c.wait_mid_job(id, 20);
     c.kill_worker(1);
     let end = c.wait_job(id);
     assert_succeeded(&end, 200);
@@ -104,21 +75,7 @@ fn a_worker_sigkilled_mid_job_on_async_slots_records_every_index_once() {
 
 #[test]
 fn a_frozen_worker_loses_its_leases_and_its_late_results_are_not_recorded_twice() {
-    let c = Cluster::with_workers(2, Slots::new(2, 0, 1), &FAST_LEASES);
-    const N: u64 = 400_000_000;
-    const CHUNK: u64 = 5_000_000;
-    let job = c.submit_json(&[
-        "sum-squares",
-        "--range",
-        "0..400000000",
-        "--chunk",
-        "5000000",
-        "--model",
-        "process",
-    ]);
-    let id = id_of(&job);
-    let seen = c.wait_job_until(id, "8 tasks done", |j| done(j) >= 8);
-    assert!(done(&seen) < 80, "the job ended before the freeze: {seen}");
+    let (c, id) = long_job_under_way();
     // Silent but connected: only missed heartbeats can reveal it. Its
     // executors (own process groups) keep computing meanwhile.
     c.freeze_worker(0);
@@ -126,22 +83,7 @@ fn a_frozen_worker_loses_its_leases_and_its_late_results_are_not_recorded_twice(
     assert_eq!(workers[0]["name"], "w2", "workers: {workers:?}");
     let lost = c.job_json(id);
     c.thaw_worker(0);
-
-    let end = c.wait_job(id);
-    assert_succeeded(&end, 80);
-    assert_eq!(
-        end["total"],
-        sum_squares_below(N).to_string().as_str(),
-        "job: {end}"
-    );
-    assert!(
-        end["retries"].as_u64().unwrap_or(0) >= 1,
-        "the frozen worker's leases must have been retried; when it was dropped: {lost}; end: {end}"
-    );
-    let expected: Vec<(u64, u128)> = (0..N / CHUNK)
-        .map(|i| (i, sum_squares(i * CHUNK, (i + 1) * CHUNK)))
-        .collect();
-    assert_eq!(c.results(id), expected, "every chunk exactly once");
+    assert_long_job_exact_after_retries(&c, id, &lost);
     // The thawed worker links again and works.
     c.wait_workers(2);
     let job = c.submit_json(&["noop", "--range", "0..100", "--model", "process", "--wait"]);
@@ -166,10 +108,8 @@ fn an_executor_sigkilled_mid_task_is_replaced_and_its_task_retried() {
             _ => None,
         }
     });
-    // SAFETY: kill(2) on the executor's process group (it leads its own).
-    unsafe {
-        libc::kill(-(victim as i32), libc::SIGKILL);
-    }
+    // The executor's process group (it leads its own).
+    send_signal(-(victim as i32), libc::SIGKILL);
 
     let end = c.wait_job(id);
     assert_succeeded(&end, 2);
@@ -182,7 +122,7 @@ fn an_executor_sigkilled_mid_task_is_replaced_and_its_task_retried() {
 
     // The worker reaped the dead executor and runs a fresh one.
     wait_until("the killed executor to be reaped", DEADLINE, || {
-        (!proc_alive(victim) && proc_stat(victim).is_none()).then_some(())
+        proc_gone(victim).then_some(())
     });
     let now = wait_until("a replacement executor", DEADLINE, || {
         let pids = c.executor_pids(worker);
@@ -190,16 +130,7 @@ fn an_executor_sigkilled_mid_task_is_replaced_and_its_task_retried() {
     });
     assert_ne!(now, vec![victim]);
     // Still a working cluster.
-    let job = c.submit_json(&[
-        "sum-squares",
-        "--range",
-        "0..1000",
-        "--chunk",
-        "100",
-        "--wait",
-    ]);
-    assert_succeeded(&job, 10);
-    assert_eq!(job["total"], sum_squares_below(1000).to_string().as_str());
+    SumSquares::QUICK.assert_total(&c.submit_json(&SumSquares::QUICK.args(&["--wait"])));
 }
 
 #[test]
@@ -209,8 +140,7 @@ fn a_worker_sigtermed_mid_job_drains_and_exits_0() {
         "spin", "--arg", "ms=20", "--range", "0..100", "--model", "thread",
     ]);
     let id = id_of(&job);
-    let seen = c.wait_job_until(id, "10 tasks done", |j| done(j) >= 10);
-    assert!(done(&seen) < 100, "the job ended before the signal: {seen}");
+    c.wait_mid_job(id, 10);
     let status = c.terminate_worker(0);
     assert!(
         status.success(),
@@ -224,29 +154,9 @@ fn a_worker_sigtermed_mid_job_drains_and_exits_0() {
     assert_eq!(workers[0]["name"], "w2", "workers: {workers:?}");
 }
 
-/// A loopback port outside the kernel's ephemeral range (so neither port-0
-/// listeners nor outgoing connections of this suite can take it) that is
-/// free right now.
-fn port_outside_ephemeral_range() -> u16 {
-    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32768);
-    assert!(
-        low > 20_000,
-        "ephemeral ports start at {low}: too low for this test"
-    );
-    let span = u32::from(low - 20_000);
-    let seed = std::process::id() % span;
-    (0..span)
-        .map(|k| 20_000 + ((seed + k * 7919) % span) as u16)
-        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
-        .expect("a free port below the ephemeral range")
-}
-
 #[test]
 fn a_worker_started_before_the_coordinator_links_once_it_is_up() {
-    let port = port_outside_ephemeral_range();
+    let port = free_port_below_ephemeral_range();
     let addr = format!("127.0.0.1:{port}");
     let mut c = Cluster::empty();
     c.set_url(&format!("http://{addr}"));
@@ -271,8 +181,8 @@ fn a_worker_started_before_the_coordinator_links_once_it_is_up() {
 #[test]
 fn jobs_wait_visibly_for_missing_slots_and_run_once_a_worker_offers_them() {
     let mut c = Cluster::start(&FAST_LEASES);
-    let cpu = c.submit_json(&["sum-squares", "--range", "0..1000000", "--chunk", "100000"]);
-    let cpu_id = id_of(&cpu);
+    let cpu_job = SumSquares::new(10, 100_000);
+    let cpu_id = id_of(&c.submit_json(&cpu_job.args(&[])));
     let waiting = c.wait_job_until(cpu_id, "a waiting reason", |j| j["waiting_reason"] != "");
     let reason = waiting["waiting_reason"].as_str().unwrap_or_default();
     assert!(
@@ -290,11 +200,7 @@ fn jobs_wait_visibly_for_missing_slots_and_run_once_a_worker_offers_them() {
     // A worker with process slots only: the CPU job runs...
     c.spawn_worker("procs-only", Slots::new(1, 0, 0));
     let end = c.wait_job(cpu_id);
-    assert_succeeded(&end, 10);
-    assert_eq!(
-        end["total"],
-        sum_squares_below(1_000_000).to_string().as_str()
-    );
+    cpu_job.assert_total(&end);
     assert_eq!(end["waiting_reason"], "", "job: {end}");
 
     // ...but a thread job waits for thread slots, then runs on a new worker.
@@ -312,10 +218,6 @@ fn jobs_wait_visibly_for_missing_slots_and_run_once_a_worker_offers_them() {
     let end = c.wait_job(t_id);
     assert_succeeded(&end, 10);
     assert_eq!(c.results(t_id), identity(10));
-}
-
-fn proc_alive(pid: u32) -> bool {
-    proc_stat(pid).is_some_and(|s| !s.zombie)
 }
 
 #[test]

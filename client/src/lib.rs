@@ -219,12 +219,12 @@ impl Client {
 
     /// One job's status.
     pub async fn job(&mut self, job_id: u64) -> Result<JobInfo, ClientError> {
-        Ok(self.inner.get_job(JobRef { job_id }).await?.into_inner())
+        Ok(self.inner.get_job(JobRef { job_id, from: 0 }).await?.into_inner())
     }
 
     /// A job's status now and at every change until it ends.
     pub async fn watch(&mut self, job_id: u64) -> Result<JobUpdates, ClientError> {
-        let updates = self.inner.watch_job(JobRef { job_id }).await?.into_inner();
+        let updates = self.inner.watch_job(JobRef { job_id, from: 0 }).await?.into_inner();
         Ok(updates.map_err(ClientError::from).boxed())
     }
 
@@ -276,7 +276,7 @@ impl Client {
         };
         let mut stream = self
             .inner
-            .watch_job(JobRef { job_id })
+            .watch_job(JobRef { job_id, from: 0 })
             .await
             .map_err(classify)?
             .into_inner();
@@ -304,7 +304,12 @@ impl Client {
     /// A job's results as they stream in: every done task's row, in index
     /// order.
     pub async fn results(&mut self, job_id: u64) -> Result<ResultRows, ClientError> {
-        let chunks = self.result_chunks(job_id).await?;
+        self.results_from(job_id, 0).await
+    }
+
+    /// [`Client::results`] from task index `from` on.
+    pub async fn results_from(&mut self, job_id: u64, from: u64) -> Result<ResultRows, ClientError> {
+        let chunks = self.result_chunks(job_id, from).await?;
         Ok(chunks
             .map_err(ClientError::from)
             .map_ok(|chunk| stream::iter(chunk_rows(&chunk).map(Ok).collect::<Vec<_>>()))
@@ -315,7 +320,7 @@ impl Client {
     /// Every done task's `(index, value)`, in index order, in one vector, for
     /// a job whose outputs are integers (a byte output is an error).
     pub async fn fetch_results(&mut self, job_id: u64) -> Result<Vec<(u64, u128)>, ClientError> {
-        let mut chunks = self.result_chunks(job_id).await?;
+        let mut chunks = self.result_chunks(job_id, 0).await?;
         let mut out = Vec::new();
         while let Some(chunk) = chunks.message().await? {
             for row in chunk_rows(&chunk) {
@@ -331,17 +336,21 @@ impl Client {
         Ok(out)
     }
 
-    async fn result_chunks(&mut self, job_id: u64) -> Result<Streaming<ResultsChunk>, ClientError> {
+    async fn result_chunks(
+        &mut self,
+        job_id: u64,
+        from: u64,
+    ) -> Result<Streaming<ResultsChunk>, ClientError> {
         Ok(self
             .inner
-            .get_results(JobRef { job_id })
+            .get_results(JobRef { job_id, from })
             .await?
             .into_inner())
     }
 
     /// Cancels a job; returns its status after the cancellation.
     pub async fn cancel(&mut self, job_id: u64) -> Result<JobInfo, ClientError> {
-        Ok(self.inner.cancel_job(JobRef { job_id }).await?.into_inner())
+        Ok(self.inner.cancel_job(JobRef { job_id, from: 0 }).await?.into_inner())
     }
 
     /// The workers linked to the coordinator.

@@ -44,14 +44,22 @@ pub struct CoordinatorHandle {
 impl CoordinatorHandle {
     /// A job's results in index order, in chunks (from the state file when
     /// there is one).
-    async fn results_stream(&self, job: u64) -> Result<BoxStream<ResultsChunk>, Status> {
+    async fn results_stream(
+        &self,
+        job: u64,
+        from: u64,
+    ) -> Result<BoxStream<ResultsChunk>, Status> {
         // Unknown jobs are refused before anything streams.
         self.ask(|r| actor::Request::GetJob(job, r)).await?;
-        self.results_of_known_job(job).await
+        self.results_of_known_job(job, from).await
     }
 
     /// [`Self::results_stream`] for a job known to exist (RunJob's own).
-    async fn results_of_known_job(&self, job: u64) -> Result<BoxStream<ResultsChunk>, Status> {
+    async fn results_of_known_job(
+        &self,
+        job: u64,
+        from: u64,
+    ) -> Result<BoxStream<ResultsChunk>, Status> {
         let source = match &self.state {
             Some(path) => {
                 let path = path.clone();
@@ -63,7 +71,7 @@ impl CoordinatorHandle {
             }
             None => ResultSource::Actor(self.clone()),
         };
-        let first = source.fetch(job, 0).await?;
+        let first = source.fetch(job, from).await?;
         let stream = futures::stream::unfold(Some(first), move |state| {
             let source = source.clone();
             async move {
@@ -329,8 +337,9 @@ impl CoordinatorApi for CoordinatorHandle {
         &self,
         req: Request<JobRef>,
     ) -> Result<Response<Self::GetResultsStream>, Status> {
+        let from = req.get_ref().from;
         let job = job_ref(req)?;
-        Ok(Response::new(self.results_stream(job).await?))
+        Ok(Response::new(self.results_stream(job, from).await?))
     }
 
     type RunJobStream = BoxStream<JobEvent>;
@@ -354,7 +363,7 @@ impl CoordinatorApi for CoordinatorHandle {
             return Ok(Response::new(Box::pin(status)));
         }
         let handle = self.clone();
-        let results = futures::stream::once(async move { handle.results_of_known_job(id).await })
+        let results = futures::stream::once(async move { handle.results_of_known_job(id, 0).await })
             .flat_map(|chunks| match chunks {
                 Ok(chunks) => chunks,
                 Err(e) => Box::pin(futures::stream::once(futures::future::ready(Err(e)))),

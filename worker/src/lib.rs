@@ -10,4 +10,6 @@ pub mod io_target;
 pub mod node;
 pub mod spin;
 pub mod task;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod workload;

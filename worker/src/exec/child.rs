@@ -158,30 +158,7 @@ pub(crate) fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use brigade_proto::v1::TaskAssignment;
-
-    fn batch(workload: &str, args: &[(&str, &str)], tasks: &[(u64, u64, u64)]) -> AssignBatch {
-        AssignBatch {
-            job_id: 7,
-            model: Model::Process as i32,
-            workload: workload.into(),
-            args: args
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            timeout_ms: 0,
-            tasks: tasks
-                .iter()
-                .map(|&(index, start, end)| TaskAssignment {
-                    index,
-                    attempt: 2,
-                    start,
-                    end,
-                })
-                .collect(),
-            ..Default::default()
-        }
-    }
+    use crate::test_support::assign_batch;
 
     fn outcomes(frames: &[AssignBatch]) -> Vec<TaskOutcome> {
         let mut wire = Vec::new();
@@ -207,8 +184,8 @@ mod tests {
     #[test]
     fn runs_each_task_and_answers_in_order() {
         let got = outcomes(&[
-            batch("sum-squares", &[], &[(0, 0, 1_500_000)]),
-            batch("noop", &[], &[(5, 0, 0), (6, 0, 0)]),
+            assign_batch("sum-squares", &[], &[(0, 0, 1_500_000)]),
+            assign_batch("noop", &[], &[(5, 0, 0), (6, 0, 0)]),
         ]);
         assert_eq!(got.len(), 3);
         assert_eq!(got[0].status, OutcomeStatus::Ok as i32);
@@ -221,8 +198,8 @@ mod tests {
     #[test]
     fn a_bad_spec_fails_its_tasks_and_the_child_carries_on() {
         let got = outcomes(&[
-            batch("spin", &[], &[(1, 0, 0)]),
-            batch("noop", &[], &[(2, 0, 0)]),
+            assign_batch("spin", &[], &[(1, 0, 0)]),
+            assign_batch("noop", &[], &[(2, 0, 0)]),
         ]);
         assert_eq!(got[0].status, OutcomeStatus::Failed as i32);
         assert!(

@@ -281,22 +281,12 @@ impl Drop for Listed<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::workload::{TaskInput, Workload};
+    use crate::test_support::{self, workload};
 
+    /// Tasks 0..n of job `job_id`, no-ops.
     fn tasks(job_id: u64, n: u64) -> Vec<TaskRun> {
-        let w = Arc::new(Workload::from_spec("noop", &Default::default()).expect("noop"));
-        (0..n)
-            .map(|index| TaskRun {
-                job_id,
-                attempt: 1,
-                input: TaskInput::range(index, 0, 0),
-                workload: w.clone(),
-                timeout: None,
-            })
-            .collect()
+        test_support::tasks(job_id, n, &workload("noop", &[]))
     }
 
     #[test]

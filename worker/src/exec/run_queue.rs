@@ -90,7 +90,8 @@ mod tests {
     #[test]
     fn a_cpu_bound_task_on_a_shared_cpu_reports_its_queueing() {
         use super::super::CpuMeter;
-        use crate::workload::{BlockingContext, TaskInput, Workload};
+        use crate::test_support::workload;
+        use crate::workload::{BlockingContext, TaskInput};
         if RunQueueClock::for_this_thread().waited_ns().is_none() {
             return; // no schedstats on this kernel
         }
@@ -105,8 +106,7 @@ mod tests {
             })
         };
         pin_to_cpu0();
-        let args = [("ms".to_string(), "40".to_string())].into();
-        let spin = Workload::from_spec("spin", &args).expect("spin 40 ms of CPU");
+        let spin = workload("spin", &[("ms", "40")]);
         let input = TaskInput::range(0, 0, 1);
         let mut meter = CpuMeter::default();
         let run = meter.run(1, &spin, &input, &mut BlockingContext::new());

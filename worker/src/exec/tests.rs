@@ -1,8 +1,7 @@
 //! Thread and async executor tests (the process executor needs the real
 //! binary and is tested in the root crate's `tests/executors.rs`).
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use brigade_proto::v1::{Model, OutcomeStatus};
@@ -10,7 +9,7 @@ use brigade_proto::Output;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::*;
-use crate::workload::{TaskInput, Workload};
+use crate::test_support::{task, tasks, workload};
 
 /// The outcome channel, one outcome at a time (they travel in batches).
 struct Answers {
@@ -43,24 +42,6 @@ fn start(threads: usize, async_slots: usize) -> (Executors, Answers) {
         ready: VecDeque::new(),
     };
     (Executors::start(cfg, tx).expect("executors start"), answers)
-}
-
-fn workload(name: &str, args: &[(&str, &str)]) -> Arc<Workload> {
-    let args: HashMap<String, String> = args
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Arc::new(Workload::from_spec(name, &args).expect("valid spec"))
-}
-
-fn task(job_id: u64, index: u64, w: &Arc<Workload>) -> TaskRun {
-    TaskRun {
-        job_id,
-        attempt: 1,
-        input: TaskInput::range(index, 0, 0),
-        workload: w.clone(),
-        timeout: None,
-    }
 }
 
 async fn collect(rx: &mut Answers, n: usize) -> Vec<TaskDone> {
@@ -389,9 +370,9 @@ fn cpu_meter_clocks_first_long_and_sampled_tasks_and_scales_the_rest() {
 async fn a_sleeping_job_after_a_noop_job_on_the_same_thread_shows_little_cpu() {
     let (ex, mut rx) = start(1, 0);
     let noop = workload("noop", &[]);
-    ex.submit_many(Model::Thread, (0..1_000).map(|i| task(1, i, &noop)));
+    ex.submit_many(Model::Thread, tasks(1, 1_000, &noop));
     let sleep = workload("sleep", &[("ms", "20")]);
-    ex.submit_many(Model::Thread, (0..3).map(|i| task(2, i, &sleep)));
+    ex.submit_many(Model::Thread, tasks(2, 3, &sleep));
     let got = collect(&mut rx, 1_003).await;
     let sleeps: Vec<_> = got.iter().filter(|d| d.job_id == 2).collect();
     assert_eq!(sleeps.len(), 3);
@@ -404,19 +385,31 @@ async fn a_sleeping_job_after_a_noop_job_on_the_same_thread_shows_little_cpu() {
     ex.shutdown().await;
 }
 
+/// Noops flooding a model's slots, far more than a slot's batch holds.
+const FLOOD: u64 = 20_000;
+
+/// Executors with 2 thread or 64 async slots and [`FLOOD`] noops of job 4
+/// submitted to `model`.
+fn flooded(model: Model) -> (Executors, Answers) {
+    let (ex, rx) = match model {
+        Model::Thread => start(2, 0),
+        Model::Async => start(0, 64),
+        other => unreachable!("no flood on {other:?} slots here"),
+    };
+    ex.submit_many(model, tasks(4, FLOOD, &workload("noop", &[])));
+    (ex, rx)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_returns_only_after_every_batched_outcome_is_handed_over() {
-    for (threads, async_slots, model) in [(2, 0, Model::Thread), (0, 64, Model::Async)] {
-        let (ex, mut rx) = start(threads, async_slots);
-        let noop = workload("noop", &[]);
-        const N: u64 = 20_000;
-        ex.submit_many(model, (0..N).map(|i| task(4, i, &noop)));
+    for model in [Model::Thread, Model::Async] {
+        let (ex, mut rx) = flooded(model);
         ex.drain().await;
-        // Nothing may still be held in a slot's batch: all N are in the
-        // channel already, each once.
+        // Nothing may still be held in a slot's batch: all of them are in
+        // the channel already, each once.
         let got = rx.handed_over();
-        assert_eq!(got.len(), N as usize, "{model:?}");
-        let mut seen = vec![false; N as usize];
+        assert_eq!(got.len(), FLOOD as usize, "{model:?}");
+        let mut seen = vec![false; FLOOD as usize];
         for d in &got {
             assert!(
                 d.status == OutcomeStatus::Ok
@@ -431,13 +424,10 @@ async fn drain_returns_only_after_every_batched_outcome_is_handed_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_hands_over_every_outcome_it_owes() {
-    for (threads, async_slots, model) in [(2, 0, Model::Thread), (0, 64, Model::Async)] {
-        let (ex, mut rx) = start(threads, async_slots);
-        let noop = workload("noop", &[]);
-        const N: u64 = 20_000;
-        ex.submit_many(model, (0..N).map(|i| task(4, i, &noop)));
+    for model in [Model::Thread, Model::Async] {
+        let (ex, mut rx) = flooded(model);
         ex.shutdown().await;
-        let got = collect(&mut rx, N as usize).await;
+        let got = collect(&mut rx, FLOOD as usize).await;
         assert!(got.iter().all(|d| d.status == OutcomeStatus::Ok
             || (d.status == OutcomeStatus::Cancelled && d.error == SHUTTING_DOWN)));
         assert!(rx.handed_over().is_empty(), "{model:?}: an outcome twice");
@@ -451,7 +441,7 @@ async fn a_cancel_answers_inline_async_tasks_taken_but_not_started_once() {
     // the rest taken but not started when the cancel arrives (or the cancel
     // finds them still queued).
     let spin = workload("spin", &[("ms", "2")]);
-    ex.submit_many(Model::Async, (0..8).map(|i| task(1, i, &spin)));
+    ex.submit_many(Model::Async, tasks(1, 8, &spin));
     ex.cancel_job(1);
     let got = collect(&mut rx, 8).await;
     let mut seen = [false; 8];

@@ -1,0 +1,305 @@
+//! Settings built from the raw flags: each subcommand becomes an [`Action`]
+//! whose parts are checked and complete (a coordinator's
+//! [`CoordinatorConfig`], a worker's [`NodeConfig`], `up`'s [`UpConfig`]),
+//! or an error that names the flag to change.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::bail;
+use brigade_coordinator::{AdmissionLimits, CoordinatorConfig};
+use brigade_worker::node::NodeConfig;
+use brigade_worker::workload::Registry;
+
+use super::flags::{CoordinatorArgs, SlotArgs, Subcommand, Target};
+use brigade_lab as bench;
+use crate::cluster::{self, Slots};
+use crate::commands::{Format, SubmitArgs};
+
+/// One run of `brigade`, ready to carry out.
+pub enum Action {
+    /// The executor child loop (`brigade executor`): no runtime, no logging.
+    Executor,
+    Demo,
+    Bench(bench::BenchArgs),
+    Up(UpConfig),
+    Coordinator {
+        listen: String,
+        config: CoordinatorConfig,
+    },
+    Worker(NodeConfig),
+    /// A client command against the coordinator at `coordinator`.
+    Client {
+        coordinator: String,
+        request: Request,
+    },
+    IoTarget {
+        listen: String,
+    },
+}
+
+/// `brigade up`: a coordinator and its local workers.
+pub struct UpConfig {
+    pub listen: String,
+    pub coordinator: CoordinatorConfig,
+    pub workers: usize,
+    pub slots: Slots,
+    pub allow_exec: bool,
+}
+
+/// What a client command asks the coordinator.
+pub enum Request {
+    Submit {
+        job: SubmitArgs,
+        wait: bool,
+        format: Format,
+    },
+    Status(Format),
+    Jobs(Format),
+    Job {
+        id: u64,
+        wait: bool,
+        format: Format,
+    },
+    Results {
+        id: u64,
+        format: Format,
+        follow: bool,
+    },
+    Cancel(u64),
+    Workers(Format),
+}
+
+impl Action {
+    /// Checks the flags of `command` and builds what it runs with.
+    pub fn from_flags(command: Subcommand) -> anyhow::Result<Action> {
+        Ok(match command {
+            Subcommand::Executor => Action::Executor,
+            Subcommand::Demo => Action::Demo,
+            Subcommand::Bench(args) => Action::Bench(args),
+            Subcommand::Up {
+                workers,
+                slots,
+                listen,
+                state,
+                allow_exec,
+                coordinator,
+            } => Action::Up(UpConfig {
+                coordinator: coordinator.config(Some(&state))?,
+                listen,
+                workers,
+                slots: slots.slots(),
+                allow_exec,
+            }),
+            Subcommand::Coordinator {
+                listen,
+                state,
+                coordinator,
+            } => Action::Coordinator {
+                config: coordinator.config(state.as_deref())?,
+                listen,
+            },
+            Subcommand::Worker {
+                slots,
+                name,
+                prefetch,
+                connect_timeout_s,
+                allow_exec,
+                target,
+            } => {
+                let s = slots.slots();
+                if s.procs + s.threads + s.async_slots == 0 {
+                    bail!(
+                        "a worker needs at least one slot: --procs, --threads or --async above 0"
+                    );
+                }
+                Action::Worker(NodeConfig {
+                    coordinator: target.coordinator,
+                    name: name.unwrap_or_else(|| {
+                        format!(
+                            "{}-{}",
+                            brigade_worker::node::hostname(),
+                            std::process::id()
+                        )
+                    }),
+                    procs: s.procs,
+                    threads: s.threads,
+                    async_slots: s.async_slots,
+                    prefetch,
+                    executor_program: cluster::executor_program()?,
+                    executor_args: vec!["executor".into()],
+                    first_connect_timeout: (connect_timeout_s > 0)
+                        .then(|| Duration::from_secs(connect_timeout_s)),
+                    allow_exec,
+                    workloads: Arc::new(Registry::builtin()),
+                })
+            }
+            Subcommand::Submit { job, wait, client } => Request::Submit {
+                job,
+                wait,
+                format: client.format,
+            }
+            .to(client.target),
+            Subcommand::Status { client } => Request::Status(client.format).to(client.target),
+            Subcommand::Jobs { client } => Request::Jobs(client.format).to(client.target),
+            Subcommand::Job { id, wait, client } => Request::Job {
+                id,
+                wait,
+                format: client.format,
+            }
+            .to(client.target),
+            Subcommand::Results { id, follow, client } => Request::Results {
+                id,
+                format: client.format,
+                follow,
+            }
+            .to(client.target),
+            Subcommand::Cancel { id, target } => Request::Cancel(id).to(target),
+            Subcommand::Workers { client } => Request::Workers(client.format).to(client.target),
+            Subcommand::IoTarget { listen } => Action::IoTarget { listen },
+        })
+    }
+}
+
+impl Request {
+    /// This request, to the coordinator `target` names.
+    fn to(self, target: Target) -> Action {
+        Action::Client {
+            coordinator: target.coordinator,
+            request: self,
+        }
+    }
+}
+
+impl SlotArgs {
+    /// The slots asked for, cores filling in what was not given.
+    fn slots(self) -> Slots {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        Slots {
+            procs: self.procs.unwrap_or(cores),
+            threads: self.threads.unwrap_or(cores),
+            async_slots: self.async_slots,
+        }
+    }
+}
+
+/// `--state FILE`: a path, or `:memory:` for an ephemeral coordinator.
+fn state_path(state: Option<&str>) -> Option<PathBuf> {
+    state.filter(|s| *s != ":memory:").map(PathBuf::from)
+}
+
+impl CoordinatorArgs {
+    /// The coordinator's settings, with its state file (`None`: in memory).
+    fn config(&self, state: Option<&str>) -> anyhow::Result<CoordinatorConfig> {
+        if self.heartbeat_ms * 2 > self.lease_timeout_ms {
+            bail!(
+                "--heartbeat-ms {} must be at most half of --lease-timeout-ms {}",
+                self.heartbeat_ms,
+                self.lease_timeout_ms
+            );
+        }
+        Ok(CoordinatorConfig {
+            lease_timeout: Duration::from_millis(self.lease_timeout_ms),
+            heartbeat_interval: Duration::from_millis(self.heartbeat_ms),
+            limits: AdmissionLimits {
+                max_tasks_per_job: self.max_tasks_per_job,
+                default_max_attempts: self.max_attempts,
+                ..Default::default()
+            },
+            state: state_path(state),
+            fail_if_no_workers: self.fail_if_no_workers_for,
+            max_worker_losses: self.max_worker_losses,
+            workloads: brigade_worker::workload::builtin_catalog(),
+            ..Default::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+    use crate::cli::flags::Cli;
+
+    fn action(args: &[&str]) -> anyhow::Result<Action> {
+        let cli = Cli::try_parse_from(std::iter::once("brigade").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("brigade {args:?} parses: {e}"));
+        Action::from_flags(cli.command)
+    }
+
+    #[test]
+    fn the_flag_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_heartbeat_above_half_the_lease_timeout_is_refused_naming_both_flags() {
+        let e = action(&["coordinator", "--heartbeat-ms", "1501"])
+            .err()
+            .expect("refused");
+        assert_eq!(
+            e.to_string(),
+            "--heartbeat-ms 1501 must be at most half of --lease-timeout-ms 3000"
+        );
+        let Ok(Action::Coordinator { config, listen }) =
+            action(&["coordinator", "--heartbeat-ms", "1500"])
+        else {
+            panic!("exactly half is fine");
+        };
+        assert_eq!(listen, "127.0.0.1:7070");
+        assert_eq!(config.heartbeat_interval, Duration::from_millis(1500));
+        assert_eq!(config.lease_timeout, Duration::from_millis(3000));
+    }
+
+    #[test]
+    fn state_files_default_per_subcommand_and_memory_means_none() {
+        let Ok(Action::Up(up)) = action(&["up"]) else {
+            panic!("up builds");
+        };
+        assert_eq!(up.coordinator.state, Some(PathBuf::from("brigade.db")));
+        assert_eq!((up.workers, up.slots.async_slots), (2, 256));
+        let Ok(Action::Up(up)) = action(&["up", "--state", ":memory:"]) else {
+            panic!("up builds");
+        };
+        assert_eq!(up.coordinator.state, None);
+        let Ok(Action::Coordinator { config, .. }) = action(&["coordinator"]) else {
+            panic!("coordinator builds");
+        };
+        assert_eq!(config.state, None);
+    }
+
+    #[test]
+    fn a_worker_needs_a_slot_and_names_itself_by_host_and_pid() {
+        let e = action(&["worker", "--procs", "0", "--threads", "0", "--async", "0"])
+            .err()
+            .expect("refused");
+        assert_eq!(
+            e.to_string(),
+            "a worker needs at least one slot: --procs, --threads or --async above 0"
+        );
+        let Ok(Action::Worker(node)) = action(&[
+            "worker",
+            "--procs",
+            "0",
+            "--threads",
+            "1",
+            "--connect-timeout-s",
+            "0",
+        ]) else {
+            panic!("worker builds");
+        };
+        let name = format!(
+            "{}-{}",
+            brigade_worker::node::hostname(),
+            std::process::id()
+        );
+        assert_eq!(node.name, name);
+        assert_eq!((node.procs, node.threads, node.async_slots), (0, 1, 256));
+        assert_eq!(node.first_connect_timeout, None);
+        assert_eq!(node.executor_args, ["executor"]);
+    }
+}

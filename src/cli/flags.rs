@@ -1,0 +1,209 @@
+//! The raw command line: clap's view of every subcommand and flag, with their
+//! defaults, environment variables and help texts. Nothing here is checked
+//! beyond what clap checks; [`super::config`] turns these into settings.
+
+use std::time::Duration;
+
+use clap::{Args, Parser};
+
+use crate::commands::{Format, SubmitArgs};
+use brigade_lab as bench;
+use crate::commands;
+
+#[derive(Parser)]
+#[command(
+    name = "brigade",
+    version,
+    about = "Split jobs into tasks and run them on process, thread and async slots of local or remote workers"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Subcommand,
+    /// After each wake-up, keep one core busy this long (µs) with a
+    /// lowest-priority (SCHED_IDLE) spinner, so that the next message does
+    /// not wait for a halted CPU to wake: cuts the single-task round trip by
+    /// up to half on VMs whose idle vCPUs wake slowly, for otherwise idle CPU
+    /// time (BENCHMARKS.md). 0 = off; at most 10000. `up` and `bench` pass it to
+    /// the workers they start.
+    #[arg(long, env = "BRIGADE_SPIN_US", default_value_t = 0, global = true,
+          value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub spin_us: u64,
+}
+
+#[derive(Args, Clone)]
+pub struct Target {
+    /// Coordinator URL.
+    #[arg(long, env = "BRIGADE_COORDINATOR", default_value = brigade_client::DEFAULT_COORDINATOR, global = true)]
+    pub coordinator: String,
+}
+
+// What every client command that prints takes: its output format and the
+// coordinator it asks. (No doc comment: clap would show it.)
+#[derive(Args, Clone)]
+pub struct ClientArgs {
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+#[derive(Args, Clone, Copy)]
+pub struct SlotArgs {
+    /// Executor child processes (process slots); default: number of cores.
+    #[arg(long)]
+    pub procs: Option<usize>,
+    /// OS threads in the worker process (thread slots); default: number of cores.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Tasks in flight on the worker's event loop (async slots).
+    #[arg(long = "async", default_value_t = 256)]
+    pub async_slots: usize,
+}
+
+#[derive(Args, Clone)]
+pub struct CoordinatorArgs {
+    /// A worker silent for this long loses its leases (ms).
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub lease_timeout_ms: u64,
+    /// How often workers heartbeat (ms); must be well below the lease timeout.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..))]
+    pub heartbeat_ms: u64,
+    /// Refuse jobs with more tasks than this.
+    #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_tasks_per_job: u64,
+    /// Attempts per task when a job does not say (a failed attempt is a
+    /// workload error, a crashed executor or a timeout; a lost worker is not).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+    /// Fail jobs that wait this long (e.g. 30s, 500ms, 2m) with no worker
+    /// offering their model's slots; by default they wait, showing why.
+    #[arg(long, value_parser = commands::parse_duration)]
+    pub fail_if_no_workers_for: Option<Duration>,
+    /// Fail a task on thread or async slots once this many workers were lost
+    /// (crashed, killed or cut off) while it was on them: a task that brings
+    /// down its worker's process would otherwise cycle through every worker
+    /// something restarts. Losing a worker also returns its queued tasks, so
+    /// leave room for bad luck. 0 = never.
+    #[arg(long, default_value_t = brigade_coordinator::CoordinatorConfig::DEFAULT_MAX_WORKER_LOSSES,
+          value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub max_worker_losses: u32,
+}
+
+/// What to do: one variant per `brigade` subcommand.
+#[derive(clap::Subcommand)]
+pub enum Subcommand {
+    /// Embedded coordinator + local workers: runs a CPU job and an I/O job in
+    /// every model, verifies every result and prints the comparison table.
+    Demo,
+    /// The experiment lab: runs the benchmark workloads in every model on an
+    /// embedded (or existing) cluster, verifies every result, and prints the
+    /// comparison table; --out DIR adds JSONL/CSV, SVG plots and report.html.
+    Bench(bench::BenchArgs),
+    /// A coordinator and N local worker processes, until Ctrl-C.
+    Up {
+        /// Local worker processes to start.
+        #[arg(short = 'w', long = "workers", default_value_t = 2)]
+        workers: usize,
+        #[command(flatten)]
+        slots: SlotArgs,
+        /// Address to listen on (loopback by default; expose a port explicitly).
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        listen: String,
+        /// Durable state file (SQLite); `:memory:` keeps jobs in memory only.
+        #[arg(long, default_value = "brigade.db")]
+        state: String,
+        /// Let the local workers run `exec` tasks (shell commands).
+        #[arg(long)]
+        allow_exec: bool,
+        #[command(flatten)]
+        coordinator: CoordinatorArgs,
+    },
+    /// Run a coordinator until Ctrl-C.
+    Coordinator {
+        /// Address to listen on (loopback by default; use 0.0.0.0:7070 to serve remote workers).
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        listen: String,
+        /// Durable state file (SQLite, created if absent); without it (or with
+        /// `:memory:`) jobs live in memory and a restart forgets them.
+        #[arg(long)]
+        state: Option<String>,
+        #[command(flatten)]
+        coordinator: CoordinatorArgs,
+    },
+    /// Run a worker that links to a coordinator, until Ctrl-C / SIGTERM.
+    Worker {
+        #[command(flatten)]
+        slots: SlotArgs,
+        /// Name shown by `brigade workers`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Tasks each slot may hold beyond the one it runs (credits = slots × prefetch).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+        prefetch: u32,
+        /// Give up if no coordinator answers for this long at start (s); 0 waits forever.
+        #[arg(long, default_value_t = 30)]
+        connect_timeout_s: u64,
+        /// Run `exec` tasks: shell commands from anyone who can submit jobs.
+        #[arg(long)]
+        allow_exec: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Submit a job.
+    Submit {
+        #[command(flatten)]
+        job: SubmitArgs,
+        /// Wait for the job to end and print its result.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Cluster status.
+    Status {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List jobs.
+    Jobs {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show one job.
+    Job {
+        id: u64,
+        /// Wait for the job to end.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print a job's task results in index order, as they arrive.
+    Results {
+        id: u64,
+        /// Keep printing while the job runs, until it ends.
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Cancel a job.
+    Cancel {
+        id: u64,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List connected workers and their slots.
+    Workers {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The HTTP target for I/O workloads: GET /fast and GET /slow?ms=N.
+    IoTarget {
+        #[arg(long, default_value = "127.0.0.1:8088")]
+        listen: String,
+    },
+    /// Executor child process (spawned by a worker; speaks frames on stdin/stdout).
+    #[command(hide = true)]
+    Executor,
+}

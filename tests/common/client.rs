@@ -1,0 +1,274 @@
+//! The `brigade` CLI as the tests run it: one run with a deadline, checks
+//! on its exit and output, and a [`Client`] pointed at one coordinator
+//! with the commands the tests use, their output parsed.
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::job::{done, ended};
+use super::poll::{poll, DEADLINE, POLL_EVERY};
+use super::proc::output_within;
+
+/// The `brigade` binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_brigade");
+
+/// Deadline for one CLI run (a `--wait` run includes the whole job).
+pub const CLI_DEADLINE: Duration = Duration::from_secs(120);
+
+/// `brigade ARGS...` with stdio as the tests want it: no stdin, stdout and
+/// stderr piped, no `BRIGADE_COORDINATOR` from the test's environment.
+pub fn brigade_command<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("BRIGADE_COORDINATOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs `brigade args...` with extra environment, killing it and panicking if
+/// it does not finish within `deadline`.
+pub fn run_brigade<S: AsRef<str>>(args: &[S], env: &[(&str, &str)], deadline: Duration) -> Output {
+    let args = strs(args);
+    let mut cmd = brigade_command(&args);
+    cmd.envs(env.iter().copied());
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not run {BIN}: {e}"));
+    output_within(child, deadline).unwrap_or_else(|e| panic!("`brigade {}` {e}", args.join(" ")))
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Panics with the command's output unless it exited 0.
+pub fn assert_success(args: &[&str], o: &Output) {
+    assert!(
+        o.status.success(),
+        "`brigade {}` failed with {}\nstdout:\n{}\nstderr:\n{}",
+        args.join(" "),
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// `o` exited `code` with an `error: ` on stderr naming every needle.
+pub fn assert_error(o: &Output, args: &[&str], code: i32, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "`brigade {}` should exit {code}; stdout: {}\nstderr: {err}",
+        args.join(" "),
+        stdout(o)
+    );
+    assert!(
+        err.starts_with("error: "),
+        "`brigade {}` stderr should start with `error: `: {err}",
+        args.join(" ")
+    );
+    for n in needles {
+        assert!(
+            err.contains(n),
+            "`brigade {}` stderr should mention {n:?}: {err}",
+            args.join(" ")
+        );
+    }
+}
+
+/// The JSON `brigade ARGS` printed as `out`.
+pub fn parse_json(args: &[&str], out: &str) -> Value {
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| {
+        panic!(
+            "`brigade {}` printed no JSON ({e}): {out:?}",
+            args.join(" ")
+        )
+    })
+}
+
+/// The CLI against one coordinator (`BRIGADE_COORDINATOR` set to its URL).
+#[derive(Debug, Clone)]
+pub struct Client {
+    url: String,
+}
+
+impl Client {
+    pub fn new(url: impl Into<String>) -> Client {
+        Client { url: url.into() }
+    }
+
+    /// The coordinator's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Runs `brigade ARGS...` against the coordinator.
+    pub fn brigade<S: AsRef<str>>(&self, args: &[S]) -> Output {
+        run_brigade(args, &[("BRIGADE_COORDINATOR", &self.url)], CLI_DEADLINE)
+    }
+
+    /// Runs `brigade ARGS...`, asserting it succeeds; returns stdout.
+    pub fn brigade_ok<S: AsRef<str>>(&self, args: &[S]) -> String {
+        let o = self.brigade(args);
+        assert_success(&strs(args), &o);
+        stdout(&o)
+    }
+
+    /// `brigade ARGS... --format json`, asserting success; the JSON.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let all = [args, &["--format", "json"]].concat();
+        parse_json(&all, &self.brigade_ok(&all))
+    }
+
+    /// `brigade submit ARGS... --format json`, asserting success; the job's
+    /// JSON (the final one when ARGS has `--wait`).
+    pub fn submit_json<S: AsRef<str>>(&self, args: &[S]) -> Value {
+        self.json(&submit_args(args))
+    }
+
+    /// `brigade submit ARGS... --wait --format json` for a job that ends
+    /// badly: asserts the exit code 1 and returns the job's JSON and stderr.
+    pub fn submit_failing<S: AsRef<str>>(&self, args: &[S]) -> (Value, String) {
+        let (o, job) = self.submit_wait(args);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "a job that ends badly makes `submit --wait` exit 1; job: {job}; stderr: {}",
+            stderr(&o)
+        );
+        (job, stderr(&o))
+    }
+
+    /// `brigade submit ARGS... --wait --format json` whatever its exit: the
+    /// run and the job's final JSON.
+    pub fn submit_wait<S: AsRef<str>>(&self, args: &[S]) -> (Output, Value) {
+        let all = [submit_args(args), vec!["--wait", "--format", "json"]].concat();
+        let o = self.brigade(&all);
+        let job = parse_json(&all, &stdout(&o));
+        (o, job)
+    }
+
+    /// `brigade job ID --format json`.
+    pub fn job_json(&self, id: u64) -> Value {
+        self.json(&["job", &id.to_string()])
+    }
+
+    /// `brigade job ID --wait --format json`: the job once it ended.
+    pub fn wait_job(&self, id: u64) -> Value {
+        self.json(&["job", &id.to_string(), "--wait"])
+    }
+
+    /// Polls the job until `pred` holds; returns that JSON.
+    pub fn wait_job_until(&self, id: u64, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        poll(&format!("job {id}: {what}"), DEADLINE, POLL_EVERY, || {
+            let j = self.job_json(id);
+            if pred(&j) {
+                Ok(j)
+            } else {
+                Err(j.to_string())
+            }
+        })
+    }
+
+    /// Waits until `k` tasks of job `id` are done while it still runs, so
+    /// that a fault can land mid-job; returns the job's JSON then.
+    pub fn wait_mid_job(&self, id: u64, k: u64) -> Value {
+        let seen = self.wait_job_until(id, &format!("{k} tasks done"), |j| done(j) >= k);
+        assert!(
+            !ended(&seen) && done(&seen) < seen["tasks_total"].as_u64().unwrap_or(0),
+            "the job ended before the fault: {seen}"
+        );
+        seen
+    }
+
+    /// `brigade results ID` (table format), parsed into (index, value) rows.
+    pub fn results(&self, id: u64) -> Vec<(u64, u128)> {
+        let id = id.to_string();
+        let out = self.brigade_ok(&["results", &id]);
+        out.lines()
+            .map(|l| {
+                let (i, v) = l
+                    .split_once('\t')
+                    .unwrap_or_else(|| panic!("results line {l:?} is not INDEX\\tVALUE"));
+                (
+                    i.parse().unwrap_or_else(|_| panic!("bad index in {l:?}")),
+                    v.parse().unwrap_or_else(|_| panic!("bad value in {l:?}")),
+                )
+            })
+            .collect()
+    }
+
+    /// Asserts `results ID --format csv` is exactly `rows` (index, value):
+    /// none missing, none twice, every value right; a failure names the
+    /// first line that differs.
+    pub fn assert_results(&self, id: u64, rows: impl IntoIterator<Item = (u64, u128)>) {
+        let got = self.brigade_ok(&["results", &id.to_string(), "--format", "csv"]);
+        let want = results_csv(rows);
+        if got != want {
+            let got_lines: Vec<&str> = got.lines().collect();
+            let want_lines: Vec<&str> = want.lines().collect();
+            let first_diff = got_lines
+                .iter()
+                .zip(&want_lines)
+                .position(|(g, w)| g != w)
+                .unwrap_or(got_lines.len().min(want_lines.len()));
+            panic!(
+                "job {id}: results differ from the expected ones ({} lines, expected {}); \
+                 first difference at line {first_diff}: got {:?}, expected {:?}",
+                got_lines.len(),
+                want_lines.len(),
+                got_lines.get(first_diff),
+                want_lines.get(first_diff)
+            );
+        }
+    }
+
+    /// `brigade workers --format json`.
+    pub fn workers_json(&self) -> Vec<Value> {
+        match self.json(&["workers"]) {
+            Value::Array(v) => v,
+            other => panic!("`brigade workers --format json` printed {other}, not an array"),
+        }
+    }
+
+    /// Waits until exactly `n` workers are linked; returns them.
+    pub fn wait_workers(&self, n: usize) -> Vec<Value> {
+        let what = format!("{n} linked workers");
+        poll(&what, Duration::from_secs(30), POLL_EVERY, || {
+            let w = self.workers_json();
+            if w.len() == n {
+                Ok(w)
+            } else {
+                Err(format!("`workers` shows {}: {w:?}", w.len()))
+            }
+        })
+    }
+}
+
+/// `args` as `&str`s.
+pub fn strs<S: AsRef<str>>(args: &[S]) -> Vec<&str> {
+    args.iter().map(AsRef::as_ref).collect()
+}
+
+/// `submit ARGS...`.
+fn submit_args<S: AsRef<str>>(args: &[S]) -> Vec<&str> {
+    [vec!["submit"], strs(args)].concat()
+}
+
+/// `results ID --format csv` as it must read for `rows` (index, value).
+pub fn results_csv(rows: impl IntoIterator<Item = (u64, u128)>) -> String {
+    let mut s = String::from("index,value\n");
+    for (i, v) in rows {
+        s.push_str(&format!("{i},{v}\n"));
+    }
+    s
+}
