@@ -3,7 +3,7 @@
 //! in milliseconds; what the I/O layer must do comes out as [`Action`]s from
 //! [`Scheduler::take_actions`], and the jobs whose status changed from
 //! [`Scheduler::take_dirty_jobs`]. What it reports is in its own types
-//! ([`status`]); the actor translates to and from the protocol.
+//! (`status.rs`); the actor translates to and from the protocol.
 //!
 //! Invariants (checked by the unit and property tests in `tests.rs`):
 //! - every task of a job is, at any time, exactly one of: never issued
@@ -16,7 +16,7 @@
 //!   returned; it never exceeds the credits it announced.
 
 mod job;
-pub mod status;
+mod status;
 mod worker;
 
 #[cfg(test)]
