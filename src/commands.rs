@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use brigade_client::{
-    model_name, parse_kind, parse_model, state_name, total, Client, ResultRow, RunEvent,
-    WaitEvent,
+    model_name, parse_kind, parse_model, state_name, total, Client, ResultRow, RunEvent, WaitEvent,
 };
 use brigade_proto::v1::{InputsFormat, JobInfo, JobSpec, JobState, Kind, Model, Reduce};
 
@@ -534,7 +533,12 @@ pub async fn jobs(client: &mut Client, format: Format) -> anyhow::Result<()> {
 /// keep coming while the job runs: each pass writes the done tasks from
 /// where the last one stopped up to the first task not done yet, and the
 /// pass after the job's end writes the rest (failed tasks leave gaps).
-pub async fn results(client: &mut Client, id: u64, format: Format, follow: bool) -> anyhow::Result<()> {
+pub async fn results(
+    client: &mut Client,
+    id: u64,
+    format: Format,
+    follow: bool,
+) -> anyhow::Result<()> {
     let mut out = RowWriter::new(format);
     let mut next = 0u64;
     loop {
@@ -561,10 +565,16 @@ pub async fn results(client: &mut Client, id: u64, format: Format, follow: bool)
         }
         // Wait for the job to move before looking again.
         let mut updates = client.watch(id).await.context("could not follow the job")?;
-        let before = client.job(id).await.context("could not get the job")?.tasks_done;
+        let before = client
+            .job(id)
+            .await
+            .context("could not get the job")?
+            .tasks_done;
         while let Some(info) = updates.next().await {
             let info = info.context("the job's status stream broke")?;
-            if info.tasks_done != before || JobState::try_from(info.state).is_ok_and(JobState::is_terminal) {
+            if info.tasks_done != before
+                || JobState::try_from(info.state).is_ok_and(JobState::is_terminal)
+            {
                 break;
             }
         }
@@ -620,7 +630,12 @@ impl RowWriter {
                 }
                 writeln!(out, "{},{}", row.index, csv_field(&row.output.to_text()))?;
             }
-            Format::Table => writeln!(out, "{}\t{}", row.index, row.output.to_text().escape_default())?,
+            Format::Table => writeln!(
+                out,
+                "{}\t{}",
+                row.index,
+                row.output.to_text().escape_default()
+            )?,
         }
         self.rows += 1;
         Ok(())

@@ -127,12 +127,18 @@ mod tests {
     #[test]
     fn lines_become_items_and_bad_ones_say_why() {
         let text = InputsFormat::Text;
-        assert_eq!(item_of(b"Pizza Hut\n", text), Ok(Some(b"Pizza Hut".to_vec())));
+        assert_eq!(
+            item_of(b"Pizza Hut\n", text),
+            Ok(Some(b"Pizza Hut".to_vec()))
+        );
         assert_eq!(item_of(b"x\r\n", text), Ok(Some(b"x".to_vec())));
         assert_eq!(item_of(b"   \n", text), Ok(None));
         assert!(item_of(b"\xff\n", text).unwrap_err().contains("UTF-8"));
         let json = InputsFormat::Jsonl;
-        assert_eq!(item_of(b"{\"a\": 1}\n", json), Ok(Some(b"{\"a\": 1}".to_vec())));
+        assert_eq!(
+            item_of(b"{\"a\": 1}\n", json),
+            Ok(Some(b"{\"a\": 1}".to_vec()))
+        );
         assert!(item_of(b"{\"a\": \n", json).unwrap_err().contains("JSON"));
         assert!(item_of(b"1 2\n", json).unwrap_err().contains("JSON"));
     }
@@ -155,13 +161,19 @@ mod tests {
             .await;
         assert_eq!(got.len(), 3);
         let e = got[2].as_ref().unwrap_err().to_string();
-        assert!(e.contains(&bad.display().to_string()) && e.contains("line 3"), "{e}");
+        assert!(
+            e.contains(&bad.display().to_string()) && e.contains("line 3"),
+            "{e}"
+        );
         let missing = dir.join("missing.txt");
         let got: Vec<_> = read(Source::File(missing), InputsFormat::Text)
             .collect()
             .await;
         let e = got[0].as_ref().unwrap_err().to_string();
-        assert!(e.contains("missing.txt") && e.contains("cannot read"), "{e}");
+        assert!(
+            e.contains("missing.txt") && e.contains("cannot read"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -190,7 +190,11 @@ async fn a_child_killed_mid_task_fails_that_task_and_is_replaced() {
     // The replacement takes the next task.
     ex.submit(Model::Process, task(1, 1, &workload("noop", &[])));
     let d = next(&mut rx).await;
-    assert_eq!((d.status, d.value.clone()), (OutcomeStatus::Ok, Output::Int(1)), "{d:?}");
+    assert_eq!(
+        (d.status, d.value.clone()),
+        (OutcomeStatus::Ok, Output::Int(1)),
+        "{d:?}"
+    );
     let pids = ex.child_pids();
     assert_eq!(pids.len(), 1);
     assert_ne!(pids[0], old);
@@ -216,7 +220,11 @@ async fn a_timeout_kills_the_child_and_a_fresh_one_carries_on() {
     t.timeout = Some(Duration::from_secs(60));
     ex.submit(Model::Process, t);
     let d = next(&mut rx).await;
-    assert_eq!((d.status, d.value.clone()), (OutcomeStatus::Ok, Output::Int(14)), "{d:?}");
+    assert_eq!(
+        (d.status, d.value.clone()),
+        (OutcomeStatus::Ok, Output::Int(14)),
+        "{d:?}"
+    );
     assert_ne!(ex.child_pids(), vec![old]);
     ex.shutdown().await;
 }
@@ -242,7 +250,11 @@ async fn process_slots_get_over_http_and_report_failures() {
     }
     for _ in 0..20 {
         let d = next(&mut rx).await;
-        assert_eq!((d.status, d.value.clone()), (OutcomeStatus::Ok, Output::Int(1024)), "{d:?}");
+        assert_eq!(
+            (d.status, d.value.clone()),
+            (OutcomeStatus::Ok, Output::Int(1024)),
+            "{d:?}"
+        );
     }
     let missing = workload(
         "http-get",

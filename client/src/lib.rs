@@ -173,7 +173,11 @@ impl Client {
     /// yields them, so an input of any size costs bounded memory here. The
     /// job is accepted only once the whole upload arrived: if `items` yields
     /// an error, nothing is submitted and that error is returned.
-    pub async fn submit_inputs<S>(&mut self, spec: JobSpec, items: S) -> Result<JobInfo, ClientError>
+    pub async fn submit_inputs<S>(
+        &mut self,
+        spec: JobSpec,
+        items: S,
+    ) -> Result<JobInfo, ClientError>
     where
         S: futures::Stream<Item = Result<Vec<u8>, ClientError>> + Send + 'static,
     {
@@ -219,12 +223,20 @@ impl Client {
 
     /// One job's status.
     pub async fn job(&mut self, job_id: u64) -> Result<JobInfo, ClientError> {
-        Ok(self.inner.get_job(JobRef { job_id, from: 0 }).await?.into_inner())
+        Ok(self
+            .inner
+            .get_job(JobRef { job_id, from: 0 })
+            .await?
+            .into_inner())
     }
 
     /// A job's status now and at every change until it ends.
     pub async fn watch(&mut self, job_id: u64) -> Result<JobUpdates, ClientError> {
-        let updates = self.inner.watch_job(JobRef { job_id, from: 0 }).await?.into_inner();
+        let updates = self
+            .inner
+            .watch_job(JobRef { job_id, from: 0 })
+            .await?
+            .into_inner();
         Ok(updates.map_err(ClientError::from).boxed())
     }
 
@@ -308,7 +320,11 @@ impl Client {
     }
 
     /// [`Client::results`] from task index `from` on.
-    pub async fn results_from(&mut self, job_id: u64, from: u64) -> Result<ResultRows, ClientError> {
+    pub async fn results_from(
+        &mut self,
+        job_id: u64,
+        from: u64,
+    ) -> Result<ResultRows, ClientError> {
         let chunks = self.result_chunks(job_id, from).await?;
         Ok(chunks
             .map_err(ClientError::from)
@@ -350,7 +366,11 @@ impl Client {
 
     /// Cancels a job; returns its status after the cancellation.
     pub async fn cancel(&mut self, job_id: u64) -> Result<JobInfo, ClientError> {
-        Ok(self.inner.cancel_job(JobRef { job_id, from: 0 }).await?.into_inner())
+        Ok(self
+            .inner
+            .cancel_job(JobRef { job_id, from: 0 })
+            .await?
+            .into_inner())
     }
 
     /// The workers linked to the coordinator.
@@ -390,17 +410,22 @@ fn chunk_rows(chunk: &ResultsChunk) -> Box<dyn Iterator<Item = ResultRow> + Send
                 }),
         );
     }
-    Box::new(index.zip(&chunk.data).enumerate().map(|(i, (index, data))| {
-        let int = chunk.is_int.get(i).copied().unwrap_or(false);
-        let output = match std::str::from_utf8(data).ok().filter(|_| int) {
-            Some(text) => text
-                .parse()
-                .map(Output::Int)
-                .unwrap_or_else(|_| Output::Bytes(data.clone())),
-            None => Output::Bytes(data.clone()),
-        };
-        ResultRow { index, output }
-    }))
+    Box::new(
+        index
+            .zip(&chunk.data)
+            .enumerate()
+            .map(|(i, (index, data))| {
+                let int = chunk.is_int.get(i).copied().unwrap_or(false);
+                let output = match std::str::from_utf8(data).ok().filter(|_| int) {
+                    Some(text) => text
+                        .parse()
+                        .map(Output::Int)
+                        .unwrap_or_else(|_| Output::Bytes(data.clone())),
+                    None => Output::Bytes(data.clone()),
+                };
+                ResultRow { index, output }
+            }),
+    )
 }
 
 /// The messages of an inputs upload: the spec, the items in bounded

@@ -366,11 +366,24 @@ mod tests {
     fn routes_by_kind_unless_a_model_is_forced() {
         let l = AdmissionLimits::default();
         let mut s = spec("sleep", 0, 10, 1);
-        assert_eq!(admit(s.clone(), &crate::testing::catalog(), &l).unwrap().model, SlotModel::Async);
+        assert_eq!(
+            admit(s.clone(), &crate::testing::catalog(), &l)
+                .unwrap()
+                .model,
+            SlotModel::Async
+        );
         s.kind = Kind::Cpu as i32;
-        assert_eq!(admit(s.clone(), &crate::testing::catalog(), &l).unwrap().model, SlotModel::Process);
+        assert_eq!(
+            admit(s.clone(), &crate::testing::catalog(), &l)
+                .unwrap()
+                .model,
+            SlotModel::Process
+        );
         s.model = Model::Thread as i32;
-        assert_eq!(admit(s, &crate::testing::catalog(), &l).unwrap().model, SlotModel::Thread);
+        assert_eq!(
+            admit(s, &crate::testing::catalog(), &l).unwrap().model,
+            SlotModel::Thread
+        );
     }
 
     #[test]
@@ -390,11 +403,15 @@ mod tests {
         assert!(e.contains("known workloads"), "{e}");
         let mut s = spec("noop", 0, 5, 1);
         s.model = 42;
-        let e = admit(s, &crate::testing::catalog(), &l).unwrap_err().to_string();
+        let e = admit(s, &crate::testing::catalog(), &l)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("process, thread, async"), "{e}");
         let mut s = spec("noop", 0, 5, 1);
         s.kind = 9;
-        let e = admit(s, &crate::testing::catalog(), &l).unwrap_err().to_string();
+        let e = admit(s, &crate::testing::catalog(), &l)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cpu, io"), "{e}");
     }
 

@@ -101,6 +101,8 @@ mod tests {
         assert_eq!(items, [b"line 1 x".to_vec(), b"line 2 xx".to_vec()]);
         let mut bad = parts[0].clone();
         bad.truncate(bad.len() - 1);
-        assert!(Inputs::from_parts([bad.as_slice()]).unwrap_err().contains("runs past"));
+        assert!(Inputs::from_parts([bad.as_slice()])
+            .unwrap_err()
+            .contains("runs past"));
     }
 }

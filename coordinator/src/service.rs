@@ -11,8 +11,8 @@ use std::time::Duration;
 use brigade_proto::v1::coordinator_server::{Coordinator as CoordinatorApi, CoordinatorServer};
 use brigade_proto::v1::worker_link_server::{WorkerLink, WorkerLinkServer};
 use brigade_proto::v1::{
-    job_event, worker_message, InputsUpload, ClusterStatus, CoordinatorMessage, JobEvent, JobInfo, JobRef,
-    JobState, ListJobsRequest, ListJobsResponse, ListWorkersRequest, ListWorkersResponse,
+    job_event, worker_message, ClusterStatus, CoordinatorMessage, InputsUpload, JobEvent, JobInfo,
+    JobRef, JobState, ListJobsRequest, ListJobsResponse, ListWorkersRequest, ListWorkersResponse,
     ResultsChunk, RunJobRequest, StatusRequest, SubmitJobRequest, SubmitJobResponse, WorkerMessage,
 };
 use futures::{Stream, StreamExt};
@@ -44,11 +44,7 @@ pub struct CoordinatorHandle {
 impl CoordinatorHandle {
     /// A job's results in index order, in chunks (from the state file when
     /// there is one).
-    async fn results_stream(
-        &self,
-        job: u64,
-        from: u64,
-    ) -> Result<BoxStream<ResultsChunk>, Status> {
+    async fn results_stream(&self, job: u64, from: u64) -> Result<BoxStream<ResultsChunk>, Status> {
         // Unknown jobs are refused before anything streams.
         self.ask(|r| actor::Request::GetJob(job, r)).await?;
         self.results_of_known_job(job, from).await
@@ -224,13 +220,12 @@ impl CoordinatorApi for CoordinatorHandle {
         req: Request<Streaming<InputsUpload>>,
     ) -> Result<Response<SubmitJobResponse>, Status> {
         let mut upload = req.into_inner();
-        let first = upload
-            .message()
-            .await?
-            .ok_or_else(|| Status::invalid_argument("the upload is empty: it must start with the job spec"))?;
-        let mut spec = first
-            .spec
-            .ok_or_else(|| Status::invalid_argument("the upload's first message has no job spec"))?;
+        let first = upload.message().await?.ok_or_else(|| {
+            Status::invalid_argument("the upload is empty: it must start with the job spec")
+        })?;
+        let mut spec = first.spec.ok_or_else(|| {
+            Status::invalid_argument("the upload's first message has no job spec")
+        })?;
         let chunk = spec.chunk.max(1);
         let max_items = self.limits.max_tasks_per_job.saturating_mul(chunk);
         let mut inputs = Inputs::default();
@@ -363,12 +358,13 @@ impl CoordinatorApi for CoordinatorHandle {
             return Ok(Response::new(Box::pin(status)));
         }
         let handle = self.clone();
-        let results = futures::stream::once(async move { handle.results_of_known_job(id, 0).await })
-            .flat_map(|chunks| match chunks {
-                Ok(chunks) => chunks,
-                Err(e) => Box::pin(futures::stream::once(futures::future::ready(Err(e)))),
-            })
-            .map(|c| c.map(|chunk| event(job_event::Event::Results(chunk))));
+        let results =
+            futures::stream::once(async move { handle.results_of_known_job(id, 0).await })
+                .flat_map(|chunks| match chunks {
+                    Ok(chunks) => chunks,
+                    Err(e) => Box::pin(futures::stream::once(futures::future::ready(Err(e)))),
+                })
+                .map(|c| c.map(|chunk| event(job_event::Event::Results(chunk))));
         Ok(Response::new(Box::pin(status.chain(results))))
     }
 

@@ -600,7 +600,10 @@ impl StoreReader {
             "SELECT idx, lo, hi, output FROM results WHERE job_id = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3",
         )?;
         let rows = st.query_map(params![to_sql(job), to_sql(from), max as i64], |r| {
-            Ok((from_sql(r.get(0)?), output_of(r.get(1)?, r.get(2)?, r.get(3)?)))
+            Ok((
+                from_sql(r.get(0)?),
+                output_of(r.get(1)?, r.get(2)?, r.get(3)?),
+            ))
         })?;
         rows.collect()
     }

@@ -13,9 +13,9 @@ use brigade_worker::node::NodeConfig;
 use brigade_worker::workload::Registry;
 
 use super::flags::{CoordinatorArgs, SlotArgs, Subcommand, Target};
-use brigade_lab as bench;
 use crate::cluster::{self, Slots};
 use crate::commands::{Format, SubmitArgs};
+use brigade_lab as bench;
 
 /// One run of `brigade`, ready to carry out.
 pub enum Action {

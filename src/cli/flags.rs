@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser};
 
+use crate::commands;
 use crate::commands::{Format, SubmitArgs};
 use brigade_lab as bench;
-use crate::commands;
 
 #[derive(Parser)]
 #[command(

@@ -7,8 +7,8 @@
 //! updates to hold) and carries out what comes back from
 //! [`CommitLedger::next_settled`], in order.
 
-use std::sync::Arc;
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use brigade_proto::v1::{JobInfo, JobSpec};

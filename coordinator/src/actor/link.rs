@@ -4,11 +4,11 @@
 //! task batches, cancellations, heartbeats, disconnects).
 
 use brigade_proto::batch;
-use brigade_proto::Output;
 use brigade_proto::v1::{
     coordinator_message, worker_message, AssignBatch, CancelTasks, CoordinatorMessage, Heartbeat,
     OutcomeStatus, Welcome, WorkerMessage,
 };
+use brigade_proto::Output;
 use brigade_proto::SlotModel;
 use tonic::Status;
 

@@ -21,13 +21,13 @@ mod commit;
 mod link;
 mod view;
 
-use std::sync::Arc;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use brigade_proto::v1::{JobInfo, JobSpec};
 use brigade_proto::catalog::Catalog;
+use brigade_proto::v1::{JobInfo, JobSpec};
 use tokio::sync::{mpsc, watch};
 use tonic::Status;
 
@@ -445,10 +445,10 @@ async fn sleep_until_some(due: Option<tokio::time::Instant>) {
 mod tests {
     use super::*;
     use brigade_proto::batch::{assigned_tasks, OkColumns, OkOutcome};
-    use brigade_proto::Output;
     use brigade_proto::v1::{
         coordinator_message, worker_message, JobState, Model, ResultBatch, WorkerMessage,
     };
+    use brigade_proto::Output;
     use tokio::sync::oneshot;
 
     use crate::sched::{SlotCounts, WorkerHello};

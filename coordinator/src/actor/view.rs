@@ -180,9 +180,7 @@ pub(super) fn job_info(v: &JobView<'_>) -> JobInfo {
             JobReduce::Sum | JobReduce::Count => true,
             // A min or max is final only at the end (and undefined over
             // no output at all).
-            JobReduce::Min | JobReduce::Max => {
-                v.state == JobState::Succeeded && v.tasks_done > 0
-            }
+            JobReduce::Min | JobReduce::Max => v.state == JobState::Succeeded && v.tasks_done > 0,
             JobReduce::None | JobReduce::Concat => false,
         },
         total: Some(v.total.into()),

@@ -25,8 +25,8 @@ mod tests;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
-use brigade_proto::{PerModel, SlotModel};
 use brigade_proto::Output;
+use brigade_proto::{PerModel, SlotModel};
 
 use crate::admission::JobPlan;
 pub use job::{Job, RestoredJob};

@@ -7,8 +7,8 @@ use proptest::prelude::*;
 
 use super::job::AUTO_TINY_TASK_NS;
 use super::*;
-use brigade_proto::Output;
 use crate::testing::{auto_plan, hello, ok, plan, plan_by_kind, probed};
+use brigade_proto::Output;
 
 fn assigns(actions: &[Action]) -> Vec<(WorkerId, JobId, Vec<TaskLease>)> {
     actions
@@ -594,7 +594,10 @@ fn interleave(
     let mut seen = std::collections::HashSet::new();
     for r in &stored {
         prop_assert!(seen.insert(r.index), "task {} recorded twice", r.index);
-        prop_assert_eq!(&r.value, &Output::Int(sum_squares(r.index * 3, r.index * 3 + 3)));
+        prop_assert_eq!(
+            &r.value,
+            &Output::Int(sum_squares(r.index * 3, r.index * 3 + 3))
+        );
     }
     prop_assert_eq!(seen.len() as u64, done);
     for w in s.workers() {
