@@ -1114,21 +1114,21 @@ fn killing_an_executor_kills_the_processes_its_task_started() {
 }
 
 #[test]
-fn a_worker_without_allow_exec_refuses_exec_tasks() {
+fn a_worker_without_allow_exec_is_never_given_exec_tasks() {
     let c = Cluster::with_workers(1, Slots::new(1, 1, 1), &[]);
-    let (job, _) = c.submit_failing(&[
-        "exec",
-        "--range",
-        "0..2",
-        "--arg",
-        "cmd=echo 1",
-        "--max-attempts",
-        "1",
-    ]);
-    assert!(
-        job["error"]
+    let job = c.submit_json(&["exec", "--range", "0..2", "--arg", "cmd=echo 1"]);
+    let id = job["job_id"].as_u64().expect("a job id");
+    // The worker does not offer exec: the job waits, saying how to serve it.
+    let waiting = c.wait_job_until(id, "a waiting reason", |j| {
+        j["waiting_reason"]
             .as_str()
-            .is_some_and(|e| e.contains("start it with --allow-exec")),
-        "job: {job}"
+            .is_some_and(|r| r.contains("--allow-exec"))
+    });
+    assert_eq!(waiting["state"], "queued", "job: {waiting}");
+    assert_eq!(waiting["tasks_done"], 0, "job: {waiting}");
+    assert_eq!(
+        waiting["waiting_reason"],
+        "no linked worker runs workload exec; start a worker with --allow-exec",
+        "job: {waiting}"
     );
 }

@@ -7,7 +7,7 @@
 //! all the scheduling core reads; the spec rides along untouched for the
 //! actor (assignments, client views, the store).
 
-use brigade_proto::catalog::{Catalog, CatalogError, Reduction};
+use brigade_proto::catalog::{Catalog, CatalogError, Reduction, WorkloadDef};
 use brigade_proto::convert::{KIND_NAMES, MODEL_NAMES};
 use brigade_proto::v1::{JobSpec, Kind, Model, Reduce, TaskGrid};
 use brigade_proto::SlotModel;
@@ -211,14 +211,29 @@ pub enum AdmissionError {
 
 /// Validates `spec` against the workload's definition in `workloads` and
 /// routes it: `model` if forced, else kind `cpu` → process slots and `io` →
-/// async slots, the kind defaulting to the workload's.
+/// async slots, the kind defaulting to the workload's. A workload nobody
+/// defined is refused, naming the known ones.
 pub fn admit(
     spec: JobSpec,
     workloads: &Catalog,
     limits: &AdmissionLimits,
 ) -> Result<JobPlan, AdmissionError> {
     let def = workloads.lookup(&spec.workload)?;
-    def.validate(&spec.args)?;
+    admit_as(spec, Some(def), limits)
+}
+
+/// [`admit`] with the definition at hand: `None` for a stored job whose
+/// workload no worker has defined since the restart (its arguments were
+/// checked when it was submitted, and its spec carries its effective kind
+/// and reduction, which admission writes into it).
+pub fn admit_as(
+    mut spec: JobSpec,
+    def: Option<&WorkloadDef>,
+    limits: &AdmissionLimits,
+) -> Result<JobPlan, AdmissionError> {
+    if let Some(def) = def {
+        def.validate(&spec.args)?;
+    }
     if spec.has_inputs && spec.range_end == 0 {
         return Err(AdmissionError::NoInputs);
     }
@@ -241,7 +256,7 @@ pub fn admit(
         });
     }
     let kind = match Kind::try_from(spec.kind) {
-        Ok(Kind::Unspecified) => def.kind,
+        Ok(Kind::Unspecified) => def.map_or(Kind::Cpu, |d| d.kind),
         Ok(k) => k,
         Err(_) => return Err(AdmissionError::UnknownKind(spec.kind)),
     };
@@ -262,9 +277,9 @@ pub fn admit(
         },
     };
     let reduce = match Reduce::try_from(spec.reduce) {
-        Ok(Reduce::Unspecified) => match def.reduction {
-            Reduction::Sum => JobReduce::Sum,
-            Reduction::List => JobReduce::None,
+        Ok(Reduce::Unspecified) => match def.map(|d| d.reduction) {
+            Some(Reduction::Sum) => JobReduce::Sum,
+            Some(Reduction::List) | None => JobReduce::None,
         },
         Ok(Reduce::None) => JobReduce::None,
         Ok(Reduce::Sum) => JobReduce::Sum,
@@ -294,6 +309,10 @@ pub fn admit(
         0 => limits.default_max_attempts,
         n => n,
     };
+    // The stored spec carries what the definition decided, so a restart
+    // needs no definition to resume the job the same way.
+    spec.kind = Kind::from(kind) as i32;
+    spec.reduce = Reduce::from(reduce) as i32;
     Ok(JobPlan {
         reduce,
         max_result_bytes,

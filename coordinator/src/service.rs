@@ -414,11 +414,16 @@ impl WorkerLink for CoordinatorHandle {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let hello = worker_hello(hello, connected_unix_ms)?;
+        let (hello, workloads) = worker_hello(hello, connected_unix_ms)?;
         let (sink, out) = mpsc::unbounded_channel();
         let (reply, id) = oneshot::channel();
         self.tx
-            .send(actor::Request::WorkerJoined { hello, sink, reply })
+            .send(actor::Request::WorkerJoined {
+                hello,
+                workloads,
+                sink,
+                reply,
+            })
             .map_err(|_| Status::unavailable("coordinator is shutting down"))?;
         let id = id
             .await

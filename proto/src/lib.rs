@@ -20,7 +20,7 @@ pub mod v1 {
 
 /// Bumped on any incompatible change to `brigade.v1` semantics. A worker with a
 /// different version is refused at hello.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The crate version, reported by `brigade status`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -9,6 +9,8 @@ use tonic::Status;
 
 use std::sync::Arc;
 
+use brigade_proto::catalog::WorkloadDef;
+
 use crate::inputs::Inputs;
 use crate::sched::{JobId, WorkerHello, WorkerId};
 
@@ -41,6 +43,8 @@ pub enum Request {
     Status(Reply<ClusterStatus>),
     WorkerJoined {
         hello: WorkerHello,
+        /// The definitions of the workloads it runs.
+        workloads: Vec<WorkloadDef>,
         sink: WorkerSink,
         reply: oneshot::Sender<WorkerId>,
     },

@@ -4,6 +4,7 @@
 //! task batches, cancellations, heartbeats, disconnects).
 
 use brigade_proto::batch;
+use brigade_proto::catalog::WorkloadDef;
 use brigade_proto::v1::{
     coordinator_message, worker_message, AssignBatch, CancelTasks, CoordinatorMessage, Heartbeat,
     OutcomeStatus, Welcome, WorkerMessage,
@@ -31,10 +32,13 @@ fn task_status(status: i32) -> TaskStatus {
 
 /// What a worker's hello says of it, or why the coordinator will not take
 /// it (another protocol version, no slots at all).
+/// The most workloads one worker may announce.
+const MAX_WORKLOADS: usize = 1024;
+
 pub(crate) fn worker_hello(
     hello: brigade_proto::v1::WorkerHello,
     connected_unix_ms: u64,
-) -> Result<WorkerHello, Status> {
+) -> Result<(WorkerHello, Vec<WorkloadDef>), Status> {
     if hello.protocol_version != brigade_proto::PROTOCOL_VERSION {
         return Err(Status::failed_precondition(format!(
             "worker {:?} speaks brigade protocol version {}, this coordinator speaks version {}; \
@@ -54,7 +58,19 @@ pub(crate) fn worker_hello(
             "a worker must offer at least one slot (--procs, --threads or --async > 0)",
         ));
     }
-    Ok(WorkerHello {
+    if hello.workloads.len() > MAX_WORKLOADS {
+        return Err(Status::invalid_argument(format!(
+            "a worker may offer at most {MAX_WORKLOADS} workloads ({} announced)",
+            hello.workloads.len()
+        )));
+    }
+    let defs = hello
+        .workloads
+        .iter()
+        .map(WorkloadDef::from_wire)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Status::invalid_argument(format!("worker {:?}: {e}", hello.name)))?;
+    let hello = WorkerHello {
         name: hello.name,
         hostname: hello.hostname,
         pid: hello.pid,
@@ -65,7 +81,9 @@ pub(crate) fn worker_hello(
             async_: hello.async_credits,
         },
         connected_unix_ms,
-    })
+        workloads: Some(defs.iter().map(|d| d.name.clone()).collect()),
+    };
+    Ok((hello, defs))
 }
 
 impl Actor {
@@ -73,10 +91,24 @@ impl Actor {
     pub(super) fn worker_joined(
         &mut self,
         hello: WorkerHello,
+        workloads: Vec<WorkloadDef>,
         sink: WorkerSink,
         now: u64,
     ) -> WorkerId {
         let name = hello.name.clone();
+        for def in workloads {
+            // The latest definition wins: a worker rebuilt with new
+            // arguments redefines its workload for later jobs.
+            if self
+                .config
+                .workloads
+                .lookup(&def.name)
+                .is_ok_and(|known| *known != def)
+            {
+                tracing::warn!(worker = %name, workload = %def.name, "worker redefines a workload; later jobs are checked against its definition");
+            }
+            self.config.workloads.insert(def);
+        }
         let id = self.sched.worker_joined(hello, now);
         let welcome = CoordinatorMessage {
             msg: Some(coordinator_message::Msg::Welcome(Welcome {

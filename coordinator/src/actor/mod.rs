@@ -31,7 +31,7 @@ use brigade_proto::v1::{JobInfo, JobSpec};
 use tokio::sync::{mpsc, watch};
 use tonic::Status;
 
-use crate::admission::{admit, AdmissionLimits};
+use crate::admission::{admit, admit_as, AdmissionLimits};
 use crate::inputs::Inputs;
 use crate::sched::{JobId, RestoredJob, SchedConfig, Scheduler, WorkerId};
 use crate::store::{JobEnd, Store, StoreError};
@@ -164,7 +164,8 @@ impl Actor {
         };
         let (mut resumed, mut ended) = (0, 0);
         for job in store.load()? {
-            let plan = match admit(job.spec.clone(), &self.config.workloads, &limits) {
+            let def = self.config.workloads.lookup(&job.spec.workload).ok();
+            let plan = match admit_as(job.spec.clone(), def, &limits) {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(job_id = job.id, error = %e, "stored job cannot run on this brigade; left as it is");
@@ -294,8 +295,13 @@ impl Actor {
             Request::Status(reply) => {
                 let _ = reply.send(Ok(self.cluster_status()));
             }
-            Request::WorkerJoined { hello, sink, reply } => {
-                let _ = reply.send(self.worker_joined(hello, sink, now));
+            Request::WorkerJoined {
+                hello,
+                workloads,
+                sink,
+                reply,
+            } => {
+                let _ = reply.send(self.worker_joined(hello, workloads, sink, now));
             }
             Request::FromWorker(id, msg) => self.on_worker_message(id, msg, now),
             Request::WorkerGone(id, reason) => {
@@ -485,6 +491,7 @@ mod tests {
         let worker = {
             let (reply, rx) = oneshot::channel();
             tx.send(Request::WorkerJoined {
+                workloads: Vec::new(),
                 hello: WorkerHello {
                     name: "w".into(),
                     hostname: "h".into(),
@@ -500,6 +507,7 @@ mod tests {
                         async_: 0,
                     },
                     connected_unix_ms: 0,
+                    workloads: None,
                 },
                 sink,
                 reply,

@@ -190,7 +190,10 @@ pub(super) fn job_info(v: &JobView<'_>) -> JobInfo {
         finished_unix_ms: v.finished_ms,
         task_cpu_ns: v.cpu_ns,
         task_wall_ns: v.wall_ns,
-        waiting_reason: v.waiting.map(waiting_text).unwrap_or_default(),
+        waiting_reason: v
+            .waiting
+            .map(|w| waiting_text(w, &v.plan.spec.workload))
+            .unwrap_or_default(),
         routing: routing_text(&v.routing),
         failed_tasks: v
             .failed_tasks
@@ -252,13 +255,20 @@ fn slots_flag(model: SlotModel) -> &'static str {
     }
 }
 
-fn waiting_text(reason: WaitingReason) -> String {
+fn waiting_text(reason: WaitingReason, workload: &str) -> String {
     match reason {
         WaitingReason::NoWorkersWith(model) => format!(
             "no workers with {} slots; start a worker with {}",
             model.name(),
             slots_flag(model)
         ),
+        // Only workers started with --allow-exec offer exec.
+        WaitingReason::NoWorkerOffers if workload == "exec" => {
+            "no linked worker runs workload exec; start a worker with --allow-exec".into()
+        }
+        WaitingReason::NoWorkerOffers => {
+            format!("no linked worker runs workload {workload}; start a worker that offers it")
+        }
     }
 }
 
@@ -366,7 +376,11 @@ mod tests {
 
     #[test]
     fn a_waiting_job_names_the_flag_that_would_serve_it() {
-        let text = |m| waiting_text(WaitingReason::NoWorkersWith(m));
+        assert_eq!(
+            waiting_text(WaitingReason::NoWorkerOffers, "rate"),
+            "no linked worker runs workload rate; start a worker that offers it"
+        );
+        let text = |m| waiting_text(WaitingReason::NoWorkersWith(m), "noop");
         assert_eq!(
             text(SlotModel::Process),
             "no workers with process slots; start a worker with --procs N"

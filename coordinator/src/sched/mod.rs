@@ -495,10 +495,27 @@ impl Scheduler {
             w.idle_slots(model)
         };
         let mut given = 0;
+        // Jobs of workloads this worker does not run are passed over (a
+        // worker offering every workload takes the first, as before).
+        let mut passed: Option<JobId> = None;
         while budget > 0 {
-            let Some(&job_id) = self.runnable[model].first() else {
+            let next = match passed {
+                None => self.runnable[model].first(),
+                Some(after) => self.runnable[model]
+                    .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+                    .next(),
+            };
+            let Some(&job_id) = next else {
                 break;
             };
+            let offered = match (self.workers.get(&wid), self.jobs.get(&job_id)) {
+                (Some(w), Some(j)) => w.offers(&j.plan.spec.workload),
+                _ => false,
+            };
+            if !offered {
+                passed = Some(job_id);
+                continue;
+            }
             let w = self.workers.get_mut(&wid).expect("checked above");
             let job = self.jobs.get_mut(&job_id).expect("runnable jobs exist");
             let tasks = job.lease_next(wid, budget.min(max_batch), now_ms);
@@ -588,10 +605,21 @@ impl Scheduler {
     pub fn job_view(&self, id: JobId) -> Result<JobView<'_>, JobError> {
         let job = self.job(id)?;
         let model = job.model();
-        let waiting = (!job.is_terminal()
-            && job.has_queued()
-            && !self.workers.values().any(|w| w.serves(model)))
-        .then_some(WaitingReason::NoWorkersWith(model));
+        let queued = !job.is_terminal() && job.has_queued();
+        let workload = &job.plan.spec.workload;
+        let waiting = if !queued {
+            None
+        } else if !self.workers.values().any(|w| w.serves(model)) {
+            Some(WaitingReason::NoWorkersWith(model))
+        } else if !self
+            .workers
+            .values()
+            .any(|w| w.serves(model) && w.offers(workload))
+        {
+            Some(WaitingReason::NoWorkerOffers)
+        } else {
+            None
+        };
         Ok(job.view(waiting))
     }
 

@@ -90,6 +90,8 @@ pub enum JobFailure {
 pub enum WaitingReason {
     /// No live, non-draining worker has slots of this model.
     NoWorkersWith(SlotModel),
+    /// Workers have slots of its model, but none of them runs its workload.
+    NoWorkerOffers,
 }
 
 /// What `--model auto`'s probes decided.

@@ -1,6 +1,8 @@
 //! What the core knows of one worker: its slots, the credits it announced,
 //! what it holds, and when it was last heard from.
 
+use std::collections::HashSet;
+
 use brigade_proto::{PerModel, SlotModel};
 
 use super::{WorkerId, WorkerView};
@@ -19,6 +21,8 @@ pub struct WorkerHello {
     /// (slots plus prefetch).
     pub credits: SlotCounts,
     pub connected_unix_ms: u64,
+    /// The workloads it runs (`None`: any, for tests and benches).
+    pub workloads: Option<HashSet<String>>,
 }
 
 #[derive(Debug)]
@@ -58,6 +62,14 @@ impl WorkerState {
     /// Slots of this model with nothing assigned.
     pub fn idle_slots(&self, model: SlotModel) -> usize {
         self.slots[model].saturating_sub(self.in_flight[model]) as usize
+    }
+
+    /// Whether the worker runs this workload.
+    pub fn offers(&self, workload: &str) -> bool {
+        self.hello
+            .workloads
+            .as_ref()
+            .is_none_or(|w| w.contains(workload))
     }
 
     /// Whether the worker takes tasks on slots of this model.
