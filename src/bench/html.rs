@@ -8,8 +8,15 @@ use super::output::Plot;
 use super::overhead::{self, OverheadRow};
 use super::plan::{WorkloadId, BASELINE, IN_PROCESS};
 use super::report::{self, AutoVerdict, Row, Verdict};
-use super::svg::escape;
 use super::{startup_line, Outcome, GRAIN_LEGEND, LEGEND, PYTHON_NOTE};
+
+/// Escapes text for HTML content and attribute values.
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
 
 /// Legend lines as list items: a line indented by two spaces continues the
 /// one before it (the terminal wraps by hand; the page wraps by itself).
@@ -507,6 +514,11 @@ mod tests {
         );
         assert!(s.contains("async chef anyway"), "{s}");
         assert!(s.contains("would cost more than the cooking"), "{s}");
+    }
+
+    #[test]
+    fn text_is_escaped_for_html() {
+        assert_eq!(escape("a <b> & \"c\""), "a &lt;b&gt; &amp; &quot;c&quot;");
     }
 
     #[test]
