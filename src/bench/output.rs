@@ -319,6 +319,16 @@ fn auto_plot(verdicts: &[Verdict]) -> anyhow::Result<Option<Plot>> {
     }))
 }
 
+/// A row's line in the scaling plot: its label, except that the wide async
+/// row's cap grows with the workers (`async C=200` on one, `async C=400` on
+/// two): one line, `async C=200/worker`.
+fn scaling_label(r: &Row) -> String {
+    match r.label.split_once(" C=") {
+        Some((model, _)) => format!("{model} C={}/worker", r.in_flight / r.scale.max(1)),
+        None => r.label.clone(),
+    }
+}
+
 /// Builds every plot the runs support.
 pub fn plots(
     rows: &[Row],
@@ -409,23 +419,26 @@ pub fn plots(
         let scaling: Vec<LinePanel> = workloads
             .iter()
             .map(|&w| {
-                let mut labels: Vec<&str> = Vec::new();
-                for r in rows.iter().filter(|r| r.workload == w && r.is_model_row()) {
-                    if !labels.contains(&r.label.as_str()) {
-                        labels.push(&r.label);
+                let of_w = || {
+                    rows.iter()
+                        .filter(move |r| r.workload == w && r.is_model_row())
+                };
+                let mut labels: Vec<String> = Vec::new();
+                for l in of_w().map(scaling_label) {
+                    if !labels.contains(&l) {
+                        labels.push(l);
                     }
                 }
                 LinePanel {
                     title: w.name().into(),
                     series: labels
-                        .iter()
-                        .map(|&l| Series {
-                            label: l.to_string(),
-                            points: rows
-                                .iter()
-                                .filter(|r| r.workload == w && r.label == l)
+                        .into_iter()
+                        .map(|l| Series {
+                            points: of_w()
+                                .filter(|r| scaling_label(r) == l)
                                 .filter_map(|r| Some((f64::from(r.scale), r.speedup?)))
                                 .collect(),
+                            label: l,
                         })
                         .collect(),
                 }
@@ -563,9 +576,16 @@ mod tests {
         let mut runs = vec![
             run(1, WorkloadId::Cpu, BASELINE, Some("thread"), 8.0),
             run(1, WorkloadId::FastIo, BASELINE, Some("thread"), 4.0),
+            run(1, WorkloadId::SlowIo, BASELINE, Some("thread"), 10.0),
         ];
         for scale in [1, 2] {
             let k = f64::from(scale);
+            // The wide async row's cap grows with the workers.
+            let wide = format!("async C={}", 200 * scale);
+            runs.push(RunRecord {
+                in_flight: 200 * scale,
+                ..run(scale, WorkloadId::SlowIo, &wide, Some("async"), 0.1 / k)
+            });
             runs.extend([
                 run(scale, WorkloadId::Cpu, "process", Some("process"), 4.4 / k),
                 run(scale, WorkloadId::Cpu, "thread", Some("thread"), 4.2 / k),
@@ -627,6 +647,8 @@ mod tests {
         for text in ["ms per task", "W_FASTIO", BASELINE, "thread", "async"] {
             has("latency.svg", text);
         }
+        has("scaling.svg", "async C=200/worker");
+        assert!(!svg("scaling.svg").contains("C=400"));
         for text in [
             "speedup vs workers",
             "workers",

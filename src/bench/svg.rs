@@ -254,10 +254,9 @@ fn power_of_ten(k: i32) -> String {
     format!("10{}{digits}", if k < 0 { "⁻" } else { "" })
 }
 
-/// Estimated width in pixels of `text` at `px` (plotters' estimate).
-fn text_w(area: &Area, text: &str, px: f64) -> u32 {
-    area.estimate_text_size(text, &font(px))
-        .map_or(0, |(w, _)| w)
+/// Estimated width in pixels of `text` in `style` (plotters' estimate).
+fn text_w(text: &str, style: &TextStyle) -> u32 {
+    style.font.box_size(text).map_or(0, |(w, _)| w)
 }
 
 /// One legend entry: a line sample (dashed for a reference) and its label.
@@ -268,12 +267,12 @@ struct Entry<'a> {
 }
 
 /// Where each entry of a legend goes in a strip `width` wide: (row, x).
-fn legend_layout(area: &Area, entries: &[Entry], width: u32) -> Vec<(u32, i32)> {
+fn legend_layout(entries: &[Entry], width: u32) -> Vec<(u32, i32)> {
     let (mut row, mut x) = (0, 0);
     entries
         .iter()
         .map(|e| {
-            let w = SAMPLE_W + 4 + text_w(area, e.label, TICK_PX) as i32;
+            let w = SAMPLE_W + 4 + text_w(e.label, &font(TICK_PX)) as i32;
             if x > 0 && x + w > width as i32 {
                 row += 1;
                 x = 0;
@@ -286,17 +285,18 @@ fn legend_layout(area: &Area, entries: &[Entry], width: u32) -> Vec<(u32, i32)> 
 }
 
 /// Height of the legend strip the entries need (0 for none).
-fn legend_h(area: &Area, entries: &[Entry], width: u32) -> u32 {
-    legend_layout(area, entries, width)
+fn legend_h(entries: &[Entry], width: u32) -> u32 {
+    legend_layout(entries, width)
         .last()
         .map_or(0, |(rows, _)| (rows + 1) * LEGEND_ROW + 4)
 }
 
-/// Draws a legend into its strip, starting `left` pixels in.
+/// Draws a legend into its strip, from `left` pixels in to a margin short
+/// of the right edge.
 fn draw_legend(area: &Area, entries: &[Entry], left: i32) -> Result<(), ChartError> {
-    let width = area.dim_in_pixel().0.saturating_sub(left as u32);
+    let width = area.dim_in_pixel().0.saturating_sub(left as u32 + MARGIN);
     let style = font(TICK_PX).pos(Pos::new(HPos::Left, VPos::Center));
-    for (e, (row, x)) in entries.iter().zip(legend_layout(area, entries, width)) {
+    for (e, (row, x)) in entries.iter().zip(legend_layout(entries, width)) {
         let (x, y) = (left + x, (row * LEGEND_ROW + LEGEND_ROW / 2 + 2) as i32);
         let sample = [(x, y), (x + SAMPLE_W, y)];
         if e.dashed {
@@ -325,9 +325,14 @@ fn document(
 ) -> Result<String, ChartError> {
     let cols = panels.clamp(1, PER_ROW);
     let rows = panels.div_ceil(PER_ROW).max(1);
-    let size = (cols as u32 * panel.0, TITLE_H + rows as u32 * panel.1);
     let mut out = String::new();
     {
+        // As wide as the panels, or the title if that is wider.
+        let title_w = text_w(title, &bold(TITLE_PX));
+        let size = (
+            (cols as u32 * panel.0).max(title_w + 2 * MARGIN),
+            TITLE_H + rows as u32 * panel.1,
+        );
         let root = SVGBackend::with_string(&mut out, size).into_drawing_area();
         root.fill(&WHITE)?;
         let (head, body) = root.split_vertically(TITLE_H);
@@ -386,7 +391,7 @@ fn bar_panel(area: &Area, p: &BarPanel, value_label: &str, legend: u32) -> Resul
     let label_w = p
         .bars
         .iter()
-        .map(|b| text_w(area, &b.label, TICK_PX))
+        .map(|b| text_w(&b.label, &font(TICK_PX)))
         .max()
         .unwrap_or(0)
         + 10;
@@ -417,6 +422,15 @@ fn bar_panel(area: &Area, p: &BarPanel, value_label: &str, legend: u32) -> Resul
         .x_label_formatter(&x_fmt)
         .y_label_formatter(&label_of)
         .draw()?;
+    // The reference line first: bars and their figures are drawn over it.
+    if let Some((v, _)) = &p.reference {
+        chart.draw_series(std::iter::once(DashedPathElement::new(
+            [(*v, -0.5), (*v, n.max(1) as f64 - 0.5)],
+            5,
+            3,
+            REFERENCE.stroke_width(2),
+        )))?;
+    }
     let figure = font(TICK_PX - 1.0).pos(Pos::new(HPos::Left, VPos::Center));
     for (j, b) in p.bars.iter().enumerate() {
         let y = row_of(j);
@@ -440,13 +454,7 @@ fn bar_panel(area: &Area, p: &BarPanel, value_label: &str, legend: u32) -> Resul
             }
         }
     }
-    if let Some((v, label)) = &p.reference {
-        chart.draw_series(std::iter::once(DashedPathElement::new(
-            [(*v, -0.5), (*v, n.max(1) as f64 - 0.5)],
-            5,
-            3,
-            REFERENCE.stroke_width(2),
-        )))?;
+    if let Some((_, label)) = &p.reference {
         let entry = [Entry {
             label,
             colour: REFERENCE,
@@ -488,16 +496,12 @@ pub fn line_panels(
         (PANEL_W, SMALL_PLOT_H)
     };
     // Every panel gets the strip its longest legend needs, so rows line up.
-    let legend = {
-        let mut scratch = String::new();
-        let probe = SVGBackend::with_string(&mut scratch, (w, 1)).into_drawing_area();
-        let strip = w - 2 * MARGIN - Y_AXIS_W;
-        panels
-            .iter()
-            .map(|p| legend_h(&probe, &line_entries(p, axes), strip))
-            .max()
-            .unwrap_or(0)
-    };
+    let strip = w - 2 * MARGIN - Y_AXIS_W;
+    let legend = panels
+        .iter()
+        .map(|p| legend_h(&line_entries(p, axes), strip))
+        .max()
+        .unwrap_or(0);
     let height = CAPTION_H + plot_h + X_AXIS_H + legend + 2 * MARGIN;
     document(title, panels.len(), (w, height), |i, area| {
         line_panel(area, &panels[i], axes, legend)
@@ -547,9 +551,15 @@ fn line_panel(area: &Area, p: &LinePanel, axes: &LineAxes, legend: u32) -> Resul
         xs.sort_by(f64::total_cmp);
         xs.dedup();
         let max_x = xs.last().copied().unwrap_or(1.0).max(1.0);
-        let x_step = nice_step(max_x);
         let x_range = ticked::<RangedCoordf64>(0.0..max_x * 1.05, xs);
-        let x_fmt = |x: &f64| tick(*x, x_step);
+        // Ticks sit at the data's x values (worker counts): 2, not 2.0.
+        let x_fmt = |x: &f64| {
+            if x.fract() == 0.0 {
+                format!("{x:.0}")
+            } else {
+                short(*x)
+            }
+        };
         line_chart(&mut builder, (x_range, &x_fmt), (y_range, &y_fmt), p, axes)?;
     }
     draw_legend(
@@ -784,13 +794,25 @@ mod tests {
                 .any(|(a, s)| s == labels[2] && a.contains("text-anchor=\"end\"")),
             "{tag}"
         );
-        let mut scratch = String::new();
-        let area = SVGBackend::with_string(&mut scratch, (1, 1)).into_drawing_area();
         let x = attr_of(&t, labels[2], "x");
         assert!(
-            x - f64::from(text_w(&area, labels[2], TICK_PX)) >= 0.0,
+            x - f64::from(text_w(labels[2], &font(TICK_PX))) >= 0.0,
             "{x}"
         );
+    }
+
+    #[test]
+    fn a_title_wider_than_its_panels_widens_the_chart() {
+        let title = "--model auto against the best forced model of every workload";
+        let panel = BarPanel {
+            title: "auto / best".into(),
+            bars: vec![bar("W_CPU \u{2192} process", Some(0.9))],
+            reference: None,
+        };
+        let svg = bar_panels(title, "x", &[panel]).unwrap();
+        let width = text_w(title, &bold(TITLE_PX)) + 2 * MARGIN;
+        assert!(width > PANEL_W);
+        assert!(svg.starts_with(&format!("<svg width=\"{width}\"")), "{svg}");
     }
 
     #[test]
