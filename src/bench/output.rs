@@ -535,7 +535,7 @@ pub fn write_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::report::{summarise, verdicts, RunRecord};
+    use crate::bench::report::{self, summarise, verdicts, RunRecord};
 
     fn run(
         scale: u32,
@@ -545,27 +545,15 @@ mod tests {
         wall: f64,
     ) -> RunRecord {
         let p = if label == BASELINE { 1 } else { 2 * scale };
+        let auto = model == Some("auto");
         RunRecord {
             scale,
             workload: w,
-            label: label.into(),
-            model,
-            rep: 0,
-            in_flight: p,
-            tasks: 100,
-            chunk: 1,
-            represents: 100,
-            wall_s: wall,
-            cpu_s: Some(wall),
-            cores: 2,
-            peak_rss_bytes: Some(10 << 20),
-            task_cpu_s: wall,
-            task_wall_s: wall,
-            error: None,
-            routed_to: (model == Some("auto")).then_some("process"),
-            routing: (model == Some("auto")).then(|| {
+            routed_to: auto.then_some("process"),
+            routing: auto.then(|| {
                 "auto: 4 probe tasks on thread slots used 98% CPU per wall second, CPU-bound \u{2192} process slots".into()
             }),
+            ..report::tests::run(label, model, p, 100, wall)
         }
     }
 
