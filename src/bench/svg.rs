@@ -315,8 +315,10 @@ fn draw_legend(area: &Area, entries: &[Entry], left: i32) -> Result<(), ChartErr
     Ok(())
 }
 
-/// The document: a white page with the chart's title on top; `draw` gets
-/// one area per panel, `rows` × up to [`PER_ROW`] of `panel` size each.
+/// The document: the chart's title on top of its panels, on no background
+/// of its own (the report's page shows through, and every `<rect>` of a
+/// chart is a bar). `draw` gets one area per panel, `rows` × up to
+/// [`PER_ROW`] of `panel` size each.
 fn document(
     title: &str,
     panels: usize,
@@ -334,7 +336,6 @@ fn document(
             TITLE_H + rows as u32 * panel.1,
         );
         let root = SVGBackend::with_string(&mut out, size).into_drawing_area();
-        root.fill(&WHITE)?;
         let (head, body) = root.split_vertically(TITLE_H);
         head.draw_text(
             title,
@@ -767,6 +768,8 @@ mod tests {
         assert!(svg.contains(&format!("fill=\"{}\"", hex(colour_of("async C=2000")))));
         assert!(svg.contains(&format!("fill=\"{}\"", hex(colour_of("py-thread")))));
         assert!(!svg.contains(&format!("fill=\"{}\"", hex(colour_of("thread")))));
+        // A rect per bar that has a figure, nothing else.
+        assert_eq!(svg.matches("<rect").count(), 3, "{svg}");
         // Two panels side by side, each PANEL_W wide.
         assert!(svg.contains(&format!("width=\"{}\"", 2 * PANEL_W)), "{svg}");
     }
