@@ -8,7 +8,14 @@ use super::outcome::{startup_line, BenchOutcome, Plot, GRAIN_LEGEND, LEGEND, PYT
 use super::overhead::{self, OverheadRow};
 use super::plan::{WorkloadId, BASELINE, IN_PROCESS};
 use super::report::{self, AutoVerdict, Row, Verdict};
-use super::svg::escape;
+
+/// Escapes text for HTML content and attribute values.
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
 
 /// Legend lines as list items: a line indented by two spaces continues the
 /// one before it (the terminal wraps by hand; the page wraps by itself).
@@ -506,6 +513,11 @@ mod tests {
         );
         assert!(s.contains("async chef anyway"), "{s}");
         assert!(s.contains("would cost more than the cooking"), "{s}");
+    }
+
+    #[test]
+    fn text_is_escaped_for_html() {
+        assert_eq!(escape("a <b> & \"c\""), "a &lt;b&gt; &amp; &quot;c&quot;");
     }
 
     #[test]

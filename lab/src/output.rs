@@ -190,7 +190,7 @@ fn csv_line(o: &BenchOutcome, r: &RunRecord, verdicts: &[Verdict]) -> String {
 }
 
 /// W_GRAIN: efficiency against chunk width per model, on a log x axis.
-fn grain_plot(rows: &[Row], scale: u32) -> Option<Plot> {
+fn grain_plot(rows: &[Row], scale: u32) -> anyhow::Result<Option<Plot>> {
     let grain: Vec<&Row> = rows
         .iter()
         .filter(|r| {
@@ -206,7 +206,7 @@ fn grain_plot(rows: &[Row], scale: u32) -> Option<Plot> {
         }
     }
     if models.is_empty() {
-        return None;
+        return Ok(None);
     }
     let series = models
         .iter()
@@ -225,7 +225,7 @@ fn grain_plot(rows: &[Row], scale: u32) -> Option<Plot> {
         log_x: true,
         reference: Some((GRAIN_EFFICIENCY, format!("{GRAIN_EFFICIENCY}"))),
     };
-    Some(Plot {
+    Ok(Some(Plot {
         file: "grain.svg",
         caption: format!(
             "W_GRAIN: parallel efficiency T1/(p·Tp) against task size (linear y, log x), T1 the same range in one plain loop; the dashed line is {GRAIN_EFFICIENCY}. A failed width leaves a gap in its line."
@@ -237,13 +237,15 @@ fn grain_plot(rows: &[Row], scale: u32) -> Option<Plot> {
                 title: format!("W_GRAIN, p = {}", grain[0].in_flight),
                 series,
             }],
-        ),
-    })
+        )?,
+    }))
 }
 
 /// `--overhead`: µs per task beyond the ideal, per model, noop and spin.
-fn overhead_plot(rows: &[OverheadRow]) -> Option<Plot> {
-    let scale = rows.first()?.scale;
+fn overhead_plot(rows: &[OverheadRow]) -> anyhow::Result<Option<Plot>> {
+    let Some(scale) = rows.first().map(|r| r.scale) else {
+        return Ok(None);
+    };
     let panels: Vec<BarPanel> = [WorkloadId::Noop, WorkloadId::Spin]
         .into_iter()
         .filter_map(|w| {
@@ -263,17 +265,22 @@ fn overhead_plot(rows: &[OverheadRow]) -> Option<Plot> {
             })
         })
         .collect();
-    (!panels.is_empty()).then(|| Plot {
+    if panels.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Plot {
         file: "overhead.svg",
         caption: "Per-task overhead (wall − ideal) / tasks in microseconds, one slot per core and model, no job cap (each panel has its own linear axis).".into(),
-        svg: svg::bar_panels("per-task overhead", "µs per task", &panels),
-    })
+        svg: svg::bar_panels("per-task overhead", "µs per task", &panels)?,
+    }))
 }
 
 /// `--model auto` against the best forced model of each workload: one bar
 /// per workload, 1.0 = as fast as the best model a user could have forced.
-fn auto_plot(verdicts: &[Verdict]) -> Option<Plot> {
-    let scale = verdicts.iter().find(|v| v.auto.is_some())?.scale;
+fn auto_plot(verdicts: &[Verdict]) -> anyhow::Result<Option<Plot>> {
+    let Some(scale) = verdicts.iter().find(|v| v.auto.is_some()).map(|v| v.scale) else {
+        return Ok(None);
+    };
     let bars: Vec<Bar> = verdicts
         .iter()
         .filter(|v| v.scale == scale)
@@ -289,7 +296,7 @@ fn auto_plot(verdicts: &[Verdict]) -> Option<Plot> {
             })
         })
         .collect();
-    Some(Plot {
+    Ok(Some(Plot {
         file: "auto.svg",
         caption: format!(
             "--model auto against the best forced model of each workload with the same cap ({scale} worker(s)): auto's tasks/s over that model's, on a linear axis; each bar says where auto routed the job. A failed auto run shows FAILED, not a bar."
@@ -302,12 +309,26 @@ fn auto_plot(verdicts: &[Verdict]) -> Option<Plot> {
                 bars,
                 reference: Some((1.0, "the best forced model".into())),
             }],
-        ),
-    })
+        )?,
+    }))
+}
+
+/// A row's line in the scaling plot: its label, except that the wide async
+/// row's cap grows with the workers (`async C=200` on one, `async C=400` on
+/// two): one line, `async C=200/worker`.
+fn scaling_label(r: &Row) -> String {
+    match r.label.split_once(" C=") {
+        Some((model, _)) => format!("{model} C={}/worker", r.in_flight / r.scale.max(1)),
+        None => r.label.clone(),
+    }
 }
 
 /// Builds every plot the runs support.
-pub fn plots(rows: &[Row], verdicts: &[Verdict], overhead_rows: &[OverheadRow]) -> Vec<Plot> {
+pub fn plots(
+    rows: &[Row],
+    verdicts: &[Verdict],
+    overhead_rows: &[OverheadRow],
+) -> anyhow::Result<Vec<Plot>> {
     let scales: BTreeSet<u32> = rows.iter().map(|r| r.scale).collect();
     let first_scale = scales.iter().next().copied().unwrap_or(1);
     // W_GRAIN has its own plot: its rows are per width, not per model.
@@ -339,7 +360,7 @@ pub fn plots(rows: &[Row], verdicts: &[Verdict], overhead_rows: &[OverheadRow]) 
             caption: format!(
                 "Tasks per second per model and workload ({first_scale} worker(s), median of the repetitions; each panel has its own linear axis)."
             ),
-            svg: svg::bar_panels("tasks/s per model", "tasks/s", &throughput),
+            svg: svg::bar_panels("tasks/s per model", "tasks/s", &throughput)?,
         });
     }
     let efficiency: Vec<BarPanel> = workloads
@@ -361,7 +382,7 @@ pub fn plots(rows: &[Row], verdicts: &[Verdict], overhead_rows: &[OverheadRow]) 
         out.push(Plot {
             file: "efficiency.svg",
             caption: "Parallel efficiency T1/(p·Tp) of the CPU workloads on a linear axis, with the in-process thread pool measured beside them (the practical limit on this machine now).".into(),
-            svg: svg::bar_panels("parallel efficiency T1/(p·Tp)", "efficiency", &efficiency),
+            svg: svg::bar_panels("parallel efficiency T1/(p·Tp)", "efficiency", &efficiency)?,
         });
     }
     let latency: Vec<BarPanel> = workloads
@@ -384,31 +405,34 @@ pub fn plots(rows: &[Row], verdicts: &[Verdict], overhead_rows: &[OverheadRow]) 
         out.push(Plot {
             file: "latency.svg",
             caption: "Mean time of one GET as the tasks measured it (the sum of task wall times / tasks). The cluster records only that sum per job, so percentiles are not available.".into(),
-            svg: svg::bar_panels("mean task latency, I/O", "ms per task", &latency),
+            svg: svg::bar_panels("mean task latency, I/O", "ms per task", &latency)?,
         });
     }
-    out.extend(grain_plot(rows, first_scale));
+    out.extend(grain_plot(rows, first_scale)?);
     if scales.len() > 1 && !workloads.is_empty() {
         let scaling: Vec<LinePanel> = workloads
             .iter()
             .map(|&w| {
-                let mut labels: Vec<&str> = Vec::new();
-                for r in rows.iter().filter(|r| r.workload == w && r.is_model_row()) {
-                    if !labels.contains(&r.label.as_str()) {
-                        labels.push(&r.label);
+                let of_w = || {
+                    rows.iter()
+                        .filter(move |r| r.workload == w && r.is_model_row())
+                };
+                let mut labels: Vec<String> = Vec::new();
+                for l in of_w().map(scaling_label) {
+                    if !labels.contains(&l) {
+                        labels.push(l);
                     }
                 }
                 LinePanel {
                     title: w.name().into(),
                     series: labels
-                        .iter()
-                        .map(|&l| Series {
-                            label: l.to_string(),
-                            points: rows
-                                .iter()
-                                .filter(|r| r.workload == w && r.label == l)
+                        .into_iter()
+                        .map(|l| Series {
+                            points: of_w()
+                                .filter(|r| scaling_label(r) == l)
                                 .filter_map(|r| Some((f64::from(r.scale), r.speedup?)))
                                 .collect(),
+                            label: l,
                         })
                         .collect(),
                 }
@@ -426,12 +450,12 @@ pub fn plots(rows: &[Row], verdicts: &[Verdict], overhead_rows: &[OverheadRow]) 
                     reference: None,
                 },
                 &scaling,
-            ),
+            )?,
         });
     }
-    out.extend(auto_plot(verdicts));
-    out.extend(overhead_plot(overhead_rows));
-    out
+    out.extend(auto_plot(verdicts)?);
+    out.extend(overhead_plot(overhead_rows)?);
+    Ok(out)
 }
 
 pub fn write_all(
@@ -491,7 +515,7 @@ pub fn write_all(
         csv.push('\n');
     }
     write("results.csv", &csv)?;
-    let plots = plots(rows, verdicts, overhead_rows);
+    let plots = plots(rows, verdicts, overhead_rows).context("could not draw the plots")?;
     for p in &plots {
         write(p.file, &p.svg)?;
     }
@@ -505,6 +529,137 @@ pub fn write_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::{self, summarise, verdicts, RunRecord};
+
+    fn run(
+        scale: u32,
+        w: WorkloadId,
+        label: &str,
+        model: Option<&'static str>,
+        wall: f64,
+    ) -> RunRecord {
+        let p = if label == BASELINE { 1 } else { 2 * scale };
+        let auto = model == Some("auto");
+        RunRecord {
+            scale,
+            workload: w,
+            routed_to: auto.then_some("process"),
+            routing: auto.then(|| {
+                "auto: 4 probe tasks on thread slots used 98% CPU per wall second, CPU-bound \u{2192} process slots".into()
+            }),
+            ..report::tests::run(label, model, p, 100, wall)
+        }
+    }
+
+    /// Every chart the runs support is drawn: an SVG document naming each
+    /// row it plots, with its axis titles.
+    #[test]
+    fn plots_draw_every_row_with_its_axes() {
+        let mut runs = vec![
+            run(1, WorkloadId::Cpu, BASELINE, Some("thread"), 8.0),
+            run(1, WorkloadId::FastIo, BASELINE, Some("thread"), 4.0),
+            run(1, WorkloadId::SlowIo, BASELINE, Some("thread"), 10.0),
+        ];
+        for scale in [1, 2] {
+            let k = f64::from(scale);
+            // The wide async row's cap grows with the workers.
+            let wide = format!("async C={}", 200 * scale);
+            runs.push(RunRecord {
+                in_flight: 200 * scale,
+                ..run(scale, WorkloadId::SlowIo, &wide, Some("async"), 0.1 / k)
+            });
+            runs.extend([
+                run(scale, WorkloadId::Cpu, "process", Some("process"), 4.4 / k),
+                run(scale, WorkloadId::Cpu, "thread", Some("thread"), 4.2 / k),
+                run(scale, WorkloadId::Cpu, "async", Some("async"), 8.1),
+                run(scale, WorkloadId::Cpu, "auto", Some("auto"), 4.6 / k),
+                run(scale, WorkloadId::Cpu, IN_PROCESS, None, 4.1 / k),
+                run(scale, WorkloadId::FastIo, "thread", Some("thread"), 1.0 / k),
+                run(scale, WorkloadId::FastIo, "async", Some("async"), 0.5 / k),
+            ]);
+        }
+        let rows = summarise(&runs);
+        let verdicts = verdicts(&rows);
+        let plots = plots(&rows, &verdicts, &[]).unwrap();
+        let files: Vec<&str> = plots.iter().map(|p| p.file).collect();
+        assert_eq!(
+            files,
+            [
+                "throughput.svg",
+                "efficiency.svg",
+                "latency.svg",
+                "scaling.svg",
+                "auto.svg"
+            ]
+        );
+        let svg = |file: &str| &plots.iter().find(|p| p.file == file).unwrap().svg;
+        let has = |file: &str, text: &str| {
+            let doc = svg(file);
+            assert!(doc.starts_with("<svg"), "{file}");
+            assert!(doc.trim_end().ends_with("</svg>"), "{file}");
+            assert!(
+                doc.contains(&format!(">\n{text}\n</text>")),
+                "{file} lacks {text:?}: {doc}"
+            );
+        };
+        for text in [
+            "tasks/s per model",
+            "tasks/s",
+            "W_CPU",
+            "W_FASTIO",
+            BASELINE,
+            "process",
+            "thread",
+            "async",
+            "auto",
+            IN_PROCESS,
+        ] {
+            has("throughput.svg", text);
+        }
+        for text in [
+            "efficiency",
+            "process p=2",
+            "thread p=2",
+            "async p=2",
+            "in-process p=2",
+            "physical limit 1.0",
+        ] {
+            has("efficiency.svg", text);
+        }
+        for text in ["ms per task", "W_FASTIO", BASELINE, "thread", "async"] {
+            has("latency.svg", text);
+        }
+        has("scaling.svg", "async C=200/worker");
+        assert!(!svg("scaling.svg").contains("C=400"));
+        for text in [
+            "speedup vs workers",
+            "workers",
+            "speedup",
+            "process",
+            "thread",
+            "async",
+        ] {
+            has("scaling.svg", text);
+        }
+        for text in [
+            "x the best forced model",
+            "W_CPU \u{2192} process",
+            "the best forced model",
+        ] {
+            has("auto.svg", text);
+        }
+        // The scaling plot draws the forced models only, the efficiency plot
+        // leaves the baseline out; auto's bar takes the colour of the model
+        // it routed to.
+        assert!(!svg("scaling.svg").contains(">\nauto\n<"));
+        assert!(!svg("efficiency.svg").contains(&format!(">\n{BASELINE}")));
+        let process = svg::colour_of("process");
+        let fill = format!(
+            "fill=\"#{:02X}{:02X}{:02X}\"",
+            process.0, process.1, process.2
+        );
+        assert!(svg("auto.svg").contains(&fill));
+    }
 
     #[test]
     fn csv_fields_with_commas_or_quotes_are_quoted() {

@@ -1,22 +1,20 @@
-//! What `/proc` tells the bench: the cluster's processes (this process and its
-//! descendants, leaving out the io-target, which is the "web site" and not the
-//! kitchen), their CPU time and resident memory, and the machine's facts.
+//! What `/proc` tells the bench, read through the procfs crate: the
+//! cluster's processes (this process and its descendants, leaving out the
+//! io-target, which is the "web site" and not the kitchen), their CPU time
+//! and resident memory, and the machine's facts.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// (ppid, utime + stime in clock ticks) of one process.
-fn stat(pid: u32) -> Option<(u32, u64)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields start after the last ')'.
-    let f: Vec<&str> = s.get(s.rfind(')')? + 2..)?.split_whitespace().collect();
-    let ppid = f.get(1)?.parse().ok()?;
-    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    Some((ppid, ticks))
+use procfs::process::Process;
+use procfs::{CpuInfo, Current, Meminfo};
+
+/// The process of `pid`, if it is still there.
+fn process(pid: u32) -> Option<Process> {
+    Process::new(i32::try_from(pid).ok()?).ok()
 }
 
 /// This process and every live descendant with its depth below this process
@@ -24,14 +22,14 @@ fn stat(pid: u32) -> Option<(u32, u64)> {
 /// `exclude` and its subtree.
 pub fn cluster_tree(exclude: Option<u32>) -> Vec<(u32, u32)> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for e in dir.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-                continue;
-            };
-            if let Some((ppid, _)) = stat(pid) {
-                children.entry(ppid).or_default().push(pid);
-            }
+    // Processes that end while the table is read are simply not listed.
+    for stat in procfs::process::all_processes()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.ok()?.stat().ok())
+    {
+        if let (Ok(pid), Ok(ppid)) = (u32::try_from(stat.pid), u32::try_from(stat.ppid)) {
+            children.entry(ppid).or_default().push(pid);
         }
     }
     let mut out = vec![(std::process::id(), 0)];
@@ -64,25 +62,19 @@ pub struct CpuTime {
     pub threads_s: f64,
 }
 
-/// CPU seconds of `pid`'s threads: all of them, and its idle spinner's
-/// (`--spin-us`), which only ever used CPU time nothing else wanted.
-fn threads_cpu_s(pid: u32) -> (f64, f64) {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return (0.0, 0.0);
-    };
+/// CPU seconds of a process's live threads: all of them, and its idle
+/// spinner's (`--spin-us`), which only ever used CPU time nothing else wanted.
+fn threads_cpu_s(p: &Process) -> (f64, f64) {
     let (mut all, mut spin) = (0u64, 0u64);
-    for t in dir.flatten() {
-        let Some(ns) = std::fs::read_to_string(t.path().join("schedstat"))
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        else {
+    for t in p.tasks().into_iter().flatten().flatten() {
+        let Ok(s) = t.schedstat() else {
             continue;
         };
-        all += ns;
-        if std::fs::read_to_string(t.path().join("comm"))
-            .is_ok_and(|c| c.trim() == brigade_worker::spin::THREAD_NAME)
+        all += s.sum_exec_runtime;
+        if t.stat()
+            .is_ok_and(|st| st.comm == brigade_worker::spin::THREAD_NAME)
         {
-            spin += ns;
+            spin += s.sum_exec_runtime;
         }
     }
     (all as f64 / 1e9, spin as f64 / 1e9)
@@ -90,17 +82,17 @@ fn threads_cpu_s(pid: u32) -> (f64, f64) {
 
 /// CPU time of each of `pids` now.
 pub fn cpu_snapshot(pids: &[u32]) -> HashMap<u32, CpuTime> {
-    // SAFETY: sysconf has no preconditions.
-    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let tick = procfs::ticks_per_second().max(1) as f64;
     pids.iter()
-        .filter_map(|&p| {
-            let (_, ticks) = stat(p)?;
+        .filter_map(|&pid| {
+            let p = process(pid)?;
+            let stat = p.stat().ok()?;
             // Both measures leave the spinner out.
-            let (threads_s, spin_s) = threads_cpu_s(p);
+            let (threads_s, spin_s) = threads_cpu_s(&p);
             Some((
-                p,
+                pid,
                 CpuTime {
-                    ticks_s: ticks as f64 / tick - spin_s,
+                    ticks_s: (stat.utime + stat.stime) as f64 / tick - spin_s,
                     threads_s: threads_s - spin_s,
                 },
             ))
@@ -128,13 +120,9 @@ pub fn cluster_cpu_secs(exclude: Option<u32>) -> f64 {
     cpu_delta(&HashMap::new(), &cpu_snapshot(&cluster_pids(exclude)))
 }
 
-/// Resident memory of one process in bytes (`/proc/PID/statm`, pages).
-fn rss_bytes(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
-    Some(pages * page)
+/// Resident memory of one process in bytes (`statm`, in pages).
+fn rss_bytes(p: &Process) -> Option<u64> {
+    Some(p.statm().ok()?.resident * procfs::page_size())
 }
 
 /// Samples the summed RSS of a fixed set of processes on a thread of its own
@@ -146,16 +134,18 @@ pub struct RssSampler {
 }
 
 impl RssSampler {
-    /// Sampling every 20 ms costs a few file reads per process: negligible
-    /// beside the runs, and short spikes between samples are missed (said so
-    /// in the report).
+    /// Sampling every 20 ms costs one file read per process (each process's
+    /// `/proc` directory is opened once, at the start): negligible beside
+    /// the runs, and short spikes between samples are missed (said so in the
+    /// report). A process that ends stops counting, even if its pid is reused.
     pub fn start(pids: Vec<u32>) -> RssSampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::spawn(move || {
+            let procs: Vec<Process> = pids.into_iter().filter_map(process).collect();
             let mut peak = 0;
             loop {
-                let sum: u64 = pids.iter().filter_map(|&p| rss_bytes(p)).sum();
+                let sum: u64 = procs.iter().filter_map(rss_bytes).sum();
                 peak = peak.max(sum);
                 if flag.load(Ordering::Relaxed) {
                     return peak;
@@ -191,26 +181,32 @@ pub struct MachineFacts {
     pub spin_us: u64,
 }
 
-fn first_line_value(text: &str, key: &str) -> Option<String> {
-    text.lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_once(':').or_else(|| l.split_once('=')))
-        .map(|(_, v)| v.trim().trim_matches('"').to_string())
+/// `PRETTY_NAME` of os-release(5) (`/etc/os-release`, not a `/proc` file,
+/// so not procfs's): `KEY=value` lines, the value optionally quoted.
+fn pretty_name(os_release: &str) -> Option<String> {
+    os_release
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim().trim_matches('"').to_string())
 }
 
 pub fn machine_facts() -> MachineFacts {
-    let read = |p: &str| std::fs::read_to_string(Path::new(p)).unwrap_or_default();
+    // One-line files: the kernel release as `uname -r` prints it (procfs
+    // parses it into numbers, dropping the rest), the host name, a module
+    // parameter.
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     let unknown = || "unknown".to_string();
     MachineFacts {
-        os: first_line_value(&read("/etc/os-release"), "PRETTY_NAME").unwrap_or_else(unknown),
+        os: pretty_name(&read("/etc/os-release")).unwrap_or_else(unknown),
         kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
         cores: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
-        cpu_model: first_line_value(&read("/proc/cpuinfo"), "model name").unwrap_or_else(unknown),
-        memory_mb: first_line_value(&read("/proc/meminfo"), "MemTotal")
-            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            .map_or(0, |kb| kb / 1024),
+        cpu_model: CpuInfo::current()
+            .ok()
+            .and_then(|c| c.model_name(0).map(str::to_string))
+            .unwrap_or_else(unknown),
+        memory_mb: Meminfo::current().map_or(0, |m| m.mem_total >> 20),
         brigade_version: env!("CARGO_PKG_VERSION").to_string(),
         hostname: read("/proc/sys/kernel/hostname").trim().to_string(),
         guest_halt_poll_ns: read("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
@@ -226,22 +222,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn key_values_of_os_release_and_cpuinfo_parse() {
+    fn pretty_name_of_os_release() {
         assert_eq!(
-            first_line_value(
-                "ID=debian\nPRETTY_NAME=\"Debian GNU/Linux 13\"\n",
-                "PRETTY_NAME"
-            ),
+            pretty_name("ID=debian\nPRETTY_NAME=\"Debian GNU/Linux 13\"\n"),
             Some("Debian GNU/Linux 13".into())
         );
-        assert_eq!(
-            first_line_value(
-                "processor\t: 0\nmodel name\t: Intel(R) Xeon(R)\n",
-                "model name"
-            ),
-            Some("Intel(R) Xeon(R)".into())
-        );
-        assert_eq!(first_line_value("", "x"), None);
+        assert_eq!(pretty_name("PRETTY_NAME=Plain\n"), Some("Plain".into()));
+        assert_eq!(pretty_name("NAME=x\n"), None);
+        assert_eq!(pretty_name(""), None);
+    }
+
+    #[test]
+    fn machine_facts_are_this_machines() {
+        let f = machine_facts();
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+        let model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+            .map_or("unknown", |(_, v)| v.trim());
+        assert_eq!(f.cpu_model, model);
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+        let kb: u64 = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap();
+        assert_eq!(f.memory_mb, kb / 1024);
+        assert!(!f.kernel.is_empty() && !f.kernel.contains('\n'));
+        assert!(f.cores >= 1);
     }
 
     #[test]
@@ -254,13 +262,79 @@ mod tests {
         assert!((cpu_delta(&before, &after) - (0.008 + 0.2 + 0.1)).abs() < 1e-9);
     }
 
+    /// The CPU time a thread has used, by its own clock.
+    fn thread_cpu_s() -> f64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid timespec to write into.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+    }
+
+    #[test]
+    fn the_spinners_cpu_time_is_told_apart() {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let (burnt_tx, burnt_rx) = std::sync::mpsc::channel();
+        let spinner = std::thread::Builder::new()
+            .name(brigade_worker::spin::THREAD_NAME.into())
+            .spawn(move || {
+                while thread_cpu_s() < 0.05 {
+                    std::hint::spin_loop();
+                }
+                burnt_tx.send(thread_cpu_s()).unwrap();
+                // Stay alive (and idle) while the test reads this thread.
+                let _ = done_rx.recv();
+            })
+            .unwrap();
+        let burnt = burnt_rx.recv().unwrap();
+        let me = process(std::process::id()).unwrap();
+        let (all, spin) = threads_cpu_s(&me);
+        let snap = cpu_snapshot(&[std::process::id()]);
+        done_tx.send(()).unwrap();
+        spinner.join().unwrap();
+        // The spinner's schedstat is its own clock: it idles since `burnt`.
+        assert!(
+            spin >= burnt - 1e-6 && spin < burnt + 0.01,
+            "{spin} vs {burnt}"
+        );
+        assert!(all >= spin + thread_cpu_s() - 0.01, "{all} {spin}");
+        // A snapshot counts this thread but leaves the spinner out.
+        let mine = snap[&std::process::id()].threads_s;
+        assert!(mine >= thread_cpu_s() - 0.01, "{mine}");
+        // (Other tests' threads may run between the two reads: 2 cores for
+        // a few ms at most, well under the spinner's 50 ms.)
+        assert!(mine <= all - spin + 0.02, "{mine} {all} {spin}");
+    }
+
     #[test]
     fn this_process_is_in_its_own_tree_and_uses_memory() {
         let pids = cluster_pids(None);
         assert_eq!(pids[0], std::process::id());
-        assert!(rss_bytes(pids[0]).unwrap() > 0);
+        let rss = rss_bytes(&process(pids[0]).unwrap()).unwrap();
+        // No more than the peak the kernel kept for this process.
+        // SAFETY: an all-zero rusage is valid, and getrusage writes into it.
+        let usage = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+            usage
+        };
+        assert!(rss > 0 && rss <= usage.ru_maxrss as u64 * 1024, "{rss}");
         let s = RssSampler::start(pids);
         assert!(s.finish() > 0);
-        assert!(cluster_cpu_secs(None) >= 0.0);
+        assert!(cluster_cpu_secs(None) > 0.0);
+        // A child shows up one level down.
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let tree = cluster_tree(None);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(tree.contains(&(child.id(), 1)), "{tree:?}");
+        assert!(!cluster_tree(Some(child.id()))
+            .iter()
+            .any(|t| t.0 == child.id()));
     }
 }

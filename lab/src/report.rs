@@ -772,10 +772,17 @@ pub fn render_table(rows: &[Row], verdicts: &[Verdict]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn run(label: &str, model: Option<&'static str>, p: u32, tasks: u64, wall: f64) -> RunRecord {
+    /// A W_CPU_HEAVY run on one worker (the plots' tests use it too).
+    pub(crate) fn run(
+        label: &str,
+        model: Option<&'static str>,
+        p: u32,
+        tasks: u64,
+        wall: f64,
+    ) -> RunRecord {
         RunRecord {
             scale: 1,
             workload: WorkloadId::CpuHeavy,
