@@ -242,13 +242,12 @@ impl Drop for TestTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http_client::HttpClient;
+    use crate::http_client::{HttpClient, HttpUrl};
     use crate::workload::{AsyncContext, BlockingContext, TaskInput, Workload};
-    use brigade_proto::catalog::parse_http_url;
     use std::collections::HashMap;
 
-    fn url(t: &TestTarget, path: &str) -> brigade_proto::catalog::HttpUrl {
-        parse_http_url(&t.url(path)).unwrap()
+    fn url(t: &TestTarget, path: &str) -> HttpUrl {
+        HttpUrl::parse(&t.url(path)).unwrap()
     }
 
     #[test]
