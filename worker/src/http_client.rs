@@ -250,9 +250,7 @@ fn name_error(e: reqwest::Error, url: &HttpUrl, config: &HttpConfig) -> HttpErro
     let host = url.host.clone();
     let port = url.port;
     // reqwest's own text names the URL, which the task's error already does.
-    let detail = e
-        .source()
-        .map_or_else(|| e.to_string(), causes);
+    let detail = e.source().map_or_else(|| e.to_string(), causes);
     if e.is_redirect() {
         HttpError::TooManyRedirects { host, port }
     } else if e.is_timeout() {
@@ -1092,6 +1090,40 @@ mod tests {
             assert!(e.to_string().contains(says), "{e}");
         }
         std::fs::remove_file(empty).unwrap();
+    }
+
+    /// Set in the child process of the test below: the URL it must GET.
+    const CHILD_URL_ENV: &str = "BRIGADE_TEST_HTTPS_URL";
+
+    #[test]
+    fn clients_from_the_environment_trust_brigade_http_ca() {
+        // The child: a fresh process, like an executor, configured only by
+        // its environment.
+        if let Ok(target) = std::env::var(CHILD_URL_ENV) {
+            let target = url(&target);
+            let mut blocking = HttpClient::new();
+            assert_eq!(blocking.get(&target).unwrap().body.len(), 1024);
+            let r = on_loop(AsyncHttpClient::new(1).get(&target)).unwrap();
+            assert_eq!((r.status, r.body_len), (200, 1024));
+            return;
+        }
+        let server = TestServer::start_tls();
+        let name = "http_client::tests::clients_from_the_environment_trust_brigade_http_ca";
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--test-threads=1"])
+            .env(CA_ENV, server.ca_file())
+            .env(CHILD_URL_ENV, server.url("/bytes/1024"))
+            .output()
+            .unwrap();
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{shown}");
+        assert!(shown.contains("1 passed"), "{shown}");
+        // Both of the child's clients connected (TLS accepted each).
+        assert_eq!(server.accepted(), 2);
     }
 
     #[tokio::test(flavor = "current_thread")]
