@@ -1,19 +1,26 @@
-//! brigade's HTTP client for `http-get`: GET over http or https on reqwest
-//! (hyper's pooled HTTP/1.1 client underneath, rustls with the webpki roots
-//! for TLS), so keep-alive, chunked bodies, redirects and timeouts are a
-//! maintained library's. [`HttpClient`] is a blocking slot's (a thread slot, or
-//! a process slot's executor): its own current-thread runtime, driven with
-//! `block_on` on the slot's own thread (no extra thread per slot), and its own
-//! pool. [`AsyncHttpClient`] is an event loop's: one pool shared by all of the
-//! loop's tasks. Both build their reqwest client on first use and read bodies
-//! through one function, so every model follows one policy:
-//! - up to [`MAX_REDIRECTS`] redirects are followed;
-//! - [`CONNECT_TIMEOUT`] to connect, [`REQUEST_TIMEOUT`] for the whole
-//!   exchange, body included (a job's `--timeout-ms` applies on top);
+//! brigade's HTTP client for `http-get`: GET over http or https on hyper-util's
+//! pooled (legacy) client and hyper-rustls (rustls with ring, the webpki
+//! roots), so keep-alive, chunked bodies and TLS are maintained libraries'.
+//! Redirects and the timeouts are the few lines here on top. [`HttpClient`] is
+//! a blocking slot's (a thread slot, or a process slot's executor): its own
+//! current-thread runtime, driven with `block_on` on the slot's own thread (no
+//! extra thread per slot), and its own pool. [`AsyncHttpClient`] is an event
+//! loop's: one pool shared by all of the loop's tasks. Both build their client
+//! on first use and GET through one function, so every model follows one
+//! policy:
+//! - up to [`MAX_REDIRECTS`] redirects (301, 302, 303, 307, 308) are followed;
+//! - [`CONNECT_TIMEOUT`] for a TCP connection, [`REQUEST_TIMEOUT`] for the
+//!   whole GET (TLS handshake, redirects and body included); a job's
+//!   `--timeout-ms` applies on top;
 //! - a body is read whole, chunked or not, up to [`MAX_BODY_BYTES`];
 //! - no proxy (`HTTP_PROXY` and friends are ignored);
 //! - TLS trusts the webpki roots plus the PEM CA certificates of the file that
 //!   [`CA_ENV`] (`BRIGADE_HTTP_CA`) names, if set.
+//!
+//! Why not reqwest: on the same loop it costs about twice the instructions per
+//! GET (it re-parses the URL through `url` on every request and response, and
+//! layers a redirect service and a proxy matcher on hyper-util's client);
+//! BENCHMARKS.md has the figures.
 
 use std::error::Error as _;
 use std::future::Future;
@@ -24,9 +31,20 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// How long to wait for a TCP connection (and TLS handshake).
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ACCEPT, LOCATION, USER_AGENT};
+use hyper::{Request, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+
+/// How long to wait for a TCP connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a whole exchange may take, redirects and body included. Above the
+/// How long a whole GET may take, redirects and body included. Above the
 /// io-target's 60 s `/slow` maximum so a legitimately slow response is never
 /// cut off.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(90);
@@ -59,6 +77,12 @@ pub enum HttpError {
     },
     #[error("{host}:{port} redirected more than {MAX_REDIRECTS} times")]
     TooManyRedirects { host: String, port: u16 },
+    #[error("{host}:{port} sent a redirect that cannot be followed: {why}")]
+    BadRedirect {
+        host: String,
+        port: u16,
+        why: String,
+    },
     #[error("{during} {host}:{port} failed: {detail}")]
     Failed {
         during: &'static str,
@@ -75,36 +99,61 @@ pub enum HttpError {
 pub struct HttpUrl {
     pub host: String,
     pub port: u16,
-    url: reqwest::Url,
+    /// Boxed: a job spec carries it, and the two parsed forms are large.
+    parsed: Box<Parsed>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Parsed {
+    /// For resolving a relative `Location`.
+    url: url::Url,
+    /// What hyper sends (cheap to clone per GET).
+    uri: Uri,
 }
 
 impl HttpUrl {
     /// Parses `http[s]://host[:port][/path][?query]`; other schemes are refused.
     pub fn parse(s: &str) -> Result<HttpUrl, String> {
         let expected = "expected http://HOST[:PORT][/PATH] or https://...";
-        let url =
-            reqwest::Url::parse(s).map_err(|e| format!("invalid URL {s:?}: {e} ({expected})"))?;
+        let url = url::Url::parse(s).map_err(|e| format!("invalid URL {s:?}: {e} ({expected})"))?;
+        HttpUrl::from_url(url).map_err(|why| format!("URL {s:?} {why} ({expected})"))
+    }
+
+    fn from_url(mut url: url::Url) -> Result<HttpUrl, String> {
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("URL {s:?} has scheme {}, {expected}", url.scheme()));
+            return Err(format!("has scheme {}", url.scheme()));
         }
         let host = url
             .host_str()
             .filter(|h| !h.is_empty())
-            .ok_or_else(|| format!("URL {s:?} has no host ({expected})"))?
+            .ok_or("has no host")?
             .to_string();
         let port = url
             .port_or_known_default()
             .filter(|&p| p != 0)
-            .ok_or_else(|| format!("URL {s:?} has port 0 ({expected})"))?;
-        Ok(HttpUrl { host, port, url })
+            .ok_or("has port 0")?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("has a user name or password, which http-get does not send".into());
+        }
+        // Never sent: the fragment is the client's own.
+        url.set_fragment(None);
+        let uri = url
+            .as_str()
+            .parse::<Uri>()
+            .map_err(|e| format!("is not a valid request target: {e}"))?;
+        Ok(HttpUrl {
+            host,
+            port,
+            parsed: Box::new(Parsed { url, uri }),
+        })
     }
 
     pub fn is_https(&self) -> bool {
-        self.url.scheme() == "https"
+        self.parsed.url.scheme() == "https"
     }
 
     pub fn as_str(&self) -> &str {
-        self.url.as_str()
+        self.parsed.url.as_str()
     }
 }
 
@@ -127,6 +176,9 @@ impl Default for HttpConfig {
     }
 }
 
+type Connector = CountConnections<HttpsConnector<HttpConnector>>;
+type Pool = hyper_util::client::legacy::Client<Connector, Empty<Bytes>>;
+
 impl HttpConfig {
     /// The defaults, with [`CA_ENV`]'s file (if set and not empty) trusted.
     pub fn from_env() -> HttpConfig {
@@ -138,63 +190,75 @@ impl HttpConfig {
         }
     }
 
-    /// A reqwest client with this policy, keeping up to `pool` idle
+    /// The webpki roots, plus the extra CA file's certificates.
+    fn roots(&self) -> Result<rustls::RootCertStore, String> {
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let Some(path) = &self.extra_ca else {
+            return Ok(roots);
+        };
+        let shown = || format!("the CA file {} ({CA_ENV})", path.display());
+        let pem = std::fs::read(path).map_err(|e| format!("{}: cannot read it: {e}", shown()))?;
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| format!("{}: bad PEM: {e}", shown()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: not a CA certificate: {e}", shown()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!(
+                "{}: no certificate in it (expected -----BEGIN CERTIFICATE----- blocks)",
+                shown()
+            ));
+        }
+        Ok(roots)
+    }
+
+    /// A pooled client with this policy, keeping up to `pool` idle
     /// connections per host and counting the connections it opens.
-    fn build(&self, pool: usize, opened: &Arc<AtomicU64>) -> Result<reqwest::Client, String> {
-        let mut builder = reqwest::Client::builder()
-            .no_proxy()
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(pool)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(self.request_timeout)
-            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
-            .referer(false)
-            .user_agent("brigade")
-            .connector_layer(CountConnections(opened.clone()));
-        if let Some(path) = &self.extra_ca {
-            let shown = || format!("the CA file {} ({CA_ENV})", path.display());
-            let pem =
-                std::fs::read(path).map_err(|e| format!("{}: cannot read it: {e}", shown()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("{}: not PEM certificates: {}", shown(), causes(&e)))?;
-            if certs.is_empty() {
-                return Err(format!(
-                    "{}: no certificate in it (expected -----BEGIN CERTIFICATE----- blocks)",
-                    shown()
-                ));
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        builder.build().map_err(|e| causes(&e))
+    fn build(&self, pool: usize, opened: &Arc<AtomicU64>) -> Result<Pool, String> {
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(self.roots()?)
+        .with_no_client_auth();
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        // https URLs go through it too, to the TLS layer.
+        tcp.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        Ok(
+            hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(pool)
+                .build(CountConnections {
+                    inner: https,
+                    opened: opened.clone(),
+                }),
+        )
     }
 }
 
-/// A connector layer that counts the connections a client opens (keep-alive
-/// makes it 1 for any number of sequential requests to one server).
-#[derive(Clone)]
-struct CountConnections(Arc<AtomicU64>);
-
-impl<S> tower_layer::Layer<S> for CountConnections {
-    type Service = Counted<S>;
-    fn layer(&self, inner: S) -> Counted<S> {
-        Counted {
-            inner,
-            opened: self.0.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-struct Counted<S> {
+/// A connector that counts the connections it opens (keep-alive makes it 1
+/// for any number of sequential requests to one server).
+#[derive(Debug, Clone)]
+struct CountConnections<S> {
     inner: S,
     opened: Arc<AtomicU64>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-impl<S, R> tower_service::Service<R> for Counted<S>
+impl<S, R> tower_service::Service<R> for CountConnections<S>
 where
     S: tower_service::Service<R>,
     S::Future: Send + 'static,
@@ -234,8 +298,8 @@ pub struct Response<'a> {
     pub body: &'a [u8],
 }
 
-/// The error and its causes, joined (reqwest's own text is only the first).
-fn causes(e: &dyn std::error::Error) -> String {
+/// The error's causes, joined (each layer's own text is only one word).
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
     let mut shown = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -246,77 +310,197 @@ fn causes(e: &dyn std::error::Error) -> String {
     shown
 }
 
-fn name_error(e: reqwest::Error, url: &HttpUrl, config: &HttpConfig) -> HttpError {
-    let host = url.host.clone();
-    let port = url.port;
-    // reqwest's own text names the URL, which the task's error already does.
-    let detail = e.source().map_or_else(|| e.to_string(), causes);
-    if e.is_redirect() {
-        HttpError::TooManyRedirects { host, port }
-    } else if e.is_timeout() {
-        let (during, after) = if e.is_connect() {
-            ("connecting to", CONNECT_TIMEOUT)
-        } else {
-            ("waiting for a response from", config.request_timeout)
-        };
-        HttpError::Timeout {
-            during,
-            host,
-            port,
-            after,
+/// Whether anything in `e`'s chain is an I/O timeout.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
         }
-    } else if e.is_connect() {
-        HttpError::Connect { host, port, detail }
-    } else {
-        let during = if e.is_body() || e.is_decode() {
-            "reading the body from"
-        } else {
-            "exchange with"
-        };
+        next = e.source();
+    }
+    false
+}
+
+/// Whether the connection ended before a response head came.
+fn closed_before_response(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut next = e.source();
+    while let Some(e) = next {
+        if e.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_incomplete_message)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+static BRIGADE: HeaderValue = HeaderValue::from_static("brigade");
+static ANY: HeaderValue = HeaderValue::from_static("*/*");
+
+/// What every GET goes through: the request policy on top of `pool`.
+struct Get<'a> {
+    pool: &'a Pool,
+    url: &'a HttpUrl,
+    config: &'a HttpConfig,
+}
+
+impl Get<'_> {
+    fn named(&self, during: &'static str, e: &(dyn std::error::Error + 'static)) -> HttpError {
         HttpError::Failed {
             during,
-            host,
-            port,
-            detail,
+            host: self.url.host.clone(),
+            port: self.url.port,
+            detail: causes(e),
         }
+    }
+
+    fn request_failed(&self, e: hyper_util::client::legacy::Error) -> HttpError {
+        let (host, port) = (self.url.host.clone(), self.url.port);
+        if e.is_connect() {
+            if timed_out(&e) {
+                return HttpError::Timeout {
+                    during: "connecting to",
+                    host,
+                    port,
+                    after: CONNECT_TIMEOUT,
+                };
+            }
+            return HttpError::Connect {
+                host,
+                port,
+                detail: causes(&e),
+            };
+        }
+        self.named("exchange with", &e)
+    }
+
+    /// The GET under the request timeout.
+    async fn run(&self, keep: Option<&mut Vec<u8>>) -> Result<CountedResponse, HttpError> {
+        tokio::time::timeout(self.config.request_timeout, self.follow(keep))
+            .await
+            .unwrap_or_else(|_| {
+                Err(HttpError::Timeout {
+                    during: "waiting for a response from",
+                    host: self.url.host.clone(),
+                    port: self.url.port,
+                    after: self.config.request_timeout,
+                })
+            })
+    }
+
+    /// GETs, following redirects, and reads the final body.
+    async fn follow(&self, keep: Option<&mut Vec<u8>>) -> Result<CountedResponse, HttpError> {
+        let mut uri = self.url.parsed.uri.clone();
+        // Set once redirected: the URL a relative `Location` is resolved on.
+        let mut here: Option<url::Url> = None;
+        for hop in 0..=MAX_REDIRECTS {
+            let resp = self.send(&uri).await?;
+            let status = resp.status();
+            let location = is_redirect(status)
+                .then(|| resp.headers().get(LOCATION))
+                .flatten();
+            let Some(location) = location else {
+                return self.read_body(status, resp.into_body(), keep).await;
+            };
+            if hop == MAX_REDIRECTS {
+                return Err(HttpError::TooManyRedirects {
+                    host: self.url.host.clone(),
+                    port: self.url.port,
+                });
+            }
+            let next = self.resolve(here.as_ref().unwrap_or(&self.url.parsed.url), location)?;
+            // Read the redirect's own body so its connection goes back to the pool.
+            self.read_body(status, resp.into_body(), None).await?;
+            uri = next.parsed.uri.clone();
+            here = Some(next.parsed.url);
+        }
+        unreachable!("the loop returns by its last hop")
+    }
+
+    /// One request. A connection that ends before any response comes is
+    /// tried once more on a fresh one: a kept-alive connection the server
+    /// closed while idle looks like that until its close has been read (and a
+    /// blocking slot's runtime does not run between GETs to read it); GET is
+    /// idempotent.
+    async fn send(&self, uri: &Uri) -> Result<hyper::Response<Incoming>, HttpError> {
+        let mut retried = false;
+        loop {
+            let mut req = Request::new(Empty::new());
+            *req.uri_mut() = uri.clone();
+            req.headers_mut().insert(USER_AGENT, BRIGADE.clone());
+            req.headers_mut().insert(ACCEPT, ANY.clone());
+            match self.pool.request(req).await {
+                Ok(resp) => return Ok(resp),
+                Err(e) if !retried && closed_before_response(&e) => retried = true,
+                Err(e) => return Err(self.request_failed(e)),
+            }
+        }
+    }
+
+    fn resolve(&self, base: &url::Url, location: &HeaderValue) -> Result<HttpUrl, HttpError> {
+        let bad = |why: String| HttpError::BadRedirect {
+            host: self.url.host.clone(),
+            port: self.url.port,
+            why,
+        };
+        let location = location
+            .to_str()
+            .map_err(|_| bad("its Location is not text".into()))?;
+        let next = base
+            .join(location)
+            .map_err(|e| bad(format!("Location {location:?}: {e}")))?;
+        HttpUrl::from_url(next).map_err(|why| bad(format!("Location {location:?} {why}")))
+    }
+
+    /// Reads a body whole (chunked or not), counting it and keeping it in
+    /// `keep` if given.
+    async fn read_body(
+        &self,
+        status: StatusCode,
+        mut body: Incoming,
+        mut keep: Option<&mut Vec<u8>>,
+    ) -> Result<CountedResponse, HttpError> {
+        let limit = self.config.max_body_bytes;
+        let too_large = || HttpError::BodyTooLarge {
+            host: self.url.host.clone(),
+            port: self.url.port,
+            limit,
+        };
+        if let Some(len) = hyper::body::Body::size_hint(&body).exact() {
+            if len > limit {
+                return Err(too_large());
+            }
+            if let Some(kept) = keep.as_deref_mut() {
+                kept.reserve(len as usize);
+            }
+        }
+        let mut body_len = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| self.named("reading the body from", &e))?;
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            body_len += data.len() as u64;
+            if body_len > limit {
+                return Err(too_large());
+            }
+            if let Some(kept) = keep.as_deref_mut() {
+                kept.extend_from_slice(&data);
+            }
+        }
+        Ok(CountedResponse {
+            status: status.as_u16(),
+            body_len,
+        })
     }
 }
 
-/// One GET through `client`, its whole body read (chunked or not) and
-/// counted, and kept in `keep` if given.
-async fn fetch(
-    client: &reqwest::Client,
-    url: &HttpUrl,
-    config: &HttpConfig,
-    mut keep: Option<&mut Vec<u8>>,
-) -> Result<CountedResponse, HttpError> {
-    let named = |e| name_error(e, url, config);
-    let too_large = || HttpError::BodyTooLarge {
-        host: url.host.clone(),
-        port: url.port,
-        limit: config.max_body_bytes,
-    };
-    let mut resp = client.get(url.url.clone()).send().await.map_err(named)?;
-    let status = resp.status().as_u16();
-    if let Some(len) = resp.content_length() {
-        if len > config.max_body_bytes {
-            return Err(too_large());
-        }
-        if let Some(body) = keep.as_deref_mut() {
-            body.reserve(len as usize);
-        }
-    }
-    let mut body_len = 0u64;
-    while let Some(chunk) = resp.chunk().await.map_err(named)? {
-        body_len += chunk.len() as u64;
-        if body_len > config.max_body_bytes {
-            return Err(too_large());
-        }
-        if let Some(body) = keep.as_deref_mut() {
-            body.extend_from_slice(&chunk);
-        }
-    }
-    Ok(CountedResponse { status, body_len })
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
 }
 
 /// A blocking slot's client: built on first use, on a current-thread runtime
@@ -334,7 +518,7 @@ pub struct HttpClient {
 struct BlockingSession {
     /// Always `Some` until dropped.
     runtime: Option<tokio::runtime::Runtime>,
-    client: reqwest::Client,
+    pool: Pool,
     config: HttpConfig,
 }
 
@@ -346,10 +530,10 @@ impl BlockingSession {
             .build()
             .map_err(|e| format!("cannot start the slot's HTTP runtime: {e}"))?;
         // One idle connection: a blocking slot has one GET at a time.
-        let client = config.build(1, opened)?;
+        let pool = config.build(1, opened)?;
         Ok(BlockingSession {
             runtime: Some(runtime),
-            client,
+            pool,
             config,
         })
     }
@@ -404,12 +588,12 @@ impl HttpClient {
             return Err(HttpError::Setup("the slot's HTTP runtime is gone".into()));
         };
         self.body.clear();
-        let got = runtime.block_on(fetch(
-            &session.client,
+        let get = Get {
+            pool: &session.pool,
             url,
-            &session.config,
-            Some(&mut self.body),
-        ))?;
+            config: &session.config,
+        };
+        let got = runtime.block_on(get.run(Some(&mut self.body)))?;
         Ok(Response {
             status: got.status,
             body: &self.body,
@@ -426,9 +610,9 @@ pub struct AsyncHttpClient {
 
 #[derive(Debug)]
 struct AsyncShared {
-    pool: usize,
+    pool_size: usize,
     config: HttpConfig,
-    client: OnceLock<Result<reqwest::Client, String>>,
+    pool: OnceLock<Result<Pool, String>>,
     opened: Arc<AtomicU64>,
 }
 
@@ -442,9 +626,9 @@ impl AsyncHttpClient {
     pub fn with_config(pool: usize, config: HttpConfig) -> AsyncHttpClient {
         AsyncHttpClient {
             shared: Arc::new(AsyncShared {
-                pool: pool.max(1),
+                pool_size: pool.max(1),
                 config,
-                client: OnceLock::new(),
+                pool: OnceLock::new(),
                 opened: Arc::default(),
             }),
         }
@@ -458,29 +642,20 @@ impl AsyncHttpClient {
     /// GETs `url` on the calling runtime (an async slot's event loop).
     pub async fn get(&self, url: &HttpUrl) -> Result<CountedResponse, HttpError> {
         let shared = &*self.shared;
-        let client = shared
-            .client
-            .get_or_init(|| shared.config.build(shared.pool, &shared.opened))
+        let pool = shared
+            .pool
+            .get_or_init(|| shared.config.build(shared.pool_size, &shared.opened))
             .as_ref()
             .map_err(|why| HttpError::Setup(why.clone()))?;
-        fetch(client, url, &shared.config, None).await
+        let get = Get {
+            pool,
+            url,
+            config: &shared.config,
+        };
+        get.run(None).await
     }
 }
 
-/// The one HTTP test server of the worker's HTTP tests: hyper on
-/// 127.0.0.1:0 (optionally behind TLS with a fresh self-signed certificate)
-/// on its own thread and current-thread runtime, so blocking clients can be
-/// tested from the test's thread. Routes:
-/// - `/bytes/N`: N bytes (`b'a' + i % 26`) with a Content-Length;
-/// - `/chunked/N/K`: the same N bytes, chunked, K bytes per chunk;
-/// - `/redirect/N`: 302 to `/redirect/N-1`; `/redirect/0` is `/bytes/5`;
-/// - `/slow/MS`: `/bytes/5` after MS milliseconds;
-/// - `/status/CODE`: that status, body `status CODE`;
-/// - `/bye`: `/bytes/3`, then the connection is closed while idle (as a
-///   server's idle timeout would);
-/// - `/truncated`: Content-Length 10 but only 3 bytes, then the connection
-///   ends;
-/// - `/drop`: the connection ends without a response.
 #[cfg(test)]
 pub(crate) mod test_server {
     use std::path::{Path, PathBuf};
