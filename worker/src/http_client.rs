@@ -42,6 +42,8 @@ use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
+use crate::node::error_chain;
+
 /// How long to wait for a TCP connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a whole GET may take, redirects and body included. Above the
@@ -298,18 +300,6 @@ pub struct Response<'a> {
     pub body: &'a [u8],
 }
 
-/// The error's causes, joined (each layer's own text is only one word).
-fn causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut shown = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        shown.push_str(": ");
-        shown.push_str(&s.to_string());
-        source = s.source();
-    }
-    shown
-}
-
 /// Whether anything in `e`'s chain is an I/O timeout.
 fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(e);
@@ -354,7 +344,7 @@ impl Get<'_> {
             during,
             host: self.url.host.clone(),
             port: self.url.port,
-            detail: causes(e),
+            detail: error_chain(e),
         }
     }
 
@@ -372,7 +362,7 @@ impl Get<'_> {
             return HttpError::Connect {
                 host,
                 port,
-                detail: causes(&e),
+                detail: error_chain(&e),
             };
         }
         self.named("exchange with", &e)
@@ -658,7 +648,9 @@ impl AsyncHttpClient {
 
 #[cfg(test)]
 pub(crate) mod test_server {
+    use std::future::Future;
     use std::path::{Path, PathBuf};
+    use std::pin::Pin;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
     use std::time::{Duration, Instant};
@@ -675,6 +667,8 @@ pub(crate) mod test_server {
     use tokio::sync::Notify;
     use tokio_rustls::rustls;
 
+    use super::HttpConfig;
+
     /// The body bytes every route serves: `b'a' + i % 26`.
     pub fn body_bytes(n: usize) -> Vec<u8> {
         (0..n).map(|i| b'a' + (i % 26) as u8).collect()
@@ -687,8 +681,7 @@ pub(crate) mod test_server {
         ca_file: Option<PathBuf>,
         accepted: Arc<AtomicU64>,
         closed: Arc<AtomicU64>,
-        stop: Option<tokio::sync::oneshot::Sender<()>>,
-        thread: Option<std::thread::JoinHandle<()>>,
+        _thread: ServerThread,
     }
 
     impl TestServer {
@@ -729,37 +722,23 @@ pub(crate) mod test_server {
         }
 
         fn launch(tls: Option<tokio_rustls::TlsAcceptor>) -> TestServer {
-            let (port_tx, port_rx) = std::sync::mpsc::channel();
-            let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
             let accepted = Arc::new(AtomicU64::new(0));
             let closed = Arc::new(AtomicU64::new(0));
             let https = tls.is_some();
             let counters = (accepted.clone(), closed.clone());
-            let thread = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("test server runtime");
-                rt.block_on(async move {
-                    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                    port_tx
-                        .send(listener.local_addr().expect("local addr").port())
-                        .expect("send port");
-                    tokio::select! {
-                        _ = stop_rx => {}
-                        () = accept_loop(listener, tls, counters) => {}
-                    }
-                });
+            let thread = ServerThread::start(move |listener, shutdown| async move {
+                tokio::select! {
+                    () = shutdown => {}
+                    () = accept_loop(listener, tls, counters) => {}
+                }
             });
-            let port = port_rx.recv().expect("test server started");
             TestServer {
-                port,
+                port: thread.port,
                 https,
                 ca_file: None,
                 accepted,
                 closed,
-                stop: Some(stop),
-                thread: Some(thread),
+                _thread: thread,
             }
         }
 
@@ -771,6 +750,14 @@ pub(crate) mod test_server {
 
         pub fn ca_file(&self) -> &Path {
             self.ca_file.as_deref().expect("a TLS test server")
+        }
+
+        /// The default client config, trusting this TLS server's certificate.
+        pub fn trusting_config(&self) -> HttpConfig {
+            HttpConfig {
+                extra_ca: Some(self.ca_file().to_path_buf()),
+                ..HttpConfig::default()
+            }
         }
 
         /// Connections accepted so far.
@@ -790,14 +777,67 @@ pub(crate) mod test_server {
 
     impl Drop for TestServer {
         fn drop(&mut self) {
+            if let Some(file) = self.ca_file.take() {
+                let _ = std::fs::remove_file(file);
+            }
+        }
+    }
+
+    /// Resolves when the server is asked to stop.
+    pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    /// A server on 127.0.0.1:0 on its own thread and current-thread runtime
+    /// (a blocking client under test must not share a runtime with it),
+    /// stopped and joined on drop.
+    pub struct ServerThread {
+        pub port: u16,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl ServerThread {
+        /// Runs `serve(listener, shutdown)` until it returns.
+        pub fn start<F, Fut>(serve: F) -> ServerThread
+        where
+            F: FnOnce(TcpListener, Shutdown) -> Fut + Send + 'static,
+            Fut: Future<Output = ()>,
+        {
+            let (port_tx, port_rx) = std::sync::mpsc::channel();
+            let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let thread = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("test server runtime");
+                rt.block_on(async move {
+                    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                    port_tx
+                        .send(listener.local_addr().expect("local addr").port())
+                        .expect("send port");
+                    serve(
+                        listener,
+                        Box::pin(async {
+                            let _ = stop_rx.await;
+                        }),
+                    )
+                    .await;
+                });
+            });
+            ServerThread {
+                port: port_rx.recv().expect("test server started"),
+                stop: Some(stop),
+                thread: Some(thread),
+            }
+        }
+    }
+
+    impl Drop for ServerThread {
+        fn drop(&mut self) {
             if let Some(stop) = self.stop.take() {
                 let _ = stop.send(());
             }
             if let Some(t) = self.thread.take() {
                 let _ = t.join();
-            }
-            if let Some(file) = self.ca_file.take() {
-                let _ = std::fs::remove_file(file);
             }
         }
     }
@@ -1220,10 +1260,7 @@ mod tests {
     #[test]
     fn https_works_with_the_trusted_ca_and_fails_without_it() {
         let server = TestServer::start_tls();
-        let trusting = HttpConfig {
-            extra_ca: Some(server.ca_file().to_path_buf()),
-            ..HttpConfig::default()
-        };
+        let trusting = server.trusting_config();
         let mut client = HttpClient::with_config(trusting.clone());
         for (path, n) in [("/bytes/1024", 1024), ("/chunked/70000/4096", 70_000)] {
             let r = client.get(&url(&server.url(path))).unwrap();

@@ -75,7 +75,6 @@ impl HttpGet {
 mod tests {
     use super::*;
     use crate::http_client::test_server::TestServer;
-    use crate::http_client::HttpConfig;
 
     fn get(server: &TestServer, path: &str, expect_len: Option<u64>) -> HttpGet {
         HttpGet::new(&server.url(path), 200, expect_len).unwrap()
@@ -155,10 +154,7 @@ mod tests {
     #[test]
     fn https_on_both_entries_with_the_test_ca() {
         let server = TestServer::start_tls();
-        let config = HttpConfig {
-            extra_ca: Some(server.ca_file().to_path_buf()),
-            ..HttpConfig::default()
-        };
+        let config = server.trusting_config();
         let spec = get(&server, "/chunked/12345/1000", Some(12_345));
         assert!(spec.url.is_https());
         let mut blocking = HttpClient::with_config(config.clone());
