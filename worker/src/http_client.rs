@@ -387,7 +387,8 @@ impl Get<'_> {
         let mut uri = self.url.parsed.uri.clone();
         // Set once redirected: the URL a relative `Location` is resolved on.
         let mut here: Option<url::Url> = None;
-        for hop in 0..=MAX_REDIRECTS {
+        let mut redirects = 0;
+        loop {
             let resp = self.send(&uri).await?;
             let status = resp.status();
             let location = is_redirect(status)
@@ -396,7 +397,7 @@ impl Get<'_> {
             let Some(location) = location else {
                 return self.read_body(status, resp.into_body(), keep).await;
             };
-            if hop == MAX_REDIRECTS {
+            if redirects == MAX_REDIRECTS {
                 return Err(HttpError::TooManyRedirects {
                     host: self.url.host.clone(),
                     port: self.url.port,
@@ -407,8 +408,8 @@ impl Get<'_> {
             self.read_body(status, resp.into_body(), None).await?;
             uri = next.parsed.uri.clone();
             here = Some(next.parsed.url);
+            redirects += 1;
         }
-        unreachable!("the loop returns by its last hop")
     }
 
     /// One request. A connection that ends before any response comes is
