@@ -13,6 +13,8 @@
 //!   whole GET (TLS handshake, redirects and body included); a job's
 //!   `--timeout-ms` applies on top;
 //! - a body is read whole, chunked or not, up to [`MAX_BODY_BYTES`];
+//! - a connection that ends before any response (a kept-alive one the server
+//!   closed while idle) is retried once on a fresh one: GET is idempotent;
 //! - no proxy (`HTTP_PROXY` and friends are ignored);
 //! - TLS trusts the webpki roots plus the PEM CA certificates of the file that
 //!   [`CA_ENV`] (`BRIGADE_HTTP_CA`) names, if set.
