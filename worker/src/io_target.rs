@@ -186,70 +186,31 @@ async fn respond(req: Request<Incoming>) -> Result<Reply, Infallible> {
 /// A target on 127.0.0.1:0 on its own runtime thread, for tests of blocking
 /// clients that must not share a runtime with it.
 #[cfg(test)]
-pub(crate) struct TestTarget {
-    pub port: u16,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+pub(crate) struct TestTarget(crate::http_client::test_server::ServerThread);
 
 #[cfg(test)]
 impl TestTarget {
     pub fn start() -> TestTarget {
-        let (port_tx, port_rx) = std::sync::mpsc::channel();
-        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("test runtime");
-            rt.block_on(async move {
-                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                port_tx
-                    .send(listener.local_addr().expect("local addr").port())
-                    .expect("send port");
-                serve(listener, async {
-                    let _ = stop_rx.await;
-                })
-                .await
-                .expect("serve");
-            });
-        });
-        let port = port_rx.recv().expect("target started");
-        TestTarget {
-            port,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
+        TestTarget(crate::http_client::test_server::ServerThread::start(
+            |listener, shutdown| async move { serve(listener, shutdown).await.expect("serve") },
+        ))
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-#[cfg(test)]
-impl Drop for TestTarget {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        format!("http://127.0.0.1:{}{path}", self.0.port)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http_client::HttpClient;
+    use crate::http_client::{HttpClient, HttpUrl};
     use crate::workload::{AsyncContext, BlockingContext, TaskInput, Workload};
-    use brigade_proto::catalog::parse_http_url;
     use brigade_proto::Output;
     use std::collections::HashMap;
 
-    fn url(t: &TestTarget, path: &str) -> brigade_proto::catalog::HttpUrl {
-        parse_http_url(&t.url(path)).unwrap()
+    fn url(t: &TestTarget, path: &str) -> HttpUrl {
+        HttpUrl::parse(&t.url(path)).unwrap()
     }
 
     #[test]

@@ -1,10 +1,9 @@
-//! `http-get url [expect-status] [expect-len]`: one keep-alive HTTP/1.1 GET,
-//! returning the body length. Thread and process slots use the blocking
-//! [`HttpClient`] (one connection per thread or
-//! process); async slots share one pool of kept-alive connections on the event
-//! loop ([`AsyncHttpClient`]).
-
-use brigade_proto::catalog::{parse_http_url, HttpUrl};
+//! `http-get url [expect-status] [expect-len]`: one GET of an http or https
+//! URL (redirects followed, the body read whole, chunked or not), returning
+//! the body length. Thread and process slots use the blocking [`HttpClient`]
+//! (their own pool each); async slots share one pool on the event loop
+//! ([`AsyncHttpClient`]). Both follow `crate::http_client`'s policy:
+//! timeouts, redirect and body limits, extra CAs.
 
 use brigade_proto::catalog::{ArgDef, ArgType, Reduction, WorkloadDef};
 use brigade_proto::v1::Kind;
@@ -13,7 +12,7 @@ use futures::future::LocalBoxFuture;
 
 use super::{AsyncContext, BlockingContext, Registration, TaskBody, TaskInput, WaitingTask};
 pub use crate::http_client::AsyncHttpClient;
-use crate::http_client::{GetRequest, HttpClient, RESPONSE_TIMEOUT};
+use crate::http_client::{HttpClient, HttpError, HttpUrl};
 
 /// Builds the one client an async loop shares between its tasks, keeping up to
 /// `pool` idle connections (one per task in flight) so that steady-state
@@ -28,45 +27,35 @@ pub struct HttpGet {
     /// The URL as given (kept to hand the spec to executor children verbatim).
     pub raw_url: String,
     pub url: HttpUrl,
-    request: GetRequest,
     pub expect_status: u16,
     pub expect_len: Option<u64>,
 }
 
 impl HttpGet {
-    /// Parses already-validated arguments.
+    /// Parses already-validated arguments; the URL must be http:// or https://.
     pub fn new(url: &str, expect_status: u16, expect_len: Option<u64>) -> Result<HttpGet, String> {
-        let parsed = parse_http_url(url)?;
         Ok(HttpGet {
             raw_url: url.to_string(),
-            request: GetRequest::new(&parsed),
-            url: parsed,
+            url: HttpUrl::parse(url)?,
             expect_status,
             expect_len,
         })
     }
 
-    /// GET on the calling thread's kept-alive connection.
+    /// GET on the calling thread, through the slot's own client.
     pub fn run_blocking(&self, client: &mut HttpClient) -> Result<u128, String> {
-        let resp = client.get(&self.url).map_err(|e| e.to_string())?;
+        let resp = client.get(&self.url).map_err(|e| self.failed(e))?;
         self.check(resp.status, resp.body.len() as u64)
     }
 
     /// GET through the loop's shared pool.
     pub async fn run_async(&self, client: &AsyncHttpClient) -> Result<u128, String> {
-        // Same bound as the blocking client's read timeout, so a stalled server
-        // fails the task on every model alike.
-        let resp = tokio::time::timeout(RESPONSE_TIMEOUT, client.get(&self.request))
-            .await
-            .map_err(|_| {
-                format!(
-                    "GET {} got no complete response within {} s",
-                    self.raw_url,
-                    RESPONSE_TIMEOUT.as_secs()
-                )
-            })?
-            .map_err(|e| format!("GET {} failed: {e}", self.raw_url))?;
+        let resp = client.get(&self.url).await.map_err(|e| self.failed(e))?;
         self.check(resp.status, resp.body_len)
+    }
+
+    fn failed(&self, e: HttpError) -> String {
+        format!("GET {} failed: {e}", self.raw_url)
     }
 
     fn check(&self, status: u16, len: u64) -> Result<u128, String> {
@@ -137,5 +126,102 @@ impl WaitingTask for HttpGet {
         ctx: &'a AsyncContext,
     ) -> LocalBoxFuture<'a, Result<Output, String>> {
         Box::pin(async move { HttpGet::run_async(self, &ctx.http).await.map(Output::Int) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http_client::test_server::TestServer;
+
+    fn get(server: &TestServer, path: &str, expect_len: Option<u64>) -> HttpGet {
+        HttpGet::new(&server.url(path), 200, expect_len).unwrap()
+    }
+
+    #[test]
+    fn urls_other_than_http_and_https_are_refused_clearly() {
+        assert!(HttpGet::new("https://example.org/x", 200, None).is_ok());
+        let e = HttpGet::new("ftp://example.org/x", 200, None).unwrap_err();
+        assert!(e.contains("http://") && e.contains("https://"), "{e}");
+    }
+
+    #[test]
+    fn blocking_entry_checks_status_and_exact_length() {
+        let server = TestServer::start();
+        let mut client = HttpClient::new();
+        assert_eq!(
+            get(&server, "/chunked/5000/64", Some(5000)).run_blocking(&mut client),
+            Ok(5000)
+        );
+        assert_eq!(
+            get(&server, "/redirect/3", None).run_blocking(&mut client),
+            Ok(5)
+        );
+        let e = get(&server, "/status/503", None)
+            .run_blocking(&mut client)
+            .unwrap_err();
+        assert!(
+            e.contains("status 503") && e.contains("expected 200"),
+            "{e}"
+        );
+        let e = get(&server, "/bytes/7", Some(8))
+            .run_blocking(&mut client)
+            .unwrap_err();
+        assert!(e.contains("7 bytes") && e.contains("expected 8"), "{e}");
+        let e = get(&server, "/redirect/11", None)
+            .run_blocking(&mut client)
+            .unwrap_err();
+        assert!(
+            e.starts_with(&format!("GET {} failed: ", server.url("/redirect/11"))),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn async_entry_checks_status_and_exact_length() {
+        let server = TestServer::start();
+        let client = async_http_client(4);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            assert_eq!(
+                get(&server, "/chunked/5000/64", Some(5000))
+                    .run_async(&client)
+                    .await,
+                Ok(5000)
+            );
+            assert_eq!(
+                get(&server, "/redirect/3", None).run_async(&client).await,
+                Ok(5)
+            );
+            let e = get(&server, "/status/404", None)
+                .run_async(&client)
+                .await
+                .unwrap_err();
+            assert!(e.contains("status 404"), "{e}");
+            let e = get(&server, "/bytes/7", Some(3))
+                .run_async(&client)
+                .await
+                .unwrap_err();
+            assert!(e.contains("7 bytes") && e.contains("expected 3"), "{e}");
+        });
+    }
+
+    #[test]
+    fn https_on_both_entries_with_the_test_ca() {
+        let server = TestServer::start_tls();
+        let config = server.trusting_config();
+        let spec = get(&server, "/chunked/12345/1000", Some(12_345));
+        assert!(spec.url.is_https());
+        let mut blocking = HttpClient::with_config(config.clone());
+        assert_eq!(spec.run_blocking(&mut blocking), Ok(12_345));
+        let shared = AsyncHttpClient::with_config(4, config);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        assert_eq!(rt.block_on(spec.run_async(&shared)), Ok(12_345));
     }
 }
