@@ -145,11 +145,30 @@ fn output(mut values: Vec<serde_json::Value>) -> Result<Output, String> {
         .map_err(|e| format!("the task's output cannot be serialized: {e}"))
 }
 
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
+/// A task's items decoded into the function's input type, each with its
+/// context.
+fn typed_items<'a, I: DeserializeOwned>(
+    input: &'a TaskInput,
+    args: &'a Arc<ArgValues>,
+) -> impl Iterator<Item = Result<(I, TaskContext), String>> + 'a {
+    items(input).into_iter().map(move |(item, v)| {
+        let ctx = TaskContext {
+            index: input.index,
+            item,
+            args: args.clone(),
+        };
+        Ok((decode::<I>(item, v)?, ctx))
+    })
+}
+
+/// A task's error for a panic, with the panic's message.
+fn panicked(p: &(dyn std::any::Any + Send)) -> String {
+    let message = p
+        .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic with a non-text payload".into())
+        .unwrap_or_else(|| "a panic with a non-text payload".into());
+    format!("the task panicked: {message}")
 }
 
 struct SyncTask<F, I, O, E> {
@@ -167,15 +186,10 @@ where
 {
     fn run(&self, input: &TaskInput, _: &mut BlockingContext) -> Result<Output, String> {
         let mut outs = Vec::new();
-        for (item, v) in items(input) {
-            let ctx = TaskContext {
-                index: input.index,
-                item,
-                args: self.args.clone(),
-            };
-            let i = decode::<I>(item, v)?;
+        for item in typed_items::<I>(input, &self.args) {
+            let (i, ctx) = item?;
             let o = catch_unwind(AssertUnwindSafe(|| (self.f)(i, &ctx)))
-                .map_err(|p| format!("the task panicked: {}", panic_message(&*p)))?
+                .map_err(|p| panicked(&*p))?
                 .map_err(|e| e.to_string())?;
             outs.push(encode(o)?);
         }
@@ -217,17 +231,12 @@ where
 {
     async fn run(&self, input: &TaskInput) -> Result<Output, String> {
         let mut outs = Vec::new();
-        for (item, v) in items(input) {
-            let ctx = TaskContext {
-                index: input.index,
-                item,
-                args: self.args.clone(),
-            };
-            let i = decode::<I>(item, v)?;
+        for item in typed_items::<I>(input, &self.args) {
+            let (i, ctx) = item?;
             let o = AssertUnwindSafe((self.f)(i, ctx))
                 .catch_unwind()
                 .await
-                .map_err(|p| format!("the task panicked: {}", panic_message(&*p)))?
+                .map_err(|p| panicked(&*p))?
                 .map_err(|e| e.to_string())?;
             outs.push(encode(o)?);
         }
@@ -278,6 +287,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::args;
     use crate::workload::Registry;
     use brigade_proto::catalog::{ArgDef, Reduction};
     use brigade_proto::v1::Kind;
@@ -327,12 +337,8 @@ mod tests {
         }
     }
 
-    fn run_sync(name: &str, args: &[(&str, &str)], input: &TaskInput) -> Result<Output, String> {
-        let args: HashMap<String, String> = args
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let w = registry().prepare(name, &args)?;
+    fn run_sync(name: &str, kv: &[(&str, &str)], input: &TaskInput) -> Result<Output, String> {
+        let w = registry().prepare(name, &args(kv))?;
         w.run_blocking(input, &mut BlockingContext::new())
     }
 

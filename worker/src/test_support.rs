@@ -10,13 +10,16 @@ use brigade_proto::v1::{AssignBatch, Model, TaskAssignment};
 use crate::exec::TaskRun;
 use crate::workload::{TaskInput, Workload};
 
-/// The workload `name` with `args` (KEY, VALUE), which must be valid.
-pub(crate) fn workload(name: &str, args: &[(&str, &str)]) -> Arc<Workload> {
-    let args: HashMap<String, String> = args
-        .iter()
+/// A job's arguments from (KEY, VALUE) pairs.
+pub(crate) fn args(kv: &[(&str, &str)]) -> HashMap<String, String> {
+    kv.iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Arc::new(Workload::from_spec(name, &args).expect("valid spec"))
+        .collect()
+}
+
+/// The workload `name` with `args` (KEY, VALUE), which must be valid.
+pub(crate) fn workload(name: &str, kv: &[(&str, &str)]) -> Arc<Workload> {
+    Arc::new(Workload::from_spec(name, &args(kv)).expect("valid spec"))
 }
 
 /// Task `index` of job `job_id` running `w`: its first attempt, an empty

@@ -364,13 +364,8 @@ impl Workload {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::args;
     use std::time::Duration;
-
-    fn args(kv: &[(&str, &str)]) -> HashMap<String, String> {
-        kv.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     fn input(index: u64, start: u64, end: u64) -> TaskInput {
         TaskInput::range(index, start, end)
