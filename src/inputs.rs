@@ -63,8 +63,15 @@ pub fn item_of(line: &[u8], format: InputsFormat) -> Result<Option<Vec<u8>>, Str
         return Ok(None);
     }
     if format == InputsFormat::Jsonl {
-        serde_json::from_str::<serde::de::IgnoredAny>(text)
-            .map_err(|e| format!("is not one JSON value: {e}"))?;
+        serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| {
+            // serde counts lines within the line ("line 1"): only its
+            // column means anything here.
+            let full = e.to_string();
+            let why = full
+                .strip_suffix(&format!(" at line {} column {}", e.line(), e.column()))
+                .unwrap_or(&full);
+            format!("is not one JSON value: {why} at column {}", e.column())
+        })?;
     }
     Ok(Some(line.to_vec()))
 }
@@ -140,6 +147,10 @@ mod tests {
             Ok(Some(b"{\"a\": 1}".to_vec()))
         );
         assert!(item_of(b"{\"a\": \n", json).unwrap_err().contains("JSON"));
+        assert_eq!(
+            item_of(b"{\"a\": oops}\n", json).unwrap_err(),
+            "is not one JSON value: expected value at column 7"
+        );
         assert!(item_of(b"1 2\n", json).unwrap_err().contains("JSON"));
     }
 
