@@ -630,12 +630,9 @@ impl RowWriter {
                 }
                 writeln!(out, "{},{}", row.index, csv_field(&row.output.to_text()))?;
             }
-            Format::Table => writeln!(
-                out,
-                "{}\t{}",
-                row.index,
-                row.output.to_text().escape_default()
-            )?,
+            Format::Table => {
+                writeln!(out, "{}\t{}", row.index, table_field(&row.output.to_text()))?
+            }
         }
         self.rows += 1;
         Ok(())
@@ -661,6 +658,22 @@ fn row_json(row: &ResultRow) -> serde_json::Value {
         "value": row.output.to_text(),
         "output": row.output.to_json(),
     })
+}
+
+/// A table cell: one line, text as it is (non-ASCII too) except that
+/// line breaks, tabs, other control characters and the backslash are
+/// escaped (`\n`, `\t`, `\\`), so a row stays one line and reads back
+/// unambiguously.
+fn table_field(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() || c == '\\' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A CSV field, quoted when it holds a comma, quote or line break.
@@ -811,6 +824,15 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn table_cells_keep_text_and_escape_what_would_break_a_row() {
+        assert_eq!(
+            table_field("héllo \"wörld\" 'x' ✓"),
+            "héllo \"wörld\" 'x' ✓"
+        );
+        assert_eq!(table_field("a\tb\nc\r\\d\u{1}"), "a\\tb\\nc\\r\\\\d\\u{1}");
     }
 
     #[test]
