@@ -563,6 +563,8 @@ pub async fn results(
         if ended {
             break;
         }
+        // Rows reach the reader as the job makes them, not at its end.
+        out.flush()?;
         // Wait for the job to move before looking again.
         let mut updates = client.watch(id).await.context("could not follow the job")?;
         let before = client
@@ -635,6 +637,11 @@ impl RowWriter {
             }
         }
         self.rows += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.out.flush()?;
         Ok(())
     }
 
