@@ -726,7 +726,9 @@ impl Follower {
 
 #[test]
 fn results_follow_prints_every_row_once_in_order_and_ends_with_the_job() {
-    let c = cluster();
+    // Results served from the state file (durable ones only) here, from
+    // memory for the job with a gap below.
+    let c = cluster_with_state();
     // 30 tasks of 25 ms one at a time on each model (~0.75 s each, the
     // three at once): rows come in while the jobs run.
     let mut follows = Vec::new();
@@ -757,6 +759,7 @@ fn results_follow_prints_every_row_once_in_order_and_ends_with_the_job() {
     }
     // A task that fails for good leaves a gap: the rows after it still
     // come, once each, and the follower ends with the job.
+    let c = cluster();
     let job = c.submit_json(&[
         "exec",
         "--arg",
