@@ -46,7 +46,7 @@ fn bad_submissions_name_the_problem_and_what_is_allowed() {
         1,
         &[
             "unknown workload \"squares\"",
-            "echo, http-get, noop, sleep, spin, sum-squares",
+            "echo, exec, http-get, noop, sleep, spin, sum-squares",
         ],
     );
     assert_refused(
