@@ -284,7 +284,7 @@ fn a_chunk_wider_than_the_range_is_one_task_with_the_exact_total() {
     let json = c.json(&["results", &id]);
     assert_eq!(
         json,
-        serde_json::json!([{"index": 0, "value": v.to_string()}])
+        serde_json::json!([{"index": 0, "value": v.to_string(), "output": v as u64}])
     );
     let csv = c.brigade_ok(&["job", &id, "--format", "csv"]);
     let lines: Vec<&str> = csv.lines().collect();
