@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use brigade_client::{
-    model_name, parse_kind, parse_model, state_name, total, Client, ResultRow, RunEvent, WaitEvent,
+    model_name, parse_kind, parse_model, state_name, total, Client, Output, ResultRow, RunEvent,
+    WaitEvent,
 };
 use brigade_proto::v1::{InputsFormat, JobInfo, JobSpec, JobState, Kind, Model, Reduce};
 
@@ -198,7 +199,7 @@ pub async fn submit(
         }
         eprintln!("{}", accepted_line(&info));
         let info = wait_for(client, info.job_id, true).await?;
-        return print_outcome(&info, format);
+        return print_outcome(client, &info, format).await;
     }
     if wait {
         return submit_and_wait(client, args, format).await;
@@ -254,7 +255,7 @@ async fn submit_and_wait(
             if let Some(p) = progress.take() {
                 p.finish();
             }
-            return print_outcome(&info, format);
+            return print_outcome(client, &info, format).await;
         }
     }
     let Some(p) = progress else {
@@ -263,7 +264,7 @@ async fn submit_and_wait(
     let job_id = p.job_id;
     p.finish();
     let info = wait_for(client, job_id, true).await?;
-    print_outcome(&info, format)
+    print_outcome(client, &info, format).await
 }
 
 /// Shows a job's progress: a bar on a terminal, a plain line every few
@@ -348,7 +349,10 @@ async fn wait_for(client: &mut Client, job_id: u64, progress: bool) -> anyhow::R
     Ok(result?)
 }
 
-fn print_outcome(info: &JobInfo, format: Format) -> anyhow::Result<()> {
+/// `submit --wait`'s last words: the job (a table's summary on stderr),
+/// then on stdout its total, or a concat job's outputs; the exit says
+/// whether it succeeded.
+async fn print_outcome(client: &mut Client, info: &JobInfo, format: Format) -> anyhow::Result<()> {
     match format {
         Format::Json | Format::Jsonl => println!("{}", job_json(info)),
         Format::Csv => {
@@ -357,9 +361,12 @@ fn print_outcome(info: &JobInfo, format: Format) -> anyhow::Result<()> {
         }
         Format::Table => {
             eprintln!("{}", job_summary(info));
-            if info.has_total && info.state == JobState::Succeeded as i32 {
+            let succeeded = info.state == JobState::Succeeded as i32;
+            if info.has_total && succeeded {
                 println!("{}", total(info));
-            } else if info.state == JobState::Succeeded as i32 {
+            } else if succeeded && info.reduce == Reduce::Concat as i32 {
+                print_concat(client, info.job_id).await?;
+            } else if succeeded {
                 eprintln!("results: brigade results {}", info.job_id);
             }
         }
@@ -484,9 +491,32 @@ pub async fn job(client: &mut Client, id: u64, wait: bool, format: Format) -> an
             println!("{}", job_summary(&info));
             if info.has_total {
                 println!("total: {}", total(&info));
+            } else if info.state == JobState::Succeeded as i32
+                && info.reduce == Reduce::Concat as i32
+            {
+                print_concat(client, id).await?;
             }
         }
     }
+    Ok(())
+}
+
+/// A `--reduce concat` job's outputs joined, one per line in index order
+/// (a failed task's line left out), written as they stream in: bounded
+/// memory whatever the job's size. Byte outputs are written as they are.
+async fn print_concat(client: &mut Client, id: u64) -> anyhow::Result<()> {
+    let mut rows = client.results(id).await.context("could not get results")?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    while let Some(row) = rows.next().await {
+        match row.context("results stream broken")?.output {
+            Output::Int(v) => writeln!(out, "{v}")?,
+            Output::Bytes(b) => {
+                out.write_all(&b)?;
+                out.write_all(b"\n")?;
+            }
+        }
+    }
+    out.flush()?;
     Ok(())
 }
 
@@ -563,6 +593,8 @@ pub async fn results(
         if ended {
             break;
         }
+        // Rows reach the reader as the job makes them, not at its end.
+        out.flush()?;
         // Wait for the job to move before looking again.
         let mut updates = client.watch(id).await.context("could not follow the job")?;
         let before = client
@@ -630,14 +662,16 @@ impl RowWriter {
                 }
                 writeln!(out, "{},{}", row.index, csv_field(&row.output.to_text()))?;
             }
-            Format::Table => writeln!(
-                out,
-                "{}\t{}",
-                row.index,
-                row.output.to_text().escape_default()
-            )?,
+            Format::Table => {
+                writeln!(out, "{}\t{}", row.index, table_field(&row.output.to_text()))?
+            }
         }
         self.rows += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.out.flush()?;
         Ok(())
     }
 
@@ -661,6 +695,22 @@ fn row_json(row: &ResultRow) -> serde_json::Value {
         "value": row.output.to_text(),
         "output": row.output.to_json(),
     })
+}
+
+/// A table cell: one line, text as it is (non-ASCII too) except that
+/// line breaks, tabs, other control characters and the backslash are
+/// escaped (`\n`, `\t`, `\\`), so a row stays one line and reads back
+/// unambiguously.
+fn table_field(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() || c == '\\' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A CSV field, quoted when it holds a comma, quote or line break.
@@ -811,6 +861,15 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn table_cells_keep_text_and_escape_what_would_break_a_row() {
+        assert_eq!(
+            table_field("héllo \"wörld\" 'x' ✓"),
+            "héllo \"wörld\" 'x' ✓"
+        );
+        assert_eq!(table_field("a\tb\nc\r\\d\u{1}"), "a\\tb\\nc\\r\\\\d\\u{1}");
     }
 
     #[test]

@@ -56,17 +56,29 @@ impl Source {
 /// Checks one line and returns the item it makes (`None`: a blank line,
 /// skipped).
 pub fn item_of(line: &[u8], format: InputsFormat) -> Result<Option<Vec<u8>>, String> {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = without_line_end(line);
     let text = std::str::from_utf8(line).map_err(|e| format!("is not UTF-8 text ({e})"))?;
     if text.trim().is_empty() {
         return Ok(None);
     }
     if format == InputsFormat::Jsonl {
-        serde_json::from_str::<serde::de::IgnoredAny>(text)
-            .map_err(|e| format!("is not one JSON value: {e}"))?;
+        serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| {
+            // serde counts lines within the line ("line 1"): only its
+            // column means anything here.
+            let full = e.to_string();
+            let why = full
+                .strip_suffix(&format!(" at line {} column {}", e.line(), e.column()))
+                .unwrap_or(&full);
+            format!("is not one JSON value: {why} at column {}", e.column())
+        })?;
     }
     Ok(Some(line.to_vec()))
+}
+
+/// A line without its `\n` or `\r\n`.
+fn without_line_end(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// Reads `source` on a thread of its own, line by line, and streams its
@@ -91,12 +103,14 @@ pub fn read(
         let mut line = Vec::new();
         for number in 1.. {
             line.clear();
+            // The longest line, its `\r\n`, and one byte more to tell a
+            // longer one.
             let read = (&mut reader)
-                .take(MAX_LINE_BYTES as u64 + 1)
+                .take(MAX_LINE_BYTES as u64 + 3)
                 .read_until(b'\n', &mut line);
             let item = match read {
                 Ok(0) => return,
-                Ok(_) if line.len() > MAX_LINE_BYTES => Err(format!(
+                Ok(_) if without_line_end(&line).len() > MAX_LINE_BYTES => Err(format!(
                     "{name}, line {number}: longer than {MAX_LINE_BYTES} bytes, the most one input may have"
                 )),
                 Ok(_) => item_of(&line, format).map_err(|why| format!("{name}, line {number} {why}")),
@@ -140,6 +154,10 @@ mod tests {
             Ok(Some(b"{\"a\": 1}".to_vec()))
         );
         assert!(item_of(b"{\"a\": \n", json).unwrap_err().contains("JSON"));
+        assert_eq!(
+            item_of(b"{\"a\": oops}\n", json).unwrap_err(),
+            "is not one JSON value: expected value at column 7"
+        );
         assert!(item_of(b"1 2\n", json).unwrap_err().contains("JSON"));
     }
 

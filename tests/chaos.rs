@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 
 use common::{
     assert_succeeded, assert_success, brigade_command, done, ended, first_line_in_background,
-    free_port_below_ephemeral_range, id_of, identity, kill_group, parse_json, poll, proc_alive,
-    proc_stat, read_in_background, send_signal, stdout, wait_until, Client, Cluster, Slots,
-    SumSquares, TempDir, BIN, CLI_DEADLINE, DEADLINE, FAST_LEASES, POLL_EVERY,
+    id_of, identity, kill_group, parse_json, poll, proc_alive, proc_stat, read_in_background,
+    send_signal, stdout, wait_until, Client, Cluster, Slots, SumSquares, TempDir, BIN,
+    CLI_DEADLINE, DEADLINE, FAST_LEASES, POLL_EVERY,
 };
 use serde_json::Value;
 
@@ -149,14 +149,7 @@ fn twenty_worker_sigkills_on_async_slots_lose_and_duplicate_no_result() {
 fn a_coordinator_sigkilled_twice_mid_job_resumes_from_its_state_file_exactly() {
     // 160 tasks of ~35 ms (debug build) on 2 process slots: ~3 s of work.
     const JOB: SumSquares = SumSquares::new(160, 4_000_000);
-    let mut c = Cluster::empty();
-    let state = c.dir().join("state.db").to_string_lossy().into_owned();
-    let mut args = vec!["--state", state.as_str()];
-    args.extend_from_slice(&FAST_LEASES);
-    // Outside the ephemeral range: nothing else can take the port while the
-    // coordinator is down.
-    let listen = format!("127.0.0.1:{}", free_port_below_ephemeral_range());
-    c.start_coordinator(&listen, &args);
+    let (mut c, args) = Cluster::start_durable(&FAST_LEASES);
     c.spawn_worker("w1", Slots::new(1, 0, 0));
     c.spawn_worker("w2", Slots::new(1, 0, 0));
     c.wait_workers(2);
@@ -207,12 +200,7 @@ fn a_coordinator_sigkilled_twice_mid_job_resumes_from_its_state_file_exactly() {
 
 #[test]
 fn tasks_counted_done_before_a_coordinator_crash_stay_done() {
-    let mut c = Cluster::empty();
-    let state = c.dir().join("state.db").to_string_lossy().into_owned();
-    let mut args = vec!["--state", state.as_str()];
-    args.extend_from_slice(&FAST_LEASES);
-    let listen = format!("127.0.0.1:{}", free_port_below_ephemeral_range());
-    c.start_coordinator(&listen, &args);
+    let (mut c, args) = Cluster::start_durable(&FAST_LEASES);
     c.spawn_worker("w1", Slots::new(0, 0, 64));
     c.wait_workers(1);
     // Thousands of results a second, so a crash always has some in flight:

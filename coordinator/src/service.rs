@@ -21,7 +21,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::actor::{self, results_chunk, worker_hello, Actor, CoordinatorConfig};
+use crate::actor::{
+    self, results_chunk, worker_hello, Actor, CoordinatorConfig, RESULTS_CHUNK_BYTES,
+};
 use crate::admission::AdmissionLimits;
 use crate::inputs::Inputs;
 use crate::store::{StoreError, StoreReader};
@@ -72,14 +74,15 @@ impl CoordinatorHandle {
             let source = source.clone();
             async move {
                 let chunk = state?;
+                // A chunk stops at a row or byte bound, or where the done
+                // tasks end: only an empty one says there is nothing more
+                // (and is not sent, unless it is the first).
                 let next = match chunk.index.last() {
-                    Some(&last) if chunk.index.len() == RESULTS_CHUNK => {
-                        match source.fetch(job, last + 1).await {
-                            Ok(c) => Some(c),
-                            Err(e) => return Some((Err(e), None)),
-                        }
-                    }
-                    _ => None,
+                    Some(&last) => match source.fetch(job, last + 1).await {
+                        Ok(c) => (!c.index.is_empty()).then_some(c),
+                        Err(e) => return Some((Err(e), None)),
+                    },
+                    None => None,
                 };
                 Some((Ok(chunk), next))
             }
@@ -170,7 +173,7 @@ impl ResultSource {
                     reader
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .results_from(job, from, RESULTS_CHUNK)
+                        .results_from(job, from, RESULTS_CHUNK, RESULTS_CHUNK_BYTES)
                 })
                 .await
                 .map_err(|e| Status::internal(e.to_string()))?

@@ -588,13 +588,15 @@ impl StoreReader {
         Ok(StoreReader { conn })
     }
 
-    /// Stored results of `job` with index ≥ `from`, in index order, at most
-    /// `max` of them.
+    /// Stored results of `job` with index ≥ `from`, in index order: at
+    /// most `max` of them, and no more once their outputs reach `max_bytes`
+    /// (at least one).
     pub fn results_from(
         &self,
         job: u64,
         from: u64,
         max: usize,
+        max_bytes: usize,
     ) -> rusqlite::Result<Vec<(u64, Output)>> {
         let mut st = self.conn.prepare_cached(
             "SELECT idx, lo, hi, output FROM results WHERE job_id = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3",
@@ -605,7 +607,18 @@ impl StoreReader {
                 output_of(r.get(1)?, r.get(2)?, r.get(3)?),
             ))
         })?;
-        rows.collect()
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        // Rows are read as they are taken: the ones past the bound never are.
+        for row in rows {
+            if !out.is_empty() && bytes >= max_bytes {
+                break;
+            }
+            let row = row?;
+            bytes += row.1.len();
+            out.push(row);
+        }
+        Ok(out)
     }
 }
 
@@ -719,22 +732,38 @@ mod tests {
         assert_eq!(jobs.len(), 2);
         let reader = StoreReader::open(&path).unwrap();
         assert_eq!(
-            reader.results_from(1, 0, 10).unwrap(),
+            reader.results_from(1, 0, 10, usize::MAX).unwrap(),
             vec![(1, Output::Int(9)), (3, Output::Int(big))]
         );
         assert_eq!(
-            reader.results_from(1, 2, 10).unwrap(),
+            reader.results_from(1, 2, 10, usize::MAX).unwrap(),
             vec![(3, Output::Int(big))]
         );
         assert_eq!(
-            reader.results_from(1, 0, 1).unwrap(),
+            reader.results_from(1, 0, 1, usize::MAX).unwrap(),
+            vec![(1, Output::Int(9))]
+        );
+        // A byte bound stops the rows once reached, after one at least.
+        assert_eq!(
+            reader.results_from(1, 0, 10, 16).unwrap(),
             vec![(1, Output::Int(9))]
         );
         assert_eq!(
-            reader.results_from(2, 0, 10).unwrap(),
+            reader.results_from(1, 0, 10, 17).unwrap(),
+            vec![(1, Output::Int(9)), (3, Output::Int(big))]
+        );
+        assert_eq!(
+            reader.results_from(2, 0, 10, 0).unwrap(),
             vec![(0, Output::Bytes(b"five".to_vec()))]
         );
-        assert!(reader.results_from(9, 0, 10).unwrap().is_empty());
+        assert_eq!(
+            reader.results_from(2, 0, 10, usize::MAX).unwrap(),
+            vec![(0, Output::Bytes(b"five".to_vec()))]
+        );
+        assert!(reader
+            .results_from(9, 0, 10, usize::MAX)
+            .unwrap()
+            .is_empty());
         assert_eq!(jobs[0].state, JobState::Queued);
         assert_eq!(jobs[0].spec, spec());
         assert_eq!(jobs[0].submitted_ms, 111);

@@ -2,6 +2,7 @@
 //! on its exit and output, and a [`Client`] pointed at one coordinator
 //! with the commands the tests use, their output parsed.
 
+use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -114,6 +115,25 @@ impl Client {
     /// Runs `brigade ARGS...` against the coordinator.
     pub fn brigade<S: AsRef<str>>(&self, args: &[S]) -> Output {
         run_brigade(args, &[("BRIGADE_COORDINATOR", &self.url)], CLI_DEADLINE)
+    }
+
+    /// Runs `brigade ARGS...` against the coordinator with `input` on its
+    /// standard input (written on a thread of its own, then closed).
+    pub fn brigade_with_stdin<S: AsRef<str>>(&self, args: &[S], input: &[u8]) -> Output {
+        let args = strs(args);
+        let mut child = brigade_command(&args)
+            .env("BRIGADE_COORDINATOR", &self.url)
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not run {BIN}: {e}"));
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let input = input.to_vec();
+        // The CLI may stop reading early (a bad line): a broken pipe is fine.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        output_within(child, CLI_DEADLINE)
+            .unwrap_or_else(|e| panic!("`brigade {}` {e}", args.join(" ")))
     }
 
     /// Runs `brigade ARGS...`, asserting it succeeds; returns stdout.

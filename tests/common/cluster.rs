@@ -18,7 +18,8 @@ use std::time::Duration;
 use super::client::{strs, Client, BIN};
 use super::poll::{poll, wait_until, DEADLINE, POLL_EVERY};
 use super::proc::{
-    child_pids, first_line_in_background, kill_group, output_within, proc_stat, send_signal,
+    child_pids, first_line_in_background, free_port_below_ephemeral_range, kill_group,
+    output_within, proc_stat, send_signal,
 };
 use super::tempdir::TempDir;
 
@@ -147,6 +148,24 @@ impl Cluster {
         c
     }
 
+    /// A coordinator whose state is `state.db` in the cluster's dir, with
+    /// extra `args` (e.g. [`super::FAST_LEASES`]), on a port outside the
+    /// ephemeral range (nothing else can take it while the coordinator is
+    /// down). Returns the cluster and the coordinator's arguments, for
+    /// [`Cluster::restart_coordinator`].
+    pub fn start_durable(args: &[&str]) -> (Cluster, Vec<String>) {
+        let mut c = Cluster::empty();
+        let state = c.dir().join("state.db").to_string_lossy().into_owned();
+        let all: Vec<String> = ["--state", state.as_str()]
+            .iter()
+            .chain(args)
+            .map(|s| s.to_string())
+            .collect();
+        let listen = format!("127.0.0.1:{}", free_port_below_ephemeral_range());
+        c.start_coordinator(&listen, &strs(&all));
+        (c, all)
+    }
+
     /// Sets the coordinator URL workers and CLI runs use before a coordinator
     /// runs (to start workers first).
     pub fn set_url(&mut self, url: &str) {
@@ -166,7 +185,7 @@ impl Cluster {
     /// After [`Cluster::kill_coordinator`] or [`Cluster::stop_coordinator`]:
     /// starts a new coordinator with `args` on the address the old one
     /// listened on (so workers and waiting clients find it again).
-    pub fn restart_coordinator(&mut self, args: &[&str]) {
+    pub fn restart_coordinator<S: AsRef<str>>(&mut self, args: &[S]) {
         let old = self.coordinator.take().expect("no coordinator to restart");
         assert!(
             old.reaped,
@@ -179,7 +198,7 @@ impl Cluster {
             .expect("coordinator URL is http://HOST:PORT")
             .to_string();
         let label = format!("coordinator-{}", self.retired.len() + 1);
-        self.launch_coordinator(&label, &listen, args);
+        self.launch_coordinator(&label, &listen, &strs(args));
     }
 
     fn launch_coordinator(&mut self, label: &str, listen: &str, args: &[&str]) {
@@ -420,6 +439,26 @@ impl BackgroundRun {
         let child = self.child.take().expect("finished once");
         output_within(child, deadline)
             .unwrap_or_else(|e| panic!("`brigade {}` {e}", self.args.join(" ")))
+    }
+
+    /// Its standard output line by line as it is printed (read on a thread
+    /// of its own); [`BackgroundRun::finish`] then returns no stdout.
+    pub fn stdout_lines(&mut self) -> std::sync::mpsc::Receiver<String> {
+        let out = self
+            .child
+            .as_mut()
+            .and_then(|c| c.stdout.take())
+            .expect("a running child whose stdout was not taken yet");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(out)) {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        rx
     }
 
     /// Whether it is still running.

@@ -215,10 +215,13 @@ where
     })
 }
 
+/// The types an async task is made for, held without owning any.
+type AsyncTypes<I, O, E, Fut> = PhantomData<fn(I) -> (O, E, Fut)>;
+
 struct AsyncTask<F, I, O, E, Fut> {
     f: Arc<F>,
     args: Arc<ArgValues>,
-    types: PhantomData<fn(I) -> (O, E, Fut)>,
+    types: AsyncTypes<I, O, E, Fut>,
 }
 
 impl<I, O, E, F, Fut> AsyncTask<F, I, O, E, Fut>

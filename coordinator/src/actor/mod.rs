@@ -41,7 +41,7 @@ pub(crate) use command::Request;
 use command::{Ack, WorkerSink};
 use commit::{CommitLedger, Settled};
 pub(crate) use link::worker_hello;
-pub(crate) use view::results_chunk;
+pub(crate) use view::{results_chunk, RESULTS_CHUNK_BYTES};
 
 /// Coordinator tunables.
 #[derive(Debug, Clone)]

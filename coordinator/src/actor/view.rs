@@ -24,6 +24,11 @@ use crate::sched::{
 /// At most this many failed tasks are listed in a job's status.
 const LISTED_FAILURES: usize = 100;
 
+/// A results chunk takes no more rows once its outputs reach this many
+/// bytes: 32,768 rows of a few kilobytes each would not fit the 64 MiB a
+/// message may have (one output, at most 32 MiB, always does).
+pub(crate) const RESULTS_CHUNK_BYTES: usize = 4 << 20;
+
 /// Packs (index, value) rows into the wire chunk (the `hi` column only
 /// when some value needs it).
 pub(crate) fn results_chunk(rows: Vec<(u64, Output)>) -> ResultsChunk {
@@ -122,7 +127,8 @@ impl Actor {
         self.sched.job(job).map_err(job_status).and_then(|j| {
             // Without values in memory the service reads the store;
             // asking here is a bug, said so rather than answered empty.
-            j.results_from(from, max).map(results_chunk).ok_or_else(|| {
+            let rows = j.results_from(from, max, RESULTS_CHUNK_BYTES);
+            rows.map(results_chunk).ok_or_else(|| {
                 Status::internal("results of this coordinator live in its state file")
             })
         })

@@ -562,17 +562,27 @@ impl Job {
         self.retry.clear();
     }
 
-    /// Done tasks with index ≥ `from`, in index order, at most `max` of
-    /// them; `None` when values are not kept in memory (the store has them).
-    pub fn results_from(&self, from: u64, max: usize) -> Option<Vec<(u64, Output)>> {
+    /// Done tasks with index ≥ `from`, in index order: at most `max` of
+    /// them, and no more once their outputs reach `max_bytes` (at least
+    /// one); `None` when values are not kept in memory (the store has them).
+    pub fn results_from(
+        &self,
+        from: u64,
+        max: usize,
+        max_bytes: usize,
+    ) -> Option<Vec<(u64, Output)>> {
         let values = self.values.as_ref()?;
-        Some(
-            (from..self.plan.tasks)
-                .filter(|&i| self.is_done(i))
-                .take(max)
-                .map(|i| (i, values.get(i)))
-                .collect(),
-        )
+        let mut rows = Vec::new();
+        let mut bytes = 0;
+        for i in (from..self.plan.tasks).filter(|&i| self.is_done(i)) {
+            if rows.len() == max || (!rows.is_empty() && bytes >= max_bytes) {
+                break;
+            }
+            let v = values.get(i);
+            bytes += v.len();
+            rows.push((i, v));
+        }
+        Some(rows)
     }
 
     /// Whether an OK output can be recorded: a reduction over integers

@@ -158,7 +158,7 @@ fn a_lost_worker_returns_its_leases_and_its_late_results_are_dropped() {
     assert_eq!(info.state, JobState::Succeeded);
     assert_eq!(info.late_results_dropped, 1);
     assert_eq!(s.status().late_results_dropped, 2);
-    let r = s.job(j).unwrap().results_from(0, 10);
+    let r = s.job(j).unwrap().results_from(0, 10, usize::MAX);
     assert_eq!(r, Some(ints(&[(0, 0), (1, 1), (2, 2), (3, 3)])));
 }
 
@@ -588,7 +588,7 @@ fn interleave(
     }
     // Exactly once in what was persisted (the values live there, not
     // in memory), each with its exact value.
-    prop_assert_eq!(job.results_from(0, usize::MAX), None);
+    prop_assert_eq!(job.results_from(0, usize::MAX, usize::MAX), None);
     let done = job.done_count();
     stored.extend(s.take_recorded());
     let mut seen = std::collections::HashSet::new();
@@ -719,7 +719,7 @@ fn restore_keeps_ended_jobs_ended_and_ends_fully_recorded_ones() {
     s.dispatch(5);
     assert!(s.take_actions().is_empty());
     assert_eq!(
-        s.job(1).unwrap().results_from(0, 10),
+        s.job(1).unwrap().results_from(0, 10, usize::MAX),
         Some(ints(&[(0, 0), (1, 1)]))
     );
 }
@@ -761,7 +761,7 @@ fn allowed_failures_let_a_job_succeed_listing_the_failed_tasks() {
     };
     assert_eq!(listed, vec![(&2, &executor_died)]);
     assert_eq!(
-        s.job(j).unwrap().results_from(0, 10),
+        s.job(j).unwrap().results_from(0, 10, usize::MAX),
         None,
         "the store has them"
     );
