@@ -926,3 +926,27 @@ fn results_of_70_mib_stream_back_from_memory_and_from_the_state_file() {
         }
     }
 }
+
+#[test]
+fn inputs_of_72_mib_reach_the_workers_in_bounded_messages_with_no_retry() {
+    // 80 items of 900 KB: one assignment of them all would pass the link's
+    // 64 MiB message limit, and so would one batch of their outputs; both
+    // are sent in parts, so no link breaks and no task runs twice.
+    let c = cluster();
+    let line = |i: u64| format!("{i:06}{}", "y".repeat(900_000 - 6));
+    let text: String = (0..80).map(|i| line(i) + "\n").collect();
+    let file = write_inputs(&c, "big-items.txt", text.as_bytes());
+    let id = run_ok(&c, &["echo", "--inputs", &file, "--model", "async"], 80);
+    let job = c.job_json(id);
+    assert_eq!(job["retries"], 0, "job: {job}");
+    let got = jsonl_rows(&c, id);
+    assert_eq!(got.len(), 80);
+    for (i, g) in (0..80).zip(&got) {
+        assert!(
+            g == &row_json(&text_row(i, &line(i))),
+            "row {i} differs: index {}, {} bytes",
+            g["index"],
+            g["value"].as_str().map_or(0, str::len)
+        );
+    }
+}

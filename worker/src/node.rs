@@ -212,6 +212,11 @@ struct Link<'a> {
     windows: CreditWindows,
 }
 
+/// Bytes of byte outputs and errors above which outcomes go in several
+/// result messages (well under the link's 64 MiB message limit; one output
+/// is at most 32 MiB).
+const MAX_RESULT_BATCH_BYTES: usize = 8 << 20;
+
 impl Link<'_> {
     fn hello(&self) -> WorkerHello {
         let c = self.config;
@@ -479,19 +484,42 @@ impl Link<'_> {
         Ok(())
     }
 
-    /// Sends the outcomes in `buf` that belong to this link as one batch.
+    /// Sends the outcomes in `buf` that belong to this link as one batch
+    /// (several when their byte outputs and errors pass
+    /// [`MAX_RESULT_BATCH_BYTES`]).
     fn report(&mut self, buf: &mut Vec<Vec<TaskDone>>, out: &mpsc::UnboundedSender<WorkerMessage>) {
         let windows = &mut self.windows;
         let mut outcomes: Vec<TaskOutcome> = Vec::new();
         // OK outcomes go column-wise, one set of columns per job and model
         // (a batch nearly always holds one).
         let mut ok: Vec<OkColumns> = Vec::new();
+        let mut bytes = 0usize;
+        let send = |outcomes: &mut Vec<TaskOutcome>, ok: &mut Vec<OkColumns>| {
+            if !outcomes.is_empty() || !ok.is_empty() {
+                let ok = ok.drain(..).map(OkColumns::finish).collect();
+                let _ = out.send(msg(worker_message::Msg::Results(ResultBatch {
+                    outcomes: std::mem::take(outcomes),
+                    ok,
+                })));
+            }
+        };
         for mut d in buf.drain(..).flatten() {
             if d.job_id >> SESSION_SHIFT != self.session {
                 continue;
             }
             windows.observe(d.model, d.wall_ns);
             d.job_id &= JOB_MASK;
+            let size = d.error.len()
+                + if d.value.as_int().is_some() {
+                    0
+                } else {
+                    d.value.len()
+                };
+            if bytes > 0 && bytes + size > MAX_RESULT_BATCH_BYTES {
+                send(&mut outcomes, &mut ok);
+                bytes = 0;
+            }
+            bytes += size;
             if d.status != OutcomeStatus::Ok {
                 outcomes.push(d.into_proto());
                 continue;
@@ -516,13 +544,7 @@ impl Link<'_> {
                 ready_ns: d.ready_ns,
             });
         }
-        if !outcomes.is_empty() || !ok.is_empty() {
-            let ok = ok.into_iter().map(OkColumns::finish).collect();
-            let _ = out.send(msg(worker_message::Msg::Results(ResultBatch {
-                outcomes,
-                ok,
-            })));
-        }
+        send(&mut outcomes, &mut ok);
         if let Some([process, thread, r#async]) = windows.resize().map(<[u32; 3]>::from) {
             let _ = out.send(msg(worker_message::Msg::Credits(Credits {
                 process,

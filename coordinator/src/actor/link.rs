@@ -15,7 +15,7 @@ use tonic::Status;
 
 use super::command::WorkerSink;
 use super::Actor;
-use crate::sched::{Action, Outcome, SlotCounts, TaskStatus, WorkerHello, WorkerId};
+use crate::sched::{Action, Outcome, SlotCounts, TaskLease, TaskStatus, WorkerHello, WorkerId};
 
 /// A task's outcome status as the worker reported it; values this build
 /// does not know count as failures.
@@ -32,6 +32,10 @@ fn task_status(status: i32) -> TaskStatus {
 
 /// What a worker's hello says of it, or why the coordinator will not take
 /// it (another protocol version, no slots at all).
+/// Item bytes above which an assignment is sent in several messages (well
+/// under the link's 64 MiB message limit; one item is at most 1 MiB).
+const MAX_ASSIGN_BYTES: usize = 8 << 20;
+
 /// The most workloads one worker may announce.
 const MAX_WORKLOADS: usize = 1024;
 
@@ -219,32 +223,44 @@ impl Actor {
                 } => {
                     let Ok(j) = self.sched.job(job) else { continue };
                     let spec = &j.plan.spec;
+                    let items = self.inputs.get(&job);
                     // An inputs job's items travel with their tasks, in the
-                    // order the runs spell the tasks out.
-                    let inputs = match self.inputs.get(&job) {
-                        Some(items) => tasks
-                            .iter()
-                            .flat_map(|t| {
-                                let (start, end) = j.plan.task_range(t.index);
-                                items.items(start, end)
-                            })
-                            .collect(),
-                        None => Vec::new(),
-                    };
-                    let batch = AssignBatch {
-                        job_id: job,
-                        model: brigade_proto::v1::Model::from(model) as i32,
-                        workload: spec.workload.clone(),
-                        args: spec.args.clone(),
-                        timeout_ms: spec.task_timeout_ms,
-                        tasks: Vec::new(),
-                        grid: Some(j.plan.grid()),
-                        runs: batch::runs(tasks.iter().map(|t| (t.index, t.attempt))),
-                        inputs,
-                        max_result_bytes: j.plan.max_result_bytes,
-                        inputs_format: spec.inputs_format,
-                    };
-                    self.send(worker, coordinator_message::Msg::Assign(batch));
+                    // order the runs spell the tasks out; a batch whose
+                    // items would pass MAX_ASSIGN_BYTES is sent in parts.
+                    let mut parts: Vec<(&[TaskLease], Vec<Vec<u8>>)> = Vec::new();
+                    let (mut from, mut inputs, mut bytes) = (0, Vec::new(), 0usize);
+                    for (k, t) in tasks.iter().enumerate() {
+                        let Some(items) = items else { break };
+                        let (start, end) = j.plan.task_range(t.index);
+                        let mine: Vec<Vec<u8>> = items.items(start, end).collect();
+                        let size: usize = mine.iter().map(Vec::len).sum();
+                        if k > from && bytes + size > MAX_ASSIGN_BYTES {
+                            parts.push((&tasks[from..k], std::mem::take(&mut inputs)));
+                            (from, bytes) = (k, 0);
+                        }
+                        bytes += size;
+                        inputs.extend(mine);
+                    }
+                    parts.push((&tasks[from..], inputs));
+                    let mut batches = Vec::with_capacity(parts.len());
+                    for (tasks, inputs) in parts {
+                        batches.push(AssignBatch {
+                            job_id: job,
+                            model: brigade_proto::v1::Model::from(model) as i32,
+                            workload: spec.workload.clone(),
+                            args: spec.args.clone(),
+                            timeout_ms: spec.task_timeout_ms,
+                            tasks: Vec::new(),
+                            grid: Some(j.plan.grid()),
+                            runs: batch::runs(tasks.iter().map(|t| (t.index, t.attempt))),
+                            inputs,
+                            max_result_bytes: j.plan.max_result_bytes,
+                            inputs_format: spec.inputs_format,
+                        });
+                    }
+                    for batch in batches {
+                        self.send(worker, coordinator_message::Msg::Assign(batch));
+                    }
                 }
                 Action::Cancel { worker, job } => {
                     let msg = CancelTasks {
