@@ -12,15 +12,18 @@ use brigade_coordinator::{AdmissionLimits, CoordinatorConfig};
 use brigade_worker::node::NodeConfig;
 use brigade_worker::workload::Registry;
 
-use super::flags::{CoordinatorArgs, SlotArgs, Subcommand, Target};
+use super::flags::{
+    CoordinatorArgs, SlotArgs, Subcommand, Target, WorkerArgs, WorkerCli, WorkerSubcommand,
+};
 use crate::cluster::{self, Slots};
 use crate::commands::{Format, SubmitArgs};
 use brigade_lab as bench;
 
 /// One run of `brigade`, ready to carry out.
 pub enum Action {
-    /// The executor child loop (`brigade executor`): no runtime, no logging.
-    Executor,
+    /// The executor child loop (`brigade executor`) serving these
+    /// workloads: no runtime, no logging.
+    Executor(Registry),
     Demo,
     Bench(bench::BenchArgs),
     Up(UpConfig),
@@ -75,7 +78,7 @@ impl Action {
     /// Checks the flags of `command` and builds what it runs with.
     pub fn from_flags(command: Subcommand) -> anyhow::Result<Action> {
         Ok(match command {
-            Subcommand::Executor => Action::Executor,
+            Subcommand::Executor => Action::Executor(Registry::builtin()),
             Subcommand::Demo => Action::Demo,
             Subcommand::Bench(args) => Action::Bench(args),
             Subcommand::Up {
@@ -100,41 +103,7 @@ impl Action {
                 config: coordinator.config(state.as_deref())?,
                 listen,
             },
-            Subcommand::Worker {
-                slots,
-                name,
-                prefetch,
-                connect_timeout_s,
-                allow_exec,
-                target,
-            } => {
-                let s = slots.slots();
-                if s.procs + s.threads + s.async_slots == 0 {
-                    bail!(
-                        "a worker needs at least one slot: --procs, --threads or --async above 0"
-                    );
-                }
-                Action::Worker(NodeConfig {
-                    coordinator: target.coordinator,
-                    name: name.unwrap_or_else(|| {
-                        format!(
-                            "{}-{}",
-                            brigade_worker::node::hostname(),
-                            std::process::id()
-                        )
-                    }),
-                    procs: s.procs,
-                    threads: s.threads,
-                    async_slots: s.async_slots,
-                    prefetch,
-                    executor_program: cluster::executor_program()?,
-                    executor_args: vec!["executor".into()],
-                    first_connect_timeout: (connect_timeout_s > 0)
-                        .then(|| Duration::from_secs(connect_timeout_s)),
-                    allow_exec,
-                    workloads: Arc::new(Registry::builtin()),
-                })
-            }
+            Subcommand::Worker(worker) => Action::Worker(worker.node(Registry::builtin())?),
             Subcommand::Submit { job, wait, client } => Request::Submit {
                 job,
                 wait,
@@ -162,6 +131,17 @@ impl Action {
     }
 }
 
+impl Action {
+    /// Checks the flags of a user's worker binary serving `workloads`: the
+    /// worker, or (when the worker spawns it) an executor child.
+    pub fn from_worker_flags(flags: WorkerCli, workloads: Registry) -> anyhow::Result<Action> {
+        Ok(match flags.executor {
+            Some(WorkerSubcommand::Executor) => Action::Executor(workloads),
+            None => Action::Worker(flags.worker.node(workloads)?),
+        })
+    }
+}
+
 impl Request {
     /// This request, to the coordinator `target` names.
     fn to(self, target: Target) -> Action {
@@ -169,6 +149,41 @@ impl Request {
             coordinator: target.coordinator,
             request: self,
         }
+    }
+}
+
+/// The subcommand a worker's executor children run: its own program runs
+/// them (`brigade executor`, or a user's binary with its own workloads).
+pub const EXECUTOR_SUBCOMMAND: &str = "executor";
+
+impl WorkerArgs {
+    /// The node's settings for a worker offering `workloads`, whose executor
+    /// children are this very program.
+    pub fn node(self, workloads: Registry) -> anyhow::Result<NodeConfig> {
+        let s = self.slots.slots();
+        if s.procs + s.threads + s.async_slots == 0 {
+            bail!("a worker needs at least one slot: --procs, --threads or --async above 0");
+        }
+        Ok(NodeConfig {
+            coordinator: self.target.coordinator,
+            name: self.name.unwrap_or_else(|| {
+                format!(
+                    "{}-{}",
+                    brigade_worker::node::hostname(),
+                    std::process::id()
+                )
+            }),
+            procs: s.procs,
+            threads: s.threads,
+            async_slots: s.async_slots,
+            prefetch: self.prefetch,
+            executor_program: cluster::executor_program()?,
+            executor_args: vec![EXECUTOR_SUBCOMMAND.into()],
+            first_connect_timeout: (self.connect_timeout_s > 0)
+                .then(|| Duration::from_secs(self.connect_timeout_s)),
+            allow_exec: self.allow_exec,
+            workloads: Arc::new(workloads),
+        })
     }
 }
 
