@@ -32,7 +32,32 @@
 //! ```
 //!
 //! Then `brigade submit shout --inputs lines.txt --wait` and
-//! `brigade results ID --format jsonl`, or from Rust with [`Client`].
+//! `brigade results ID --format jsonl`, or the same from Rust:
+//!
+//! ```no_run
+//! use brigade::{Client, JobSpec, JobState};
+//! use futures::StreamExt;
+//!
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), brigade::ClientError> {
+//!     let mut client = Client::connect(brigade::DEFAULT_COORDINATOR).await?;
+//!     let lines = ["hello", "brigade"].map(|l| Ok(l.as_bytes().to_vec()));
+//!     let spec = JobSpec {
+//!         workload: "shout".into(),
+//!         chunk: 1, // inputs per task
+//!         ..Default::default()
+//!     };
+//!     let job = client.submit_inputs(spec, futures::stream::iter(lines)).await?;
+//!     let done = client.wait(job.job_id, |_| {}).await?;
+//!     assert_eq!(done.state, JobState::Succeeded as i32, "{}", done.error);
+//!     let mut rows = client.results(job.job_id).await?;
+//!     while let Some(row) = rows.next().await {
+//!         let row = row?;
+//!         println!("{}\t{}", row.index, row.output.to_text()); // 0  "HELLO"
+//!     }
+//!     Ok(())
+//! }
+//! ```
 
 #![deny(missing_docs)]
 

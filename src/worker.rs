@@ -30,15 +30,23 @@ use crate::task::Registry;
 ///
 /// ```no_run
 /// use brigade::task::{sync_task, Kind, Reduction, Registry, TaskContext, WorkloadDef};
+/// use serde::Serialize;
+///
+/// #[derive(Serialize)]
+/// struct Counted {
+///     line: String,
+///     words: usize,
+/// }
+///
+/// fn count_words(line: String, _: &TaskContext) -> Result<Counted, String> {
+///     let words = line.split_whitespace().count();
+///     Ok(Counted { line, words })
+/// }
 ///
 /// fn main() -> std::process::ExitCode {
 ///     let mut registry = Registry::builtin();
-///     registry
-///         .register(sync_task(
-///             WorkloadDef::new("word-count", Kind::Cpu, Reduction::Sum, "counts a line's words"),
-///             |line: String, _: &TaskContext| Ok::<_, String>(line.split_whitespace().count()),
-///         ))
-///         .expect("a well-formed definition");
+///     let def = WorkloadDef::new("count-words", Kind::Cpu, Reduction::List, "counts words");
+///     registry.register(sync_task(def, count_words)).expect("a well-formed definition");
 ///     brigade::worker::main(registry)
 /// }
 /// ```
