@@ -201,10 +201,14 @@ where
     })
 }
 
+/// The types an async task's function maps between (as a `fn` pointer: the
+/// task owns none of them and stays `Send + Sync`).
+type AsyncSignature<I, O, E, Fut> = PhantomData<fn(I) -> (O, E, Fut)>;
+
 struct AsyncTask<F, I, O, E, Fut> {
     f: Arc<F>,
     args: Arc<ArgValues>,
-    types: PhantomData<fn(I) -> (O, E, Fut)>,
+    types: AsyncSignature<I, O, E, Fut>,
 }
 
 impl<I, O, E, F, Fut> AsyncTask<F, I, O, E, Fut>
