@@ -317,4 +317,55 @@ mod tests {
         assert_eq!(node.first_connect_timeout, None);
         assert_eq!(node.executor_args, ["executor"]);
     }
+
+    fn user_worker(args: &[&str]) -> anyhow::Result<Action> {
+        let cli = WorkerCli::try_parse_from(std::iter::once("ratings").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("ratings {args:?} parses: {e}"));
+        let mut workloads = Registry::empty();
+        workloads
+            .register(brigade_worker::workload::echo::registration())
+            .unwrap();
+        Action::from_worker_flags(cli, workloads)
+    }
+
+    #[test]
+    fn a_user_worker_takes_brigade_worker_s_flags_and_serves_its_own_executors() {
+        WorkerCli::command().debug_assert();
+        let Ok(Action::Worker(node)) = user_worker(&[
+            "--procs",
+            "1",
+            "--threads",
+            "2",
+            "--async",
+            "3",
+            "--name",
+            "mine",
+            "--prefetch",
+            "4",
+            "--connect-timeout-s",
+            "0",
+            "--allow-exec",
+            "--coordinator",
+            "http://10.0.0.1:7070",
+        ]) else {
+            panic!("a user worker builds");
+        };
+        assert_eq!((node.procs, node.threads, node.async_slots), (1, 2, 3));
+        assert_eq!((node.name.as_str(), node.prefetch), ("mine", 4));
+        assert_eq!(node.coordinator, "http://10.0.0.1:7070");
+        assert_eq!(node.first_connect_timeout, None);
+        assert!(node.allow_exec);
+        assert_eq!(node.workloads.catalog().known_names(), "echo");
+        assert_eq!(node.executor_program, std::env::current_exe().unwrap());
+        assert_eq!(node.executor_args, [EXECUTOR_SUBCOMMAND]);
+        let Ok(Action::Executor(served)) = user_worker(&[EXECUTOR_SUBCOMMAND]) else {
+            panic!("the executor subcommand runs the executor loop");
+        };
+        assert_eq!(served.catalog().known_names(), "echo");
+        let e = user_worker(&["--procs", "0", "--threads", "0", "--async", "0"])
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("at least one slot"), "{e}");
+        assert!(WorkerCli::try_parse_from(["ratings", "--procs", "1", "executor"]).is_err());
+    }
 }
