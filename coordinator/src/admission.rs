@@ -180,6 +180,11 @@ impl Default for AdmissionLimits {
 /// Why a job was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdmissionError {
+    #[error(
+        "unknown workload {name:?}: no worker has defined it; start a worker that offers it \
+         (workers announce their workloads when they link), then submit; known workloads: {known}"
+    )]
+    UnknownWorkload { name: String, known: String },
     #[error(transparent)]
     Workload(#[from] CatalogError),
     #[error("empty range {start}..{end}: the range must be start..end with start < end")]
@@ -218,7 +223,12 @@ pub fn admit(
     workloads: &Catalog,
     limits: &AdmissionLimits,
 ) -> Result<JobPlan, AdmissionError> {
-    let def = workloads.lookup(&spec.workload)?;
+    let def = workloads.lookup(&spec.workload).map_err(|e| match e {
+        CatalogError::UnknownWorkload { name, known } => {
+            AdmissionError::UnknownWorkload { name, known }
+        }
+        e => AdmissionError::Workload(e),
+    })?;
     admit_as(spec, Some(def), limits)
 }
 
@@ -419,7 +429,12 @@ mod tests {
         let e = admit(spec("nope", 0, 5, 1), &crate::testing::catalog(), &l)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("known workloads"), "{e}");
+        assert!(
+            e.contains("unknown workload \"nope\"")
+                && e.contains("start a worker that offers it")
+                && e.contains("known workloads"),
+            "{e}"
+        );
         let mut s = spec("noop", 0, 5, 1);
         s.model = 42;
         let e = admit(s, &crate::testing::catalog(), &l)

@@ -12,15 +12,18 @@ use brigade_coordinator::{AdmissionLimits, CoordinatorConfig};
 use brigade_worker::node::NodeConfig;
 use brigade_worker::workload::Registry;
 
-use super::flags::{CoordinatorArgs, SlotArgs, Subcommand, Target};
+use super::flags::{
+    CoordinatorArgs, SlotArgs, Subcommand, Target, WorkerArgs, WorkerCli, WorkerSubcommand,
+};
 use crate::cluster::{self, Slots};
 use crate::commands::{Format, SubmitArgs};
 use brigade_lab as bench;
 
 /// One run of `brigade`, ready to carry out.
 pub enum Action {
-    /// The executor child loop (`brigade executor`): no runtime, no logging.
-    Executor,
+    /// The executor child loop (`brigade executor`) serving these
+    /// workloads: no runtime, no logging.
+    Executor(Registry),
     Demo,
     Bench(bench::BenchArgs),
     Up(UpConfig),
@@ -75,7 +78,7 @@ impl Action {
     /// Checks the flags of `command` and builds what it runs with.
     pub fn from_flags(command: Subcommand) -> anyhow::Result<Action> {
         Ok(match command {
-            Subcommand::Executor => Action::Executor,
+            Subcommand::Executor => Action::Executor(Registry::builtin()),
             Subcommand::Demo => Action::Demo,
             Subcommand::Bench(args) => Action::Bench(args),
             Subcommand::Up {
@@ -100,41 +103,7 @@ impl Action {
                 config: coordinator.config(state.as_deref())?,
                 listen,
             },
-            Subcommand::Worker {
-                slots,
-                name,
-                prefetch,
-                connect_timeout_s,
-                allow_exec,
-                target,
-            } => {
-                let s = slots.slots();
-                if s.procs + s.threads + s.async_slots == 0 {
-                    bail!(
-                        "a worker needs at least one slot: --procs, --threads or --async above 0"
-                    );
-                }
-                Action::Worker(NodeConfig {
-                    coordinator: target.coordinator,
-                    name: name.unwrap_or_else(|| {
-                        format!(
-                            "{}-{}",
-                            brigade_worker::node::hostname(),
-                            std::process::id()
-                        )
-                    }),
-                    procs: s.procs,
-                    threads: s.threads,
-                    async_slots: s.async_slots,
-                    prefetch,
-                    executor_program: cluster::executor_program()?,
-                    executor_args: vec!["executor".into()],
-                    first_connect_timeout: (connect_timeout_s > 0)
-                        .then(|| Duration::from_secs(connect_timeout_s)),
-                    allow_exec,
-                    workloads: Arc::new(Registry::builtin()),
-                })
-            }
+            Subcommand::Worker(worker) => Action::Worker(worker.node(Registry::builtin())?),
             Subcommand::Submit { job, wait, client } => Request::Submit {
                 job,
                 wait,
@@ -162,6 +131,17 @@ impl Action {
     }
 }
 
+impl Action {
+    /// Checks the flags of a user's worker binary serving `workloads`: the
+    /// worker, or (when the worker spawns it) an executor child.
+    pub fn from_worker_flags(flags: WorkerCli, workloads: Registry) -> anyhow::Result<Action> {
+        Ok(match flags.executor {
+            Some(WorkerSubcommand::Executor) => Action::Executor(workloads),
+            None => Action::Worker(flags.worker.node(workloads)?),
+        })
+    }
+}
+
 impl Request {
     /// This request, to the coordinator `target` names.
     fn to(self, target: Target) -> Action {
@@ -169,6 +149,41 @@ impl Request {
             coordinator: target.coordinator,
             request: self,
         }
+    }
+}
+
+/// The subcommand a worker's executor children run: its own program runs
+/// them (`brigade executor`, or a user's binary with its own workloads).
+pub const EXECUTOR_SUBCOMMAND: &str = "executor";
+
+impl WorkerArgs {
+    /// The node's settings for a worker offering `workloads`, whose executor
+    /// children are this very program.
+    pub fn node(self, workloads: Registry) -> anyhow::Result<NodeConfig> {
+        let s = self.slots.slots();
+        if s.procs + s.threads + s.async_slots == 0 {
+            bail!("a worker needs at least one slot: --procs, --threads or --async above 0");
+        }
+        Ok(NodeConfig {
+            coordinator: self.target.coordinator,
+            name: self.name.unwrap_or_else(|| {
+                format!(
+                    "{}-{}",
+                    brigade_worker::node::hostname(),
+                    std::process::id()
+                )
+            }),
+            procs: s.procs,
+            threads: s.threads,
+            async_slots: s.async_slots,
+            prefetch: self.prefetch,
+            executor_program: cluster::executor_program()?,
+            executor_args: vec![EXECUTOR_SUBCOMMAND.into()],
+            first_connect_timeout: (self.connect_timeout_s > 0)
+                .then(|| Duration::from_secs(self.connect_timeout_s)),
+            allow_exec: self.allow_exec,
+            workloads: Arc::new(workloads),
+        })
     }
 }
 
@@ -301,5 +316,56 @@ mod tests {
         assert_eq!((node.procs, node.threads, node.async_slots), (0, 1, 256));
         assert_eq!(node.first_connect_timeout, None);
         assert_eq!(node.executor_args, ["executor"]);
+    }
+
+    fn user_worker(args: &[&str]) -> anyhow::Result<Action> {
+        let cli = WorkerCli::try_parse_from(std::iter::once("ratings").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("ratings {args:?} parses: {e}"));
+        let mut workloads = Registry::empty();
+        workloads
+            .register(brigade_worker::workload::echo::registration())
+            .unwrap();
+        Action::from_worker_flags(cli, workloads)
+    }
+
+    #[test]
+    fn a_user_worker_takes_brigade_worker_s_flags_and_serves_its_own_executors() {
+        WorkerCli::command().debug_assert();
+        let Ok(Action::Worker(node)) = user_worker(&[
+            "--procs",
+            "1",
+            "--threads",
+            "2",
+            "--async",
+            "3",
+            "--name",
+            "mine",
+            "--prefetch",
+            "4",
+            "--connect-timeout-s",
+            "0",
+            "--allow-exec",
+            "--coordinator",
+            "http://10.0.0.1:7070",
+        ]) else {
+            panic!("a user worker builds");
+        };
+        assert_eq!((node.procs, node.threads, node.async_slots), (1, 2, 3));
+        assert_eq!((node.name.as_str(), node.prefetch), ("mine", 4));
+        assert_eq!(node.coordinator, "http://10.0.0.1:7070");
+        assert_eq!(node.first_connect_timeout, None);
+        assert!(node.allow_exec);
+        assert_eq!(node.workloads.catalog().known_names(), "echo");
+        assert_eq!(node.executor_program, std::env::current_exe().unwrap());
+        assert_eq!(node.executor_args, [EXECUTOR_SUBCOMMAND]);
+        let Ok(Action::Executor(served)) = user_worker(&[EXECUTOR_SUBCOMMAND]) else {
+            panic!("the executor subcommand runs the executor loop");
+        };
+        assert_eq!(served.catalog().known_names(), "echo");
+        let e = user_worker(&["--procs", "0", "--threads", "0", "--async", "0"])
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("at least one slot"), "{e}");
+        assert!(WorkerCli::try_parse_from(["ratings", "--procs", "1", "executor"]).is_err());
     }
 }

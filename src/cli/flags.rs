@@ -1,6 +1,8 @@
 //! The raw command line: clap's view of every subcommand and flag, with their
-//! defaults, environment variables and help texts. Nothing here is checked
-//! beyond what clap checks; [`super::config`] turns these into settings.
+//! defaults, environment variables and help texts ([`Cli`] for `brigade`,
+//! [`WorkerCli`] for a user's worker binary, sharing [`WorkerArgs`]). Nothing
+//! here is checked beyond what clap checks; [`super::config`] turns these
+//! into settings.
 
 use std::time::Duration;
 
@@ -19,6 +21,13 @@ use brigade_lab as bench;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Subcommand,
+    #[command(flatten)]
+    pub spin: SpinArgs,
+}
+
+// `--spin-us`, global: every brigade process takes it, a user's worker too.
+#[derive(Args, Clone, Copy)]
+pub struct SpinArgs {
     /// After each wake-up, keep one core busy this long (µs) with a
     /// lowest-priority (SCHED_IDLE) spinner, so that the next message does
     /// not wait for a halted CPU to wake: cuts the single-task round trip by
@@ -28,6 +37,13 @@ pub struct Cli {
     #[arg(long, env = "BRIGADE_SPIN_US", default_value_t = 0, global = true,
           value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub spin_us: u64,
+}
+
+impl SpinArgs {
+    /// The spinner's window (zero: no spinner).
+    pub fn window(self) -> Duration {
+        Duration::from_micros(self.spin_us)
+    }
 }
 
 #[derive(Args, Clone)]
@@ -60,6 +76,28 @@ pub struct SlotArgs {
     pub async_slots: usize,
 }
 
+// A worker's flags: `brigade worker` and a user's own worker binary
+// (`brigade::worker::main`) take the same ones.
+#[derive(Args, Clone)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub slots: SlotArgs,
+    /// Name shown by `brigade workers`.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Tasks each slot may hold beyond the one it runs (credits = slots × prefetch).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub prefetch: u32,
+    /// Give up if no coordinator answers for this long at start (s); 0 waits forever.
+    #[arg(long, default_value_t = 30)]
+    pub connect_timeout_s: u64,
+    /// Run `exec` tasks: shell commands from anyone who can submit jobs.
+    #[arg(long)]
+    pub allow_exec: bool,
+    #[command(flatten)]
+    pub target: Target,
+}
+
 #[derive(Args, Clone)]
 pub struct CoordinatorArgs {
     /// A worker silent for this long loses its leases (ms).
@@ -87,6 +125,31 @@ pub struct CoordinatorArgs {
     #[arg(long, default_value_t = brigade_coordinator::CoordinatorConfig::DEFAULT_MAX_WORKER_LOSSES,
           value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub max_worker_losses: u32,
+}
+
+// A user's own worker binary (`brigade::worker::main`): `brigade worker`'s
+// flags at the top level, and the hidden subcommand its executor children
+// run. (No doc comment: clap would show it.)
+#[derive(Parser)]
+#[command(
+    about = "A brigade worker: links to a coordinator and runs this program's workloads on process, thread and async slots",
+    args_conflicts_with_subcommands = true
+)]
+pub struct WorkerCli {
+    #[command(subcommand)]
+    pub executor: Option<WorkerSubcommand>,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    #[command(flatten)]
+    pub spin: SpinArgs,
+}
+
+/// What a user's worker binary runs besides the worker itself.
+#[derive(clap::Subcommand)]
+pub enum WorkerSubcommand {
+    /// Executor child process (spawned by the worker; speaks frames on stdin/stdout).
+    #[command(hide = true)]
+    Executor,
 }
 
 /// What to do: one variant per `brigade` subcommand.
@@ -131,24 +194,7 @@ pub enum Subcommand {
         coordinator: CoordinatorArgs,
     },
     /// Run a worker that links to a coordinator, until Ctrl-C / SIGTERM.
-    Worker {
-        #[command(flatten)]
-        slots: SlotArgs,
-        /// Name shown by `brigade workers`.
-        #[arg(long)]
-        name: Option<String>,
-        /// Tasks each slot may hold beyond the one it runs (credits = slots × prefetch).
-        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
-        prefetch: u32,
-        /// Give up if no coordinator answers for this long at start (s); 0 waits forever.
-        #[arg(long, default_value_t = 30)]
-        connect_timeout_s: u64,
-        /// Run `exec` tasks: shell commands from anyone who can submit jobs.
-        #[arg(long)]
-        allow_exec: bool,
-        #[command(flatten)]
-        target: Target,
-    },
+    Worker(WorkerArgs),
     /// Submit a job.
     Submit {
         #[command(flatten)]
@@ -198,7 +244,8 @@ pub enum Subcommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// The HTTP target for I/O workloads: GET /fast and GET /slow?ms=N.
+    /// The HTTP target for I/O workloads: GET /fast, GET /slow?ms=N and
+    /// GET /rating?name=NAME[&ms=N] (the ratings example's service).
     IoTarget {
         #[arg(long, default_value = "127.0.0.1:8088")]
         listen: String,

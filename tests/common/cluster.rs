@@ -233,13 +233,34 @@ impl Cluster {
     /// Starts `brigade worker --name NAME` with `slots` and `extra` flags
     /// against this cluster; returns its index.
     pub fn spawn_worker_with(&mut self, name: &str, slots: Slots, extra: &[&str]) -> usize {
-        let head = ["worker", "--name", name, "--coordinator", self.url()].map(String::from);
-        let extra = extra.iter().map(|s| s.to_string());
-        let all: Vec<String> = head.into_iter().chain(slots.args()).chain(extra).collect();
+        self.launch_worker(Path::new(BIN), &["worker"], name, slots, extra)
+    }
+
+    /// Starts a user's worker binary (`brigade::worker::main`: `brigade
+    /// worker`'s flags, no subcommand) as `--name NAME` with `slots` against
+    /// this cluster; returns its index.
+    pub fn spawn_user_worker(&mut self, program: &Path, name: &str, slots: Slots) -> usize {
+        self.launch_worker(program, &[], name, slots, &[])
+    }
+
+    fn launch_worker(
+        &mut self,
+        program: &Path,
+        subcommand: &[&str],
+        name: &str,
+        slots: Slots,
+        extra: &[&str],
+    ) -> usize {
+        let head = ["--name", name, "--coordinator", self.url()].map(String::from);
+        let all: Vec<String> = (subcommand.iter().map(|s| s.to_string()))
+            .chain(head)
+            .chain(slots.args())
+            .chain(extra.iter().map(|s| s.to_string()))
+            .collect();
         let label = format!("worker-{}-{name}", self.workers.len());
         let log = self.dir.path().join(format!("{label}.log"));
         let child = self
-            .command(&strs(&all), &log)
+            .command_of(program, &strs(&all), &log)
             .stdout(Stdio::null())
             .spawn();
         let child = child.unwrap_or_else(|e| panic!("could not start {label}: {e}"));
@@ -253,9 +274,13 @@ impl Cluster {
     }
 
     fn command(&self, args: &[&str], log: &Path) -> Command {
+        self.command_of(Path::new(BIN), args, log)
+    }
+
+    fn command_of(&self, program: &Path, args: &[&str], log: &Path) -> Command {
         let err =
             File::create(log).unwrap_or_else(|e| panic!("could not create {}: {e}", log.display()));
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(program);
         cmd.args(args)
             .env_remove("BRIGADE_COORDINATOR")
             .stdin(Stdio::null())

@@ -1,7 +1,9 @@
 //! The HTTP target the I/O workloads hit (`brigade io-target`): `GET /fast`
-//! answers at once, `GET /slow?ms=N` after a non-blocking delay. HTTP/1.1
-//! keep-alive on hyper 1; TCP_NODELAY on every accepted socket because small
-//! responses would otherwise wait on Nagle's algorithm.
+//! answers at once, `GET /slow?ms=N` after a non-blocking delay, and
+//! `GET /rating?name=NAME&ms=N` is the ratings example's web service (a
+//! restaurant's rating, after a delay). HTTP/1.1 keep-alive on hyper 1;
+//! TCP_NODELAY on every accepted socket because small responses would
+//! otherwise wait on Nagle's algorithm.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,16 +28,21 @@ pub static FAST_BODY: [u8; 1024] = {
 
 /// `/slow` without `ms=`.
 pub const SLOW_DEFAULT_MS: u64 = 100;
-/// The longest `/slow` delay accepted.
+/// `/rating` without `ms=`.
+pub const RATING_DEFAULT_MS: u64 = 50;
+/// The longest `/slow` or `/rating` delay accepted.
 pub const SLOW_MAX_MS: u64 = 60_000;
 
 /// How long in-flight requests get to finish once shutdown is asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Serves GET /fast (200, exactly 1,024 bytes: 1,023 'x' then '\n',
-/// Content-Length set) and GET /slow?ms=N (same body after a non-blocking delay
-/// of N ms, default 100, N ≤ 60000 else 400 with a message); anything else
-/// 404. HTTP/1.1 keep-alive via hyper 1 + hyper-util; set_nodelay(true) on
+/// Content-Length set), GET /slow?ms=N (same body after a non-blocking delay
+/// of N ms, default 100, N ≤ 60000 else 400 with a message) and
+/// GET /rating?name=NAME&ms=N (after a non-blocking delay of N ms, default
+/// 50: `{"name":NAME,"rating":R}` as JSON, R = 1 + the 64-bit FNV-1a hash of
+/// NAME's UTF-8 bytes mod 5; NAME percent-encoded, `+` for a space; 400 with
+/// a message if NAME is missing, empty or not UTF-8); anything else 404. HTTP/1.1 keep-alive via hyper 1 + hyper-util; set_nodelay(true) on
 /// every accepted socket. Returns when `shutdown` completes (after giving
 /// in-flight requests a short grace period).
 ///
@@ -148,12 +155,17 @@ fn fast() -> Reply {
 
 /// The `ms` of a `/slow` query, or the message for a 400.
 fn slow_delay(query: Option<&str>) -> Result<u64, String> {
+    delay(query, SLOW_DEFAULT_MS)
+}
+
+/// The `ms` of a query (`default` without one), or the message for a 400.
+fn delay(query: Option<&str>, default: u64) -> Result<u64, String> {
     let Some(value) = query
         .into_iter()
         .flat_map(|q| q.split('&'))
         .find_map(|kv| kv.strip_prefix("ms="))
     else {
-        return Ok(SLOW_DEFAULT_MS);
+        return Ok(default);
     };
     match value.parse::<u64>() {
         Ok(ms) if ms <= SLOW_MAX_MS => Ok(ms),
@@ -161,6 +173,65 @@ fn slow_delay(query: Option<&str>) -> Result<u64, String> {
             "ms={value:?} is invalid: expected an integer in 0..={SLOW_MAX_MS}\n"
         )),
     }
+}
+
+/// A restaurant's rating, 1 to 5: a deterministic function of its name
+/// (1 + the 64-bit FNV-1a hash of the name's UTF-8 bytes, mod 5).
+fn rating_of(name: &str) -> u64 {
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    1 + hash % 5
+}
+
+/// A `/rating` query's name (percent-decoded, `+` a space) and delay, or
+/// the message for a 400.
+fn rating_query(query: Option<&str>) -> Result<(String, u64), String> {
+    let raw = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| kv.strip_prefix("name="))
+        .unwrap_or_default();
+    let name = percent_decode(raw)?;
+    if name.is_empty() {
+        return Err("name= is missing or empty: ask for /rating?name=NAME\n".into());
+    }
+    Ok((name, delay(query, RATING_DEFAULT_MS)?))
+}
+
+/// A query value's text: `%XX` escapes and `+` for a space, UTF-8.
+fn percent_decode(raw: &str) -> Result<String, String> {
+    let mut bytes = Vec::with_capacity(raw.len());
+    let mut rest = raw.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        match b {
+            b'+' => bytes.push(b' '),
+            b'%' => {
+                let hex = rest
+                    .get(..2)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| {
+                        format!("{raw:?} has a bad %-escape: expected %XX with two hex digits\n")
+                    })?;
+                bytes.push(hex);
+                rest = &rest[2..];
+            }
+            _ => bytes.push(b),
+        }
+    }
+    String::from_utf8(bytes).map_err(|_| format!("{raw:?} is not UTF-8 once decoded\n"))
+}
+
+fn rating(name: String) -> Reply {
+    let body = serde_json::json!({ "name": name, "rating": rating_of(&name) });
+    let mut resp = Response::new(Full::new(Bytes::from(format!("{body}\n"))));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 async fn respond(req: Request<Incoming>) -> Result<Reply, Infallible> {
@@ -176,9 +247,16 @@ async fn respond(req: Request<Incoming>) -> Result<Reply, Infallible> {
             }
             Err(msg) => text(StatusCode::BAD_REQUEST, msg),
         },
+        "/rating" => match rating_query(req.uri().query()) {
+            Ok((name, ms)) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                rating(name)
+            }
+            Err(msg) => text(StatusCode::BAD_REQUEST, msg),
+        },
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found; try /fast or /slow?ms=N\n".into(),
+            "not found; try /fast, /slow?ms=N or /rating?name=NAME\n".into(),
         ),
     })
 }
@@ -230,6 +308,34 @@ mod tests {
             .unwrap_err()
             .contains("0..=60000"));
         assert!(slow_delay(Some("ms=soon")).is_err());
+    }
+
+    #[test]
+    fn ratings_are_fnv1a_of_the_name_and_queries_decode() {
+        // FNV-1a 64 of "" is the offset basis; of "a" a published value.
+        assert_eq!(rating_of(""), 1 + 0xcbf2_9ce4_8422_2325 % 5);
+        assert_eq!(rating_of("a"), 1 + 0xaf63_dc4c_8601_ec8c % 5);
+        for name in ["Chez Panisse", "Noma", "Café de Flore", "L'As du Fallafel"] {
+            assert!((1..=5).contains(&rating_of(name)), "{name}");
+        }
+        assert_eq!(
+            rating_query(Some("name=Caf%C3%A9+de+Flore")),
+            Ok(("Café de Flore".to_string(), RATING_DEFAULT_MS))
+        );
+        assert_eq!(
+            rating_query(Some("ms=5&name=A%26B%3DC")),
+            Ok(("A&B=C".to_string(), 5))
+        );
+        assert!(rating_query(None).unwrap_err().contains("name="));
+        assert!(rating_query(Some("name=")).unwrap_err().contains("name="));
+        assert!(rating_query(Some("name=%zz")).unwrap_err().contains("%XX"));
+        assert!(rating_query(Some("name=%4")).unwrap_err().contains("%XX"));
+        assert!(rating_query(Some("name=%FF"))
+            .unwrap_err()
+            .contains("UTF-8"));
+        assert!(rating_query(Some("name=x&ms=60001"))
+            .unwrap_err()
+            .contains("0..=60000"));
     }
 
     #[test]

@@ -1,0 +1,79 @@
+//! Carrying out an [`Action`]: the executor loop at once (no runtime, no
+//! logging), anything else on the runtime [`super::runtime`] picks, handed
+//! to the crate that does the work. `brigade` and a user's worker binary
+//! (`brigade::worker::main`) both end here; an error is printed as
+//! `error: ...` and exits 1.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::config::{Action, Request};
+use crate::{cluster, commands, demo};
+
+/// Runs `action` (or reports why it could not be built) with the idle
+/// spinner's window `spin`; the process's exit code.
+pub fn carry_out(action: anyhow::Result<Action>, spin: Duration) -> ExitCode {
+    let run = action.and_then(|action| {
+        if let Action::Executor(workloads) = action {
+            let code = brigade_worker::exec::child::run_stdio_with(&workloads);
+            return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+        }
+        let rt = super::runtime::start(&action, spin)?;
+        rt.block_on(run(action)).map(|()| ExitCode::SUCCESS)
+    });
+    run.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+async fn run(action: Action) -> anyhow::Result<()> {
+    match action {
+        Action::Executor(_) => unreachable!("handled before the runtime starts"),
+        Action::Demo => demo::run().await,
+        Action::Bench(args) => brigade_lab::run(args).await,
+        Action::Up(up) => {
+            let listener = cluster::bind(&up.listen).await?;
+            cluster::up(
+                listener,
+                up.coordinator,
+                up.workers,
+                up.slots,
+                up.allow_exec,
+            )
+            .await
+        }
+        Action::Coordinator { listen, config } => {
+            cluster::coordinator(cluster::bind(&listen).await?, config).await
+        }
+        Action::Worker(config) => cluster::worker(config).await,
+        Action::Client {
+            coordinator,
+            request,
+        } => {
+            let c = &mut brigade_client::Client::connect(&coordinator).await?;
+            match request {
+                Request::Submit { job, wait, format } => {
+                    commands::submit(c, &job, wait, format).await
+                }
+                Request::Status(format) => commands::status(c, format).await,
+                Request::Jobs(format) => commands::jobs(c, format).await,
+                Request::Job { id, wait, format } => commands::job(c, id, wait, format).await,
+                Request::Results { id, format, follow } => {
+                    commands::results(c, id, format, follow).await
+                }
+                Request::Cancel(id) => commands::cancel(c, id).await,
+                Request::Workers(format) => commands::workers(c, format).await,
+            }
+        }
+        Action::IoTarget { listen } => {
+            let listener = cluster::bind(&listen).await?;
+            println!(
+                "brigade io-target listening on {}",
+                cluster::url_of(listener.local_addr()?)
+            );
+            brigade_worker::io_target::serve(listener, cluster::shutdown_signal()).await?;
+            Ok(())
+        }
+    }
+}
