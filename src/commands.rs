@@ -569,6 +569,26 @@ pub async fn results(
     format: Format,
     follow: bool,
 ) -> anyhow::Result<()> {
+    match write_results(client, id, format, follow).await {
+        // The reader went away (`brigade results ID | head`): not an error.
+        Err(e) if is_broken_pipe(&e) => Ok(()),
+        r => r,
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+async fn write_results(
+    client: &mut Client,
+    id: u64,
+    format: Format,
+    follow: bool,
+) -> anyhow::Result<()> {
     let mut out = RowWriter::new(format);
     let mut next = 0u64;
     loop {
