@@ -74,7 +74,7 @@ pub async fn up(
                 &url,
                 &format!("local-{}", i + 1),
                 slots,
-                brigade_worker::spin::process_window(),
+                brigade_worker::idle_spin::process_window(),
             ))
             .args(allow_exec.then_some("--allow-exec"))
             .stdin(Stdio::null())

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use brigade_proto::v1::{Model, OutcomeStatus};
 use brigade_proto::Output;
-use brigade_worker::exec::{ExecutorConfig, Executors, TaskDone, TaskRun};
+use brigade_worker::executors::{ExecutorConfig, Executors, TaskDone, TaskRun};
 use brigade_worker::workload::{TaskInput, Workload};
 use common::{proc_gone, proc_stat, BIN};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};

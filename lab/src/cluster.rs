@@ -77,7 +77,7 @@ pub fn url_of(addr: SocketAddr) -> String {
 }
 
 /// The arguments of a `brigade worker` this process starts: its link, name,
-/// slots and spin window (`spin::process_window()`, this process's own).
+/// slots and spin window (`idle_spin::process_window()`, this process's own).
 pub fn worker_args(url: &str, name: &str, slots: Slots, spin: Duration) -> Vec<String> {
     let mut args: Vec<String> = ["worker", "--coordinator", url, "--name", name]
         .map(String::from)
@@ -211,7 +211,7 @@ impl LocalCluster {
                         &url,
                         &format!("bench-{}", i + 1),
                         slots,
-                        brigade_worker::spin::process_window(),
+                        brigade_worker::idle_spin::process_window(),
                     ))
                     .args(["--connect-timeout-s", "15"])
                     .stdin(Stdio::null())

@@ -441,7 +441,7 @@ async fn round_trips(
         let measured = tokio::task::spawn_blocking(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                .on_thread_unpark(brigade_worker::spin::arm)
+                .on_thread_unpark(brigade_worker::idle_spin::arm)
                 .build()
                 .map_err(|e| format!("could not start the round-trip client's runtime: {e}"))?;
             rt.block_on(async move {
@@ -1007,7 +1007,7 @@ fn print_outcome(
             "guest halt polling: {ns} ns (haltpoll.guest_halt_poll_ns; 0: idle vCPUs halt at once)"
         );
     }
-    let spin = brigade_worker::spin::process_window();
+    let spin = brigade_worker::idle_spin::process_window();
     if !spin.is_zero() {
         println!(
             "idle spinners: {} us after each wake-up (--spin-us), in this process{}; \

@@ -72,7 +72,7 @@ fn threads_cpu_s(p: &Process) -> (f64, f64) {
         };
         all += s.sum_exec_runtime;
         if t.stat()
-            .is_ok_and(|st| st.comm == brigade_worker::spin::THREAD_NAME)
+            .is_ok_and(|st| st.comm == brigade_worker::idle_spin::THREAD_NAME)
         {
             spin += s.sum_exec_runtime;
         }
@@ -213,7 +213,7 @@ pub fn machine_facts() -> MachineFacts {
             .trim()
             .parse()
             .ok(),
-        spin_us: brigade_worker::spin::process_window().as_micros() as u64,
+        spin_us: brigade_worker::idle_spin::process_window().as_micros() as u64,
     }
 }
 
@@ -278,7 +278,7 @@ mod tests {
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         let (burnt_tx, burnt_rx) = std::sync::mpsc::channel();
         let spinner = std::thread::Builder::new()
-            .name(brigade_worker::spin::THREAD_NAME.into())
+            .name(brigade_worker::idle_spin::THREAD_NAME.into())
             .spawn(move || {
                 while thread_cpu_s() < 0.05 {
                     std::hint::spin_loop();

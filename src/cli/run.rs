@@ -15,7 +15,7 @@ use crate::{cluster, commands, demo};
 pub fn carry_out(action: anyhow::Result<Action>, spin: Duration) -> ExitCode {
     let run = action.and_then(|action| {
         if let Action::Executor(workloads) = action {
-            let code = brigade_worker::exec::child::run_stdio_with(&workloads);
+            let code = brigade_worker::executors::child::run_stdio_with(&workloads);
             return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
         let rt = super::runtime::start(&action, spin)?;

@@ -16,7 +16,7 @@ pub fn start(action: &Action, spin: Duration) -> anyhow::Result<Runtime> {
         Action::Up(_) | Action::Coordinator { .. } | Action::Worker(_) | Action::IoTarget { .. }
     );
     init_tracing(if long_running { "info" } else { "warn" });
-    if let Err(e) = brigade_worker::spin::start_process_spinner(spin) {
+    if let Err(e) = brigade_worker::idle_spin::start_process_spinner(spin) {
         tracing::warn!(error = %e, "--spin-us: no idle spinner, running without one");
     }
     // The coordinator, workers, `up` and the client commands run on one
@@ -36,7 +36,7 @@ pub fn start(action: &Action, spin: Duration) -> anyhow::Result<Runtime> {
     };
     builder
         .enable_all()
-        .on_thread_unpark(brigade_worker::spin::arm)
+        .on_thread_unpark(brigade_worker::idle_spin::arm)
         .build()
         .context("could not start the async runtime")
 }

@@ -1,14 +1,14 @@
 //! brigade worker: the node that links to the coordinator ([`node`]), the three
-//! executors that run tasks ([`exec`]: process, thread, async), the workloads
+//! executors that run tasks ([`executors`]: process, thread, async), the workloads
 //! themselves ([`workload`]), the HTTP target the I/O workloads hit
 //! ([`io_target`]) and the idle spinner every brigade process may run
-//! (`--spin-us`, [`spin`]).
+//! (`--spin-us`, [`idle_spin`]).
 
-pub mod exec;
+pub mod executors;
 pub mod http_client;
+pub mod idle_spin;
 pub mod io_target;
 pub mod node;
-pub mod spin;
 pub mod task;
 #[cfg(test)]
 pub(crate) mod test_support;

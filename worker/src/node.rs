@@ -27,7 +27,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status, Streaming};
 
-use crate::exec::{ExecutorConfig, Executors, TaskDone, TaskRun};
+use crate::executors::{ExecutorConfig, Executors, TaskDone, TaskRun};
 use crate::workload::{exec, Registry, TaskInput};
 
 /// Job ids from the coordinator live in the low bits; the session in the top.

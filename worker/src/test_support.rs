@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use brigade_proto::v1::{AssignBatch, Model, TaskAssignment};
 
-use crate::exec::TaskRun;
+use crate::executors::TaskRun;
 use crate::workload::{TaskInput, Workload};
 
 /// A job's arguments from (KEY, VALUE) pairs.

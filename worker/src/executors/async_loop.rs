@@ -65,7 +65,7 @@ impl AsyncLoop {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .thread_name("brigade-async")
-            .on_thread_unpark(crate::spin::arm)
+            .on_thread_unpark(crate::idle_spin::arm)
             .build()?;
         let loop_queue = queue.clone();
         let peak = Arc::new(AtomicUsize::new(0));
