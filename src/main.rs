@@ -6,7 +6,6 @@ mod cli;
 mod cluster;
 mod commands;
 mod demo;
-mod inputs;
 
 use std::time::Duration;
 
