@@ -5,13 +5,13 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use brigade_client::inputs::{self, Source};
 use brigade_client::{
-    model_name, parse_kind, parse_model, state_name, total, Client, Output, ResultRow, RunEvent,
-    WaitEvent,
+    model_name, parse_inputs_format, parse_kind, parse_kv, parse_model, parse_range, state_name,
+    total, Client, Output, ResultRow, RunEvent, WaitEvent,
 };
 use brigade_proto::v1::{InputsFormat, JobInfo, JobSpec, JobState, Kind, Model, Reduce};
 
-use crate::inputs::{self, Source};
 use clap::ValueEnum;
 use futures::StreamExt;
 
@@ -23,37 +23,6 @@ pub enum Format {
     Csv,
     /// One JSON value per line (results: one row per line).
     Jsonl,
-}
-
-/// `A..B` on the command line.
-pub fn parse_range(s: &str) -> Result<(u64, u64), String> {
-    let (a, b) = s
-        .split_once("..")
-        .ok_or_else(|| format!("range {s:?} must look like START..END, e.g. 0..60000000"))?;
-    let num = |x: &str| {
-        x.trim()
-            .replace('_', "")
-            .parse::<u64>()
-            .map_err(|_| format!("range bound {x:?} is not a non-negative integer"))
-    };
-    let (a, b) = (num(a)?, num(b)?);
-    if a >= b {
-        return Err(format!(
-            "range {a}..{b} is empty or reversed; START must be less than END"
-        ));
-    }
-    Ok((a, b))
-}
-
-/// `k=v` on the command line.
-pub fn parse_kv(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| format!("argument {s:?} must look like KEY=VALUE, e.g. ms=10"))?;
-    if k.is_empty() {
-        return Err(format!("argument {s:?} has an empty key"));
-    }
-    Ok((k.to_string(), v.to_string()))
 }
 
 /// `500ms`, `30s`, `2m` on the command line.
@@ -70,15 +39,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
         _ => Err(bad()),
-    }
-}
-
-/// `text` or `jsonl` on the command line.
-pub fn parse_inputs_format(s: &str) -> Result<InputsFormat, String> {
-    match s {
-        "text" => Ok(InputsFormat::Text),
-        "jsonl" => Ok(InputsFormat::Jsonl),
-        _ => Err(format!("inputs format {s:?} is not one of: text, jsonl")),
     }
 }
 
@@ -859,18 +819,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ranges_parse_or_say_what_is_allowed() {
-        assert_eq!(parse_range("0..60000000"), Ok((0, 60_000_000)));
-        assert_eq!(parse_range("0..60_000_000"), Ok((0, 60_000_000)));
-        assert!(parse_range("5..5")
-            .unwrap_err()
-            .contains("START must be less than END"));
-        assert!(parse_range("9..5").unwrap_err().contains("reversed"));
-        assert!(parse_range("0-5").unwrap_err().contains("START..END"));
-        assert!(parse_range("a..5").unwrap_err().contains("\"a\""));
-    }
-
-    #[test]
     fn durations_parse_with_units() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
@@ -890,16 +838,5 @@ mod tests {
             "héllo \"wörld\" 'x' ✓"
         );
         assert_eq!(table_field("a\tb\nc\r\\d\u{1}"), "a\\tb\\nc\\r\\\\d\\u{1}");
-    }
-
-    #[test]
-    fn key_values_parse() {
-        assert_eq!(parse_kv("ms=10"), Ok(("ms".into(), "10".into())));
-        assert_eq!(
-            parse_kv("url=http://h/?a=b"),
-            Ok(("url".into(), "http://h/?a=b".into()))
-        );
-        assert!(parse_kv("ms").is_err());
-        assert!(parse_kv("=1").is_err());
     }
 }

@@ -65,7 +65,6 @@ mod cli;
 mod cluster;
 mod commands;
 mod demo;
-mod inputs;
 pub mod task;
 pub mod worker;
 

@@ -4,7 +4,10 @@
 //! has a verified `--model auto` row routed to process or async slots and a
 //! verdict line saying how it did, W_GRAIN has its rows, its verdict and its
 //! plot, the overhead rows and single-task round trips are there, every SVG
-//! is well-formed XML and report.html shows them.
+//! is well-formed XML and report.html shows them. `brigade bench --job`: a
+//! user's own job (echo over a generated inputs file) on every model with
+//! its rows, verification and files, and a job whose models disagree failing
+//! the rows that differ, naming the index.
 
 mod common;
 
@@ -417,5 +420,167 @@ fn python_baseline_rows_join_the_table_when_python_is_there() {
             .unwrap_or("")
             .is_empty());
         assert!(v["machine"]["cores"].as_u64().unwrap_or(0) >= 1, "{v}");
+    }
+}
+
+/// The runs of a bench's results.jsonl (`kind` = `run`).
+fn run_lines(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let jsonl = std::fs::read_to_string(dir.join("results.jsonl")).expect("results.jsonl");
+    jsonl
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
+        .filter(|v| v["kind"] == "run")
+        .collect()
+}
+
+#[test]
+fn bench_job_runs_the_users_inputs_on_every_model_and_checks_they_agree() {
+    let tmp = TempDir::new("bench-job");
+    let dir = tmp.path().join("out");
+    // 241 inputs with blank lines between them (skipped): 121 tasks of 2.
+    let inputs = tmp.path().join("names.txt");
+    let mut text = String::new();
+    for i in 0..241 {
+        text.push_str(&format!("restaurant \"{i}\" caf\u{e9}\n"));
+        if i % 50 == 0 {
+            text.push_str("\n   \n");
+        }
+    }
+    std::fs::write(&inputs, text).expect("write the inputs");
+    let args = [
+        "bench",
+        "--job",
+        "echo",
+        "--inputs",
+        &inputs.to_string_lossy(),
+        "--chunk",
+        "2",
+        "--reps",
+        "2",
+        "--async-in-flight",
+        "64",
+        "--out",
+        &dir.to_string_lossy(),
+    ];
+    let out = run_brigade(&args, &[], Duration::from_secs(120));
+    assert_success(&args, &out);
+    let stdout = stdout(&out);
+    assert!(stdout.contains("your job (--job)"), "{stdout}");
+    assert!(!stdout.contains("FAILED"), "{stdout}");
+    assert!(
+        stdout.contains("  => verdict: ") && stdout.contains("  => auto: routed to "),
+        "{stdout}"
+    );
+    // echo is an I/O workload: 32 in flight per model, plus the wide async row.
+    let labels = [
+        ("1 slot", "thread", 1),
+        ("process", "process", 32),
+        ("thread", "thread", 32),
+        ("async", "async", 32),
+        ("auto", "auto", 32),
+        ("async C=64", "async", 64),
+    ];
+    let runs = run_lines(&dir);
+    assert_eq!(runs.len(), 2 * labels.len(), "{runs:?}");
+    for (label, model, in_flight) in labels {
+        let rows: Vec<&serde_json::Value> = runs.iter().filter(|v| v["label"] == label).collect();
+        assert_eq!(rows.len(), 2, "two repetitions of {label}");
+        for v in rows {
+            assert_eq!(v["workload"], "echo", "{v}");
+            assert_eq!(v["model"], model, "{v}");
+            assert_eq!(v["in_flight"], in_flight, "{v}");
+            assert_eq!(v["verified"], true, "{v}");
+            assert!(v["error"].is_null(), "{v}");
+            assert_eq!(v["chunk"], 2, "{v}");
+            // The baseline runs the first 100 tasks and stands for all 121.
+            let tasks = if label == "1 slot" { 100 } else { 121 };
+            assert_eq!(v["tasks"], tasks, "{v}");
+            assert_eq!(v["represents_tasks"], 121, "{v}");
+            assert!(v["wall_s"].as_f64().unwrap() > 0.0, "{v}");
+            let job = &v["job"];
+            assert_eq!(job["workload"], "echo", "{v}");
+            assert_eq!(job["inputs"], inputs.to_string_lossy().as_ref(), "{v}");
+            assert_eq!(job["inputs_format"], "text", "{v}");
+            assert_eq!(job["inputs_items"], 241, "{v}");
+            assert_eq!(
+                (job["chunk"].as_u64(), job["tasks"].as_u64()),
+                (Some(2), Some(121))
+            );
+        }
+    }
+    let csv = std::fs::read_to_string(dir.join("results.csv")).expect("results.csv");
+    let lines: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(lines.len(), 2 * labels.len(), "{csv}");
+    for (label, _, _) in labels {
+        let prefix = format!("1,echo,{label},");
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.starts_with(&prefix) && l.contains(",true,,"))
+                .count(),
+            2,
+            "{label} in {csv}"
+        );
+    }
+    let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
+    assert!(html.contains("These are your own dishes"), "report.html");
+    // A panel titled echo, and auto's bar saying where it routed echo.
+    for (svg, title) in [
+        ("throughput.svg", ">\necho\n</text>"),
+        ("latency.svg", ">\necho\n</text>"),
+        ("auto.svg", ">\necho \u{2192} "),
+    ] {
+        let text = std::fs::read_to_string(dir.join(svg)).expect(svg);
+        if let Err(e) = check_xml(&text) {
+            panic!("{svg} is not well-formed XML: {e}");
+        }
+        assert!(text.contains(title), "{svg} lacks {title:?}");
+    }
+}
+
+#[test]
+fn bench_job_fails_the_models_whose_outputs_differ_naming_the_index() {
+    let tmp = TempDir::new("bench-job-differ");
+    let dir = tmp.path().join("out");
+    let inputs = tmp.path().join("items.txt");
+    std::fs::write(&inputs, "a\nb\nc\n").expect("write the inputs");
+    // The shell's process id differs from task to task: no two runs agree.
+    let args = [
+        "bench",
+        "--job",
+        "exec",
+        "--arg",
+        "cmd=echo {} $$",
+        "--inputs",
+        &inputs.to_string_lossy(),
+        "--models",
+        "thread,async",
+        "--reps",
+        "1",
+        "--out",
+        &dir.to_string_lossy(),
+    ];
+    let out = run_brigade(&args, &[], Duration::from_secs(120));
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("2 run(s) FAILED"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs = run_lines(&dir);
+    let labels: Vec<&str> = runs.iter().map(|v| v["label"].as_str().unwrap()).collect();
+    // exec is a CPU workload: no wide async row.
+    assert_eq!(labels, ["1 slot", "thread", "async"]);
+    // The baseline ran the whole job (3 tasks): the others are held to it.
+    assert_eq!(runs[0]["verified"], true, "{}", runs[0]);
+    assert_eq!(runs[0]["tasks"], 3);
+    for v in &runs[1..] {
+        assert_eq!(v["verified"], false, "{v}");
+        let e = v["error"].as_str().unwrap_or("");
+        assert!(
+            e.starts_with("outputs disagree at index 0: ") && e.ends_with(" in the 1 slot run"),
+            "{e}"
+        );
+        assert!(e.contains("bytes \"a "), "{e}");
     }
 }

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod inputs;
 mod names;
 
 use std::time::{Duration, Instant};
@@ -28,7 +29,10 @@ pub use brigade_proto::v1::{
 };
 pub use brigade_proto::Output;
 pub use error::ClientError;
-pub use names::{model_name, parse_kind, parse_model, state_name, total};
+pub use names::{
+    model_name, parse_inputs_format, parse_kind, parse_kv, parse_model, parse_range, state_name,
+    total,
+};
 
 /// The default coordinator address for client commands.
 pub const DEFAULT_COORDINATOR: &str = "http://127.0.0.1:7070";

@@ -185,8 +185,13 @@ pub(crate) struct LocalCluster {
 
 impl LocalCluster {
     /// Starts the coordinator on a free loopback port and `n` workers with
-    /// `slots` each, and waits until all of them are linked.
-    pub async fn start(n: usize, slots: Slots) -> anyhow::Result<(LocalCluster, Client)> {
+    /// `slots` each (offering `exec` when `allow_exec`), and waits until all
+    /// of them are linked.
+    pub async fn start(
+        n: usize,
+        slots: Slots,
+        allow_exec: bool,
+    ) -> anyhow::Result<(LocalCluster, Client)> {
         let started = Instant::now();
         let listener = bind("127.0.0.1:0").await?;
         let url = url_of(listener.local_addr()?);
@@ -214,6 +219,7 @@ impl LocalCluster {
                         brigade_worker::idle_spin::process_window(),
                     ))
                     .args(["--connect-timeout-s", "15"])
+                    .args(allow_exec.then_some("--allow-exec"))
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
                     // Workers log every link and drain at info; the bench

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::outcome::{startup_line, BenchOutcome, Plot, GRAIN_LEGEND, LEGEND, PYTHON_NOTE};
+use super::outcome::{legend, startup_line, BenchOutcome, Plot, PYTHON_NOTE};
 use super::overhead::{self, OverheadRow};
 use super::plan::{WorkloadId, BASELINE, IN_PROCESS};
 use super::report::{self, AutoVerdict, Row, Verdict};
@@ -187,6 +187,27 @@ pub fn explain(rows: &[Row], verdicts: &[Verdict]) -> Vec<String> {
                  slots are one chef, so their efficiency on two cores cannot pass 0.5.",
             ),
             WorkloadId::Spin => {}
+            WorkloadId::Job(_) => {
+                s.push_str(
+                    " These are your own dishes: every kitchen cooked the whole order, and \
+                     their plates were compared with each other, ticket by ticket (a row \
+                     whose plates differ from the first complete order's is FAILED). Dishes \
+                     that keep a cook chopping (CPU) go fastest with a process or thread cook \
+                     per core; dishes that mostly wait (I/O) go fastest with the async chef, \
+                     who watches many pots at once.",
+                );
+                if let Some(b) = find(rows, scale, w, BASELINE).filter(|b| b.rate.is_some()) {
+                    if let Some(n) = b.scaled_from {
+                        let _ = write!(
+                            s,
+                            " The `1 slot` baseline cooked the first {} of {} dishes; its \
+                             speedups compare rates.",
+                            report::thousands(b.tasks as f64),
+                            report::thousands(n as f64)
+                        );
+                    }
+                }
+            }
             WorkloadId::SlowIo => {
                 s.push_str(
                     " Slow GETs are dishes in the oven for 100 ms: a chef who stands by one \
@@ -435,12 +456,7 @@ fn results_table(h: &mut String, rows: &[Row], verdicts: &[Verdict]) {
     }
     verdict_row(h, last);
     h.push_str("</table>\n<ul>\n");
-    let grain = rows.iter().any(|r| r.workload == WorkloadId::Grain);
-    let lines = LEGEND
-        .iter()
-        .chain(GRAIN_LEGEND.iter().filter(|_| grain))
-        .copied();
-    for l in legend_items(lines) {
+    for l in legend_items(legend(rows)) {
         let _ = writeln!(h, "<li>{}</li>", escape(&l));
     }
     h.push_str("</ul>\n");

@@ -1,18 +1,22 @@
-//! brigade-lab, `brigade bench`: the experiment lab. Starts (or reaches) a cluster and the
-//! io-target, runs the WORKLOADS.md yardsticks in every model with a shared
-//! serial baseline, verifies every result, and prints the comparison table;
-//! `--out DIR` adds results.jsonl, results.csv, SVG plots and report.html.
-//! W_GRAIN and `--overhead` run on a second cluster whose workers have as
-//! many slots of each model as there are cores (see [`plan::Caps`]).
+//! brigade-lab, `brigade bench`: the experiment lab. Starts (or reaches) a
+//! cluster, runs a user's own job (`--job`) or the WORKLOADS.md yardsticks
+//! (with the io-target) in every model with a shared serial baseline,
+//! verifies every result, and prints the comparison table; `--out DIR` adds
+//! results.jsonl, results.csv, SVG plots and report.html. W_GRAIN and
+//! `--overhead` run on a second cluster whose workers have as many slots of
+//! each model as there are cores (see [`plan::Caps`]).
 //!
-//! Code map: [`plan`] what runs and how it is checked, [`cluster`] the cluster,
-//! [`procfs`] CPU / memory / machine facts, [`report`] the maths and the
-//! table, [`overhead`] the per-task overhead experiment, [`python`] the
-//! Python baseline, [`output`] the files, [`svg`] and [`html`] the plots and
-//! the page.
+//! Code map: [`plan`] what runs and how it is checked, [`job`] a user's job
+//! and one run of it, [`agree`] how a job's runs are checked against each
+//! other, [`cluster`] the cluster, [`procfs`] CPU / memory / machine facts,
+//! [`report`] the maths and the table, [`overhead`] the per-task overhead
+//! experiment, [`python`] the Python baseline, [`output`] the files, [`svg`]
+//! and [`html`] the plots and the page.
 
+mod agree;
 pub mod cluster;
 mod html;
+mod job;
 mod outcome;
 mod output;
 mod overhead;
@@ -23,17 +27,20 @@ mod report;
 mod svg;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use brigade_client::{state_name, total, Client, RunEvent};
-use brigade_proto::v1::{JobState, Model};
+use brigade_client::{
+    parse_inputs_format, parse_kv, parse_range, state_name, total, Client, InputsFormat, RunEvent,
+};
+use brigade_proto::v1::{JobState, Kind, Model};
 use futures::StreamExt;
 
 use cluster::Slots;
-use outcome::{startup_line, BenchOutcome, Startup, GRAIN_LEGEND, LEGEND, PYTHON_NOTE};
+use job::UserJob;
+use outcome::{startup_line, BenchOutcome, Startup, PYTHON_NOTE};
 use plan::{Caps, RunPlan, Size, WorkloadId};
 use report::RunRecord;
 
@@ -42,7 +49,42 @@ pub use procfs::cluster_cpu_secs;
 
 /// `brigade bench` options.
 #[derive(clap::Args, Debug, Clone)]
+#[command(
+    after_help = "Your own job in every model (verified: every model's outputs agree, index by index):
+  brigade bench --job echo --inputs lines.txt --chunk 64
+  brigade bench --job sum-squares --range 0..60000000 --chunk 1500000
+  brigade bench --job my-task --inputs items.jsonl --inputs-format jsonl --coordinator http://127.0.0.1:7070
+The yardsticks of WORKLOADS.md: brigade bench [--quick] [--workloads W_CPU,W_NOOP,...] [--overhead]"
+)]
 pub struct BenchArgs {
+    /// Your own job: run WORKLOAD (a built-in such as echo or exec, or one
+    /// your workers offer, with --coordinator) on every model and auto, with
+    /// a `1 slot` baseline (its first 100 tasks, scaled), in the same table,
+    /// plots and report as the yardsticks. Its tasks come from --inputs or
+    /// --range; every task must succeed and every model's outputs must agree
+    /// with the others', index by index. The models' cap is a task per core
+    /// for a CPU workload, --io-in-flight for an I/O one (plus a wide async
+    /// row, --async-in-flight).
+    #[arg(long, value_name = "WORKLOAD", conflicts_with_all = ["workloads", "overhead", "with_python", "quick", "io_target"])]
+    job: Option<String>,
+    /// With --job: one task input per line of FILE (read again by every run,
+    /// so not `-`); blank lines are skipped.
+    #[arg(long, value_name = "FILE", requires = "job", conflicts_with = "range")]
+    inputs: Option<PathBuf>,
+    /// With --inputs: text (each line a string) or jsonl (each line one JSON
+    /// value).
+    #[arg(long, value_parser = parse_inputs_format, default_value = "text", requires = "inputs")]
+    inputs_format: InputsFormat,
+    /// With --job: the input range START..END (half-open) instead of a file.
+    #[arg(long, value_parser = parse_range, requires = "job")]
+    range: Option<(u64, u64)>,
+    /// With --job: inputs per task (--inputs) or the width of a task's
+    /// sub-range (--range).
+    #[arg(long, default_value_t = 1, requires = "job")]
+    chunk: u64,
+    /// With --job: a workload argument KEY=VALUE (repeatable), e.g. --arg ms=10.
+    #[arg(long = "arg", value_name = "KEY=VALUE", value_parser = parse_kv, requires = "job")]
+    args: Vec<(String, String)>,
     /// Workloads, comma-separated: W_CPU, W_CPU_HEAVY, W_NOOP, W_FASTIO,
     /// W_SLOWIO, W_GRAIN. Default: the first five (plus W_GRAIN with
     /// --quick, where it is small); none with --overhead.
@@ -84,12 +126,13 @@ pub struct BenchArgs {
     /// of starting `brigade io-target` here.
     #[arg(long)]
     io_target: Option<String>,
-    /// Tasks in flight for the no-op and I/O workloads on every model, per
-    /// worker (local workers get this many process and thread slots).
+    /// Tasks in flight for the no-op and I/O workloads (and an I/O job) on
+    /// every model, per worker (local workers get this many process and
+    /// thread slots).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     io_in_flight: u32,
-    /// In flight on one event loop for the extra wide async W_SLOWIO row,
-    /// per worker (default 2000; 200 with --quick).
+    /// In flight on one event loop for the extra wide async row (W_SLOWIO's,
+    /// an I/O job's), per worker (default 2000; 200 with --quick).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=20000))]
     async_in_flight: Option<u32>,
     /// A run taking longer than this is stopped and marked FAILED (s).
@@ -274,26 +317,32 @@ async fn run_cluster_job(
     };
     let outcome = job.await;
     let wall = t0.elapsed();
-    let routed = outcome.as_ref().ok().map(|(info, _)| {
-        (
-            Model::try_from(info.model).map_or("unknown", Model::name),
-            info.routing.clone(),
-        )
-    });
+    let routed = outcome.as_ref().ok().map(|(info, _)| routed_of(info));
     let checked = match outcome {
         Err(e) => Err(format!("{e:#}")),
         Ok((info, _)) if info.state != JobState::Succeeded as i32 => {
             Err(format!("job {}: {}", state_name(info.state), info.error))
         }
         Ok((info, results)) => plan::verify(plan, info.has_total.then(|| total(&info)), &results)
-            .map(|()| {
-                (
-                    info.task_cpu_ns as f64 / 1e9,
-                    info.task_wall_ns as f64 / 1e9,
-                )
-            }),
+            .map(|()| task_times(&info)),
     };
     (wall, checked, routed)
+}
+
+/// Where the coordinator ran a job, from its final status.
+fn routed_of(info: &brigade_client::JobInfo) -> (&'static str, String) {
+    (
+        Model::try_from(info.model).map_or("unknown", Model::name),
+        info.routing.clone(),
+    )
+}
+
+/// The CPU and wall seconds a job's tasks reported (sums over tasks).
+fn task_times(info: &brigade_client::JobInfo) -> (f64, f64) {
+    (
+        info.task_cpu_ns as f64 / 1e9,
+        info.task_wall_ns as f64 / 1e9,
+    )
 }
 
 /// The same range as a CPU row, on a plain pool of `threads` OS threads in
@@ -477,7 +526,9 @@ async fn round_trips(
     rows
 }
 
-/// Runs one plan once and records every figure.
+/// Runs one plan once and records every figure. A user's job's run writes
+/// its outputs to `spill` (they are compared with the other runs' later).
+#[allow(clippy::too_many_arguments)]
 async fn measure(
     client: &mut Client,
     plan: &RunPlan,
@@ -486,13 +537,19 @@ async fn measure(
     target_url: &str,
     measured: MeasuredProcs,
     timeout: Duration,
+    spill: Option<&Path>,
 ) -> RunRecord {
     let (pids, memory_pids) = measured.pids(plan.model).unzip();
     let sampler = memory_pids.map(procfs::RssSampler::start);
     let cpu0 = pids.as_deref().map(procfs::cpu_snapshot);
-    let (wall, checked, routed) = match plan.model {
-        Some(_) => run_cluster_job(client, plan, target_url, timeout).await,
-        None => {
+    let (wall, checked, routed) = match (plan.workload, plan.model, spill) {
+        (WorkloadId::Job(user_job), Some(_), Some(spill)) => {
+            let (wall, outcome) = job::run(client, user_job, plan, spill, timeout).await;
+            let routed = outcome.as_ref().ok().map(routed_of);
+            (wall, outcome.map(|info| task_times(&info)), routed)
+        }
+        (_, Some(_), _) => run_cluster_job(client, plan, target_url, timeout).await,
+        (_, None, _) => {
             let p = plan.clone();
             let (wall, checked) =
                 tokio::task::spawn_blocking(move || run_in_process(&p, p.in_flight))
@@ -614,6 +671,7 @@ struct Session {
 impl Session {
     /// Starts (or reaches) the cluster, times its first task and warms up
     /// every model with `workload`; `caps_of(workers)` sizes the warm-up.
+    /// Local workers offer `exec` only when `allow_exec` (a job of `exec`).
     #[allow(clippy::too_many_arguments)]
     async fn open(
         coordinator: Option<&str>,
@@ -625,6 +683,7 @@ impl Session {
         target_url: &str,
         timeout: Duration,
         progress: &RunProgress,
+        allow_exec: bool,
     ) -> anyhow::Result<Session> {
         let t0 = Instant::now();
         let each = format!(
@@ -643,7 +702,7 @@ impl Session {
                 progress.note(&format!(
                     "starting a coordinator and {n} worker(s) ({each})"
                 ));
-                let (cl, c) = cluster::LocalCluster::start(n as usize, slots).await?;
+                let (cl, c) = cluster::LocalCluster::start(n as usize, slots, allow_exec).await?;
                 (Some(cl), c, n)
             }
         };
@@ -693,7 +752,9 @@ impl Session {
 
     /// Runs groups of plans; within a group the repetitions go round the
     /// rows so that a noisy moment hurts every model a little rather than
-    /// one model a lot.
+    /// one model a lot. A user's job's runs are checked against each other
+    /// through `agreement` (a disagreement fails the run, or the earlier
+    /// prefix run it settles).
     #[allow(clippy::too_many_arguments)]
     async fn run_groups(
         &mut self,
@@ -703,8 +764,9 @@ impl Session {
         measured: MeasuredProcs,
         timeout: Duration,
         progress: &mut RunProgress,
+        mut agreement: Option<&mut agree::Agreement>,
     ) -> Vec<RunRecord> {
-        let mut out = Vec::new();
+        let mut out: Vec<RunRecord> = Vec::new();
         for (title, plans) in groups {
             for rep in 0..reps {
                 for p in plans {
@@ -714,7 +776,11 @@ impl Session {
                         p.label,
                         rep + 1
                     ));
-                    let r = measure(
+                    let spill = match (p.workload, agreement.as_deref_mut()) {
+                        (WorkloadId::Job(_), Some(a)) => Some(a.spill_path()),
+                        _ => None,
+                    };
+                    let mut r = measure(
                         &mut self.client,
                         p,
                         self.workers,
@@ -722,10 +788,29 @@ impl Session {
                         target_url,
                         measured,
                         timeout,
+                        spill.as_deref(),
                     )
                     .await;
+                    if let (Some(a), Some(path)) = (agreement.as_deref_mut(), spill) {
+                        if r.ok() {
+                            for (id, checked) in a.check(out.len(), &p.label, path, p.tasks()) {
+                                if let Err(e) = checked {
+                                    out.get_mut(id).unwrap_or(&mut r).error = Some(e);
+                                }
+                            }
+                        } else {
+                            a.discard(&path);
+                        }
+                    }
                     progress.finished(&r);
                     out.push(r);
+                }
+            }
+        }
+        if let Some(a) = agreement {
+            for (id, why) in a.unsettled() {
+                if let Some(r) = out.get_mut(id) {
+                    r.error = Some(why);
                 }
             }
         }
@@ -748,11 +833,29 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     raise_nofile_limit();
+    // A job's flags and inputs file are checked before any cluster starts.
+    // The job lives as long as the bench: its rows' workload refers to it.
+    let job: Option<&'static UserJob> = match &args.job {
+        Some(workload) => {
+            let inputs = args.inputs.clone().map(|p| (p, args.inputs_format));
+            let job = UserJob::new(
+                workload.clone(),
+                args.args.clone(),
+                inputs,
+                args.range,
+                args.chunk,
+            )
+            .await?;
+            Some(Box::leak(Box::new(job)))
+        }
+        None => None,
+    };
     let facts = procfs::machine_facts();
     let cores = facts.cores as u32;
     let size = if args.quick { Size::Quick } else { Size::Full };
     let reps = args.reps.unwrap_or(if args.quick { 1 } else { 3 });
     let workloads = match (args.workloads.is_empty(), args.overhead) {
+        _ if job.is_some() => Vec::new(),
         (true, true) => Vec::new(),
         // A full W_GRAIN sweep takes minutes: asked for by name only.
         (true, false) if !args.quick => WorkloadId::ALL
@@ -811,6 +914,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     let local_target;
     let (target_url, target_pid) = match &args.io_target {
+        // A user's job brings its own targets, if any.
+        _ if job.is_some() => (String::new(), None),
         Some(u) => (u.trim_end_matches('/').to_string(), None),
         None => {
             local_target = cluster::start_io_target()?;
@@ -830,7 +935,68 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut overhead_runs = Vec::new();
     let mut round_trip_rows = Vec::new();
     let mut startups = Vec::new();
+    let mut notes = Vec::new();
+    let mut agreement = job.map(|j| agree::Agreement::new(j.tasks())).transpose()?;
+    let mut job_kind: Option<Kind> = None;
     for (si, &n) in scales.iter().enumerate() {
+        if let (Some(job), Some(agreement)) = (job, agreement.as_mut()) {
+            let mut session = Session::open(
+                args.coordinator.as_deref(),
+                n,
+                slots,
+                &models,
+                wide_caps,
+                WorkloadId::Noop,
+                &target_url,
+                timeout,
+                &progress,
+                job.workload == "exec",
+            )
+            .await?;
+            startups.push(session.startup.clone());
+            let caps = wide_caps(session.workers);
+            let kind = match job_kind {
+                Some(kind) => kind,
+                None => {
+                    progress.note(&format!(
+                        "your job: {}; trying its first tasks on thread slots",
+                        job.describe()
+                    ));
+                    let probe =
+                        job::probe(&mut session.client, job, &agreement.spill_path(), timeout)
+                            .await;
+                    let kind = match probe {
+                        Ok(kind) => kind,
+                        Err(e) => {
+                            session.close().await;
+                            return Err(e);
+                        }
+                    };
+                    notes.push(job_note(job, kind, caps));
+                    kind
+                }
+            };
+            job_kind = Some(kind);
+            let groups = vec![(
+                job.workload.clone(),
+                plan::plan_job(job, kind, &models, caps, si == 0),
+            )];
+            progress.add(groups[0].1.len() as u64 * u64::from(reps));
+            runs.extend(
+                session
+                    .run_groups(
+                        &groups,
+                        reps,
+                        &target_url,
+                        measured,
+                        timeout,
+                        &mut progress,
+                        Some(agreement),
+                    )
+                    .await,
+            );
+            session.close().await;
+        }
         if !wide_workloads.is_empty() {
             let mut session = Session::open(
                 args.coordinator.as_deref(),
@@ -842,6 +1008,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 &target_url,
                 timeout,
                 &progress,
+                false,
             )
             .await?;
             startups.push(session.startup.clone());
@@ -858,7 +1025,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             progress.add(groups.iter().map(|g| g.1.len() as u64).sum::<u64>() * u64::from(reps));
             runs.extend(
                 session
-                    .run_groups(&groups, reps, &target_url, measured, timeout, &mut progress)
+                    .run_groups(
+                        &groups,
+                        reps,
+                        &target_url,
+                        measured,
+                        timeout,
+                        &mut progress,
+                        None,
+                    )
                     .await,
             );
             session.close().await;
@@ -874,6 +1049,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 &target_url,
                 timeout,
                 &progress,
+                false,
             )
             .await?;
             startups.push(session.startup.clone());
@@ -892,7 +1068,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             progress.add(groups.iter().map(|g| g.1.len() as u64).sum::<u64>() * u64::from(reps));
             let done = session
-                .run_groups(&groups, reps, &target_url, measured, timeout, &mut progress)
+                .run_groups(
+                    &groups,
+                    reps,
+                    &target_url,
+                    measured,
+                    timeout,
+                    &mut progress,
+                    None,
+                )
                 .await;
             let grain_runs: usize = groups[..grain_groups]
                 .iter()
@@ -918,7 +1102,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     let mut python_lines = Vec::new();
-    let mut notes = Vec::new();
     if args.with_python {
         if wide_workloads.is_empty() {
             notes.push(
@@ -943,7 +1126,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             // brigade's rows first within it).
             runs.sort_by_key(|r| (r.scale, workloads.iter().position(|w| *w == r.workload)));
             python_lines = py.lines;
-            notes = py.notes;
+            notes.extend(py.notes);
         }
     }
     progress.clear();
@@ -986,6 +1169,26 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the report says about the job: what it was and the cap its kind set.
+fn job_note(job: &UserJob, kind: Kind, caps: Caps) -> String {
+    let (kind, cap) = if kind == Kind::Cpu {
+        (
+            "cpu",
+            format!("{} in flight per model (a task per core)", caps.cpu),
+        )
+    } else {
+        (
+            "io",
+            format!("{} in flight per model (--io-in-flight)", caps.io),
+        )
+    };
+    format!(
+        "your job: {}; kind {kind} (the workload's): {cap}; `1 slot` runs its first {} task(s)",
+        job.describe(),
+        plan::JOB_BASELINE_TASKS.min(job.tasks())
+    )
+}
+
 fn print_outcome(
     o: &BenchOutcome,
     rows: &[report::Row],
@@ -998,9 +1201,13 @@ fn print_outcome(
         f.brigade_version, f.cpu_model, f.cores, f.memory_mb, f.os, f.kernel
     );
     if o.local {
-        println!(
-            "cluster: embedded coordinator + local worker process(es); HTTP target as a separate process"
-        );
+        // A user's job alone needs no HTTP target.
+        let target = if !rows.is_empty() && rows.iter().all(|r| r.workload.is_job()) {
+            ""
+        } else {
+            "; HTTP target as a separate process"
+        };
+        println!("cluster: embedded coordinator + local worker process(es){target}");
     }
     if let Some(ns) = f.guest_halt_poll_ns {
         println!(
@@ -1023,13 +1230,8 @@ fn print_outcome(
         println!();
         print!("{}", report::render_table(rows, verdicts));
         println!();
-        for line in LEGEND {
+        for line in outcome::legend(rows) {
             println!("{line}");
-        }
-        if rows.iter().any(|r| r.workload == WorkloadId::Grain) {
-            for line in GRAIN_LEGEND {
-                println!("{line}");
-            }
         }
         let scale = rows[0].scale;
         let vs_python = report::python_comparison(rows, scale);

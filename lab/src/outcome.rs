@@ -3,9 +3,9 @@
 //! (`html`) read it from here, so none of them depends on another through it.
 
 use crate::overhead;
-use crate::plan::Size;
+use crate::plan::{Size, WorkloadId};
 use crate::procfs;
-use crate::report::RunRecord;
+use crate::report::{Row, RunRecord};
 
 /// Cluster start-up, measured apart from the steady-state runs.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -75,18 +75,46 @@ pub fn startup_line(s: &Startup) -> String {
     }
 }
 
+/// The legend's line on the in-process row (the yardsticks' CPU limit).
+const IN_PROCESS_LINE: &str = "in-process: the same range on a plain pool of p threads in one process, measured beside the rows: the practical CPU limit here.";
+/// The legend's line on how the yardsticks' results are checked.
+const EXACT_LINE: &str = "Every run's results are checked exactly (each task's value and the total); a wrong or failed run is FAILED, never a number.";
+
 /// What the columns mean, printed under the table and shown in the report.
 pub const LEGEND: &[&str] = &[
     "p: tasks the job may run at once. wall: first task submitted until the last result is in hand.",
     "speedup: tasks/s over the shared serial baseline (`1 slot`: one thread slot, one task at a time); eff = speedup / p.",
-    "in-process: the same range on a plain pool of p threads in one process, measured beside the rows: the practical CPU limit here.",
+    IN_PROCESS_LINE,
     "CPU: CPU time of coordinator, workers and executors / (wall x cores), the HTTP target excluded. RSS: peak of their summed resident memory, sampled every 20 ms",
     "  (executor processes count only in process-model rows: thread and async rows would not need them; in-process counts this process).",
-    "Every run's results are checked exactly (each task's value and the total); a wrong or failed run is FAILED, never a number.",
+    EXACT_LINE,
 ];
+
+/// The legend under `rows`: [`LEGEND`] (without the yardsticks' lines when
+/// only a user's job ran), then W_GRAIN's and the job's when they ran.
+pub fn legend(rows: &[Row]) -> Vec<&'static str> {
+    let yardsticks = rows.iter().any(|r| !r.workload.is_job());
+    let grain = rows.iter().any(|r| r.workload == WorkloadId::Grain);
+    let job = rows.iter().any(|r| r.workload.is_job());
+    LEGEND
+        .iter()
+        .filter(|l| yardsticks || ![IN_PROCESS_LINE, EXACT_LINE].contains(l))
+        .chain(GRAIN_LEGEND.iter().filter(|_| grain))
+        .chain(JOB_LEGEND.iter().filter(|_| job))
+        .copied()
+        .collect()
+}
 
 /// What the Python rows are.
 pub const PYTHON_NOTE: &str = "CPython's multiprocessing.Pool, ThreadPoolExecutor and asyncio (+ aiohttp) with the same in-flight caps, speedup over its own serial loop";
+
+/// What a user's job's rows mean (`--job`), printed when it ran.
+pub const JOB_LEGEND: &[&str] = &[
+    "your job (--job): a run is verified when every task succeeded and every output equals, index by index,",
+    "  the output of the first run that completed the whole job (full outputs, bytes or integers, streamed to",
+    "  files and compared after the clock stops). Its `1 slot` baseline runs the job's first 100 tasks and its",
+    "  rate stands for the whole job; there is no in-process row (your code runs only in your workers).",
+];
 
 /// What W_GRAIN's rows mean, printed when it ran.
 pub const GRAIN_LEGEND: &[&str] = &[

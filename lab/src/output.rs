@@ -10,7 +10,10 @@ use std::path::Path;
 use anyhow::Context;
 use serde_json::json;
 
+use brigade_client::InputsFormat;
+
 use super::html;
+use super::job::{JobInput, UserJob};
 use super::outcome::{BenchOutcome, Plot};
 use super::overhead::{self, OverheadRow, RoundTripRow};
 use super::plan::{is_python, label_model, WorkloadId, BASELINE, IN_PROCESS, PYTHON_SERIAL};
@@ -18,7 +21,7 @@ use super::report::{probe_cpu_share, Row, RunRecord, Verdict, GRAIN_EFFICIENCY};
 use super::svg::{self, Bar, BarPanel, LineAxes, LinePanel, Series};
 
 pub fn run_json(o: &BenchOutcome, r: &RunRecord) -> serde_json::Value {
-    json!({
+    let mut v = json!({
         "kind": "run",
         "scale": r.scale,
         "workload": r.workload.name(),
@@ -44,6 +47,40 @@ pub fn run_json(o: &BenchOutcome, r: &RunRecord) -> serde_json::Value {
         "quick": o.quick,
         "machine": o.facts,
         "args": o.args,
+    });
+    if let (WorkloadId::Job(job), Some(m)) = (r.workload, v.as_object_mut()) {
+        m.insert("job".into(), job_json(job));
+    }
+    v
+}
+
+/// What a user's job ran (`--job`), beside each of its runs.
+fn job_json(job: &UserJob) -> serde_json::Value {
+    let (inputs, format, items) = match &job.input {
+        JobInput::Inputs {
+            path,
+            format,
+            items,
+        } => (
+            Some(path.display().to_string()),
+            Some(if *format == InputsFormat::Jsonl {
+                "jsonl"
+            } else {
+                "text"
+            }),
+            Some(*items),
+        ),
+        JobInput::Range(..) => (None, None, None),
+    };
+    json!({
+        "workload": job.workload,
+        "args": job.args.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "inputs": inputs,
+        "inputs_format": format,
+        "inputs_items": items,
+        "range": matches!(job.input, JobInput::Range(..)).then(|| job.range()),
+        "chunk": job.chunk,
+        "tasks": job.tasks(),
     })
 }
 
@@ -331,11 +368,18 @@ pub fn plots(
 ) -> anyhow::Result<Vec<Plot>> {
     let scales: BTreeSet<u32> = rows.iter().map(|r| r.scale).collect();
     let first_scale = scales.iter().next().copied().unwrap_or(1);
-    // W_GRAIN has its own plot: its rows are per width, not per model.
-    let workloads: Vec<WorkloadId> = WorkloadId::ALL
+    // W_GRAIN has its own plot: its rows are per width, not per model. A
+    // user's job comes after the yardsticks.
+    let mut workloads: Vec<WorkloadId> = WorkloadId::ALL
         .into_iter()
         .filter(|w| *w != WorkloadId::Grain && rows.iter().any(|r| r.workload == *w))
         .collect();
+    for r in rows.iter().filter(|r| r.workload.is_job()) {
+        if !workloads.contains(&r.workload) {
+            workloads.push(r.workload);
+        }
+    }
+    let job = workloads.iter().any(|w| w.is_job());
     let at = |w: WorkloadId, scale: u32| {
         rows.iter()
             .filter(move |r| r.workload == w && (r.scale == scale || r.label == BASELINE))
@@ -387,7 +431,7 @@ pub fn plots(
     }
     let latency: Vec<BarPanel> = workloads
         .iter()
-        .filter(|w| w.is_io())
+        .filter(|w| w.is_io() || w.is_job())
         .map(|&w| BarPanel {
             title: w.name().into(),
             bars: at(w, first_scale)
@@ -404,8 +448,12 @@ pub fn plots(
     if !latency.is_empty() {
         out.push(Plot {
             file: "latency.svg",
-            caption: "Mean time of one GET as the tasks measured it (the sum of task wall times / tasks). The cluster records only that sum per job, so percentiles are not available.".into(),
-            svg: svg::bar_panels("mean task latency, I/O", "ms per task", &latency)?,
+            caption: format!("Mean time of one {} as the tasks measured it (the sum of task wall times / tasks). The cluster records only that sum per job, so percentiles are not available.", if job { "task" } else { "GET" }),
+            svg: svg::bar_panels(
+                if job { "mean task latency" } else { "mean task latency, I/O" },
+                "ms per task",
+                &latency,
+            )?,
         });
     }
     out.extend(grain_plot(rows, first_scale)?);

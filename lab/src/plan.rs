@@ -1,10 +1,14 @@
 //! What `brigade bench` runs: the WORKLOADS.md yardsticks (sizes for the full
-//! and the `--quick` run, W_GRAIN's chunk widths), the in-flight cap each
-//! model gets, and how every run's results are checked. Pure: no I/O.
+//! and the `--quick` run, W_GRAIN's chunk widths) or a user's job (`--job`),
+//! the in-flight cap each model gets, and how every yardstick run's results
+//! are checked (a job's runs are checked against each other: `agree`). Pure:
+//! no I/O.
 
 use brigade_proto::v1::Model;
 
 use brigade_proto::v1::{JobSpec, Kind};
+
+use crate::job::UserJob;
 
 /// The body length every `http-get` task must return (the target's page).
 pub const BODY_LEN: u128 = 1024;
@@ -22,6 +26,9 @@ pub enum WorkloadId {
     /// `spin ms=1`: a synthetic task of known CPU time for `--overhead`; not
     /// a WORKLOADS.md yardstick, so not in [`WorkloadId::ALL`].
     Spin,
+    /// A user's job (`--job`): any workload, with their inputs or range. It
+    /// lives as long as the bench (one per `brigade bench`).
+    Job(&'static UserJob),
 }
 
 impl WorkloadId {
@@ -44,6 +51,7 @@ impl WorkloadId {
             WorkloadId::SlowIo => "W_SLOWIO",
             WorkloadId::Grain => "W_GRAIN",
             WorkloadId::Spin => "spin",
+            WorkloadId::Job(job) => &job.workload,
         }
     }
 
@@ -71,6 +79,11 @@ impl WorkloadId {
 
     pub fn is_io(self) -> bool {
         matches!(self, WorkloadId::FastIo | WorkloadId::SlowIo)
+    }
+
+    /// A user's job (`--job`).
+    pub fn is_job(self) -> bool {
+        matches!(self, WorkloadId::Job(_))
     }
 }
 
@@ -186,6 +199,7 @@ impl RunPlan {
     /// The job to submit (`url` is the io-target's base URL).
     pub fn spec(&self, url: &str) -> JobSpec {
         let (workload, args) = match self.workload {
+            WorkloadId::Job(job) => return job.spec(self),
             WorkloadId::Cpu | WorkloadId::CpuHeavy | WorkloadId::Grain => ("sum-squares", vec![]),
             WorkloadId::Noop => ("noop", vec![]),
             WorkloadId::Spin => ("spin", vec![("ms".to_string(), SPIN_MS.to_string())]),
@@ -245,6 +259,8 @@ pub fn shape(w: WorkloadId, size: Size, wide: bool) -> ((u64, u64), u64) {
         }
         (WorkloadId::Spin, Size::Full) => ((0, 2_000), 1),
         (WorkloadId::Spin, Size::Quick) => ((0, 200), 1),
+        // A user's job has the one size they gave it.
+        (WorkloadId::Job(job), _) => (job.range(), job.chunk),
     }
 }
 
@@ -405,6 +421,67 @@ pub fn plan_workload(
     out
 }
 
+/// The most tasks a job's `1 slot` baseline runs: one slot runs tasks one
+/// after another, so its time is linear in tasks and a prefix's rate stands
+/// for the whole job (as W_SLOWIO's baseline does), while a user's job may
+/// have a million tasks or tasks of seconds.
+pub const JOB_BASELINE_TASKS: u64 = 100;
+
+/// A user's job's runs, in row order: the serial baseline (only when
+/// `with_baseline`; the job's first [`JOB_BASELINE_TASKS`] tasks on one
+/// thread slot), each model (auto among them) with the cap of the job's
+/// kind (`Kind::Cpu`: a task per core, else the I/O cap), and for an I/O job
+/// the wide async row. A user's code cannot run in this process, so there is
+/// no in-process row.
+pub fn plan_job(
+    job: &'static UserJob,
+    kind: Kind,
+    models: &[Model],
+    caps: Caps,
+    with_baseline: bool,
+) -> Vec<RunPlan> {
+    let w = WorkloadId::Job(job);
+    let (range, chunk) = (job.range(), job.chunk);
+    let tasks = job.tasks();
+    let run = |label: String, model: Model, in_flight: u32, range: (u64, u64)| RunPlan {
+        workload: w,
+        label,
+        model: Some(model),
+        in_flight,
+        range,
+        chunk,
+        scaled_from: None,
+        uncapped: false,
+    };
+    let mut out = Vec::new();
+    if with_baseline {
+        let prefix = tasks.min(JOB_BASELINE_TASKS);
+        out.push(RunPlan {
+            scaled_from: (prefix < tasks).then_some(tasks),
+            ..run(
+                BASELINE.into(),
+                Model::Thread,
+                1,
+                (range.0, range.1.min(range.0 + prefix * chunk)),
+            )
+        });
+    }
+    let io = kind != Kind::Cpu;
+    let cap = if io { caps.io } else { caps.cpu };
+    for &m in models {
+        out.push(run(m.name().into(), m, cap, range));
+    }
+    if io && models.contains(&Model::Async) && caps.async_wide > caps.io {
+        out.push(run(
+            format!("async C={}", caps.async_wide),
+            Model::Async,
+            caps.async_wide,
+            range,
+        ));
+    }
+    out
+}
+
 /// Σ i² for a ≤ i < b by the closed form (the check for the workers' loop).
 pub fn sum_squares(a: u64, b: u64) -> u128 {
     let prefix = |n: u128| {
@@ -436,6 +513,9 @@ pub fn verify(plan: &RunPlan, total: Option<u128>, results: &[(u64, u128)]) -> R
             }
             WorkloadId::Noop | WorkloadId::Spin => i as u128,
             WorkloadId::FastIo | WorkloadId::SlowIo => BODY_LEN,
+            WorkloadId::Job(_) => {
+                return Err("a job's outputs have no formula: they are checked against the other models' outputs".into())
+            }
         };
         if v != expected {
             return Err(format!("task {i} returned {v}, expected {expected}"));
@@ -602,6 +682,78 @@ mod tests {
         assert_eq!(label_model("1 slot"), "1 slot");
         assert!(is_baseline("serial c=10^5") && is_baseline("1 slot"));
         assert!(!is_baseline("in-process c=10^5"));
+    }
+
+    #[test]
+    fn a_job_has_a_prefix_baseline_every_model_and_for_io_the_wide_row() {
+        use crate::job::JobInput;
+        use brigade_proto::v1::InputsFormat;
+        let job: &'static UserJob = Box::leak(Box::new(UserJob {
+            workload: "echo".into(),
+            args: vec![("k".into(), "v".into())],
+            input: JobInput::Inputs {
+                path: "names.txt".into(),
+                format: InputsFormat::Jsonl,
+                items: 1_000,
+            },
+            chunk: 3,
+        }));
+        assert_eq!(WorkloadId::Job(job).name(), "echo");
+        assert!(WorkloadId::Job(job).is_job() && !WorkloadId::Job(job).is_cpu());
+        let mut models = Model::ALL.to_vec();
+        models.push(Model::Auto);
+        let p = plan_job(job, Kind::Io, &models, CAPS, true);
+        let labels: Vec<_> = p.iter().map(|j| j.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "1 slot",
+                "process",
+                "thread",
+                "async",
+                "auto",
+                "async C=2000"
+            ]
+        );
+        let base = &p[0];
+        assert_eq!(base.model, Some(Model::Thread));
+        assert_eq!(
+            (base.in_flight, base.range, base.tasks()),
+            (1, (0, 300), 100)
+        );
+        assert_eq!(base.scaled_from, Some(334));
+        assert!(p[1..]
+            .iter()
+            .all(|j| j.tasks() == 334 && j.scaled_from.is_none()));
+        assert_eq!(p[1].in_flight, 32);
+        assert_eq!(p[5].in_flight, 2000);
+        let spec = base.spec("");
+        assert_eq!(spec.workload, "echo");
+        assert!(spec.has_inputs);
+        assert_eq!(spec.inputs_format, InputsFormat::Jsonl as i32);
+        assert_eq!((spec.range_start, spec.range_end, spec.chunk), (0, 0, 3));
+        assert_eq!((spec.model, spec.max_in_flight), (Model::Thread as i32, 1));
+        assert_eq!(spec.args.get("k").map(String::as_str), Some("v"));
+        // A CPU job: a task per core, no wide row, no baseline at a later scale.
+        let cpu = plan_job(job, Kind::Cpu, &models, CAPS, false);
+        assert_eq!(cpu.len(), 4);
+        assert!(cpu.iter().all(|j| j.in_flight == 2));
+        // A small range job: the baseline runs all of it.
+        let range: &'static UserJob = Box::leak(Box::new(UserJob {
+            workload: "sum-squares".into(),
+            args: Vec::new(),
+            input: JobInput::Range(10, 60),
+            chunk: 1,
+        }));
+        let p = plan_job(range, Kind::Cpu, &[Model::Thread], CAPS, true);
+        assert_eq!((p[0].range, p[0].scaled_from), ((10, 60), None));
+        let spec = p[1].spec("");
+        assert!(!spec.has_inputs);
+        assert_eq!((spec.range_start, spec.range_end, spec.chunk), (10, 60, 1));
+        let rows: Vec<(u64, u128)> = (0..50).map(|i| (i, 0)).collect();
+        assert!(verify(&p[1], None, &rows)
+            .unwrap_err()
+            .contains("no formula"));
     }
 
     #[test]

@@ -158,9 +158,10 @@ pub enum Subcommand {
     /// Embedded coordinator + local workers: runs a CPU job and an I/O job in
     /// every model, verifies every result and prints the comparison table.
     Demo,
-    /// The experiment lab: runs the benchmark workloads in every model on an
-    /// embedded (or existing) cluster, verifies every result, and prints the
-    /// comparison table; --out DIR adds JSONL/CSV, SVG plots and report.html.
+    /// The experiment lab: runs your own job (--job) or the benchmark
+    /// workloads in every model on an embedded (or existing) cluster, verifies
+    /// every result, and prints the comparison table; --out DIR adds
+    /// JSONL/CSV, SVG plots and report.html.
     Bench(bench::BenchArgs),
     /// A coordinator and N local worker processes, until Ctrl-C.
     Up {

@@ -1,5 +1,6 @@
-//! `submit --inputs FILE`: a file (or stdin) read line by line into a job's
-//! items, checked as it streams (UTF-8 text, or one JSON value per line with
+//! A job's inputs from a file (or stdin), as `brigade submit --inputs FILE`
+//! and `brigade bench --job` read them: line by line into a job's items,
+//! checked as it streams (UTF-8 text, or one JSON value per line with
 //! `--inputs-format jsonl`) and handed to the upload in bounded batches, so a
 //! file of any size costs bounded memory. A bad line stops the upload before
 //! its end marker: the coordinator accepts nothing, and the error names the
@@ -8,7 +9,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 
-use brigade_client::{ClientError, InputsFormat};
+use crate::{ClientError, InputsFormat};
 use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -22,7 +23,9 @@ const READ_AHEAD: usize = 8_192;
 /// Where the items come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
+    /// Standard input (`-`).
     Stdin,
+    /// A file.
     File(PathBuf),
 }
 
