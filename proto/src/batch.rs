@@ -151,13 +151,13 @@ pub fn assigned_tasks(batch: &AssignBatch) -> Result<Vec<AssignedTask>, BatchErr
 
 /// Hands an inputs job's `items` (in task order) to its tasks: the task
 /// covering items `start..end` takes `end - start` of them. A range job's
-/// batch has no items and every task gets none.
+/// batch has no items: `None`, and every task gets none.
 pub fn split_inputs(
-    ranges: impl ExactSizeIterator<Item = (u64, u64)> + Clone,
+    ranges: impl Iterator<Item = (u64, u64)> + Clone,
     items: Vec<Vec<u8>>,
-) -> Result<Vec<Vec<Vec<u8>>>, BatchError> {
+) -> Result<Option<Vec<Vec<Vec<u8>>>>, BatchError> {
     if items.is_empty() {
-        return Ok(vec![Vec::new(); ranges.len()]);
+        return Ok(None);
     }
     let want = ranges
         .clone()
@@ -169,9 +169,11 @@ pub fn split_inputs(
         });
     }
     let mut items = items.into_iter();
-    Ok(ranges
-        .map(|(s, e)| items.by_ref().take((e - s) as usize).collect())
-        .collect())
+    Ok(Some(
+        ranges
+            .map(|(s, e)| items.by_ref().take((e - s) as usize).collect())
+            .collect(),
+    ))
 }
 
 /// One OK outcome, as [`OkOutcomes`] holds it column by column.
@@ -297,16 +299,19 @@ impl OkColumns {
         self.last_index = o.index;
         put_varint(&mut c.attempt, u64::from(o.attempt));
         let int = match &o.value {
-            Output::Int(v) => *v,
+            Output::Int(v) => {
+                // The length column stays empty until a byte output comes.
+                if !c.output_len.is_empty() {
+                    c.output_len.push(0);
+                }
+                *v
+            }
             Output::Bytes(b) => {
                 put_sparse(&mut c.output_len, before, b.len() as u64 + 1);
                 c.output_data.extend_from_slice(b);
                 0
             }
         };
-        if matches!(o.value, Output::Int(_)) {
-            put_sparse(&mut c.output_len, before, 0);
-        }
         put_varint(&mut c.value_lo, int as u64);
         put_sparse(&mut c.value_hi, before, (int >> 64) as u64);
         put_varint(&mut c.cpu_ns, o.cpu_ns);
@@ -382,7 +387,8 @@ impl OkOutcomes {
         let mut index = 0u64;
         Ok((0..n).map(move |i| {
             index = index.wrapping_add(unzigzag(deltas[i]) as u64);
-            let value = match out_len.get(i).copied().unwrap_or(0) {
+            let len = if out_len.is_empty() { 0 } else { out_len[i] };
+            let value = match len {
                 0 => Output::Int(
                     u128::from(hi.get(i).copied().unwrap_or(0)) << 64 | u128::from(lo[i]),
                 ),
@@ -526,7 +532,9 @@ mod tests {
     #[test]
     fn inputs_split_over_tasks_by_their_ranges_or_are_refused() {
         let items: Vec<Vec<u8>> = (0..5u8).map(|i| vec![b'a' + i]).collect();
-        let got = split_inputs([(0, 2), (2, 3), (3, 5)].into_iter(), items.clone()).unwrap();
+        let got = split_inputs([(0, 2), (2, 3), (3, 5)].into_iter(), items.clone())
+            .unwrap()
+            .expect("items");
         assert_eq!(
             got,
             vec![
@@ -543,8 +551,8 @@ mod tests {
             })
         );
         assert_eq!(
-            split_inputs([(0, 10), (10, 20)].into_iter(), Vec::new()).unwrap(),
-            vec![Vec::<Vec<u8>>::new(); 2]
+            split_inputs([(0, 10), (10, 20)].into_iter(), Vec::new()),
+            Ok(None)
         );
     }
 

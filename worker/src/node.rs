@@ -467,14 +467,16 @@ impl Link<'_> {
         let timeout = (batch.timeout_ms > 0).then(|| Duration::from_millis(batch.timeout_ms));
         let job_id = self.tag(batch.job_id);
         self.jobs.insert(job_id);
-        let tasks = tasks.into_iter().zip(items).map(|(t, items)| TaskRun {
+        // A range job has no items: no list per task to build.
+        let mut items = items.map(Vec::into_iter);
+        let tasks = tasks.into_iter().map(move |t| TaskRun {
             job_id,
             attempt: t.attempt,
             input: TaskInput {
                 index: t.index,
                 start: t.start,
                 end: t.end,
-                items,
+                items: items.as_mut().and_then(Iterator::next).unwrap_or_default(),
                 items_are_json,
             },
             workload: workload.clone(),

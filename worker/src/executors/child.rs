@@ -104,7 +104,9 @@ pub(crate) fn serve(
         let workload = SpecCache::get(&mut cache, registry, &batch);
         // The time waiting for this frame was no task's.
         meter.waited();
-        for (t, items) in batch.tasks.iter().zip(items) {
+        let mut items = items.map(Vec::into_iter);
+        for t in &batch.tasks {
+            let items = items.as_mut().and_then(Iterator::next).unwrap_or_default();
             let mut outcome = TaskOutcome {
                 job_id: batch.job_id,
                 index: t.index,
