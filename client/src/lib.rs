@@ -217,9 +217,7 @@ impl Client {
             .try_filter_map(|e| {
                 futures::future::ready(Ok(e.event.map(|event| match event {
                     job_event::Event::Status(info) => RunEvent::Status(info),
-                    job_event::Event::Results(chunk) => {
-                        RunEvent::Results(chunk_rows(&chunk).collect())
-                    }
+                    job_event::Event::Results(chunk) => RunEvent::Results(chunk_rows(chunk)),
                 })))
             })
             .boxed())
@@ -332,7 +330,7 @@ impl Client {
         let chunks = self.result_chunks(job_id, from).await?;
         Ok(chunks
             .map_err(ClientError::from)
-            .map_ok(|chunk| stream::iter(chunk_rows(&chunk).map(Ok).collect::<Vec<_>>()))
+            .map_ok(|chunk| stream::iter(chunk_rows(chunk).into_iter().map(Ok)))
             .try_flatten()
             .boxed())
     }
@@ -343,7 +341,7 @@ impl Client {
         let mut chunks = self.result_chunks(job_id, 0).await?;
         let mut out = Vec::new();
         while let Some(chunk) = chunks.message().await? {
-            for row in chunk_rows(&chunk) {
+            for row in chunk_rows(chunk) {
                 let v = row.output.as_int().ok_or_else(|| {
                     ClientError::Protocol(format!(
                         "task {} of job {job_id} has a byte output, not an integer",
@@ -401,35 +399,40 @@ enum Follow {
 }
 
 /// A results chunk's rows: integers in columns, or (when the chunk holds
-/// byte outputs) one data entry per row.
-fn chunk_rows(chunk: &ResultsChunk) -> Box<dyn Iterator<Item = ResultRow> + Send + '_> {
-    let index = chunk.index.iter().copied();
-    if chunk.data.is_empty() {
-        return Box::new(
-            index
-                .zip(join_u128(&chunk.lo, &chunk.hi))
-                .map(|(index, v)| ResultRow {
-                    index,
-                    output: Output::Int(v),
-                }),
-        );
+/// byte outputs) one data entry per row, moved out of the chunk (a chunk of
+/// large outputs is not held twice).
+fn chunk_rows(chunk: ResultsChunk) -> Vec<ResultRow> {
+    let ResultsChunk {
+        index,
+        lo,
+        hi,
+        data,
+        is_int,
+    } = chunk;
+    if data.is_empty() {
+        return index
+            .into_iter()
+            .zip(join_u128(&lo, &hi))
+            .map(|(index, v)| ResultRow {
+                index,
+                output: Output::Int(v),
+            })
+            .collect();
     }
-    Box::new(
-        index
-            .zip(&chunk.data)
-            .enumerate()
-            .map(|(i, (index, data))| {
-                let int = chunk.is_int.get(i).copied().unwrap_or(false);
-                let output = match std::str::from_utf8(data).ok().filter(|_| int) {
-                    Some(text) => text
-                        .parse()
-                        .map(Output::Int)
-                        .unwrap_or_else(|_| Output::Bytes(data.clone())),
-                    None => Output::Bytes(data.clone()),
-                };
-                ResultRow { index, output }
-            }),
-    )
+    index
+        .into_iter()
+        .zip(data)
+        .enumerate()
+        .map(|(i, (index, data))| {
+            let int = is_int.get(i).copied().unwrap_or(false);
+            let output = match std::str::from_utf8(&data).ok().filter(|_| int) {
+                Some(text) => text.parse().map(Output::Int).ok(),
+                None => None,
+            }
+            .unwrap_or(Output::Bytes(data));
+            ResultRow { index, output }
+        })
+        .collect()
 }
 
 /// The messages of an inputs upload: the spec, the items in bounded

@@ -939,89 +939,66 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut agreement = job.map(|j| agree::Agreement::new(j.tasks())).transpose()?;
     let mut job_kind: Option<Kind> = None;
     for (si, &n) in scales.iter().enumerate() {
-        if let (Some(job), Some(agreement)) = (job, agreement.as_mut()) {
+        // A user's job, or the yardsticks but W_GRAIN, on the wide cluster.
+        if job.is_some() || !wide_workloads.is_empty() {
             let mut session = Session::open(
                 args.coordinator.as_deref(),
                 n,
                 slots,
                 &models,
                 wide_caps,
-                WorkloadId::Noop,
+                // A user's job needs no HTTP target, even to warm up.
+                if job.is_some() {
+                    WorkloadId::Noop
+                } else {
+                    WorkloadId::FastIo
+                },
                 &target_url,
                 timeout,
                 &progress,
-                job.workload == "exec",
+                job.is_some_and(|j| j.workload == "exec"),
             )
             .await?;
             startups.push(session.startup.clone());
             let caps = wide_caps(session.workers);
-            let kind = match job_kind {
-                Some(kind) => kind,
-                None => {
-                    progress.note(&format!(
-                        "your job: {}; trying its first tasks on thread slots",
-                        job.describe()
-                    ));
-                    let probe =
-                        job::probe(&mut session.client, job, &agreement.spill_path(), timeout)
-                            .await;
-                    let kind = match probe {
-                        Ok(kind) => kind,
-                        Err(e) => {
-                            session.close().await;
-                            return Err(e);
+            let groups: Vec<(String, Vec<RunPlan>)> = match (job, agreement.as_mut()) {
+                (Some(job), Some(agreement)) => {
+                    let kind = match job_kind {
+                        Some(kind) => kind,
+                        None => {
+                            progress.note(&format!(
+                                "your job: {}; trying its first tasks on thread slots",
+                                job.describe()
+                            ));
+                            let spill = agreement.spill_path();
+                            match job::probe(&mut session.client, job, &spill, timeout).await {
+                                Ok(kind) => {
+                                    notes.push(job_note(job, kind, caps));
+                                    kind
+                                }
+                                Err(e) => {
+                                    session.close().await;
+                                    return Err(e);
+                                }
+                            }
                         }
                     };
-                    notes.push(job_note(job, kind, caps));
-                    kind
+                    job_kind = Some(kind);
+                    vec![(
+                        job.workload.clone(),
+                        plan::plan_job(job, kind, &models, caps, si == 0),
+                    )]
                 }
+                _ => wide_workloads
+                    .iter()
+                    .map(|&w| {
+                        (
+                            w.name().to_string(),
+                            plan::plan_workload(w, size, &models, caps, si == 0),
+                        )
+                    })
+                    .collect(),
             };
-            job_kind = Some(kind);
-            let groups = vec![(
-                job.workload.clone(),
-                plan::plan_job(job, kind, &models, caps, si == 0),
-            )];
-            progress.add(groups[0].1.len() as u64 * u64::from(reps));
-            runs.extend(
-                session
-                    .run_groups(
-                        &groups,
-                        reps,
-                        &target_url,
-                        measured,
-                        timeout,
-                        &mut progress,
-                        Some(agreement),
-                    )
-                    .await,
-            );
-            session.close().await;
-        }
-        if !wide_workloads.is_empty() {
-            let mut session = Session::open(
-                args.coordinator.as_deref(),
-                n,
-                slots,
-                &models,
-                wide_caps,
-                WorkloadId::FastIo,
-                &target_url,
-                timeout,
-                &progress,
-                false,
-            )
-            .await?;
-            startups.push(session.startup.clone());
-            let caps = wide_caps(session.workers);
-            let groups: Vec<(String, Vec<RunPlan>)> = wide_workloads
-                .iter()
-                .map(|&w| {
-                    (
-                        w.name().to_string(),
-                        plan::plan_workload(w, size, &models, caps, si == 0),
-                    )
-                })
-                .collect();
             progress.add(groups.iter().map(|g| g.1.len() as u64).sum::<u64>() * u64::from(reps));
             runs.extend(
                 session
@@ -1032,7 +1009,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                         measured,
                         timeout,
                         &mut progress,
-                        None,
+                        agreement.as_mut(),
                     )
                     .await,
             );

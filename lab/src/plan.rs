@@ -543,6 +543,20 @@ mod tests {
         slots_bound: false,
     };
 
+    /// The rows of an I/O workload with every model, auto and the wide row.
+    const WIDE_ROWS: [&str; 6] = [
+        "1 slot",
+        "process",
+        "thread",
+        "async",
+        "auto",
+        "async C=2000",
+    ];
+
+    fn labels(p: &[RunPlan]) -> Vec<&str> {
+        p.iter().map(|j| j.label.as_str()).collect()
+    }
+
     #[test]
     fn workload_names_parse_loosely_and_refuse_unknowns() {
         assert_eq!(WorkloadId::parse("W_CPU"), Ok(WorkloadId::Cpu));
@@ -588,18 +602,7 @@ mod tests {
         let mut models = Model::ALL.to_vec();
         models.push(Model::Auto);
         let p = plan_workload(WorkloadId::SlowIo, Size::Full, &models, CAPS, true);
-        let labels: Vec<_> = p.iter().map(|j| j.label.as_str()).collect();
-        assert_eq!(
-            labels,
-            [
-                "1 slot",
-                "process",
-                "thread",
-                "async",
-                "auto",
-                "async C=2000"
-            ]
-        );
+        assert_eq!(labels(&p), WIDE_ROWS);
         let auto = &p[4];
         assert_eq!(auto.model, Some(Model::Auto));
         assert_eq!((auto.in_flight, auto.tasks()), (32, 2_000));
@@ -703,18 +706,7 @@ mod tests {
         let mut models = Model::ALL.to_vec();
         models.push(Model::Auto);
         let p = plan_job(job, Kind::Io, &models, CAPS, true);
-        let labels: Vec<_> = p.iter().map(|j| j.label.as_str()).collect();
-        assert_eq!(
-            labels,
-            [
-                "1 slot",
-                "process",
-                "thread",
-                "async",
-                "auto",
-                "async C=2000"
-            ]
-        );
+        assert_eq!(labels(&p), WIDE_ROWS);
         let base = &p[0];
         assert_eq!(base.model, Some(Model::Thread));
         assert_eq!(
