@@ -914,16 +914,22 @@ fn results_of_70_mib_stream_back_from_memory_and_from_the_state_file() {
     ];
     for c in [cluster(), cluster_with_state()] {
         let id = run_ok(&c, &args, 70);
-        let got = jsonl_rows(&c, id);
-        assert_eq!(got.len(), 70);
-        for (i, g) in (0..70).zip(&got) {
-            assert!(
-                g == &row_json(&text_row(i, &row(i))),
-                "row {i} differs: index {}, {} bytes",
-                g["index"],
-                g["value"].as_str().map_or(0, str::len)
-            );
-        }
+        assert_big_text_rows(&c, id, 70, row);
+    }
+}
+
+/// The job's `n` rows are the texts `row(0..n)`; a difference is reported
+/// by index and size (the rows are too large to print).
+fn assert_big_text_rows(c: &Cluster, id: u64, n: u64, row: impl Fn(u64) -> String) {
+    let got = jsonl_rows(c, id);
+    assert_eq!(got.len() as u64, n);
+    for (i, g) in (0..n).zip(&got) {
+        assert!(
+            g == &row_json(&text_row(i, &row(i))),
+            "row {i} differs: index {}, {} bytes",
+            g["index"],
+            g["value"].as_str().map_or(0, str::len)
+        );
     }
 }
 
@@ -939,14 +945,5 @@ fn inputs_of_72_mib_reach_the_workers_in_bounded_messages_with_no_retry() {
     let id = run_ok(&c, &["echo", "--inputs", &file, "--model", "async"], 80);
     let job = c.job_json(id);
     assert_eq!(job["retries"], 0, "job: {job}");
-    let got = jsonl_rows(&c, id);
-    assert_eq!(got.len(), 80);
-    for (i, g) in (0..80).zip(&got) {
-        assert!(
-            g == &row_json(&text_row(i, &line(i))),
-            "row {i} differs: index {}, {} bytes",
-            g["index"],
-            g["value"].as_str().map_or(0, str::len)
-        );
-    }
+    assert_big_text_rows(&c, id, 80, line);
 }
