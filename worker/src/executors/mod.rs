@@ -83,16 +83,12 @@ impl TaskDone {
             Err(e) => (OutcomeStatus::Failed, Output::Int(0), e),
         };
         TaskDone {
-            job_id: task.job_id,
-            index: task.input.index,
-            attempt: task.attempt,
-            model,
-            status,
             value,
             error,
             cpu_ns: run.cpu_ns,
             wall_ns: run.wall_ns,
             ready_ns: run.ready_ns,
+            ..TaskDone::unrun(task, model, status, "")
         }
     }
 
