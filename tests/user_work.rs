@@ -512,8 +512,6 @@ fn an_output_over_max_result_bytes_fails_its_task_only() {
             &file,
             "--max-result-bytes",
             "16",
-            "--max-attempts",
-            "1",
             "--allow-failures",
             "1",
             "--model",
@@ -524,8 +522,14 @@ fn an_output_over_max_result_bytes_fails_its_task_only() {
             &job,
             3,
             2,
-            &["38 bytes", "limit of 16 bytes", "--max-result-bytes"],
+            &[
+                "limit of 16 bytes",
+                "--max-result-bytes",
+                "output too large",
+            ],
         );
+        // Another attempt would make the same output: none is made.
+        assert_eq!(job["retries"], 0, "job: {job}");
         assert_json_rows(
             &c,
             id_of(&job),
@@ -537,22 +541,21 @@ fn an_output_over_max_result_bytes_fails_its_task_only() {
         );
     }
     // The default bound is 1 MiB: exactly that much passes, a byte more
-    // fails.
+    // fails, at once (the default allows 3 attempts).
     let job = c.submit_json(&[
         "exec",
         "--arg",
         "cmd=head -c $((1048576 + {})) /dev/zero | tr '\\0' x",
         "--range",
         "0..2",
-        "--max-attempts",
-        "1",
         "--allow-failures",
         "1",
         "--model",
         "thread",
         "--wait",
     ]);
-    assert_one_failed(&job, 1, 1, &["1048577 bytes", "limit of 1048576 bytes"]);
+    assert_one_failed(&job, 1, 1, &["limit of 1048576 bytes", "1 attempt"]);
+    assert_eq!(job["retries"], 0, "job: {job}");
     assert_json_rows(&c, id_of(&job), &[text_row(0, &"x".repeat(1 << 20))]);
     // The coordinator's own limit is 32 MiB.
     let args = [

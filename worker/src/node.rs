@@ -478,6 +478,7 @@ impl Link<'_> {
                 end: t.end,
                 items: items.as_mut().and_then(Iterator::next).unwrap_or_default(),
                 items_are_json,
+                output_limit: workload.max_output(),
             },
             workload: workload.clone(),
             timeout,

@@ -337,6 +337,7 @@ mod tests {
             end: start + items.len() as u64,
             items: items.iter().map(|s| s.as_bytes().to_vec()).collect(),
             items_are_json: json,
+            output_limit: None,
         }
     }
 

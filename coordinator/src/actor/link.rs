@@ -26,6 +26,7 @@ fn task_status(status: i32) -> TaskStatus {
         Ok(OutcomeStatus::ExecutorDied) => TaskStatus::ExecutorDied,
         Ok(OutcomeStatus::TimedOut) => TaskStatus::TimedOut,
         Ok(OutcomeStatus::Cancelled) => TaskStatus::Cancelled,
+        Ok(OutcomeStatus::OutputTooLarge) => TaskStatus::OutputTooLarge,
         Ok(OutcomeStatus::Unspecified) | Err(_) => TaskStatus::Unknown,
     }
 }
@@ -307,6 +308,7 @@ mod tests {
             (OutcomeStatus::ExecutorDied, TaskStatus::ExecutorDied),
             (OutcomeStatus::TimedOut, TaskStatus::TimedOut),
             (OutcomeStatus::Cancelled, TaskStatus::Cancelled),
+            (OutcomeStatus::OutputTooLarge, TaskStatus::OutputTooLarge),
             (OutcomeStatus::Unspecified, TaskStatus::Unknown),
         ];
         for (wire, status) in pairs {

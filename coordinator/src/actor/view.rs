@@ -285,6 +285,7 @@ fn outcome_name(s: TaskStatus) -> &'static str {
         TaskStatus::ExecutorDied => "executor died",
         TaskStatus::TimedOut => "timed out",
         TaskStatus::Cancelled => "cancelled",
+        TaskStatus::OutputTooLarge => "output too large",
         TaskStatus::Unknown => "unknown outcome",
     }
 }

@@ -502,25 +502,20 @@ impl Job {
                     !self.is_finished(index),
                     "a current lease is never finished"
                 );
-                if !self.accepts(&o.value) {
-                    let failure = TaskFailure::Attempts {
-                        index,
-                        input: self.plan.task_range(index),
-                        attempts: lease.failures + 1,
-                        last: TaskStatus::Failed,
-                        error: format!(
-                            "the task's output is not an unsigned integer, and --reduce {} \
-                             needs one",
-                            reduce_name(self.plan.reduce)
-                        ),
-                    };
-                    return self.fail_task(index, failure, now_ms);
+                if let Some(why) = self.refusal(&o.value) {
+                    return self.fail_for_good(index, lease, TaskStatus::Failed, why, now_ms);
                 }
                 self.mark_done(index, &o.value, o.cpu_ns, o.wall_ns);
                 if self.finished_count() == self.plan.tasks {
                     self.complete(now_ms);
                     return true;
                 }
+            }
+            // Another attempt would make the same output.
+            TaskStatus::OutputTooLarge => {
+                self.cpu_ns += o.cpu_ns;
+                self.wall_ns += o.wall_ns;
+                return self.fail_for_good(index, lease, o.status, o.error, now_ms);
             }
             // Handed back by a draining worker or aborted on our request:
             // not the task's fault.
@@ -586,9 +581,49 @@ impl Job {
     }
 
     /// Whether an OK output can be recorded: a reduction over integers
-    /// takes no byte output (the task fails instead).
+    /// takes no byte output, and no output may be over the job's
+    /// `max_result_bytes` (workers enforce it too; this holds for any
+    /// worker). The task fails for good instead.
     pub fn accepts(&self, value: &Output) -> bool {
-        !(self.plan.reduce.needs_integers() && value.as_int().is_none())
+        self.refusal(value).is_none()
+    }
+
+    /// Why an OK output cannot be recorded, if it cannot.
+    fn refusal(&self, value: &Output) -> Option<String> {
+        if self.plan.reduce.needs_integers() && value.as_int().is_none() {
+            return Some(format!(
+                "the task's output is not an unsigned integer, and --reduce {} needs one",
+                reduce_name(self.plan.reduce)
+            ));
+        }
+        let len = value.len() as u64;
+        (value.as_int().is_none() && len > self.plan.max_result_bytes).then(|| {
+            format!(
+                "the task's output of {len} bytes is over the job's limit of {} bytes \
+                 (--max-result-bytes)",
+                self.plan.max_result_bytes
+            )
+        })
+    }
+
+    /// Fails a task at once, whatever attempts it has left: running it
+    /// again would end the same way.
+    fn fail_for_good(
+        &mut self,
+        index: u64,
+        lease: Lease,
+        last: TaskStatus,
+        error: String,
+        now_ms: u64,
+    ) -> bool {
+        let failure = TaskFailure::Attempts {
+            index,
+            input: self.plan.task_range(index),
+            attempts: lease.failures + 1,
+            last,
+            error,
+        };
+        self.fail_task(index, failure, now_ms)
     }
 
     /// Retries so far (tasks queued again after a lease ended without a

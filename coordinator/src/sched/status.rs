@@ -41,6 +41,9 @@ pub enum TaskStatus {
     TimedOut,
     /// Handed back by a draining worker or aborted on request.
     Cancelled,
+    /// Its output is over the job's limit: it fails for good, as another
+    /// attempt would make the same output.
+    OutputTooLarge,
     /// A status this build does not know (counts as a failure).
     Unknown,
 }

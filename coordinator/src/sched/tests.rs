@@ -334,6 +334,52 @@ fn failures_retry_up_to_max_attempts_then_fail_the_job() {
 }
 
 #[test]
+fn an_output_over_the_jobs_limit_fails_its_task_at_once() {
+    let mut s = Scheduler::new(SchedConfig::default());
+    let w = s.worker_joined(hello(0, 3, 0, 1), 0);
+    let mut p = plan("noop", 3, 1, SlotModel::Thread);
+    p.max_attempts = 3;
+    p.allow_failures = 2;
+    p.max_result_bytes = 4;
+    let j = s.submit(p, 0);
+    s.dispatch(0);
+    let tasks = assigns(&s.take_actions())[0].2.clone();
+    assert_eq!(tasks.len(), 3);
+    let bytes = |t: &TaskLease, b: &[u8]| Outcome {
+        value: Output::Bytes(b.to_vec()),
+        ..ok(j, t, SlotModel::Thread, 0)
+    };
+    s.worker_outcomes(
+        w,
+        [
+            // The worker refused it (the job's limit reached it).
+            failed(j, &tasks[0], SlotModel::Thread, TaskStatus::OutputTooLarge),
+            // A worker that did not: the coordinator refuses it itself.
+            bytes(&tasks[1], b"12345"),
+            bytes(&tasks[2], b"1234"),
+        ],
+        1,
+    );
+    let info = s.job_view(j).unwrap();
+    assert_eq!(info.state, JobState::Succeeded);
+    assert_eq!((info.tasks_done, info.tasks_failed), (1, 2));
+    assert_eq!(
+        info.retries, 0,
+        "another attempt would make the same output"
+    );
+    let failed: Vec<_> = info.failed_tasks.values().collect();
+    match failed[1] {
+        TaskFailure::Attempts {
+            attempts, error, ..
+        } => {
+            assert_eq!(*attempts, 1);
+            assert!(error.contains("limit of 4 bytes"), "{error}");
+        }
+        other => panic!("unexpected failure {other:?}"),
+    }
+}
+
+#[test]
 fn cancel_drops_queued_tasks_and_tells_holders() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(0, 2, 0, 1), 0);

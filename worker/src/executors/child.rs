@@ -122,23 +122,21 @@ pub(crate) fn serve(
                         end: t.end,
                         items,
                         items_are_json: batch.inputs_format == InputsFormat::Jsonl as i32,
+                        output_limit: w.max_output(),
                     };
                     let run = meter.run(batch.job_id, w, &input, &mut ctx);
                     outcome.cpu_ns = run.cpu_ns;
                     outcome.wall_ns = run.wall_ns;
                     outcome.ready_ns = run.ready_ns;
-                    match run.result {
-                        Ok(v) => {
-                            outcome.status = OutcomeStatus::Ok as i32;
-                            match v {
-                                Output::Int(v) => outcome.value = Some(U128::from(v)),
-                                Output::Bytes(b) => outcome.output = Some(b),
-                            }
+                    let (status, value, error) = w.judge(run.result);
+                    outcome.status = status as i32;
+                    outcome.error = error;
+                    match value {
+                        Output::Int(v) if status == OutcomeStatus::Ok => {
+                            outcome.value = Some(U128::from(v))
                         }
-                        Err(e) => {
-                            outcome.status = OutcomeStatus::Failed as i32;
-                            outcome.error = e;
-                        }
+                        Output::Int(_) => {}
+                        Output::Bytes(b) => outcome.output = Some(b),
                     }
                 }
                 Err(e) => {

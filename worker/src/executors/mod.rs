@@ -78,10 +78,7 @@ impl TaskDone {
 
     /// The outcome of a run that returned.
     pub(crate) fn ran(task: &TaskRun, model: Model, run: Measured) -> TaskDone {
-        let (status, value, error) = match run.result {
-            Ok(v) => (OutcomeStatus::Ok, v, String::new()),
-            Err(e) => (OutcomeStatus::Failed, Output::Int(0), e),
-        };
+        let (status, value, error) = task.workload.judge(run.result);
         TaskDone {
             value,
             error,

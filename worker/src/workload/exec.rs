@@ -153,10 +153,23 @@ fn tail(bytes: &[u8]) -> String {
     err[start..].trim().to_string()
 }
 
-fn judge(ran: std::io::Result<Ran>) -> Result<Output, String> {
+/// The most standard output a task keeps: the job's bound on its output
+/// (but room enough for any integer, which the bound does not cover),
+/// never more than [`MAX_STDOUT`].
+fn stdout_cap(input: &TaskInput) -> u64 {
+    input
+        .output_limit
+        .map_or(MAX_STDOUT, |limit| limit.max(64).min(MAX_STDOUT))
+}
+
+fn judge(ran: std::io::Result<Ran>, cap: u64) -> Result<Output, String> {
     let ran = ran.map_err(|e| format!("cannot run /bin/sh: {e}"))?;
     if !ran.status.success() {
         return Err(format!("command {}: {}", ran.status, tail(&ran.stderr)));
+    }
+    if ran.stdout.len() as u64 > cap && cap < MAX_STDOUT {
+        // Over the job's bound: the workload's caller refuses it for good.
+        return Ok(Output::Bytes(ran.stdout));
     }
     if ran.stdout.len() as u64 > MAX_STDOUT {
         return Err(format!(
@@ -214,7 +227,9 @@ fn run_blocking(task: &Exec, input: &TaskInput) -> std::io::Result<Ran> {
             kept
         });
         let mut out = Vec::new();
-        (&mut stdout).take(MAX_STDOUT + 1).read_to_end(&mut out)?;
+        (&mut stdout)
+            .take(stdout_cap(input) + 1)
+            .read_to_end(&mut out)?;
         // Drain what is over the bound so the command is not blocked on it.
         std::io::copy(&mut stdout, &mut std::io::sink())?;
         let status = child.wait()?;
@@ -256,7 +271,7 @@ async fn run_async(task: &Exec, input: &TaskInput) -> std::io::Result<Ran> {
     let out = async move {
         let mut out = Vec::new();
         (&mut stdout)
-            .take(MAX_STDOUT + 1)
+            .take(stdout_cap(input) + 1)
             .read_to_end(&mut out)
             .await?;
         tokio::io::copy(&mut stdout, &mut tokio::io::sink()).await?;
@@ -273,7 +288,7 @@ async fn run_async(task: &Exec, input: &TaskInput) -> std::io::Result<Ran> {
 
 impl WaitingTask for Exec {
     fn run_blocking(&self, input: &TaskInput, _: &mut BlockingContext) -> Result<Output, String> {
-        judge(run_blocking(self, input))
+        judge(run_blocking(self, input), stdout_cap(input))
     }
 
     fn run_async<'a>(
@@ -281,7 +296,7 @@ impl WaitingTask for Exec {
         input: &'a TaskInput,
         _: &'a AsyncContext,
     ) -> LocalBoxFuture<'a, Result<Output, String>> {
-        Box::pin(async move { judge(run_async(self, input).await) })
+        Box::pin(async move { judge(run_async(self, input).await, stdout_cap(input)) })
     }
 }
 
@@ -311,6 +326,7 @@ mod tests {
             end: 8 + items.len() as u64,
             items: items.iter().map(|s| s.as_bytes().to_vec()).collect(),
             items_are_json: false,
+            output_limit: None,
         }
     }
 

@@ -24,6 +24,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use brigade_proto::catalog::{ArgValues, Catalog, CatalogError, WorkloadDef};
+use brigade_proto::v1::OutcomeStatus;
 use brigade_proto::Output;
 use futures::future::LocalBoxFuture;
 
@@ -47,6 +48,10 @@ pub struct TaskInput {
     pub items: Vec<Vec<u8>>,
     /// The items are JSON values (`--inputs-format jsonl`), not text lines.
     pub items_are_json: bool,
+    /// The most bytes the task's output may have (the job's
+    /// `--max-result-bytes`): a workload that buffers what it returns can
+    /// stop reading past it. `None`: no bound but the workload's own.
+    pub output_limit: Option<u64>,
 }
 
 impl TaskInput {
@@ -58,6 +63,7 @@ impl TaskInput {
             end,
             items: Vec::new(),
             items_are_json: false,
+            output_limit: None,
         }
     }
 }
@@ -309,14 +315,22 @@ impl Workload {
         self.max_output
     }
 
-    fn bounded(&self, r: Result<Output, String>) -> Result<Output, String> {
+    /// What a run comes to as an outcome: its status, output and error. An
+    /// output over the job's bound is refused for good
+    /// ([`OutcomeStatus::OutputTooLarge`]): another attempt would make it
+    /// again.
+    pub fn judge(&self, r: Result<Output, String>) -> (OutcomeStatus, Output, String) {
         match (r, self.max_output) {
-            (Ok(Output::Bytes(b)), Some(max)) if b.len() as u64 > max => Err(format!(
-                "the task's output of {} bytes is over the job's limit of {max} bytes \
-                 (--max-result-bytes)",
-                b.len()
-            )),
-            (r, _) => r,
+            (Ok(Output::Bytes(b)), Some(max)) if b.len() as u64 > max => (
+                OutcomeStatus::OutputTooLarge,
+                Output::Int(0),
+                format!(
+                    "the task's output is over the job's limit of {max} bytes \
+                     (--max-result-bytes {max})"
+                ),
+            ),
+            (Ok(v), _) => (OutcomeStatus::Ok, v, String::new()),
+            (Err(e), _) => (OutcomeStatus::Failed, Output::Int(0), e),
         }
     }
 
@@ -338,10 +352,10 @@ impl Workload {
         input: &TaskInput,
         ctx: &mut BlockingContext,
     ) -> Result<Output, String> {
-        self.bounded(match &self.body {
+        match &self.body {
             TaskBody::Blocking(t) => t.run(input, ctx),
             TaskBody::Waiting(t) => t.run_blocking(input, ctx),
-        })
+        }
     }
 
     /// Runs one task as a future (async slots). A task that never waits
@@ -353,10 +367,10 @@ impl Workload {
         ctx: &'a AsyncContext,
     ) -> LocalBoxFuture<'a, Result<Output, String>> {
         Box::pin(async move {
-            self.bounded(match &self.body {
+            match &self.body {
                 TaskBody::Blocking(t) => t.run(input, &mut BlockingContext::new()),
                 TaskBody::Waiting(t) => t.run_async(input, ctx).await,
-            })
+            }
         })
     }
 }
