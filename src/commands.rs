@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use brigade_client::inputs::{self, Source};
 use brigade_client::{
     model_name, parse_inputs_format, parse_kind, parse_kv, parse_model, parse_range, state_name,
-    total, Client, Output, ResultRow, RunEvent, WaitEvent,
+    total, Client, Order, Output, ResultRow, RunEvent, WaitEvent,
 };
 use brigade_proto::v1::{InputsFormat, JobInfo, JobSpec, JobState, Kind, Model, Reduce};
 
@@ -519,17 +519,19 @@ pub async fn jobs(client: &mut Client, format: Format) -> anyhow::Result<()> {
 }
 
 /// `brigade results ID`: the job's rows written as they arrive (bounded
-/// memory whatever the job's size), in index order. With `follow`, rows
+/// memory whatever the job's size). In index order with `follow`, rows
 /// keep coming while the job runs: each pass writes the done tasks from
 /// where the last one stopped up to the first task not done yet, and the
-/// pass after the job's end writes the rest (failed tasks leave gaps).
+/// pass after the job's end writes the rest (failed tasks leave gaps). In
+/// completion order every pass writes what was recorded since the last.
 pub async fn results(
     client: &mut Client,
     id: u64,
     format: Format,
     follow: bool,
+    order: Order,
 ) -> anyhow::Result<()> {
-    match write_results(client, id, format, follow).await {
+    match write_results(client, id, format, follow, order).await {
         // The reader went away (`brigade results ID | head`): not an error.
         Err(e) if is_broken_pipe(&e) => Ok(()),
         r => r,
@@ -548,8 +550,11 @@ async fn write_results(
     id: u64,
     format: Format,
     follow: bool,
+    order: Order,
 ) -> anyhow::Result<()> {
-    let mut out = RowWriter::new(format);
+    let info = client.job(id).await.context("could not get the job")?;
+    let mut out = RowWriter::new(format, Grid::of(&info));
+    // Index order: the next task index; completion order: rows seen.
     let mut next = 0u64;
     loop {
         let ended = if follow {
@@ -559,15 +564,16 @@ async fn write_results(
             true
         };
         let mut rows = client
-            .results_from(id, next)
+            .results_in(id, order, next)
             .await
             .context("could not get results")?;
         while let Some(row) = rows.next().await {
             let row = row.context("results stream broken")?;
-            if !ended && row.index != next {
-                break;
+            match order {
+                Order::Index if !ended && row.index != next => break,
+                Order::Index => next = row.index + 1,
+                Order::Completion => next += 1,
             }
-            next = row.index + 1;
             out.row(&row)?;
         }
         if ended {
@@ -604,17 +610,58 @@ async fn write_results(
     Ok(())
 }
 
+/// `--order index|completion`.
+pub fn parse_order(s: &str) -> Result<Order, String> {
+    match s {
+        "index" => Ok(Order::Index),
+        "completion" => Ok(Order::Completion),
+        _ => Err(format!("unknown order {s:?}; allowed: index, completion")),
+    }
+}
+
+/// A job's input grid: which sub-range (of its range, or of its inputs'
+/// items) each task took.
+#[derive(Debug, Clone, Copy)]
+struct Grid {
+    start: u64,
+    end: u64,
+    chunk: u64,
+}
+
+impl Grid {
+    fn of(info: &JobInfo) -> Grid {
+        let spec = info.spec.clone().unwrap_or_default();
+        Grid {
+            start: spec.range_start,
+            end: spec.range_end,
+            chunk: spec.chunk.max(1),
+        }
+    }
+
+    /// Task `index`'s input as `start..end`.
+    fn input(self, index: u64) -> String {
+        let start = self.start.saturating_add(index.saturating_mul(self.chunk));
+        let end = start.saturating_add(self.chunk).min(self.end);
+        format!("{start}..{end}")
+    }
+}
+
+/// The header of `results --format csv`.
+const CSV_HEADER: &str = "index,value,input,attempts,worker,model,cpu_ms,wall_ms";
+
 /// Writes result rows in one format as they come.
 struct RowWriter {
     format: Format,
+    grid: Grid,
     out: std::io::BufWriter<std::io::StdoutLock<'static>>,
     rows: u64,
 }
 
 impl RowWriter {
-    fn new(format: Format) -> Self {
+    fn new(format: Format, grid: Grid) -> Self {
         RowWriter {
             format,
+            grid,
             out: std::io::BufWriter::new(std::io::stdout().lock()),
             rows: 0,
         }
@@ -629,7 +676,7 @@ impl RowWriter {
                     (_, 0) => "[",
                     _ => ",",
                 };
-                let line = row_json(row);
+                let line = row_json(row, self.grid);
                 if self.format == Format::Jsonl {
                     writeln!(out, "{line}")?;
                 } else {
@@ -638,9 +685,21 @@ impl RowWriter {
             }
             Format::Csv => {
                 if self.rows == 0 {
-                    writeln!(out, "index,value")?;
+                    writeln!(out, "{CSV_HEADER}")?;
                 }
-                writeln!(out, "{},{}", row.index, csv_field(&row.output.to_text()))?;
+                let run = &row.run;
+                writeln!(
+                    out,
+                    "{},{},{},{},{},{},{},{}",
+                    row.index,
+                    csv_field(&row.output.to_text()),
+                    self.grid.input(row.index),
+                    run.attempts,
+                    csv_field(&run.worker),
+                    run.model.map_or("", Model::name),
+                    millis(run.cpu),
+                    millis(run.wall),
+                )?;
             }
             Format::Table => {
                 writeln!(out, "{}\t{}", row.index, table_field(&row.output.to_text()))?
@@ -659,7 +718,7 @@ impl RowWriter {
         match (self.format, self.rows) {
             (Format::Json, 0) => writeln!(self.out, "[]")?,
             (Format::Json, _) => writeln!(self.out, "]")?,
-            (Format::Csv, 0) => writeln!(self.out, "index,value")?,
+            (Format::Csv, 0) => writeln!(self.out, "{CSV_HEADER}")?,
             _ => {}
         }
         self.out.flush()?;
@@ -667,13 +726,26 @@ impl RowWriter {
     }
 }
 
+/// A duration in milliseconds, to the microsecond.
+fn millis(d: Duration) -> f64 {
+    (d.as_nanos() as f64 / 1_000.0).round() / 1_000.0
+}
+
 /// A row as JSON: `value` is the output as text (an integer in decimal, as
-/// before byte outputs existed), `output` the output as a JSON value.
-fn row_json(row: &ResultRow) -> serde_json::Value {
+/// before byte outputs existed), `output` the output as a JSON value, then
+/// the task's input range and how it ran.
+fn row_json(row: &ResultRow, grid: Grid) -> serde_json::Value {
+    let run = &row.run;
     serde_json::json!({
         "index": row.index,
         "value": row.output.to_text(),
         "output": row.output.to_json(),
+        "input": grid.input(row.index),
+        "attempts": run.attempts,
+        "worker": run.worker,
+        "model": run.model.map(Model::name),
+        "cpu_ms": millis(run.cpu),
+        "wall_ms": millis(run.wall),
     })
 }
 

@@ -70,7 +70,7 @@ pub mod worker;
 
 pub use brigade_client::{
     model_name, state_name, total, Client, ClientError, InputsFormat, JobInfo, JobSpec, JobState,
-    Model, Output, Reduce, ResultRow, ResultRows, RunEvent, WaitEvent, WorkerInfo,
+    Model, Order, Output, Reduce, ResultRow, ResultRows, RunEvent, RunInfo, WaitEvent, WorkerInfo,
     DEFAULT_COORDINATOR,
 };
 

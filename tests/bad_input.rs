@@ -366,3 +366,32 @@ async fn a_worker_sending_ragged_result_columns_is_disconnected_with_the_reason(
         .await
         .expect("the coordinator still serves");
 }
+
+#[test]
+fn an_inputs_job_with_a_bad_spec_is_refused_before_its_upload_ends() {
+    let c = Cluster::with_workers(1, Slots::new(0, 1, 8), &[]);
+    for (args, needle) in [
+        (
+            &["submit", "squares", "--inputs", "-"][..],
+            "unknown workload \"squares\"",
+        ),
+        (
+            &["submit", "spin", "--inputs", "-", "--arg", "ms=x"][..],
+            "ms",
+        ),
+    ] {
+        // Standard input stays open: the upload never ends by itself.
+        let mut cmd = common::brigade_command(args);
+        cmd.env("BRIGADE_COORDINATOR", c.url())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("brigade runs");
+        let stdin = child.stdin.take();
+        let out = common::output_within(child, CLI_DEADLINE)
+            .unwrap_or_else(|e| panic!("`brigade {}` hung on an open upload: {e}", args.join(" ")));
+        drop(stdin);
+        assert_error(&out, args, 1, &[needle]);
+    }
+    assert_still_serves(&c);
+}

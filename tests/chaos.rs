@@ -23,10 +23,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_succeeded, assert_success, brigade_command, done, ended, first_line_in_background,
-    id_of, identity, kill_group, parse_json, poll, proc_alive, proc_stat, read_in_background,
-    send_signal, stdout, wait_until, Client, Cluster, Slots, SumSquares, TempDir, BIN,
-    CLI_DEADLINE, DEADLINE, FAST_LEASES, POLL_EVERY,
+    assert_succeeded, assert_success, brigade_command, csv_index_value, done, ended,
+    first_line_in_background, id_of, identity, kill_group, parse_json, poll, proc_alive, proc_stat,
+    read_in_background, send_signal, stdout, wait_until, Client, Cluster, Slots, SumSquares,
+    TempDir, BIN, CLI_DEADLINE, DEADLINE, FAST_LEASES, POLL_EVERY,
 };
 use serde_json::Value;
 
@@ -316,7 +316,7 @@ fn a_poison_task_fails_its_job_after_max_attempts() {
     // Whatever else finished was recorded once, with its value, and task 3
     // never.
     let id = id_of(&job);
-    let csv = c.brigade_ok(&["results", &id.to_string(), "--format", "csv"]);
+    let csv = csv_index_value(&c.brigade_ok(&["results", &id.to_string(), "--format", "csv"]));
     let rows: Vec<&str> = csv.lines().skip(1).collect();
     assert_eq!(rows.len() as u64, done(&job), "results: {csv}; job: {job}");
     let mut last = None;

@@ -10,8 +10,9 @@ mod common;
 use std::sync::mpsc::Receiver;
 
 use common::{
-    assert_error, assert_succeeded, id_of, parse_json, stderr, stdout, sum_squares, BackgroundRun,
-    Cluster, Slots, CLI_DEADLINE, DEADLINE, FAST_LEASES,
+    assert_error, assert_succeeded, csv_index_value, id_of, parse_json, stderr, stdout,
+    sum_squares, without_run_fields, BackgroundRun, Cluster, Slots, CLI_DEADLINE, DEADLINE,
+    FAST_LEASES,
 };
 use serde_json::{json, Value};
 
@@ -91,7 +92,7 @@ fn jsonl_rows(c: &Cluster, id: u64) -> Vec<Value> {
     let args = ["results", &id.to_string(), "--format", "jsonl"];
     c.brigade_ok(&args)
         .lines()
-        .map(|l| parse_json(&args, l))
+        .map(|l| without_run_fields(parse_json(&args, l)))
         .collect()
 }
 
@@ -106,7 +107,11 @@ fn assert_json_rows(c: &Cluster, id: u64, rows: &[Row]) {
     }
     let args = ["results", &id.to_string(), "--format", "json"];
     let all = parse_json(&args, &c.brigade_ok(&args));
-    assert_eq!(all, Value::Array(want), "job {id}: json rows");
+    let all: Vec<Value> = match all {
+        Value::Array(rows) => rows.into_iter().map(without_run_fields).collect(),
+        other => panic!("job {id}: not an array: {other}"),
+    };
+    assert_eq!(all, want, "job {id}: json rows");
 }
 
 /// `results ID --format FORMAT`, exactly.
@@ -197,7 +202,8 @@ fn echo_returns_text_inputs_exactly_on_every_model_in_every_format() {
             assert_eq!(job["model"], model, "job: {job}");
             assert_eq!(job["range"], json!([0, 9]), "9 items: {job}");
             assert_json_rows(&c, id, rows);
-            assert_eq!(results_as(&c, id, "csv"), csv, "{model}, chunk {chunk}");
+            let got = csv_index_value(&results_as(&c, id, "csv"));
+            assert_eq!(got, csv, "{model}, chunk {chunk}");
             assert_eq!(results_as(&c, id, "table"), table, "{model}, chunk {chunk}");
         }
     }
@@ -757,7 +763,12 @@ fn results_follow_prints_every_row_once_in_order_and_ends_with_the_job() {
         .collect();
     for (model, f) in follows {
         let id = f.id;
-        assert_eq!(f.until_it_ends(), want, "{model}: `results {id} --follow`");
+        let got: Vec<String> = f
+            .until_it_ends()
+            .iter()
+            .map(|l| without_run_fields(parse_json(&["results"], l)).to_string())
+            .collect();
+        assert_eq!(got, want, "{model}: `results {id} --follow`");
         assert_succeeded(&c.job_json(id), 30);
     }
     // A task that fails for good leaves a gap: the rows after it still
@@ -782,13 +793,16 @@ fn results_follow_prints_every_row_once_in_order_and_ends_with_the_job() {
     let mut f = Follower::start(&c, id, "csv");
     f.first_line_while_running(&c);
     let got = f.until_it_ends();
-    let want: Vec<String> = std::iter::once("index,value".to_string())
+    let want = std::iter::once("index,value".to_string())
         .chain((0..12).filter(|&i| i != 2).map(|i| format!("{i},{i}")))
-        .collect();
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    let got = csv_index_value(&(got.join("\n") + "\n"));
     assert_eq!(got, want, "`results {id} --follow --format csv`");
     // Following an ended job prints its rows and ends.
     let out = c.brigade_ok(&["results", &id.to_string(), "--follow", "--format", "csv"]);
-    assert_eq!(out, want.join("\n") + "\n");
+    assert_eq!(csv_index_value(&out), want);
 }
 
 #[test]
@@ -949,4 +963,51 @@ fn inputs_of_72_mib_reach_the_workers_in_bounded_messages_with_no_retry() {
     let job = c.job_json(id);
     assert_eq!(job["retries"], 0, "job: {job}");
     assert_big_text_rows(&c, id, 80, line);
+}
+
+#[test]
+fn results_in_completion_order_say_how_each_task_ran() {
+    // Served from memory, then from the state file.
+    for c in [cluster(), cluster_with_state()] {
+        // The later a task's line, the sooner it ends: 2, then 1, then 0.
+        let file = write_inputs(&c, "sleeps.txt", b"0.8\n0.4\n0\n");
+        let id = run_ok(
+            &c,
+            &exec_args("cmd=sleep {}; echo {}", &file, &[], "async"),
+            3,
+        );
+        let args = [
+            "results",
+            &id.to_string(),
+            "--order",
+            "completion",
+            "--format",
+            "jsonl",
+        ];
+        let rows: Vec<Value> = c
+            .brigade_ok(&args)
+            .lines()
+            .map(|l| parse_json(&args, l))
+            .collect();
+        let order: Vec<u64> = rows.iter().map(|r| r["index"].as_u64().unwrap()).collect();
+        assert_eq!(order, [2, 1, 0], "{rows:?}");
+        for r in &rows {
+            let i = r["index"].as_u64().unwrap();
+            assert_eq!(r["input"], format!("{i}..{}", i + 1), "{r}");
+            assert_eq!(r["attempts"], 1, "{r}");
+            assert_eq!(r["worker"], "w1", "{r}");
+            assert_eq!(r["model"], "async", "{r}");
+            // Each slept its line's seconds.
+            let slept = [800.0, 400.0, 0.0][i as usize];
+            let wall = r["wall_ms"].as_f64().unwrap();
+            assert!(wall >= slept, "wall {wall} ms < {slept} ms: {r}");
+            assert!(r["cpu_ms"].as_f64().unwrap() >= 0.0, "{r}");
+        }
+        // Index order is the default; csv carries the same columns.
+        let csv = results_as(&c, id, "csv");
+        assert_eq!(csv_index_value(&csv), "index,value\n0,0.8\n1,0.4\n2,0\n");
+        // A bad order is refused, naming the allowed ones.
+        let bad = c.brigade(&["results", &id.to_string(), "--order", "random"]);
+        assert_error(&bad, &["results"], 2, &["index, completion"]);
+    }
 }

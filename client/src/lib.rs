@@ -18,7 +18,7 @@ use brigade_proto::convert::join_u128;
 use brigade_proto::v1::coordinator_client::CoordinatorClient;
 use brigade_proto::v1::{
     job_event, InputsUpload, JobRef, ListJobsRequest, ListWorkersRequest, ResultsChunk,
-    RunJobRequest, StatusRequest, SubmitJobRequest,
+    ResultsOrder, RunJobRequest, StatusRequest, SubmitJobRequest,
 };
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use tonic::transport::{Channel, Endpoint};
@@ -33,6 +33,16 @@ pub use names::{
     model_name, parse_inputs_format, parse_kind, parse_kv, parse_model, parse_range, state_name,
     total,
 };
+
+/// The order [`Client::results_in`] streams rows in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// By task index.
+    #[default]
+    Index,
+    /// As the coordinator recorded them.
+    Completion,
+}
 
 /// The default coordinator address for client commands.
 pub const DEFAULT_COORDINATOR: &str = "http://127.0.0.1:7070";
@@ -49,13 +59,35 @@ pub type RunEvents = BoxStream<'static, Result<RunEvent, ClientError>>;
 /// A job's rows in index order, from [`Client::results`].
 pub type ResultRows = BoxStream<'static, Result<ResultRow, ClientError>>;
 
-/// One done task's output.
+/// One done task's output, and how the task ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResultRow {
     /// The task's index in its job.
     pub index: u64,
     /// What it produced.
     pub output: Output,
+    /// How it ran.
+    pub run: RunInfo,
+}
+
+/// How a done task ran, as the coordinator recorded it. Fields it did not
+/// record (results stored by an older brigade, or sent by one) are zero,
+/// empty or `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunInfo {
+    /// The attempt that made the output: 1 for a first run; more when
+    /// earlier attempts failed, timed out or were lost with their worker.
+    pub attempts: u32,
+    /// The worker's id (0: not known).
+    pub worker_id: u64,
+    /// The worker's name (`--name`; empty: not known).
+    pub worker: String,
+    /// The model it ran on.
+    pub model: Option<Model>,
+    /// CPU time the task used, as its worker measured it.
+    pub cpu: Duration,
+    /// Wall time the task took.
+    pub wall: Duration,
 }
 
 /// The most items one upload message carries, and the most bytes (an item
@@ -227,7 +259,10 @@ impl Client {
     pub async fn job(&mut self, job_id: u64) -> Result<JobInfo, ClientError> {
         Ok(self
             .inner
-            .get_job(JobRef { job_id, from: 0 })
+            .get_job(JobRef {
+                job_id,
+                ..JobRef::default()
+            })
             .await?
             .into_inner())
     }
@@ -236,7 +271,10 @@ impl Client {
     pub async fn watch(&mut self, job_id: u64) -> Result<JobUpdates, ClientError> {
         let updates = self
             .inner
-            .watch_job(JobRef { job_id, from: 0 })
+            .watch_job(JobRef {
+                job_id,
+                ..JobRef::default()
+            })
             .await?
             .into_inner();
         Ok(updates.map_err(ClientError::from).boxed())
@@ -290,7 +328,10 @@ impl Client {
         };
         let mut stream = self
             .inner
-            .watch_job(JobRef { job_id, from: 0 })
+            .watch_job(JobRef {
+                job_id,
+                ..JobRef::default()
+            })
             .await
             .map_err(classify)?
             .into_inner();
@@ -327,7 +368,33 @@ impl Client {
         job_id: u64,
         from: u64,
     ) -> Result<ResultRows, ClientError> {
-        let chunks = self.result_chunks(job_id, from).await?;
+        self.results_in(job_id, Order::Index, from).await
+    }
+
+    /// A job's done tasks' rows in `order`: in index order from task index
+    /// `from` on, or in the order they were recorded after skipping the
+    /// first `from` of them (a follower passes how many it has seen: that
+    /// count only grows while the job runs).
+    ///
+    /// ```no_run
+    /// # async fn show(client: &mut brigade_client::Client) -> Result<(), brigade_client::ClientError> {
+    /// use brigade_client::Order;
+    /// use futures::StreamExt;
+    ///
+    /// let mut rows = client.results_in(7, Order::Completion, 0).await?;
+    /// while let Some(row) = rows.next().await {
+    ///     let row = row?;
+    ///     println!("task {} took {:?} on {}", row.index, row.run.wall, row.run.worker);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn results_in(
+        &mut self,
+        job_id: u64,
+        order: Order,
+        from: u64,
+    ) -> Result<ResultRows, ClientError> {
+        let chunks = self.result_chunks(job_id, from, order).await?;
         Ok(chunks
             .map_err(ClientError::from)
             .map_ok(|chunk| stream::iter(chunk_rows(chunk).into_iter().map(Ok)))
@@ -338,7 +405,7 @@ impl Client {
     /// Every done task's `(index, value)`, in index order, in one vector, for
     /// a job whose outputs are integers (a byte output is an error).
     pub async fn fetch_results(&mut self, job_id: u64) -> Result<Vec<(u64, u128)>, ClientError> {
-        let mut chunks = self.result_chunks(job_id, 0).await?;
+        let mut chunks = self.result_chunks(job_id, 0, Order::Index).await?;
         let mut out = Vec::new();
         while let Some(chunk) = chunks.message().await? {
             for row in chunk_rows(chunk) {
@@ -358,10 +425,19 @@ impl Client {
         &mut self,
         job_id: u64,
         from: u64,
+        order: Order,
     ) -> Result<Streaming<ResultsChunk>, ClientError> {
+        let order = match order {
+            Order::Index => ResultsOrder::Index,
+            Order::Completion => ResultsOrder::Completion,
+        } as i32;
         Ok(self
             .inner
-            .get_results(JobRef { job_id, from })
+            .get_results(JobRef {
+                job_id,
+                from,
+                order,
+            })
             .await?
             .into_inner())
     }
@@ -370,7 +446,10 @@ impl Client {
     pub async fn cancel(&mut self, job_id: u64) -> Result<JobInfo, ClientError> {
         Ok(self
             .inner
-            .cancel_job(JobRef { job_id, from: 0 })
+            .cancel_job(JobRef {
+                job_id,
+                ..JobRef::default()
+            })
             .await?
             .into_inner())
     }
@@ -400,7 +479,7 @@ enum Follow {
 
 /// A results chunk's rows: integers in columns, or (when the chunk holds
 /// byte outputs) one data entry per row, moved out of the chunk (a chunk of
-/// large outputs is not held twice).
+/// large outputs is not held twice); each with how its task ran.
 fn chunk_rows(chunk: ResultsChunk) -> Vec<ResultRow> {
     let ResultsChunk {
         index,
@@ -408,29 +487,51 @@ fn chunk_rows(chunk: ResultsChunk) -> Vec<ResultRow> {
         hi,
         data,
         is_int,
+        attempts,
+        worker,
+        model,
+        cpu_ns,
+        wall_ns,
+        worker_names,
     } = chunk;
-    if data.is_empty() {
-        return index
-            .into_iter()
-            .zip(join_u128(&lo, &hi))
-            .map(|(index, v)| ResultRow {
-                index,
-                output: Output::Int(v),
+    let outputs: Vec<Output> = if data.is_empty() {
+        join_u128(&lo, &hi).map(Output::Int).collect()
+    } else {
+        data.into_iter()
+            .enumerate()
+            .map(|(i, data)| {
+                let int = is_int.get(i).copied().unwrap_or(false);
+                match std::str::from_utf8(&data).ok().filter(|_| int) {
+                    Some(text) => text.parse().map(Output::Int).ok(),
+                    None => None,
+                }
+                .unwrap_or(Output::Bytes(data))
             })
-            .collect();
-    }
+            .collect()
+    };
+    let at = |col: &[u64], i: usize| col.get(i).copied().unwrap_or(0);
     index
         .into_iter()
-        .zip(data)
+        .zip(outputs)
         .enumerate()
-        .map(|(i, (index, data))| {
-            let int = is_int.get(i).copied().unwrap_or(false);
-            let output = match std::str::from_utf8(&data).ok().filter(|_| int) {
-                Some(text) => text.parse().map(Output::Int).ok(),
-                None => None,
+        .map(|(i, (index, output))| {
+            let worker_id = at(&worker, i);
+            let worker = worker_names.get(&worker_id).cloned().unwrap_or_default();
+            ResultRow {
+                index,
+                output,
+                run: RunInfo {
+                    attempts: attempts.get(i).copied().unwrap_or(0),
+                    worker_id,
+                    worker,
+                    model: model
+                        .get(i)
+                        .and_then(|&m| Model::try_from(m).ok())
+                        .filter(|&m| m != Model::Unspecified),
+                    cpu: Duration::from_nanos(at(&cpu_ns, i)),
+                    wall: Duration::from_nanos(at(&wall_ns, i)),
+                },
             }
-            .unwrap_or(Output::Bytes(data));
-            ResultRow { index, output }
         })
         .collect()
 }
@@ -466,10 +567,16 @@ where
         if st.done {
             return None;
         }
-        let mut msg = InputsUpload {
-            spec: st.spec.take(),
-            ..Default::default()
-        };
+        // The spec goes alone, at once: the coordinator checks it before
+        // any item arrives (a slow or endless source is refused early).
+        if let Some(spec) = st.spec.take() {
+            let msg = InputsUpload {
+                spec: Some(spec),
+                ..Default::default()
+            };
+            return Some((msg, st));
+        }
+        let mut msg = InputsUpload::default();
         let mut bytes = 0usize;
         if let Some(item) = st.held.take() {
             bytes += item.len();

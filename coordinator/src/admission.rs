@@ -214,6 +214,9 @@ pub enum AdmissionError {
     TooManyAttempts { got: u32, limit: u32 },
 }
 
+/// The most tasks any job has, whatever `--max-tasks-per-job` says.
+pub const MAX_TASKS: u64 = u32::MAX as u64;
+
 /// Validates `spec` against the workload's definition in `workloads` and
 /// routes it: `model` if forced, else kind `cpu` → process slots and `io` →
 /// async slots, the kind defaulting to the workload's. A workload nobody
@@ -258,11 +261,14 @@ pub fn admit_as(
     }
     let width = spec.range_end - spec.range_start;
     let tasks = width.div_ceil(spec.chunk);
-    if tasks > limits.max_tasks_per_job {
+    // Whatever the configured limit: a task index must fit in 32 bits
+    // (the scheduler keeps completion order that way).
+    let limit = limits.max_tasks_per_job.min(MAX_TASKS);
+    if tasks > limit {
         return Err(AdmissionError::TooManyTasks {
             tasks,
-            limit: limits.max_tasks_per_job,
-            min_chunk: width.div_ceil(limits.max_tasks_per_job.max(1)),
+            limit,
+            min_chunk: width.div_ceil(limit.max(1)),
         });
     }
     let kind = match Kind::try_from(spec.kind) {

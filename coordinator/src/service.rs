@@ -13,7 +13,8 @@ use brigade_proto::v1::worker_link_server::{WorkerLink, WorkerLinkServer};
 use brigade_proto::v1::{
     job_event, worker_message, ClusterStatus, CoordinatorMessage, InputsUpload, JobEvent, JobInfo,
     JobRef, JobState, ListJobsRequest, ListJobsResponse, ListWorkersRequest, ListWorkersResponse,
-    ResultsChunk, RunJobRequest, StatusRequest, SubmitJobRequest, SubmitJobResponse, WorkerMessage,
+    ResultsChunk, ResultsOrder, RunJobRequest, StatusRequest, SubmitJobRequest, SubmitJobResponse,
+    WorkerMessage,
 };
 use futures::{Stream, StreamExt};
 use tokio::net::TcpListener;
@@ -44,12 +45,17 @@ pub struct CoordinatorHandle {
 }
 
 impl CoordinatorHandle {
-    /// A job's results in index order, in chunks (from the state file when
+    /// A job's results in `order`, in chunks (from the state file when
     /// there is one).
-    async fn results_stream(&self, job: u64, from: u64) -> Result<BoxStream<ResultsChunk>, Status> {
+    async fn results_stream(
+        &self,
+        job: u64,
+        from: u64,
+        order: ResultsOrder,
+    ) -> Result<BoxStream<ResultsChunk>, Status> {
         // Unknown jobs are refused before anything streams.
         self.ask(|r| actor::Request::GetJob(job, r)).await?;
-        self.results_of_known_job(job, from).await
+        self.results_of_known_job(job, from, order).await
     }
 
     /// [`Self::results_stream`] for a job known to exist (RunJob's own).
@@ -57,6 +63,7 @@ impl CoordinatorHandle {
         &self,
         job: u64,
         from: u64,
+        order: ResultsOrder,
     ) -> Result<BoxStream<ResultsChunk>, Status> {
         let source = match &self.state {
             Some(path) => {
@@ -69,17 +76,22 @@ impl CoordinatorHandle {
             }
             None => ResultSource::Actor(self.clone()),
         };
-        let first = source.fetch(job, from).await?;
-        let stream = futures::stream::unfold(Some(first), move |state| {
+        let first = source.fetch(job, from, order).await?;
+        let stream = futures::stream::unfold(Some((first, from)), move |state| {
             let source = source.clone();
             async move {
-                let chunk = state?;
+                let (chunk, from) = state?;
                 // A chunk stops at a row or byte bound, or where the done
                 // tasks end: only an empty one says there is nothing more
                 // (and is not sent, unless it is the first).
-                let next = match chunk.index.last() {
-                    Some(&last) => match source.fetch(job, last + 1).await {
-                        Ok(c) => (!c.index.is_empty()).then_some(c),
+                let after = match (order, chunk.index.last()) {
+                    (_, None) => None,
+                    (ResultsOrder::Index, Some(&last)) => Some(last + 1),
+                    (ResultsOrder::Completion, Some(_)) => Some(from + chunk.index.len() as u64),
+                };
+                let next = match after {
+                    Some(after) => match source.fetch(job, after, order).await {
+                        Ok(c) => (!c.index.is_empty()).then_some((c, after)),
                         Err(e) => return Some((Err(e), None)),
                     },
                     None => None,
@@ -155,13 +167,19 @@ enum ResultSource {
 }
 
 impl ResultSource {
-    async fn fetch(&self, job: u64, from: u64) -> Result<ResultsChunk, Status> {
+    async fn fetch(
+        &self,
+        job: u64,
+        from: u64,
+        order: ResultsOrder,
+    ) -> Result<ResultsChunk, Status> {
         match self {
             ResultSource::Actor(handle) => {
                 handle
                     .ask(|reply| actor::Request::Results {
                         job,
                         from,
+                        order,
                         max: RESULTS_CHUNK,
                         reply,
                     })
@@ -169,16 +187,16 @@ impl ResultSource {
             }
             ResultSource::Store(reader) => {
                 let reader = reader.clone();
-                let rows = tokio::task::spawn_blocking(move || {
+                let (rows, mut names) = tokio::task::spawn_blocking(move || {
                     reader
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .results_from(job, from, RESULTS_CHUNK, RESULTS_CHUNK_BYTES)
+                        .results_from(job, from, order, RESULTS_CHUNK, RESULTS_CHUNK_BYTES)
                 })
                 .await
                 .map_err(|e| Status::internal(e.to_string()))?
                 .map_err(|e| Status::unavailable(format!("cannot read the state file: {e}")))?;
-                Ok(results_chunk(rows))
+                Ok(results_chunk(rows, |w| names.remove(&w)))
             }
         }
     }
@@ -229,6 +247,11 @@ impl CoordinatorApi for CoordinatorHandle {
         let mut spec = first.spec.ok_or_else(|| {
             Status::invalid_argument("the upload's first message has no job spec")
         })?;
+        // Refused before a byte of the items is read when the spec itself
+        // is wrong (a workload nobody offers, a bad argument).
+        let check = spec.clone();
+        self.ask(|r| actor::Request::CheckInputsSpec(check, r))
+            .await?;
         let chunk = spec.chunk.max(1);
         let max_items = self.limits.max_tasks_per_job.saturating_mul(chunk);
         let mut inputs = Inputs::default();
@@ -335,9 +358,14 @@ impl CoordinatorApi for CoordinatorHandle {
         &self,
         req: Request<JobRef>,
     ) -> Result<Response<Self::GetResultsStream>, Status> {
-        let from = req.get_ref().from;
+        let (from, order) = (req.get_ref().from, req.get_ref().order);
+        let order = ResultsOrder::try_from(order).map_err(|_| {
+            Status::invalid_argument(format!(
+                "unknown results order {order}; allowed: 0 (index), 1 (completion)"
+            ))
+        })?;
         let job = job_ref(req)?;
-        Ok(Response::new(self.results_stream(job, from).await?))
+        Ok(Response::new(self.results_stream(job, from, order).await?))
     }
 
     type RunJobStream = BoxStream<JobEvent>;
@@ -361,13 +389,16 @@ impl CoordinatorApi for CoordinatorHandle {
             return Ok(Response::new(Box::pin(status)));
         }
         let handle = self.clone();
-        let results =
-            futures::stream::once(async move { handle.results_of_known_job(id, 0).await })
-                .flat_map(|chunks| match chunks {
-                    Ok(chunks) => chunks,
-                    Err(e) => Box::pin(futures::stream::once(futures::future::ready(Err(e)))),
-                })
-                .map(|c| c.map(|chunk| event(job_event::Event::Results(chunk))));
+        let results = futures::stream::once(async move {
+            handle
+                .results_of_known_job(id, 0, ResultsOrder::Index)
+                .await
+        })
+        .flat_map(|chunks| match chunks {
+            Ok(chunks) => chunks,
+            Err(e) => Box::pin(futures::stream::once(futures::future::ready(Err(e)))),
+        })
+        .map(|c| c.map(|chunk| event(job_event::Event::Results(chunk))));
         Ok(Response::new(Box::pin(status.chain(results))))
     }
 

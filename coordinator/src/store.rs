@@ -10,19 +10,20 @@
 //! cannot be written (read-only, disk full) is a [`StoreError`] naming the
 //! file, what is wrong and how to recover.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-
 use std::sync::Arc;
 
-use brigade_proto::v1::{JobSpec, JobState};
-use brigade_proto::Output;
+use brigade_proto::v1::{JobSpec, JobState, Model, ResultsOrder};
+use brigade_proto::{Output, SlotModel};
 
 use crate::inputs::Inputs;
+use crate::sched::{ResultRow, RunInfo};
 use prost::Message;
 use rusqlite::{params, Connection, OpenFlags};
 
 /// The schema this build writes. `PRAGMA user_version` holds a file's.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// `MIGRATIONS[i]` takes a file from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -66,6 +67,23 @@ const MIGRATIONS: &[&str] = &[
         data   BLOB    NOT NULL,
         PRIMARY KEY (job_id, part)
     ) WITHOUT ROWID;
+",
+    // How each result's task ran, the order results were recorded in (rows
+    // stored before are numbered in index order), and the workers' names.
+    "
+    ALTER TABLE results ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE results ADD COLUMN worker   INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE results ADD COLUMN model    INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE results ADD COLUMN seq      INTEGER NOT NULL DEFAULT 0;
+    UPDATE results SET seq = r.n FROM (
+        SELECT job_id, idx, ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY idx) - 1 AS n
+        FROM results
+    ) AS r WHERE results.job_id = r.job_id AND results.idx = r.idx;
+    CREATE INDEX results_by_seq ON results (job_id, seq);
+    CREATE TABLE workers (
+        id   INTEGER PRIMARY KEY,
+        name TEXT    NOT NULL
+    );
 ",
 ];
 
@@ -125,6 +143,8 @@ pub struct JobEnd {
 /// Everything one group commit writes.
 #[derive(Debug, Default)]
 pub struct WriteBatch {
+    /// (id, name) of workers that linked.
+    pub new_workers: Vec<(u64, String)>,
     pub new_jobs: Vec<(u64, JobSpec, u64)>,
     /// The items of the new inputs jobs among `new_jobs`.
     pub new_inputs: Vec<(u64, Arc<Inputs>)>,
@@ -137,6 +157,7 @@ pub struct WriteBatch {
 impl WriteBatch {
     pub fn is_empty(&self) -> bool {
         self.new_jobs.is_empty()
+            && self.new_workers.is_empty()
             && self.new_inputs.is_empty()
             && self.results.is_empty()
             && self.failures.is_empty()
@@ -401,7 +422,8 @@ impl Store {
         let mut st = self
             .conn
             .prepare(
-                "SELECT job_id, idx, lo, hi, cpu_ns, wall_ns, output FROM results ORDER BY job_id, idx",
+                "SELECT job_id, idx, lo, hi, output, attempts, worker, model, cpu_ns, wall_ns, seq \
+                 FROM results ORDER BY job_id, idx",
             )
             .map_err(read)?;
         let rows = st
@@ -409,9 +431,9 @@ impl Store {
                 Ok(StoredResult {
                     job: from_sql(r.get(0)?),
                     index: from_sql(r.get(1)?),
-                    value: output_of(r.get(2)?, r.get(3)?, r.get(6)?),
-                    cpu_ns: from_sql(r.get(4)?),
-                    wall_ns: from_sql(r.get(5)?),
+                    value: output_of(r.get(2)?, r.get(3)?, r.get(4)?),
+                    run: run_of(r, 5)?,
+                    seq: from_sql(r.get(10)?),
                 })
             })
             .map_err(read)?;
@@ -495,9 +517,17 @@ impl Store {
                 ])
                 .map_err(write)?;
             }
+            let mut wrk = tx
+                .prepare_cached("INSERT OR REPLACE INTO workers (id, name) VALUES (?1, ?2)")
+                .map_err(write)?;
+            for (id, name) in &batch.new_workers {
+                wrk.execute(params![to_sql(*id), name]).map_err(write)?;
+            }
             let mut res = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO results (job_id, idx, lo, hi, cpu_ns, wall_ns, output) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT OR IGNORE INTO results \
+                     (job_id, idx, lo, hi, output, attempts, worker, model, cpu_ns, wall_ns, seq) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .map_err(write)?;
             for r in &batch.results {
@@ -510,9 +540,13 @@ impl Store {
                     to_sql(r.index),
                     to_sql(int as u64),
                     to_sql((int >> 64) as u64),
-                    to_sql(r.cpu_ns),
-                    to_sql(r.wall_ns),
-                    bytes
+                    bytes,
+                    r.run.attempts,
+                    to_sql(r.run.worker),
+                    r.run.model.map_or(0, |m| Model::from(m) as i32),
+                    to_sql(r.run.cpu_ns),
+                    to_sql(r.run.wall_ns),
+                    to_sql(r.seq),
                 ])
                 .map_err(write)?;
             }
@@ -553,6 +587,20 @@ impl Store {
         tx.commit().map_err(write)
     }
 
+    /// The highest worker id stored (0 if none): ids go on above it, so a
+    /// result's worker names one worker across restarts.
+    pub fn max_worker_id(&self) -> Result<u64, StoreError> {
+        let max: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(id) FROM workers", [], |r| r.get(0))
+            .map_err(|e| StoreError::Open {
+                path: self.path.clone(),
+                what: format!("cannot read: {e}"),
+                hint: HINT_NOT_OURS,
+            })?;
+        Ok(max.map_or(0, from_sql))
+    }
+
     /// The next free job id (one above the highest stored). Only tests ask:
     /// the scheduler takes its ids from the jobs it restores.
     #[cfg(test)]
@@ -588,38 +636,64 @@ impl StoreReader {
         Ok(StoreReader { conn })
     }
 
-    /// Stored results of `job` with index ≥ `from`, in index order: at
-    /// most `max` of them, and no more once their outputs reach `max_bytes`
-    /// (at least one).
+    /// Stored results of `job` from `from` on (a task index, or in
+    /// completion order a count of results to skip): at most `max` of them,
+    /// and no more once their outputs reach `max_bytes` (at least one);
+    /// with the names of the workers that made them.
     pub fn results_from(
         &self,
         job: u64,
         from: u64,
+        order: ResultsOrder,
         max: usize,
         max_bytes: usize,
-    ) -> rusqlite::Result<Vec<(u64, Output)>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT idx, lo, hi, output FROM results WHERE job_id = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3",
-        )?;
-        let rows = st.query_map(params![to_sql(job), to_sql(from), max as i64], |r| {
-            Ok((
-                from_sql(r.get(0)?),
-                output_of(r.get(1)?, r.get(2)?, r.get(3)?),
-            ))
+    ) -> rusqlite::Result<(Vec<ResultRow>, HashMap<u64, String>)> {
+        const COLUMNS: &str = "SELECT r.idx, r.lo, r.hi, r.output, r.attempts, r.worker, r.model, \
+             r.cpu_ns, r.wall_ns, w.name FROM results r LEFT JOIN workers w ON w.id = r.worker";
+        let mut st = self.conn.prepare_cached(&match order {
+            ResultsOrder::Index => {
+                format!("{COLUMNS} WHERE r.job_id = ?1 AND r.idx >= ?2 ORDER BY r.idx LIMIT ?3")
+            }
+            ResultsOrder::Completion => {
+                format!("{COLUMNS} WHERE r.job_id = ?1 AND r.seq >= ?2 ORDER BY r.seq LIMIT ?3")
+            }
         })?;
-        let mut out = Vec::new();
+        let rows = st.query_map(params![to_sql(job), to_sql(from), max as i64], |r| {
+            let row = ResultRow {
+                index: from_sql(r.get(0)?),
+                value: output_of(r.get(1)?, r.get(2)?, r.get(3)?),
+                run: run_of(r, 4)?,
+            };
+            Ok((row, r.get::<_, Option<String>>(9)?))
+        })?;
+        let (mut out, mut names) = (Vec::new(), HashMap::new());
         let mut bytes = 0;
         // Rows are read as they are taken: the ones past the bound never are.
         for row in rows {
             if !out.is_empty() && bytes >= max_bytes {
                 break;
             }
-            let row = row?;
-            bytes += row.1.len();
+            let (row, name) = row?;
+            bytes += row.value.len();
+            if let Some(name) = name {
+                names.entry(row.run.worker).or_insert(name);
+            }
             out.push(row);
         }
-        Ok(out)
+        Ok((out, names))
     }
+}
+
+/// How a stored result's task ran, from the columns attempts, worker,
+/// model, cpu_ns and wall_ns starting at `first`.
+fn run_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<RunInfo> {
+    Ok(RunInfo {
+        attempts: r.get(first)?,
+        worker: from_sql(r.get(first + 1)?),
+        model: SlotModel::from_wire(r.get(first + 2)?),
+        cpu_ns: from_sql(r.get(first + 3)?),
+        wall_ns: from_sql(r.get(first + 4)?),
+    })
 }
 
 /// A stored output: its bytes if it has any, else the integer in two words.
@@ -645,6 +719,17 @@ mod tests {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         dir.join("state.db")
+    }
+
+    /// How a stored task ran: attempts, worker, and its CPU and wall ns.
+    fn run(attempts: u32, worker: u64, ns: u64) -> RunInfo {
+        RunInfo {
+            attempts,
+            worker,
+            model: Some(SlotModel::Thread),
+            cpu_ns: ns,
+            wall_ns: ns + 1,
+        }
     }
 
     fn spec() -> JobSpec {
@@ -684,24 +769,25 @@ mod tests {
                     job: 1,
                     index: 3,
                     value: Output::Int(big),
-                    cpu_ns: 7,
-                    wall_ns: 8,
+                    run: run(2, 5, 7),
+                    seq: 0,
                 },
                 StoredResult {
                     job: 2,
                     index: 0,
                     value: Output::Bytes(b"five".to_vec()),
-                    cpu_ns: 1,
-                    wall_ns: 2,
+                    run: run(1, 6, 1),
+                    seq: 0,
                 },
                 StoredResult {
                     job: 1,
                     index: 1,
                     value: Output::Int(9),
-                    cpu_ns: 0,
-                    wall_ns: 0,
+                    run: run(1, 6, 0),
+                    seq: 1,
                 },
             ],
+            new_workers: vec![(5, "w-five".into()), (6, "w-six".into())],
             failures: vec![],
             ends: vec![],
             new_inputs: vec![(2, Arc::new(inputs.clone()))],
@@ -713,8 +799,8 @@ mod tests {
                 job: 1,
                 index: 3,
                 value: Output::Int(0),
-                cpu_ns: 0,
-                wall_ns: 0,
+                run: run(1, 6, 0),
+                seq: 2,
             }],
             ends: vec![JobEnd {
                 job: 2,
@@ -730,40 +816,59 @@ mod tests {
         let s = Store::open(&path).unwrap();
         let jobs = s.load().unwrap();
         assert_eq!(jobs.len(), 2);
+        assert_eq!(s.max_worker_id().unwrap(), 6);
         let reader = StoreReader::open(&path).unwrap();
+        let rows = |job, from, max, bytes| {
+            let (rows, _) = reader
+                .results_from(job, from, ResultsOrder::Index, max, bytes)
+                .unwrap();
+            rows.into_iter()
+                .map(|r| (r.index, r.value))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
-            reader.results_from(1, 0, 10, usize::MAX).unwrap(),
+            rows(1, 0, 10, usize::MAX),
             vec![(1, Output::Int(9)), (3, Output::Int(big))]
         );
-        assert_eq!(
-            reader.results_from(1, 2, 10, usize::MAX).unwrap(),
-            vec![(3, Output::Int(big))]
-        );
-        assert_eq!(
-            reader.results_from(1, 0, 1, usize::MAX).unwrap(),
-            vec![(1, Output::Int(9))]
-        );
+        assert_eq!(rows(1, 2, 10, usize::MAX), vec![(3, Output::Int(big))]);
+        assert_eq!(rows(1, 0, 1, usize::MAX), vec![(1, Output::Int(9))]);
         // A byte bound stops the rows once reached, after one at least.
+        assert_eq!(rows(1, 0, 10, 16), vec![(1, Output::Int(9))]);
         assert_eq!(
-            reader.results_from(1, 0, 10, 16).unwrap(),
-            vec![(1, Output::Int(9))]
-        );
-        assert_eq!(
-            reader.results_from(1, 0, 10, 17).unwrap(),
+            rows(1, 0, 10, 17),
             vec![(1, Output::Int(9)), (3, Output::Int(big))]
         );
+        let five = vec![(0, Output::Bytes(b"five".to_vec()))];
+        assert_eq!(rows(2, 0, 10, 0), five);
+        assert_eq!(rows(2, 0, 10, usize::MAX), five);
+        assert!(rows(9, 0, 10, usize::MAX).is_empty());
+        // In completion order, with how each ran and who ran it.
+        let (done, names) = reader
+            .results_from(1, 0, ResultsOrder::Completion, 10, usize::MAX)
+            .unwrap();
         assert_eq!(
-            reader.results_from(2, 0, 10, 0).unwrap(),
-            vec![(0, Output::Bytes(b"five".to_vec()))]
+            done,
+            vec![
+                ResultRow {
+                    index: 3,
+                    value: Output::Int(big),
+                    run: run(2, 5, 7),
+                },
+                ResultRow {
+                    index: 1,
+                    value: Output::Int(9),
+                    run: run(1, 6, 0),
+                },
+            ]
         );
         assert_eq!(
-            reader.results_from(2, 0, 10, usize::MAX).unwrap(),
-            vec![(0, Output::Bytes(b"five".to_vec()))]
+            names,
+            HashMap::from([(5, "w-five".to_string()), (6, "w-six".to_string())])
         );
-        assert!(reader
-            .results_from(9, 0, 10, usize::MAX)
-            .unwrap()
-            .is_empty());
+        let (rest, _) = reader
+            .results_from(1, 1, ResultsOrder::Completion, 10, usize::MAX)
+            .unwrap();
+        assert_eq!(rest.iter().map(|r| r.index).collect::<Vec<_>>(), [1]);
         assert_eq!(jobs[0].state, JobState::Queued);
         assert_eq!(jobs[0].spec, spec());
         assert_eq!(jobs[0].submitted_ms, 111);
@@ -806,6 +911,45 @@ mod tests {
         assert_eq!(version, SCHEMA_VERSION);
         let jobs = s.load().unwrap();
         assert_eq!(jobs[0].failures, vec![(4, "executor died".to_string())]);
+    }
+
+    #[test]
+    fn a_v3_files_results_are_numbered_in_index_order_as_they_migrate() {
+        let path = tmp("migrate-v3");
+        let c = Connection::open(&path).unwrap();
+        for m in &MIGRATIONS[..3] {
+            c.execute_batch(m).unwrap();
+        }
+        c.execute_batch(
+            "PRAGMA user_version = 3;
+             INSERT INTO jobs (id, spec, submitted_ms, state) VALUES (1, x'', 0, 2), (2, x'', 0, 2);
+             INSERT INTO results (job_id, idx, lo, hi, cpu_ns, wall_ns) VALUES
+                 (1, 7, 70, 0, 1, 2), (1, 2, 20, 0, 1, 2), (2, 5, 50, 0, 1, 2), (1, 4, 40, 0, 1, 2);",
+        )
+        .unwrap();
+        drop(c);
+        drop(Store::open(&path).unwrap());
+        let reader = StoreReader::open(&path).unwrap();
+        let (rows, names) = reader
+            .results_from(1, 0, ResultsOrder::Completion, 10, usize::MAX)
+            .unwrap();
+        let got: Vec<_> = rows.iter().map(|r| (r.index, r.value.clone())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (2, Output::Int(20)),
+                (4, Output::Int(40)),
+                (7, Output::Int(70))
+            ]
+        );
+        // What was not kept then is not known, and says so.
+        assert_eq!(rows[0].run.worker, 0);
+        assert_eq!(rows[0].run.model, None);
+        assert!(names.is_empty());
+        let (rows, _) = reader
+            .results_from(2, 0, ResultsOrder::Completion, 10, usize::MAX)
+            .unwrap();
+        assert_eq!(rows.len(), 1);
     }
 
     fn open_err(path: &Path) -> String {

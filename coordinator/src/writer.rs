@@ -70,6 +70,7 @@ impl Drop for StoreWriter {
 
 /// Appends `more` to `into` (later batches after earlier ones).
 pub(crate) fn merge(into: &mut WriteBatch, more: WriteBatch) {
+    into.new_workers.extend(more.new_workers);
     into.new_jobs.extend(more.new_jobs);
     into.new_inputs.extend(more.new_inputs);
     into.results.extend(more.results);

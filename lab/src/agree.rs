@@ -249,6 +249,7 @@ mod tests {
             s.push(&ResultRow {
                 index: i as u64,
                 output: o.clone(),
+                run: Default::default(),
             })
             .unwrap();
         }
@@ -274,6 +275,7 @@ mod tests {
         let skipped = ResultRow {
             index: 1,
             output: Output::Int(0),
+            run: Default::default(),
         };
         assert!(s
             .push(&skipped)

@@ -69,6 +69,7 @@ pub enum Request {
         id: u64,
         format: Format,
         follow: bool,
+        order: brigade_client::Order,
     },
     Cancel(u64),
     Workers(Format),
@@ -118,10 +119,16 @@ impl Action {
                 format: client.format,
             }
             .to(client.target),
-            Subcommand::Results { id, follow, client } => Request::Results {
+            Subcommand::Results {
+                id,
+                follow,
+                order,
+                client,
+            } => Request::Results {
                 id,
                 format: client.format,
                 follow,
+                order,
             }
             .to(client.target),
             Subcommand::Cancel { id, target } => Request::Cancel(id).to(target),

@@ -106,8 +106,9 @@ pub struct CoordinatorArgs {
     /// How often workers heartbeat (ms); must be well below the lease timeout.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..))]
     pub heartbeat_ms: u64,
-    /// Refuse jobs with more tasks than this.
-    #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Refuse jobs with more tasks than this (at most 4294967295).
+    #[arg(long, default_value_t = 10_000_000,
+          value_parser = clap::value_parser!(u64).range(1..=4_294_967_295))]
     pub max_tasks_per_job: u64,
     /// Attempts per task when a job does not say (a failed attempt is a
     /// workload error, a crashed executor or a timeout; a lost worker is not).
@@ -225,12 +226,18 @@ pub enum Subcommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Print a job's task results in index order, as they arrive.
+    /// Print a job's task results as they arrive: index, value, and (json,
+    /// jsonl, csv) the task's input range, attempts, worker, model and CPU
+    /// and wall time.
     Results {
         id: u64,
         /// Keep printing while the job runs, until it ends.
         #[arg(long)]
         follow: bool,
+        /// Row order: `index` (task index) or `completion` (as the tasks
+        /// finished; with --follow, each row as soon as it is recorded).
+        #[arg(long, default_value = "index", value_parser = commands::parse_order)]
+        order: brigade_client::Order,
         #[command(flatten)]
         client: ClientArgs,
     },

@@ -59,9 +59,12 @@ async fn run(action: Action) -> anyhow::Result<()> {
                 Request::Status(format) => commands::status(c, format).await,
                 Request::Jobs(format) => commands::jobs(c, format).await,
                 Request::Job { id, wait, format } => commands::job(c, id, wait, format).await,
-                Request::Results { id, format, follow } => {
-                    commands::results(c, id, format, follow).await
-                }
+                Request::Results {
+                    id,
+                    format,
+                    follow,
+                    order,
+                } => commands::results(c, id, format, follow, order).await,
                 Request::Cancel(id) => commands::cancel(c, id).await,
                 Request::Workers(format) => commands::workers(c, format).await,
             }

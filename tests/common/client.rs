@@ -232,6 +232,7 @@ impl Client {
     /// first line that differs.
     pub fn assert_results(&self, id: u64, rows: impl IntoIterator<Item = (u64, u128)>) {
         let got = self.brigade_ok(&["results", &id.to_string(), "--format", "csv"]);
+        let got = csv_index_value(&got);
         let want = results_csv(rows);
         if got != want {
             let got_lines: Vec<&str> = got.lines().collect();
@@ -291,4 +292,90 @@ pub fn results_csv(rows: impl IntoIterator<Item = (u64, u128)>) -> String {
         s.push_str(&format!("{i},{v}\n"));
     }
     s
+}
+
+/// The header of `results --format csv`.
+pub const RESULTS_CSV_HEADER: &str = "index,value,input,attempts,worker,model,cpu_ms,wall_ms";
+
+/// Checks the columns of a result row that say how its task ran — the
+/// input range `A..B`, attempts ≥ 1, a worker's name, a model, times ≥ 0 —
+/// and returns them as (input, attempts, worker, model).
+pub fn check_run_fields(
+    input: &str,
+    attempts: &str,
+    worker: &str,
+    model: &str,
+    cpu_ms: &str,
+    wall_ms: &str,
+) -> (String, u32, String, String) {
+    let (a, b) = input.split_once("..").expect("input is A..B");
+    assert!(
+        a.parse::<u64>().unwrap() < b.parse::<u64>().unwrap(),
+        "input range {input}"
+    );
+    let attempts: u32 = attempts.parse().expect("attempts is a number");
+    assert!(attempts >= 1, "attempts {attempts}");
+    assert!(!worker.is_empty(), "a worker name");
+    assert!(
+        ["process", "thread", "async"].contains(&model),
+        "model {model:?}"
+    );
+    for t in [cpu_ms, wall_ms] {
+        assert!(t.parse::<f64>().expect("a time in ms") >= 0.0, "time {t}");
+    }
+    (input.into(), attempts, worker.into(), model.into())
+}
+
+/// The records of a CSV text (quoted fields may hold line breaks).
+fn csv_records(csv: &str) -> Vec<&str> {
+    let (mut records, mut start, mut quoted) = (Vec::new(), 0, false);
+    for (i, c) in csv.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '\n' if !quoted => {
+                records.push(&csv[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    records
+}
+
+/// `results --format csv` cut to its index and value columns (as
+/// [`results_csv`] writes them), after checking the header and every
+/// row's run columns.
+pub fn csv_index_value(csv: &str) -> String {
+    let records = csv_records(csv);
+    assert_eq!(records.first().copied(), Some(RESULTS_CSV_HEADER), "{csv}");
+    let mut out = String::from("index,value\n");
+    for r in &records[1..] {
+        // The run columns hold no comma (test workers' names have none).
+        let f: Vec<&str> = r.rsplitn(7, ',').collect();
+        assert_eq!(f.len(), 7, "a row of 8 columns: {r}");
+        check_run_fields(f[5], f[4], f[3], f[2], f[1], f[0]);
+        out.push_str(f[6]);
+        out.push('\n');
+    }
+    out
+}
+
+/// A JSON result row without the fields that say how its task ran (input,
+/// attempts, worker, model, cpu_ms, wall_ms), after checking them.
+pub fn without_run_fields(mut row: Value) -> Value {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let o = row.as_object_mut().expect("a row is an object");
+    let mut take = |k: &str| text(&o.remove(k).unwrap_or_else(|| panic!("row has no {k}")));
+    let (input, attempts, worker, model) = (
+        take("input"),
+        take("attempts"),
+        take("worker"),
+        take("model"),
+    );
+    let (cpu, wall) = (take("cpu_ms"), take("wall_ms"));
+    check_run_fields(&input, &attempts, &worker, &model, &cpu, &wall);
+    row
 }

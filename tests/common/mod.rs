@@ -22,8 +22,9 @@ pub mod proc;
 pub mod tempdir;
 
 pub use client::{
-    assert_error, assert_success, brigade_command, parse_json, results_csv, run_brigade, stderr,
-    stdout, strs, Client, BIN, CLI_DEADLINE,
+    assert_error, assert_success, brigade_command, check_run_fields, csv_index_value, parse_json,
+    results_csv, run_brigade, stderr, stdout, strs, without_run_fields, Client, BIN, CLI_DEADLINE,
+    RESULTS_CSV_HEADER,
 };
 pub use cluster::{BackgroundRun, Cluster, Slots};
 pub use job::{

@@ -2,7 +2,8 @@
 //! send it, and how each is answered.
 
 use brigade_proto::v1::{
-    ClusterStatus, CoordinatorMessage, JobInfo, JobSpec, ResultsChunk, WorkerInfo, WorkerMessage,
+    ClusterStatus, CoordinatorMessage, JobInfo, JobSpec, ResultsChunk, ResultsOrder, WorkerInfo,
+    WorkerMessage,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tonic::Status;
@@ -24,6 +25,9 @@ pub type Reply<T> = oneshot::Sender<Result<T, Status>>;
 #[derive(Debug)]
 pub enum Request {
     Submit(JobSpec, Reply<JobInfo>),
+    /// Check an inputs job's spec before its items are uploaded (as if it
+    /// had one item): a bad workload or argument is refused at once.
+    CheckInputsSpec(JobSpec, Reply<()>),
     /// Submit an inputs job with its uploaded items.
     SubmitInputs(JobSpec, Arc<Inputs>, Reply<JobInfo>),
     /// Submit, answered (once durable) with a watch on the job's status
@@ -35,6 +39,7 @@ pub enum Request {
     Results {
         job: JobId,
         from: u64,
+        order: ResultsOrder,
         max: usize,
         reply: Reply<ResultsChunk>,
     },

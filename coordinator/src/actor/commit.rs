@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::command::Ack;
 use crate::inputs::Inputs;
-use crate::sched::{JobId, Recorded};
+use crate::sched::{JobId, Recorded, WorkerId};
 use crate::store::{JobEnd, Store, StoreError, WriteBatch};
 use crate::writer::{merge, Committed, StoreWriter};
 
@@ -152,6 +152,17 @@ impl CommitLedger {
             self.unflushed.new_inputs.push((id, inputs));
         }
         self.pending_acks.push((id, ack));
+    }
+
+    /// Whether commits go to a state file.
+    pub(super) fn has_store(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// A worker linked: its name is written with the next commit (results
+    /// name their worker by id).
+    pub(super) fn worker_joined(&mut self, id: WorkerId, name: String) {
+        self.unflushed.new_workers.push((id, name));
     }
 
     /// Queues results and failures the core just recorded for the next

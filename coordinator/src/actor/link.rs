@@ -115,6 +115,13 @@ impl Actor {
             self.config.workloads.insert(def);
         }
         let id = self.sched.worker_joined(hello, now);
+        if self.ledger.has_store() {
+            self.ledger.worker_joined(id, name.clone());
+        } else {
+            // Results name their worker: kept for the results served from
+            // memory (with a store, the store keeps them).
+            self.worker_names.insert(id, name.clone());
+        }
         let welcome = CoordinatorMessage {
             msg: Some(coordinator_message::Msg::Welcome(Welcome {
                 worker_id: id,

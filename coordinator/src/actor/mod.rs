@@ -125,6 +125,9 @@ pub(crate) struct Actor {
     ledger: CommitLedger,
     /// The items of inputs jobs that have not ended.
     inputs: HashMap<JobId, Arc<Inputs>>,
+    /// Every worker that linked, by id, for the results served from memory
+    /// (with a state file, its `workers` table answers).
+    worker_names: HashMap<WorkerId, String>,
 }
 
 impl Actor {
@@ -147,6 +150,7 @@ impl Actor {
             clock: Clock::new(),
             ledger: CommitLedger::in_memory(),
             inputs: HashMap::new(),
+            worker_names: HashMap::new(),
         };
         if let Some(store) = store {
             actor.restore(&store)?;
@@ -162,6 +166,7 @@ impl Actor {
             max_attempts_limit: u32::MAX,
             ..self.config.limits
         };
+        self.sched.reserve_worker_ids(store.max_worker_id()?);
         let (mut resumed, mut ended) = (0, 0);
         for job in store.load()? {
             let def = self.config.workloads.lookup(&job.spec.workload).ok();
@@ -257,6 +262,18 @@ impl Actor {
         let now = self.clock.now_ms();
         match request {
             Request::Submit(spec, reply) => self.submit(spec, None, now, Ack::Info(reply)),
+            Request::CheckInputsSpec(spec, reply) => {
+                let spec = JobSpec {
+                    has_inputs: true,
+                    range_start: 0,
+                    range_end: 1,
+                    ..spec
+                };
+                let checked = admit(spec, &self.config.workloads, &self.config.limits)
+                    .map(drop)
+                    .map_err(|e| Status::invalid_argument(e.to_string()));
+                let _ = reply.send(checked);
+            }
             Request::SubmitInputs(spec, inputs, reply) => {
                 self.submit(spec, Some(inputs), now, Ack::Info(reply))
             }
@@ -273,10 +290,11 @@ impl Actor {
             Request::Results {
                 job,
                 from,
+                order,
                 max,
                 reply,
             } => {
-                let _ = reply.send(self.results(job, from, max));
+                let _ = reply.send(self.results(job, from, order, max));
             }
             Request::Cancel(id, reply) => {
                 let res = self

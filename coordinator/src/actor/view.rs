@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 
 use brigade_proto::v1::{
-    self, ClusterStatus, FailedTask, JobInfo, Kind, Model, Reduce, ResultsChunk, WorkerInfo,
+    self, ClusterStatus, FailedTask, JobInfo, Kind, Model, Reduce, ResultsChunk, ResultsOrder,
+    WorkerInfo,
 };
 use brigade_proto::{Output, SlotModel};
 use tokio::sync::watch;
@@ -17,8 +18,8 @@ use super::commit::HeldUpdate;
 use super::Actor;
 use crate::admission::JobReduce;
 use crate::sched::{
-    ClusterView, JobError, JobFailure, JobId, JobState, JobView, ProbeVerdict, Routing,
-    TaskFailure, TaskStatus, WaitingReason, WorkerView,
+    ClusterView, JobError, JobFailure, JobId, JobState, JobView, ProbeVerdict, ResultRow, Routing,
+    TaskFailure, TaskStatus, WaitingReason, WorkerId, WorkerView,
 };
 
 /// At most this many failed tasks are listed in a job's status.
@@ -29,31 +30,44 @@ const LISTED_FAILURES: usize = 100;
 /// message may have (one output, at most 32 MiB, always does).
 pub(crate) const RESULTS_CHUNK_BYTES: usize = 4 << 20;
 
-/// Packs (index, value) rows into the wire chunk (the `hi` column only
-/// when some value needs it).
-pub(crate) fn results_chunk(rows: Vec<(u64, Output)>) -> ResultsChunk {
+/// Packs rows into the wire chunk (the `hi` column only when some value
+/// needs it), with the names of the workers they name (`name_of`).
+pub(crate) fn results_chunk(
+    rows: Vec<ResultRow>,
+    mut name_of: impl FnMut(WorkerId) -> Option<String>,
+) -> ResultsChunk {
     let mut chunk = ResultsChunk::default();
-    if rows.iter().any(|(_, v)| v.as_int().is_none()) {
-        // Byte outputs: one data entry per row, integers as their text.
-        for (i, v) in rows {
-            chunk.index.push(i);
-            chunk.is_int.push(v.as_int().is_some());
-            chunk.data.push(match v {
+    let bytes = rows.iter().any(|r| r.value.as_int().is_none());
+    let wide = rows
+        .iter()
+        .any(|r| r.value.as_int().is_some_and(|v| v > u64::MAX as u128));
+    for ResultRow { index, value, run } in rows {
+        chunk.index.push(index);
+        chunk.attempts.push(run.attempts);
+        chunk.worker.push(run.worker);
+        chunk
+            .model
+            .push(run.model.map_or(Model::Unspecified, Model::from) as i32);
+        chunk.cpu_ns.push(run.cpu_ns);
+        chunk.wall_ns.push(run.wall_ns);
+        if run.worker != 0 && !chunk.worker_names.contains_key(&run.worker) {
+            if let Some(name) = name_of(run.worker) {
+                chunk.worker_names.insert(run.worker, name);
+            }
+        }
+        if bytes {
+            // Byte outputs: one data entry per row, integers as their text.
+            chunk.is_int.push(value.as_int().is_some());
+            chunk.data.push(match value {
                 Output::Int(n) => n.to_string().into_bytes(),
                 Output::Bytes(b) => b,
             });
-        }
-        return chunk;
-    }
-    let wide = rows
-        .iter()
-        .any(|(_, v)| v.as_int().is_some_and(|v| v > u64::MAX as u128));
-    for (i, v) in rows {
-        let v = v.as_int().unwrap_or(0);
-        chunk.index.push(i);
-        chunk.lo.push(v as u64);
-        if wide {
-            chunk.hi.push((v >> 64) as u64);
+        } else {
+            let v = value.as_int().unwrap_or(0);
+            chunk.lo.push(v as u64);
+            if wide {
+                chunk.hi.push((v >> 64) as u64);
+            }
         }
     }
     chunk
@@ -122,15 +136,23 @@ impl Actor {
         &self,
         job: JobId,
         from: u64,
+        order: ResultsOrder,
         max: usize,
     ) -> Result<ResultsChunk, Status> {
         self.sched.job(job).map_err(job_status).and_then(|j| {
             // Without values in memory the service reads the store;
             // asking here is a bug, said so rather than answered empty.
-            let rows = j.results_from(from, max, RESULTS_CHUNK_BYTES);
-            rows.map(results_chunk).ok_or_else(|| {
-                Status::internal("results of this coordinator live in its state file")
-            })
+            let rows = match order {
+                ResultsOrder::Index => j.results_from(from, max, RESULTS_CHUNK_BYTES),
+                ResultsOrder::Completion => {
+                    j.results_in_completion_order(from, max, RESULTS_CHUNK_BYTES)
+                }
+            };
+            let name_of = |w| self.worker_names.get(&w).cloned();
+            rows.map(|rows| results_chunk(rows, name_of))
+                .ok_or_else(|| {
+                    Status::internal("results of this coordinator live in its state file")
+                })
         })
     }
 

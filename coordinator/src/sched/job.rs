@@ -11,7 +11,7 @@ use brigade_proto::SlotModel;
 use super::status::{
     JobFailure, JobState, JobView, ProbeVerdict, Routing, TaskFailure, TaskStatus, WaitingReason,
 };
-use super::{JobId, Outcome, Recorded, TaskLease, WorkerId};
+use super::{JobId, Outcome, Recorded, ResultRow, RunInfo, TaskLease, WorkerId};
 use crate::admission::{JobKind, JobPlan, JobReduce, ModelChoice};
 
 /// The current lease of a task.
@@ -209,7 +209,7 @@ impl Job {
         let mut job = Job::new(id, plan, stored.submitted_ms, keep_values);
         for r in stored.results {
             if r.index < job.plan.tasks && !job.is_finished(r.index) {
-                job.mark_done(r.index, &r.value, r.cpu_ns, r.wall_ns);
+                job.mark_done(r.index, &r.value, r.run);
             }
         }
         for (index, error) in stored.failures {
@@ -262,11 +262,11 @@ impl Job {
         self.done[(index / 64) as usize] & (1 << (index % 64)) != 0
     }
 
-    fn mark_done(&mut self, index: u64, value: &Output, cpu_ns: u64, wall_ns: u64) {
+    fn mark_done(&mut self, index: u64, value: &Output, run: RunInfo) {
         self.done[(index / 64) as usize] |= 1 << (index % 64);
         self.done_count += 1;
         if let Some(values) = &mut self.values {
-            values.set(index, value);
+            values.set(index, value, run);
         }
         let int = value.as_int().unwrap_or(0);
         self.total = match self.plan.reduce {
@@ -276,8 +276,8 @@ impl Job {
             JobReduce::Max => self.total.map(|t| t.max(int)),
             JobReduce::None | JobReduce::Concat => self.total,
         };
-        self.cpu_ns += cpu_ns;
-        self.wall_ns += wall_ns;
+        self.cpu_ns += run.cpu_ns;
+        self.wall_ns += run.wall_ns;
     }
 
     /// Most tasks of this job leased at once: the job's own cap, and only
@@ -491,7 +491,7 @@ impl Job {
 
     /// Applies the outcome of the task's current lease. Returns whether the
     /// job ended because of it.
-    pub(super) fn record(&mut self, o: Outcome, lease: Lease, now_ms: u64) -> bool {
+    pub(super) fn record(&mut self, o: Outcome, lease: Lease, run: RunInfo, now_ms: u64) -> bool {
         let index = o.index;
         if o.status != TaskStatus::Cancelled {
             self.probe_measured(&o);
@@ -505,7 +505,7 @@ impl Job {
                 if let Some(why) = self.refusal(&o.value) {
                     return self.fail_for_good(index, lease, TaskStatus::Failed, why, now_ms);
                 }
-                self.mark_done(index, &o.value, o.cpu_ns, o.wall_ns);
+                self.mark_done(index, &o.value, run);
                 if self.finished_count() == self.plan.tasks {
                     self.complete(now_ms);
                     return true;
@@ -560,24 +560,27 @@ impl Job {
     /// Done tasks with index ≥ `from`, in index order: at most `max` of
     /// them, and no more once their outputs reach `max_bytes` (at least
     /// one); `None` when values are not kept in memory (the store has them).
-    pub fn results_from(
+    pub fn results_from(&self, from: u64, max: usize, max_bytes: usize) -> Option<Vec<ResultRow>> {
+        let values = self.values.as_ref()?;
+        let done = (from..self.plan.tasks).filter(|&i| self.is_done(i));
+        Some(values.rows(done, max, max_bytes))
+    }
+
+    /// The same in the order results were recorded, skipping the first
+    /// `skip` of them.
+    pub fn results_in_completion_order(
         &self,
-        from: u64,
+        skip: u64,
         max: usize,
         max_bytes: usize,
-    ) -> Option<Vec<(u64, Output)>> {
+    ) -> Option<Vec<ResultRow>> {
         let values = self.values.as_ref()?;
-        let mut rows = Vec::new();
-        let mut bytes = 0;
-        for i in (from..self.plan.tasks).filter(|&i| self.is_done(i)) {
-            if rows.len() == max || (!rows.is_empty() && bytes >= max_bytes) {
-                break;
-            }
-            let v = values.get(i);
-            bytes += v.len();
-            rows.push((i, v));
-        }
-        Some(rows)
+        let order = values
+            .order
+            .iter()
+            .skip(skip as usize)
+            .map(|&i| u64::from(i));
+        Some(values.rows(order, max, max_bytes))
     }
 
     /// Whether an OK output can be recorded: a reduction over integers
@@ -684,55 +687,144 @@ fn reduce_name(r: JobReduce) -> &'static str {
     }
 }
 
-/// A job's outputs kept in memory: integers in one column (16 bytes a
-/// task, paid up front as before), byte outputs in one arena with a span
-/// per task, made on the first byte output.
-#[derive(Debug)]
+/// A job's outputs kept in memory, with how each task ran, in columns
+/// that grow to the highest done index (queued tasks cost nothing): 16
+/// bytes an output (an integer, or where its bytes are in one arena), 16
+/// bytes of run facts, and 4 bytes of completion order, per done task.
+#[derive(Debug, Default)]
 struct Outputs {
-    ints: Vec<u128>,
+    /// Per task: its integer output, or, when its bit in `is_bytes` is
+    /// set, `start | len << 64` of its bytes in `bytes`.
+    cells: Vec<u128>,
+    /// One bit per task; empty until the first byte output.
+    is_bytes: Vec<u64>,
     bytes: Vec<u8>,
-    /// (start in `bytes`, length) per task; `u32::MAX` length: an integer.
-    spans: Vec<(u64, u32)>,
+    runs: Vec<PackedRun>,
+    /// Done task indices in the order they were recorded. Admission keeps
+    /// a job's tasks under 2^32.
+    order: Vec<u32>,
+    tasks: usize,
+}
+
+/// [`RunInfo`] in 16 bytes: times as f32 nanoseconds (exact to 16 ms,
+/// then to 1 part in 2^24, far finer than the clocks' noise); a worker id
+/// or attempt count past its width saturates.
+#[derive(Debug, Clone, Copy, Default)]
+struct PackedRun {
+    cpu_ns: f32,
+    wall_ns: f32,
+    worker: u32,
+    attempts: u16,
+    /// The model's wire value (0: not known).
+    model: u8,
+}
+
+impl PackedRun {
+    fn pack(r: RunInfo) -> PackedRun {
+        PackedRun {
+            cpu_ns: r.cpu_ns as f32,
+            wall_ns: r.wall_ns as f32,
+            worker: u32::try_from(r.worker).unwrap_or(u32::MAX),
+            attempts: u16::try_from(r.attempts).unwrap_or(u16::MAX),
+            model: r
+                .model
+                .map_or(0, |m| brigade_proto::v1::Model::from(m) as u8),
+        }
+    }
+
+    fn unpack(self) -> RunInfo {
+        RunInfo {
+            attempts: u32::from(self.attempts),
+            worker: WorkerId::from(self.worker),
+            model: SlotModel::from_wire(i32::from(self.model)),
+            cpu_ns: self.cpu_ns as u64,
+            wall_ns: self.wall_ns as u64,
+        }
+    }
 }
 
 impl Outputs {
     fn new(tasks: usize) -> Outputs {
         Outputs {
-            ints: vec![0; tasks],
-            bytes: Vec::new(),
-            spans: Vec::new(),
+            tasks,
+            ..Outputs::default()
         }
     }
 
-    fn set(&mut self, index: u64, value: &Output) {
+    /// Makes room for task `i` (doubling, so in-order completion stays
+    /// amortised O(1)).
+    fn reach(&mut self, i: usize) {
+        if i >= self.cells.len() {
+            let len = (i + 1).max(self.cells.len() * 2).min(self.tasks);
+            self.cells.resize(len, 0);
+            self.runs.resize(len, PackedRun::default());
+            if !self.is_bytes.is_empty() {
+                self.is_bytes.resize(len.div_ceil(64), 0);
+            }
+        }
+    }
+
+    fn set(&mut self, index: u64, value: &Output, run: RunInfo) {
         let i = index as usize;
+        self.reach(i);
+        self.runs[i] = PackedRun::pack(run);
+        self.order.push(index as u32);
         match value {
             Output::Int(v) => {
-                self.ints[i] = *v;
-                if let Some(span) = self.spans.get_mut(i) {
-                    *span = (0, u32::MAX);
+                self.cells[i] = *v;
+                if let Some(word) = self.is_bytes.get_mut(i / 64) {
+                    *word &= !(1 << (i % 64));
                 }
             }
             Output::Bytes(b) => {
-                if self.spans.is_empty() {
-                    self.spans = vec![(0, u32::MAX); self.ints.len()];
+                if self.is_bytes.is_empty() {
+                    self.is_bytes = vec![0; self.cells.len().div_ceil(64)];
                 }
-                // Outputs are bounded far below 4 GiB by max_result_bytes.
-                let len = u32::try_from(b.len()).unwrap_or(u32::MAX - 1);
-                self.spans[i] = (self.bytes.len() as u64, len);
-                self.bytes.extend_from_slice(&b[..len as usize]);
+                self.is_bytes[i / 64] |= 1 << (i % 64);
+                let start = self.bytes.len() as u128;
+                self.cells[i] = start | (b.len() as u128) << 64;
+                self.bytes.extend_from_slice(b);
             }
         }
     }
 
-    fn get(&self, index: u64) -> Output {
-        let i = index as usize;
-        match self.spans.get(i) {
-            Some(&(start, len)) if len != u32::MAX => {
-                let start = start as usize;
-                Output::Bytes(self.bytes[start..start + len as usize].to_vec())
-            }
-            _ => Output::Int(self.ints[i]),
+    fn get(&self, i: usize) -> Output {
+        let cell = self.cells[i];
+        if self
+            .is_bytes
+            .get(i / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+        {
+            let (start, len) = (cell as u64 as usize, (cell >> 64) as usize);
+            Output::Bytes(self.bytes[start..start + len].to_vec())
+        } else {
+            Output::Int(cell)
         }
+    }
+
+    /// The rows of these done tasks, in their order: at most `max`, and no
+    /// more once their outputs reach `max_bytes` (at least one).
+    fn rows(
+        &self,
+        done: impl Iterator<Item = u64>,
+        max: usize,
+        max_bytes: usize,
+    ) -> Vec<ResultRow> {
+        let mut rows = Vec::new();
+        let mut bytes = 0;
+        for index in done {
+            if rows.len() == max || (!rows.is_empty() && bytes >= max_bytes) {
+                break;
+            }
+            let i = index as usize;
+            let value = self.get(i);
+            bytes += value.len();
+            rows.push(ResultRow {
+                index,
+                value,
+                run: self.runs[i].unpack(),
+            });
+        }
+        rows
     }
 }

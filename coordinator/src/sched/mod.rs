@@ -63,14 +63,36 @@ pub struct Outcome {
     pub ready_ns: u64,
 }
 
+/// How a recorded result's task ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunInfo {
+    /// The lease epoch that made it: 1 for a first run.
+    pub attempts: u32,
+    /// 0: not known (a result stored before this was kept).
+    pub worker: WorkerId,
+    /// `None`: not known (as for `worker`).
+    pub model: Option<SlotModel>,
+    pub cpu_ns: u64,
+    pub wall_ns: u64,
+}
+
 /// A result that was just recorded (for the durable store).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
     pub job: JobId,
     pub index: u64,
     pub value: Output,
-    pub cpu_ns: u64,
-    pub wall_ns: u64,
+    pub run: RunInfo,
+    /// Its place in the order the job's results were recorded (0 first).
+    pub seq: u64,
+}
+
+/// A done task as clients read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultRow {
+    pub index: u64,
+    pub value: Output,
+    pub run: RunInfo,
 }
 
 /// What the I/O layer must do.
@@ -200,6 +222,12 @@ impl Scheduler {
     }
 
     /// Registers a worker; it may be assigned tasks up to its credits.
+    /// Ids up to `max` were used before (by a run of the coordinator on the
+    /// same state file): new workers get ids above it.
+    pub fn reserve_worker_ids(&mut self, max: WorkerId) {
+        self.next_worker = self.next_worker.max(max + 1);
+    }
+
     pub fn worker_joined(&mut self, hello: WorkerHello, now_ms: u64) -> WorkerId {
         let id = self.next_worker;
         self.next_worker += 1;
@@ -373,16 +401,23 @@ impl Scheduler {
                 tasks_done += 1;
             }
             let job_id = o.job;
+            let run = RunInfo {
+                attempts: o.attempt,
+                worker,
+                model: o.model.or(Some(job.model())),
+                cpu_ns: o.cpu_ns,
+                wall_ns: o.wall_ns,
+            };
             if self.config.log_results && o.status == TaskStatus::Ok && job.accepts(&o.value) {
                 self.recorded.push(Recorded {
                     job: job_id,
                     index: o.index,
                     value: o.value.clone(),
-                    cpu_ns: o.cpu_ns,
-                    wall_ns: o.wall_ns,
+                    run,
+                    seq: job.done_count(),
                 });
             }
-            let ended = job.record(o, lease, now_ms);
+            let ended = job.record(o, lease, run, now_ms);
             if let Some(old) = job.rerouted_from.take() {
                 // `--model auto` decided: the job moves to its model's queue.
                 self.runnable[old].remove(&job_id);

@@ -158,8 +158,64 @@ fn a_lost_worker_returns_its_leases_and_its_late_results_are_dropped() {
     assert_eq!(info.state, JobState::Succeeded);
     assert_eq!(info.late_results_dropped, 1);
     assert_eq!(s.status().late_results_dropped, 2);
-    let r = s.job(j).unwrap().results_from(0, 10, usize::MAX);
-    assert_eq!(r, Some(ints(&[(0, 0), (1, 1), (2, 2), (3, 3)])));
+    let r = s.job(j).unwrap().results_from(0, 10, usize::MAX).unwrap();
+    assert_eq!(values(&r), ints(&[(0, 0), (1, 1), (2, 2), (3, 3)]));
+    // Each row says how its task ran: the second lease, on worker b.
+    for row in &r {
+        assert_eq!(
+            row.run,
+            RunInfo {
+                attempts: 2,
+                worker: b,
+                model: Some(SlotModel::Async),
+                cpu_ns: 0,
+                wall_ns: 0,
+            }
+        );
+    }
+}
+
+#[test]
+fn results_come_in_index_or_completion_order_with_how_each_task_ran() {
+    let mut s = Scheduler::new(SchedConfig::default());
+    let w = s.worker_joined(hello(0, 4, 0, 1), 0);
+    let j = s.submit(plan("noop", 4, 1, SlotModel::Thread), 0);
+    s.dispatch(0);
+    let tasks = assigns(&s.take_actions())[0].2.clone();
+    assert_eq!(tasks.len(), 4);
+    // Finished 2, 0, 3, 1, with times that tell them apart.
+    for (k, &i) in [2usize, 0, 3, 1].iter().enumerate() {
+        let o = Outcome {
+            cpu_ns: 1_000 * i as u64,
+            wall_ns: 3_000_000_000 + i as u64,
+            ..ok(j, &tasks[i], SlotModel::Thread, 10 + i as u128)
+        };
+        s.worker_outcomes(w, [o], 1 + k as u64);
+    }
+    let job = s.job(j).unwrap();
+    let by_index = job.results_from(0, 10, usize::MAX).unwrap();
+    assert_eq!(
+        values(&by_index),
+        ints(&[(0, 10), (1, 11), (2, 12), (3, 13)])
+    );
+    let by_completion = job.results_in_completion_order(0, 10, usize::MAX).unwrap();
+    assert_eq!(
+        values(&by_completion),
+        ints(&[(2, 12), (0, 10), (3, 13), (1, 11)])
+    );
+    // A follower's cursor: skip what it has, at most `max` at a time.
+    let next = job.results_in_completion_order(1, 2, usize::MAX).unwrap();
+    assert_eq!(values(&next), ints(&[(0, 10), (3, 13)]));
+    for row in &by_index {
+        let i = row.index;
+        assert_eq!(row.run.attempts, 1);
+        assert_eq!(row.run.worker, w);
+        assert_eq!(row.run.model, Some(SlotModel::Thread));
+        assert_eq!(row.run.cpu_ns, 1_000 * i);
+        // Kept as f32 in memory: 3 s to within 1 part in 2^24.
+        let wall = 3_000_000_000 + i;
+        assert!(row.run.wall_ns.abs_diff(wall) <= wall >> 23, "{row:?}");
+    }
 }
 
 /// `times` times over: a fresh worker with two slots of `model` joins, takes
@@ -690,8 +746,8 @@ fn a_restored_job_runs_only_what_was_not_recorded() {
             job: 7,
             index: i,
             value: Output::Int(sum_squares(i * 10, i * 10 + 10)),
-            cpu_ns: 1,
-            wall_ns: 1,
+            run: run_info(1),
+            seq: i,
         })
         .collect();
     s.restore(
@@ -742,8 +798,8 @@ fn restore_keeps_ended_jobs_ended_and_ends_fully_recorded_ones() {
             job: 1,
             index: i,
             value: Output::Int(i as u128),
-            cpu_ns: 0,
-            wall_ns: 0,
+            run: run_info(0),
+            seq: i,
         })
         .collect();
     let stored = |state, results| RestoredJob {
@@ -764,10 +820,8 @@ fn restore_keeps_ended_jobs_ended_and_ends_fully_recorded_ones() {
     s.worker_joined(hello(0, 0, 4, 1), 5);
     s.dispatch(5);
     assert!(s.take_actions().is_empty());
-    assert_eq!(
-        s.job(1).unwrap().results_from(0, 10, usize::MAX),
-        Some(ints(&[(0, 0), (1, 1)]))
-    );
+    let rows = s.job(1).unwrap().results_from(0, 10, usize::MAX).unwrap();
+    assert_eq!(values(&rows), ints(&[(0, 0), (1, 1)]));
 }
 
 #[test]
@@ -1101,4 +1155,20 @@ fn auto_sends_tiny_cpu_tasks_to_the_event_loop_not_to_processes() {
 /// `(index, integer)` rows as outputs.
 fn ints(rows: &[(u64, u128)]) -> Vec<(u64, Output)> {
     rows.iter().map(|&(i, v)| (i, Output::Int(v))).collect()
+}
+
+/// The (index, output) of each row.
+fn values(rows: &[ResultRow]) -> Vec<(u64, Output)> {
+    rows.iter().map(|r| (r.index, r.value.clone())).collect()
+}
+
+/// A stored result's run facts, with these CPU and wall times.
+fn run_info(ns: u64) -> RunInfo {
+    RunInfo {
+        attempts: 1,
+        worker: 1,
+        model: Some(SlotModel::Process),
+        cpu_ns: ns,
+        wall_ns: ns,
+    }
 }
