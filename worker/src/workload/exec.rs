@@ -159,7 +159,7 @@ fn tail(bytes: &[u8]) -> String {
 fn stdout_cap(input: &TaskInput) -> u64 {
     input
         .output_limit
-        .map_or(MAX_STDOUT, |limit| limit.max(64).min(MAX_STDOUT))
+        .map_or(MAX_STDOUT, |limit| limit.clamp(64, MAX_STDOUT))
 }
 
 fn judge(ran: std::io::Result<Ran>, cap: u64) -> Result<Output, String> {
