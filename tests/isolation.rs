@@ -231,3 +231,38 @@ fn descendants(pid: u32) -> Vec<u32> {
     }
     all
 }
+
+/// One coordinator per state file: a second one on the same file exits
+/// non-zero naming the file and the pid that holds it; the first carries on.
+#[test]
+fn a_second_coordinator_on_one_state_file_is_refused_and_the_first_serves_on() {
+    let (mut c, _) = Cluster::start_durable(&[]);
+    let state = c.dir().join("state.db");
+    let holder = c.coordinator_pid();
+    let second = common::run_brigade(
+        &[
+            "coordinator",
+            "--listen",
+            "127.0.0.1:0",
+            "--state",
+            state.to_str().unwrap(),
+        ],
+        &[],
+        common::CLI_DEADLINE,
+    );
+    let err = common::stderr(&second);
+    assert_eq!(second.status.code(), Some(1), "stderr: {err}");
+    assert!(
+        err.contains(&state.display().to_string())
+            && err.contains(&format!("pid {holder}"))
+            && err.contains("another coordinator"),
+        "the refusal names the file and the holder: {err}"
+    );
+    c.spawn_worker("w1", Slots::new(0, 0, 2));
+    c.wait_workers(1);
+    let job = c.submit_json(&[
+        "sum-squares", "--range", "0..1000", "--chunk", "100", "--model", "async",
+    ]);
+    let end = c.wait_job(id_of(&job));
+    assert_eq!(end["state"], "succeeded", "the first coordinator serves on: {end}");
+}

@@ -18,6 +18,7 @@ use brigade_proto::v1::{JobSpec, JobState};
 use brigade_proto::Output;
 
 use crate::inputs::Inputs;
+use crate::state_lock::StateLock;
 use prost::Message;
 use rusqlite::{params, Connection, OpenFlags};
 
@@ -149,6 +150,8 @@ impl WriteBatch {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Held as long as the store is: one coordinator per state file.
+    _lock: StateLock,
 }
 
 /// The first 16 bytes of every SQLite database file.
@@ -236,6 +239,8 @@ impl Store {
             what,
             hint,
         };
+        // Before anything reads or writes the file.
+        let lock = StateLock::acquire(path)?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -311,6 +316,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            _lock: lock,
         };
         store
             .migrate(version)

@@ -147,13 +147,20 @@ fn slot_loop(slot: usize, queue: Arc<TaskQueue>, done: Outcomes, run: Arc<SlotRu
             if outcome.wall_ns > duration_ns(limit) {
                 outcome.status = OutcomeStatus::TimedOut;
                 outcome.value = Output::Int(0);
-                outcome.error = format!(
-                    "task ran {} ms, exceeding its {} ms timeout (on a thread slot, commands a \
-                     task starts are killed at its timeout; other code runs to its end): {}",
-                    outcome.wall_ns / 1_000_000,
-                    limit.as_millis(),
-                    outcome.error
-                );
+                outcome.error = match outcome.error.as_str() {
+                    // Nothing to stop (not a command): it ran to its end.
+                    "" => format!(
+                        "task ran {} ms, exceeding its {} ms timeout; a thread slot cannot be \
+                         interrupted, so it ran to its end",
+                        outcome.wall_ns / 1_000_000,
+                        limit.as_millis()
+                    ),
+                    why => format!(
+                        "task exceeded its {} ms timeout after {} ms: {why}",
+                        limit.as_millis(),
+                        outcome.wall_ns / 1_000_000
+                    ),
+                };
             }
         }
         let ran_ns = outcome.wall_ns;
