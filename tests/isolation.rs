@@ -261,8 +261,67 @@ fn a_second_coordinator_on_one_state_file_is_refused_and_the_first_serves_on() {
     c.spawn_worker("w1", Slots::new(0, 0, 2));
     c.wait_workers(1);
     let job = c.submit_json(&[
-        "sum-squares", "--range", "0..1000", "--chunk", "100", "--model", "async",
+        "sum-squares",
+        "--range",
+        "0..1000",
+        "--chunk",
+        "100",
+        "--model",
+        "async",
     ]);
     let end = c.wait_job(id_of(&job));
-    assert_eq!(end["state"], "succeeded", "the first coordinator serves on: {end}");
+    assert_eq!(
+        end["state"], "succeeded",
+        "the first coordinator serves on: {end}"
+    );
+}
+
+/// Detection time: a SIGSTOPped worker's task runs again on another worker
+/// within the lease timeout (plus scheduling) after the stop — the
+/// coordinator wakes at the lease deadline itself (bound: lease + 100 ms;
+/// asserted with room for a loaded machine).
+#[test]
+fn a_frozen_worker_s_task_runs_again_soon_after_the_lease_timeout() {
+    const LEASE_MS: u64 = 1_000;
+    let mut c = Cluster::start(&["--lease-timeout-ms", "1000", "--heartbeat-ms", "200"]);
+    for name in ["w1", "w2"] {
+        c.spawn_worker_with(name, Slots::new(0, 0, 1), &["--allow-exec"]);
+    }
+    c.wait_workers(2);
+    let log = c.dir().join("starts.log");
+    let cmd = format!(
+        "cmd=echo $PPID $(date +%s%N) >> {}; sleep {}",
+        log.display(),
+        marker(60)
+    );
+    c.submit_json(&["exec", "--range", "0..1", "--arg", &cmd, "--model", "async"]);
+    let starts = || -> Vec<(u32, u128)> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (pid, ns) = l.split_once(' ')?;
+                Some((pid.parse().ok()?, ns.trim().parse().ok()?))
+            })
+            .collect()
+    };
+    let (first, _) = wait_until("the task to start", DEADLINE, || starts().first().copied());
+    let holder = (0..2)
+        .find(|&i| c.worker_pid(i) == first)
+        .unwrap_or_else(|| panic!("the task's shell's parent {first} is no worker"));
+    c.freeze_worker(holder);
+    let frozen_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    let (again_on, again_at) =
+        wait_until("the task to run again", DEADLINE, || starts().get(1).copied());
+    c.thaw_worker(holder);
+    assert_ne!(again_on, first, "it ran again on the other worker");
+    let after_ms = (again_at.saturating_sub(frozen_at) / 1_000_000) as u64;
+    eprintln!("re-run {after_ms} ms after the stop (lease {LEASE_MS} ms)");
+    assert!(
+        after_ms <= LEASE_MS + 500,
+        "the task ran again {after_ms} ms after its worker stopped (lease {LEASE_MS} ms)"
+    );
 }

@@ -15,8 +15,7 @@ use crate::store::StoreError;
 
 const HINT_IN_USE: &str =
     "stop that coordinator first, or give this one another state file with --state FILE";
-const HINT_LOCK: &str =
-    "make the state file's directory writable, or pass another --state FILE";
+const HINT_LOCK: &str = "make the state file's directory writable, or pass another --state FILE";
 
 /// The held lock; released when dropped (or when the process ends).
 #[derive(Debug)]
@@ -42,7 +41,12 @@ impl StateLock {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|e| fail(format!("cannot open its lock file {}: {e}", path.display()), HINT_LOCK))?;
+            .map_err(|e| {
+                fail(
+                    format!("cannot open its lock file {}: {e}", path.display()),
+                    HINT_LOCK,
+                )
+            })?;
         // SAFETY: flock on an fd we own; no memory is involved.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let err = std::io::Error::last_os_error();

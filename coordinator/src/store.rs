@@ -241,6 +241,7 @@ impl Store {
         };
         // Before anything reads or writes the file.
         let lock = StateLock::acquire(path)?;
+        tracing::debug!(lock = %lock.path().display(), "state file locked");
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE

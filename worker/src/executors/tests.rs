@@ -264,7 +264,12 @@ async fn a_thread_slot_command_is_killed_at_its_timeout_and_its_cancel() {
     assert!(timed[0].error.contains("were killed"), "{}", timed[0].error);
     ex.cancel_job(2);
     let cancelled = collect(&mut rx, 1).await;
-    assert_eq!(cancelled[0].status, OutcomeStatus::Cancelled, "{:?}", cancelled[0]);
+    assert_eq!(
+        cancelled[0].status,
+        OutcomeStatus::Cancelled,
+        "{:?}",
+        cancelled[0]
+    );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "answered after {:?}",
