@@ -314,8 +314,9 @@ fn a_frozen_worker_s_task_runs_again_soon_after_the_lease_timeout() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_nanos();
-    let (again_on, again_at) =
-        wait_until("the task to run again", DEADLINE, || starts().get(1).copied());
+    let (again_on, again_at) = wait_until("the task to run again", DEADLINE, || {
+        starts().get(1).copied()
+    });
     c.thaw_worker(holder);
     assert_ne!(again_on, first, "it ran again on the other worker");
     let after_ms = (again_at.saturating_sub(frozen_at) / 1_000_000) as u64;

@@ -11,11 +11,10 @@ use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use crate::store::StoreError;
+use crate::store::{StoreError, HINT_WRITE};
 
 const HINT_IN_USE: &str =
     "stop that coordinator first, or give this one another state file with --state FILE";
-const HINT_LOCK: &str = "make the state file's directory writable, or pass another --state FILE";
 
 /// The held lock; released when dropped (or when the process ends).
 #[derive(Debug)]
@@ -44,7 +43,7 @@ impl StateLock {
             .map_err(|e| {
                 fail(
                     format!("cannot open its lock file {}: {e}", path.display()),
-                    HINT_LOCK,
+                    HINT_WRITE,
                 )
             })?;
         // SAFETY: flock on an fd we own; no memory is involved.
@@ -53,7 +52,7 @@ impl StateLock {
             if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
                 return Err(fail(
                     format!("cannot lock {}: {err}", path.display()),
-                    HINT_LOCK,
+                    HINT_WRITE,
                 ));
             }
             let mut holder = String::new();

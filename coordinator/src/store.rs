@@ -89,7 +89,7 @@ pub enum StoreError {
 const HINT_NOT_OURS: &str =
     "move it aside (or pass another --state FILE) and start again; brigade will create a fresh one";
 const HINT_NEWER: &str = "run the brigade release that wrote it, or pass another --state FILE";
-const HINT_WRITE: &str =
+pub(crate) const HINT_WRITE: &str =
     "make the file and its directory writable and check there is free disk space, or pass another --state FILE";
 
 /// A job as stored.
