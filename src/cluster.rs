@@ -1,5 +1,6 @@
 //! Running the pieces: a coordinator, a worker node, and `brigade up` (a
-//! coordinator plus N local worker processes), each until Ctrl-C / SIGTERM.
+//! coordinator plus N local worker processes, which die with it whatever
+//! ends it: PR_SET_PDEATHSIG), each until Ctrl-C / SIGTERM.
 //! Binding, URLs and the worker command line are shared with the lab
 //! (`brigade_lab::cluster`).
 
@@ -69,7 +70,11 @@ pub async fn up(
     let exe = executor_program()?;
     let mut children: Vec<Child> = Vec::with_capacity(workers);
     for i in 0..workers {
-        let child = Command::new(&exe)
+        let mut cmd = Command::new(&exe);
+        // Whatever ends `up` (even SIGKILL) ends its workers, and with them
+        // their executors and the commands their tasks started.
+        brigade_worker::contain::die_with_parent(&mut cmd);
+        let child = cmd
             .args(worker_args(
                 &url,
                 &format!("local-{}", i + 1),

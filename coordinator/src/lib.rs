@@ -13,6 +13,7 @@ mod admission;
 mod inputs;
 mod sched;
 mod service;
+mod state_lock;
 mod store;
 mod testing;
 mod writer;

@@ -19,6 +19,7 @@ use brigade_proto::{Output, SlotModel};
 
 use crate::inputs::Inputs;
 use crate::sched::{ResultRow, RunInfo};
+use crate::state_lock::StateLock;
 use prost::Message;
 use rusqlite::{params, Connection, OpenFlags};
 
@@ -106,7 +107,7 @@ pub enum StoreError {
 const HINT_NOT_OURS: &str =
     "move it aside (or pass another --state FILE) and start again; brigade will create a fresh one";
 const HINT_NEWER: &str = "run the brigade release that wrote it, or pass another --state FILE";
-const HINT_WRITE: &str =
+pub(crate) const HINT_WRITE: &str =
     "make the file and its directory writable and check there is free disk space, or pass another --state FILE";
 
 /// A job as stored.
@@ -170,6 +171,8 @@ impl WriteBatch {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Held as long as the store is: one coordinator per state file.
+    _lock: StateLock,
 }
 
 /// The first 16 bytes of every SQLite database file.
@@ -257,6 +260,9 @@ impl Store {
             what,
             hint,
         };
+        // Before anything reads or writes the file.
+        let lock = StateLock::acquire(path)?;
+        tracing::debug!(lock = %lock.path().display(), "state file locked");
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -332,6 +338,7 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            _lock: lock,
         };
         store
             .migrate(version)

@@ -4,11 +4,13 @@
 //! ([`io_target`]) and the idle spinner every brigade process may run
 //! (`--spin-us`, [`idle_spin`]).
 
+pub mod contain;
 pub mod executors;
 pub mod http_client;
 pub mod idle_spin;
 pub mod io_target;
 pub mod node;
+pub mod reaper;
 pub mod task;
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -55,7 +55,10 @@ pub enum Request {
     },
     FromWorker(WorkerId, WorkerMessage),
     WorkerGone(WorkerId, String),
+    /// The periodic tick: heartbeats down every link, expiries, unserved jobs.
     Tick,
+    /// The actor's own wake-up at the next worker's lease deadline.
+    Expire,
     /// Close every worker stream and watcher so the server can stop.
     Shutdown,
 }

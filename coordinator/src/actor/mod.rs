@@ -113,6 +113,12 @@ impl Clock {
     fn now_ms(&self) -> u64 {
         self.origin_unix_ms + self.origin.elapsed().as_millis() as u64
     }
+
+    /// The instant at which [`now_ms`](Self::now_ms) reaches `ms`.
+    fn instant_at(&self, ms: u64) -> tokio::time::Instant {
+        let after = Duration::from_millis(ms.saturating_sub(self.origin_unix_ms));
+        tokio::time::Instant::from_std(self.origin + after)
+    }
 }
 
 pub(crate) struct Actor {
@@ -218,8 +224,18 @@ impl Actor {
             } else {
                 self.ledger.flush_due()
             };
+            // Woken at the next lease deadline itself, not at the next
+            // coarse tick: a silent worker is noticed on time.
+            let expiry = self
+                .sched
+                .next_expiry_ms()
+                .map(|ms| self.clock.instant_at(ms));
             let received = tokio::select! {
                 n = rx.recv_many(&mut buf, 256), if !writer_behind => n,
+                () = sleep_until_some(expiry), if !writer_behind => {
+                    buf.push(Request::Expire);
+                    1
+                }
                 Some(c) = self.ledger.report() => {
                     self.ledger.committed(c);
                     self.settle();
@@ -332,6 +348,7 @@ impl Actor {
                 self.sched.tick(now);
                 self.heartbeat(now);
             }
+            Request::Expire => self.sched.tick(now),
             Request::Shutdown => {
                 for (_, sink) in self.sinks.drain() {
                     let _ = sink.send(Err(Status::unavailable("coordinator shutting down")));

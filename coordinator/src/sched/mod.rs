@@ -326,6 +326,18 @@ impl Scheduler {
         }
     }
 
+    /// When the next worker expires if it stays silent (the first `now_ms`
+    /// at which [`tick`](Self::tick) finds it over the lease timeout): the
+    /// actor wakes at exactly that time, so detection is never later than
+    /// the lease timeout after a worker's last message.
+    pub fn next_expiry_ms(&self) -> Option<u64> {
+        let timeout = self.config.lease_timeout_ms;
+        self.workers
+            .values()
+            .map(|w| w.last_seen_ms.saturating_add(timeout).saturating_add(1))
+            .min()
+    }
+
     fn expire_workers(&mut self, now_ms: u64) {
         let timeout = self.config.lease_timeout_ms;
         let expired: Vec<(WorkerId, u64)> = self

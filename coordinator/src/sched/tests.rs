@@ -342,6 +342,30 @@ fn a_silent_worker_is_expired_by_tick() {
 }
 
 #[test]
+fn the_next_expiry_is_the_first_tick_that_expires_a_worker() {
+    let mut s = Scheduler::new(SchedConfig {
+        lease_timeout_ms: 3_000,
+        ..Default::default()
+    });
+    assert_eq!(s.next_expiry_ms(), None, "no worker, nothing to expire");
+    let a = s.worker_joined(hello(1, 0, 0, 1), 0);
+    let b = s.worker_joined(hello(1, 0, 0, 1), 0);
+    s.worker_seen(a, 1_000);
+    s.worker_seen(b, 400);
+    let due = s.next_expiry_ms().expect("a deadline");
+    assert_eq!(due, 3_401);
+    s.tick(due - 1);
+    assert!(s.take_actions().is_empty(), "not before its deadline");
+    s.tick(due);
+    let acts = s.take_actions();
+    assert!(
+        matches!(&acts[..], [Action::Disconnect { worker, .. }] if *worker == b),
+        "{acts:?}"
+    );
+    assert_eq!(s.next_expiry_ms(), Some(4_001), "then the other worker's");
+}
+
+#[test]
 fn failures_retry_up_to_max_attempts_then_fail_the_job() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(1, 0, 0, 1), 0);

@@ -62,7 +62,15 @@ pub fn run_stdio() -> i32 {
 
 /// [`run_stdio`] for a binary with workloads of its own: `registry` must
 /// prepare every workload its worker offers.
+///
+/// Started with [`crate::reaper::ROLE_ENV`] set, the program is the
+/// worker's reaper instead ([`crate::reaper::serve`]).
 pub fn run_stdio_with(registry: &Registry) -> i32 {
+    if std::env::var(crate::reaper::ROLE_ENV).as_deref() == Ok(crate::reaper::ROLE) {
+        return crate::reaper::serve();
+    }
+    crate::reaper::init_executor();
+    crate::contain::init_executor();
     let mut input = io::stdin().lock();
     let mut output = BufWriter::new(io::stdout().lock());
     match serve(registry, &mut input, &mut output) {

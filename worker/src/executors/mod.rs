@@ -392,6 +392,9 @@ impl Executors {
         done: UnboundedSender<Vec<TaskDone>>,
     ) -> std::io::Result<Executors> {
         let done = Outcomes(done);
+        // Before any child starts: executors inherit both.
+        crate::contain::init_worker();
+        crate::reaper::start(&cfg.executor_program, &cfg.executor_args);
         let process = match cfg.procs {
             0 => None,
             n => Some(process::ProcessPool::start(
@@ -479,7 +482,8 @@ impl Executors {
     /// Tasks of `job_id` not yet started are answered CANCELLED at once;
     /// running async tasks are aborted and running process tasks have their
     /// executor killed (and replaced), both answered CANCELLED; a running
-    /// thread task cannot be interrupted and finishes normally.
+    /// thread task is interrupted: a command it started is killed (and the
+    /// task answered CANCELLED), other code finishes normally.
     pub fn cancel_job(&self, job_id: u64) {
         let mut cancelled = 0usize;
         for (model, queue) in self.queues() {
@@ -491,6 +495,9 @@ impl Executors {
         }
         if let Some(p) = &self.process {
             p.cancel_running(job_id);
+        }
+        if let Some(t) = &self.thread {
+            t.cancel_running(job_id);
         }
         tracing::debug!(
             job_id,
@@ -535,6 +542,7 @@ impl Executors {
         if let Some(t) = self.thread.take() {
             t.shutdown().await;
         }
+        crate::contain::remove_empty_leaves();
         tracing::info!("executors stopped");
     }
 

@@ -29,6 +29,8 @@ use tokio::task::JoinHandle;
 use super::frame::read_frame;
 use super::queue::{Takers, TaskQueue};
 use super::{duration_ns, Outcomes, PendingOutcomes, TaskDone, TaskRun, SHUTTING_DOWN};
+use crate::contain;
+use crate::reaper;
 use crate::workload::Workload;
 
 /// How long a child that closed its output gets to exit on its own before its
@@ -89,6 +91,13 @@ impl Launcher {
             // and a terminal's Ctrl-C goes to the worker alone, which decides.
             .process_group(0)
             .kill_on_drop(true);
+        // Dies with the worker; registers the commands it starts with the
+        // worker's reaper; makes their cgroup leaves in the worker's directory.
+        contain::die_with_parent(&mut cmd);
+        reaper::inherit(&mut cmd);
+        if let Some(dir) = contain::cgroup_dir() {
+            cmd.env(contain::CGROUP_DIR_ENV, dir);
+        }
         let mut child = cmd.spawn()?;
         let pid = child
             .id()
@@ -108,8 +117,10 @@ impl Launcher {
     }
 }
 
-/// SIGKILL to a child's whole process group. Only called while the leader is
-/// unreaped, so the group id cannot have been reused.
+/// SIGKILL to a child's whole process group, and to the commands it started
+/// (their groups and cgroup leaves: see [`contain::kill_owner`]). Only
+/// called while the leader is unreaped, so the group id cannot have been
+/// reused.
 fn kill_group(pid: u32) {
     let Ok(pgid) = i32::try_from(pid) else {
         return;
@@ -118,24 +129,13 @@ fn kill_group(pid: u32) {
     unsafe {
         libc::kill(-pgid, libc::SIGKILL);
     }
+    contain::kill_owner(pid);
 }
 
 /// Whether the child has exited, without reaping it (so its pid and group id
 /// stay reserved until we have killed the group).
 fn exited_unreaped(pid: u32) -> bool {
-    // SAFETY: siginfo_t is plain data; zeroed is a valid value for it.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `info` is valid and writable for the call.
-    let rc = unsafe {
-        libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        )
-    };
-    // SAFETY: si_pid is set by waitid (0 when nothing has exited).
-    rc == 0 && unsafe { info.si_pid() } != 0
+    contain::exited_unreaped(pid as i32)
 }
 
 fn describe(status: ExitStatus) -> String {

@@ -247,6 +247,37 @@ async fn timeouts_on_threads_and_async() {
     ex.shutdown().await;
 }
 
+/// A thread slot's `exec` ends its command at the task's timeout or its
+/// job's cancel, and answers at once (not when the command would have ended).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_slot_command_is_killed_at_its_timeout_and_its_cancel() {
+    let (ex, mut rx) = start(2, 0);
+    let sleeper = workload("exec", &[("cmd", "sleep 30 & sleep 30")]);
+    let started = std::time::Instant::now();
+    let mut t = task(1, 0, &sleeper);
+    t.timeout = Some(Duration::from_millis(100));
+    ex.submit(Model::Thread, t);
+    ex.submit(Model::Thread, task(2, 0, &sleeper));
+    let timed = collect(&mut rx, 1).await;
+    assert_eq!(timed[0].job_id, 1);
+    assert_eq!(timed[0].status, OutcomeStatus::TimedOut, "{:?}", timed[0]);
+    assert!(timed[0].error.contains("were killed"), "{}", timed[0].error);
+    ex.cancel_job(2);
+    let cancelled = collect(&mut rx, 1).await;
+    assert_eq!(
+        cancelled[0].status,
+        OutcomeStatus::Cancelled,
+        "{:?}",
+        cancelled[0]
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    ex.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_cancels_queued_waits_for_running_and_refuses_new_work() {
     let (ex, mut rx) = start(1, 0);

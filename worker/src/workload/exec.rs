@@ -9,17 +9,26 @@
 //! dropped), at most [`MAX_STDOUT`] bytes. A failure's error ends with the
 //! last [`STDERR_TAIL`] characters of its standard error.
 //!
-//! Every process the command starts stays in the slot's process group, so
-//! killing a process slot's executor group kills them all.
+//! The command runs contained ([`crate::contain`]): in a process group (and,
+//! where the machine allows, a cgroup v2 leaf) of its own, all of which is
+//! killed when its shell exits, when the task is cancelled or times out (on
+//! a thread slot too: the slot's wait ends at its deadline or interrupt),
+//! and when the worker dies. A task ends when its shell exits; what it left
+//! running is killed then, and its output is what was written until then.
 
 use std::io::{Read, Write};
 use std::process::{ExitStatus, Stdio};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
 
 use brigade_proto::catalog::{ArgDef, ArgType, Reduction, WorkloadDef};
 use brigade_proto::v1::Kind;
 use brigade_proto::Output;
 use futures::future::LocalBoxFuture;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::contain::{self, Ended};
+use crate::reaper;
 
 use super::{AsyncContext, BlockingContext, Registration, TaskBody, TaskInput, WaitingTask};
 
@@ -124,6 +133,8 @@ impl Exec {
             .env("BRIGADE_TASK_INDEX", input.index.to_string())
             .env("BRIGADE_TASK_START", input.start.to_string())
             .env("BRIGADE_TASK_END", input.end.to_string())
+            .env_remove(reaper::FD_ENV)
+            .env_remove(contain::CGROUP_DIR_ENV)
             .stdin(if self.stdin {
                 Stdio::piped()
             } else {
@@ -163,7 +174,11 @@ fn stdout_cap(input: &TaskInput) -> u64 {
 }
 
 fn judge(ran: std::io::Result<Ran>, cap: u64) -> Result<Output, String> {
-    let ran = ran.map_err(|e| format!("cannot run /bin/sh: {e}"))?;
+    let ran = ran.map_err(|e| match e.kind() {
+        // Stopped (timeout, cancel) or output held open: the reason says it.
+        std::io::ErrorKind::Other => e.to_string(),
+        _ => format!("cannot run /bin/sh: {e}"),
+    })?;
     if !ran.status.success() {
         return Err(format!("command {}: {}", ran.status, tail(&ran.stderr)));
     }
@@ -200,52 +215,120 @@ fn keep_tail(buf: &mut Vec<u8>, chunk: &[u8]) {
     }
 }
 
-fn run_blocking(task: &Exec, input: &TaskInput) -> std::io::Result<Ran> {
-    let mut child = task.configure(input).spawn()?;
-    let feed = task.stdin_bytes(input);
-    let stdin = child.stdin.take();
-    let mut stderr = child
-        .stderr
-        .take()
-        .ok_or_else(|| std::io::Error::other("no stderr"))?;
-    let mut stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| std::io::Error::other("no stdout"))?;
-    std::thread::scope(|s| {
-        if let Some(mut stdin) = stdin {
-            // A command that does not read its input closes the pipe: fine.
-            s.spawn(move || {
-                let _ = stdin.write_all(&feed);
-            });
+/// How long a command's output may stay open after its shell exited and
+/// its group (and cgroup leaf) were killed: only a process that escaped both
+/// can hold it longer.
+const OUTPUT_GRACE: Duration = Duration::from_secs(1);
+
+fn output_held_open() -> std::io::Error {
+    std::io::Error::other(format!(
+        "the command's output stayed open {} ms after it exited and everything it started \
+         was killed (a process it started escaped its process group)",
+        OUTPUT_GRACE.as_millis()
+    ))
+}
+
+/// Why a command was stopped before its shell exited.
+fn stopped(ended: Ended) -> std::io::Error {
+    std::io::Error::other(match ended {
+        Ended::TimedOut => "the task's timeout passed; the command and all it started were killed",
+        _ => "the job was cancelled; the command and all it started were killed",
+    })
+}
+
+/// Runs the command on this thread until its shell exits, the slot's
+/// deadline passes or the slot is interrupted; then kills all it started.
+fn run_blocking(task: &Exec, input: &TaskInput, ctx: &BlockingContext) -> std::io::Result<Ran> {
+    let mut cmd = task.configure(input);
+    let prepared = contain::prepare(&mut cmd);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            prepared.abandon();
+            return Err(e);
         }
-        let err = s.spawn(move || {
+    };
+    let contained = prepared.spawned(child.id());
+    let feed = task.stdin_bytes(input);
+    let cap = stdout_cap(input);
+    let stdin = child.stdin.take();
+    let stderr = child.stderr.take();
+    let stdout = child.stdout.take();
+    // Readers on threads of their own: one that a process escaping the
+    // group keeps blocked is left behind rather than holding the slot.
+    if let Some(mut stdin) = stdin {
+        // A command that does not read its input closes the pipe: fine.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&feed);
+        });
+    }
+    let (err_tx, err_rx) = std::sync::mpsc::channel();
+    if let Some(mut stderr) = stderr {
+        std::thread::spawn(move || {
             let (mut buf, mut kept) = (vec![0u8; 8192], Vec::new());
             while let Ok(n @ 1..) = stderr.read(&mut buf) {
                 keep_tail(&mut kept, &buf[..n]);
             }
-            kept
+            let _ = err_tx.send(kept);
         });
-        let mut out = Vec::new();
-        (&mut stdout)
-            .take(stdout_cap(input) + 1)
-            .read_to_end(&mut out)?;
-        // Drain what is over the bound so the command is not blocked on it.
-        std::io::copy(&mut stdout, &mut std::io::sink())?;
-        let status = child.wait()?;
-        let stderr = err.join().unwrap_or_default();
-        Ok(Ran {
-            status,
-            stdout: out,
-            stderr,
-        })
+    }
+    let (out_tx, out_rx) = std::sync::mpsc::channel();
+    if let Some(mut stdout) = stdout {
+        std::thread::spawn(move || {
+            let mut read = || {
+                let mut out = Vec::new();
+                (&mut stdout).take(cap + 1).read_to_end(&mut out)?;
+                // Drain what is over the bound so the command is not blocked on it.
+                std::io::copy(&mut stdout, &mut std::io::sink())?;
+                Ok::<_, std::io::Error>(out)
+            };
+            let _ = out_tx.send(read());
+        });
+    }
+    let ended = contained.wait_exit(ctx.deadline, ctx.interrupt.as_deref());
+    contained.kill();
+    let status = child.wait()?;
+    drop(contained);
+    if ended != Ended::Exited {
+        return Err(stopped(ended));
+    }
+    let until = Instant::now() + OUTPUT_GRACE;
+    let left = || until.saturating_duration_since(Instant::now());
+    let stdout = match out_rx.recv_timeout(left()) {
+        Ok(r) => r?,
+        Err(RecvTimeoutError::Timeout) => return Err(output_held_open()),
+        Err(RecvTimeoutError::Disconnected) => Vec::new(),
+    };
+    let stderr = match err_rx.recv_timeout(left()) {
+        Ok(kept) => kept,
+        Err(RecvTimeoutError::Timeout) => return Err(output_held_open()),
+        Err(RecvTimeoutError::Disconnected) => Vec::new(),
+    };
+    Ok(Ran {
+        status,
+        stdout,
+        stderr,
     })
 }
 
 async fn run_async(task: &Exec, input: &TaskInput) -> std::io::Result<Ran> {
-    let mut c = tokio::process::Command::from(task.configure(input));
+    let mut std_cmd = task.configure(input);
+    let prepared = contain::prepare(&mut std_cmd);
+    let mut c = tokio::process::Command::from(std_cmd);
     c.kill_on_drop(true);
-    let mut child = c.spawn()?;
+    let mut child = match c.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            prepared.abandon();
+            return Err(e);
+        }
+    };
+    let pid = child
+        .id()
+        .ok_or_else(|| std::io::Error::other("the command's shell exited unseen"))?;
+    // Declared after `child`, so dropped first (an abort, a timeout): what
+    // the command started is killed before its shell can be reaped.
+    let contained = prepared.spawned(pid);
     let feed = task.stdin_bytes(input);
     let stdin = child.stdin.take();
     let mut stderr = child
@@ -277,8 +360,30 @@ async fn run_async(task: &Exec, input: &TaskInput) -> std::io::Result<Ran> {
         tokio::io::copy(&mut stdout, &mut tokio::io::sink()).await?;
         Ok::<_, std::io::Error>(out)
     };
-    let ((), stderr, stdout) = tokio::join!(write, err, out);
+    let ((), stderr, stdout) = {
+        let io = async { tokio::join!(write, err, out) };
+        let mut io = std::pin::pin!(io);
+        let mut exited = std::pin::pin!(contained.exited());
+        let early = tokio::select! {
+            r = &mut io => Some(r),
+            () = &mut exited => None,
+        };
+        match early {
+            Some(r) => {
+                exited.await;
+                contained.kill();
+                r
+            }
+            None => {
+                contained.kill();
+                tokio::time::timeout(OUTPUT_GRACE, io)
+                    .await
+                    .map_err(|_| output_held_open())?
+            }
+        }
+    };
     let status = child.wait().await?;
+    drop(contained);
     Ok(Ran {
         status,
         stdout: stdout?,
@@ -287,8 +392,8 @@ async fn run_async(task: &Exec, input: &TaskInput) -> std::io::Result<Ran> {
 }
 
 impl WaitingTask for Exec {
-    fn run_blocking(&self, input: &TaskInput, _: &mut BlockingContext) -> Result<Output, String> {
-        judge(run_blocking(self, input), stdout_cap(input))
+    fn run_blocking(&self, input: &TaskInput, ctx: &mut BlockingContext) -> Result<Output, String> {
+        judge(run_blocking(self, input, ctx), stdout_cap(input))
     }
 
     fn run_async<'a>(

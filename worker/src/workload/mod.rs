@@ -75,6 +75,11 @@ impl TaskInput {
 pub struct BlockingContext {
     pub http: HttpClient,
     runtime: Option<tokio::runtime::Runtime>,
+    /// When the running task's timeout passes (thread slots): a command it
+    /// started is killed then.
+    pub(crate) deadline: Option<std::time::Instant>,
+    /// Raised when the running task's job is cancelled (thread slots).
+    pub(crate) interrupt: Option<std::sync::Arc<crate::contain::Interrupt>>,
 }
 
 impl BlockingContext {
