@@ -364,7 +364,8 @@ impl CoordinatorApi for CoordinatorHandle {
         let caller = caller(&req)?;
         if req.get_ref().all && !caller.sees_all() {
             return Err(Status::permission_denied(format!(
-                "listing every client's jobs (jobs --all) needs an admin token;                  the token presented is a client token (of {:?})",
+                "listing every client's jobs (jobs --all) needs an admin token; \
+                 the token presented is a client token (of {:?})",
                 caller.name
             )));
         }
