@@ -62,9 +62,15 @@ pub fn check_exposure(listener: &TcpListener, e: &Exposure) -> anyhow::Result<()
 
 /// Runs a coordinator on `listener` until a signal.
 pub async fn coordinator(listener: TcpListener, config: CoordinatorConfig) -> anyhow::Result<()> {
+    let tls = config.tls.is_some();
     let coordinator = Coordinator::open(config)?;
     let addr = listener.local_addr()?;
-    println!("brigade coordinator listening on {}", url_of(addr));
+    let url = url_of(addr);
+    let url = match url.strip_prefix("http://") {
+        Some(rest) if tls => format!("https://{rest}"),
+        _ => url,
+    };
+    println!("brigade coordinator listening on {url}");
     tracing::info!(%addr, "coordinator listening");
     coordinator
         .serve(listener, shutdown_signal())

@@ -73,6 +73,15 @@ impl From<tonic::Status> for ClientError {
 /// causes spelled out and a hint: the usual reason is a TLS mismatch.
 fn explain_transport(status: tonic::Status) -> tonic::Status {
     let m = status.message();
+    if status.code() == tonic::Code::Cancelled && m == "operation was canceled" {
+        // The connection closed under the call: with TLS 1.3 that is how a
+        // coordinator refusing a missing client certificate often shows.
+        return tonic::Status::new(
+            status.code(),
+            "the connection was closed during the call: if the coordinator requires client \
+             certificates (--tls-client-ca), pass --tls-cert and --tls-key",
+        );
+    }
     if !(m.starts_with("transport error") || m.starts_with("h2 protocol error")) {
         return status;
     }
@@ -86,15 +95,16 @@ fn explain_transport(status: tonic::Status) -> tonic::Status {
         src = s.source();
     }
     let lower = why.to_ascii_lowercase();
-    let hint = if lower.contains("certificate") || lower.contains("handshake") || lower.contains("tls") {
-        "the TLS handshake failed: check --tls-ca (the CA that signed the coordinator's \
+    let hint =
+        if lower.contains("certificate") || lower.contains("handshake") || lower.contains("tls") {
+            "the TLS handshake failed: check --tls-ca (the CA that signed the coordinator's \
          certificate) and, if the coordinator requires client certificates (--tls-client-ca), \
          pass --tls-cert and --tls-key"
-    } else {
-        "the connection broke below gRPC: if the coordinator serves TLS (--tls-cert), connect \
+        } else {
+            "the connection broke below gRPC: if the coordinator serves TLS (--tls-cert), connect \
          with https:// and --tls-ca CA.pem; if it requires client certificates, also pass \
          --tls-cert and --tls-key"
-    };
+        };
     tonic::Status::new(status.code(), format!("{why}\n{hint}"))
 }
 

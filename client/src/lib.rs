@@ -14,6 +14,7 @@ mod names;
 
 use std::time::{Duration, Instant};
 
+use brigade_proto::connect::{self, BearerToken};
 use brigade_proto::convert::join_u128;
 use brigade_proto::v1::coordinator_client::CoordinatorClient;
 use brigade_proto::v1::{
@@ -21,15 +22,14 @@ use brigade_proto::v1::{
     RunJobRequest, StatusRequest, SubmitJobRequest,
 };
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
-use brigade_proto::connect::{self, BearerToken};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::Streaming;
 
+pub use brigade_proto::connect::Credentials;
 pub use brigade_proto::v1::{
     ClusterStatus, InputsFormat, JobInfo, JobSpec, JobState, Kind, Model, Reduce, WorkerInfo,
 };
-pub use brigade_proto::connect::Credentials;
 pub use brigade_proto::Output;
 pub use error::ClientError;
 pub use names::{

@@ -51,6 +51,15 @@ impl Role {
         }
     }
 
+    /// The role's name with its indefinite article ("a client token").
+    pub fn with_article(self) -> &'static str {
+        match self {
+            Role::Worker => "a worker",
+            Role::Client => "a client",
+            Role::Admin => "an admin",
+        }
+    }
+
     /// A role from its name.
     pub fn parse(s: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|r| r.name() == s)
@@ -175,10 +184,10 @@ impl AuthFile {
             let [hash, role, name] = fields[..] else {
                 return Err((n + 1, format!("{} fields instead of 3", fields.len())));
             };
-            let hash = hash
-                .strip_prefix("sha256:")
-                .and_then(unhex)
-                .ok_or((n + 1, "the first field is not sha256:<64 hex digits>".into()))?;
+            let hash = hash.strip_prefix("sha256:").and_then(unhex).ok_or((
+                n + 1,
+                "the first field is not sha256:<64 hex digits>".into(),
+            ))?;
             let role = Role::parse(role).ok_or((
                 n + 1,
                 format!("unknown role {role:?} (worker, client or admin)"),
@@ -375,8 +384,9 @@ impl Authenticator {
         };
         if !service.allows(role) {
             return Err(Status::permission_denied(format!(
-                "this call needs {}, but the token presented is a {role} token (of {name:?})",
-                service.needs()
+                "this call needs {}, but the token presented is {} token (of {name:?})",
+                service.needs(),
+                role.with_article()
             )));
         }
         Ok(Caller {
@@ -403,8 +413,14 @@ mod tests {
         let (alice, alice_line) = new_token(Role::Client, "alice").unwrap();
         let (w, w_line) = new_token(Role::Worker, "w1").unwrap();
         let (root, root_line) = new_token(Role::Admin, "root").unwrap();
-        assert!(alice.starts_with("brigade_") && alice.len() == 8 + 43, "{alice}");
-        assert!(!alice_line.contains(&alice), "the file never holds the secret");
+        assert!(
+            alice.starts_with("brigade_") && alice.len() == 8 + 43,
+            "{alice}"
+        );
+        assert!(
+            !alice_line.contains(&alice),
+            "the file never holds the secret"
+        );
         let text = format!("# tokens\n\n{alice_line}\n{w_line}\n{root_line}\n");
         let auth = Authenticator::new(Some(Arc::new(AuthFile::parse(&text).unwrap())));
 
@@ -417,24 +433,27 @@ mod tests {
             .check(Service::Coordinator, &metadata(Some(&root)))
             .unwrap();
         assert!(r.may_access("bob") && r.sees_all());
-        auth.check(Service::WorkerLink, &metadata(Some(&w))).unwrap();
+        auth.check(Service::WorkerLink, &metadata(Some(&w)))
+            .unwrap();
 
         let denied = auth
             .check(Service::WorkerLink, &metadata(Some(&alice)))
             .unwrap_err();
         assert_eq!(denied.code(), tonic::Code::PermissionDenied);
-        assert!(denied.message().contains("needs a worker token"), "{denied:?}");
+        assert!(
+            denied.message().contains("needs a worker token"),
+            "{denied:?}"
+        );
         assert!(denied.message().contains("client token"), "{denied:?}");
         assert!(!denied.message().contains(&alice));
-        for (service, token) in [
-            (Service::WorkerLink, &root),
-            (Service::Coordinator, &w),
-        ] {
+        for (service, token) in [(Service::WorkerLink, &root), (Service::Coordinator, &w)] {
             let e = auth.check(service, &metadata(Some(token))).unwrap_err();
             assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
         }
 
-        let missing = auth.check(Service::Coordinator, &metadata(None)).unwrap_err();
+        let missing = auth
+            .check(Service::Coordinator, &metadata(None))
+            .unwrap_err();
         assert_eq!(missing.code(), tonic::Code::Unauthenticated);
         assert_eq!(
             missing.message(),

@@ -578,8 +578,8 @@ impl Coordinator {
         let auth = Authenticator::new(self.config.auth.clone());
         let mut server = tonic::transport::Server::builder();
         if let Some(tls) = &self.config.tls {
-            let mut config = ServerTlsConfig::new()
-                .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
+            let mut config =
+                ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
             if let Some(ca) = &tls.client_ca_pem {
                 config = config.client_ca_root(Certificate::from_pem(ca));
             }

@@ -221,7 +221,12 @@ impl LocalCluster {
                     .args(["--connect-timeout-s", "15"])
                     // The bench's own coordinator, on loopback, does not
                     // authenticate workers.
-                    .args(allow_exec.then_some(["--allow-exec", "--insecure"]).into_iter().flatten())
+                    .args(
+                        allow_exec
+                            .then_some(["--allow-exec", "--insecure"])
+                            .into_iter()
+                            .flatten(),
+                    )
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
                     // Workers log every link and drain at info; the bench

@@ -197,7 +197,11 @@ mod tests {
         let mut t = BearerToken::new(Some("brigade_abc")).unwrap();
         let req = t.call(Request::new(())).unwrap();
         assert_eq!(
-            req.metadata().get("authorization").unwrap().to_str().unwrap(),
+            req.metadata()
+                .get("authorization")
+                .unwrap()
+                .to_str()
+                .unwrap(),
             "Bearer brigade_abc"
         );
         assert!(!format!("{t:?}").contains("abc"));

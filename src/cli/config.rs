@@ -169,8 +169,9 @@ impl Action {
                 name,
                 auth_file,
             }) => Action::TokenCreate {
-                role: Role::parse(&role)
-                    .with_context(|| format!("--role {role:?}: expected worker, client or admin"))?,
+                role: Role::parse(&role).with_context(|| {
+                    format!("--role {role:?}: expected worker, client or admin")
+                })?,
                 name,
                 auth_file,
             },

@@ -95,14 +95,10 @@ async fn run(action: Action) -> anyhow::Result<()> {
             auth_file,
         } => {
             let secret = brigade_coordinator::auth::append_token(&auth_file, role, &name)?;
-            let article = if role == brigade_coordinator::auth::Role::Admin {
-                "an"
-            } else {
-                "a"
-            };
             eprintln!(
-                "added {article} {role} token for {name:?} to {}; it is shown only once. \
+                "added {} token for {name:?} to {}; it is shown only once. \
                  A running coordinator reads the file at start: restart it to accept the token.",
+                role.with_article(),
                 auth_file.display()
             );
             println!("{secret}");

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use brigade_proto::batch::{self, OkColumns, OkOutcome};
+use brigade_proto::connect::{self, BearerToken};
 use brigade_proto::v1::worker_link_client::WorkerLinkClient;
 use brigade_proto::v1::{
     coordinator_message, worker_message, AssignBatch, CoordinatorMessage, Credits, Drain,
@@ -24,7 +25,6 @@ use brigade_proto::v1::{
 use brigade_proto::{PerModel, SlotModel};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use brigade_proto::connect::{self, BearerToken};
 use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 
