@@ -22,7 +22,7 @@ use prost::Message;
 use rusqlite::{params, Connection, OpenFlags};
 
 /// The schema this build writes. `PRAGMA user_version` holds a file's.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// `MIGRATIONS[i]` takes a file from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -820,6 +820,8 @@ mod tests {
         assert_eq!(version, SCHEMA_VERSION);
         let jobs = s.load().unwrap();
         assert_eq!(jobs[0].failures, vec![(4, "executor died".to_string())]);
+        // Jobs from before owners were stored belong to no one ("").
+        assert_eq!(jobs[0].owner, "");
     }
 
     fn open_err(path: &Path) -> String {
