@@ -63,11 +63,11 @@ pub struct CredentialArgs {
     /// File holding the token `brigade token create` printed (the
     /// coordinator's --auth-file decides its role); default: the
     /// BRIGADE_TOKEN environment variable.
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE", env = "BRIGADE_TOKEN_FILE", global = true)]
     pub token_file: Option<PathBuf>,
     /// CA certificate (PEM) that signed the coordinator's certificate, for
     /// https:// URLs (`brigade certs` writes ca.pem).
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE", env = "BRIGADE_TLS_CA", global = true)]
     pub tls_ca: Option<PathBuf>,
     /// Certificate (PEM) to show a coordinator that requires client
     /// certificates (--tls-client-ca); with --tls-key.
