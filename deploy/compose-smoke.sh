@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Smoke test of the compose cluster: coordinator + 3 workers on a private
-# network, W_CPU submitted from this host through the coordinator's port on
-# 127.0.0.1, the exact total checked, everything removed again (down -v).
+# network (TLS and worker tokens, secrets from deploy/make-secrets.sh in a
+# temp dir), W_CPU submitted from this host with a client token through the
+# coordinator's port on 127.0.0.1, the exact total checked, everything
+# removed again (down -v).
 #
 # Usage: deploy/compose-smoke.sh [--build]
 #   BRIGADE_IMAGE  image to run (brigade:latest; built with deploy/build-image.sh
@@ -42,21 +44,31 @@ export BRIGADE_PORT=0    # a free port on 127.0.0.1
 export BRIGADE_WORKER_ARGS="--procs 2 --threads 2 --async 64"
 unset BRIGADE_COORDINATOR_ARGS
 
+secrets="$(mktemp -d)"
 ok=0
 cleanup() {
     if [ "$ok" != 1 ]; then
         dc logs --no-color --tail 40 >&2 || true
     fi
     dc down -v --remove-orphans -t 5 >/dev/null 2>&1 || true
+    rm -rf "$secrets"
 }
 trap cleanup EXIT
+
+if [ -n "${BRIGADE_BIN:-}" ] || [ -x target/release/brigade ] || [ -x target/debug/brigade ] || command -v brigade >/dev/null 2>&1; then
+    chmod 755 "$secrets"
+    deploy/make-secrets.sh "$secrets/s"
+else
+    die "deploy/make-secrets.sh needs a brigade binary on this host (set BRIGADE_BIN)"
+fi
+export BRIGADE_SECRETS="$secrets/s"
 
 say "${compose[*]} -p $project up -d --scale worker=3"
 dc up -d --scale worker=3
 port="$(dc port coordinator 7070 | tail -n1)"
 port="${port##*:}"
 [ -n "$port" ] || die "the coordinator published no port"
-url="http://127.0.0.1:$port"
+url="https://127.0.0.1:$port"
 
 if [ -n "${BRIGADE_BIN:-}" ]; then
     client=("$BRIGADE_BIN")
@@ -65,8 +77,9 @@ elif [ -x target/release/brigade ]; then
 elif command -v brigade >/dev/null 2>&1; then
     client=(brigade)
 else
-    client=(docker run --rm --network host "$BRIGADE_IMAGE")
+    client=(docker run --rm --network host -e BRIGADE_TOKEN_FILE -e BRIGADE_TLS_CA -v "$BRIGADE_SECRETS:$BRIGADE_SECRETS:ro" "$BRIGADE_IMAGE")
 fi
+export BRIGADE_TOKEN_FILE="$BRIGADE_SECRETS/client.token" BRIGADE_TLS_CA="$BRIGADE_SECRETS/ca.pem"
 
 say "waiting for 3 workers at $url"
 for _ in $(seq 1 300); do

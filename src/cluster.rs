@@ -32,11 +32,46 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// What a coordinator on a non-loopback address lacks, or nothing.
+pub struct Exposure {
+    pub tls: bool,
+    pub auth: bool,
+    /// `--insecure`: listen anyway.
+    pub insecure: bool,
+}
+
+/// Refuses a listener on a non-loopback address that lacks TLS or tokens,
+/// unless `--insecure`: anyone who reaches it could submit jobs (commands,
+/// on `--allow-exec` workers), read every result or link a rogue worker.
+pub fn check_exposure(listener: &TcpListener, e: &Exposure) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    if addr.ip().is_loopback() || e.insecure || (e.tls && e.auth) {
+        return Ok(());
+    }
+    let missing = match (e.tls, e.auth) {
+        (false, false) => "without TLS and without tokens",
+        (false, true) => "without TLS (tokens would cross the network in clear)",
+        _ => "without tokens (anyone who connects may submit jobs and link workers)",
+    };
+    anyhow::bail!(
+        "refusing to listen on {addr} {missing}: anyone who reaches this port could submit \
+         jobs, read every result and link a rogue worker. Pass --tls-cert/--tls-key (see \
+         `brigade certs`) and --auth-file (see `brigade token create`), listen on \
+         127.0.0.1, or pass --insecure if the network is yours alone (SECURITY.md)"
+    )
+}
+
 /// Runs a coordinator on `listener` until a signal.
 pub async fn coordinator(listener: TcpListener, config: CoordinatorConfig) -> anyhow::Result<()> {
+    let tls = config.tls.is_some();
     let coordinator = Coordinator::open(config)?;
     let addr = listener.local_addr()?;
-    println!("brigade coordinator listening on {}", url_of(addr));
+    let url = url_of(addr);
+    let url = match url.strip_prefix("http://") {
+        Some(rest) if tls => format!("https://{rest}"),
+        _ => url,
+    };
+    println!("brigade coordinator listening on {url}");
     tracing::info!(%addr, "coordinator listening");
     coordinator
         .serve(listener, shutdown_signal())
@@ -81,7 +116,15 @@ pub async fn up(
                 slots,
                 brigade_worker::idle_spin::process_window(),
             ))
-            .args(allow_exec.then_some("--allow-exec"))
+            // `up`'s coordinator does not authenticate its workers: exec is
+            // for a cluster on loopback (`up` refuses other addresses
+            // without --insecure).
+            .args(
+                allow_exec
+                    .then_some(["--allow-exec", "--insecure"])
+                    .into_iter()
+                    .flatten(),
+            )
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()

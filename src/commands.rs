@@ -389,6 +389,7 @@ fn job_json(info: &JobInfo) -> serde_json::Value {
     let spec = info.spec.clone().unwrap_or_default();
     serde_json::json!({
         "job_id": info.job_id,
+        "owner": info.owner,
         "workload": spec.workload,
         "args": spec.args,
         "range": [spec.range_start, spec.range_end],
@@ -480,8 +481,13 @@ async fn print_concat(client: &mut Client, id: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn jobs(client: &mut Client, format: Format) -> anyhow::Result<()> {
-    let jobs = client.jobs().await.context("could not list jobs")?;
+pub async fn jobs(client: &mut Client, all: bool, format: Format) -> anyhow::Result<()> {
+    let jobs = if all {
+        client.all_jobs().await
+    } else {
+        client.jobs().await
+    };
+    let jobs = jobs.context("could not list jobs")?;
     match format {
         Format::Json | Format::Jsonl => println!(
             "{}",

@@ -158,6 +158,8 @@ pub async fn run() -> anyhow::Result<()> {
             executor_args: vec!["executor".into()],
             first_connect_timeout: Some(Duration::from_secs(10)),
             allow_exec: false,
+            exec_unauthenticated: false,
+            credentials: Default::default(),
             workloads: Arc::new(Registry::builtin()),
         };
         tokio::spawn(brigade_worker::node::run(config, async move {

@@ -61,6 +61,7 @@
 
 #![deny(missing_docs)]
 
+mod certs;
 mod cli;
 mod cluster;
 mod commands;

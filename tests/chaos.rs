@@ -1061,7 +1061,7 @@ fn a_failed_migration_is_not_blamed_on_permissions_or_disk_space() {
 #[test]
 fn killing_an_executor_kills_the_processes_its_task_started() {
     let mut c = Cluster::start(&FAST_LEASES);
-    c.spawn_worker_with("exec", Slots::new(1, 0, 0), &["--allow-exec"]);
+    c.spawn_worker_with("exec", Slots::new(1, 0, 0), &["--allow-exec", "--insecure"]);
     c.wait_workers(1);
     let pid_file = c.dir().join("grandchild.pid");
     // The task starts a grandchild (a long sleep in the background), says

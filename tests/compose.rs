@@ -18,7 +18,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_succeeded, id_of, identity, output_within, poll, Client, SumSquares, BIN, W_CPU_TOTAL,
+    assert_succeeded, id_of, identity, output_within, poll, Client, SumSquares, TempDir, BIN,
+    W_CPU_TOTAL,
 };
 use serde_json::Value;
 
@@ -318,7 +319,18 @@ fn compose_cluster_survives_a_cut_off_worker_and_a_killed_one() {
     };
     let start = Instant::now();
     let image = Image::build();
-    let project = Project::new(compose, &image);
+    // TLS and tokens, as the compose file runs by default.
+    let secrets = TempDir::new("compose-secrets");
+    let dir = secrets.path().join("s");
+    let o = std::process::Command::new(repo().join("deploy/make-secrets.sh"))
+        .arg(&dir)
+        .env("BRIGADE_BIN", BIN)
+        .output()
+        .expect("run deploy/make-secrets.sh");
+    assert!(o.status.success(), "make-secrets.sh: {o:?}");
+    let dir = dir.to_string_lossy().into_owned();
+    let mut project = Project::new(compose, &image);
+    project.env.push(("BRIGADE_SECRETS".into(), dir.clone()));
     project.compose(&["up", "-d", "--scale", "worker=3"]);
 
     let port = project.compose(&["port", "coordinator", "7070"]);
@@ -332,7 +344,11 @@ fn compose_cluster_survives_a_cut_off_worker_and_a_killed_one() {
         port.parse::<u16>().is_ok_and(|p| p > 0),
         "no published port for the coordinator: {port:?}"
     );
-    let client = Client::new(format!("http://127.0.0.1:{port}"));
+    let (token, ca) = (format!("{dir}/client.token"), format!("{dir}/ca.pem"));
+    let client = Client::with_env(
+        format!("https://127.0.0.1:{port}"),
+        &[("BRIGADE_TOKEN_FILE", &token), ("BRIGADE_TLS_CA", &ca)],
+    );
     wait_linked(&client, 3, "3 linked workers", Duration::from_secs(60));
     let workers = project.containers("worker");
     assert_eq!(workers.len(), 3, "worker containers: {workers:?}");

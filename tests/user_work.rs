@@ -32,7 +32,7 @@ fn cluster_with_state() -> Cluster {
 }
 
 fn with_exec_worker(mut c: Cluster) -> Cluster {
-    c.spawn_worker_with("w1", Slots::new(2, 2, 8), &["--allow-exec"]);
+    c.spawn_worker_with("w1", Slots::new(2, 2, 8), &["--allow-exec", "--insecure"]);
     c.wait_workers(1);
     c
 }
@@ -808,7 +808,7 @@ fn results_follow_prints_every_row_once_in_order_and_ends_with_the_job() {
 #[test]
 fn an_inputs_job_survives_a_coordinator_sigkill_with_exact_outputs() {
     let (mut c, args) = Cluster::start_durable(&FAST_LEASES);
-    c.spawn_worker_with("w1", Slots::new(0, 0, 4), &["--allow-exec"]);
+    c.spawn_worker_with("w1", Slots::new(0, 0, 4), &["--allow-exec", "--insecure"]);
     c.wait_workers(1);
     let lines: Vec<String> = (0..400)
         .map(|i| format!("item {i}: naïve, \"q\""))

@@ -11,7 +11,7 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum ClientError {
     /// The coordinator URL is not `http://HOST:PORT`.
-    #[error("invalid coordinator URL {url:?}: {why} (expected http://HOST:PORT)")]
+    #[error("invalid coordinator URL {url:?}: {why} (expected http://HOST:PORT, or https://HOST:PORT for TLS)")]
     BadUrl {
         /// The URL as given.
         url: String,
@@ -34,7 +34,11 @@ pub enum ClientError {
     #[error("{} ({:?})", .0.message(), .0.code())]
     Status(tonic::Status),
     /// The job being waited for is not known to the coordinator.
-    #[error("{} (a coordinator restarted without --state forgets its jobs)", .0.message())]
+    #[error(
+        "{} (a coordinator restarted without --state forgets its jobs; one with --auth-file \
+         shows a job only to the client that submitted it and to admins)",
+        .0.message()
+    )]
     JobForgotten(tonic::Status),
     /// The coordinator went away while a job was followed and did not come
     /// back in time.
@@ -61,8 +65,47 @@ pub enum ClientError {
 
 impl From<tonic::Status> for ClientError {
     fn from(status: tonic::Status) -> Self {
-        ClientError::Status(status)
+        ClientError::Status(explain_transport(status))
     }
+}
+
+/// A call that failed below gRPC (the connection, TLS, HTTP/2) gets its
+/// causes spelled out and a hint: the usual reason is a TLS mismatch.
+fn explain_transport(status: tonic::Status) -> tonic::Status {
+    let m = status.message();
+    if status.code() == tonic::Code::Cancelled && m == "operation was canceled" {
+        // The connection closed under the call: with TLS 1.3 that is how a
+        // coordinator refusing a missing client certificate often shows.
+        return tonic::Status::new(
+            status.code(),
+            "the connection was closed during the call: if the coordinator requires client \
+             certificates (--tls-client-ca), pass --tls-cert and --tls-key",
+        );
+    }
+    if !(m.starts_with("transport error") || m.starts_with("h2 protocol error")) {
+        return status;
+    }
+    let mut why = m.to_string();
+    let mut src = std::error::Error::source(&status);
+    while let Some(s) = src {
+        let s_text = s.to_string();
+        if !why.contains(&s_text) {
+            why = format!("{why}: {s_text}");
+        }
+        src = s.source();
+    }
+    let lower = why.to_ascii_lowercase();
+    let hint =
+        if lower.contains("certificate") || lower.contains("handshake") || lower.contains("tls") {
+            "the TLS handshake failed: check --tls-ca (the CA that signed the coordinator's \
+         certificate) and, if the coordinator requires client certificates (--tls-client-ca), \
+         pass --tls-cert and --tls-key"
+        } else {
+            "the connection broke below gRPC: if the coordinator serves TLS (--tls-cert), connect \
+         with https:// and --tls-ca CA.pem; if it requires client certificates, also pass \
+         --tls-cert and --tls-key"
+        };
+    tonic::Status::new(status.code(), format!("{why}\n{hint}"))
 }
 
 impl ClientError {

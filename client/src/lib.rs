@@ -14,6 +14,7 @@ mod names;
 
 use std::time::{Duration, Instant};
 
+use brigade_proto::connect::{self, BearerToken};
 use brigade_proto::convert::join_u128;
 use brigade_proto::v1::coordinator_client::CoordinatorClient;
 use brigade_proto::v1::{
@@ -21,9 +22,11 @@ use brigade_proto::v1::{
     ResultsOrder, RunJobRequest, StatusRequest, SubmitJobRequest,
 };
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
-use tonic::transport::{Channel, Endpoint};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 use tonic::Streaming;
 
+pub use brigade_proto::connect::Credentials;
 pub use brigade_proto::v1::{
     ClusterStatus, InputsFormat, JobInfo, JobSpec, JobState, Kind, Model, Reduce, WorkerInfo,
 };
@@ -156,21 +159,29 @@ pub enum WaitEvent<'a> {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Client {
-    inner: CoordinatorClient<Channel>,
+    inner: CoordinatorClient<Transport>,
 }
 
+/// The channel under a [`Client`]: one HTTP/2 connection (TLS with
+/// `https://`), every call carrying the token, if any.
+pub type Transport = InterceptedService<Channel, BearerToken>;
+
 impl Client {
-    /// Connects to the coordinator at `url` (`http://HOST:PORT`) or explains why not.
+    /// Connects to the coordinator at `url` (`http://HOST:PORT`), with no
+    /// credentials, or explains why not.
     pub async fn connect(url: &str) -> Result<Client, ClientError> {
+        Client::connect_with(url, &Credentials::default()).await
+    }
+
+    /// Connects to the coordinator at `url` (`http://HOST:PORT`, or
+    /// `https://HOST:PORT` for TLS) presenting `creds`, or explains why not.
+    pub async fn connect_with(url: &str, creds: &Credentials) -> Result<Client, ClientError> {
         let bad_url = |why: String| ClientError::BadUrl {
             url: url.to_string(),
             why,
         };
-        brigade_proto::catalog::parse_http_url(url).map_err(|why| bad_url(why.to_string()))?;
-        let endpoint = Endpoint::from_shared(url.to_string())
-            .map_err(|e| bad_url(e.to_string()))?
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(3));
+        let endpoint = connect::endpoint(url, creds).map_err(bad_url)?;
+        let token = BearerToken::new(creds.token.as_deref()).map_err(ClientError::Protocol)?;
         let channel = endpoint.connect().await.map_err(|e| {
             let mut why = e.to_string();
             let mut src = std::error::Error::source(&e);
@@ -178,18 +189,22 @@ impl Client {
                 why = format!("{why}: {s}");
                 src = s.source();
             }
+            if let Some(hint) = connect::transport_hint(url, &why) {
+                why = format!("{why}\n{hint}");
+            }
             ClientError::Unreachable {
                 url: url.to_string(),
                 why,
             }
         })?;
         Ok(Client {
-            inner: CoordinatorClient::new(channel).max_decoding_message_size(64 << 20),
+            inner: CoordinatorClient::with_interceptor(channel, token)
+                .max_decoding_message_size(64 << 20),
         })
     }
 
     /// The generated gRPC client, for calls this type does not wrap.
-    pub fn raw(&mut self) -> &mut CoordinatorClient<Channel> {
+    pub fn raw(&mut self) -> &mut CoordinatorClient<Transport> {
         &mut self.inner
     }
 
@@ -346,11 +361,22 @@ impl Client {
         ))
     }
 
-    /// Every job the coordinator knows.
+    /// The caller's own jobs (every job, when the coordinator does not
+    /// authenticate).
     pub async fn jobs(&mut self) -> Result<Vec<JobInfo>, ClientError> {
+        self.list_jobs(false).await
+    }
+
+    /// Every client's jobs: needs an admin token on a coordinator with
+    /// `--auth-file` (PERMISSION_DENIED otherwise).
+    pub async fn all_jobs(&mut self) -> Result<Vec<JobInfo>, ClientError> {
+        self.list_jobs(true).await
+    }
+
+    async fn list_jobs(&mut self, all: bool) -> Result<Vec<JobInfo>, ClientError> {
         Ok(self
             .inner
-            .list_jobs(ListJobsRequest {})
+            .list_jobs(ListJobsRequest { all })
             .await?
             .into_inner()
             .jobs)

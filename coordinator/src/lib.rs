@@ -10,6 +10,7 @@
 
 mod actor;
 mod admission;
+pub mod auth;
 mod inputs;
 mod sched;
 mod service;
@@ -18,7 +19,7 @@ mod store;
 mod testing;
 mod writer;
 
-pub use actor::CoordinatorConfig;
+pub use actor::{CoordinatorConfig, ServerTls};
 pub use admission::AdmissionLimits;
 pub use service::{serve, Coordinator, ServeError};
 pub use store::StoreError;

@@ -20,12 +20,15 @@ use futures::{Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::actor::{
     self, results_chunk, worker_hello, Actor, CoordinatorConfig, RESULTS_CHUNK_BYTES,
 };
 use crate::admission::AdmissionLimits;
+use crate::auth::{Authenticator, Caller, Service};
 use crate::inputs::Inputs;
 use crate::store::{StoreError, StoreReader};
 
@@ -145,6 +148,28 @@ impl CoordinatorHandle {
         Box::pin(stream)
     }
 
+    /// A job's status, if `caller` may see it. Another client's job is
+    /// answered exactly as a job that does not exist (NOT_FOUND, same
+    /// message): a client learns nothing of others' jobs, not even which
+    /// ids are taken.
+    async fn visible_job(&self, caller: &Caller, id: u64) -> Result<JobInfo, Status> {
+        let info = self.ask(|r| actor::Request::GetJob(id, r)).await?;
+        if caller.may_access(&info.owner) {
+            Ok(info)
+        } else {
+            Err(Status::not_found(format!("no job with id {id}")))
+        }
+    }
+
+    /// Refuses the call unless `caller` may see job `id` (no round trip when
+    /// the caller sees every job).
+    async fn check_access(&self, caller: &Caller, id: u64) -> Result<(), Status> {
+        if !caller.sees_all() {
+            self.visible_job(caller, id).await?;
+        }
+        Ok(())
+    }
+
     async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, Status>>) -> actor::Request,
@@ -202,6 +227,14 @@ impl ResultSource {
     }
 }
 
+/// Who made the call (the interceptor in front of each service put it there).
+fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::internal("the call was not authenticated"))
+}
+
 fn job_ref(req: Request<JobRef>) -> Result<u64, Status> {
     match req.into_inner().job_id {
         0 => Err(Status::invalid_argument(
@@ -225,11 +258,12 @@ impl CoordinatorApi for CoordinatorHandle {
         &self,
         req: Request<SubmitJobRequest>,
     ) -> Result<Response<SubmitJobResponse>, Status> {
+        let owner = caller(&req)?.name;
         let spec = req
             .into_inner()
             .spec
             .ok_or_else(|| Status::invalid_argument("missing job spec"))?;
-        let job = self.ask(|r| actor::Request::Submit(spec, r)).await?;
+        let job = self.ask(|r| actor::Request::Submit(spec, owner, r)).await?;
         Ok(Response::new(SubmitJobResponse {
             job_id: job.job_id,
             job: Some(job),
@@ -240,6 +274,7 @@ impl CoordinatorApi for CoordinatorHandle {
         &self,
         req: Request<Streaming<InputsUpload>>,
     ) -> Result<Response<SubmitJobResponse>, Status> {
+        let owner = caller(&req)?.name;
         let mut upload = req.into_inner();
         let first = upload.message().await?.ok_or_else(|| {
             Status::invalid_argument("the upload is empty: it must start with the job spec")
@@ -319,7 +354,7 @@ impl CoordinatorApi for CoordinatorHandle {
         spec.range_end = inputs.len();
         let inputs = Arc::new(inputs);
         let job = self
-            .ask(|r| actor::Request::SubmitInputs(spec, inputs, r))
+            .ask(|r| actor::Request::SubmitInputs(spec, inputs, owner, r))
             .await?;
         Ok(Response::new(SubmitJobResponse {
             job_id: job.job_id,
@@ -328,10 +363,9 @@ impl CoordinatorApi for CoordinatorHandle {
     }
 
     async fn get_job(&self, req: Request<JobRef>) -> Result<Response<JobInfo>, Status> {
+        let caller = caller(&req)?;
         let id = job_ref(req)?;
-        Ok(Response::new(
-            self.ask(|r| actor::Request::GetJob(id, r)).await?,
-        ))
+        Ok(Response::new(self.visible_job(&caller, id).await?))
     }
 
     type WatchJobStream = BoxStream<JobInfo>;
@@ -340,15 +374,30 @@ impl CoordinatorApi for CoordinatorHandle {
         &self,
         req: Request<JobRef>,
     ) -> Result<Response<Self::WatchJobStream>, Status> {
+        let caller = caller(&req)?;
         let id = job_ref(req)?;
+        self.check_access(&caller, id).await?;
         Ok(Response::new(self.watch_stream(id).await?))
     }
 
     async fn list_jobs(
         &self,
-        _req: Request<ListJobsRequest>,
+        req: Request<ListJobsRequest>,
     ) -> Result<Response<ListJobsResponse>, Status> {
-        let jobs = self.ask(actor::Request::ListJobs).await?;
+        let caller = caller(&req)?;
+        if req.get_ref().all && !caller.sees_all() {
+            return Err(Status::permission_denied(format!(
+                "listing every client's jobs (jobs --all) needs an admin token; \
+                 the token presented is a client token (of {:?})",
+                caller.name
+            )));
+        }
+        let mut jobs = self.ask(actor::Request::ListJobs).await?;
+        // An admin sees every job with `all`, its own without; a client its
+        // own; without authentication every job is everyone's.
+        if caller.role.is_some() && !req.get_ref().all {
+            jobs.retain(|j| j.owner == caller.name);
+        }
         Ok(Response::new(ListJobsResponse { jobs }))
     }
 
@@ -358,6 +407,7 @@ impl CoordinatorApi for CoordinatorHandle {
         &self,
         req: Request<JobRef>,
     ) -> Result<Response<Self::GetResultsStream>, Status> {
+        let caller = caller(&req)?;
         let (from, order) = (req.get_ref().from, req.get_ref().order);
         let order = ResultsOrder::try_from(order).map_err(|_| {
             Status::invalid_argument(format!(
@@ -365,6 +415,7 @@ impl CoordinatorApi for CoordinatorHandle {
             ))
         })?;
         let job = job_ref(req)?;
+        self.check_access(&caller, job).await?;
         Ok(Response::new(self.results_stream(job, from, order).await?))
     }
 
@@ -374,12 +425,15 @@ impl CoordinatorApi for CoordinatorHandle {
         &self,
         req: Request<RunJobRequest>,
     ) -> Result<Response<Self::RunJobStream>, Status> {
+        let owner = caller(&req)?.name;
         let req = req.into_inner();
         let spec = req
             .spec
             .ok_or_else(|| Status::invalid_argument("missing job spec"))?;
         // One trip through the actor: accepted (once durable) and watched.
-        let rx = self.ask(|r| actor::Request::SubmitWatch(spec, r)).await?;
+        let rx = self
+            .ask(|r| actor::Request::SubmitWatch(spec, owner, r))
+            .await?;
         let id = rx.borrow().job_id;
         // The watch's first status is the accepted job (or already later).
         let status = self
@@ -403,7 +457,9 @@ impl CoordinatorApi for CoordinatorHandle {
     }
 
     async fn cancel_job(&self, req: Request<JobRef>) -> Result<Response<JobInfo>, Status> {
+        let caller = caller(&req)?;
         let id = job_ref(req)?;
+        self.check_access(&caller, id).await?;
         Ok(Response::new(
             self.ask(|r| actor::Request::Cancel(id, r)).await?,
         ))
@@ -550,10 +606,26 @@ impl Coordinator {
                 let _ = s.set_nodelay(true);
             })
         });
-        let result = tonic::transport::Server::builder()
+        let auth = Authenticator::new(self.config.auth.clone());
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = &self.config.tls {
+            let mut config =
+                ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
+            if let Some(ca) = &tls.client_ca_pem {
+                config = config.client_ca_root(Certificate::from_pem(ca));
+            }
+            server = server.tls_config(config)?;
+        }
+        let result = server
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
-            .add_service(CoordinatorServer::new(handle.clone()).max_decoding_message_size(64 << 20))
-            .add_service(WorkerLinkServer::new(handle).max_decoding_message_size(64 << 20))
+            .add_service(InterceptedService::new(
+                CoordinatorServer::new(handle.clone()).max_decoding_message_size(64 << 20),
+                authenticate(auth.clone(), Service::Coordinator),
+            ))
+            .add_service(InterceptedService::new(
+                WorkerLinkServer::new(handle).max_decoding_message_size(64 << 20),
+                authenticate(auth, Service::WorkerLink),
+            ))
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         ticker.abort();
@@ -568,6 +640,25 @@ impl Coordinator {
             abort.abort();
         }
         result
+    }
+}
+
+/// The interceptor in front of `service`: establishes the [`Caller`] (for
+/// the handlers, in the request's extensions) or refuses the call.
+fn authenticate(
+    auth: Authenticator,
+    service: Service,
+) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
+    move |mut req: Request<()>| match auth.check(service, req.metadata()) {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            Ok(req)
+        }
+        Err(status) => {
+            let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+            tracing::info!(?service, %peer, code = ?status.code(), "call refused");
+            Err(status)
+        }
     }
 }
 

@@ -24,7 +24,7 @@ use prost::Message;
 use rusqlite::{params, Connection, OpenFlags};
 
 /// The schema this build writes. `PRAGMA user_version` holds a file's.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// `MIGRATIONS[i]` takes a file from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -86,6 +86,10 @@ const MIGRATIONS: &[&str] = &[
         name TEXT    NOT NULL
     );
 ",
+    // Who submitted each job (the client token's name; '' without auth).
+    "
+    ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+",
 ];
 
 /// Why the store could not be used.
@@ -115,6 +119,8 @@ pub(crate) const HINT_WRITE: &str =
 pub struct StoredJob {
     pub id: u64,
     pub spec: JobSpec,
+    /// The client that submitted it ("" without authentication).
+    pub owner: String,
     pub state: JobState,
     pub error: String,
     pub submitted_ms: u64,
@@ -146,7 +152,8 @@ pub struct JobEnd {
 pub struct WriteBatch {
     /// (id, name) of workers that linked.
     pub new_workers: Vec<(u64, String)>,
-    pub new_jobs: Vec<(u64, JobSpec, u64)>,
+    /// (id, spec, submitted ms, owner) of each job accepted.
+    pub new_jobs: Vec<(u64, JobSpec, u64, String)>,
     /// The items of the new inputs jobs among `new_jobs`.
     pub new_inputs: Vec<(u64, Arc<Inputs>)>,
     pub results: Vec<StoredResult>,
@@ -390,7 +397,7 @@ impl Store {
         let mut st = self
             .conn
             .prepare(
-                "SELECT id, spec, submitted_ms, state, error, started_ms, finished_ms FROM jobs ORDER BY id",
+                "SELECT id, spec, submitted_ms, state, error, started_ms, finished_ms, owner FROM jobs ORDER BY id",
             )
             .map_err(read)?;
         let rows = st
@@ -403,11 +410,13 @@ impl Store {
                     r.get::<_, String>(4)?,
                     r.get::<_, i64>(5)?,
                     r.get::<_, i64>(6)?,
+                    r.get::<_, String>(7)?,
                 ))
             })
             .map_err(read)?;
         for row in rows {
-            let (id, spec, submitted, state, error, started, finished) = row.map_err(read)?;
+            let (id, spec, submitted, state, error, started, finished, owner) =
+                row.map_err(read)?;
             let spec = JobSpec::decode(spec.as_slice()).map_err(|e| StoreError::Open {
                 path: self.path.clone(),
                 what: format!("job {id} has an unreadable spec ({e})"),
@@ -416,6 +425,7 @@ impl Store {
             jobs.push(StoredJob {
                 id: from_sql(id),
                 spec,
+                owner,
                 state: JobState::try_from(state).unwrap_or(JobState::Unspecified),
                 error,
                 submitted_ms: from_sql(submitted),
@@ -512,15 +522,16 @@ impl Store {
         {
             let mut ins = tx
                 .prepare_cached(
-                    "INSERT INTO jobs (id, spec, submitted_ms, state) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO jobs (id, spec, submitted_ms, state, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(write)?;
-            for (id, spec, submitted) in &batch.new_jobs {
+            for (id, spec, submitted, owner) in &batch.new_jobs {
                 ins.execute(params![
                     to_sql(*id),
                     spec.encode_to_vec(),
                     to_sql(*submitted),
-                    JobState::Queued as i32
+                    JobState::Queued as i32,
+                    owner
                 ])
                 .map_err(write)?;
             }
@@ -761,7 +772,7 @@ mod tests {
         inputs.push("Caf\u{e9}".as_bytes());
         s.commit(&WriteBatch {
             new_jobs: vec![
-                (1, spec(), 111),
+                (1, spec(), 111, "alice".into()),
                 (
                     2,
                     JobSpec {
@@ -769,6 +780,7 @@ mod tests {
                         ..spec()
                     },
                     222,
+                    String::new(),
                 ),
             ],
             results: vec![
@@ -824,6 +836,8 @@ mod tests {
         let jobs = s.load().unwrap();
         assert_eq!(jobs.len(), 2);
         assert_eq!(s.max_worker_id().unwrap(), 6);
+        let owners: Vec<&str> = jobs.iter().map(|j| j.owner.as_str()).collect();
+        assert_eq!(owners, ["alice", ""]);
         let reader = StoreReader::open(&path).unwrap();
         let rows = |job, from, max, bytes| {
             let (rows, _) = reader
@@ -904,7 +918,7 @@ mod tests {
         drop(c);
         let mut s = Store::open(&path).unwrap();
         s.commit(&WriteBatch {
-            new_jobs: vec![(1, spec(), 1)],
+            new_jobs: vec![(1, spec(), 1, String::new())],
             failures: vec![(1, 4, "executor died".into())],
             ..Default::default()
         })
@@ -918,6 +932,8 @@ mod tests {
         assert_eq!(version, SCHEMA_VERSION);
         let jobs = s.load().unwrap();
         assert_eq!(jobs[0].failures, vec![(4, "executor died".to_string())]);
+        // Jobs from before owners were stored belong to no one ("").
+        assert_eq!(jobs[0].owner, "");
     }
 
     #[test]
@@ -991,7 +1007,7 @@ mod tests {
         let path = tmp("truncated");
         let mut s = Store::open(&path).unwrap();
         s.commit(&WriteBatch {
-            new_jobs: vec![(1, spec(), 1)],
+            new_jobs: vec![(1, spec(), 1, String::new())],
             ..Default::default()
         })
         .unwrap();

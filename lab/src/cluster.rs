@@ -219,7 +219,14 @@ impl LocalCluster {
                         brigade_worker::idle_spin::process_window(),
                     ))
                     .args(["--connect-timeout-s", "15"])
-                    .args(allow_exec.then_some("--allow-exec"))
+                    // The bench's own coordinator, on loopback, does not
+                    // authenticate workers.
+                    .args(
+                        allow_exec
+                            .then_some(["--allow-exec", "--insecure"])
+                            .into_iter()
+                            .flatten(),
+                    )
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
                     // Workers log every link and drain at info; the bench

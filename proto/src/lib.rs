@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod catalog;
+pub mod connect;
 pub mod convert;
 pub mod output;
 pub mod per_model;

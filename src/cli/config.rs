@@ -7,13 +7,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::bail;
-use brigade_coordinator::{AdmissionLimits, CoordinatorConfig};
+use anyhow::{bail, Context};
+use brigade_client::Credentials;
+use brigade_coordinator::auth::{AuthFile, Role};
+use brigade_coordinator::{AdmissionLimits, CoordinatorConfig, ServerTls};
 use brigade_worker::node::NodeConfig;
 use brigade_worker::workload::Registry;
 
 use super::flags::{
-    CoordinatorArgs, SlotArgs, Subcommand, Target, WorkerArgs, WorkerCli, WorkerSubcommand,
+    CoordinatorArgs, CredentialArgs, ServerSecurityArgs, SlotArgs, Subcommand, Target,
+    TokenCommand, WorkerArgs, WorkerCli, WorkerSubcommand,
 };
 use crate::cluster::{self, Slots};
 use crate::commands::{Format, SubmitArgs};
@@ -30,12 +33,26 @@ pub enum Action {
     Coordinator {
         listen: String,
         config: CoordinatorConfig,
+        /// Listen beyond loopback without TLS or tokens anyway.
+        insecure: bool,
     },
     Worker(NodeConfig),
     /// A client command against the coordinator at `coordinator`.
     Client {
         coordinator: String,
+        credentials: Credentials,
         request: Request,
+    },
+    /// `brigade token create`.
+    TokenCreate {
+        role: Role,
+        name: String,
+        auth_file: PathBuf,
+    },
+    /// `brigade certs`.
+    Certs {
+        out: PathBuf,
+        sans: Vec<String>,
     },
     IoTarget {
         listen: String,
@@ -49,6 +66,8 @@ pub struct UpConfig {
     pub workers: usize,
     pub slots: Slots,
     pub allow_exec: bool,
+    /// Listen beyond loopback anyway (`up` serves neither TLS nor tokens).
+    pub insecure: bool,
 }
 
 /// What a client command asks the coordinator.
@@ -59,7 +78,10 @@ pub enum Request {
         format: Format,
     },
     Status(Format),
-    Jobs(Format),
+    Jobs {
+        all: bool,
+        format: Format,
+    },
     Job {
         id: u64,
         wait: bool,
@@ -88,6 +110,7 @@ impl Action {
                 listen,
                 state,
                 allow_exec,
+                insecure,
                 coordinator,
             } => Action::Up(UpConfig {
                 coordinator: coordinator.config(Some(&state))?,
@@ -95,30 +118,44 @@ impl Action {
                 workers,
                 slots: slots.slots(),
                 allow_exec,
+                insecure,
             }),
             Subcommand::Coordinator {
                 listen,
                 state,
                 coordinator,
-            } => Action::Coordinator {
-                config: coordinator.config(state.as_deref())?,
-                listen,
-            },
+                security,
+            } => {
+                let (auth, tls) = security.load()?;
+                Action::Coordinator {
+                    config: CoordinatorConfig {
+                        auth,
+                        tls,
+                        ..coordinator.config(state.as_deref())?
+                    },
+                    listen,
+                    insecure: security.insecure,
+                }
+            }
             Subcommand::Worker(worker) => Action::Worker(worker.node(Registry::builtin())?),
             Subcommand::Submit { job, wait, client } => Request::Submit {
                 job,
                 wait,
                 format: client.format,
             }
-            .to(client.target),
-            Subcommand::Status { client } => Request::Status(client.format).to(client.target),
-            Subcommand::Jobs { client } => Request::Jobs(client.format).to(client.target),
+            .to(client.target)?,
+            Subcommand::Status { client } => Request::Status(client.format).to(client.target)?,
+            Subcommand::Jobs { all, client } => Request::Jobs {
+                all,
+                format: client.format,
+            }
+            .to(client.target)?,
             Subcommand::Job { id, wait, client } => Request::Job {
                 id,
                 wait,
                 format: client.format,
             }
-            .to(client.target),
+            .to(client.target)?,
             Subcommand::Results {
                 id,
                 follow,
@@ -130,10 +167,22 @@ impl Action {
                 follow,
                 order,
             }
-            .to(client.target),
-            Subcommand::Cancel { id, target } => Request::Cancel(id).to(target),
-            Subcommand::Workers { client } => Request::Workers(client.format).to(client.target),
+            .to(client.target)?,
+            Subcommand::Cancel { id, target } => Request::Cancel(id).to(target)?,
+            Subcommand::Workers { client } => Request::Workers(client.format).to(client.target)?,
             Subcommand::IoTarget { listen } => Action::IoTarget { listen },
+            Subcommand::Token(TokenCommand::Create {
+                role,
+                name,
+                auth_file,
+            }) => Action::TokenCreate {
+                role: Role::parse(&role).with_context(|| {
+                    format!("--role {role:?}: expected worker, client or admin")
+                })?,
+                name,
+                auth_file,
+            },
+            Subcommand::Certs { out, sans } => Action::Certs { out, sans },
         })
     }
 }
@@ -151,11 +200,12 @@ impl Action {
 
 impl Request {
     /// This request, to the coordinator `target` names.
-    fn to(self, target: Target) -> Action {
-        Action::Client {
+    fn to(self, target: Target) -> anyhow::Result<Action> {
+        Ok(Action::Client {
+            credentials: target.credentials.load()?,
             coordinator: target.coordinator,
             request: self,
-        }
+        })
     }
 }
 
@@ -189,8 +239,74 @@ impl WorkerArgs {
             first_connect_timeout: (self.connect_timeout_s > 0)
                 .then(|| Duration::from_secs(self.connect_timeout_s)),
             allow_exec: self.allow_exec,
+            exec_unauthenticated: self.insecure,
+            credentials: self.target.credentials.load()?,
             workloads: Arc::new(workloads),
         })
+    }
+}
+
+/// Reads a PEM file named by `flag`.
+fn read_pem(flag: &str, path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let pem = std::fs::read(path).with_context(|| format!("{flag} {}", path.display()))?;
+    if !pem.starts_with(b"-----BEGIN") && !String::from_utf8_lossy(&pem).contains("-----BEGIN ") {
+        bail!(
+            "{flag} {}: not a PEM file (expected -----BEGIN ...; `brigade certs` writes them)",
+            path.display()
+        );
+    }
+    Ok(pem)
+}
+
+impl CredentialArgs {
+    /// The token (--token-file, else BRIGADE_TOKEN) and TLS files, read.
+    pub fn load(&self) -> anyhow::Result<Credentials> {
+        let token = brigade_proto::connect::read_token(
+            self.token_file.as_deref(),
+            std::env::var("BRIGADE_TOKEN").ok(),
+        )
+        .map_err(anyhow::Error::msg)?;
+        let tls_identity = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some((read_pem("--tls-cert", cert)?, read_pem("--tls-key", key)?))
+            }
+            _ => None,
+        };
+        Ok(Credentials {
+            token,
+            tls_ca_pem: self
+                .tls_ca
+                .as_deref()
+                .map(|p| read_pem("--tls-ca", p))
+                .transpose()?,
+            tls_identity,
+        })
+    }
+}
+
+impl ServerSecurityArgs {
+    /// The auth file and TLS settings, read and checked.
+    fn load(&self) -> anyhow::Result<(Option<Arc<AuthFile>>, Option<ServerTls>)> {
+        let auth = self
+            .auth_file
+            .as_deref()
+            .map(AuthFile::load)
+            .transpose()
+            .context("--auth-file")?
+            .map(Arc::new);
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(ServerTls {
+                cert_pem: read_pem("--tls-cert", cert)?,
+                key_pem: read_pem("--tls-key", key)?,
+                client_ca_pem: self
+                    .tls_client_ca
+                    .as_deref()
+                    .map(|p| read_pem("--tls-client-ca", p))
+                    .transpose()?,
+            }),
+            _ => None,
+        };
+        Ok((auth, tls))
     }
 }
 
@@ -267,7 +383,7 @@ mod tests {
             e.to_string(),
             "--heartbeat-ms 1501 must be at most half of --lease-timeout-ms 3000"
         );
-        let Ok(Action::Coordinator { config, listen }) =
+        let Ok(Action::Coordinator { config, listen, .. }) =
             action(&["coordinator", "--heartbeat-ms", "1500"])
         else {
             panic!("exactly half is fine");

@@ -4,6 +4,7 @@
 //! here is checked beyond what clap checks; [`super::config`] turns these
 //! into settings.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser};
@@ -48,9 +49,60 @@ impl SpinArgs {
 
 #[derive(Args, Clone)]
 pub struct Target {
-    /// Coordinator URL.
+    /// Coordinator URL: http://HOST:PORT, or https://HOST:PORT for TLS.
     #[arg(long, env = "BRIGADE_COORDINATOR", default_value = brigade_client::DEFAULT_COORDINATOR, global = true)]
     pub coordinator: String,
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
+}
+
+// How a client or worker proves who it is and checks the coordinator.
+// (No doc comment: clap would show it.)
+#[derive(Args, Clone, Default)]
+pub struct CredentialArgs {
+    /// File holding the token `brigade token create` printed (the
+    /// coordinator's --auth-file decides its role); default: the
+    /// BRIGADE_TOKEN environment variable.
+    #[arg(long, value_name = "FILE", env = "BRIGADE_TOKEN_FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+    /// CA certificate (PEM) that signed the coordinator's certificate, for
+    /// https:// URLs (`brigade certs` writes ca.pem).
+    #[arg(long, value_name = "FILE", env = "BRIGADE_TLS_CA", global = true)]
+    pub tls_ca: Option<PathBuf>,
+    /// Certificate (PEM) to show a coordinator that requires client
+    /// certificates (--tls-client-ca); with --tls-key.
+    #[arg(long, value_name = "FILE", global = true, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", global = true, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+// A coordinator's security: who may call it and how it is reached.
+// (No doc comment: clap would show it.)
+#[derive(Args, Clone, Default)]
+pub struct ServerSecurityArgs {
+    /// Require tokens: FILE lists hashed tokens with their role (worker,
+    /// client, admin) and name, one per line (`brigade token create` writes
+    /// it). Without it every caller may do everything.
+    #[arg(long, value_name = "FILE")]
+    pub auth_file: Option<PathBuf>,
+    /// Serve TLS with this certificate (PEM; `brigade certs` writes one);
+    /// with --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates (mTLS) signed by this CA (PEM), from
+    /// clients and workers alike.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Listen on a non-loopback address without TLS or without --auth-file
+    /// (anyone who reaches the port can then submit jobs, read results or
+    /// link as a worker).
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 // What every client command that prints takes: its output format and the
@@ -92,8 +144,14 @@ pub struct WorkerArgs {
     #[arg(long, default_value_t = 30)]
     pub connect_timeout_s: u64,
     /// Run `exec` tasks: shell commands from anyone who can submit jobs.
+    /// The worker then links only to a coordinator that authenticated it
+    /// (--auth-file there, a worker token here), unless --insecure.
     #[arg(long)]
     pub allow_exec: bool,
+    /// With --allow-exec, link to a coordinator that does not authenticate
+    /// workers anyway (only for one you run yourself on loopback).
+    #[arg(long, requires = "allow_exec")]
+    pub insecure: bool,
     #[command(flatten)]
     pub target: Target,
 }
@@ -177,9 +235,14 @@ pub enum Subcommand {
         /// Durable state file (SQLite); `:memory:` keeps jobs in memory only.
         #[arg(long, default_value = "brigade.db")]
         state: String,
-        /// Let the local workers run `exec` tasks (shell commands).
+        /// Let the local workers run `exec` tasks (shell commands from
+        /// anyone who reaches the coordinator: keep it on loopback).
         #[arg(long)]
         allow_exec: bool,
+        /// Listen on a non-loopback address anyway: `up` serves neither TLS
+        /// nor tokens (run `brigade coordinator` with them instead).
+        #[arg(long)]
+        insecure: bool,
         #[command(flatten)]
         coordinator: CoordinatorArgs,
     },
@@ -194,6 +257,8 @@ pub enum Subcommand {
         state: Option<String>,
         #[command(flatten)]
         coordinator: CoordinatorArgs,
+        #[command(flatten)]
+        security: ServerSecurityArgs,
     },
     /// Run a worker that links to a coordinator, until Ctrl-C / SIGTERM.
     Worker(WorkerArgs),
@@ -212,8 +277,11 @@ pub enum Subcommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// List jobs.
+    /// List your jobs (every job when the coordinator has no --auth-file).
     Jobs {
+        /// Every client's jobs (needs an admin token).
+        #[arg(long)]
+        all: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -258,7 +326,44 @@ pub enum Subcommand {
         #[arg(long, default_value = "127.0.0.1:8088")]
         listen: String,
     },
+    /// Tokens for a coordinator's --auth-file.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Write a CA and coordinator, worker and client certificates (with
+    /// their keys) for TLS and mTLS: ca.pem, coordinator.pem,
+    /// coordinator-key.pem, worker.pem, worker-key.pem, client.pem,
+    /// client-key.pem.
+    Certs {
+        /// Directory to write them to (created if absent; existing files
+        /// are not overwritten).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Another name or IP address the coordinator is reached by (e.g. a
+        /// compose service name), besides localhost and 127.0.0.1; repeatable.
+        #[arg(long = "san", value_name = "NAME")]
+        sans: Vec<String>,
+    },
     /// Executor child process (spawned by a worker; speaks frames on stdin/stdout).
     #[command(hide = true)]
     Executor,
+}
+
+/// `brigade token ...`.
+#[derive(clap::Subcommand)]
+pub enum TokenCommand {
+    /// Create a token: appends its hash to the auth file (created with mode
+    /// 0600) and prints the secret, once.
+    Create {
+        /// What the token may do: worker (link and run tasks), client
+        /// (submit and see its own jobs) or admin (see and cancel every job).
+        #[arg(long, value_parser = ["worker", "client", "admin"])]
+        role: String,
+        /// Who it belongs to: a client's jobs are owned by this name
+        /// (1-64 of A-Z a-z 0-9 . _ - @).
+        #[arg(long)]
+        name: String,
+        /// The coordinator's --auth-file.
+        #[arg(long, value_name = "FILE")]
+        auth_file: PathBuf,
+    },
 }

@@ -5,6 +5,8 @@
 //! `error: ...` and exits 1.
 
 use std::process::ExitCode;
+
+use anyhow::Context;
 use std::time::Duration;
 
 use super::config::{Action, Request};
@@ -34,6 +36,15 @@ async fn run(action: Action) -> anyhow::Result<()> {
         Action::Bench(args) => brigade_lab::run(args).await,
         Action::Up(up) => {
             let listener = cluster::bind(&up.listen).await?;
+            let exposure = cluster::Exposure {
+                tls: false,
+                auth: false,
+                insecure: up.insecure,
+            };
+            cluster::check_exposure(&listener, &exposure).context(
+                "`brigade up` serves neither TLS nor tokens: for remote workers run \
+                 `brigade coordinator` with them",
+            )?;
             cluster::up(
                 listener,
                 up.coordinator,
@@ -43,21 +54,33 @@ async fn run(action: Action) -> anyhow::Result<()> {
             )
             .await
         }
-        Action::Coordinator { listen, config } => {
-            cluster::coordinator(cluster::bind(&listen).await?, config).await
+        Action::Coordinator {
+            listen,
+            config,
+            insecure,
+        } => {
+            let listener = cluster::bind(&listen).await?;
+            let exposure = cluster::Exposure {
+                tls: config.tls.is_some(),
+                auth: config.auth.is_some(),
+                insecure,
+            };
+            cluster::check_exposure(&listener, &exposure)?;
+            cluster::coordinator(listener, config).await
         }
         Action::Worker(config) => cluster::worker(config).await,
         Action::Client {
             coordinator,
+            credentials,
             request,
         } => {
-            let c = &mut brigade_client::Client::connect(&coordinator).await?;
+            let c = &mut brigade_client::Client::connect_with(&coordinator, &credentials).await?;
             match request {
                 Request::Submit { job, wait, format } => {
                     commands::submit(c, &job, wait, format).await
                 }
                 Request::Status(format) => commands::status(c, format).await,
-                Request::Jobs(format) => commands::jobs(c, format).await,
+                Request::Jobs { all, format } => commands::jobs(c, all, format).await,
                 Request::Job { id, wait, format } => commands::job(c, id, wait, format).await,
                 Request::Results {
                     id,
@@ -68,6 +91,28 @@ async fn run(action: Action) -> anyhow::Result<()> {
                 Request::Cancel(id) => commands::cancel(c, id).await,
                 Request::Workers(format) => commands::workers(c, format).await,
             }
+        }
+        Action::TokenCreate {
+            role,
+            name,
+            auth_file,
+        } => {
+            let secret = brigade_coordinator::auth::append_token(&auth_file, role, &name)?;
+            eprintln!(
+                "added {} token for {name:?} to {}; it is shown only once. \
+                 A running coordinator reads the file at start: restart it to accept the token.",
+                role.with_article(),
+                auth_file.display()
+            );
+            println!("{secret}");
+            Ok(())
+        }
+        Action::Certs { out, sans } => {
+            let written = crate::certs::write(&out, &sans)?;
+            for path in written {
+                println!("{}", path.display());
+            }
+            Ok(())
         }
         Action::IoTarget { listen } => {
             let listener = cluster::bind(&listen).await?;

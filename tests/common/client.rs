@@ -100,11 +100,28 @@ pub fn parse_json(args: &[&str], out: &str) -> Value {
 #[derive(Debug, Clone)]
 pub struct Client {
     url: String,
+    /// More environment for every run (credentials: BRIGADE_TOKEN_FILE,
+    /// BRIGADE_TLS_CA).
+    env: Vec<(String, String)>,
 }
 
 impl Client {
     pub fn new(url: impl Into<String>) -> Client {
-        Client { url: url.into() }
+        Client {
+            url: url.into(),
+            env: Vec::new(),
+        }
+    }
+
+    /// A client whose every run also gets `env` (e.g. its credentials).
+    pub fn with_env(url: impl Into<String>, env: &[(&str, &str)]) -> Client {
+        Client {
+            url: url.into(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
     }
 
     /// The coordinator's URL.
@@ -114,7 +131,9 @@ impl Client {
 
     /// Runs `brigade ARGS...` against the coordinator.
     pub fn brigade<S: AsRef<str>>(&self, args: &[S]) -> Output {
-        run_brigade(args, &[("BRIGADE_COORDINATOR", &self.url)], CLI_DEADLINE)
+        let mut env = vec![("BRIGADE_COORDINATOR", self.url.as_str())];
+        env.extend(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        run_brigade(args, &env, CLI_DEADLINE)
     }
 
     /// Runs `brigade ARGS...` against the coordinator with `input` on its
@@ -123,6 +142,7 @@ impl Client {
         let args = strs(args);
         let mut child = brigade_command(&args)
             .env("BRIGADE_COORDINATOR", &self.url)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("could not run {BIN}: {e}"));

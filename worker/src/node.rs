@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use brigade_proto::batch::{self, OkColumns, OkOutcome};
+use brigade_proto::connect::{self, BearerToken};
 use brigade_proto::v1::worker_link_client::WorkerLinkClient;
 use brigade_proto::v1::{
     coordinator_message, worker_message, AssignBatch, CoordinatorMessage, Credits, Drain,
@@ -24,7 +25,7 @@ use brigade_proto::v1::{
 use brigade_proto::{PerModel, SlotModel};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 
 use crate::executors::{ExecutorConfig, Executors, TaskDone, TaskRun};
@@ -53,7 +54,15 @@ pub struct NodeConfig {
     /// is up (`None`: keep trying). Once linked, the node always reconnects.
     pub first_connect_timeout: Option<Duration>,
     /// Run `exec` tasks (arbitrary shell commands from whoever can submit).
+    /// The node then refuses a coordinator whose welcome says it did not
+    /// authenticate this worker, unless `exec_unauthenticated`.
     pub allow_exec: bool,
+    /// With `allow_exec`, link to a coordinator that does not authenticate
+    /// workers anyway (`--insecure`: a coordinator on loopback one runs
+    /// oneself, as `brigade up` does).
+    pub exec_unauthenticated: bool,
+    /// The token and TLS settings the link presents.
+    pub credentials: brigade_proto::connect::Credentials,
     /// The workloads this worker offers (exec is left out unless
     /// `allow_exec`); executor children must be able to prepare the same.
     pub workloads: Arc<Registry>,
@@ -62,7 +71,7 @@ pub struct NodeConfig {
 /// Why a node stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
-    #[error("invalid coordinator URL {url:?}: {why} (expected http://HOST:PORT)")]
+    #[error("invalid coordinator URL {url:?}: {why} (expected http://HOST:PORT, or https://HOST:PORT for TLS)")]
     BadUrl { url: String, why: String },
     #[error(
         "no coordinator answered at {url} within {:.1} s: {last_error}; \
@@ -92,18 +101,13 @@ enum LinkEnd {
 /// Runs the node until `shutdown` completes (then drains: stops taking work,
 /// finishes what runs, hands back what was queued, and returns).
 pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
-    brigade_proto::catalog::parse_http_url(&config.coordinator).map_err(|why| {
-        NodeError::BadUrl {
-            url: config.coordinator.clone(),
-            why,
-        }
-    })?;
-    let endpoint = Endpoint::from_shared(config.coordinator.clone())
-        .map_err(|e| NodeError::BadUrl {
-            url: config.coordinator.clone(),
-            why: e.to_string(),
-        })?
-        .tcp_nodelay(true)
+    let bad_url = |why| NodeError::BadUrl {
+        url: config.coordinator.clone(),
+        why,
+    };
+    let token = BearerToken::new(config.credentials.token.as_deref()).map_err(bad_url)?;
+    let endpoint = connect::endpoint(&config.coordinator, &config.credentials)
+        .map_err(bad_url)?
         .connect_timeout(Duration::from_secs(2))
         .http2_keep_alive_interval(Duration::from_secs(5))
         .keep_alive_timeout(Duration::from_secs(5));
@@ -131,7 +135,10 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
         let channel = match channel {
             Ok(c) => c,
             Err(e) => {
-                let last_error = error_chain(&e);
+                let mut last_error = error_chain(&e);
+                if let Some(hint) = connect::transport_hint(&config.coordinator, &last_error) {
+                    last_error = format!("{last_error} ({hint})");
+                }
                 if let (false, Some(limit)) = (linked_once, config.first_connect_timeout) {
                     if started.elapsed() >= limit {
                         break Err(NodeError::Unreachable {
@@ -158,7 +165,9 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
             jobs: HashSet::new(),
             windows: CreditWindows::new(&config),
         };
-        let end = link.run(channel, &mut done_rx, &mut shutdown).await;
+        let end = link
+            .run(channel, token.clone(), &mut done_rx, &mut shutdown)
+            .await;
         match end {
             LinkEnd::Drained => break Ok(()),
             LinkEnd::Refused(message) => {
@@ -167,10 +176,22 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> Resu
                     message,
                 })
             }
-            LinkEnd::Lost(reason) => {
+            LinkEnd::Lost(mut reason) => {
+                if let Some(hint) = connect::transport_hint(&config.coordinator, &reason) {
+                    reason = format!("{reason} ({hint})");
+                }
                 if link.welcomed {
                     linked_once = true;
                     backoff = Backoff::new();
+                } else if let (false, Some(limit)) = (linked_once, config.first_connect_timeout) {
+                    // It answers but never welcomes us (a TLS mismatch, say).
+                    if started.elapsed() >= limit {
+                        break Err(NodeError::Unreachable {
+                            url: config.coordinator.clone(),
+                            waited: started.elapsed(),
+                            last_error: reason,
+                        });
+                    }
                 }
                 tracing::warn!(coordinator = %config.coordinator, %reason, "lost the coordinator; reconnecting");
                 // Nobody will take these results: stop the work (the
@@ -245,12 +266,14 @@ impl Link<'_> {
     async fn run(
         &mut self,
         channel: Channel,
+        token: BearerToken,
         done_rx: &mut mpsc::UnboundedReceiver<Vec<TaskDone>>,
         shutdown: &mut (impl Future<Output = ()> + Unpin),
     ) -> LinkEnd {
         let (out, out_rx) = mpsc::unbounded_channel();
         let _ = out.send(msg(worker_message::Msg::Hello(self.hello())));
-        let mut client = WorkerLinkClient::new(channel).max_decoding_message_size(64 << 20);
+        let mut client =
+            WorkerLinkClient::with_interceptor(channel, token).max_decoding_message_size(64 << 20);
         let mut inbound = match client.attach(UnboundedReceiverStream::new(out_rx)).await {
             Ok(r) => r.into_inner(),
             Err(s) => return refused_or_lost(s),
@@ -262,6 +285,17 @@ impl Link<'_> {
             Ok(_) => return LinkEnd::Lost("the coordinator did not welcome us".into()),
             Err(s) => return refused_or_lost(s),
         };
+        if self.config.allow_exec && !welcome.authenticated && !self.config.exec_unauthenticated {
+            // Anyone who can reach such a coordinator could run commands here.
+            return LinkEnd::Refused(
+                "this worker runs exec tasks (--allow-exec), but the coordinator does not \
+                 authenticate its workers, so anyone who reaches it could run shell commands \
+                 here; start the coordinator with --auth-file and give this worker a worker \
+                 token (--token-file or BRIGADE_TOKEN), or pass --insecure for a coordinator \
+                 you run yourself on loopback"
+                    .into(),
+            );
+        }
         self.welcomed = true;
         tracing::info!(
             worker_id = welcome.worker_id,
@@ -632,10 +666,12 @@ fn msg(m: worker_message::Msg) -> WorkerMessage {
 
 fn refused_or_lost(s: Status) -> LinkEnd {
     match s.code() {
-        Code::FailedPrecondition | Code::InvalidArgument => {
-            LinkEnd::Refused(s.message().to_string())
-        }
-        _ => LinkEnd::Lost(s.message().to_string()),
+        // A wrong or missing token does not get better by retrying.
+        Code::FailedPrecondition
+        | Code::InvalidArgument
+        | Code::Unauthenticated
+        | Code::PermissionDenied => LinkEnd::Refused(s.message().to_string()),
+        _ => LinkEnd::Lost(error_chain(&s)),
     }
 }
 
@@ -707,6 +743,8 @@ mod tests {
             executor_args: vec![],
             first_connect_timeout: None,
             allow_exec: false,
+            exec_unauthenticated: false,
+            credentials: Default::default(),
             workloads: Arc::new(Registry::builtin()),
         }
     }

@@ -24,15 +24,16 @@ pub type Reply<T> = oneshot::Sender<Result<T, Status>>;
 /// Requests to the actor.
 #[derive(Debug)]
 pub enum Request {
-    Submit(JobSpec, Reply<JobInfo>),
+    /// Submit a job owned by the named client ("" without authentication).
+    Submit(JobSpec, String, Reply<JobInfo>),
     /// Check an inputs job's spec before its items are uploaded (as if it
     /// had one item): a bad workload or argument is refused at once.
     CheckInputsSpec(JobSpec, Reply<()>),
     /// Submit an inputs job with its uploaded items.
-    SubmitInputs(JobSpec, Arc<Inputs>, Reply<JobInfo>),
+    SubmitInputs(JobSpec, Arc<Inputs>, String, Reply<JobInfo>),
     /// Submit, answered (once durable) with a watch on the job's status
     /// rather than the status: one trip through the actor for RunJob.
-    SubmitWatch(JobSpec, Reply<watch::Receiver<JobInfo>>),
+    SubmitWatch(JobSpec, String, Reply<watch::Receiver<JobInfo>>),
     GetJob(JobId, Reply<JobInfo>),
     Watch(JobId, Reply<watch::Receiver<JobInfo>>),
     ListJobs(Reply<Vec<JobInfo>>),

@@ -143,11 +143,12 @@ impl CommitLedger {
         &mut self,
         id: JobId,
         spec: JobSpec,
+        owner: String,
         inputs: Option<Arc<Inputs>>,
         now_ms: u64,
         ack: Ack,
     ) {
-        self.unflushed.new_jobs.push((id, spec, now_ms));
+        self.unflushed.new_jobs.push((id, spec, now_ms, owner));
         if let Some(inputs) = inputs {
             self.unflushed.new_inputs.push((id, inputs));
         }
@@ -258,7 +259,7 @@ impl CommitLedger {
         let commit = InflightCommit {
             seq: self.next_seq,
             durable,
-            new_jobs: batch.new_jobs.iter().map(|(id, _, _)| *id).collect(),
+            new_jobs: batch.new_jobs.iter().map(|(id, ..)| *id).collect(),
             acks: std::mem::take(&mut self.pending_acks),
             held: std::mem::take(&mut self.held),
         };

@@ -127,6 +127,8 @@ impl Actor {
                 worker_id: id,
                 heartbeat_interval_ms: self.config.heartbeat_interval.as_millis() as u64,
                 lease_timeout_ms: self.config.lease_timeout.as_millis() as u64,
+                // The link's interceptor checked a worker token.
+                authenticated: self.config.auth.is_some(),
             })),
         };
         if sink.send(Ok(welcome)).is_ok() {

@@ -31,7 +31,8 @@ use brigade_proto::v1::{JobInfo, JobSpec};
 use tokio::sync::{mpsc, watch};
 use tonic::Status;
 
-use crate::admission::{admit, admit_as, AdmissionLimits};
+use crate::admission::{admit, admit_as, AdmissionLimits, JobPlan};
+use crate::auth::AuthFile;
 use crate::inputs::Inputs;
 use crate::sched::{JobId, RestoredJob, SchedConfig, Scheduler, WorkerId};
 use crate::store::{JobEnd, Store, StoreError};
@@ -63,6 +64,30 @@ pub struct CoordinatorConfig {
     /// The workloads jobs may name, with their definitions (the binary
     /// preloads brigade's built-in ones).
     pub workloads: Catalog,
+    /// The tokens callers must present (`--auth-file`); `None` lets every
+    /// caller do everything, as one anonymous owner.
+    pub auth: Option<Arc<AuthFile>>,
+    /// Serve TLS (`--tls-cert/--tls-key`, and `--tls-client-ca` to require
+    /// client certificates); `None` serves plaintext.
+    pub tls: Option<ServerTls>,
+}
+
+/// A coordinator's TLS identity, PEM-encoded, and the CA its clients'
+/// certificates must chain to (mTLS), if any.
+#[derive(Clone)]
+pub struct ServerTls {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    // The private key stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("client_ca", &self.client_ca_pem.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl CoordinatorConfig {
@@ -88,6 +113,8 @@ impl Default for CoordinatorConfig {
             fail_if_no_workers: None,
             max_worker_losses: Self::DEFAULT_MAX_WORKER_LOSSES,
             workloads: Catalog::default(),
+            auth: None,
+            tls: None,
         }
     }
 }
@@ -177,7 +204,10 @@ impl Actor {
         for job in store.load()? {
             let def = self.config.workloads.lookup(&job.spec.workload).ok();
             let plan = match admit_as(job.spec.clone(), def, &limits) {
-                Ok(p) => p,
+                Ok(p) => JobPlan {
+                    owner: job.owner.clone(),
+                    ..p
+                },
                 Err(e) => {
                     tracing::error!(job_id = job.id, error = %e, "stored job cannot run on this brigade; left as it is");
                     continue;
@@ -277,7 +307,15 @@ impl Actor {
     fn handle(&mut self, request: Request) {
         let now = self.clock.now_ms();
         match request {
-            Request::Submit(spec, reply) => self.submit(spec, None, now, Ack::Info(reply)),
+            Request::Submit(spec, owner, reply) => {
+                self.submit(spec, owner, None, now, Ack::Info(reply))
+            }
+            Request::SubmitInputs(spec, inputs, owner, reply) => {
+                self.submit(spec, owner, Some(inputs), now, Ack::Info(reply))
+            }
+            Request::SubmitWatch(spec, owner, reply) => {
+                self.submit(spec, owner, None, now, Ack::Watch(reply))
+            }
             Request::CheckInputsSpec(spec, reply) => {
                 let spec = JobSpec {
                     has_inputs: true,
@@ -290,10 +328,6 @@ impl Actor {
                     .map_err(|e| Status::invalid_argument(e.to_string()));
                 let _ = reply.send(checked);
             }
-            Request::SubmitInputs(spec, inputs, reply) => {
-                self.submit(spec, Some(inputs), now, Ack::Info(reply))
-            }
-            Request::SubmitWatch(spec, reply) => self.submit(spec, None, now, Ack::Watch(reply)),
             Request::GetJob(id, reply) => {
                 let _ = reply.send(self.client_info(id));
             }
@@ -360,23 +394,31 @@ impl Actor {
 
     /// Admits a job; it is answered through `ack` once durable, or at
     /// once with what was wrong.
-    fn submit(&mut self, spec: JobSpec, inputs: Option<Arc<Inputs>>, now: u64, ack: Ack) {
+    fn submit(
+        &mut self,
+        spec: JobSpec,
+        owner: String,
+        inputs: Option<Arc<Inputs>>,
+        now: u64,
+        ack: Ack,
+    ) {
         if spec.has_inputs != inputs.is_some() {
             return ack.refuse(Status::invalid_argument(
                 "an inputs job is submitted with SubmitWithInputs, and only an inputs job",
             ));
         }
         match admit(spec, &self.config.workloads, &self.config.limits) {
-            Ok(plan) => {
+            Ok(mut plan) => {
+                plan.owner = owner.clone();
                 let (workload, tasks, model) = (plan.spec.workload.clone(), plan.tasks, plan.model);
                 let spec = plan.spec.clone();
                 let id = self.sched.submit(plan, now);
-                tracing::info!(job_id = id, %workload, tasks, model = model.name(), "job accepted");
+                tracing::info!(job_id = id, %workload, tasks, model = model.name(), %owner, "job accepted");
                 if let Some(inputs) = &inputs {
                     self.inputs.insert(id, inputs.clone());
                 }
                 // Acknowledged once durable (see `flush`).
-                self.ledger.accepted(id, spec, inputs, now, ack);
+                self.ledger.accepted(id, spec, owner, inputs, now, ack);
             }
             Err(e) => ack.refuse(Status::invalid_argument(e.to_string())),
         }
@@ -558,7 +600,7 @@ mod tests {
             model: Model::Thread as i32,
             ..Default::default()
         };
-        let job = ask(&tx, |r| Request::Submit(spec, r))
+        let job = ask(&tx, |r| Request::Submit(spec, String::new(), r))
             .await
             .expect("reply")
             .expect("accepted")

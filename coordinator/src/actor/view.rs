@@ -213,6 +213,7 @@ pub(super) fn job_info(v: &JobView<'_>) -> JobInfo {
         },
         total: Some(v.total.into()),
         reduce: Reduce::from(v.plan.reduce) as i32,
+        owner: v.plan.owner.clone(),
         submitted_unix_ms: v.submitted_ms,
         started_unix_ms: v.started_ms,
         finished_unix_ms: v.finished_ms,
