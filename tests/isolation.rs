@@ -77,7 +77,7 @@ fn submit_sleepers(c: &Cluster, model: &str, marker: u64, extra: &[&str]) -> u64
 
 fn exec_cluster() -> Cluster {
     let mut c = Cluster::start(&FAST_LEASES);
-    c.spawn_worker_with("w1", Slots::new(2, 2, 2), &["--allow-exec"]);
+    c.spawn_worker_with("w1", Slots::new(2, 2, 2), &["--allow-exec", "--insecure"]);
     c.wait_workers(1);
     c
 }
@@ -285,7 +285,7 @@ fn a_frozen_worker_s_task_runs_again_soon_after_the_lease_timeout() {
     const LEASE_MS: u64 = 1_000;
     let mut c = Cluster::start(&["--lease-timeout-ms", "1000", "--heartbeat-ms", "200"]);
     for name in ["w1", "w2"] {
-        c.spawn_worker_with(name, Slots::new(0, 0, 1), &["--allow-exec"]);
+        c.spawn_worker_with(name, Slots::new(0, 0, 1), &["--allow-exec", "--insecure"]);
     }
     c.wait_workers(2);
     let log = c.dir().join("starts.log");
