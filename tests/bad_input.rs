@@ -395,3 +395,46 @@ fn an_inputs_job_with_a_bad_spec_is_refused_before_its_upload_ends() {
     }
     assert_still_serves(&c);
 }
+
+#[test]
+fn oversized_names_and_arguments_are_refused_naming_the_limit_without_echoing_them() {
+    let c = Cluster::with_workers(1, Slots::new(1, 1, 8), &[]);
+    let long_name = "n".repeat(5_000);
+    let long_value = format!("ms={}", "9".repeat(5_000));
+    let long_workload = "w".repeat(300);
+    for (args, needles) in [
+        (
+            vec![
+                "submit",
+                "noop",
+                "--range",
+                "0..1",
+                "--name",
+                long_name.as_str(),
+            ],
+            ["the job name is 5000 bytes", "limit of 4096 bytes"],
+        ),
+        (
+            vec![
+                "submit",
+                "sleep",
+                "--range",
+                "0..1",
+                "--arg",
+                long_value.as_str(),
+            ],
+            ["argument \"ms\" is 5000 bytes", "limit of 4096 bytes"],
+        ),
+        (
+            vec!["submit", long_workload.as_str(), "--range", "0..1"],
+            ["the workload name is 300 bytes", "limit of 256 bytes"],
+        ),
+    ] {
+        let o = c.brigade(&args);
+        assert_error(&o, &args, 1, &needles);
+        let err = stderr(&o);
+        assert!(err.len() < 1_000, "the refusal echoes the input: {err}");
+        assert!(err.contains("InvalidArgument"), "{err}");
+    }
+    assert_still_serves(&c);
+}

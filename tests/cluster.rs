@@ -603,3 +603,66 @@ async fn run_job_streams_status_then_exact_results_in_one_call() {
     );
     drop(c);
 }
+
+/// More long-lived streams on one connection than the coordinator's
+/// per-connection stream and request limits (256 each): the ones over the
+/// limit wait, none fails, and all of them see the job end.
+#[tokio::test(flavor = "current_thread")]
+async fn more_watch_streams_on_one_connection_than_its_stream_limit_all_see_the_end() {
+    use brigade_proto::v1::coordinator_client::CoordinatorClient;
+    use brigade_proto::v1::{JobRef, JobSpec, JobState, SubmitJobRequest};
+
+    const WATCHES: usize = 300;
+    let c = tokio::task::spawn_blocking(|| Cluster::with_workers(1, Slots::new(0, 0, 8), &[]))
+        .await
+        .expect("cluster starts");
+    let channel = tonic::transport::Endpoint::from_shared(c.url().to_string())
+        .expect("a valid url")
+        .connect()
+        .await
+        .expect("connect to the coordinator");
+    let mut client = CoordinatorClient::new(channel.clone());
+    // 8 tasks of 1.5 s on 8 async slots: the job outlives the opening of
+    // every watch.
+    let job = client
+        .submit_job(SubmitJobRequest {
+            spec: Some(JobSpec {
+                workload: "sleep".into(),
+                args: [("ms".to_string(), "1500".to_string())].into(),
+                range_start: 0,
+                range_end: 8,
+                chunk: 1,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("the job is accepted")
+        .into_inner()
+        .job_id;
+    let watches = (0..WATCHES).map(|_| {
+        let mut client = CoordinatorClient::new(channel.clone());
+        async move {
+            let mut stream = client
+                .watch_job(JobRef {
+                    job_id: job,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            let mut last = None;
+            while let Some(info) = stream.message().await? {
+                last = Some(info.state);
+            }
+            Ok::<_, tonic::Status>(last)
+        }
+    });
+    let ends = tokio::time::timeout(Duration::from_secs(60), futures::future::join_all(watches))
+        .await
+        .expect("every watch ends within 60 s");
+    for end in ends {
+        assert_eq!(
+            end.expect("no watch is refused"),
+            Some(JobState::Succeeded as i32)
+        );
+    }
+}

@@ -149,6 +149,18 @@ pub struct AdmissionLimits {
     pub max_result_bytes_limit: u64,
     /// The most bytes of items one inputs job may upload.
     pub max_input_bytes: u64,
+    /// The longest a job's name (its free-form label) may be, in bytes.
+    pub max_name_bytes: usize,
+    /// The longest a workload's name may be, in bytes.
+    pub max_workload_name_bytes: usize,
+    /// The most arguments one job may carry.
+    pub max_args: usize,
+    /// The longest one argument's name or value may be, in bytes.
+    pub max_arg_bytes: usize,
+    /// Jobs one client (owner) may have that have not ended; more are
+    /// refused until some end (0: no limit). Checked by the actor, which
+    /// keeps the count.
+    pub max_active_jobs_per_owner: u64,
 }
 
 impl AdmissionLimits {
@@ -166,6 +178,16 @@ impl AdmissionLimits {
     pub const DEFAULT_MAX_INPUT_BYTES: u64 = 1 << 30;
     /// The longest one input item may be.
     pub const MAX_INPUT_ITEM_BYTES: usize = 1 << 20;
+    /// Default [`Self::max_name_bytes`]: 4 KiB.
+    pub const DEFAULT_MAX_NAME_BYTES: usize = 4 << 10;
+    /// Default [`Self::max_workload_name_bytes`].
+    pub const DEFAULT_MAX_WORKLOAD_NAME_BYTES: usize = 256;
+    /// Default [`Self::max_args`].
+    pub const DEFAULT_MAX_ARGS: usize = 64;
+    /// Default [`Self::max_arg_bytes`]: 4 KiB.
+    pub const DEFAULT_MAX_ARG_BYTES: usize = 4 << 10;
+    /// Default [`Self::max_active_jobs_per_owner`].
+    pub const DEFAULT_MAX_ACTIVE_JOBS_PER_OWNER: u64 = 1_000;
 }
 
 impl Default for AdmissionLimits {
@@ -177,6 +199,11 @@ impl Default for AdmissionLimits {
             default_max_result_bytes: Self::DEFAULT_MAX_RESULT_BYTES,
             max_result_bytes_limit: Self::DEFAULT_MAX_RESULT_BYTES_LIMIT,
             max_input_bytes: Self::DEFAULT_MAX_INPUT_BYTES,
+            max_name_bytes: Self::DEFAULT_MAX_NAME_BYTES,
+            max_workload_name_bytes: Self::DEFAULT_MAX_WORKLOAD_NAME_BYTES,
+            max_args: Self::DEFAULT_MAX_ARGS,
+            max_arg_bytes: Self::DEFAULT_MAX_ARG_BYTES,
+            max_active_jobs_per_owner: Self::DEFAULT_MAX_ACTIVE_JOBS_PER_OWNER,
         }
     }
 }
@@ -216,6 +243,74 @@ pub enum AdmissionError {
     ResultBytesTooLarge { got: u64, limit: u64 },
     #[error("max_attempts {got} is above the limit of {limit}")]
     TooManyAttempts { got: u32, limit: u32 },
+    #[error("the job name is {len} bytes, over the limit of {limit} bytes")]
+    NameTooLong { len: usize, limit: usize },
+    #[error("the workload name is {len} bytes, over the limit of {limit} bytes")]
+    WorkloadNameTooLong { len: usize, limit: usize },
+    #[error("the job has {count} arguments, over the limit of {limit} per job")]
+    TooManyArgs { count: usize, limit: usize },
+    #[error("an argument name is {len} bytes, over the limit of {limit} bytes")]
+    ArgNameTooLong { len: usize, limit: usize },
+    #[error("the value of argument {arg} is {len} bytes, over the limit of {limit} bytes")]
+    ArgValueTooLong {
+        /// The argument's name, quoted (shortened when long).
+        arg: String,
+        len: usize,
+        limit: usize,
+    },
+}
+
+/// `s` quoted for an error message, cut to its first 64 bytes (at a
+/// character boundary) so an error never echoes a large input.
+fn quoted_prefix(s: &str) -> String {
+    const SHOWN: usize = 64;
+    if s.len() <= SHOWN {
+        return format!("{s:?}");
+    }
+    let mut end = SHOWN;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}… ({} bytes)", &s[..end], s.len())
+}
+
+/// Refuses a spec whose strings or argument count are over `limits`:
+/// checked before anything else reads (or echoes) them.
+fn check_sizes(spec: &JobSpec, limits: &AdmissionLimits) -> Result<(), AdmissionError> {
+    if spec.workload.len() > limits.max_workload_name_bytes {
+        return Err(AdmissionError::WorkloadNameTooLong {
+            len: spec.workload.len(),
+            limit: limits.max_workload_name_bytes,
+        });
+    }
+    if spec.name.len() > limits.max_name_bytes {
+        return Err(AdmissionError::NameTooLong {
+            len: spec.name.len(),
+            limit: limits.max_name_bytes,
+        });
+    }
+    if spec.args.len() > limits.max_args {
+        return Err(AdmissionError::TooManyArgs {
+            count: spec.args.len(),
+            limit: limits.max_args,
+        });
+    }
+    for (key, value) in &spec.args {
+        if key.len() > limits.max_arg_bytes {
+            return Err(AdmissionError::ArgNameTooLong {
+                len: key.len(),
+                limit: limits.max_arg_bytes,
+            });
+        }
+        if value.len() > limits.max_arg_bytes {
+            return Err(AdmissionError::ArgValueTooLong {
+                arg: quoted_prefix(key),
+                len: value.len(),
+                limit: limits.max_arg_bytes,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The most tasks any job has, whatever `--max-tasks-per-job` says.
@@ -230,6 +325,7 @@ pub fn admit(
     workloads: &Catalog,
     limits: &AdmissionLimits,
 ) -> Result<JobPlan, AdmissionError> {
+    check_sizes(&spec, limits)?;
     let def = workloads.lookup(&spec.workload).map_err(|e| match e {
         CatalogError::UnknownWorkload { name, known } => {
             AdmissionError::UnknownWorkload { name, known }
@@ -476,5 +572,90 @@ mod tests {
             }
         );
         assert!(admit(spec("noop", 0, 1_000, 10), &crate::testing::catalog(), &l).is_ok());
+    }
+
+    #[test]
+    fn oversized_strings_and_too_many_args_are_refused_without_echoing_them() {
+        let (l, cat) = (AdmissionLimits::default(), crate::testing::catalog());
+        let huge = "x".repeat(1 << 20);
+        let mut s = spec("noop", 0, 5, 1);
+        s.name = "n".repeat(4096);
+        assert!(admit(s.clone(), &cat, &l).is_ok(), "4 KiB is allowed");
+        s.name.push('n');
+        let e = admit(s, &cat, &l).unwrap_err();
+        assert_eq!(
+            e,
+            AdmissionError::NameTooLong {
+                len: 4097,
+                limit: 4096
+            }
+        );
+        assert!(e.to_string().contains("limit of 4096 bytes"), "{e}");
+
+        let e = admit(spec(&huge, 0, 5, 1), &cat, &l).unwrap_err();
+        assert_eq!(
+            e,
+            AdmissionError::WorkloadNameTooLong {
+                len: 1 << 20,
+                limit: 256
+            }
+        );
+        assert!(e.to_string().len() < 200, "{e}");
+
+        let mut s = spec("noop", 0, 5, 1);
+        s.args = (0..65).map(|i| (format!("a{i}"), String::new())).collect();
+        let e = admit(s, &cat, &l).unwrap_err();
+        assert_eq!(
+            e,
+            AdmissionError::TooManyArgs {
+                count: 65,
+                limit: 64
+            }
+        );
+
+        let mut s = spec("noop", 0, 5, 1);
+        s.args.insert(huge.clone(), "1".into());
+        let e = admit(s, &cat, &l).unwrap_err();
+        assert_eq!(
+            e,
+            AdmissionError::ArgNameTooLong {
+                len: 1 << 20,
+                limit: 4096
+            }
+        );
+        assert!(e.to_string().len() < 200, "{e}");
+
+        let mut s = spec("sleep", 0, 5, 1);
+        s.args.insert("ms".into(), huge.clone());
+        let e = admit(s, &cat, &l).unwrap_err().to_string();
+        assert!(
+            e.contains("argument \"ms\"") && e.contains("limit of 4096 bytes") && e.len() < 200,
+            "{e}"
+        );
+        let mut s = spec("sleep", 0, 5, 1);
+        s.args.insert("é".repeat(100), huge);
+        let e = admit(s, &cat, &l).unwrap_err().to_string();
+        assert!(e.contains("(200 bytes)") && e.len() < 200, "{e}");
+    }
+
+    #[test]
+    fn size_limits_come_from_the_limits() {
+        let l = AdmissionLimits {
+            max_name_bytes: 3,
+            max_args: 0,
+            ..Default::default()
+        };
+        let mut s = spec("noop", 0, 5, 1);
+        s.name = "abcd".into();
+        assert_eq!(
+            admit(s, &crate::testing::catalog(), &l).unwrap_err(),
+            AdmissionError::NameTooLong { len: 4, limit: 3 }
+        );
+        let mut s = spec("noop", 0, 5, 1);
+        s.args.insert("a".into(), "1".into());
+        assert_eq!(
+            admit(s, &crate::testing::catalog(), &l).unwrap_err(),
+            AdmissionError::TooManyArgs { count: 1, limit: 0 }
+        );
     }
 }

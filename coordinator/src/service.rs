@@ -546,6 +546,36 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// The HTTP/2 bounds of the coordinator's server (see ARCHITECTURE.md,
+/// "HTTP/2 bounds"): what one connection may hold open and what a peer may
+/// send ahead of what the coordinator has read.
+pub mod http2 {
+    use std::time::Duration;
+
+    /// Bytes a peer may send on one stream ahead of what the handler read:
+    /// 1 MiB (hyper's default, now explicit). A worker's 8 MiB result batch
+    /// flows through it as the link reads; one stream per link, so the link
+    /// is as fast as before.
+    pub const STREAM_WINDOW: u32 = 1 << 20;
+    /// Bytes a peer may send on all of a connection's streams ahead of what
+    /// was read: 4 MiB, so four busy streams do not starve each other.
+    pub const CONNECTION_WINDOW: u32 = 4 << 20;
+    /// Streams one connection may have open at once (a worker link, a
+    /// `RunJob` or a `WatchJob` is one stream each); more wait.
+    pub const MAX_CONCURRENT_STREAMS: u32 = 256;
+    /// Requests one connection may have in its handlers at once; more
+    /// wait. A streaming call holds its place only until its response
+    /// starts.
+    pub const CONCURRENCY_PER_CONNECTION: usize = 256;
+    /// Streams a peer may open and reset before the coordinator accepts
+    /// them (the "rapid reset" flood) before the connection is closed.
+    pub const MAX_PENDING_RESETS: usize = 32;
+    /// How often an idle connection is pinged.
+    pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+    /// How long a ping may go unanswered before the connection is closed.
+    pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+}
+
 /// A coordinator whose state is loaded, ready to serve.
 pub struct Coordinator {
     actor: Actor,
@@ -617,7 +647,13 @@ impl Coordinator {
             server = server.tls_config(config)?;
         }
         let result = server
-            .http2_keepalive_interval(Some(Duration::from_secs(10)))
+            .initial_stream_window_size(http2::STREAM_WINDOW)
+            .initial_connection_window_size(http2::CONNECTION_WINDOW)
+            .max_concurrent_streams(http2::MAX_CONCURRENT_STREAMS)
+            .concurrency_limit_per_connection(http2::CONCURRENCY_PER_CONNECTION)
+            .http2_max_pending_accept_reset_streams(Some(http2::MAX_PENDING_RESETS))
+            .http2_keepalive_interval(Some(http2::KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(http2::KEEPALIVE_TIMEOUT))
             .add_service(InterceptedService::new(
                 CoordinatorServer::new(handle.clone()).max_decoding_message_size(64 << 20),
                 authenticate(auth.clone(), Service::Coordinator),

@@ -345,6 +345,7 @@ impl CoordinatorArgs {
             limits: AdmissionLimits {
                 max_tasks_per_job: self.max_tasks_per_job,
                 default_max_attempts: self.max_attempts,
+                max_active_jobs_per_owner: self.max_active_jobs_per_client,
                 ..Default::default()
             },
             state: state_path(state),

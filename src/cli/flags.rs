@@ -168,6 +168,10 @@ pub struct CoordinatorArgs {
     #[arg(long, default_value_t = 10_000_000,
           value_parser = clap::value_parser!(u64).range(1..=4_294_967_295))]
     pub max_tasks_per_job: u64,
+    /// Refuse a client's new jobs while it has this many that have not
+    /// ended (0: no limit). Without --auth-file every caller is one client.
+    #[arg(long, default_value_t = 1_000)]
+    pub max_active_jobs_per_client: u64,
     /// Attempts per task when a job does not say (a failed attempt is a
     /// workload error, a crashed executor or a timeout; a lost worker is not).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]

@@ -161,6 +161,41 @@ pub(crate) struct Actor {
     /// Every worker that linked, by id, for the results served from memory
     /// (with a state file, its `workers` table answers).
     worker_names: HashMap<WorkerId, String>,
+    /// The jobs that have not ended, with their owners, and how many each
+    /// owner has: the `max_active_jobs_per_owner` quota.
+    active: ActiveJobs,
+}
+
+/// Counts each owner's jobs that have not ended.
+#[derive(Default)]
+struct ActiveJobs {
+    owners: HashMap<JobId, String>,
+    counts: HashMap<String, u64>,
+}
+
+impl ActiveJobs {
+    fn count(&self, owner: &str) -> u64 {
+        self.counts.get(owner).copied().unwrap_or(0)
+    }
+
+    fn started(&mut self, id: JobId, owner: &str) {
+        if self.owners.insert(id, owner.to_string()).is_none() {
+            *self.counts.entry(owner.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Job `id` ended (again or for the first time: counted once).
+    fn ended(&mut self, id: JobId) {
+        let Some(owner) = self.owners.remove(&id) else {
+            return;
+        };
+        if let Some(n) = self.counts.get_mut(&owner) {
+            *n -= 1;
+            if *n == 0 {
+                self.counts.remove(&owner);
+            }
+        }
+    }
 }
 
 impl Actor {
@@ -184,6 +219,7 @@ impl Actor {
             ledger: CommitLedger::in_memory(),
             inputs: HashMap::new(),
             worker_names: HashMap::new(),
+            active: ActiveJobs::default(),
         };
         if let Some(store) = store {
             actor.restore(&store)?;
@@ -230,6 +266,7 @@ impl Actor {
                 self.ended_logged.insert(job.id);
                 ended += 1;
             } else {
+                self.active.started(job.id, &job.owner);
                 if let Some(inputs) = job.inputs {
                     self.inputs.insert(job.id, Arc::new(inputs));
                 }
@@ -407,12 +444,25 @@ impl Actor {
                 "an inputs job is submitted with SubmitWithInputs, and only an inputs job",
             ));
         }
+        let quota = self.config.limits.max_active_jobs_per_owner;
+        if quota > 0 && self.active.count(&owner) >= quota {
+            let who = if owner.is_empty() {
+                "the coordinator has".to_string()
+            } else {
+                format!("client {owner:?} has")
+            };
+            return ack.refuse(Status::resource_exhausted(format!(
+                "{who} {quota} jobs that have not ended, the limit per client \
+                 (--max-active-jobs-per-client {quota}); wait for some to end or cancel some"
+            )));
+        }
         match admit(spec, &self.config.workloads, &self.config.limits) {
             Ok(mut plan) => {
                 plan.owner = owner.clone();
                 let (workload, tasks, model) = (plan.spec.workload.clone(), plan.tasks, plan.model);
                 let spec = plan.spec.clone();
                 let id = self.sched.submit(plan, now);
+                self.active.started(id, &owner);
                 tracing::info!(job_id = id, %workload, tasks, model = model.name(), %owner, "job accepted");
                 if let Some(inputs) = &inputs {
                     self.inputs.insert(id, inputs.clone());
@@ -447,6 +497,7 @@ impl Actor {
             if ended {
                 // Nothing runs any more: its items are not needed.
                 self.inputs.remove(&id);
+                self.active.ended(id);
             }
             if ended && self.ended_logged.insert(id) {
                 tracing::info!(
@@ -492,6 +543,7 @@ impl Actor {
                     for id in new_jobs {
                         let _ = self.sched.cancel(id, now);
                         self.ended_logged.insert(id);
+                        self.active.ended(id);
                     }
                     for (_, ack) in acks {
                         ack.refuse(Status::unavailable(format!(
@@ -664,5 +716,73 @@ mod tests {
         drop(tx);
         actor.await.expect("the actor stops");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A client with `max_active_jobs_per_owner` jobs that have not ended
+    /// is refused more (RESOURCE_EXHAUSTED naming the limit); others are
+    /// not, and once one of its jobs ends it may submit again.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_client_at_its_active_jobs_quota_is_refused_until_one_ends() {
+        let mut config = CoordinatorConfig {
+            workloads: crate::testing::catalog(),
+            ..CoordinatorConfig::default()
+        };
+        config.limits.max_active_jobs_per_owner = 2;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let actor = tokio::spawn(Actor::new(config).expect("actor opens").run(rx));
+        let submit = |owner: &str| {
+            let spec = JobSpec {
+                workload: "noop".into(),
+                range_start: 0,
+                range_end: 4,
+                chunk: 1,
+                ..Default::default()
+            };
+            let owner = owner.to_string();
+            ask(&tx, move |r| Request::Submit(spec, owner, r))
+        };
+        let first = submit("alice").await.expect("reply").expect("accepted");
+        submit("alice").await.expect("reply").expect("accepted");
+        let refused = submit("alice").await.expect("reply").unwrap_err();
+        assert_eq!(
+            refused.code(),
+            tonic::Code::ResourceExhausted,
+            "{refused:?}"
+        );
+        assert!(
+            refused.message().contains("client \"alice\" has 2 jobs")
+                && refused.message().contains("--max-active-jobs-per-client 2"),
+            "{refused:?}"
+        );
+        submit("bob")
+            .await
+            .expect("reply")
+            .expect("another client is not limited");
+        ask(&tx, |r| Request::Cancel(first.job_id, r))
+            .await
+            .expect("reply")
+            .expect("cancelled");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match submit("alice").await.expect("reply") {
+                Ok(_) => break,
+                Err(e) => {
+                    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+                    assert!(
+                        Instant::now() < deadline,
+                        "the ended job still counts: {e:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }
+        let refused = submit("alice").await.expect("reply").unwrap_err();
+        assert_eq!(
+            refused.code(),
+            tonic::Code::ResourceExhausted,
+            "{refused:?}"
+        );
+        drop(tx);
+        actor.await.expect("the actor stops");
     }
 }
