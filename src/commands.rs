@@ -854,6 +854,24 @@ pub async fn workers(client: &mut Client, format: Format) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// `brigade health`: SERVING and success, or an error (exit 1).
+pub async fn health(client: &mut Client, service: &str) -> anyhow::Result<()> {
+    let what = if service.is_empty() {
+        "the coordinator".to_string()
+    } else {
+        format!("service {service}")
+    };
+    let serving = client
+        .health(service)
+        .await
+        .with_context(|| format!("could not ask whether {what} serves"))?;
+    if !serving {
+        bail!("{what} is NOT_SERVING (starting or shutting down)");
+    }
+    println!("SERVING");
+    Ok(())
+}
+
 pub async fn status(client: &mut Client, format: Format) -> anyhow::Result<()> {
     let s = client.status().await.context("could not get the status")?;
     match format {

@@ -666,3 +666,53 @@ async fn more_watch_streams_on_one_connection_than_its_stream_limit_all_see_the_
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_reflection_answer_stock_clients() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+    let c = Cluster::with_workers(1, Slots::new(0, 1, 0), &[]);
+    // `brigade health`: the whole coordinator and each of its services.
+    for service in ["", "brigade.v1.Coordinator", "brigade.v1.WorkerLink"] {
+        let out = c.brigade(&["health", "--service", service]);
+        assert!(out.status.success(), "health {service:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "SERVING\n");
+    }
+    let out = c.brigade(&["health", "--service", "no.such.Service"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no.such.Service"), "{}", stderr(&out));
+
+    // Reflection lists every service (what `grpcurl list` asks).
+    let channel = tonic::transport::Endpoint::from_shared(c.url().to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = ServerReflectionClient::new(channel)
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().expect("one answer");
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("not a service list: {answer:?}");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "brigade.v1.Coordinator",
+            "brigade.v1.WorkerLink",
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection"
+        ]
+    );
+}

@@ -160,6 +160,8 @@ pub enum WaitEvent<'a> {
 #[derive(Debug, Clone)]
 pub struct Client {
     inner: CoordinatorClient<Transport>,
+    /// The connection, for the services beside brigade's (health).
+    channel: Channel,
 }
 
 /// The channel under a [`Client`]: one HTTP/2 connection (TLS with
@@ -198,9 +200,26 @@ impl Client {
             }
         })?;
         Ok(Client {
-            inner: CoordinatorClient::with_interceptor(channel, token)
+            inner: CoordinatorClient::with_interceptor(channel.clone(), token)
                 .max_decoding_message_size(64 << 20),
+            channel,
         })
+    }
+
+    /// Whether the coordinator serves `service` (`""`: as a whole), by the
+    /// standard gRPC health protocol (which needs no token). An unknown
+    /// service is an error.
+    pub async fn health(&mut self, service: &str) -> Result<bool, ClientError> {
+        use tonic_health::pb::health_check_response::ServingStatus;
+        use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+        let status = HealthClient::new(self.channel.clone())
+            .check(HealthCheckRequest {
+                service: service.to_string(),
+            })
+            .await?
+            .into_inner()
+            .status;
+        Ok(status == ServingStatus::Serving as i32)
     }
 
     /// The generated gRPC client, for calls this type does not wrap.

@@ -616,14 +616,33 @@ impl Coordinator {
                 }
             })
         };
+        // gRPC health: SERVING from here (the state file is loaded before
+        // the port is served), NOT_SERVING from the shutdown signal on.
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<CoordinatorServer<CoordinatorHandle>>()
+            .await;
+        health
+            .set_serving::<WorkerLinkServer<CoordinatorHandle>>()
+            .await;
         let shutdown = {
             let tx = tx.clone();
             async move {
                 shutdown.await;
                 tracing::info!("coordinator shutting down");
+                health
+                    .set_not_serving::<CoordinatorServer<CoordinatorHandle>>()
+                    .await;
+                health
+                    .set_not_serving::<WorkerLinkServer<CoordinatorHandle>>()
+                    .await;
+                health
+                    .set_service_status("", tonic_health::ServingStatus::NotServing)
+                    .await;
                 let _ = tx.send(actor::Request::Shutdown);
             }
         };
+        let (reflection, reflection_alpha) = reflection_services();
         let handle = CoordinatorHandle {
             tx,
             state: self.config.state.clone(),
@@ -662,6 +681,11 @@ impl Coordinator {
                 WorkerLinkServer::new(handle).max_decoding_message_size(64 << 20),
                 authenticate(auth, Service::WorkerLink),
             ))
+            // Open to anyone who reaches the port, like the port itself:
+            // they tell whether it serves and what the API is, nothing more.
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(reflection_alpha)
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         ticker.abort();
@@ -706,4 +730,31 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     Coordinator::open(config)?.serve(listener, shutdown).await?;
     Ok(())
+}
+
+/// gRPC reflection (v1 and v1alpha, which older grpcurl builds ask for)
+/// over brigade's services and the health service, so stock tools can list
+/// and describe them.
+fn reflection_services() -> (
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+) {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(brigade_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    // The descriptor sets are built into the binary: a failure here is a
+    // build defect, not something a user or peer can cause.
+    let v1 = builder()
+        .build_v1()
+        .expect("the embedded descriptor sets are valid");
+    let alpha = builder()
+        .build_v1alpha()
+        .expect("the embedded descriptor sets are valid");
+    (v1, alpha)
 }

@@ -19,6 +19,10 @@ pub mod v1 {
     tonic::include_proto!("brigade.v1");
 }
 
+/// The encoded `FileDescriptorSet` of `brigade.v1`, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/brigade_descriptor.bin"));
+
 /// Bumped on any incompatible change to `brigade.v1` semantics. A worker with a
 /// different version is refused at hello.
 pub const PROTOCOL_VERSION: u32 = 3;

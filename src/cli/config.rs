@@ -78,6 +78,7 @@ pub enum Request {
         format: Format,
     },
     Status(Format),
+    Health(String),
     Jobs {
         all: bool,
         format: Format,
@@ -145,6 +146,7 @@ impl Action {
             }
             .to(client.target)?,
             Subcommand::Status { client } => Request::Status(client.format).to(client.target)?,
+            Subcommand::Health { service, target } => Request::Health(service).to(target)?,
             Subcommand::Jobs { all, client } => Request::Jobs {
                 all,
                 format: client.format,

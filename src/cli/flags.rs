@@ -281,6 +281,16 @@ pub enum Subcommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Whether the coordinator serves, by gRPC health (for container health
+    /// checks): prints SERVING and exits 0, else exits 1.
+    Health {
+        /// The service to ask about: brigade.v1.Coordinator,
+        /// brigade.v1.WorkerLink, or the coordinator as a whole (default).
+        #[arg(long, default_value = "")]
+        service: String,
+        #[command(flatten)]
+        target: Target,
+    },
     /// List your jobs (every job when the coordinator has no --auth-file).
     Jobs {
         /// Every client's jobs (needs an admin token).

@@ -80,6 +80,7 @@ async fn run(action: Action) -> anyhow::Result<()> {
                     commands::submit(c, &job, wait, format).await
                 }
                 Request::Status(format) => commands::status(c, format).await,
+                Request::Health(service) => commands::health(c, &service).await,
                 Request::Jobs { all, format } => commands::jobs(c, all, format).await,
                 Request::Job { id, wait, format } => commands::job(c, id, wait, format).await,
                 Request::Results {
