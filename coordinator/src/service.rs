@@ -45,7 +45,16 @@ pub struct CoordinatorHandle {
     state: Option<PathBuf>,
     /// Bounds on what a submission may upload.
     limits: AdmissionLimits,
+    /// One permit per results stream open ([`MAX_RESULT_STREAMS`]).
+    result_streams: Arc<tokio::sync::Semaphore>,
 }
+
+/// Results streams open at once on a coordinator, whoever opened them. A
+/// stream whose reader does not read pins one chunk (at most
+/// [`RESULTS_CHUNK_BYTES`] of outputs, encoded) and its HTTP/2 window: the
+/// cap bounds what readers that never read can hold, however many
+/// connections they open. One more is refused (RESOURCE_EXHAUSTED).
+pub const MAX_RESULT_STREAMS: usize = 64;
 
 impl CoordinatorHandle {
     /// A job's results in `order`, in chunks (from the state file when
@@ -68,6 +77,16 @@ impl CoordinatorHandle {
         from: u64,
         order: ResultsOrder,
     ) -> Result<BoxStream<ResultsChunk>, Status> {
+        let permit = self
+            .result_streams
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                Status::resource_exhausted(format!(
+                "{MAX_RESULT_STREAMS} results streams are open on this coordinator, its limit; \
+                 retry once one has ended"
+            ))
+            })?;
         let source = match &self.state {
             Some(path) => {
                 let path = path.clone();
@@ -102,7 +121,10 @@ impl CoordinatorHandle {
                 Some((Ok(chunk), next))
             }
         });
-        Ok(Box::pin(stream))
+        // The permit lives as long as the stream.
+        Ok(Box::pin(stream.inspect(move |_| {
+            let _ = &permit;
+        })))
     }
 
     /// A job's status now, then on every change (coalesced), ending after
@@ -647,6 +669,7 @@ impl Coordinator {
             tx,
             state: self.config.state.clone(),
             limits: self.config.limits,
+            result_streams: Arc::new(tokio::sync::Semaphore::new(MAX_RESULT_STREAMS)),
         };
         // Nagle's algorithm stalls small writes for milliseconds; the server
         // builder's tcp_nodelay does not reach sockets handed in here.

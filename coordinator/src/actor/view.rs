@@ -27,8 +27,9 @@ const LISTED_FAILURES: usize = 100;
 
 /// A results chunk takes no more rows once its outputs reach this many
 /// bytes: 32,768 rows of a few kilobytes each would not fit the 64 MiB a
-/// message may have (one output, at most 32 MiB, always does).
-pub(crate) const RESULTS_CHUNK_BYTES: usize = 4 << 20;
+/// message may have (one output, at most 32 MiB, always does), and what a
+/// reader that stops reading pins stays small (`MAX_RESULT_STREAMS`).
+pub(crate) const RESULTS_CHUNK_BYTES: usize = 1 << 20;
 
 /// Packs rows into the wire chunk (the `hi` column only when some value
 /// needs it), with the names of the workers they name (`name_of`).

@@ -1,0 +1,205 @@
+//! A bounded hostile load against a real coordinator, with no credentials
+//! and stock gRPC calls: thousands of bad requests (unknown jobs, huge
+//! strings, bad specs, undecodable bodies), results streams that are never
+//! read, idle connections. The coordinator must not crash, must answer
+//! every call with the right refusal, must keep its memory bounded while
+//! the streams sit unread and give most of it back once they go, and must
+//! then run an exact job.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use brigade_proto::v1::coordinator_client::CoordinatorClient;
+use brigade_proto::v1::{JobRef, JobSpec, SubmitJobRequest};
+use common::{Cluster, Slots, SumSquares};
+use tonic::transport::{Channel, Endpoint};
+use tonic::Code;
+
+/// The coordinator's resident set, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("coordinator alive");
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/PID/status");
+    kb / 1024.0
+}
+
+async fn channel(url: &str) -> Channel {
+    Endpoint::from_shared(url.to_string())
+        .expect("a URL")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// One bad request of kind `k`, and the status codes it may get.
+async fn bad_request(c: &mut CoordinatorClient<Channel>, k: usize) -> (Code, &'static [Code]) {
+    let spec = |workload: String, name: String| SubmitJobRequest {
+        spec: Some(JobSpec {
+            workload,
+            name,
+            range_start: 0,
+            range_end: 10,
+            chunk: 1,
+            ..JobSpec::default()
+        }),
+    };
+    let job = |job_id| JobRef {
+        job_id,
+        ..JobRef::default()
+    };
+    const ARG: &[Code] = &[Code::InvalidArgument];
+    const MISSING: &[Code] = &[Code::NotFound, Code::InvalidArgument];
+    let got = match k % 6 {
+        0 => c.get_job(job(1_000_000 + k as u64)).await.map(drop),
+        1 => c.cancel_job(job(0)).await.map(drop),
+        // Job names over the 4 KiB limit: 8 KiB, and now and then 1 MiB.
+        2 => {
+            let len = if k % 510 == 2 { 1 << 20 } else { 8 << 10 };
+            c.submit_job(spec("noop".into(), "n".repeat(len)))
+                .await
+                .map(drop)
+        }
+        // A 64 KiB workload name.
+        3 => c
+            .submit_job(spec("w".repeat(64 << 10), String::new()))
+            .await
+            .map(drop),
+        4 => c
+            .submit_job(SubmitJobRequest { spec: None })
+            .await
+            .map(drop),
+        _ => c.get_results(job(999_999_999)).await.map(drop),
+    };
+    let allowed = match k % 6 {
+        0 | 5 => MISSING,
+        _ => ARG,
+    };
+    (got.err().map_or(Code::Ok, |s| s.code()), allowed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_load_leaves_the_coordinator_bounded_and_exact() {
+    let c = Cluster::with_workers(1, Slots::new(0, 0, 16), &[]);
+    let pid = c.coordinator_pid();
+    let url = c.url().to_string();
+
+    // A finished job with 48 MiB of outputs for the streams to pin: 768
+    // inputs of 64 KiB, echoed back.
+    let line = "x".repeat(64 << 10);
+    let file = c.dir().join("big.txt");
+    std::fs::write(&file, format!("{line}\n").repeat(768)).expect("write inputs");
+    let job = c.submit_json(&[
+        "echo",
+        "--inputs",
+        file.to_str().expect("utf-8 path"),
+        "--wait",
+    ]);
+    assert_eq!(job["state"], "succeeded", "job: {job}");
+    let big = common::id_of(&job);
+    let baseline = rss_mib(pid);
+
+    // 10,200 bad requests over 20 connections, 510 each.
+    let started = Instant::now();
+    let mut load = Vec::new();
+    for conn in 0..20 {
+        let url = url.clone();
+        load.push(tokio::spawn(async move {
+            let mut c = CoordinatorClient::new(channel(&url).await);
+            let mut wrong = Vec::new();
+            for i in 0..510 {
+                let (got, allowed) = bad_request(&mut c, conn * 510 + i).await;
+                if !allowed.contains(&got) {
+                    wrong.push((conn * 510 + i, got));
+                }
+            }
+            wrong
+        }));
+    }
+    for l in load {
+        let wrong = l.await.expect("load task");
+        assert!(wrong.is_empty(), "wrong answers (request, code): {wrong:?}");
+    }
+    let bad_secs = started.elapsed().as_secs_f64();
+
+    // 200 results streams of the big job over 20 connections, never read,
+    // plus 50 connections that send nothing at all.
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for conn in 0..20 {
+        let mut c = CoordinatorClient::new(channel(&url).await).max_decoding_message_size(64 << 20);
+        for _ in 0..10 {
+            match c
+                .get_results(JobRef {
+                    job_id: big,
+                    ..JobRef::default()
+                })
+                .await
+            {
+                Ok(stream) => held.push(stream),
+                Err(s) => {
+                    assert_eq!(
+                        s.code(),
+                        Code::ResourceExhausted,
+                        "connection {conn}: {s:?}"
+                    );
+                    assert!(s.message().contains("results streams"), "{s:?}");
+                    refused += 1;
+                }
+            }
+        }
+    }
+    let mut idle = Vec::new();
+    for _ in 0..50 {
+        idle.push(tokio::net::TcpStream::connect(url.trim_start_matches("http://")).await);
+    }
+    assert_eq!(
+        held.len(),
+        64,
+        "the coordinator's cap on open results streams"
+    );
+    assert_eq!(refused, 136);
+    // Let the coordinator fill whatever the unread streams can pin.
+    let mut peak = rss_mib(pid);
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        peak = peak.max(rss_mib(pid));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(held);
+    drop(idle);
+    // Memory comes back once the streams are gone (the allocator keeps
+    // some: near, not at, the baseline).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut after = rss_mib(pid);
+    while after > baseline + 64.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        after = rss_mib(pid);
+    }
+    eprintln!(
+        "hostile load: 10,200 bad requests in {bad_secs:.2} s; coordinator RSS \
+         {baseline:.0} MiB before, {peak:.0} MiB peak with 64 unread streams, {after:.0} MiB after"
+    );
+    assert!(common::proc_alive(pid), "the coordinator died");
+    assert!(
+        peak < baseline + 320.0,
+        "64 unread streams pinned {:.0} MiB (baseline {baseline:.0} MiB)",
+        peak - baseline
+    );
+    assert!(
+        after <= baseline + 64.0,
+        "RSS {after:.0} MiB after the streams went (baseline {baseline:.0} MiB)"
+    );
+
+    // And it still runs an exact job.
+    let job = c.submit_json(&SumSquares::new(10, 100).args(&["--model", "async", "--wait"]));
+    assert_eq!(job["state"], "succeeded", "job: {job}");
+    assert_eq!(
+        job["total"],
+        common::sum_squares(0, 1000).to_string().as_str()
+    );
+}
