@@ -28,6 +28,12 @@ pub use store::StoreError;
 /// it, with the builders the unit tests use too: a bench is a crate of its
 /// own and sees only public items. Not a supported API: it changes with the
 /// core.
+/// What the fuzz targets (fuzz/) drive: admission as a submission meets it.
+#[doc(hidden)]
+pub mod fuzz_api {
+    pub use crate::admission::{admit, AdmissionLimits};
+}
+
 #[doc(hidden)]
 pub mod bench_api {
     pub use crate::sched::{Action, JobState, SchedConfig, Scheduler, WorkerId};
