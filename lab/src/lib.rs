@@ -177,7 +177,7 @@ impl MeasuredProcs {
 /// Raises this process's open-file limit to the hard limit: thousands of
 /// connections in flight need thousands of descriptors, and the workers and
 /// io-target started from here inherit the limit.
-fn raise_nofile_limit() {
+pub fn raise_nofile_limit() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
