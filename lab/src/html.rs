@@ -286,7 +286,7 @@ pub fn page(
          body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}\
          table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px}}\
          td.n{{text-align:right;font-variant-numeric:tabular-nums}}td:nth-child(2){{white-space:nowrap}}tr.v td{{background:#f4f7fb;font-style:italic}}\
-         .failed{{color:#c00;font-weight:bold}}figure{{margin:1.5em 0}}img{{max-width:100%}}\
+         .failed{{color:#c00;font-weight:bold}}.anomaly{{color:#a04000;font-weight:bold}}figure{{margin:1.5em 0}}img{{max-width:100%}}\
          </style></head><body>\n<h1>brigade bench: processes, threads or async?</h1>\n"
     );
     let _ = write!(
@@ -300,7 +300,7 @@ pub fn page(
         escape(&f.kernel),
         escape(&f.hostname),
         if o.quick {
-            " This was a <b>--quick</b> run: a tenth of each workload, one repetition."
+            " This was a <b>--quick</b> run: smaller no-op and I/O workloads; the CPU workloads keep tasks of their own size and a serial time of at least 0.5 s."
         } else {
             ""
         }
@@ -450,6 +450,8 @@ fn results_table(h: &mut String, rows: &[Row], verdicts: &[Verdict]) {
         for (i, c) in report::cells(r).iter().enumerate() {
             let class = if c.starts_with("FAILED") {
                 " class=\"failed\""
+            } else if r.anomaly.is_some() && (i == 7 || i == 10) {
+                " class=\"n anomaly\""
             } else if (2..10).contains(&i) {
                 " class=\"n\""
             } else {
