@@ -352,7 +352,8 @@ fn quick_bench_writes_verified_results_plots_and_report() {
         "verdict",
         "W_GRAIN",
         "Per-task overhead",
-        "Letting the head chef choose (--model auto)",
+        "With --model auto the coordinator",
+        "Multiprocessing VS Threading VS AsyncIO in Python",
         "auto: routed to ",
         "Single-task round trip",
     ] {
@@ -528,7 +529,7 @@ fn bench_job_runs_the_users_inputs_on_every_model_and_checks_they_agree() {
         );
     }
     let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
-    assert!(html.contains("These are your own dishes"), "report.html");
+    assert!(html.contains("Every model ran your whole job"), "report.html");
     // A panel titled echo, and auto's bar saying where it routed echo.
     for (svg, title) in [
         ("throughput.svg", ">\necho\n</text>"),
