@@ -117,6 +117,8 @@ fn quick_bench_writes_verified_results_plots_and_report() {
     let args = [
         "bench",
         "--quick",
+        "--reps",
+        "1",
         "--overhead",
         "--workloads",
         "W_CPU,W_CPU_HEAVY,W_NOOP,W_FASTIO,W_SLOWIO,W_GRAIN",
@@ -275,11 +277,12 @@ fn quick_bench_writes_verified_results_plots_and_report() {
             other => panic!("unknown line kind {other:?}: {line}"),
         }
     }
-    // 5 workloads: baselines, 3 forced models and auto each, the in-process
-    // rows of the 2 CPU workloads, the wide async row of W_SLOWIO; W_GRAIN:
-    // 4 widths of serial, 3 models and in-process (no auto).
+    // 5 workloads: `1 slot` rows, 3 forced models and auto each, the true
+    // serial and the in-process rows of the 2 CPU workloads, the wide async
+    // row of W_SLOWIO; W_GRAIN: 4 widths of serial, 3 models and in-process
+    // (no auto).
     assert_eq!(grain_runs, 4 * 5, "{jsonl}");
-    assert_eq!(runs, 5 + 5 * 4 + 2 + 1 + grain_runs, "{jsonl}");
+    assert_eq!(runs, 5 + 5 * 4 + 2 * 2 + 1 + grain_runs, "{jsonl}");
     assert_eq!(
         auto_runs,
         ["W_CPU", "W_CPU_HEAVY", "W_NOOP", "W_FASTIO", "W_SLOWIO"],
@@ -349,7 +352,8 @@ fn quick_bench_writes_verified_results_plots_and_report() {
         "verdict",
         "W_GRAIN",
         "Per-task overhead",
-        "Letting the head chef choose (--model auto)",
+        "With --model auto the coordinator",
+        "Multiprocessing VS Threading VS AsyncIO in Python",
         "auto: routed to ",
         "Single-task round trip",
     ] {
@@ -385,6 +389,8 @@ fn python_baseline_rows_join_the_table_when_python_is_there() {
     let args = [
         "bench",
         "--quick",
+        "--reps",
+        "1",
         "--with-python",
         "--models",
         "thread",
@@ -523,7 +529,7 @@ fn bench_job_runs_the_users_inputs_on_every_model_and_checks_they_agree() {
         );
     }
     let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
-    assert!(html.contains("These are your own dishes"), "report.html");
+    assert!(html.contains("Every model ran your whole job"), "report.html");
     // A panel titled echo, and auto's bar saying where it routed echo.
     for (svg, title) in [
         ("throughput.svg", ">\necho\n</text>"),

@@ -1,12 +1,12 @@
 //! report.html: the machine, the start-up, the table with verdicts, the plots
-//! and what the outcome means in the seed's terms (kitchens, chefs, dishes).
+//! and what the numbers show per workload, in a few plain sentences.
 //! One self-contained page that references the SVG files beside it.
 
 use std::fmt::Write;
 
 use super::outcome::{legend, startup_line, BenchOutcome, Plot, PYTHON_NOTE};
 use super::overhead::{self, OverheadRow};
-use super::plan::{WorkloadId, BASELINE, IN_PROCESS};
+use super::plan::{is_baseline, WorkloadId, BASELINE, IN_PROCESS};
 use super::report::{self, AutoVerdict, Row, Verdict};
 
 /// Escapes text for HTML content and attribute values.
@@ -35,193 +35,164 @@ pub fn legend_items<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<String>
 
 fn find<'a>(rows: &'a [Row], scale: u32, w: WorkloadId, label: &str) -> Option<&'a Row> {
     rows.iter()
-        .find(|r| r.workload == w && r.label == label && (r.scale == scale || label == BASELINE))
+        .find(|r| r.workload == w && r.label == label && (r.scale == scale || is_baseline(label)))
 }
 
-/// How `--model auto` did, in the seed's words: the head chef tastes a few
-/// dishes cooked by thread cooks, then sends the rest of the order to the
-/// kitchen he judges best.
+/// The blog post the comparison comes from (see the README).
+pub const SOURCE: &str =
+    "Lei Mao's blog post \u{201c}Multiprocessing VS Threading VS AsyncIO in Python\u{201d}";
+
+/// How `--model auto` did, in one sentence: where the coordinator routed the
+/// job after its probe tasks, and its pace against the best forced model.
 pub fn explain_auto(a: &AutoVerdict) -> String {
-    let tasted = match a.probe_cpu {
-        Some((lo, hi)) => format!(
-            "found the cooks busy {} of the time they spent on them ({})",
-            match ((lo * 100.0).round(), (hi * 100.0).round()) {
-                (l, h) if l == h => format!("{l:.0}%"),
-                (l, h) => format!("{l:.0}-{h:.0}%"),
-            },
-            if lo >= 0.5 {
-                "chopping, not waiting"
-            } else if hi < 0.5 {
-                "mostly waiting for the oven"
-            } else {
-                "chopping in some orders, waiting in others"
-            }
-        ),
-        None => "timed them".to_string(),
-    };
-    let sent = match a.routed_to.as_deref() {
-        Some("process") => {
-            "sent the rest of the order to process cooks (a kitchen each)".to_string()
-        }
-        Some("async")
-            if a.routing
-                .as_deref()
-                .is_some_and(|r| r.contains("too short")) =>
-        {
-            "sent the rest of the order to the async chef anyway (one cook who plates such \
-             quick dishes himself): each took so little time that walking it over to another \
-             kitchen would cost more than the cooking"
-                .to_string()
-        }
-        Some("async") => {
-            "sent the rest of the order to the async chef (one cook watching every oven)"
-                .to_string()
-        }
+    let probes = report::probes_text(a.probe_cpu)
+        .map(|p| format!(" ({p})"))
+        .unwrap_or_default();
+    let routed = match a.routed_to.as_deref() {
         Some(m) if a.mixed() => format!(
-            "sent the rest of the order to different kitchens in different repetitions ({m}): \
-             the tasting did not give the same answer every time"
+            "routed its repetitions to different models ({m}){probes}: the probes did not give the same answer every time"
         ),
-        Some(m) => format!("sent the rest of the order to {m} cooks"),
-        None => "could not say where the rest went".to_string(),
+        Some(m) => format!("routed the job to {m} slots{probes}"),
+        None => "could not say where the job went".to_string(),
     };
-    let mut s = format!(
-        "Letting the head chef choose (--model auto): he had the first dishes cooked by thread \
-         cooks, {tasted}, and {sent}."
-    );
+    let mut s =
+        format!("With --model auto the coordinator ran probe tasks on thread slots and {routed}");
     match (&a.failed, a.ratio(), &a.best) {
         (Some(e), _, _) => {
-            let _ = write!(s, " That run FAILED ({e}), so it has no figure.");
+            let _ = write!(s, "; that run FAILED ({e}), so it has no figure.");
         }
         (None, Some(x), Some((best, _))) => {
             let who = if a.best_is_winner {
-                format!("the winning cook ({best})")
+                format!("the winner ({best})")
             } else {
                 format!(
-                    "the best cook with the same {} dishes at once ({best})",
+                    "the best model with the same {} in flight ({best})",
                     a.in_flight
                 )
             };
-            let _ = write!(s, " The order was done at {x:.2}x the pace of {who}");
+            let _ = write!(s, "; it ran at {x:.2}x the pace of {who}");
             s.push_str(match a.picked_best() {
-                Some(true) => ": he picked the right kitchen, the gap is the tasting.",
-                Some(false) => ": he picked another kitchen than the best one.",
+                Some(true) => ", the gap being the probes.",
+                Some(false) => ", having picked another model.",
                 None => " (the median of those repetitions).",
             });
         }
-        _ => s.push_str(" No forced model ran beside it to compare with."),
+        _ => s.push_str("; no forced model ran beside it to compare with."),
     }
     s
 }
 
-/// The outcome in the seed's words, one paragraph per workload present.
-/// Figures come from the rows; a missing or failed row leaves its sentence out.
+/// "1.93x (eff 0.97)" for a row, or `None` without a figure or when the
+/// physics checks flagged it.
+fn speed_of(r: Option<&Row>) -> Option<String> {
+    let r = r.filter(|r| r.anomaly.is_none())?;
+    Some(format!(
+        "{:.2}x (efficiency {:.2})",
+        r.speedup?, r.efficiency?
+    ))
+}
+
+/// What the numbers of one workload show, in two or three sentences, every
+/// figure taken from the rows (a missing, failed or flagged row leaves its
+/// clause out), then how auto did.
 pub fn explain(rows: &[Row], verdicts: &[Verdict]) -> Vec<String> {
-    let mut out = vec![
-        "The seed compares three ways to cook: multiprocessing is ten kitchens with a chef \
-         each (separate processes), threading is one kitchen with ten chefs (threads sharing \
-         one process), asyncio is one kitchen with one chef who moves to another dish whenever \
-         one has to wait (an event loop). In brigade the coordinator is the head chef who \
-         splits an order into dishes (tasks), each worker is a kitchen, and process, thread \
-         and async slots are its cooks."
-            .to_string(),
-    ];
+    let mut out = vec![format!(
+        "The comparison comes from {SOURCE}: processes for CPU-bound work, threads for fast \
+         I/O, asyncio for slow I/O (its picture: many kitchens, many cooks in one kitchen, or \
+         one cook who never stands waiting). Rust has no GIL, so here thread slots can use \
+         every core too; the rows below show where the rest of the lesson still holds."
+    )];
     let scale = rows.first().map_or(1, |r| r.scale);
-    let eff = |w, l| find(rows, scale, w, l).and_then(|r| r.efficiency);
-    let rate = |w, l| find(rows, scale, w, l).and_then(|r| r.rate);
+    let row = |w, l: &str| find(rows, scale, w, l);
     for v in verdicts.iter().filter(|v| v.scale == scale) {
         let w = v.workload;
         let mut s = format!("{}: {}.", w.name(), v.text());
+        let flagged: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.workload == w && (r.scale == scale || is_baseline(&r.label)))
+            .filter(|r| r.anomaly.is_some())
+            .collect();
         match w {
             WorkloadId::Cpu | WorkloadId::CpuHeavy => {
-                s.push_str(
-                    " Python's GIL lets only one chef in a kitchen cook at a time, which is \
-                     why the seed sends CPU work to processes. Rust has no GIL, so thread \
-                     slots cook on every core too:",
-                );
-                if let (Some(p), Some(t)) = (eff(w, "process"), eff(w, "thread")) {
-                    let _ = write!(
-                        s,
-                        " parallel efficiency was {p:.2} on process slots and {t:.2} on thread slots"
-                    );
-                    if let Some(l) = eff(w, IN_PROCESS) {
-                        let _ = write!(
-                            s,
-                            ", against {l:.2} for a plain thread pool in one process measured \
-                             in the same run (the practical limit on this shared machine)"
-                        );
+                let (p, t) = (speed_of(row(w, "process")), speed_of(row(w, "thread")));
+                let cores = row(w, "process")
+                    .or(row(w, "thread"))
+                    .map_or(0, |r| r.in_flight);
+                if p.is_some() || t.is_some() {
+                    let mut parts = Vec::new();
+                    if let Some(p) = p {
+                        parts.push(format!("process slots {p}"));
                     }
-                    s.push('.');
-                } else {
-                    s.push_str(" (the process or thread row is missing or failed).");
-                }
-                if let Some(a) = find(rows, scale, w, "async").and_then(|r| r.speedup) {
+                    if let Some(t) = t {
+                        parts.push(format!("thread slots {t}"));
+                    }
                     let _ = write!(
                         s,
-                        " Async slots are one chef: a dish that needs constant chopping holds \
-                         up every other dish, so async ran at {a:.2}x the serial speed (one core)."
+                        " Against the serial loop, {} on {cores} slots",
+                        parts.join(" and ")
+                    );
+                    match row(w, IN_PROCESS)
+                        .filter(|r| r.anomaly.is_none())
+                        .and_then(|r| r.efficiency)
+                    {
+                        Some(l) => {
+                            let _ = write!(
+                                s,
+                                ", where a plain in-process pool reached efficiency {l:.2}, the \
+                                 practical limit on this machine now."
+                            );
+                        }
+                        None => s.push('.'),
+                    }
+                }
+                if let Some(a) = row(w, "async")
+                    .filter(|r| r.anomaly.is_none())
+                    .and_then(|r| r.speedup)
+                {
+                    let _ = write!(
+                        s,
+                        " Async ran at {a:.2}x serial: one event loop is one thread on one core, \
+                         so it cannot speed up CPU work."
                     );
                 }
-                s.push_str(
-                    " Processes still buy what the seed's lesson is also about: a crashing \
-                     dish takes down one kitchen, not all of them.",
-                );
             }
-            WorkloadId::Noop => s.push_str(
-                " No-op dishes measure only the head chef's and the kitchens' bookkeeping: \
-                 handing out tickets, collecting plates. Process slots pay a pipe round trip \
-                 to another kitchen per dish; thread and async slots stay in the kitchen.",
-            ),
-            WorkloadId::FastIo => s.push_str(
-                " Fast GETs are dishes that wait only a moment: every model spends most of \
-                 its time in the network stack of this machine, so the gap is the cost of \
-                 switching between dishes (the OS switching threads or processes, or the \
-                 event loop switching tasks).",
-            ),
-            WorkloadId::Grain => s.push_str(
-                " Small dishes show the head chef's cost per ticket: writing a ticket, \
-                 carrying it to a kitchen and bringing the plate back costs the same whether \
-                 the dish takes a second or a microsecond, so as dishes shrink that \
-                 bookkeeping takes a growing share of the kitchen's time. The widths above \
-                 are where it still stays under a tenth. Process slots add a pipe between \
-                 kitchen and cook per dish; thread slots hand dishes over in memory; async \
-                 slots are one chef, so their efficiency on two cores cannot pass 0.5.",
-            ),
-            WorkloadId::Spin => {}
-            WorkloadId::Job(_) => {
-                s.push_str(
-                    " These are your own dishes: every kitchen cooked the whole order, and \
-                     their plates were compared with each other, ticket by ticket (a row \
-                     whose plates differ from the first complete order's is FAILED). Dishes \
-                     that keep a cook chopping (CPU) go fastest with a process or thread cook \
-                     per core; dishes that mostly wait (I/O) go fastest with the async chef, \
-                     who watches many pots at once.",
-                );
-                if let Some(b) = find(rows, scale, w, BASELINE).filter(|b| b.rate.is_some()) {
-                    if let Some(n) = b.scaled_from {
-                        let _ = write!(
-                            s,
-                            " The `1 slot` baseline cooked the first {} of {} dishes; its \
-                             speedups compare rates.",
-                            report::thousands(b.tasks as f64),
-                            report::thousands(n as f64)
-                        );
-                    }
+            WorkloadId::Noop => {
+                if let (Some(win), Some(b)) = (
+                    v.winner.as_ref().and_then(|(l, _)| row(w, l)),
+                    row(w, BASELINE).and_then(|b| b.rate),
+                ) {
+                    let _ = write!(
+                        s,
+                        " No-op tasks measure only scheduling: {} ran {} tasks/s, {:.1}x one slot \
+                         waiting for each result in turn.",
+                        win.label,
+                        report::thousands(win.rate.unwrap_or(0.0)),
+                        win.rate.unwrap_or(0.0) / b
+                    );
+                }
+            }
+            WorkloadId::FastIo => {
+                let sp = |l| row(w, l).and_then(|r| r.speedup);
+                if let (Some(t), Some(a)) = (sp("thread"), sp("async")) {
+                    let _ = write!(
+                        s,
+                        " Each GET waits only a moment: with {} in flight, thread slots ran {t:.1}x \
+                         one slot and async {a:.1}x, so the gap is the cost of switching between \
+                         waiting tasks.",
+                        row(w, "thread").map_or(0, |r| r.in_flight)
+                    );
                 }
             }
             WorkloadId::SlowIo => {
-                s.push_str(
-                    " Slow GETs are dishes in the oven for 100 ms: a chef who stands by one \
-                     oven serves at most 10 dishes a second, so process and thread slots \
-                     reach p / 0.1 s at best, while one async chef watches thousands of ovens.",
-                );
-                if let Some(r) = find(rows, scale, w, "thread").filter(|r| r.rate.is_some()) {
+                if let Some(r) = row(w, "thread").filter(|r| r.rate.is_some()) {
                     let floor = f64::from(r.in_flight) / 0.1;
                     let _ = write!(
                         s,
-                        " Thread slots (p = {}) reached {:.2} of their floor rate {} tasks/s.",
+                        " Each GET waits 100 ms, so {} thread slots can reach at most {} tasks/s; \
+                         they reached {:.2} of that.",
                         r.in_flight,
-                        r.rate.unwrap_or(0.0) / floor,
-                        report::thousands(floor)
+                        report::thousands(floor),
+                        r.rate.unwrap_or(0.0) / floor
                     );
                 }
                 if let Some(r) = rows.iter().find(|r| {
@@ -230,22 +201,56 @@ pub fn explain(rows: &[Row], verdicts: &[Verdict]) -> Vec<String> {
                         && r.label.starts_with("async C=")
                         && r.rate.is_some()
                 }) {
-                    // With every task in flight at once the floor is one delay.
-                    let in_flight = r.in_flight.min(r.tasks as u32).max(1);
-                    let floor_s = (r.tasks as f64 / f64::from(in_flight)).ceil() * 0.1;
+                    let thread = row(w, "thread").and_then(|t| t.rate);
                     let _ = write!(
                         s,
-                        " One event loop with {} in flight reached {} tasks/s, {:.2} of the \
-                         floor rate {} tasks/s. In Rust a thread per waiting dish would also \
-                         work up to a point, but each costs a stack and a context switch; \
-                         the event loop's cost per waiting dish is a few hundred bytes.",
+                        " One event loop with {} GETs in flight reached {} tasks/s{}: waiting \
+                         costs it a few hundred bytes per GET, not a thread.",
                         r.in_flight,
                         report::thousands(r.rate.unwrap_or(0.0)),
-                        r.rate.unwrap_or(0.0) * floor_s / r.tasks as f64,
-                        report::thousands(r.tasks as f64 / floor_s)
+                        thread
+                            .map(|t| format!(
+                                ", {:.1}x the thread slots",
+                                r.rate.unwrap_or(0.0) / t
+                            ))
+                            .unwrap_or_default()
                     );
                 }
             }
+            WorkloadId::Grain => s.push_str(
+                " Every task costs the same bookkeeping however short it is, so as tasks \
+                 shrink that cost takes a growing share; async slots are one thread, so \
+                 their efficiency stays near 1/p.",
+            ),
+            WorkloadId::Spin => {}
+            WorkloadId::Job(_) => {
+                s.push_str(
+                    " Every model ran your whole job and their outputs were compared index by \
+                     index (a row that differs from the first complete run is FAILED).",
+                );
+                if let Some(b) = row(w, BASELINE).filter(|b| b.rate.is_some()) {
+                    if let Some(n) = b.scaled_from {
+                        let _ = write!(
+                            s,
+                            " The `1 slot` row ran the first {} of {} tasks; speedups compare rates.",
+                            report::thousands(b.tasks as f64),
+                            report::thousands(n as f64)
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(first) = flagged.first() {
+            let _ = write!(
+                s,
+                " Flagged and left out of the verdict ({}): {}.",
+                flagged
+                    .iter()
+                    .map(|r| r.label.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                first.anomaly.as_deref().unwrap_or("")
+            );
         }
         if let Some(a) = &v.auto {
             s.push(' ');
@@ -253,14 +258,14 @@ pub fn explain(rows: &[Row], verdicts: &[Verdict]) -> Vec<String> {
         }
         out.push(s);
     }
-    if let Some(r) = rate(WorkloadId::SlowIo, BASELINE) {
-        out.push(format!(
-            "The W_SLOWIO serial baseline ran a prefix of the job (one slot would need about {:.0} s for all of it) at {:.1} tasks/s; its speedups compare rates.",
-            find(rows, scale, WorkloadId::SlowIo, BASELINE)
-                .and_then(|b| b.scaled_from)
-                .map_or(0.0, |n| n as f64 / r),
-            r
-        ));
+    if let Some(b) = row(WorkloadId::SlowIo, BASELINE).filter(|b| b.rate.is_some()) {
+        if let (Some(n), Some(r)) = (b.scaled_from, b.rate) {
+            out.push(format!(
+                "The W_SLOWIO `1 slot` row ran a prefix of the job (all of it would take about \
+                 {:.0} s) at {r:.1} tasks/s; its speedups compare rates.",
+                n as f64 / r
+            ));
+        }
     }
     out
 }
@@ -281,7 +286,7 @@ pub fn page(
          body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}\
          table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px}}\
          td.n{{text-align:right;font-variant-numeric:tabular-nums}}td:nth-child(2){{white-space:nowrap}}tr.v td{{background:#f4f7fb;font-style:italic}}\
-         .failed{{color:#c00;font-weight:bold}}figure{{margin:1.5em 0}}img{{max-width:100%}}\
+         .failed{{color:#c00;font-weight:bold}}.anomaly{{color:#a04000;font-weight:bold}}figure{{margin:1.5em 0}}img{{max-width:100%}}\
          </style></head><body>\n<h1>brigade bench: processes, threads or async?</h1>\n"
     );
     let _ = write!(
@@ -295,7 +300,7 @@ pub fn page(
         escape(&f.kernel),
         escape(&f.hostname),
         if o.quick {
-            " This was a <b>--quick</b> run: a tenth of each workload, one repetition."
+            " This was a <b>--quick</b> run: smaller no-op and I/O workloads; the CPU workloads keep tasks of their own size and a serial time of at least 0.5 s."
         } else {
             ""
         }
@@ -319,7 +324,7 @@ pub fn page(
     if !vs_python.is_empty() {
         let _ = writeln!(
             h,
-            "<p>The seed's own Python models on this machine (py- rows: {}): brigade's fastest model against Python's fastest row:</p>\n<ul>",
+            "<p>The blog post's own Python models on this machine (py- rows: {}): brigade's fastest model against Python's fastest row:</p>\n<ul>",
             escape(PYTHON_NOTE)
         );
         for l in vs_python {
@@ -445,6 +450,8 @@ fn results_table(h: &mut String, rows: &[Row], verdicts: &[Verdict]) {
         for (i, c) in report::cells(r).iter().enumerate() {
             let class = if c.starts_with("FAILED") {
                 " class=\"failed\""
+            } else if r.anomaly.is_some() && (i == 7 || i == 10) {
+                " class=\"n anomaly\""
             } else if (2..10).contains(&i) {
                 " class=\"n\""
             } else {
@@ -483,52 +490,64 @@ mod tests {
     }
 
     #[test]
-    fn auto_is_told_in_kitchen_terms_with_its_figure_or_its_failure() {
+    fn auto_is_told_in_one_sentence_with_its_figure_or_its_failure() {
         let s = explain_auto(&auto(None, "process", "process"));
-        assert!(s.contains("head chef"), "{s}");
-        assert!(s.contains("busy 98%"), "{s}");
-        assert!(s.contains("process cooks"), "{s}");
         assert!(
-            s.ends_with("0.97x the pace of the winning cook (process): he picked the right kitchen, the gap is the tasting."),
+            s.contains("routed the job to process slots (probes: CPU 98% of wall)"),
+            "{s}"
+        );
+        assert!(
+            s.ends_with("0.97x the pace of the winner (process), the gap being the probes."),
             "{s}"
         );
         let s = explain_auto(&auto(None, "async", "process"));
-        assert!(s.contains("picked another kitchen"), "{s}");
+        assert!(s.contains("having picked another model"), "{s}");
         let mixed = AutoVerdict {
             routed_to: Some("async/process".into()),
             probe_cpu: Some((0.17, 0.61)),
             ..auto(None, "process", "thread")
         };
         let s = explain_auto(&mixed);
-        assert!(s.contains("busy 17-61%"), "{s}");
         assert!(
-            s.contains("chopping in some orders, waiting in others"),
-            "{s}"
-        );
-        assert!(
-            s.contains("different kitchens in different repetitions"),
+            s.contains("different models (async/process) (probes: CPU 17-61% of wall)"),
             "{s}"
         );
         assert!(s.ends_with("(the median of those repetitions)."), "{s}");
         let s = explain_auto(&auto(Some("timed out"), "process", "process"));
         assert!(s.contains("FAILED (timed out), so it has no figure"), "{s}");
         assert!(!s.contains("x the pace"), "{s}");
-        // Busy cooks, but dishes too quick to carry to another kitchen.
-        let tiny = AutoVerdict {
-            routing: Some(
-                "auto: 4 probe tasks on thread slots used 98% CPU per wall second, but took 2 \
-                 \u{b5}s each: too short for a process slot's dispatch to pay off \u{2192} async slots"
-                    .into(),
-            ),
-            ..auto(None, "async", "async")
-        };
-        let s = explain_auto(&tiny);
+    }
+
+    #[test]
+    fn the_text_names_the_blog_post_and_flags_anomalies_with_their_cause() {
+        use crate::report::tests::run;
+        let mut runs = vec![
+            run("serial", None, 1, 40, 0.2),
+            run("1 slot", Some("thread"), 1, 40, 0.21),
+            run("process", Some("process"), 2, 40, 0.104),
+            run("thread", Some("thread"), 2, 40, 0.105),
+            run("async", Some("async"), 2, 40, 0.09),
+            run("in-process", None, 2, 40, 0.102),
+        ];
+        runs.iter_mut().for_each(|r| r.workload = WorkloadId::Cpu);
+        let rows = report::summarise(&runs);
+        let text = explain(&rows, &report::verdicts(&rows));
+        assert!(text[0].contains("Multiprocessing VS Threading VS AsyncIO in Python"));
+        assert!(!text.join(" ").contains("seed"));
+        let cpu = &text[1];
+        assert!(cpu.starts_with("W_CPU: process and thread tie"), "{cpu}");
         assert!(
-            s.contains("busy 98% of the time they spent on them (chopping"),
-            "{s}"
+            cpu.contains("process slots 1.92x (efficiency 0.96)"),
+            "{cpu}"
         );
-        assert!(s.contains("async chef anyway"), "{s}");
-        assert!(s.contains("would cost more than the cooking"), "{s}");
+        assert!(
+            cpu.contains("in-process pool reached efficiency 0.98"),
+            "{cpu}"
+        );
+        // The impossible async figure is not told as a result but flagged.
+        assert!(!cpu.contains("Async ran at"), "{cpu}");
+        assert!(cpu.contains("Flagged and left out of the verdict (async): measurement anomaly: async at 2.22x serial"), "{cpu}");
+        assert!(cpu.contains("too short to time against"), "{cpu}");
     }
 
     #[test]

@@ -96,7 +96,7 @@ pub struct BenchArgs {
     /// unless --workloads is given too).
     #[arg(long)]
     overhead: bool,
-    /// Also run the seed's Python models (multiprocessing, threads,
+    /// Also run the blog post's Python models (multiprocessing, threads,
     /// asyncio + aiohttp) on the same workloads and target with python3
     /// (bench/python/; `pip install -r bench/python/requirements.txt`).
     #[arg(long)]
@@ -106,10 +106,12 @@ pub struct BenchArgs {
     /// not take part in the verdict).
     #[arg(long, value_delimiter = ',', value_parser = brigade_client::parse_model)]
     models: Vec<Model>,
-    /// Repetitions of every run (default 3; 1 with --quick). Rows show the median.
+    /// Repetitions of every run (default 3). Rows show the median and the
+    /// range; models within the range of each other tie.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=50))]
     reps: Option<u32>,
-    /// A run under a minute: a tenth of every workload's size, one repetition.
+    /// A run of about a minute: smaller I/O and no-op workloads; the CPU
+    /// workloads keep tasks of their own size and a serial time of ≥ 0.5 s.
     #[arg(long)]
     quick: bool,
     /// Also write results.jsonl, results.csv, SVG plots and report.html here.
@@ -175,7 +177,7 @@ impl MeasuredProcs {
 /// Raises this process's open-file limit to the hard limit: thousands of
 /// connections in flight need thousands of descriptors, and the workers and
 /// io-target started from here inherit the limit.
-fn raise_nofile_limit() {
+pub fn raise_nofile_limit() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -853,7 +855,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let facts = procfs::machine_facts();
     let cores = facts.cores as u32;
     let size = if args.quick { Size::Quick } else { Size::Full };
-    let reps = args.reps.unwrap_or(if args.quick { 1 } else { 3 });
+    let reps = args.reps.unwrap_or(3);
     let workloads = match (args.workloads.is_empty(), args.overhead) {
         _ if job.is_some() => Vec::new(),
         (true, true) => Vec::new(),

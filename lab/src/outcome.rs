@@ -76,14 +76,17 @@ pub fn startup_line(s: &Startup) -> String {
 }
 
 /// The legend's line on the in-process row (the yardsticks' CPU limit).
-const IN_PROCESS_LINE: &str = "in-process: the same range on a plain pool of p threads in one process, measured beside the rows: the practical CPU limit here.";
+const IN_PROCESS_LINE: &str = "in-process: the same range on a plain pool of p threads in this process, measured beside the rows: its efficiency is the practical CPU limit here.";
 /// The legend's line on how the yardsticks' results are checked.
 const EXACT_LINE: &str = "Every run's results are checked exactly (each task's value and the total); a wrong or failed run is FAILED, never a number.";
 
 /// What the columns mean, printed under the table and shown in the report.
 pub const LEGEND: &[&str] = &[
     "p: tasks the job may run at once. wall: first task submitted until the last result is in hand.",
-    "speedup: tasks/s over the shared serial baseline (`1 slot`: one thread slot, one task at a time); eff = speedup / p.",
+    "speedup: tasks/s over the baseline T1; eff = speedup / p. CPU workloads: T1 is `serial`, the same function over the same range in one",
+    "  plain loop in this process (no scheduler); `1 slot` is one thread slot through brigade, paying its per-task cost. Others: T1 is `1 slot`.",
+    "eff ending in `!`: a measurement anomaly (efficiency > 1.05, or async > 1.1x serial on CPU work), never ranked; the note says the likely cause.",
+    "verdict: the fastest model and the next; models whose tasks/s ranges over the repetitions overlap (or are < 3% apart) tie.",
     IN_PROCESS_LINE,
     "CPU: CPU time of coordinator, workers and executors / (wall x cores), the HTTP target excluded. RSS: peak of their summed resident memory, sampled every 20 ms",
     "  (executor processes count only in process-model rows: thread and async rows would not need them; in-process counts this process).",

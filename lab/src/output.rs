@@ -16,7 +16,7 @@ use super::html;
 use super::job::{JobInput, UserJob};
 use super::outcome::{BenchOutcome, Plot};
 use super::overhead::{self, OverheadRow, RoundTripRow};
-use super::plan::{is_python, label_model, WorkloadId, BASELINE, IN_PROCESS, PYTHON_SERIAL};
+use super::plan::{is_baseline, is_python, label_model, WorkloadId, IN_PROCESS, PYTHON_SERIAL};
 use super::report::{probe_cpu_share, Row, RunRecord, Verdict, GRAIN_EFFICIENCY};
 use super::svg::{self, Bar, BarPanel, LineAxes, LinePanel, Series};
 
@@ -116,6 +116,8 @@ pub fn verdict_json(o: &BenchOutcome, v: &Verdict) -> serde_json::Value {
         "runner_up": v.runner_up.as_ref().map(|w| &w.0),
         "runner_up_tasks_per_s": v.runner_up.as_ref().map(|w| w.1),
         "margin": v.margin(),
+        "tie": v.tie,
+        "anomalies": v.anomalies,
         "failed": v.failed,
         "text": v.text(),
         "auto": auto,
@@ -251,7 +253,7 @@ fn grain_plot(rows: &[Row], scale: u32) -> anyhow::Result<Option<Plot>> {
             label: m.to_string(),
             points: grain
                 .iter()
-                .filter(|r| label_model(&r.label) == m)
+                .filter(|r| label_model(&r.label) == m && r.anomaly.is_none())
                 .filter_map(|r| Some((r.chunk as f64, r.efficiency?)))
                 .collect(),
         })
@@ -292,6 +294,7 @@ fn overhead_plot(rows: &[OverheadRow]) -> anyhow::Result<Option<Plot>> {
                 .map(|r| Bar {
                     label: r.model.clone(),
                     value: r.overhead_us,
+                    mark: None,
                 })
                 .collect();
             let title = rows.iter().find(|r| r.workload == w)?.task_name();
@@ -330,6 +333,7 @@ fn auto_plot(verdicts: &[Verdict]) -> anyhow::Result<Option<Plot>> {
                     a.routed_to.as_deref().unwrap_or("?")
                 ),
                 value: a.ratio(),
+                mark: None,
             })
         })
         .collect();
@@ -382,7 +386,7 @@ pub fn plots(
     let job = workloads.iter().any(|w| w.is_job());
     let at = |w: WorkloadId, scale: u32| {
         rows.iter()
-            .filter(move |r| r.workload == w && (r.scale == scale || r.label == BASELINE))
+            .filter(move |r| r.workload == w && (r.scale == scale || is_baseline(&r.label)))
     };
     let mut out = Vec::new();
     let throughput: Vec<BarPanel> = workloads
@@ -391,8 +395,15 @@ pub fn plots(
             title: w.name().into(),
             bars: at(w, first_scale)
                 .map(|r| Bar {
-                    label: r.label.clone(),
+                    // The rate was measured; what it is compared with is not
+                    // believable: the label says so.
+                    label: if r.anomaly.is_some() {
+                        format!("{} (anomaly)", r.label)
+                    } else {
+                        r.label.clone()
+                    },
                     value: r.rate,
+                    mark: None,
                 })
                 .collect(),
             reference: None,
@@ -410,22 +421,40 @@ pub fn plots(
     let efficiency: Vec<BarPanel> = workloads
         .iter()
         .filter(|w| w.is_cpu())
-        .map(|&w| BarPanel {
-            title: w.name().into(),
-            bars: at(w, first_scale)
-                .filter(|r| r.label != BASELINE && r.label != PYTHON_SERIAL)
-                .map(|r| Bar {
-                    label: format!("{} p={}", r.label, r.in_flight),
-                    value: r.efficiency,
-                })
-                .collect(),
-            reference: Some((1.0, "physical limit 1.0".into())),
+        .map(|&w| {
+            // The limit drawn is the in-process pool's measured efficiency
+            // (when it is believable), not the ideal 1.0.
+            let limit = at(w, first_scale)
+                .find(|r| label_model(&r.label) == IN_PROCESS && r.anomaly.is_none())
+                .and_then(|r| r.efficiency);
+            BarPanel {
+                title: w.name().into(),
+                bars: at(w, first_scale)
+                    .filter(|r| {
+                        !is_baseline(&r.label)
+                            && r.label != PYTHON_SERIAL
+                            && (limit.is_none() || label_model(&r.label) != IN_PROCESS)
+                    })
+                    .map(|r| Bar {
+                        label: format!("{} p={}", r.label, r.in_flight),
+                        value: r.efficiency.filter(|_| r.anomaly.is_none()),
+                        mark: r
+                            .anomaly
+                            .as_ref()
+                            .map(|_| "ANOMALY (see table)".to_string()),
+                    })
+                    .collect(),
+                reference: Some(match limit {
+                    Some(l) => (l, format!("in-process pool {l:.2}: the practical limit")),
+                    None => (1.0, "ideal 1.0".into()),
+                }),
+            }
         })
         .collect();
     if !efficiency.is_empty() {
         out.push(Plot {
             file: "efficiency.svg",
-            caption: "Parallel efficiency T1/(p·Tp) of the CPU workloads on a linear axis, with the in-process thread pool measured beside them (the practical limit on this machine now).".into(),
+            caption: "Parallel efficiency T1/(p·Tp) of the CPU workloads on a linear axis, T1 the same range in one plain loop in this process. The dashed line is what a plain in-process pool of p threads reached in the same run: the practical limit on this machine now. A figure the physics checks reject is marked ANOMALY, not drawn.".into(),
             svg: svg::bar_panels("parallel efficiency T1/(p·Tp)", "efficiency", &efficiency)?,
         });
     }
@@ -440,6 +469,7 @@ pub fn plots(
                 .map(|r| Bar {
                     label: r.label.clone(),
                     value: r.mean_task_ms,
+                    mark: None,
                 })
                 .collect(),
             reference: None,
@@ -577,6 +607,7 @@ pub fn write_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::BASELINE;
     use crate::report::{self, summarise, verdicts, RunRecord};
 
     fn run(
@@ -664,16 +695,14 @@ mod tests {
         ] {
             has("throughput.svg", text);
         }
-        for text in [
-            "efficiency",
-            "process p=2",
-            "thread p=2",
-            "async p=2",
-            "in-process p=2",
-            "physical limit 1.0",
-        ] {
+        for text in ["efficiency", "process p=2", "thread p=2", "async p=2"] {
             has("efficiency.svg", text);
         }
+        // The pool is the dashed limit line (its measured efficiency), not
+        // a bar beside the models; the ideal 1.0 is not the line drawn.
+        assert!(!svg("efficiency.svg").contains("in-process p=2"));
+        assert!(!svg("efficiency.svg").contains("ideal 1.0"));
+        assert!(svg("efficiency.svg").contains(": the practical limit"));
         for text in ["ms per task", "W_FASTIO", BASELINE, "thread", "async"] {
             has("latency.svg", text);
         }

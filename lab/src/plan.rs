@@ -136,12 +136,15 @@ pub struct RunPlan {
     pub uncapped: bool,
 }
 
-/// Label of the shared serial baseline row.
+/// Label of the one-slot row: one thread slot through brigade, one task at a
+/// time (it pays brigade's per-task cost). The speedup baseline of workloads
+/// that have no [`SERIAL`] row (no-op and I/O).
 pub const BASELINE: &str = "1 slot";
 /// Label of the in-process reference row beside the CPU workloads.
 pub const IN_PROCESS: &str = "in-process";
-/// Label prefix of W_GRAIN's baseline: the range in one plain loop in this
-/// process, one chunk after another (no scheduler at all).
+/// Label (prefix, for W_GRAIN's `serial c=...`) of the true serial baseline
+/// T1 of the CPU workloads: the range in one plain loop in this process, one
+/// chunk after another (no scheduler at all).
 pub const SERIAL: &str = "serial";
 
 /// Label prefix of the Python baseline's rows (`--with-python`).
@@ -162,9 +165,16 @@ pub fn is_auto(label: &str) -> bool {
     label_model(label) == AUTO
 }
 
-/// Whether a row label is a workload's serial baseline.
+/// Whether a row label is a baseline row: the true serial run ([`SERIAL`])
+/// or the one-slot run ([`BASELINE`]). Neither takes part in a verdict.
 pub fn is_baseline(label: &str) -> bool {
-    label == BASELINE || label.split_whitespace().next() == Some(SERIAL)
+    label == BASELINE || is_serial(label)
+}
+
+/// Whether a row label is a true serial run (no scheduler): the speedup
+/// baseline T1 wherever one was measured.
+pub fn is_serial(label: &str) -> bool {
+    label.split_whitespace().next() == Some(SERIAL)
 }
 
 /// The model (or reference) part of a label: `process` of `process c=10^4`,
@@ -242,10 +252,15 @@ impl RunPlan {
 pub fn shape(w: WorkloadId, size: Size, wide: bool) -> ((u64, u64), u64) {
     match (w, size) {
         (WorkloadId::Cpu, Size::Full) => ((0, 60_000_000), 1_500_000),
-        (WorkloadId::Cpu, Size::Quick) => ((0, 6_000_000), 150_000),
+        // W_CPU's own task (1.5M), 500 of them: ~0.5-0.7 s serial in a
+        // release build (a debug build runs a tenth: its loop is ~10x slower).
+        (WorkloadId::Cpu, Size::Quick) => ((0, QUICK_CPU_END / DEBUG_SLOWDOWN), 1_500_000),
         (WorkloadId::CpuHeavy, Size::Full) => ((0, 4_000_000_000), 100_000_000),
-        // A debug build's loop is ~10x slower; 40 tasks of 1M keep it short.
-        (WorkloadId::CpuHeavy, Size::Quick) => ((0, 40_000_000), 1_000_000),
+        // 40 tasks of ~25 ms: ~1 s serial in a release build.
+        (WorkloadId::CpuHeavy, Size::Quick) => (
+            (0, QUICK_HEAVY_END / DEBUG_SLOWDOWN),
+            QUICK_HEAVY_END / DEBUG_SLOWDOWN / 40,
+        ),
         (WorkloadId::Noop, Size::Full) => ((0, 20_000), 1),
         (WorkloadId::Noop, Size::Quick) => ((0, 2_000), 1),
         (WorkloadId::FastIo, Size::Full) => ((0, 5_000), 1),
@@ -263,6 +278,18 @@ pub fn shape(w: WorkloadId, size: Size, wide: bool) -> ((u64, u64), u64) {
         (WorkloadId::Job(job), _) => (job.range(), job.chunk),
     }
 }
+
+/// The end of W_CPU's `--quick` range: 500 of W_CPU's 1.5M tasks, so that
+/// its serial time (≥ 0.5 s on this machine kind) is long enough to time two
+/// cores against it; a quick run keeps W_CPU's task size and runs more of
+/// them rather than tasks too small to say anything.
+pub const QUICK_CPU_END: u64 = 750_000_000;
+/// The end of W_CPU_HEAVY's `--quick` range: 40 tasks of 30M (~1 s serial).
+pub const QUICK_HEAVY_END: u64 = 1_200_000_000;
+/// How much slower the sum-squares loop is in a debug build (~10x): quick
+/// CPU ranges are divided by it there, so their serial time stays about the
+/// same and the end-to-end tests stay short.
+pub const DEBUG_SLOWDOWN: u64 = if cfg!(debug_assertions) { 10 } else { 1 };
 
 /// CPU time one `spin` task of `--overhead` burns.
 pub const SPIN_MS: u32 = 1;
@@ -358,6 +385,20 @@ pub fn plan_workload(
     }
     let (range, chunk) = shape(w, size, false);
     let mut out = Vec::new();
+    if with_baseline && w.is_cpu() {
+        // The true T1: the same function over the same range, one chunk
+        // after another in this process, no scheduler.
+        out.push(RunPlan {
+            workload: w,
+            label: SERIAL.into(),
+            model: None,
+            in_flight: 1,
+            range,
+            chunk,
+            scaled_from: None,
+            uncapped: false,
+        });
+    }
     if with_baseline {
         let (range, scaled_from) = if w == WorkloadId::SlowIo {
             (
@@ -590,11 +631,39 @@ mod tests {
         let labels: Vec<_> = p.iter().map(|j| j.label.as_str()).collect();
         assert_eq!(
             labels,
-            ["1 slot", "process", "thread", "async", "in-process"]
+            [
+                "serial",
+                "1 slot",
+                "process",
+                "thread",
+                "async",
+                "in-process"
+            ]
         );
-        assert_eq!(p[0].in_flight, 1);
-        assert!(p[1..].iter().all(|j| j.in_flight == 2));
-        assert!(p[4].model.is_none());
+        // The true serial run has no model (no scheduler) and p = 1; the
+        // one-slot run goes through brigade on one thread slot.
+        assert_eq!((p[0].model, p[0].in_flight), (None, 1));
+        assert_eq!((p[1].model, p[1].in_flight), (Some(Model::Thread), 1));
+        assert!(p[2..].iter().all(|j| j.in_flight == 2));
+        assert!(p[5].model.is_none());
+        assert!(is_serial("serial") && is_baseline("serial") && !is_serial("1 slot"));
+        // No serial row without the baseline (later cluster sizes) or for I/O.
+        let later = plan_workload(WorkloadId::Cpu, Size::Full, &Model::ALL, CAPS, false);
+        assert!(later.iter().all(|j| !is_baseline(&j.label)));
+        let io = plan_workload(WorkloadId::FastIo, Size::Full, &Model::ALL, CAPS, true);
+        assert_eq!(io[0].label, "1 slot");
+        assert!(io.iter().all(|j| !is_serial(&j.label)));
+    }
+
+    #[test]
+    fn quick_cpu_sizes_keep_the_task_and_a_serial_time_worth_timing() {
+        let ((a, b), c) = shape(WorkloadId::Cpu, Size::Quick, false);
+        // W_CPU's own task width in a release build; 500 tasks of it.
+        assert_eq!(c, 1_500_000);
+        assert_eq!((b - a) * DEBUG_SLOWDOWN, QUICK_CPU_END);
+        let ((a, b), c) = shape(WorkloadId::CpuHeavy, Size::Quick, false);
+        assert_eq!((b - a).div_ceil(c), 40);
+        assert_eq!((b - a) * DEBUG_SLOWDOWN, QUICK_HEAVY_END);
     }
 
     #[test]
@@ -750,11 +819,11 @@ mod tests {
 
     #[test]
     fn verification_catches_every_kind_of_wrong_result() {
-        let plan = plan_workload(WorkloadId::Cpu, Size::Quick, &[], CAPS, true).remove(0);
+        let plan = plan_workload(WorkloadId::Cpu, Size::Full, &[], CAPS, true).remove(0);
         let good: Vec<(u64, u128)> = (0..40u64)
-            .map(|i| (i, sum_squares(i * 150_000, (i + 1) * 150_000)))
+            .map(|i| (i, sum_squares(i * 1_500_000, (i + 1) * 1_500_000)))
             .collect();
-        let total = Some(sum_squares(0, 6_000_000));
+        let total = Some(sum_squares(0, 60_000_000));
         assert_eq!(verify(&plan, total, &good), Ok(()));
         assert!(verify(&plan, total, &good[..39])
             .unwrap_err()

@@ -1,15 +1,17 @@
 //! The report maths of `brigade bench`: medians and spreads over repetitions,
 //! rates, speedup and parallel efficiency against the one shared serial
 //! baseline (per chunk width for W_GRAIN), the ratio to the in-process limit,
-//! the verdict per workload (among the forced models), how `--model auto`
-//! did against it, and W_GRAIN's smallest efficient chunk width.
+//! the verdict per workload (among the forced models, ties within the
+//! run-to-run spread), how `--model auto` did against it, W_GRAIN's smallest
+//! efficient chunk width, and the physics checks: a CPU row faster than its
+//! cores allow is a measurement anomaly, flagged and never ranked.
 //! Pure: runs in, rows out; the text table is rendered here too.
 
 use std::collections::BTreeMap;
 
 use super::plan::{
-    is_auto, is_baseline, is_python, label_model, width_label, WorkloadId, IN_PROCESS,
-    PYTHON_SERIAL,
+    is_auto, is_baseline, is_python, is_serial, label_model, width_label, WorkloadId, BASELINE,
+    IN_PROCESS, PYTHON_SERIAL,
 };
 
 /// One measured run (one repetition of one row), with every raw figure.
@@ -137,6 +139,9 @@ pub struct Row {
     /// `auto` rows: the lowest and highest CPU share the probes measured
     /// over the repetitions (see [`probe_cpu_share`]).
     pub probe_cpu: Option<(f64, f64)>,
+    /// What the physics checks found impossible in this row, with its likely
+    /// cause (see [`physics_check`]): the row is shown but never ranked.
+    pub anomaly: Option<String>,
 }
 
 impl Row {
@@ -152,15 +157,97 @@ impl Row {
     pub fn is_auto(&self) -> bool {
         is_auto(&self.label)
     }
+
+    /// The lowest and highest tasks/s of the repetitions (`None`: failed).
+    pub fn rate_range(&self) -> Option<(f64, f64)> {
+        let w = self.wall?;
+        let t = self.tasks as f64;
+        Some((t / w.max.max(1e-9), t / w.min.max(1e-9)))
+    }
+}
+
+/// The highest parallel efficiency a CPU row may show before it is a
+/// measurement anomaly: p cores cannot do more than p times the work of one
+/// (5% allows for timer and scheduling jitter).
+pub const MAX_EFFICIENCY: f64 = 1.05;
+/// The highest speedup over serial an async row of a CPU workload may show:
+/// one event-loop thread runs on one core.
+pub const MAX_ASYNC_CPU_SPEEDUP: f64 = 1.1;
+/// A serial run shorter than this is too short to time other runs against.
+pub const MIN_SERIAL_S: f64 = 0.5;
+/// Below this ratio two models tie even when one repetition each leaves no
+/// spread to compare (run-to-run noise on a shared machine is at least this).
+pub const NOISE_FLOOR: f64 = 1.03;
+
+/// The physics checks of one row of a CPU workload against its speedup
+/// baseline: efficiency above [`MAX_EFFICIENCY`], or an async row above
+/// [`MAX_ASYNC_CPU_SPEEDUP`] times serial, is impossible on real cores, so
+/// it says what was measured and the likely cause. `None`: the row is
+/// physically possible (or not a CPU row, or has no figure).
+pub fn physics_check(row: &Row, baseline: Option<&Row>) -> Option<String> {
+    if !row.workload.is_cpu() || is_python(&row.label) {
+        return None;
+    }
+    let (speedup, eff) = (row.speedup?, row.efficiency?);
+    let what = if label_model(&row.label) == "async" && speedup > MAX_ASYNC_CPU_SPEEDUP {
+        format!(
+            "async at {speedup:.2}x serial on CPU work (one event loop runs on one core: at most ~1.0x)"
+        )
+    } else if eff > MAX_EFFICIENCY {
+        format!(
+            "efficiency {eff:.2} > {MAX_EFFICIENCY} ({} slot(s) cannot do more than {}x the work of one core)",
+            row.in_flight, row.in_flight
+        )
+    } else {
+        return None;
+    };
+    let cause = match baseline {
+        None => "no baseline to compare with".to_string(),
+        Some(b) if !is_serial(&b.label) => format!(
+            "the baseline is `{}`, which pays brigade's per-task round trip, not a serial loop",
+            b.label
+        ),
+        Some(b) => match b.wall {
+            Some(w) if w.median < MIN_SERIAL_S => format!(
+                "the serial run took {:.3} s, too short to time against (< {MIN_SERIAL_S} s)",
+                w.median
+            ),
+            Some(w) if w.max > w.min * 1.1 => format!(
+                "the serial run's repetitions varied {:.0}% ({:.3}..{:.3} s): the machine's load changed",
+                (w.max / w.min - 1.0) * 100.0,
+                w.min,
+                w.max
+            ),
+            _ => "the machine's load or clock speed changed between runs (a shared machine)"
+                .to_string(),
+        },
+    };
+    Some(format!(
+        "measurement anomaly: {what}; likely cause: {cause}"
+    ))
 }
 
 type Key = (u32, WorkloadId, u64, String);
 
+/// The speedup baseline of `of` among `rows`: the true serial run
+/// (`serial`, W_GRAIN's `serial c=...` at the same chunk width) where one was
+/// measured, else `1 slot` (no-op and I/O workloads, a user's job), at
+/// whichever scale it was measured (it is shared by every scale). Python
+/// rows compare with Python's own serial loop.
+pub fn baseline_of<'a>(of: &Row, rows: &'a [Row]) -> Option<&'a Row> {
+    let same = |r: &&Row| r.workload == of.workload && r.chunk == of.chunk;
+    if is_python(&of.label) {
+        return rows.iter().filter(same).find(|r| r.label == PYTHON_SERIAL);
+    }
+    rows.iter()
+        .filter(same)
+        .find(|r| is_serial(&r.label))
+        .or_else(|| rows.iter().filter(same).find(|r| r.label == BASELINE))
+}
+
 /// Groups runs into rows (in first-seen order) and fills in the derived
-/// figures. The baseline of a workload is its serial row (`1 slot`, or
-/// W_GRAIN's `serial` at the same chunk width) at whichever scale it was
-/// measured (it is shared by every scale). Python rows compare with
-/// Python's own serial loop, when it ran.
+/// figures against each row's baseline ([`baseline_of`]), then runs the
+/// physics checks ([`physics_check`]).
 pub fn summarise(runs: &[RunRecord]) -> Vec<Row> {
     let mut order: Vec<Key> = Vec::new();
     let mut groups: BTreeMap<Key, Vec<&RunRecord>> = BTreeMap::new();
@@ -172,21 +259,9 @@ pub fn summarise(runs: &[RunRecord]) -> Vec<Row> {
         groups.entry(key).or_default().push(r);
     }
     let mut rows: Vec<Row> = order.iter().map(|k| base_row(&groups[k])).collect();
-    let baseline_rate = |of: &Row, rows: &[Row]| {
-        rows.iter()
-            .find(|r| {
-                r.workload == of.workload
-                    && r.chunk == of.chunk
-                    && if is_python(&of.label) {
-                        r.label == PYTHON_SERIAL
-                    } else {
-                        is_baseline(&r.label)
-                    }
-            })
-            .and_then(|r| r.rate)
-    };
     for i in 0..rows.len() {
-        if let (Some(rate), Some(b)) = (rows[i].rate, baseline_rate(&rows[i], &rows)) {
+        let b = baseline_of(&rows[i], &rows).and_then(|b| b.rate);
+        if let (Some(rate), Some(b)) = (rows[i].rate, b) {
             let s = speedup(rate, b);
             rows[i].speedup = Some(s);
             rows[i].efficiency = Some(efficiency(s, rows[i].in_flight));
@@ -207,6 +282,9 @@ pub fn summarise(runs: &[RunRecord]) -> Vec<Row> {
                 rows[i].of_limit = Some(e / l);
             }
         }
+    }
+    for i in 0..rows.len() {
+        rows[i].anomaly = physics_check(&rows[i], baseline_of(&rows[i], &rows));
     }
     rows
 }
@@ -262,6 +340,7 @@ fn base_row(reps: &[&RunRecord]) -> Row {
             .fold(None, |acc: Option<(f64, f64)>, x| {
                 Some(acc.map_or((x, x), |(lo, hi)| (lo.min(x), hi.max(x))))
             }),
+        anomaly: None,
     }
 }
 
@@ -276,6 +355,12 @@ pub struct Verdict {
     pub runner_up: Option<(String, f64)>,
     /// Model rows that failed (they cannot win).
     pub failed: Vec<String>,
+    /// Model rows flagged as measurement anomalies (they are not ranked).
+    pub anomalies: Vec<String>,
+    /// The winner and the runner-up are within the run-to-run spread: their
+    /// rates' ranges over the repetitions overlap, or (one repetition) they
+    /// are less than [`NOISE_FLOOR`] apart.
+    pub tie: bool,
     /// W_GRAIN: instead of a winner, how small a chunk each model (and the
     /// in-process pool) still runs efficiently.
     pub grain: Vec<GrainThreshold>,
@@ -394,6 +479,7 @@ pub fn auto_verdict(
             r.scale == scale
                 && r.workload == workload
                 && r.is_model_row()
+                && r.anomaly.is_none()
                 && r.in_flight == auto.in_flight
         })
         .filter_map(|r| Some((r.label.clone(), r.rate?)))
@@ -467,7 +553,8 @@ pub fn grain_thresholds(rows: &[Row], scale: u32) -> Vec<GrainThreshold> {
                 grain
                     .iter()
                     .filter(|r| label_model(&r.label) == m)
-                    .map(|r| (r.chunk, f(r)))
+                    // An anomalous point is no evidence either way.
+                    .map(|r| (r.chunk, f(r).filter(|_| r.anomaly.is_none())))
                     .collect()
             };
             GrainThreshold {
@@ -515,13 +602,25 @@ impl Verdict {
             return s;
         }
         let mut s = match (&self.winner, &self.runner_up, self.margin()) {
+            (Some((w, _)), Some((r, _)), Some(m)) if self.tie => {
+                format!("{w} and {r} tie ({m:.2}x, within the run-to-run spread)")
+            }
             (Some((w, _)), Some((r, _)), Some(m)) => format!("{w} wins, {m:.2}x {r}"),
             (Some((w, _)), _, _) => format!("{w} (the only model that ran)"),
+            (None, _, _) if !self.anomalies.is_empty() => {
+                "no verdict: every model row is a measurement anomaly".to_string()
+            }
             (None, _, _) if self.failed.is_empty() => "no verdict: no forced model ran".to_string(),
             (None, _, _) => "no verdict: every model run FAILED".to_string(),
         };
         if !self.failed.is_empty() && self.winner.is_some() {
             s.push_str(&format!("; FAILED: {}", self.failed.join(", ")));
+        }
+        if !self.anomalies.is_empty() {
+            s.push_str(&format!(
+                "; not ranked (measurement anomaly): {}",
+                self.anomalies.join(", ")
+            ));
         }
         s
     }
@@ -546,6 +645,11 @@ pub fn verdicts(rows: &[Row]) -> Vec<Verdict> {
                 .filter(|r| r.failed.is_some())
                 .map(|r| r.label.clone())
                 .collect();
+            let anomalies = candidates
+                .iter()
+                .filter(|r| r.anomaly.is_some())
+                .map(|r| r.label.clone())
+                .collect();
             if workload == WorkloadId::Grain {
                 // Rates of different widths do not compare: no winner.
                 return Verdict {
@@ -554,30 +658,45 @@ pub fn verdicts(rows: &[Row]) -> Vec<Verdict> {
                     winner: None,
                     runner_up: None,
                     failed,
+                    anomalies,
+                    tie: false,
                     grain: grain_thresholds(rows, scale),
                     auto: None,
                 };
             }
-            let mut ranked: Vec<(&str, f64)> = candidates
+            let mut ranked: Vec<&Row> = candidates
                 .iter()
-                .filter_map(|r| Some((r.label.as_str(), r.rate?)))
+                .copied()
+                .filter(|r| r.rate.is_some() && r.anomaly.is_none())
                 .collect();
-            ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+            ranked.sort_by(|a, b| b.rate.unwrap_or(0.0).total_cmp(&a.rate.unwrap_or(0.0)));
             let winner = ranked.first().copied();
-            let runner_up = winner.and_then(|(w, _)| {
+            let runner_up = winner.and_then(|w| {
                 ranked
                     .iter()
-                    .find(|(l, _)| label_model(l) != label_model(w))
+                    .find(|r| label_model(&r.label) != label_model(&w.label))
                     .copied()
             });
+            let tie = match (winner.and_then(Row::rate_range), runner_up) {
+                (Some((w_lo, _)), Some(r)) => {
+                    let (r_rate, (_, r_hi)) =
+                        (r.rate.unwrap_or(0.0), r.rate_range().unwrap_or_default());
+                    w_lo <= r_hi
+                        || winner.and_then(|w| w.rate).unwrap_or(0.0) < r_rate * NOISE_FLOOR
+                }
+                _ => false,
+            };
+            let pair = |r: &Row| (r.label.clone(), r.rate.unwrap_or(0.0));
             Verdict {
                 scale,
                 workload,
-                winner: winner.map(|(l, r)| (l.to_string(), r)),
-                runner_up: runner_up.map(|(l, r)| (l.to_string(), r)),
+                winner: winner.map(pair),
+                runner_up: runner_up.map(pair),
                 failed,
+                anomalies,
+                tie,
                 grain: Vec::new(),
-                auto: auto_verdict(rows, scale, workload, winner.map(|w| w.0)),
+                auto: auto_verdict(rows, scale, workload, winner.map(|w| w.label.as_str())),
             }
         })
         .collect()
@@ -641,6 +760,9 @@ pub fn cells(r: &Row) -> [String; 11] {
     if let Some(e) = &r.failed {
         notes.push(format!("FAILED: {e}"));
     }
+    if let Some(a) = &r.anomaly {
+        notes.push(format!("ANOMALY: {a}"));
+    }
     if let Some(n) = r.scaled_from {
         notes.push(if r.workload == WorkloadId::Grain {
             // Every row of the width runs the same prefix as its baseline.
@@ -677,7 +799,10 @@ pub fn cells(r: &Row) -> [String; 11] {
         },
         opt(r.rate, thousands),
         opt(r.speedup, |s| format!("{s:.2}x")),
-        opt(r.efficiency, |e| format!("{e:.3}")),
+        // `!` marks a figure the physics checks rejected (see the note).
+        opt(r.efficiency, |e| {
+            format!("{e:.3}{}", if r.anomaly.is_some() { "!" } else { "" })
+        }),
         opt(r.cpu_util, |u| format!("{:.0}%", u * 100.0)),
         r.peak_rss_bytes
             .map(|b| format!("{:.0}", b as f64 / (1 << 20) as f64))
@@ -803,6 +928,152 @@ pub(crate) mod tests {
             routed_to: None,
             routing: None,
         }
+    }
+
+    /// One W_CPU_HEAVY row's repetitions with the given walls.
+    fn reps(label: &str, model: Option<&'static str>, p: u32, walls: &[f64]) -> Vec<RunRecord> {
+        walls
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| RunRecord {
+                rep: i as u32,
+                ..run(label, model, p, 40, w)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn speedups_use_the_true_serial_run_and_one_slot_is_a_row_of_its_own() {
+        // serial 2.0 s; one slot through brigade 2.1 s (its round trips);
+        // the pool 1.04 s, process 1.06 s on 2 cores.
+        let runs: Vec<RunRecord> = [
+            reps("serial", None, 1, &[2.0, 2.01, 1.99]),
+            reps("1 slot", Some("thread"), 1, &[2.1, 2.1, 2.12]),
+            reps("process", Some("process"), 2, &[1.06, 1.05, 1.07]),
+            reps("in-process", None, 2, &[1.04, 1.03, 1.05]),
+        ]
+        .concat();
+        let rows = summarise(&runs);
+        let r = |l: &str| rows.iter().find(|r| r.label == l).unwrap();
+        assert_eq!(baseline_of(r("process"), &rows).unwrap().label, "serial");
+        assert_eq!(baseline_of(r("1 slot"), &rows).unwrap().label, "serial");
+        assert_eq!(r("serial").speedup, Some(1.0));
+        // One slot is slower than the plain loop: speedup below 1.
+        assert!((r("1 slot").speedup.unwrap() - 2.0 / 2.1).abs() < 1e-9);
+        assert!((r("process").efficiency.unwrap() - 2.0 / (2.0 * 1.06)).abs() < 1e-9);
+        // The limit is the pool's measured efficiency, not 1.0.
+        let limit = 2.0 / (2.0 * 1.04);
+        assert!((r("process").of_limit.unwrap() - (2.0 / 2.12) / limit).abs() < 1e-9);
+        assert!(rows.iter().all(|r| r.anomaly.is_none()), "{rows:#?}");
+        // Without a serial row (I/O, no-op) `1 slot` stays the baseline.
+        let io = summarise(&[
+            run("1 slot", Some("thread"), 1, 40, 8.0),
+            run("thread", Some("thread"), 32, 40, 1.0),
+        ]);
+        assert_eq!(baseline_of(&io[1], &io).unwrap().label, "1 slot");
+        assert_eq!(io[1].speedup, Some(8.0));
+    }
+
+    #[test]
+    fn impossible_cpu_figures_are_flagged_with_a_cause_and_never_ranked() {
+        // The quick report's case: a one-slot baseline inflated by round
+        // trips makes the pool reach 2.17 and async 1.47x.
+        let inflated = summarise(&[
+            run("1 slot", Some("thread"), 1, 40, 0.217),
+            run("process", Some("process"), 2, 40, 0.06),
+            run("thread", Some("thread"), 2, 40, 0.07),
+            run("async", Some("async"), 2, 40, 0.1476),
+            run("in-process", None, 2, 40, 0.05),
+        ]);
+        let r = |rows: &[Row], l: &str| rows.iter().find(|r| r.label == l).unwrap().clone();
+        let pool = r(&inflated, "in-process");
+        assert!((pool.efficiency.unwrap() - 2.17).abs() < 1e-9);
+        let why = pool.anomaly.expect("2.17 is flagged");
+        assert!(why.contains("efficiency 2.17 > 1.05"), "{why}");
+        assert!(why.contains("per-task round trip"), "{why}");
+        let a = r(&inflated, "async")
+            .anomaly
+            .expect("async 1.47x is flagged");
+        assert!(a.contains("async at 1.47x serial"), "{a}");
+        assert!(r(&inflated, "process").anomaly.is_some());
+        assert!(cells(&r(&inflated, "async"))[7].ends_with('!'));
+        assert!(cells(&r(&inflated, "async"))[10].contains("ANOMALY: measurement anomaly"));
+        // Every model row is anomalous: no verdict is drawn from them.
+        let v = &verdicts(&inflated)[0];
+        assert_eq!(v.winner, None);
+        assert_eq!(v.anomalies, ["process", "thread", "async"]);
+        assert!(v
+            .text()
+            .starts_with("no verdict: every model row is a measurement anomaly"));
+
+        // With a true serial run, one anomalous row is left out of the
+        // ranking and the verdict says so; the short serial run is the cause.
+        let mut runs = vec![
+            run("serial", None, 1, 40, 0.2),
+            run("process", Some("process"), 2, 40, 0.104),
+            run("thread", Some("thread"), 2, 40, 0.125),
+            run("async", Some("async"), 2, 40, 0.09),
+        ];
+        runs.iter_mut().for_each(|r| r.workload = WorkloadId::Cpu);
+        let rows = summarise(&runs);
+        let a = r(&rows, "async")
+            .anomaly
+            .expect("async faster than 1.1x serial");
+        assert!(a.contains("too short to time against"), "{a}");
+        assert!(r(&rows, "process").anomaly.is_none());
+        let v = &verdicts(&rows)[0];
+        assert_eq!(v.winner.as_ref().unwrap().0, "process");
+        assert_eq!(v.runner_up.as_ref().unwrap().0, "thread");
+        assert_eq!(
+            v.text(),
+            "process wins, 1.20x thread; not ranked (measurement anomaly): async"
+        );
+        // I/O rows are not CPU-bound: no such limit applies.
+        let mut io = vec![
+            run("1 slot", Some("thread"), 1, 40, 8.0),
+            run("async", Some("async"), 32, 40, 0.1),
+        ];
+        io.iter_mut().for_each(|r| r.workload = WorkloadId::FastIo);
+        assert!(summarise(&io).iter().all(|r| r.anomaly.is_none()));
+    }
+
+    #[test]
+    fn models_within_the_run_to_run_spread_tie() {
+        let runs: Vec<RunRecord> = [
+            reps("serial", None, 1, &[2.0, 2.0, 2.0]),
+            // Overlapping ranges: 1.02..1.10 and 1.05..1.12.
+            reps("process", Some("process"), 2, &[1.02, 1.06, 1.10]),
+            reps("thread", Some("thread"), 2, &[1.05, 1.08, 1.12]),
+            reps("async", Some("async"), 2, &[2.0, 2.02, 2.04]),
+        ]
+        .concat();
+        let v = &verdicts(&summarise(&runs))[0];
+        assert!(v.tie);
+        assert_eq!(
+            v.text(),
+            "process and thread tie (1.02x, within the run-to-run spread)"
+        );
+        // Apart by more than either range: a winner.
+        let runs: Vec<RunRecord> = [
+            reps("serial", None, 1, &[2.0, 2.0, 2.0]),
+            reps("process", Some("process"), 2, &[1.02, 1.04, 1.05]),
+            reps("thread", Some("thread"), 2, &[1.20, 1.22, 1.25]),
+        ]
+        .concat();
+        let v = &verdicts(&summarise(&runs))[0];
+        assert!(!v.tie);
+        assert!(
+            v.text().starts_with("process wins, 1.17x thread"),
+            "{}",
+            v.text()
+        );
+        // One repetition each: within the noise floor is a tie.
+        let one = summarise(&[
+            run("serial", None, 1, 40, 2.0),
+            run("process", Some("process"), 2, 40, 1.04),
+            run("thread", Some("thread"), 2, 40, 1.06),
+        ]);
+        assert!(verdicts(&one)[0].tie);
     }
 
     #[test]

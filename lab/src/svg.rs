@@ -25,11 +25,13 @@ pub type ChartError = DrawingAreaErrorKind<std::io::Error>;
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
-/// One bar; `None` is a failed run, drawn as a FAILED mark rather than a bar.
-#[derive(Debug, Clone, PartialEq)]
+/// One bar; `None` is drawn as a mark rather than a bar: `mark` (e.g.
+/// `ANOMALY` for a figure the physics checks rejected), else `FAILED`.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Bar {
     pub label: String,
     pub value: Option<f64>,
+    pub mark: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -449,8 +451,9 @@ fn bar_panel(area: &Area, p: &BarPanel, value_label: &str, legend: u32) -> Resul
                 let failed = bold(TICK_PX - 1.0)
                     .color(&REFERENCE)
                     .pos(Pos::new(HPos::Left, VPos::Center));
+                let text = b.mark.clone().unwrap_or_else(|| "FAILED".to_string());
                 chart.draw_series(std::iter::once(
-                    EmptyElement::at((0.0, y)) + Text::new("FAILED", (3, 0), failed),
+                    EmptyElement::at((0.0, y)) + Text::new(text, (3, 0), failed),
                 ))?;
             }
         }
@@ -625,6 +628,7 @@ mod tests {
         Bar {
             label: label.into(),
             value,
+            mark: None,
         }
     }
 
