@@ -38,8 +38,10 @@ type ResultCounts = HashMap<JobId, (u64, u128)>;
 
 /// A commit whose fate is known, for the actor to carry out.
 pub(super) enum Settled {
-    /// Durable: answer these submissions, then publish these updates.
+    /// Durable: these new jobs may run now; answer these submissions,
+    /// then publish these updates.
     Durable {
+        new_jobs: Vec<JobId>,
         acks: Vec<(JobId, Ack)>,
         updates: HashMap<JobId, HeldUpdate>,
     },
@@ -225,7 +227,13 @@ impl CommitLedger {
         self.flush_due = None;
         let Some((writer, _)) = &self.writer else {
             // In memory only: nothing to wait for.
+            // Nothing is written: what was queued for the store goes.
             let settled = Settled::Durable {
+                new_jobs: std::mem::take(&mut self.unflushed)
+                    .new_jobs
+                    .into_iter()
+                    .map(|(id, ..)| id)
+                    .collect(),
                 acks: std::mem::take(&mut self.pending_acks),
                 updates: std::mem::take(&mut self.held),
             };
@@ -241,6 +249,7 @@ impl CommitLedger {
                 None => self.settled.push_back((
                     None,
                     Settled::Durable {
+                        new_jobs: Vec::new(),
                         acks: Vec::new(),
                         updates: held,
                     },
@@ -286,6 +295,7 @@ impl CommitLedger {
             Ok(()) => {
                 for c in commits {
                     let settled = Settled::Durable {
+                        new_jobs: c.new_jobs,
                         acks: c.acks,
                         updates: c.held,
                     };

@@ -528,7 +528,13 @@ impl Actor {
                 plan.owner = owner.clone();
                 let (workload, tasks, model) = (plan.spec.workload.clone(), plan.tasks, plan.model);
                 let spec = plan.spec.clone();
-                let id = self.sched.submit(plan, now);
+                // With a state file nothing of it runs before it is durable
+                // (see `settle`): a job refused for a failed write never ran.
+                let id = if self.ledger.has_store() {
+                    self.sched.submit_held(plan, now)
+                } else {
+                    self.sched.submit(plan, now)
+                };
                 self.active.started(id, &owner);
                 tracing::info!(job_id = id, %workload, tasks, model = model.name(), %owner, "job accepted");
                 if let Some(inputs) = &inputs {
@@ -593,9 +599,20 @@ impl Actor {
 
     /// Carries out every commit whose fate is known, oldest first.
     fn settle(&mut self) {
+        let mut released = false;
         while let Some(settled) = self.ledger.next_settled() {
             match settled {
-                Settled::Durable { acks, updates } => {
+                Settled::Durable {
+                    new_jobs,
+                    acks,
+                    updates,
+                } => {
+                    if self.ledger.has_store() && !new_jobs.is_empty() {
+                        for &id in &new_jobs {
+                            self.sched.release(id);
+                        }
+                        released = true;
+                    }
                     for (id, ack) in acks {
                         self.answer(id, ack);
                     }
@@ -619,6 +636,12 @@ impl Actor {
                     }
                 }
             }
+        }
+        if released {
+            // Durable jobs start at once, not at the next request.
+            self.sched.dispatch(self.clock.now_ms());
+            self.carry_out();
+            self.ledger.flush_soon();
         }
     }
 
@@ -886,5 +909,88 @@ mod tests {
         );
         drop(tx);
         actor.await.expect("the actor stops");
+    }
+
+    /// A job whose commit fails is refused and never ran: nothing of it is
+    /// assigned before its commit is durable (the disk-full ghost jobs).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_job_whose_commit_fails_is_refused_and_never_assigned() {
+        let dir = std::env::temp_dir().join(format!(
+            "brigade-actor-ghost-{}-{:?}",
+            std::process::id(),
+            Instant::now()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("state.db");
+        let config = CoordinatorConfig {
+            state: Some(path.clone()),
+            workloads: crate::testing::catalog(),
+            ..CoordinatorConfig::default()
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let actor = tokio::spawn(Actor::new(config).expect("actor opens its store").run(rx));
+        let (sink, mut down) = mpsc::unbounded_channel();
+        let slots = SlotCounts {
+            process: 0,
+            thread: 4,
+            async_: 0,
+        };
+        let (reply, joined) = oneshot::channel();
+        tx.send(Request::WorkerJoined {
+            workloads: Vec::new(),
+            hello: WorkerHello {
+                name: "w".into(),
+                hostname: "h".into(),
+                pid: 1,
+                slots,
+                credits: slots,
+                connected_unix_ms: 0,
+                workloads: None,
+            },
+            sink,
+            reply,
+        })
+        .expect("the actor runs");
+        joined.await.expect("joined");
+        // Another writer took job id 1: the job's commit fails.
+        let c = rusqlite::Connection::open(&path).expect("second connection");
+        c.execute(
+            "INSERT INTO jobs (id, spec, submitted_ms, state) VALUES (1, x'', 0, 1)",
+            [],
+        )
+        .expect("insert");
+        drop(c);
+        let spec = JobSpec {
+            workload: "noop".into(),
+            range_start: 0,
+            range_end: 4,
+            chunk: 1,
+            model: Model::Thread as i32,
+            ..Default::default()
+        };
+        let refused = ask(&tx, |r| Request::Submit(spec, String::new(), r))
+            .await
+            .expect("reply")
+            .expect_err("not stored");
+        assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+        assert!(
+            refused.message().contains("could not be stored"),
+            "{refused:?}"
+        );
+        // Let the actor carry out anything it would; nothing is assigned.
+        ask(&tx, |r| Request::Status(r))
+            .await
+            .expect("reply")
+            .expect("status");
+        while let Ok(msg) = down.try_recv() {
+            let msg = msg.expect("no error").msg;
+            assert!(
+                !matches!(msg, Some(coordinator_message::Msg::Assign(_))),
+                "a refused job was assigned: {msg:?}"
+            );
+        }
+        drop(tx);
+        actor.await.expect("the actor stops");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
