@@ -945,6 +945,26 @@ impl Store {
         &self.path
     }
 
+    /// After a failed write (a full disk): moves the log into the database
+    /// and truncates it, so what the log held is freed for the next write.
+    pub fn checkpoint_truncate(&mut self) {
+        match self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            }) {
+            Ok((0, frames)) => tracing::info!(
+                frames,
+                "state file: log checkpointed and truncated after a failed write"
+            ),
+            Ok((_, frames)) => tracing::warn!(
+                frames,
+                "state file: log checkpoint could not finish (readers busy)"
+            ),
+            Err(e) => tracing::warn!(error = %e, "state file: log checkpoint failed"),
+        }
+    }
+
     /// Moves what the log holds into the database (tests build files with
     /// part of their state in each).
     #[cfg(test)]
