@@ -12,11 +12,13 @@ mod actor;
 mod admission;
 pub mod auth;
 mod inputs;
+mod row_sum;
 mod sched;
 mod service;
 mod state_lock;
 mod store;
 mod testing;
+mod wal_check;
 mod writer;
 
 pub use actor::{CoordinatorConfig, ServerTls};

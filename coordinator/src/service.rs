@@ -30,7 +30,7 @@ use crate::actor::{
 use crate::admission::AdmissionLimits;
 use crate::auth::{Authenticator, Caller, Service};
 use crate::inputs::Inputs;
-use crate::store::{StoreError, StoreReader};
+use crate::store::{ReadError, StoreError, StoreReader};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -65,8 +65,12 @@ impl CoordinatorHandle {
         from: u64,
         order: ResultsOrder,
     ) -> Result<BoxStream<ResultsChunk>, Status> {
-        // Unknown jobs are refused before anything streams.
-        self.ask(|r| actor::Request::GetJob(job, r)).await?;
+        // Unknown jobs are refused before anything streams, and so are
+        // damaged ones: nothing of theirs is served.
+        let info = self.ask(|r| actor::Request::GetJob(job, r)).await?;
+        if info.state == JobState::Failed as i32 && info.error.starts_with(actor::DAMAGED) {
+            return Err(Status::data_loss(format!("job {job} is {}", info.error)));
+        }
         self.results_of_known_job(job, from, order).await
     }
 
@@ -242,7 +246,12 @@ impl ResultSource {
                 })
                 .await
                 .map_err(|e| Status::internal(e.to_string()))?
-                .map_err(|e| Status::unavailable(format!("cannot read the state file: {e}")))?;
+                .map_err(|e| match e {
+                    ReadError::Damaged { .. } => Status::data_loss(e.to_string()),
+                    ReadError::Sql(e) => {
+                        Status::unavailable(format!("cannot read the state file: {e}"))
+                    }
+                })?;
                 Ok(results_chunk(rows, |w| names.remove(&w)))
             }
         }

@@ -9,6 +9,16 @@
 //! not brigade's, one written by a newer brigade, a corrupt one, or one that
 //! cannot be written (read-only, disk full) is a [`StoreError`] naming the
 //! file, what is wrong and how to recover.
+//!
+//! Damage is detected, never served as data, and a refused file is never
+//! written: [`Store::open`] checks the `-wal` log's format
+//! ([`crate::wal_check`]), then opens the file read-only for every check
+//! (schema, `quick_check`, the commit counter, every row and its checksum,
+//! [`crate::row_sum`]) and only then opens it for writing. Every group
+//! commit bumps a counter in `meta` and records it in `FILE.commits` after
+//! the commit: a log that lost committed transactions (cut short, a frame
+//! damaged, replaced) reads as fewer commits and is refused. A job whose
+//! rows fail their checks loads as *damaged* (see [`StoredJob::damage`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,13 +28,14 @@ use brigade_proto::v1::{JobSpec, JobState, Model, ResultsOrder};
 use brigade_proto::{Output, SlotModel};
 
 use crate::inputs::Inputs;
+use crate::row_sum;
 use crate::sched::{ResultRow, RunInfo};
 use crate::state_lock::StateLock;
 use prost::Message;
 use rusqlite::{params, Connection, OpenFlags};
 
 /// The schema this build writes. `PRAGMA user_version` holds a file's.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// `MIGRATIONS[i]` takes a file from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -90,7 +101,19 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 ",
+    // A checksum per row (crate::row_sum), filled in for the rows already
+    // there by `Store::migrate`; the commit counter and the file's id.
+    "
+    ALTER TABLE results ADD COLUMN sum INTEGER;
+    ALTER TABLE jobs ADD COLUMN spec_sum INTEGER;
+    ALTER TABLE jobs ADD COLUMN end_sum INTEGER;
+    ALTER TABLE failed_tasks ADD COLUMN sum INTEGER;
+    ALTER TABLE inputs ADD COLUMN sum INTEGER;
+",
 ];
+
+/// The version that added row checksums and the commit counter.
+const SUMS_VERSION: i64 = 6;
 
 /// Why the store could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +133,8 @@ pub enum StoreError {
 
 const HINT_NOT_OURS: &str =
     "move it aside (or pass another --state FILE) and start again; brigade will create a fresh one";
+const HINT_RECOVER: &str = "nothing was changed; start with --state-recover to keep a copy of the damaged files \
+     beside them (FILE.damaged-TIME*) and carry on with what can be read, or restore the file from a backup";
 const HINT_NEWER: &str = "run the brigade release that wrote it, or pass another --state FILE";
 pub(crate) const HINT_WRITE: &str =
     "make the file and its directory writable and check there is free disk space, or pass another --state FILE";
@@ -132,6 +157,11 @@ pub struct StoredJob {
     pub failures: Vec<(u64, String)>,
     /// An inputs job's items.
     pub inputs: Option<Inputs>,
+    /// Why the job cannot be restored as it was (a row failing its
+    /// checksum, an unreadable spec, a value out of range), if it cannot:
+    /// it is then shown as failed with this reason and nothing of it is
+    /// served or run; its rows stay in the file as they are.
+    pub damage: Option<String>,
 }
 
 /// One recorded task result.
@@ -180,6 +210,23 @@ pub struct Store {
     path: PathBuf,
     /// Held as long as the store is: one coordinator per state file.
     _lock: StateLock,
+    /// This file's id (meta `store_id`) and its commits so far (meta
+    /// `commits`), mirrored in `FILE.commits` after every commit.
+    store_id: String,
+    commits: u64,
+    counter: Option<std::fs::File>,
+    /// What the checks at open read, handed out once by [`Store::load`].
+    loaded: Option<Vec<StoredJob>>,
+}
+
+/// How [`Store::open_with`] treats a damaged file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// `--state-recover`: keep a copy of damaged files beside them, then
+    /// carry on with what SQLite can read (a damaged log is set aside,
+    /// lost commits are accepted, rows with impossible ids are skipped),
+    /// saying what was lost.
+    pub recover: bool,
 }
 
 /// The first 16 bytes of every SQLite database file.
@@ -258,10 +305,339 @@ fn from_sql(v: i64) -> u64 {
     v as u64
 }
 
+/// `FILE` + `suffix` (`-wal`, `.commits`, ...).
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The commit counter as last recorded in `FILE.commits`: (store id,
+/// commits), if the file is there and readable.
+fn recorded_commits(path: &Path) -> Option<(String, u64)> {
+    let text = std::fs::read_to_string(beside(path, ".commits")).ok()?;
+    let mut words = text.split_whitespace();
+    let id = words.next()?.to_string();
+    let n = words.next()?.parse().ok()?;
+    Some((id, n))
+}
+
+/// `--state-recover`: copies the state file and its log aside, named
+/// after now; returns the copy's name.
+fn keep_copy(path: &Path) -> std::io::Result<PathBuf> {
+    let copy = beside(path, &format!(".damaged-{}", now_unix_ms()));
+    std::fs::copy(path, &copy)?;
+    let wal = beside(path, "-wal");
+    if wal.exists() {
+        std::fs::copy(&wal, beside(&copy, "-wal"))?;
+    }
+    Ok(copy)
+}
+
+/// One column read leniently: a flipped type byte is damage to report,
+/// not an error that hides every other job.
+fn int_at(r: &rusqlite::Row<'_>, i: usize) -> Option<i64> {
+    match r.get_ref(i).ok()? {
+        rusqlite::types::ValueRef::Integer(v) => Some(v),
+        _ => None,
+    }
+}
+fn blob_at(r: &rusqlite::Row<'_>, i: usize) -> Option<Option<Vec<u8>>> {
+    match r.get_ref(i).ok()? {
+        rusqlite::types::ValueRef::Null => Some(None),
+        rusqlite::types::ValueRef::Blob(b) => Some(Some(b.to_vec())),
+        _ => None,
+    }
+}
+fn text_at(r: &rusqlite::Row<'_>, i: usize) -> Option<String> {
+    match r.get_ref(i).ok()? {
+        rusqlite::types::ValueRef::Text(t) => String::from_utf8(t.to_vec()).ok(),
+        _ => None,
+    }
+}
+
+/// A `results` row as stored, checked against its sum.
+struct ResultRowRaw {
+    job: i64,
+    result: Option<StoredResult>,
+}
+
+/// Reads the columns `job_id, idx, lo, hi, output, attempts, worker,
+/// model, cpu_ns, wall_ns, seq, sum` from `first` on; `result` is `None`
+/// when the row fails its checksum or a value is out of range.
+fn result_row(r: &rusqlite::Row<'_>, first: usize) -> ResultRowRaw {
+    let job = int_at(r, first).unwrap_or(0);
+    let checked = || -> Option<StoredResult> {
+        let ints: Vec<i64> = [0, 1, 2, 3, 5, 6, 7, 8, 9, 10]
+            .iter()
+            .map(|k| int_at(r, first + k))
+            .collect::<Option<_>>()?;
+        let output = blob_at(r, first + 4)?;
+        let sum = int_at(r, first + 11)?;
+        let cols = row_sum::ResultCols {
+            job: ints[0],
+            idx: ints[1],
+            lo: ints[2],
+            hi: ints[3],
+            output: output.as_deref(),
+            attempts: ints[4],
+            worker: ints[5],
+            model: ints[6],
+            cpu_ns: ints[7],
+            wall_ns: ints[8],
+            seq: ints[9],
+        };
+        if row_sum::result(&cols) != sum || cols.idx < 0 || cols.seq < 0 {
+            return None;
+        }
+        let (lo, hi) = (cols.lo, cols.hi);
+        Some(StoredResult {
+            job: from_sql(cols.job),
+            index: from_sql(cols.idx),
+            run: RunInfo {
+                attempts: u32::try_from(cols.attempts).ok()?,
+                worker: from_sql(cols.worker),
+                model: SlotModel::from_wire(i32::try_from(cols.model).ok()?),
+                cpu_ns: from_sql(cols.cpu_ns),
+                wall_ns: from_sql(cols.wall_ns),
+            },
+            seq: from_sql(cols.seq),
+            value: output_of(lo, hi, output),
+        })
+    };
+    ResultRowRaw {
+        job,
+        result: checked(),
+    }
+}
+
+/// Every stored job with its rows, each row checked (see
+/// [`StoredJob::damage`]). The file is refused only where no job can be
+/// blamed: a job row whose id is impossible (skipped with `recover`), or a
+/// read SQLite itself fails.
+fn read_jobs(conn: &Connection, path: &Path, recover: bool) -> Result<Vec<StoredJob>, StoreError> {
+    let read = |e: rusqlite::Error| StoreError::Open {
+        path: path.to_path_buf(),
+        what: format!("cannot read: {}", one_line(&e)),
+        hint: HINT_NOT_OURS,
+    };
+    let mut jobs: Vec<StoredJob> = Vec::new();
+    let mut st = conn
+        .prepare(
+            "SELECT id, spec, submitted_ms, state, error, started_ms, finished_ms, owner, \
+             spec_sum, end_sum FROM jobs ORDER BY id",
+        )
+        .map_err(read)?;
+    let mut rows = st.query([]).map_err(read)?;
+    while let Some(r) = rows.next().map_err(read)? {
+        let id = int_at(r, 0).unwrap_or(0);
+        if id < 1 {
+            if recover {
+                tracing::warn!(id, "state file: skipped a job row with an impossible id");
+                continue;
+            }
+            return Err(StoreError::Open {
+                path: path.to_path_buf(),
+                what: format!("a job row has the impossible id {id} (ids start at 1)"),
+                hint: HINT_RECOVER,
+            });
+        }
+        let spec_bytes = blob_at(r, 1).flatten();
+        let ints: Option<Vec<i64>> = [2, 3, 5, 6].iter().map(|&k| int_at(r, k)).collect();
+        let (error, owner) = (text_at(r, 4), text_at(r, 7));
+        let (spec_sum, end_sum) = (int_at(r, 8), int_at(r, 9));
+        let mut damage = None;
+        let (submitted, state, started, finished) = match &ints {
+            Some(v) => (v[0], v[1], v[2], v[3]),
+            None => {
+                damage = Some("its row has a value of the wrong type".to_string());
+                (0, 0, 0, 0)
+            }
+        };
+        let (error_text, owner_text) = (
+            error.clone().unwrap_or_default(),
+            owner.clone().unwrap_or_default(),
+        );
+        if damage.is_none() {
+            damage = match (&spec_bytes, error, owner) {
+                (Some(spec), Some(error), Some(owner)) => {
+                    if spec_sum != Some(row_sum::job_spec(id, spec, submitted, &owner)) {
+                        Some("its spec row fails its checksum".to_string())
+                    } else if end_sum
+                        != Some(row_sum::job_end(id, state, &error, started, finished))
+                    {
+                        Some("its state row fails its checksum".to_string())
+                    } else {
+                        None
+                    }
+                }
+                _ => Some("its row has a value of the wrong type".to_string()),
+            };
+        }
+        let spec = match spec_bytes.as_deref().map(JobSpec::decode) {
+            Some(Ok(spec)) => spec,
+            Some(Err(e)) => {
+                damage.get_or_insert_with(|| format!("its spec cannot be decoded ({e})"));
+                JobSpec::default()
+            }
+            None => JobSpec::default(),
+        };
+        let state = match i32::try_from(state)
+            .ok()
+            .and_then(|s| JobState::try_from(s).ok())
+        {
+            Some(s) => s,
+            None => {
+                damage.get_or_insert_with(|| format!("its state {state} is not a known state"));
+                JobState::Unspecified
+            }
+        };
+        if submitted < 0 || started < 0 || finished < 0 {
+            damage.get_or_insert_with(|| "its times are negative".to_string());
+        }
+        jobs.push(StoredJob {
+            id: from_sql(id),
+            spec,
+            owner: owner_text,
+            state,
+            error: error_text,
+            submitted_ms: from_sql(submitted.max(0)),
+            started_ms: from_sql(started.max(0)),
+            finished_ms: from_sql(finished.max(0)),
+            results: Vec::new(),
+            failures: Vec::new(),
+            inputs: None,
+            damage,
+        });
+    }
+    drop(rows);
+    fn blame(jobs: &mut [StoredJob], job: i64, why: impl FnOnce() -> String) -> bool {
+        match jobs.binary_search_by_key(&from_sql(job), |j| j.id) {
+            Ok(k) => {
+                jobs[k].damage.get_or_insert_with(why);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+    let mut orphans = 0u64;
+    let mut st = conn
+        .prepare(
+            "SELECT job_id, idx, lo, hi, output, attempts, worker, model, cpu_ns, wall_ns, seq, sum \
+             FROM results ORDER BY job_id, idx",
+        )
+        .map_err(read)?;
+    let mut rows = st.query([]).map_err(read)?;
+    while let Some(r) = rows.next().map_err(read)? {
+        let raw = result_row(r, 0);
+        let idx = int_at(r, 1).unwrap_or(-1);
+        match raw.result {
+            Some(res) => match jobs.binary_search_by_key(&res.job, |j| j.id) {
+                Ok(k) => jobs[k].results.push(res),
+                Err(_) => orphans += 1,
+            },
+            None => {
+                if !blame(&mut jobs, raw.job, || {
+                    format!("the stored result of task {idx} fails its checksum")
+                }) {
+                    orphans += 1;
+                }
+            }
+        }
+    }
+    drop(rows);
+    let mut st = conn
+        .prepare("SELECT job_id, idx, error, sum FROM failed_tasks ORDER BY job_id, idx")
+        .map_err(read)?;
+    let mut rows = st.query([]).map_err(read)?;
+    while let Some(r) = rows.next().map_err(read)? {
+        let (job, idx) = (int_at(r, 0).unwrap_or(0), int_at(r, 1).unwrap_or(-1));
+        let error = text_at(r, 2);
+        let ok = match (&error, int_at(r, 3)) {
+            (Some(e), Some(sum)) => idx >= 0 && row_sum::failed_task(job, idx, e) == sum,
+            _ => false,
+        };
+        match (ok, jobs.binary_search_by_key(&from_sql(job), |j| j.id)) {
+            (true, Ok(k)) => jobs[k]
+                .failures
+                .push((from_sql(idx), error.unwrap_or_default())),
+            (false, Ok(_)) => {
+                blame(&mut jobs, job, || {
+                    format!("the stored failure of task {idx} fails its checksum")
+                });
+            }
+            (_, Err(_)) => orphans += 1,
+        }
+    }
+    drop(rows);
+    let mut st = conn
+        .prepare("SELECT job_id, part, data, sum FROM inputs ORDER BY job_id, part")
+        .map_err(read)?;
+    let mut rows = st.query([]).map_err(read)?;
+    let mut parts: HashMap<u64, Vec<Vec<u8>>> = HashMap::new();
+    while let Some(r) = rows.next().map_err(read)? {
+        let (job, part) = (int_at(r, 0).unwrap_or(0), int_at(r, 1).unwrap_or(-1));
+        let data = blob_at(r, 2).flatten();
+        let ok = match (&data, int_at(r, 3)) {
+            (Some(d), Some(sum)) => row_sum::input_part(job, part, d) == sum,
+            _ => false,
+        };
+        if ok {
+            let list = parts.entry(from_sql(job)).or_default();
+            if part == list.len() as i64 {
+                list.push(data.unwrap_or_default());
+                continue;
+            }
+        }
+        if !blame(&mut jobs, job, || {
+            format!("part {part} of its inputs fails its checksum or is out of order")
+        }) {
+            orphans += 1;
+        }
+    }
+    drop(rows);
+    for job in &mut jobs {
+        let mine = parts.remove(&job.id).unwrap_or_default();
+        if job.spec.has_inputs && job.damage.is_none() {
+            match Inputs::from_parts(mine.iter().map(|p| p.as_slice())) {
+                Ok(inputs) => job.inputs = Some(inputs),
+                Err(why) => job.damage = Some(format!("its inputs are damaged ({why})")),
+            }
+        }
+        if job.damage.is_some() {
+            job.results = Vec::new();
+            job.failures = Vec::new();
+            job.inputs = None;
+        }
+    }
+    if orphans > 0 {
+        tracing::warn!(
+            path = %path.display(),
+            rows = orphans,
+            "state file: rows of jobs that were never accepted (or whose job id is damaged) are ignored"
+        );
+    }
+    Ok(jobs)
+}
+
 impl Store {
     /// Opens (creating if absent) and checks the state file, migrating an
-    /// older schema, and proves it writable.
+    /// older schema, and proves it writable; refuses a damaged file
+    /// without writing to it.
+    #[cfg(test)]
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(path, OpenOptions::default())
+    }
+
+    /// [`Store::open`], with `--state-recover` if asked.
+    pub fn open_with(path: &Path, options: OpenOptions) -> Result<Store, StoreError> {
         let fail = |what: String, hint: &'static str| StoreError::Open {
             path: path.to_path_buf(),
             what,
@@ -270,6 +646,74 @@ impl Store {
         // Before anything reads or writes the file.
         let lock = StateLock::acquire(path)?;
         tracing::debug!(lock = %lock.path().display(), "state file locked");
+        let wal = beside(path, "-wal");
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let mut kept: Option<PathBuf> = None;
+        let keep = |kept: &mut Option<PathBuf>| -> Result<PathBuf, StoreError> {
+            if let Some(k) = kept {
+                return Ok(k.clone());
+            }
+            let copy = keep_copy(path).map_err(|e| {
+                fail(
+                    format!("cannot keep a copy of the damaged files: {e}"),
+                    HINT_WRITE,
+                )
+            })?;
+            tracing::warn!(copy = %copy.display(), "state file: kept a copy of the damaged files");
+            *kept = Some(copy.clone());
+            Ok(copy)
+        };
+        if size(path) == 0 && size(&wal) > 0 {
+            if !options.recover {
+                return Err(fail(
+                    format!(
+                        "the database is missing or empty but its write-ahead log {} holds {} bytes",
+                        wal.display(),
+                        size(&wal)
+                    ),
+                    HINT_RECOVER,
+                ));
+            }
+            let _ = keep(&mut kept)?;
+            std::fs::remove_file(&wal)
+                .map_err(|e| fail(format!("cannot set the log aside: {e}"), HINT_WRITE))?;
+            tracing::warn!("state file: its log had no database; starting empty");
+        }
+        let fresh = size(path) == 0;
+        // SQLite takes a file shorter than its header for an empty database
+        // and would write over it: anything non-empty must carry the header.
+        check_header(path).map_err(|(what, hint)| fail(what, hint))?;
+        match crate::wal_check::check(&wal) {
+            Err(e) => {
+                return Err(fail(
+                    format!("cannot read {}: {e}", wal.display()),
+                    HINT_WRITE,
+                ))
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(damage)) if options.recover => {
+                let copy = keep(&mut kept)?;
+                std::fs::remove_file(&wal)
+                    .map_err(|e| fail(format!("cannot set the log aside: {e}"), HINT_WRITE))?;
+                tracing::warn!(
+                    log = %wal.display(), %damage, copy = %copy.display(),
+                    "state file: its write-ahead log is damaged; carrying on without it \
+                     (every commit since the last checkpoint is lost)"
+                );
+            }
+            Ok(Err(damage)) => {
+                return Err(fail(
+                    format!("its write-ahead log {} is damaged: {damage}", wal.display()),
+                    HINT_RECOVER,
+                ))
+            }
+        }
+        let mut checked = None;
+        if !fresh {
+            checked = Some(Store::check_read_only(path, options, &mut || {
+                keep(&mut kept).map(drop)
+            })?);
+        }
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -277,9 +721,82 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| fail(format!("cannot open: {e}"), HINT_WRITE))?;
-        // SQLite takes a file shorter than its header for an empty database
-        // and would write over it: anything non-empty must carry the header.
-        check_header(path).map_err(|(what, hint)| fail(what, hint))?;
+        let (version, ids, loaded) = checked.unwrap_or((0, None, None));
+        // FULL: a commit is on disk before a submission is acknowledged.
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF;")
+            .map_err(|e| fail(format!("cannot configure: {e}"), HINT_WRITE))?;
+        let (store_id, commits) = ids.unwrap_or_else(|| {
+            let mut id = [0u8; 8];
+            let _ = getrandom::fill(&mut id);
+            (format!("{:016x}", u64::from_le_bytes(id)), 0)
+        });
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+            _lock: lock,
+            store_id,
+            commits,
+            counter: None,
+            loaded,
+        };
+        store
+            .migrate(version, options.recover)
+            .map_err(|e| match e {
+                MigrateError::Refused(e) => e,
+                MigrateError::Sql(e) => match e.sqlite_error_code() {
+                    Some(c) if unusable(c) => {
+                        fail(format!("cannot write ({})", one_line(&e)), HINT_WRITE)
+                    }
+                    _ => fail(
+                        format!(
+                            "cannot bring schema version {version} up to {SCHEMA_VERSION} ({})",
+                            one_line(&e)
+                        ),
+                        HINT_NOT_OURS,
+                    ),
+                },
+            })?;
+        let mode: String = store
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| fail(format!("cannot enable WAL: {e}"), HINT_WRITE))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(fail(
+                format!("cannot enable WAL (journal mode stays {mode})"),
+                HINT_WRITE,
+            ));
+        }
+        store.counter = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(beside(path, ".commits"))
+            .map_err(|e| tracing::warn!(error = %e, "state file: cannot record its commit counter"))
+            .ok();
+        store.record_commits();
+        Ok(store)
+    }
+
+    /// Every check on a read-only connection: what a refused file is
+    /// refused for is found before anything writes to it. Returns the
+    /// schema version, the file's (id, commits) and, for a current schema,
+    /// its jobs.
+    #[allow(clippy::type_complexity)]
+    fn check_read_only(
+        path: &Path,
+        options: OpenOptions,
+        keep: &mut dyn FnMut() -> Result<(), StoreError>,
+    ) -> Result<(i64, Option<(String, u64)>, Option<Vec<StoredJob>>), StoreError> {
+        let fail = |what: String, hint: &'static str| StoreError::Open {
+            path: path.to_path_buf(),
+            what,
+            hint,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| fail(format!("cannot open: {e}"), HINT_WRITE))?;
         // The first read tells a database from anything else, and a file we
         // cannot use (permissions, I/O, full disk) from one that is not ours.
         let version: i64 = conn
@@ -327,192 +844,147 @@ impl Store {
                 .query_row("PRAGMA quick_check", [], |r| r.get(0))
                 .map_err(|e| fail(format!("integrity check failed: {e}"), HINT_NOT_OURS))?;
             if check != "ok" {
-                return Err(fail(format!("corrupt: {check}"), HINT_NOT_OURS));
-            }
-        }
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(|e| fail(format!("cannot enable WAL: {e}"), HINT_WRITE))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(fail(
-                format!("cannot enable WAL (journal mode stays {mode})"),
-                HINT_WRITE,
-            ));
-        }
-        // FULL: a commit is on disk before a submission is acknowledged.
-        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF;")
-            .map_err(|e| fail(format!("cannot configure: {e}"), HINT_WRITE))?;
-        let mut store = Store {
-            conn,
-            path: path.to_path_buf(),
-            _lock: lock,
-        };
-        store
-            .migrate(version)
-            .map_err(|e| match e.sqlite_error_code() {
-                Some(c) if unusable(c) => {
-                    fail(format!("cannot write ({})", one_line(&e)), HINT_WRITE)
-                }
-                _ => fail(
+                return Err(fail(
                     format!(
-                        "cannot bring schema version {version} up to {SCHEMA_VERSION} ({})",
-                        one_line(&e)
+                        "corrupt: {}",
+                        check.split_whitespace().collect::<Vec<_>>().join(" ")
                     ),
                     HINT_NOT_OURS,
-                ),
-            })?;
-        Ok(store)
+                ));
+            }
+        }
+        let mut ids = None;
+        if version >= SUMS_VERSION {
+            let meta = |key: &str| -> Result<Option<String>, StoreError> {
+                use rusqlite::OptionalExtension;
+                conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
+                    r.get::<_, String>(0)
+                })
+                .optional()
+                .map_err(|e| fail(format!("cannot read its meta table: {e}"), HINT_NOT_OURS))
+            };
+            let id = meta("store_id")?;
+            let commits = meta("commits")?.and_then(|c| c.parse::<u64>().ok());
+            let (Some(id), Some(commits)) = (id, commits) else {
+                return Err(fail(
+                    "its meta table lacks the file's id or commit counter".to_string(),
+                    HINT_RECOVER,
+                ));
+            };
+            if let Some((rec_id, rec)) = recorded_commits(path) {
+                if rec_id == id && rec > commits {
+                    let what = format!(
+                        "it holds {commits} commits but {rec} were made (recorded in {}): \
+                         the last {} are missing, its write-ahead log {} was cut short, damaged or replaced",
+                        beside(path, ".commits").display(),
+                        rec - commits,
+                        beside(path, "-wal").display()
+                    );
+                    if !options.recover {
+                        return Err(fail(what, HINT_RECOVER));
+                    }
+                    keep()?;
+                    tracing::warn!(%what, "state file: carrying on with what can be read");
+                }
+            }
+            ids = Some((id, commits));
+        }
+        let loaded = if version == SCHEMA_VERSION {
+            let jobs = read_jobs(&conn, path, options.recover)?;
+            if options.recover && jobs.iter().any(|j| j.damage.is_some()) {
+                keep()?;
+            }
+            Some(jobs)
+        } else {
+            None
+        };
+        Ok((version, ids, loaded))
     }
 
-    fn migrate(&mut self, from: i64) -> rusqlite::Result<()> {
+    fn migrate(&mut self, from: i64, recover: bool) -> Result<(), MigrateError> {
         let tx = self.conn.transaction()?;
         for (v, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (v + 1) as i64)?;
         }
+        if from < SUMS_VERSION {
+            fill_sums(&tx)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('store_id', ?1), ('commits', ?2)",
+                params![self.store_id, self.commits.to_string()],
+            )?;
+        }
+        if self.loaded.is_none() {
+            // A file of an older schema is checked inside the migration's
+            // transaction: refused, it is rolled back.
+            self.loaded = Some(read_jobs(&tx, &self.path, recover).map_err(MigrateError::Refused)?);
+        }
         // Also proves the file writable before any job is accepted.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
         tx.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('opened_unix_ms', ?1)",
-            params![now.to_string()],
+            params![now_unix_ms().to_string()],
         )?;
-        tx.commit()
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records the commit counter beside the file (after the commit, so it
+    /// is never ahead of what is durable; at worst behind after a power
+    /// cut, which only weakens the check).
+    fn record_commits(&mut self) {
+        use std::os::unix::fs::FileExt;
+        if let Some(f) = &self.counter {
+            let line = format!("{} {:020}\n", self.store_id, self.commits);
+            if let Err(e) = f.write_all_at(line.as_bytes(), 0) {
+                tracing::warn!(error = %e, "state file: cannot record its commit counter");
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Every stored job with its recorded results, in id order.
-    pub fn load(&self) -> Result<Vec<StoredJob>, StoreError> {
-        let read = |e: rusqlite::Error| StoreError::Open {
-            path: self.path.clone(),
-            what: format!("cannot read: {e}"),
-            hint: HINT_NOT_OURS,
-        };
-        let mut jobs = Vec::new();
-        let mut st = self
+    /// After a failed write (a full disk): moves the log into the database
+    /// and truncates it, so what the log held is freed for the next write.
+    pub fn checkpoint_truncate(&mut self) {
+        match self
             .conn
-            .prepare(
-                "SELECT id, spec, submitted_ms, state, error, started_ms, finished_ms, owner FROM jobs ORDER BY id",
-            )
-            .map_err(read)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i32>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, i64>(6)?,
-                    r.get::<_, String>(7)?,
-                ))
-            })
-            .map_err(read)?;
-        for row in rows {
-            let (id, spec, submitted, state, error, started, finished, owner) =
-                row.map_err(read)?;
-            let spec = JobSpec::decode(spec.as_slice()).map_err(|e| StoreError::Open {
-                path: self.path.clone(),
-                what: format!("job {id} has an unreadable spec ({e})"),
-                hint: HINT_NOT_OURS,
-            })?;
-            jobs.push(StoredJob {
-                id: from_sql(id),
-                spec,
-                owner,
-                state: JobState::try_from(state).unwrap_or(JobState::Unspecified),
-                error,
-                submitted_ms: from_sql(submitted),
-                started_ms: from_sql(started),
-                finished_ms: from_sql(finished),
-                results: Vec::new(),
-                failures: Vec::new(),
-                inputs: None,
-            });
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            }) {
+            Ok((0, frames)) => tracing::info!(
+                frames,
+                "state file: log checkpointed and truncated after a failed write"
+            ),
+            Ok((_, frames)) => tracing::warn!(
+                frames,
+                "state file: log checkpoint could not finish (readers busy)"
+            ),
+            Err(e) => tracing::warn!(error = %e, "state file: log checkpoint failed"),
         }
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT job_id, idx, lo, hi, output, attempts, worker, model, cpu_ns, wall_ns, seq \
-                 FROM results ORDER BY job_id, idx",
-            )
-            .map_err(read)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok(StoredResult {
-                    job: from_sql(r.get(0)?),
-                    index: from_sql(r.get(1)?),
-                    value: output_of(r.get(2)?, r.get(3)?, r.get(4)?),
-                    run: run_of(r, 5)?,
-                    seq: from_sql(r.get(10)?),
-                })
-            })
-            .map_err(read)?;
-        let mut k = 0;
-        for row in rows {
-            let r = row.map_err(read)?;
-            while k < jobs.len() && jobs[k].id < r.job {
-                k += 1;
-            }
-            if k < jobs.len() && jobs[k].id == r.job {
-                jobs[k].results.push(r);
-            }
-        }
-        let mut st = self
-            .conn
-            .prepare("SELECT job_id, idx, error FROM failed_tasks ORDER BY job_id, idx")
-            .map_err(read)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    from_sql(r.get(0)?),
-                    from_sql(r.get(1)?),
-                    r.get::<_, String>(2)?,
-                ))
-            })
-            .map_err(read)?;
-        for row in rows {
-            let (job, index, error) = row.map_err(read)?;
-            if let Ok(k) = jobs.binary_search_by_key(&job, |j| j.id) {
-                jobs[k].failures.push((index, error));
-            }
-        }
-        let mut st = self
-            .conn
-            .prepare("SELECT job_id, data FROM inputs ORDER BY job_id, part")
-            .map_err(read)?;
-        let rows = st
-            .query_map([], |r| Ok((from_sql(r.get(0)?), r.get::<_, Vec<u8>>(1)?)))
-            .map_err(read)?;
-        let mut parts: Vec<(u64, Vec<u8>)> = Vec::new();
-        for row in rows {
-            parts.push(row.map_err(read)?);
-        }
-        for job in &mut jobs {
-            let mine: Vec<&[u8]> = parts
-                .iter()
-                .filter(|(j, _)| *j == job.id)
-                .map(|(_, d)| d.as_slice())
-                .collect();
-            if job.spec.has_inputs {
-                let inputs = Inputs::from_parts(mine).map_err(|why| StoreError::Open {
-                    path: self.path.clone(),
-                    what: format!("job {} has damaged inputs ({why})", job.id),
-                    hint: HINT_NOT_OURS,
-                })?;
-                job.inputs = Some(inputs);
-            }
-        }
-        Ok(jobs)
     }
 
-    /// Writes the batch in one transaction (the group commit).
+    /// Moves what the log holds into the database (tests build files with
+    /// part of their state in each).
+    #[cfg(test)]
+    pub fn conn_checkpoint(&self) {
+        self.conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .expect("checkpoint");
+    }
+
+    /// Every stored job with its recorded results, in id order (what the
+    /// checks at open read; read again if asked twice).
+    pub fn load(&mut self) -> Result<Vec<StoredJob>, StoreError> {
+        match self.loaded.take() {
+            Some(jobs) => Ok(jobs),
+            None => read_jobs(&self.conn, &self.path, false),
+        }
+    }
+
+    /// Writes the batch in one transaction (the group commit), each row
+    /// with its checksum, and bumps the commit counter.
     pub fn commit(&mut self, batch: &WriteBatch) -> Result<(), StoreError> {
         let write = |source| StoreError::Write {
             path: self.path.clone(),
@@ -522,16 +994,21 @@ impl Store {
         {
             let mut ins = tx
                 .prepare_cached(
-                    "INSERT INTO jobs (id, spec, submitted_ms, state, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO jobs (id, spec, submitted_ms, state, owner, spec_sum, end_sum) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .map_err(write)?;
             for (id, spec, submitted, owner) in &batch.new_jobs {
+                let (id, spec, submitted) = (to_sql(*id), spec.encode_to_vec(), to_sql(*submitted));
+                let state = JobState::Queued as i64;
                 ins.execute(params![
-                    to_sql(*id),
-                    spec.encode_to_vec(),
-                    to_sql(*submitted),
-                    JobState::Queued as i32,
-                    owner
+                    id,
+                    spec,
+                    submitted,
+                    state,
+                    owner,
+                    row_sum::job_spec(id, &spec, submitted, owner),
+                    row_sum::job_end(id, state, "", 0, 0),
                 ])
                 .map_err(write)?;
             }
@@ -544,8 +1021,8 @@ impl Store {
             let mut res = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO results \
-                     (job_id, idx, lo, hi, output, attempts, worker, model, cpu_ns, wall_ns, seq) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                     (job_id, idx, lo, hi, output, attempts, worker, model, cpu_ns, wall_ns, seq, sum) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )
                 .map_err(write)?;
             for r in &batch.results {
@@ -553,56 +1030,94 @@ impl Store {
                     Output::Int(v) => (*v, None),
                     Output::Bytes(b) => (0, Some(b.as_slice())),
                 };
+                let c = row_sum::ResultCols {
+                    job: to_sql(r.job),
+                    idx: to_sql(r.index),
+                    lo: to_sql(int as u64),
+                    hi: to_sql((int >> 64) as u64),
+                    output: bytes,
+                    attempts: i64::from(r.run.attempts),
+                    worker: to_sql(r.run.worker),
+                    model: r.run.model.map_or(0, |m| Model::from(m) as i64),
+                    cpu_ns: to_sql(r.run.cpu_ns),
+                    wall_ns: to_sql(r.run.wall_ns),
+                    seq: to_sql(r.seq),
+                };
                 res.execute(params![
-                    to_sql(r.job),
-                    to_sql(r.index),
-                    to_sql(int as u64),
-                    to_sql((int >> 64) as u64),
-                    bytes,
-                    r.run.attempts,
-                    to_sql(r.run.worker),
-                    r.run.model.map_or(0, |m| Model::from(m) as i32),
-                    to_sql(r.run.cpu_ns),
-                    to_sql(r.run.wall_ns),
-                    to_sql(r.seq),
+                    c.job,
+                    c.idx,
+                    c.lo,
+                    c.hi,
+                    c.output,
+                    c.attempts,
+                    c.worker,
+                    c.model,
+                    c.cpu_ns,
+                    c.wall_ns,
+                    c.seq,
+                    row_sum::result(&c),
                 ])
                 .map_err(write)?;
             }
             let mut inp = tx
-                .prepare_cached("INSERT INTO inputs (job_id, part, data) VALUES (?1, ?2, ?3)")
+                .prepare_cached(
+                    "INSERT INTO inputs (job_id, part, data, sum) VALUES (?1, ?2, ?3, ?4)",
+                )
                 .map_err(write)?;
             for (job, inputs) in &batch.new_inputs {
                 for (part, data) in inputs.parts().iter().enumerate() {
-                    inp.execute(params![to_sql(*job), part as i64, data])
-                        .map_err(write)?;
+                    let (job, part) = (to_sql(*job), part as i64);
+                    inp.execute(params![
+                        job,
+                        part,
+                        data,
+                        row_sum::input_part(job, part, data)
+                    ])
+                    .map_err(write)?;
                 }
             }
             let mut fail = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO failed_tasks (job_id, idx, error) VALUES (?1, ?2, ?3)",
+                    "INSERT OR IGNORE INTO failed_tasks (job_id, idx, error, sum) VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(write)?;
             for (job, index, error) in &batch.failures {
-                fail.execute(params![to_sql(*job), to_sql(*index), error])
-                    .map_err(write)?;
-            }
-            let mut end = tx
-                .prepare_cached(
-                    "UPDATE jobs SET state = ?2, error = ?3, started_ms = ?4, finished_ms = ?5 WHERE id = ?1",
-                )
-                .map_err(write)?;
-            for e in &batch.ends {
-                end.execute(params![
-                    to_sql(e.job),
-                    e.state as i32,
-                    e.error,
-                    to_sql(e.started_ms),
-                    to_sql(e.finished_ms)
+                let (job, index) = (to_sql(*job), to_sql(*index));
+                fail.execute(params![
+                    job,
+                    index,
+                    error,
+                    row_sum::failed_task(job, index, error)
                 ])
                 .map_err(write)?;
             }
+            let mut end = tx
+                .prepare_cached(
+                    "UPDATE jobs SET state = ?2, error = ?3, started_ms = ?4, finished_ms = ?5, \
+                     end_sum = ?6 WHERE id = ?1",
+                )
+                .map_err(write)?;
+            for e in &batch.ends {
+                let (id, state) = (to_sql(e.job), e.state as i64);
+                let (started, finished) = (to_sql(e.started_ms), to_sql(e.finished_ms));
+                end.execute(params![
+                    id,
+                    state,
+                    e.error,
+                    started,
+                    finished,
+                    row_sum::job_end(id, state, &e.error, started, finished),
+                ])
+                .map_err(write)?;
+            }
+            tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'commits'")
+                .and_then(|mut st| st.execute(params![(self.commits + 1).to_string()]))
+                .map_err(write)?;
         }
-        tx.commit().map_err(write)
+        tx.commit().map_err(write)?;
+        self.commits += 1;
+        self.record_commits();
+        Ok(())
     }
 
     /// The highest worker id stored (0 if none): ids go on above it, so a
@@ -657,7 +1172,8 @@ impl StoreReader {
     /// Stored results of `job` from `from` on (a task index, or in
     /// completion order a count of results to skip): at most `max` of them,
     /// and no more once their outputs reach `max_bytes` (at least one);
-    /// with the names of the workers that made them.
+    /// with the names of the workers that made them. Every row is checked
+    /// against its checksum: one that fails is refused, never served.
     pub fn results_from(
         &self,
         job: u64,
@@ -665,9 +1181,11 @@ impl StoreReader {
         order: ResultsOrder,
         max: usize,
         max_bytes: usize,
-    ) -> rusqlite::Result<(Vec<ResultRow>, HashMap<u64, String>)> {
-        const COLUMNS: &str = "SELECT r.idx, r.lo, r.hi, r.output, r.attempts, r.worker, r.model, \
-             r.cpu_ns, r.wall_ns, w.name FROM results r LEFT JOIN workers w ON w.id = r.worker";
+    ) -> Result<(Vec<ResultRow>, HashMap<u64, String>), ReadError> {
+        const COLUMNS: &str =
+            "SELECT r.job_id, r.idx, r.lo, r.hi, r.output, r.attempts, r.worker, \
+             r.model, r.cpu_ns, r.wall_ns, r.seq, r.sum, w.name \
+             FROM results r LEFT JOIN workers w ON w.id = r.worker";
         let mut st = self.conn.prepare_cached(&match order {
             ResultsOrder::Index => {
                 format!("{COLUMNS} WHERE r.job_id = ?1 AND r.idx >= ?2 ORDER BY r.idx LIMIT ?3")
@@ -676,24 +1194,28 @@ impl StoreReader {
                 format!("{COLUMNS} WHERE r.job_id = ?1 AND r.seq >= ?2 ORDER BY r.seq LIMIT ?3")
             }
         })?;
-        let rows = st.query_map(params![to_sql(job), to_sql(from), max as i64], |r| {
-            let row = ResultRow {
-                index: from_sql(r.get(0)?),
-                value: output_of(r.get(1)?, r.get(2)?, r.get(3)?),
-                run: run_of(r, 4)?,
-            };
-            Ok((row, r.get::<_, Option<String>>(9)?))
-        })?;
+        let mut rows = st.query(params![to_sql(job), to_sql(from), max as i64])?;
         let (mut out, mut names) = (Vec::new(), HashMap::new());
         let mut bytes = 0;
         // Rows are read as they are taken: the ones past the bound never are.
-        for row in rows {
+        while let Some(r) = rows.next()? {
             if !out.is_empty() && bytes >= max_bytes {
                 break;
             }
-            let (row, name) = row?;
+            let raw = result_row(r, 0);
+            let Some(stored) = raw.result.filter(|s| s.job == job) else {
+                return Err(ReadError::Damaged {
+                    job,
+                    index: int_at(r, 1).unwrap_or(-1),
+                });
+            };
+            let row = ResultRow {
+                index: stored.index,
+                value: stored.value,
+                run: stored.run,
+            };
             bytes += row.value.len();
-            if let Some(name) = name {
+            if let Some(name) = r.get::<_, Option<String>>(12).ok().flatten() {
                 names.entry(row.run.worker).or_insert(name);
             }
             out.push(row);
@@ -702,24 +1224,107 @@ impl StoreReader {
     }
 }
 
-/// How a stored result's task ran, from the columns attempts, worker,
-/// model, cpu_ns and wall_ns starting at `first`.
-fn run_of(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<RunInfo> {
-    Ok(RunInfo {
-        attempts: r.get(first)?,
-        worker: from_sql(r.get(first + 1)?),
-        model: SlotModel::from_wire(r.get(first + 2)?),
-        cpu_ns: from_sql(r.get(first + 3)?),
-        wall_ns: from_sql(r.get(first + 4)?),
-    })
-}
-
 /// A stored output: its bytes if it has any, else the integer in two words.
 fn output_of(lo: i64, hi: i64, bytes: Option<Vec<u8>>) -> Output {
     match bytes {
         Some(b) => Output::Bytes(b),
         None => Output::Int(((from_sql(hi) as u128) << 64) | from_sql(lo) as u128),
     }
+}
+
+/// Why a migration did not complete.
+enum MigrateError {
+    Sql(rusqlite::Error),
+    /// The checks refused the file (the migration is rolled back).
+    Refused(StoreError),
+}
+
+impl From<rusqlite::Error> for MigrateError {
+    fn from(e: rusqlite::Error) -> Self {
+        MigrateError::Sql(e)
+    }
+}
+
+/// Fills in the checksum of every row written before rows had one (the
+/// migration to [`SUMS_VERSION`]); what those rows held was not protected
+/// before, and is from now on.
+fn fill_sums(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    type Sums = Vec<(i64, i64, i64)>;
+    type SumOf<'a> = &'a dyn Fn(&rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, i64)>;
+    let collect = |sql: &str, f: SumOf<'_>| {
+        let mut st = tx.prepare(sql)?;
+        let rows = st.query_map([], |r| f(r))?;
+        rows.collect::<rusqlite::Result<Sums>>()
+    };
+    let results = collect(
+        "SELECT job_id, idx, lo, hi, output, attempts, worker, model, cpu_ns, wall_ns, seq FROM results",
+        &|r| {
+            let output: Option<Vec<u8>> = r.get(4)?;
+            let c = row_sum::ResultCols {
+                job: r.get(0)?,
+                idx: r.get(1)?,
+                lo: r.get(2)?,
+                hi: r.get(3)?,
+                output: output.as_deref(),
+                attempts: r.get(5)?,
+                worker: r.get(6)?,
+                model: r.get(7)?,
+                cpu_ns: r.get(8)?,
+                wall_ns: r.get(9)?,
+                seq: r.get(10)?,
+            };
+            Ok((c.job, c.idx, row_sum::result(&c)))
+        },
+    )?;
+    let mut st = tx.prepare("UPDATE results SET sum = ?3 WHERE job_id = ?1 AND idx = ?2")?;
+    for (a, b, s) in results {
+        st.execute(params![a, b, s])?;
+    }
+    let jobs = collect(
+        "SELECT id, spec, submitted_ms, owner, state, error, started_ms, finished_ms FROM jobs",
+        &|r| {
+            let id: i64 = r.get(0)?;
+            let spec: Vec<u8> = r.get(1)?;
+            let owner: String = r.get(3)?;
+            let error: String = r.get(5)?;
+            let spec_sum = row_sum::job_spec(id, &spec, r.get(2)?, &owner);
+            let end_sum = row_sum::job_end(id, r.get(4)?, &error, r.get(6)?, r.get(7)?);
+            Ok((id, spec_sum, end_sum))
+        },
+    )?;
+    let mut st = tx.prepare("UPDATE jobs SET spec_sum = ?2, end_sum = ?3 WHERE id = ?1")?;
+    for (id, a, b) in jobs {
+        st.execute(params![id, a, b])?;
+    }
+    let failed = collect("SELECT job_id, idx, error FROM failed_tasks", &|r| {
+        let (job, idx, error): (i64, i64, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        Ok((job, idx, row_sum::failed_task(job, idx, &error)))
+    })?;
+    let mut st = tx.prepare("UPDATE failed_tasks SET sum = ?3 WHERE job_id = ?1 AND idx = ?2")?;
+    for (a, b, s) in failed {
+        st.execute(params![a, b, s])?;
+    }
+    let inputs = collect("SELECT job_id, part, data FROM inputs", &|r| {
+        let (job, part, data): (i64, i64, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        Ok((job, part, row_sum::input_part(job, part, &data)))
+    })?;
+    let mut st = tx.prepare("UPDATE inputs SET sum = ?3 WHERE job_id = ?1 AND part = ?2")?;
+    for (a, b, s) in inputs {
+        st.execute(params![a, b, s])?;
+    }
+    Ok(())
+}
+
+/// Why stored results could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error(
+        "the stored result of job {job} task {index} fails its checksum (the state file was \
+         damaged on disk): not served; restart the coordinator to see the job marked damaged"
+    )]
+    Damaged { job: u64, index: i64 },
 }
 
 #[cfg(test)]
@@ -832,7 +1437,7 @@ mod tests {
         })
         .unwrap();
         drop(s);
-        let s = Store::open(&path).unwrap();
+        let mut s = Store::open(&path).unwrap();
         let jobs = s.load().unwrap();
         assert_eq!(jobs.len(), 2);
         assert_eq!(s.max_worker_id().unwrap(), 6);
@@ -924,7 +1529,7 @@ mod tests {
         })
         .unwrap();
         drop(s);
-        let s = Store::open(&path).unwrap();
+        let mut s = Store::open(&path).unwrap();
         let version: i64 = s
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -1059,5 +1664,100 @@ mod tests {
         let e = open_err(&path);
         assert!(e.contains("cannot bring schema version 1 up to"), "{e}");
         assert!(!e.contains('\n') && !e.contains("writable"), "{e}");
+    }
+
+    #[test]
+    fn a_result_damaged_after_the_load_is_refused_when_read_naming_job_and_task() {
+        let path = tmp("read-damage");
+        let mut s = Store::open(&path).unwrap();
+        s.commit(&WriteBatch {
+            new_jobs: vec![(1, spec(), 1, String::new())],
+            results: (0..4)
+                .map(|i| StoredResult {
+                    job: 1,
+                    index: i,
+                    value: Output::Int(u128::from(i) * 10),
+                    run: run(1, 1, 1),
+                    seq: i,
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .unwrap();
+        let reader = StoreReader::open(&path).unwrap();
+        let ok = reader
+            .results_from(1, 0, ResultsOrder::Index, 10, usize::MAX)
+            .unwrap();
+        assert_eq!(ok.0.len(), 4);
+        // Another writer changes a value under the running coordinator.
+        let c = Connection::open(&path).unwrap();
+        c.execute(
+            "UPDATE results SET lo = 99 WHERE job_id = 1 AND idx = 2",
+            [],
+        )
+        .unwrap();
+        drop(c);
+        for order in [ResultsOrder::Index, ResultsOrder::Completion] {
+            let e = reader
+                .results_from(1, 0, order, 10, usize::MAX)
+                .unwrap_err();
+            assert!(matches!(e, ReadError::Damaged { job: 1, index: 2 }), "{e}");
+            assert!(e.to_string().contains("job 1 task 2"), "{e}");
+        }
+        // Rows before it are still served.
+        let (rows, _) = reader
+            .results_from(1, 0, ResultsOrder::Index, 2, usize::MAX)
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+    }
+
+    #[test]
+    fn lost_commits_are_refused_untouched_and_recovered_with_a_copy_kept() {
+        let path = tmp("lost-commits");
+        let mut s = Store::open(&path).unwrap();
+        s.commit(&WriteBatch {
+            new_jobs: vec![(1, spec(), 1, String::new())],
+            ..Default::default()
+        })
+        .unwrap();
+        s.conn_checkpoint();
+        s.commit(&WriteBatch {
+            new_jobs: vec![(2, spec(), 2, String::new())],
+            ..Default::default()
+        })
+        .unwrap();
+        // The log as it is while the coordinator runs, then lost.
+        let db = std::fs::read(&path).unwrap();
+        drop(s);
+        std::fs::write(&path, &db).unwrap();
+        let _ = std::fs::remove_file(beside(&path, "-wal"));
+        let e = open_err(&path);
+        assert!(
+            e.contains("holds 1 commits but 2 were made") && e.contains("--state-recover"),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            db,
+            "a refused file is not written"
+        );
+        let mut s = Store::open_with(&path, OpenOptions { recover: true }).unwrap();
+        let jobs = s.load().unwrap();
+        assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), [1]);
+        let kept: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".damaged-"))
+            .collect();
+        assert!(!kept.is_empty(), "a copy is kept");
+        // Recovered, it carries on and opens cleanly next time.
+        s.commit(&WriteBatch {
+            new_jobs: vec![(2, spec(), 3, String::new())],
+            ..Default::default()
+        })
+        .unwrap();
+        drop(s);
+        let mut s = Store::open(&path).unwrap();
+        assert_eq!(s.load().unwrap().len(), 2);
     }
 }

@@ -35,6 +35,11 @@ impl StoreWriter {
                         merge(&mut batch, more);
                     }
                     let result = store.commit(&batch).map_err(|e| (e.to_string(), batch));
+                    if result.is_err() {
+                        // A full disk: give back what the log holds beyond
+                        // the database, so the retry has room to write.
+                        store.checkpoint_truncate();
+                    }
                     if done.send((seqs, result)).is_err() {
                         return;
                     }

@@ -351,6 +351,7 @@ impl CoordinatorArgs {
                 ..Default::default()
             },
             state: state_path(state),
+            state_recover: self.state_recover,
             fail_if_no_workers: self.fail_if_no_workers_for,
             max_worker_losses: self.max_worker_losses,
             workloads: brigade_worker::workload::builtin_catalog(),

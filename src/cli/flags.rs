@@ -158,6 +158,12 @@ pub struct WorkerArgs {
 
 #[derive(Args, Clone)]
 pub struct CoordinatorArgs {
+    /// Start from what a damaged state file still holds instead of refusing
+    /// it: a copy of the damaged files is kept beside them
+    /// (FILE.damaged-TIME and its -wal), a damaged -wal is set aside, lost
+    /// commits are accepted, and what was lost is logged.
+    #[arg(long)]
+    pub state_recover: bool,
     /// A worker silent for this long loses its leases (ms).
     #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..))]
     pub lease_timeout_ms: u64,

@@ -23,8 +23,10 @@ use crate::writer::{merge, Committed, StoreWriter};
 
 /// Group commits handed to the writer before the actor waits for one.
 const MAX_INFLIGHT_COMMITS: usize = 2;
-/// Pause before writing again after the store failed.
-const WRITE_BACKOFF: Duration = Duration::from_secs(1);
+/// Pause before writing again after the store failed, doubled after each
+/// failure in a row up to [`MAX_WRITE_BACKOFF`].
+const WRITE_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_WRITE_BACKOFF: Duration = Duration::from_secs(4);
 /// Longest a recorded result waits for its group commit.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(5);
 /// Results that trigger a commit without waiting for the interval.
@@ -38,8 +40,10 @@ type ResultCounts = HashMap<JobId, (u64, u128)>;
 
 /// A commit whose fate is known, for the actor to carry out.
 pub(super) enum Settled {
-    /// Durable: answer these submissions, then publish these updates.
+    /// Durable: these new jobs may run now; answer these submissions,
+    /// then publish these updates.
     Durable {
+        new_jobs: Vec<JobId>,
         acks: Vec<(JobId, Ack)>,
         updates: HashMap<JobId, HeldUpdate>,
     },
@@ -71,6 +75,8 @@ pub(super) struct CommitLedger {
     next_seq: u64,
     /// After a failed write, no new attempt before this.
     write_backoff: Option<Instant>,
+    /// Failed writes in a row (0: the last one succeeded).
+    failed_writes: u32,
     /// Written at the next group commit.
     unflushed: WriteBatch,
     /// Submissions answered once `unflushed` is durable.
@@ -96,6 +102,7 @@ impl CommitLedger {
             inflight: VecDeque::new(),
             next_seq: 0,
             write_backoff: None,
+            failed_writes: 0,
             unflushed: WriteBatch::default(),
             pending_acks: Vec::new(),
             held: HashMap::new(),
@@ -225,7 +232,13 @@ impl CommitLedger {
         self.flush_due = None;
         let Some((writer, _)) = &self.writer else {
             // In memory only: nothing to wait for.
+            // Nothing is written: what was queued for the store goes.
             let settled = Settled::Durable {
+                new_jobs: std::mem::take(&mut self.unflushed)
+                    .new_jobs
+                    .into_iter()
+                    .map(|(id, ..)| id)
+                    .collect(),
                 acks: std::mem::take(&mut self.pending_acks),
                 updates: std::mem::take(&mut self.held),
             };
@@ -241,6 +254,7 @@ impl CommitLedger {
                 None => self.settled.push_back((
                     None,
                     Settled::Durable {
+                        new_jobs: Vec::new(),
                         acks: Vec::new(),
                         updates: held,
                     },
@@ -284,8 +298,17 @@ impl CommitLedger {
         }
         match result {
             Ok(()) => {
+                if self.failed_writes > 0 {
+                    tracing::info!(
+                        failed = self.failed_writes,
+                        "state store writes again; accepting jobs"
+                    );
+                    self.failed_writes = 0;
+                    self.write_backoff = None;
+                }
                 for c in commits {
                     let settled = Settled::Durable {
+                        new_jobs: c.new_jobs,
                         acks: c.acks,
                         updates: c.held,
                     };
@@ -293,7 +316,12 @@ impl CommitLedger {
                 }
             }
             Err((error, mut batch)) => {
-                tracing::error!(%error, "state store write failed; retrying in 1 s, refusing new jobs meanwhile");
+                self.failed_writes += 1;
+                let wait = WRITE_BACKOFF
+                    .saturating_mul(1 << (self.failed_writes - 1).min(5))
+                    .min(MAX_WRITE_BACKOFF);
+                tracing::error!(%error, retry_in_ms = wait.as_millis() as u64, failed = self.failed_writes,
+                    "state store write failed; retrying (submissions wait for the retry, and are refused if it fails)");
                 // Jobs that are not durable are not accepted; results and
                 // job ends go back to be written on the next attempt, their
                 // updates held until then.
@@ -307,7 +335,7 @@ impl CommitLedger {
                     }
                     self.refused(c, error.clone());
                 }
-                let until = Instant::now() + WRITE_BACKOFF;
+                let until = Instant::now() + wait;
                 self.write_backoff = Some(until);
                 self.flush_due = Some(until);
             }

@@ -18,6 +18,8 @@
 
 mod command;
 mod commit;
+#[cfg(test)]
+mod damage_table;
 mod link;
 mod view;
 
@@ -31,11 +33,13 @@ use brigade_proto::v1::{JobInfo, JobSpec};
 use tokio::sync::{mpsc, watch};
 use tonic::Status;
 
-use crate::admission::{admit, admit_as, AdmissionLimits, JobPlan};
+use crate::admission::{
+    admit, admit_as, AdmissionLimits, JobKind, JobPlan, JobReduce, ModelChoice,
+};
 use crate::auth::AuthFile;
 use crate::inputs::Inputs;
 use crate::sched::{JobId, RestoredJob, SchedConfig, Scheduler, WorkerId};
-use crate::store::{JobEnd, Store, StoreError};
+use crate::store::{JobEnd, OpenOptions, Store, StoreError, StoredJob};
 #[cfg(test)]
 use command::Reply;
 pub(crate) use command::Request;
@@ -56,6 +60,9 @@ pub struct CoordinatorConfig {
     pub max_batch: usize,
     /// The durable state file; `None` keeps everything in memory.
     pub state: Option<PathBuf>,
+    /// `--state-recover`: start from what a damaged state file still holds
+    /// (a copy of it kept beside it) instead of refusing it.
+    pub state_recover: bool,
     /// Fail jobs that wait this long for a model no worker offers.
     pub fail_if_no_workers: Option<Duration>,
     /// Fail a task on thread or async slots once this many workers were
@@ -110,6 +117,7 @@ impl Default for CoordinatorConfig {
             limits: AdmissionLimits::default(),
             max_batch: Self::DEFAULT_MAX_BATCH,
             state: None,
+            state_recover: false,
             fail_if_no_workers: None,
             max_worker_losses: Self::DEFAULT_MAX_WORKER_LOSSES,
             workloads: Catalog::default(),
@@ -202,7 +210,14 @@ impl Actor {
     /// Builds the actor, opening the state file (if any) and restoring its
     /// jobs: what was leased is queued again, recorded results stay done.
     pub(crate) fn new(config: CoordinatorConfig) -> Result<Self, StoreError> {
-        let store = config.state.as_deref().map(Store::open).transpose()?;
+        let options = OpenOptions {
+            recover: config.state_recover,
+        };
+        let store = config
+            .state
+            .as_deref()
+            .map(|p| Store::open_with(p, options))
+            .transpose()?;
         let mut actor = Actor {
             sched: Scheduler::new(SchedConfig {
                 lease_timeout_ms: config.lease_timeout.as_millis() as u64,
@@ -221,31 +236,47 @@ impl Actor {
             worker_names: HashMap::new(),
             active: ActiveJobs::default(),
         };
-        if let Some(store) = store {
-            actor.restore(&store)?;
+        if let Some(mut store) = store {
+            actor.restore(&mut store)?;
             actor.ledger.start_writer(store)?;
         }
         Ok(actor)
     }
 
-    fn restore(&mut self, store: &Store) -> Result<(), StoreError> {
-        // A stored job was admitted once; today's limits do not apply to it.
+    /// Restores every stored job. A stored job must pass today's
+    /// structural admission checks (ranges, chunk, at most
+    /// [`MAX_TASKS`](crate::admission::MAX_TASKS) tasks; not today's
+    /// configurable limits, which applied when it was admitted) and its
+    /// rows must be in range (task indices below its task count; a
+    /// succeeded job has every task finished). One that fails stays
+    /// visible as a *damaged* job: failed, with an error starting with
+    /// [`DAMAGED`] and the reason; nothing of it runs or is served, and it
+    /// is never written again (its rows stay as they are, for a look).
+    fn restore(&mut self, store: &mut Store) -> Result<(), StoreError> {
         let limits = AdmissionLimits {
             max_tasks_per_job: u64::MAX,
             max_attempts_limit: u32::MAX,
             ..self.config.limits
         };
         self.sched.reserve_worker_ids(store.max_worker_id()?);
-        let (mut resumed, mut ended) = (0, 0);
+        let (mut resumed, mut ended, mut damaged) = (0, 0, 0);
         for job in store.load()? {
             let def = self.config.workloads.lookup(&job.spec.workload).ok();
-            let plan = match admit_as(job.spec.clone(), def, &limits) {
+            let checked = match &job.damage {
+                Some(why) => Err(why.clone()),
+                None => admit_as(job.spec.clone(), def, &limits)
+                    .map_err(|e| format!("its spec does not pass admission ({e})"))
+                    .and_then(|plan| stored_rows_fit(&job, &plan).map(|()| plan)),
+            };
+            let plan = match checked {
                 Ok(p) => JobPlan {
                     owner: job.owner.clone(),
                     ..p
                 },
-                Err(e) => {
-                    tracing::error!(job_id = job.id, error = %e, "stored job cannot run on this brigade; left as it is");
+                Err(why) => {
+                    tracing::error!(job_id = job.id, reason = %why, "stored job is damaged; shown as failed, not run, its results not served");
+                    self.restore_damaged(&job, &why);
+                    damaged += 1;
                     continue;
                 }
             };
@@ -275,8 +306,44 @@ impl Actor {
         }
         // A job whose every result was stored but not its end ends now.
         self.sched.take_dirty_jobs();
-        tracing::info!(path = %store.path().display(), resumed, ended, "state loaded");
+        tracing::info!(path = %store.path().display(), resumed, ended, damaged, "state loaded");
         Ok(())
+    }
+
+    /// A job that cannot be restored, kept visible: failed, no tasks, the
+    /// reason as its error; its id stays taken.
+    fn restore_damaged(&mut self, job: &StoredJob, why: &str) {
+        let plan = JobPlan {
+            spec: job.spec.clone(),
+            kind: JobKind::Cpu,
+            model: brigade_proto::SlotModel::Thread,
+            choice: ModelChoice::Forced,
+            reduce: JobReduce::None,
+            max_result_bytes: 0,
+            tasks: 0,
+            max_attempts: 1,
+            max_in_flight: None,
+            allow_failures: 0,
+            owner: job.owner.clone(),
+        };
+        let error = format!(
+            "{DAMAGED}: {why}; it is not run and its results are not served \
+             (its rows are left as they are; see ARCHITECTURE.md, \"The state file\")"
+        );
+        self.sched.restore(
+            job.id,
+            plan,
+            RestoredJob {
+                state: crate::sched::JobState::Failed,
+                error: &error,
+                submitted_ms: job.submitted_ms,
+                started_ms: job.started_ms,
+                finished_ms: job.finished_ms.max(job.submitted_ms),
+                results: &[],
+                failures: &[],
+            },
+        );
+        self.ended_logged.insert(job.id);
     }
 
     /// Runs until every sender of `rx` is gone.
@@ -461,7 +528,13 @@ impl Actor {
                 plan.owner = owner.clone();
                 let (workload, tasks, model) = (plan.spec.workload.clone(), plan.tasks, plan.model);
                 let spec = plan.spec.clone();
-                let id = self.sched.submit(plan, now);
+                // With a state file nothing of it runs before it is durable
+                // (see `settle`): a job refused for a failed write never ran.
+                let id = if self.ledger.has_store() {
+                    self.sched.submit_held(plan, now)
+                } else {
+                    self.sched.submit(plan, now)
+                };
                 self.active.started(id, &owner);
                 tracing::info!(job_id = id, %workload, tasks, model = model.name(), %owner, "job accepted");
                 if let Some(inputs) = &inputs {
@@ -526,9 +599,20 @@ impl Actor {
 
     /// Carries out every commit whose fate is known, oldest first.
     fn settle(&mut self) {
+        let mut released = false;
         while let Some(settled) = self.ledger.next_settled() {
             match settled {
-                Settled::Durable { acks, updates } => {
+                Settled::Durable {
+                    new_jobs,
+                    acks,
+                    updates,
+                } => {
+                    if self.ledger.has_store() && !new_jobs.is_empty() {
+                        for &id in &new_jobs {
+                            self.sched.release(id);
+                        }
+                        released = true;
+                    }
                     for (id, ack) in acks {
                         self.answer(id, ack);
                     }
@@ -553,6 +637,12 @@ impl Actor {
                 }
             }
         }
+        if released {
+            // Durable jobs start at once, not at the next request.
+            self.sched.dispatch(self.clock.now_ms());
+            self.carry_out();
+            self.ledger.flush_soon();
+        }
     }
 
     /// Answers an accepted submission (now durable).
@@ -566,6 +656,41 @@ impl Actor {
             }
         }
     }
+}
+
+/// How a damaged job's error starts (see [`Actor::restore`]).
+pub(crate) const DAMAGED: &str = "damaged in the state file";
+
+/// Whether a stored job's rows fit its plan: every index below its task
+/// count, and a succeeded job with every task finished.
+fn stored_rows_fit(job: &StoredJob, plan: &JobPlan) -> Result<(), String> {
+    if let Some(r) = job.results.iter().find(|r| r.index >= plan.tasks) {
+        return Err(format!(
+            "it has a result for task {} but only {} tasks",
+            r.index, plan.tasks
+        ));
+    }
+    if let Some((i, _)) = job.failures.iter().find(|(i, _)| *i >= plan.tasks) {
+        return Err(format!(
+            "it has a failure for task {i} but only {} tasks",
+            plan.tasks
+        ));
+    }
+    if job.state == brigade_proto::v1::JobState::Succeeded {
+        let failed_only = job
+            .failures
+            .iter()
+            .filter(|(i, _)| job.results.binary_search_by_key(i, |r| r.index).is_err())
+            .count() as u64;
+        let finished = job.results.len() as u64 + failed_only;
+        if finished != plan.tasks {
+            return Err(format!(
+                "it succeeded with {} tasks but {finished} are stored as finished",
+                plan.tasks
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Sleeps until `due`, or forever without one.
@@ -784,5 +909,88 @@ mod tests {
         );
         drop(tx);
         actor.await.expect("the actor stops");
+    }
+
+    /// A job whose commit fails is refused and never ran: nothing of it is
+    /// assigned before its commit is durable (the disk-full ghost jobs).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_job_whose_commit_fails_is_refused_and_never_assigned() {
+        let dir = std::env::temp_dir().join(format!(
+            "brigade-actor-ghost-{}-{:?}",
+            std::process::id(),
+            Instant::now()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("state.db");
+        let config = CoordinatorConfig {
+            state: Some(path.clone()),
+            workloads: crate::testing::catalog(),
+            ..CoordinatorConfig::default()
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let actor = tokio::spawn(Actor::new(config).expect("actor opens its store").run(rx));
+        let (sink, mut down) = mpsc::unbounded_channel();
+        let slots = SlotCounts {
+            process: 0,
+            thread: 4,
+            async_: 0,
+        };
+        let (reply, joined) = oneshot::channel();
+        tx.send(Request::WorkerJoined {
+            workloads: Vec::new(),
+            hello: WorkerHello {
+                name: "w".into(),
+                hostname: "h".into(),
+                pid: 1,
+                slots,
+                credits: slots,
+                connected_unix_ms: 0,
+                workloads: None,
+            },
+            sink,
+            reply,
+        })
+        .expect("the actor runs");
+        joined.await.expect("joined");
+        // Another writer took job id 1: the job's commit fails.
+        let c = rusqlite::Connection::open(&path).expect("second connection");
+        c.execute(
+            "INSERT INTO jobs (id, spec, submitted_ms, state) VALUES (1, x'', 0, 1)",
+            [],
+        )
+        .expect("insert");
+        drop(c);
+        let spec = JobSpec {
+            workload: "noop".into(),
+            range_start: 0,
+            range_end: 4,
+            chunk: 1,
+            model: Model::Thread as i32,
+            ..Default::default()
+        };
+        let refused = ask(&tx, |r| Request::Submit(spec, String::new(), r))
+            .await
+            .expect("reply")
+            .expect_err("not stored");
+        assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+        assert!(
+            refused.message().contains("could not be stored"),
+            "{refused:?}"
+        );
+        // Let the actor carry out anything it would; nothing is assigned.
+        ask(&tx, |r| Request::Status(r))
+            .await
+            .expect("reply")
+            .expect("status");
+        while let Ok(msg) = down.try_recv() {
+            let msg = msg.expect("no error").msg;
+            assert!(
+                !matches!(msg, Some(coordinator_message::Msg::Assign(_))),
+                "a refused job was assigned: {msg:?}"
+            );
+        }
+        drop(tx);
+        actor.await.expect("the actor stops");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -210,15 +210,31 @@ impl Scheduler {
 
     /// Accepts an admitted job and queues all its tasks.
     pub fn submit(&mut self, plan: JobPlan, now_ms: u64) -> JobId {
+        let id = self.submit_held(plan, now_ms);
+        self.release(id);
+        id
+    }
+
+    /// Accepts an admitted job but assigns none of its tasks until
+    /// [`Self::release`]: with a state file, a job runs only once it is
+    /// durable (one whose commit fails is cancelled, never having run).
+    pub fn submit_held(&mut self, plan: JobPlan, now_ms: u64) -> JobId {
         let id = self.next_job;
         self.next_job += 1;
-        let model = plan.model;
         let keep_values = !self.config.log_results;
         self.jobs
             .insert(id, Job::new(id, plan, now_ms, keep_values));
-        self.runnable[model].insert(id);
         self.dirty.insert(id);
         id
+    }
+
+    /// Lets a held job's tasks be assigned (nothing if it has ended).
+    pub fn release(&mut self, id: JobId) {
+        if let Some(job) = self.jobs.get(&id) {
+            if !job.is_terminal() && job.has_queued() {
+                self.runnable[job.model()].insert(id);
+            }
+        }
     }
 
     /// Registers a worker; it may be assigned tasks up to its credits.
