@@ -529,7 +529,10 @@ fn bench_job_runs_the_users_inputs_on_every_model_and_checks_they_agree() {
         );
     }
     let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
-    assert!(html.contains("Every model ran your whole job"), "report.html");
+    assert!(
+        html.contains("Every model ran your whole job"),
+        "report.html"
+    );
     // A panel titled echo, and auto's bar saying where it routed echo.
     for (svg, title) in [
         ("throughput.svg", ">\necho\n</text>"),
