@@ -978,7 +978,7 @@ mod tests {
             "{refused:?}"
         );
         // Let the actor carry out anything it would; nothing is assigned.
-        ask(&tx, |r| Request::Status(r))
+        ask(&tx, Request::Status)
             .await
             .expect("reply")
             .expect("status");
