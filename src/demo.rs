@@ -29,7 +29,7 @@ const CPU_CHUNK: u64 = 30_000_000;
 /// The fast I/O job: GETs of a 1 KiB page served at once.
 const FAST_TASKS: u64 = 3_000;
 /// The slow I/O job: GETs of the page served after a 100 ms non-blocking delay.
-const SLOW_TASKS: u64 = 1_000;
+const SLOW_TASKS: u64 = 2_000;
 const SLOW_DELAY_MS: u64 = 100;
 /// Slow GETs that the runs with few slots make (one slot: 10 s of waiting
 /// per 100 tasks); their rate stands for the whole job.
@@ -37,8 +37,12 @@ const SLOW_PREFIX_ONE_SLOT: u64 = 10;
 const SLOW_PREFIX_PROCESS: u64 = 20;
 /// Thread slots: wide enough for I/O (a thread per GET in flight).
 const THREAD_SLOTS: usize = 32;
-/// Async slots: what one event loop keeps in flight on the slow job.
-const ASYNC_SLOTS: usize = 1_000;
+/// Async slots: what one event loop keeps in flight on the slow job (all of it).
+const ASYNC_SLOTS: usize = 2_000;
+/// The physics checks of the CPU job (as `brigade bench`'s): p cores cannot
+/// do more than p times the work of one, one event loop runs on one core.
+const MAX_EFFICIENCY: f64 = 1.05;
+const MAX_ASYNC_CPU_SPEEDUP: f64 = 1.1;
 const BODY_LEN: u128 = 1024;
 
 /// One measured run (a row of the table).
@@ -74,7 +78,7 @@ impl Job {
         match self {
             Job::Cpu => "CPU: sum-squares 40 x 30M",
             Job::FastIo => "fast I/O: 3,000 GETs",
-            Job::SlowIo => "slow I/O: 1,000 GETs (100 ms)",
+            Job::SlowIo => "slow I/O: 2,000 GETs (100 ms)",
         }
     }
 
@@ -388,6 +392,24 @@ pub async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Why a CPU run's figure is impossible on real cores, if it is.
+fn anomaly(runs: &[Run], r: &Run) -> Option<String> {
+    if r.job != Job::Cpu || r.label == "serial" {
+        return None;
+    }
+    let s = speedup(runs, r)?;
+    if r.label == "async" && s > MAX_ASYNC_CPU_SPEEDUP {
+        Some(format!("async at {s:.2}x serial"))
+    } else if s / r.in_flight as f64 > MAX_EFFICIENCY {
+        Some(format!(
+            "{} at {s:.2}x serial on {} slot(s)",
+            r.label, r.in_flight
+        ))
+    } else {
+        None
+    }
+}
+
 /// A run's speedup over its job's baseline row (by rate, so a prefix run
 /// compares with the whole job).
 fn speedup(runs: &[Run], r: &Run) -> Option<f64> {
@@ -417,7 +439,11 @@ fn print_table(runs: &[Run]) {
             tasks,
             r.wall.as_secs_f64(),
             r.rate(),
-            speedup(runs, r).map_or("-".into(), |s| format!("{s:.2}x")),
+            // `!`: the physics checks reject the figure (see the end).
+            speedup(runs, r).map_or("-".into(), |s| format!(
+                "{s:.2}x{}",
+                if anomaly(runs, r).is_some() { "!" } else { "" }
+            )),
             r.cpu_util * 100.0,
             match &r.correct {
                 Ok(()) => "yes".to_string(),
@@ -440,7 +466,25 @@ fn conclusions(runs: &[Run], cores: usize) -> Vec<String> {
             .and_then(|r| speedup(runs, r))
     };
     let mut out = Vec::new();
-    if let (Some(p), Some(t), Some(a)) = (
+    let flagged: Vec<String> = runs.iter().filter_map(|r| anomaly(runs, r)).collect();
+    // How much of a core the serial loop got: 1.0 on a quiet machine.
+    let serial_cores = runs
+        .iter()
+        .find(|r| r.job == Job::Cpu && r.label == "serial")
+        .map(|r| r.cpu_util * cores as f64);
+    if !flagged.is_empty() {
+        out.push(format!(
+            "CPU job: not a measurement — {} is impossible on real cores{}; rerun on a quieter \
+             machine (there, process and thread slots come near {cores}x and async stays near 1x).",
+            flagged.join(", "),
+            serial_cores
+                .filter(|c| *c < 0.9)
+                .map(|c| format!(
+                    ", and the serial loop got only {c:.2} of a core: other programs were using this machine"
+                ))
+                .unwrap_or_default()
+        ));
+    } else if let (Some(p), Some(t), Some(a)) = (
         sp(Job::Cpu, "process"),
         sp(Job::Cpu, "thread"),
         sp(Job::Cpu, "async"),

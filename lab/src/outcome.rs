@@ -124,5 +124,5 @@ pub const GRAIN_LEGEND: &[&str] = &[
     "W_GRAIN: W_CPU_HEAVY's range in chunks of width c, on workers with one slot per core and model and no job cap",
     "  (workers queue tasks ahead). Its baseline `serial c=...` is the same range in one plain loop in this process:",
     "  eff = T1 / (p x Tp) measured on the same range. Narrow widths run a prefix of the range (at most 200,000",
-    "  tasks; 5,000 with --quick), which leaves the ratio honest because T1 is measured on that prefix too.",
+    "  tasks; with --quick, widths 10^5..10^7 over [0, 6*10^8)), which leaves the ratio honest because T1 is measured on that prefix too.",
 ];

@@ -286,6 +286,8 @@ pub fn shape(w: WorkloadId, size: Size, wide: bool) -> ((u64, u64), u64) {
 pub const QUICK_CPU_END: u64 = 750_000_000;
 /// The end of W_CPU_HEAVY's `--quick` range: 40 tasks of 30M (~1 s serial).
 pub const QUICK_HEAVY_END: u64 = 1_200_000_000;
+/// The end of W_GRAIN's `--quick` range (every width runs all of it).
+pub const QUICK_GRAIN_END: u64 = 600_000_000;
 /// How much slower the sum-squares loop is in a debug build (~10x): quick
 /// CPU ranges are divided by it there, so their serial time stays about the
 /// same and the end-to-end tests stay short.
@@ -294,14 +296,16 @@ pub const DEBUG_SLOWDOWN: u64 = if cfg!(debug_assertions) { 10 } else { 1 };
 /// CPU time one `spin` task of `--overhead` burns.
 pub const SPIN_MS: u32 = 1;
 
-/// W_GRAIN's chunk widths: decades from 10^3 up to W_CPU_HEAVY's 10^8
-/// (10^6 with `--quick`, whose range is smaller).
+/// W_GRAIN's chunk widths: decades from 10^3 up to W_CPU_HEAVY's 10^8;
+/// with `--quick`, 10^5 to 10^7 (fewer rows rather than serial runs too
+/// short to time: narrower widths would need more tasks than a quick run
+/// has time for to reach its ≥ 0.5 s of serial work).
 pub fn grain_widths(size: Size) -> Vec<u64> {
-    let top = match size {
-        Size::Full => 8,
-        Size::Quick => 6,
+    let (bottom, top) = match size {
+        Size::Full => (3, 8),
+        Size::Quick => (5, 7),
     };
-    (3..=top).map(|k| 10u64.pow(k)).collect()
+    (bottom..=top).map(|k| 10u64.pow(k)).collect()
 }
 
 /// The most tasks one W_GRAIN run may have: 4e9 in chunks of 10^3 would be
@@ -311,17 +315,17 @@ pub fn grain_widths(size: Size) -> Vec<u64> {
 pub fn grain_max_tasks(size: Size) -> u64 {
     match size {
         Size::Full => 200_000,
-        Size::Quick => 5_000,
+        Size::Quick => 6_000,
     }
 }
 
-/// W_GRAIN's range and chunk at `width`: W_CPU_HEAVY's range (a tenth of
-/// W_CPU_HEAVY's quick range with `--quick`: a debug build loops ~10x
-/// slower), cut to [`grain_max_tasks`] tasks.
+/// W_GRAIN's range and chunk at `width`: W_CPU_HEAVY's range (with
+/// `--quick`, [0, 600,000,000): ~0.5 s serial per width in a release build,
+/// a tenth of it in a debug build), cut to [`grain_max_tasks`] tasks.
 pub fn grain_shape(size: Size, width: u64) -> ((u64, u64), u64) {
     let (a, b): (u64, u64) = match size {
         Size::Full => (0, 4_000_000_000),
-        Size::Quick => (0, 10_000_000),
+        Size::Quick => (0, QUICK_GRAIN_END / DEBUG_SLOWDOWN),
     };
     let end = b.min(a.saturating_add(width.saturating_mul(grain_max_tasks(size))));
     ((a, end), width)
@@ -682,7 +686,7 @@ mod tests {
         assert_eq!(cpu[3].in_flight, 2);
         let grain = plan_grain(Size::Quick, &models, CAPS, false);
         assert!(grain.iter().all(|j| j.model != Some(Model::Auto)));
-        assert_eq!(grain.len(), 4 * 4);
+        assert_eq!(grain.len(), 3 * 4);
     }
 
     #[test]
@@ -746,10 +750,15 @@ mod tests {
             ..CAPS
         };
         let q = plan_grain(Size::Quick, &[Model::Thread], bound, false);
-        assert_eq!(q.len(), 2 * 4);
+        assert_eq!(q.len(), 2 * 3);
         assert_eq!(q[0].spec("").max_in_flight, 0);
         assert!(q[1].model.is_none() && !q[1].uncapped);
-        assert!(q.iter().all(|j| j.tasks() <= 5_000));
+        assert!(q.iter().all(|j| j.tasks() <= 6_000));
+        // Every quick width runs the whole quick range (≥ 0.5 s serial in a
+        // release build).
+        assert!(q
+            .iter()
+            .all(|j| j.range.1 * DEBUG_SLOWDOWN == QUICK_GRAIN_END));
         assert_eq!(label_model("async c=10^5"), "async");
         assert_eq!(label_model("1 slot"), "1 slot");
         assert!(is_baseline("serial c=10^5") && is_baseline("1 slot"));

@@ -606,6 +606,9 @@ impl Verdict {
                 format!("{w} and {r} tie ({m:.2}x, within the run-to-run spread)")
             }
             (Some((w, _)), Some((r, _)), Some(m)) => format!("{w} wins, {m:.2}x {r}"),
+            (Some((w, _)), _, _) if !self.anomalies.is_empty() => {
+                format!("{w} (the only model with a believable figure)")
+            }
             (Some((w, _)), _, _) => format!("{w} (the only model that ran)"),
             (None, _, _) if !self.anomalies.is_empty() => {
                 "no verdict: every model row is a measurement anomaly".to_string()
