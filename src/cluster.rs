@@ -61,10 +61,45 @@ pub fn check_exposure(listener: &TcpListener, e: &Exposure) -> anyhow::Result<()
     )
 }
 
-/// Runs a coordinator on `listener` until a signal.
-pub async fn coordinator(listener: TcpListener, config: CoordinatorConfig) -> anyhow::Result<()> {
+/// Binds `--http-listen`'s address, if given. A port beyond loopback is
+/// allowed (it is read-only) but logged: anyone who reaches it sees job and
+/// worker names, counts and error messages.
+pub async fn bind_http(addr: Option<&str>) -> anyhow::Result<Option<TcpListener>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let listener = bind(addr).await.context("--http-listen")?;
+    let local = listener.local_addr()?;
+    if !local.ip().is_loopback() {
+        tracing::warn!(
+            %local,
+            "the dashboard and metrics port is unauthenticated: anyone who reaches {local} sees \
+             job and worker names, counts and error messages; keep it on a private network"
+        );
+    }
+    Ok(Some(listener))
+}
+
+/// Serves the dashboard and metrics on `http` (if any) too, and says where.
+fn with_http(coordinator: Coordinator, http: Option<TcpListener>) -> anyhow::Result<Coordinator> {
+    let Some(http) = http else {
+        return Ok(coordinator);
+    };
+    let url = url_of(http.local_addr()?);
+    tracing::info!(%url, "dashboard at /, JSON at /api/state, Prometheus metrics at /metrics");
+    eprintln!("brigade dashboard on {url}/ (metrics at {url}/metrics)");
+    Ok(coordinator.with_http(http))
+}
+
+/// Runs a coordinator on `listener` (and the dashboard and metrics on
+/// `http`) until a signal.
+pub async fn coordinator(
+    listener: TcpListener,
+    http: Option<TcpListener>,
+    config: CoordinatorConfig,
+) -> anyhow::Result<()> {
     let tls = config.tls.is_some();
-    let coordinator = Coordinator::open(config)?;
+    let coordinator = with_http(Coordinator::open(config)?, http)?;
     let addr = listener.local_addr()?;
     let url = url_of(addr);
     let url = match url.strip_prefix("http://") {
@@ -90,12 +125,13 @@ pub async fn worker(config: NodeConfig) -> anyhow::Result<()> {
 /// until Ctrl-C; then the workers drain and the coordinator stops.
 pub async fn up(
     listener: TcpListener,
+    http: Option<TcpListener>,
     config: CoordinatorConfig,
     workers: usize,
     slots: Slots,
     allow_exec: bool,
 ) -> anyhow::Result<()> {
-    let coordinator = Coordinator::open(config)?;
+    let coordinator = with_http(Coordinator::open(config)?, http)?;
     let addr = listener.local_addr()?;
     let url = url_of(addr);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

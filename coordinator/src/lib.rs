@@ -4,7 +4,9 @@
 //! The public surface is what a program needs to run a coordinator:
 //! [`serve`] (or [`Coordinator::open`] then [`Coordinator::serve`]) with a
 //! [`CoordinatorConfig`] (its [`AdmissionLimits`] and defaults), and the
-//! errors it returns ([`ServeError`], [`StoreError`]). Everything else is
+//! errors it returns ([`ServeError`], [`StoreError`]); with
+//! [`Coordinator::with_http`], an HTTP port serving the dashboard and
+//! Prometheus metrics. Everything else is
 //! private; only the actor and service edge know the wire protocol, the
 //! scheduling core speaks its own types.
 
@@ -12,6 +14,7 @@ mod actor;
 mod admission;
 pub mod auth;
 mod inputs;
+mod observe;
 mod row_sum;
 mod sched;
 mod service;

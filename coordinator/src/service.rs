@@ -611,6 +611,8 @@ pub mod http2 {
 pub struct Coordinator {
     actor: Actor,
     config: CoordinatorConfig,
+    /// The dashboard and metrics port, if any.
+    http: Option<TcpListener>,
 }
 
 impl Coordinator {
@@ -620,7 +622,17 @@ impl Coordinator {
         Ok(Coordinator {
             actor: Actor::new(config.clone())?,
             config,
+            http: None,
         })
+    }
+
+    /// Also serves HTTP on `listener` while the coordinator runs: the
+    /// dashboard (`/`), its JSON (`/api/state`) and Prometheus metrics
+    /// (`/metrics`). Unauthenticated and read-only: keep it on loopback or
+    /// a private network.
+    pub fn with_http(mut self, listener: TcpListener) -> Self {
+        self.http = Some(listener);
+        self
     }
 
     /// Runs both gRPC services and the scheduling actor on `listener` until
@@ -673,6 +685,9 @@ impl Coordinator {
                 let _ = tx.send(actor::Request::Shutdown);
             }
         };
+        let http = self
+            .http
+            .map(|listener| tokio::spawn(crate::observe::http::serve(listener, tx.clone())));
         let (reflection, reflection_alpha) = reflection_services();
         let handle = CoordinatorHandle {
             tx,
@@ -721,6 +736,11 @@ impl Coordinator {
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         ticker.abort();
+        if let Some(http) = http {
+            // Ends its connections too: none keeps the actor alive.
+            http.abort();
+            let _ = http.await;
+        }
         // Every sender is gone once the server's tasks are: the actor then
         // flushes the store and returns.
         let abort = actor.abort_handle();

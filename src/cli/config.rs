@@ -32,6 +32,8 @@ pub enum Action {
     Up(UpConfig),
     Coordinator {
         listen: String,
+        /// `--http-listen`: the dashboard and metrics.
+        http_listen: Option<String>,
         config: CoordinatorConfig,
         /// Listen beyond loopback without TLS or tokens anyway.
         insecure: bool,
@@ -62,6 +64,8 @@ pub enum Action {
 /// `brigade up`: a coordinator and its local workers.
 pub struct UpConfig {
     pub listen: String,
+    /// `--http-listen`: the dashboard and metrics.
+    pub http_listen: Option<String>,
     pub coordinator: CoordinatorConfig,
     pub workers: usize,
     pub slots: Slots,
@@ -115,6 +119,7 @@ impl Action {
                 coordinator,
             } => Action::Up(UpConfig {
                 coordinator: coordinator.config(Some(&state))?,
+                http_listen: coordinator.http_listen,
                 listen,
                 workers,
                 slots: slots.slots(),
@@ -135,6 +140,7 @@ impl Action {
                         ..coordinator.config(state.as_deref())?
                     },
                     listen,
+                    http_listen: coordinator.http_listen,
                     insecure: security.insecure,
                 }
             }

@@ -194,6 +194,13 @@ pub struct CoordinatorArgs {
     #[arg(long, default_value_t = brigade_coordinator::CoordinatorConfig::DEFAULT_MAX_WORKER_LOSSES,
           value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub max_worker_losses: u32,
+    /// Also serve HTTP here (e.g. 127.0.0.1:9090): the dashboard at /, its
+    /// JSON at /api/state and Prometheus metrics at /metrics. Off by
+    /// default. Unauthenticated and read-only (job and worker names, counts,
+    /// error messages; never results): keep it on loopback or a private
+    /// network.
+    #[arg(long, visible_alias = "metrics-listen", value_name = "ADDR")]
+    pub http_listen: Option<String>,
 }
 
 // A user's own worker binary (`brigade::worker::main`): `brigade worker`'s

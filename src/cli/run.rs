@@ -45,8 +45,10 @@ async fn run(action: Action) -> anyhow::Result<()> {
                 "`brigade up` serves neither TLS nor tokens: for remote workers run \
                  `brigade coordinator` with them",
             )?;
+            let http = cluster::bind_http(up.http_listen.as_deref()).await?;
             cluster::up(
                 listener,
+                http,
                 up.coordinator,
                 up.workers,
                 up.slots,
@@ -56,6 +58,7 @@ async fn run(action: Action) -> anyhow::Result<()> {
         }
         Action::Coordinator {
             listen,
+            http_listen,
             config,
             insecure,
         } => {
@@ -66,7 +69,8 @@ async fn run(action: Action) -> anyhow::Result<()> {
                 insecure,
             };
             cluster::check_exposure(&listener, &exposure)?;
-            cluster::coordinator(listener, config).await
+            let http = cluster::bind_http(http_listen.as_deref()).await?;
+            cluster::coordinator(listener, http, config).await
         }
         Action::Worker(config) => cluster::worker(config).await,
         Action::Client {

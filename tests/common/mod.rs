@@ -4,6 +4,7 @@
 //!   processes, killed on drop, logs kept when a test fails;
 //! - [`client`]: CLI runs with deadlines, exit and error checks, and a
 //!   [`Client`] of one coordinator with its output parsed;
+//! - [`http`]: a plain HTTP GET (the dashboard and metrics port);
 //! - [`job`]: job flags, JSON fields, expected values ([`SumSquares`]);
 //! - [`poll`]: waiting for a condition with a deadline;
 //! - [`proc`]: signals, `/proc`, commands with a deadline, a fixed port;
@@ -16,6 +17,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod http;
 pub mod job;
 pub mod poll;
 pub mod proc;

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use brigade_proto::catalog::WorkloadDef;
 
 use crate::inputs::Inputs;
+use crate::observe::dashboard::DashboardState;
+use crate::observe::metrics::MetricsSnapshot;
 use crate::sched::{JobId, WorkerHello, WorkerId};
 
 /// Where the actor sends a worker's downstream messages.
@@ -62,6 +64,10 @@ pub enum Request {
     Expire,
     /// Close every worker stream and watcher so the server can stop.
     Shutdown,
+    /// What `/metrics` shows.
+    Metrics(oneshot::Sender<MetricsSnapshot>),
+    /// What the dashboard shows.
+    Dashboard(oneshot::Sender<DashboardState>),
 }
 
 /// How an accepted submission is answered once it is durable.

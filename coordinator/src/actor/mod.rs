@@ -8,7 +8,8 @@
 //! - [`commit`]: the group-commit ledger (what the store must write next and
 //!   who waits for it);
 //! - [`view`]: what clients are shown (job, worker and cluster status);
-//! - [`link`]: worker links, wire messages ⇄ scheduler events and actions.
+//! - [`link`]: worker links, wire messages ⇄ scheduler events and actions;
+//! - [`observe`]: the metrics and dashboard snapshots.
 //!
 //! This file is the run loop that ties them together.
 //!
@@ -21,6 +22,7 @@ mod commit;
 #[cfg(test)]
 mod damage_table;
 mod link;
+mod observe;
 mod view;
 
 use std::collections::{HashMap, HashSet};
@@ -38,6 +40,7 @@ use crate::admission::{
 };
 use crate::auth::AuthFile;
 use crate::inputs::Inputs;
+use crate::observe::dashboard::Throughput;
 use crate::sched::{JobId, RestoredJob, SchedConfig, Scheduler, WorkerId};
 use crate::store::{JobEnd, OpenOptions, Store, StoreError, StoredJob};
 #[cfg(test)]
@@ -172,6 +175,8 @@ pub(crate) struct Actor {
     /// The jobs that have not ended, with their owners, and how many each
     /// owner has: the `max_active_jobs_per_owner` quota.
     active: ActiveJobs,
+    /// Tasks done per second, for the dashboard's chart.
+    throughput: Throughput,
 }
 
 /// Counts each owner's jobs that have not ended.
@@ -235,6 +240,7 @@ impl Actor {
             inputs: HashMap::new(),
             worker_names: HashMap::new(),
             active: ActiveJobs::default(),
+            throughput: Throughput::default(),
         };
         if let Some(mut store) = store {
             actor.restore(&mut store)?;
@@ -485,6 +491,14 @@ impl Actor {
             Request::Tick => {
                 self.sched.tick(now);
                 self.heartbeat(now);
+                let done = self.sched.counters().tasks_done.values().sum();
+                self.throughput.sample(now, done);
+            }
+            Request::Metrics(reply) => {
+                let _ = reply.send(self.metrics_snapshot());
+            }
+            Request::Dashboard(reply) => {
+                let _ = reply.send(self.dashboard_state(now));
             }
             Request::Expire => self.sched.tick(now),
             Request::Shutdown => {

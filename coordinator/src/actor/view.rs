@@ -302,7 +302,7 @@ fn waiting_text(reason: WaitingReason, workload: &str) -> String {
     }
 }
 
-fn outcome_name(s: TaskStatus) -> &'static str {
+pub(super) fn outcome_name(s: TaskStatus) -> &'static str {
     match s {
         TaskStatus::Ok => "ok",
         TaskStatus::Failed => "failed",

@@ -631,6 +631,16 @@ impl Job {
 
     /// Retries so far (tasks queued again after a lease ended without a
     /// result).
+    /// Done, failed-for-good and retried tasks: what the metrics count
+    /// from one outcome is the change in these.
+    pub(super) fn tallies(&self) -> (u64, u64, u64) {
+        (
+            self.done_count,
+            self.failed_tasks.len() as u64,
+            self.retries,
+        )
+    }
+
     pub fn retries(&self) -> u64 {
         self.retries
     }

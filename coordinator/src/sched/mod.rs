@@ -15,6 +15,7 @@
 //! - a worker's `in_flight[model]` is what it was assigned minus the outcomes it
 //!   returned; it never exceeds the credits it announced.
 
+pub mod counters;
 mod job;
 mod status;
 mod worker;
@@ -29,6 +30,7 @@ use brigade_proto::Output;
 use brigade_proto::{PerModel, SlotModel};
 
 use crate::admission::JobPlan;
+use counters::{Counters, LossCause};
 pub use job::{Job, RestoredJob};
 pub use status::{
     ClusterView, JobFailure, JobState, JobView, ProbeVerdict, Routing, TaskFailure, TaskStatus,
@@ -156,12 +158,6 @@ pub enum JobError {
     NotFound(JobId),
 }
 
-/// Cluster-wide counters.
-#[derive(Debug, Default, Clone, Copy)]
-struct Counters {
-    late_results_dropped: u64,
-}
-
 /// The scheduling core. See the module docs for its invariants.
 #[derive(Debug)]
 pub struct Scheduler {
@@ -277,9 +273,14 @@ impl Scheduler {
     /// except that tasks on thread and async slots count the loss and fail
     /// at `max_worker_losses` (see [`SchedConfig`]).
     pub fn worker_lost(&mut self, worker: WorkerId, now_ms: u64) {
+        self.lose_worker(worker, LossCause::Disconnected, now_ms);
+    }
+
+    fn lose_worker(&mut self, worker: WorkerId, cause: LossCause, now_ms: u64) {
         if self.workers.remove(&worker).is_none() {
             return;
         }
+        let mut leases = 0;
         let max_losses = self.config.max_worker_losses;
         // Leases are found through the jobs rather than a per-worker set:
         // keeping that set cost two hash operations per task, a loss costs
@@ -289,10 +290,14 @@ impl Scheduler {
             if job.leases.is_empty() {
                 continue;
             }
+            let failed = job.tallies().1;
             let (returned, job_ended) = job.requeue_leases_of(worker, max_losses, now_ms);
             if returned == 0 {
                 continue;
             }
+            leases += returned as u64;
+            // At `max_worker_losses` a task fails for good here.
+            self.counters.tasks_failed[job.model()] += job.tallies().1 - failed;
             job.hand_over_failures(self.config.log_results.then_some(&mut self.failures));
             self.dirty.insert(job_id);
             if job_ended {
@@ -304,6 +309,7 @@ impl Scheduler {
         for job_id in ended {
             self.end_job_leases(job_id);
         }
+        self.counters.worker_lost(cause, leases);
     }
 
     /// Expires workers silent for longer than the lease timeout, and fails
@@ -363,7 +369,7 @@ impl Scheduler {
             .map(|w| (w.id, now_ms - w.last_seen_ms))
             .collect();
         for (id, silent_ms) in expired {
-            self.worker_lost(id, now_ms);
+            self.lose_worker(id, LossCause::Silent, now_ms);
             self.actions.push(Action::Disconnect {
                 worker: id,
                 reason: format!(
@@ -445,7 +451,10 @@ impl Scheduler {
                     seq: job.done_count(),
                 });
             }
+            let (model, wall_ns) = (run.model.unwrap_or(job.model()), o.wall_ns);
+            let before = job.tallies();
             let ended = job.record(o, lease, run, now_ms);
+            self.counters.outcome(model, before, job.tallies(), wall_ns);
             if let Some(old) = job.rerouted_from.take() {
                 // `--model auto` decided: the job moves to its model's queue.
                 self.runnable[old].remove(&job_id);
@@ -659,7 +668,7 @@ impl Scheduler {
         self.jobs.get(&id).ok_or(JobError::NotFound(id))
     }
 
-    pub fn jobs(&self) -> impl Iterator<Item = &Job> {
+    pub fn jobs(&self) -> impl DoubleEndedIterator<Item = &Job> {
         self.jobs.values()
     }
 
@@ -688,6 +697,16 @@ impl Scheduler {
 
     pub fn workers(&self) -> Vec<WorkerView> {
         self.workers.values().map(WorkerState::view).collect()
+    }
+
+    /// What the core counted since it started (for the metrics).
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Every live worker's state (slots, credits, tasks in flight).
+    pub fn worker_states(&self) -> impl Iterator<Item = &WorkerState> {
+        self.workers.values()
     }
 
     pub fn status(&self) -> ClusterView {
