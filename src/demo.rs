@@ -474,9 +474,10 @@ fn conclusions(runs: &[Run], cores: usize) -> Vec<String> {
         .map(|r| r.cpu_util * cores as f64);
     if !flagged.is_empty() {
         out.push(format!(
-            "CPU job: not a measurement — {} is impossible on real cores{}; rerun on a quieter \
+            "CPU job: not a measurement — {} {} impossible on real cores{}; rerun on a quieter \
              machine (there, process and thread slots come near {cores}x and async stays near 1x).",
-            flagged.join(", "),
+            flagged.join(" and "),
+            if flagged.len() > 1 { "are" } else { "is" },
             serial_cores
                 .filter(|c| *c < 0.9)
                 .map(|c| format!(

@@ -450,8 +450,10 @@ fn results_table(h: &mut String, rows: &[Row], verdicts: &[Verdict]) {
         for (i, c) in report::cells(r).iter().enumerate() {
             let class = if c.starts_with("FAILED") {
                 " class=\"failed\""
-            } else if r.anomaly.is_some() && (i == 7 || i == 10) {
+            } else if r.anomaly.is_some() && i == 7 {
                 " class=\"n anomaly\""
+            } else if r.anomaly.is_some() && i == 10 {
+                " class=\"anomaly\""
             } else if (2..10).contains(&i) {
                 " class=\"n\""
             } else {

@@ -764,7 +764,8 @@ pub fn cells(r: &Row) -> [String; 11] {
         notes.push(format!("FAILED: {e}"));
     }
     if let Some(a) = &r.anomaly {
-        notes.push(format!("ANOMALY: {a}"));
+        let what = a.strip_prefix("measurement anomaly: ").unwrap_or(a);
+        notes.push(format!("ANOMALY: {what}"));
     }
     if let Some(n) = r.scaled_from {
         notes.push(if r.workload == WorkloadId::Grain {
@@ -1000,7 +1001,7 @@ pub(crate) mod tests {
         assert!(a.contains("async at 1.47x serial"), "{a}");
         assert!(r(&inflated, "process").anomaly.is_some());
         assert!(cells(&r(&inflated, "async"))[7].ends_with('!'));
-        assert!(cells(&r(&inflated, "async"))[10].contains("ANOMALY: measurement anomaly"));
+        assert!(cells(&r(&inflated, "async"))[10].starts_with("ANOMALY: async at 1.47x serial"));
         // Every model row is anomalous: no verdict is drawn from them.
         let v = &verdicts(&inflated)[0];
         assert_eq!(v.winner, None);
