@@ -1196,3 +1196,53 @@ fn run_info(ns: u64) -> RunInfo {
         wall_ns: ns,
     }
 }
+
+/// The metrics' counters: done tasks and their run times per model, a
+/// failed attempt as a retry, a worker lost by silence and by disconnect
+/// with the leases each held, and a late result.
+#[test]
+fn counters_count_each_event_once_per_model_and_cause() {
+    let mut s = Scheduler::new(SchedConfig {
+        lease_timeout_ms: 1_000,
+        ..SchedConfig::default()
+    });
+    let w1 = s.worker_joined(hello(0, 2, 0, 1), 0);
+    let j = s.submit(plan("noop", 6, 1, SlotModel::Thread), 0);
+    s.dispatch(0);
+    let (_, _, tasks) = assigns(&s.take_actions()).remove(0);
+    assert_eq!(tasks.len(), 2);
+    let done = Outcome {
+        wall_ns: 2_000_000,
+        ..ok(j, &tasks[0], SlotModel::Thread, 0)
+    };
+    let boom = failed(j, &tasks[1], SlotModel::Thread, TaskStatus::Failed);
+    s.worker_outcomes(w1, [done.clone(), boom], 10);
+    let c = *s.counters();
+    assert_eq!(c.tasks_done[SlotModel::Thread], 1);
+    assert_eq!(c.tasks_done[SlotModel::Process], 0);
+    assert_eq!(c.tasks_retried[SlotModel::Thread], 1);
+    assert_eq!(c.tasks_failed[SlotModel::Thread], 0);
+    let run = c.run_time[SlotModel::Thread];
+    assert_eq!((run.count(), run.sum), (1, 2_000_000));
+    assert_eq!(run.counts[3], 1, "2 ms lands in the 2.5 ms bucket");
+    // The same result again is late.
+    s.worker_outcomes(w1, [done], 20);
+    assert_eq!(s.counters().late_results_dropped, 1);
+    assert_eq!(s.counters().tasks_done[SlotModel::Thread], 1);
+
+    // w1 takes two more leases and goes silent; w2 takes two and leaves.
+    s.dispatch(20);
+    assert_eq!(assigns(&s.take_actions())[0].2.len(), 2);
+    let w2 = s.worker_joined(hello(0, 2, 0, 1), 20);
+    s.dispatch(20);
+    assert_eq!(assigns(&s.take_actions())[0].2.len(), 2);
+    s.worker_seen(w2, 1_500);
+    s.tick(1_500);
+    let c = *s.counters();
+    assert_eq!((c.workers_silent, c.leases_expired), (1, 2));
+    s.worker_lost(w2, 1_600);
+    s.worker_lost(w2, 1_700); // already gone: not counted again
+    let c = *s.counters();
+    assert_eq!((c.workers_disconnected, c.leases_returned), (1, 2));
+    assert_eq!(c.workers_silent, 1);
+}
