@@ -558,17 +558,13 @@ async fn write_results(
     follow: bool,
     order: Order,
 ) -> anyhow::Result<()> {
-    let info = client.job(id).await.context("could not get the job")?;
+    // Its grid names each row's input; its state, whether a pass is the last.
+    let mut info = client.job(id).await.context("could not get the job")?;
     let mut out = RowWriter::new(format, Grid::of(&info));
     // Index order: the next task index; completion order: rows seen.
     let mut next = 0u64;
     loop {
-        let ended = if follow {
-            let info = client.job(id).await.context("could not get the job")?;
-            JobState::try_from(info.state).is_ok_and(JobState::is_terminal)
-        } else {
-            true
-        };
+        let ended = !follow || JobState::try_from(info.state).is_ok_and(JobState::is_terminal);
         let mut rows = client
             .results_in(id, order, next)
             .await
@@ -602,6 +598,7 @@ async fn write_results(
                 break;
             }
         }
+        info = client.job(id).await.context("could not get the job")?;
     }
     out.finish()?;
     if !follow {
