@@ -8,6 +8,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use brigade_proto::Output;
 use brigade_proto::SlotModel;
 
+use super::outputs::Outputs;
 use super::status::{
     JobFailure, JobState, JobView, ProbeVerdict, Routing, TaskFailure, TaskStatus, WaitingReason,
 };
@@ -575,12 +576,7 @@ impl Job {
         max_bytes: usize,
     ) -> Option<Vec<ResultRow>> {
         let values = self.values.as_ref()?;
-        let order = values
-            .order
-            .iter()
-            .skip(skip as usize)
-            .map(|&i| u64::from(i));
-        Some(values.rows(order, max, max_bytes))
+        Some(values.rows(values.completion_order(skip), max, max_bytes))
     }
 
     /// Whether an OK output can be recorded: a reduction over integers
@@ -694,147 +690,5 @@ fn reduce_name(r: JobReduce) -> &'static str {
         JobReduce::Min => "min",
         JobReduce::Max => "max",
         JobReduce::Concat => "concat",
-    }
-}
-
-/// A job's outputs kept in memory, with how each task ran, in columns
-/// that grow to the highest done index (queued tasks cost nothing): 16
-/// bytes an output (an integer, or where its bytes are in one arena), 16
-/// bytes of run facts, and 4 bytes of completion order, per done task.
-#[derive(Debug, Default)]
-struct Outputs {
-    /// Per task: its integer output, or, when its bit in `is_bytes` is
-    /// set, `start | len << 64` of its bytes in `bytes`.
-    cells: Vec<u128>,
-    /// One bit per task; empty until the first byte output.
-    is_bytes: Vec<u64>,
-    bytes: Vec<u8>,
-    runs: Vec<PackedRun>,
-    /// Done task indices in the order they were recorded. Admission keeps
-    /// a job's tasks under 2^32.
-    order: Vec<u32>,
-    tasks: usize,
-}
-
-/// [`RunInfo`] in 16 bytes: times as f32 nanoseconds (exact to 16 ms,
-/// then to 1 part in 2^24, far finer than the clocks' noise); a worker id
-/// or attempt count past its width saturates.
-#[derive(Debug, Clone, Copy, Default)]
-struct PackedRun {
-    cpu_ns: f32,
-    wall_ns: f32,
-    worker: u32,
-    attempts: u16,
-    /// The model's wire value (0: not known).
-    model: u8,
-}
-
-impl PackedRun {
-    fn pack(r: RunInfo) -> PackedRun {
-        PackedRun {
-            cpu_ns: r.cpu_ns as f32,
-            wall_ns: r.wall_ns as f32,
-            worker: u32::try_from(r.worker).unwrap_or(u32::MAX),
-            attempts: u16::try_from(r.attempts).unwrap_or(u16::MAX),
-            model: r
-                .model
-                .map_or(0, |m| brigade_proto::v1::Model::from(m) as u8),
-        }
-    }
-
-    fn unpack(self) -> RunInfo {
-        RunInfo {
-            attempts: u32::from(self.attempts),
-            worker: WorkerId::from(self.worker),
-            model: SlotModel::from_wire(i32::from(self.model)),
-            cpu_ns: self.cpu_ns as u64,
-            wall_ns: self.wall_ns as u64,
-        }
-    }
-}
-
-impl Outputs {
-    fn new(tasks: usize) -> Outputs {
-        Outputs {
-            tasks,
-            ..Outputs::default()
-        }
-    }
-
-    /// Makes room for task `i` (doubling, so in-order completion stays
-    /// amortised O(1)).
-    fn reach(&mut self, i: usize) {
-        if i >= self.cells.len() {
-            let len = (i + 1).max(self.cells.len() * 2).min(self.tasks);
-            self.cells.resize(len, 0);
-            self.runs.resize(len, PackedRun::default());
-            if !self.is_bytes.is_empty() {
-                self.is_bytes.resize(len.div_ceil(64), 0);
-            }
-        }
-    }
-
-    fn set(&mut self, index: u64, value: &Output, run: RunInfo) {
-        let i = index as usize;
-        self.reach(i);
-        self.runs[i] = PackedRun::pack(run);
-        self.order.push(index as u32);
-        match value {
-            Output::Int(v) => {
-                self.cells[i] = *v;
-                if let Some(word) = self.is_bytes.get_mut(i / 64) {
-                    *word &= !(1 << (i % 64));
-                }
-            }
-            Output::Bytes(b) => {
-                if self.is_bytes.is_empty() {
-                    self.is_bytes = vec![0; self.cells.len().div_ceil(64)];
-                }
-                self.is_bytes[i / 64] |= 1 << (i % 64);
-                let start = self.bytes.len() as u128;
-                self.cells[i] = start | (b.len() as u128) << 64;
-                self.bytes.extend_from_slice(b);
-            }
-        }
-    }
-
-    fn get(&self, i: usize) -> Output {
-        let cell = self.cells[i];
-        if self
-            .is_bytes
-            .get(i / 64)
-            .is_some_and(|w| w & (1 << (i % 64)) != 0)
-        {
-            let (start, len) = (cell as u64 as usize, (cell >> 64) as usize);
-            Output::Bytes(self.bytes[start..start + len].to_vec())
-        } else {
-            Output::Int(cell)
-        }
-    }
-
-    /// The rows of these done tasks, in their order: at most `max`, and no
-    /// more once their outputs reach `max_bytes` (at least one).
-    fn rows(
-        &self,
-        done: impl Iterator<Item = u64>,
-        max: usize,
-        max_bytes: usize,
-    ) -> Vec<ResultRow> {
-        let mut rows = Vec::new();
-        let mut bytes = 0;
-        for index in done {
-            if rows.len() == max || (!rows.is_empty() && bytes >= max_bytes) {
-                break;
-            }
-            let i = index as usize;
-            let value = self.get(i);
-            bytes += value.len();
-            rows.push(ResultRow {
-                index,
-                value,
-                run: self.runs[i].unpack(),
-            });
-        }
-        rows
     }
 }

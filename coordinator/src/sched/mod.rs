@@ -17,6 +17,7 @@
 
 pub mod counters;
 mod job;
+mod outputs;
 mod status;
 mod worker;
 
