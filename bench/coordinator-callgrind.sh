@@ -16,18 +16,22 @@ count() { # $1 = tasks; prints the coordinator's instruction count
   local out; out=$(mktemp)
   valgrind --tool=callgrind --callgrind-out-file=/dev/null "$B" coordinator --listen 127.0.0.1:$PORT > "$out" 2>&1 &
   local C=$!
-  for _ in $(seq 1 200); do "$B" status --coordinator $URL > /dev/null 2>&1 && break; sleep 0.1; done
+  for _ in $(seq 1 1200); do "$B" status --coordinator $URL > /dev/null 2>&1 && break; sleep 0.1; done
   "$B" worker --coordinator $URL --procs 1 --threads 2 --async 0 > /dev/null 2>&1 &
   local W=$!
-  for _ in $(seq 1 200); do
+  for _ in $(seq 1 1200); do
     "$B" workers --coordinator $URL --format json 2>/dev/null | grep -q worker_id && break; sleep 0.1
   done
-  "$B" submit noop --range "0..$1" --model thread --wait --coordinator $URL > /dev/null 2>&1
+  if ! "$B" submit noop --range "0..$1" --model thread --wait --coordinator $URL > /dev/null 2>&1; then
+    echo "the $1-task job did not succeed (coordinator or worker not up in 120 s?)" >&2
+    kill $W $C 2>/dev/null || true
+    return 1
+  fi
   kill $W; wait $W 2>/dev/null || true
   kill -TERM $C; wait $C 2>/dev/null || true
   awk '/Collected/ {print $4}' "$out"
   rm -f "$out"
 }
-base=$(count 1)
-full=$(count "$N")
+base=$(count 1) || exit 1
+full=$(count "$N") || exit 1
 echo "coordinator: $full instructions for $N tasks, $base for 1: $(( (full - base) / (N - 1) )) per task"

@@ -269,14 +269,14 @@ impl Job {
         if let Some(values) = &mut self.values {
             values.set(index, value, run);
         }
-        let int = value.as_int().unwrap_or(0);
-        self.total = match self.plan.reduce {
-            JobReduce::Sum => self.total.and_then(|t| t.checked_add(int)),
-            JobReduce::Count => Some(u128::from(self.done_count)),
-            JobReduce::Min => self.total.map(|t| t.min(int)),
-            JobReduce::Max => self.total.map(|t| t.max(int)),
-            JobReduce::None | JobReduce::Concat => self.total,
-        };
+        let int = || value.as_int().unwrap_or(0);
+        match self.plan.reduce {
+            JobReduce::Sum => self.total = self.total.and_then(|t| t.checked_add(int())),
+            JobReduce::Count => self.total = Some(u128::from(self.done_count)),
+            JobReduce::Min => self.total = self.total.map(|t| t.min(int())),
+            JobReduce::Max => self.total = self.total.map(|t| t.max(int())),
+            JobReduce::None | JobReduce::Concat => {}
+        }
         self.cpu_ns += run.cpu_ns;
         self.wall_ns += run.wall_ns;
     }
@@ -492,10 +492,16 @@ impl Job {
 
     /// Applies the outcome of the task's current lease. Returns whether the
     /// job ended because of it.
-    pub(super) fn record(&mut self, o: Outcome, lease: Lease, run: RunInfo, now_ms: u64) -> bool {
+    pub(super) fn record(
+        &mut self,
+        o: &mut Outcome,
+        lease: Lease,
+        run: RunInfo,
+        now_ms: u64,
+    ) -> bool {
         let index = o.index;
         if o.status != TaskStatus::Cancelled {
-            self.probe_measured(&o);
+            self.probe_measured(o);
         }
         match o.status {
             TaskStatus::Ok => {
@@ -516,7 +522,8 @@ impl Job {
             TaskStatus::OutputTooLarge => {
                 self.cpu_ns += o.cpu_ns;
                 self.wall_ns += o.wall_ns;
-                return self.fail_for_good(index, lease, o.status, o.error, now_ms);
+                let error = std::mem::take(&mut o.error);
+                return self.fail_for_good(index, lease, o.status, error, now_ms);
             }
             // Handed back by a draining worker or aborted on our request:
             // not the task's fault.
@@ -536,7 +543,7 @@ impl Job {
                         input: self.plan.task_range(index),
                         attempts: failures,
                         last: status,
-                        error: o.error,
+                        error: std::mem::take(&mut o.error),
                     };
                     return self.fail_task(index, failure, now_ms);
                 }

@@ -402,76 +402,88 @@ impl Scheduler {
         // Applied to the worker once, after the loop.
         let mut returned = PerModel::<u32>::default();
         let mut tasks_done = 0;
-        // A batch holds outcomes of one job: mark it dirty and runnable once
-        // per run of outcomes, not once per outcome. Nothing in this loop
-        // takes a job out of `dirty`, nor out of `runnable` unless it ended.
-        let mut marked_dirty = None;
-        let mut marked_runnable = None;
-        for o in outcomes {
-            if let Some(model) = o.model {
-                returned[model] += 1;
-            }
-            let Some(job) = self.jobs.get_mut(&o.job) else {
-                if o.status == TaskStatus::Ok {
-                    self.counters.late_results_dropped += 1;
+        // A batch holds outcomes of one job: each run of outcomes of one job
+        // finds the job, marks it dirty and runnable once, not per outcome.
+        let mut outcomes = outcomes.into_iter().peekable();
+        while let Some(job_id) = outcomes.peek().map(|o| o.job) {
+            let of_job = std::iter::from_fn(|| outcomes.next_if(|o| o.job == job_id));
+            let Some(job) = self.jobs.get_mut(&job_id) else {
+                for o in of_job {
+                    if let Some(model) = o.model {
+                        returned[model] += 1;
+                    }
+                    if o.status == TaskStatus::Ok {
+                        self.counters.late_results_dropped += 1;
+                    }
                 }
                 continue;
             };
-            let lease = match job.leases.entry(o.index) {
-                Entry::Occupied(l) if l.get().worker == worker && l.get().attempt == o.attempt => {
-                    l.remove()
+            let mut dirty = false;
+            let mut ended = false;
+            for mut o in of_job {
+                if let Some(model) = o.model {
+                    returned[model] += 1;
                 }
-                _ => {
-                    // A stale lease. Its result is dropped and counted; a
-                    // stale failure or hand-back only returns its credit.
-                    if o.status == TaskStatus::Ok {
-                        job.late_results_dropped += 1;
-                        self.counters.late_results_dropped += 1;
-                        self.dirty.insert(o.job);
+                let lease = match job.leases.entry(o.index) {
+                    Entry::Occupied(l)
+                        if l.get().worker == worker && l.get().attempt == o.attempt =>
+                    {
+                        l.remove()
                     }
-                    continue;
+                    _ => {
+                        // A stale lease. Its result is dropped and counted; a
+                        // stale failure or hand-back only returns its credit.
+                        if o.status == TaskStatus::Ok {
+                            job.late_results_dropped += 1;
+                            self.counters.late_results_dropped += 1;
+                            dirty = true;
+                        }
+                        continue;
+                    }
+                };
+                dirty = true;
+                let ok = o.status == TaskStatus::Ok;
+                tasks_done += u64::from(ok);
+                let run = RunInfo {
+                    attempts: o.attempt,
+                    worker,
+                    model: o.model.or(Some(job.model())),
+                    cpu_ns: o.cpu_ns,
+                    wall_ns: o.wall_ns,
+                };
+                if self.config.log_results && ok && job.accepts(&o.value) {
+                    self.recorded.push(Recorded {
+                        job: job_id,
+                        index: o.index,
+                        value: o.value.clone(),
+                        run,
+                        seq: job.done_count(),
+                    });
                 }
-            };
-            if o.status == TaskStatus::Ok {
-                tasks_done += 1;
-            }
-            let job_id = o.job;
-            let run = RunInfo {
-                attempts: o.attempt,
-                worker,
-                model: o.model.or(Some(job.model())),
-                cpu_ns: o.cpu_ns,
-                wall_ns: o.wall_ns,
-            };
-            if self.config.log_results && o.status == TaskStatus::Ok && job.accepts(&o.value) {
-                self.recorded.push(Recorded {
-                    job: job_id,
-                    index: o.index,
-                    value: o.value.clone(),
-                    run,
-                    seq: job.done_count(),
-                });
-            }
-            let (model, wall_ns) = (run.model.unwrap_or(job.model()), o.wall_ns);
-            let before = job.tallies();
-            let ended = job.record(o, lease, run, now_ms);
-            self.counters.outcome(model, before, job.tallies(), wall_ns);
-            if let Some(old) = job.rerouted_from.take() {
-                // `--model auto` decided: the job moves to its model's queue.
-                self.runnable[old].remove(&job_id);
-                marked_runnable = None;
+                let model = run.model.unwrap_or(job.model());
+                let before = job.tallies();
+                ended = job.record(&mut o, lease, run, now_ms);
+                self.counters
+                    .outcome(model, before, job.tallies(), o.wall_ns);
+                if let Some(old) = job.rerouted_from.take() {
+                    // `--model auto` decided: the job moves to its model's queue.
+                    self.runnable[old].remove(&job_id);
+                }
+                if ended {
+                    // Any later outcome of this job in the batch finds no
+                    // lease: the outer loop drops it as late.
+                    break;
+                }
             }
             job.hand_over_failures(self.config.log_results.then_some(&mut self.failures));
             let (model, has_queued) = (job.model(), job.has_queued());
-            if marked_dirty != Some(job_id) {
+            if dirty {
                 self.dirty.insert(job_id);
-                marked_dirty = Some(job_id);
             }
             if ended {
                 self.end_job_leases(job_id);
-            } else if has_queued && marked_runnable != Some(job_id) {
+            } else if has_queued {
                 self.runnable[model].insert(job_id);
-                marked_runnable = Some(job_id);
             }
         }
         let w = self
