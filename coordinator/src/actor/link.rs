@@ -161,7 +161,7 @@ impl Actor {
                         wall_ns: o.wall_ns,
                         ready_ns: o.ready_ns,
                     });
-                    self.sched.worker_outcomes(id, outcomes, now);
+                    self.sched.worker_job_outcomes(id, job, outcomes, now);
                 }
                 let outcomes = batch.outcomes.into_iter().map(|o| Outcome {
                     job: o.job_id,

@@ -79,6 +79,14 @@ pub struct RunInfo {
     pub wall_ns: u64,
 }
 
+/// What recording a worker's batch gives back to the worker: one credit
+/// per outcome, and its count of done tasks.
+#[derive(Debug, Default)]
+struct Returned {
+    credits: PerModel<u32>,
+    tasks_done: u64,
+}
+
 /// A result that was just recorded (for the durable store).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
@@ -389,111 +397,149 @@ impl Scheduler {
         outcomes: impl IntoIterator<Item = Outcome>,
         now_ms: u64,
     ) {
-        let Some(w) = self.workers.get_mut(&worker) else {
-            // A worker we already dropped: its results are late by definition.
-            let n = outcomes
-                .into_iter()
-                .filter(|o| o.status == TaskStatus::Ok)
-                .count() as u64;
-            self.counters.late_results_dropped += n;
-            return;
-        };
-        w.last_seen_ms = now_ms;
-        // Applied to the worker once, after the loop.
-        let mut returned = PerModel::<u32>::default();
-        let mut tasks_done = 0;
-        // A batch holds outcomes of one job: each run of outcomes of one job
-        // finds the job, marks it dirty and runnable once, not per outcome.
         let mut outcomes = outcomes.into_iter().peekable();
+        let Some(mut returned) = self.outcomes_from(worker, now_ms) else {
+            return self.late_outcomes(outcomes);
+        };
         while let Some(job_id) = outcomes.peek().map(|o| o.job) {
-            let of_job = std::iter::from_fn(|| outcomes.next_if(|o| o.job == job_id));
-            let Some(job) = self.jobs.get_mut(&job_id) else {
-                for o in of_job {
-                    if let Some(model) = o.model {
-                        returned[model] += 1;
-                    }
-                    if o.status == TaskStatus::Ok {
-                        self.counters.late_results_dropped += 1;
-                    }
-                }
-                continue;
-            };
-            let mut dirty = false;
-            let mut ended = false;
-            for mut o in of_job {
-                if let Some(model) = o.model {
-                    returned[model] += 1;
-                }
-                let lease = match job.leases.entry(o.index) {
-                    Entry::Occupied(l)
-                        if l.get().worker == worker && l.get().attempt == o.attempt =>
-                    {
-                        l.remove()
-                    }
-                    _ => {
-                        // A stale lease. Its result is dropped and counted; a
-                        // stale failure or hand-back only returns its credit.
-                        if o.status == TaskStatus::Ok {
-                            job.late_results_dropped += 1;
-                            self.counters.late_results_dropped += 1;
-                            dirty = true;
-                        }
-                        continue;
-                    }
-                };
-                dirty = true;
-                let ok = o.status == TaskStatus::Ok;
-                tasks_done += u64::from(ok);
-                let run = RunInfo {
-                    attempts: o.attempt,
-                    worker,
-                    model: o.model.or(Some(job.model())),
-                    cpu_ns: o.cpu_ns,
-                    wall_ns: o.wall_ns,
-                };
-                if self.config.log_results && ok && job.accepts(&o.value) {
-                    self.recorded.push(Recorded {
-                        job: job_id,
-                        index: o.index,
-                        value: o.value.clone(),
-                        run,
-                        seq: job.done_count(),
-                    });
-                }
-                let model = run.model.unwrap_or(job.model());
-                let before = job.tallies();
-                ended = job.record(&mut o, lease, run, now_ms);
-                self.counters
-                    .outcome(model, before, job.tallies(), o.wall_ns);
-                if let Some(old) = job.rerouted_from.take() {
-                    // `--model auto` decided: the job moves to its model's queue.
-                    self.runnable[old].remove(&job_id);
-                }
-                if ended {
-                    // Any later outcome of this job in the batch finds no
-                    // lease: the outer loop drops it as late.
-                    break;
-                }
-            }
-            job.hand_over_failures(self.config.log_results.then_some(&mut self.failures));
-            let (model, has_queued) = (job.model(), job.has_queued());
-            if dirty {
-                self.dirty.insert(job_id);
-            }
-            if ended {
-                self.end_job_leases(job_id);
-            } else if has_queued {
-                self.runnable[model].insert(job_id);
-            }
+            let mut of_job = std::iter::from_fn(|| outcomes.next_if(|o| o.job == job_id));
+            self.job_outcomes(worker, job_id, &mut of_job, now_ms, &mut returned);
         }
+        self.credits_returned(worker, returned);
+    }
+
+    /// [`Self::worker_outcomes`] for outcomes that are all of one job (a
+    /// batch of OK results), without looking at each one's job.
+    pub fn worker_job_outcomes(
+        &mut self,
+        worker: WorkerId,
+        job_id: JobId,
+        outcomes: impl IntoIterator<Item = Outcome>,
+        now_ms: u64,
+    ) {
+        let mut outcomes = outcomes.into_iter();
+        let Some(mut returned) = self.outcomes_from(worker, now_ms) else {
+            return self.late_outcomes(outcomes);
+        };
+        while self.job_outcomes(worker, job_id, &mut outcomes, now_ms, &mut returned) {}
+        self.credits_returned(worker, returned);
+    }
+
+    /// Notes that `worker` was heard from; `None` for a worker already
+    /// dropped.
+    fn outcomes_from(&mut self, worker: WorkerId, now_ms: u64) -> Option<Returned> {
+        let w = self.workers.get_mut(&worker)?;
+        w.last_seen_ms = now_ms;
+        Some(Returned::default())
+    }
+
+    /// Outcomes from a worker already dropped: its results are late by
+    /// definition.
+    fn late_outcomes(&mut self, outcomes: impl Iterator<Item = Outcome>) {
+        let n = outcomes.filter(|o| o.status == TaskStatus::Ok).count() as u64;
+        self.counters.late_results_dropped += n;
+    }
+
+    /// Applies what recording a batch returned to its worker.
+    fn credits_returned(&mut self, worker: WorkerId, returned: Returned) {
         let w = self
             .workers
             .get_mut(&worker)
             .expect("recording outcomes removes no worker");
         for model in SlotModel::ALL {
-            w.in_flight[model] = w.in_flight[model].saturating_sub(returned[model]);
+            w.in_flight[model] = w.in_flight[model].saturating_sub(returned.credits[model]);
         }
-        w.tasks_done += tasks_done;
+        w.tasks_done += returned.tasks_done;
+    }
+
+    /// Records outcomes of job `job_id` until they run out or the job ends:
+    /// the job is found, marked dirty and runnable once, not per outcome.
+    /// True when it stopped because the job ended and more may follow
+    /// (they find no lease: late).
+    fn job_outcomes(
+        &mut self,
+        worker: WorkerId,
+        job_id: JobId,
+        outcomes: &mut impl Iterator<Item = Outcome>,
+        now_ms: u64,
+        returned: &mut Returned,
+    ) -> bool {
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            for o in outcomes {
+                if let Some(model) = o.model {
+                    returned.credits[model] += 1;
+                }
+                if o.status == TaskStatus::Ok {
+                    self.counters.late_results_dropped += 1;
+                }
+            }
+            return false;
+        };
+        let mut dirty = false;
+        let mut ended = false;
+        for mut o in outcomes.by_ref() {
+            debug_assert_eq!(o.job, job_id);
+            if let Some(model) = o.model {
+                returned.credits[model] += 1;
+            }
+            let lease = match job.leases.entry(o.index) {
+                Entry::Occupied(l) if l.get().worker == worker && l.get().attempt == o.attempt => {
+                    l.remove()
+                }
+                _ => {
+                    // A stale lease. Its result is dropped and counted; a
+                    // stale failure or hand-back only returns its credit.
+                    if o.status == TaskStatus::Ok {
+                        job.late_results_dropped += 1;
+                        self.counters.late_results_dropped += 1;
+                        dirty = true;
+                    }
+                    continue;
+                }
+            };
+            dirty = true;
+            let ok = o.status == TaskStatus::Ok;
+            returned.tasks_done += u64::from(ok);
+            let run = RunInfo {
+                attempts: o.attempt,
+                worker,
+                model: o.model.or(Some(job.model())),
+                cpu_ns: o.cpu_ns,
+                wall_ns: o.wall_ns,
+            };
+            if self.config.log_results && ok && job.accepts(&o.value) {
+                self.recorded.push(Recorded {
+                    job: job_id,
+                    index: o.index,
+                    value: o.value.clone(),
+                    run,
+                    seq: job.done_count(),
+                });
+            }
+            let model = run.model.unwrap_or(job.model());
+            let before = job.tallies();
+            ended = job.record(&mut o, lease, run, now_ms);
+            self.counters
+                .outcome(model, before, job.tallies(), o.wall_ns);
+            if let Some(old) = job.rerouted_from.take() {
+                // `--model auto` decided: the job moves to its model's queue.
+                self.runnable[old].remove(&job_id);
+            }
+            if ended {
+                break;
+            }
+        }
+        job.hand_over_failures(self.config.log_results.then_some(&mut self.failures));
+        let (model, has_queued) = (job.model(), job.has_queued());
+        if dirty {
+            self.dirty.insert(job_id);
+        }
+        if ended {
+            self.end_job_leases(job_id);
+        } else if has_queued {
+            self.runnable[model].insert(job_id);
+        }
+        ended
     }
 
     /// Cancels a job: queued tasks are dropped, workers holding its tasks are

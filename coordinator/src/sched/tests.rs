@@ -176,6 +176,34 @@ fn a_lost_worker_returns_its_leases_and_its_late_results_are_dropped() {
 }
 
 #[test]
+fn a_batch_of_one_job_ends_it_and_what_follows_its_end_is_late() {
+    let mut s = Scheduler::new(SchedConfig::default());
+    let w = s.worker_joined(hello(0, 4, 0, 1), 0);
+    let j = s.submit(plan("noop", 4, 1, SlotModel::Thread), 0);
+    s.dispatch(0);
+    let tasks = assigns(&s.take_actions())[0].2.clone();
+    assert_eq!(tasks.len(), 4);
+    // The four results, then the first one again (a duplicate after the
+    // job ended), in one batch of OK results.
+    let outs: Vec<_> = tasks
+        .iter()
+        .chain(&tasks[..1])
+        .map(|t| ok(j, t, SlotModel::Thread, 7 * t.index as u128))
+        .collect();
+    s.worker_job_outcomes(w, j, outs, 1);
+    let info = s.job_view(j).unwrap();
+    assert_eq!(info.state, JobState::Succeeded);
+    assert_eq!(info.late_results_dropped, 1);
+    let r = s.job(j).unwrap().results_from(0, 10, usize::MAX).unwrap();
+    assert_eq!(values(&r), ints(&[(0, 0), (1, 7), (2, 14), (3, 21)]));
+    let view = &s.workers()[0];
+    assert_eq!((view.running_tasks, view.tasks_done), (0, 4));
+    // A batch of a job the core no longer knows only returns credits.
+    s.worker_job_outcomes(w, 999, [ok(999, &tasks[0], SlotModel::Thread, 0)], 2);
+    assert_eq!(s.status().late_results_dropped, 2);
+}
+
+#[test]
 fn results_come_in_index_or_completion_order_with_how_each_task_ran() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(0, 4, 0, 1), 0);
