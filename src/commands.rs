@@ -27,8 +27,9 @@ pub enum Format {
 
 /// `500ms`, `30s`, `2m` on the command line.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad =
-        || format!("duration {s:?} must be a number with a unit: ms, s or m (e.g. 500ms, 30s, 2m)");
+    let bad = || {
+        format!("duration {s:?} must be a number with a unit: ms, s, m, h or d (e.g. 500ms, 30s, 2m, 7d)")
+    };
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit())
         .map(|i| s.split_at(i))
@@ -37,7 +38,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
+        "m" => n.checked_mul(60).map(Duration::from_secs).ok_or_else(bad),
+        "h" => n
+            .checked_mul(3_600)
+            .map(Duration::from_secs)
+            .ok_or_else(bad),
+        "d" => n
+            .checked_mul(86_400)
+            .map(Duration::from_secs)
+            .ok_or_else(bad),
         _ => Err(bad()),
     }
 }
@@ -916,9 +925,14 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        for bad in ["30", "s", "1h", "-1s", ""] {
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3_600)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        let huge = format!("{}d", u64::MAX / 1_000);
+        for bad in ["30", "s", "1w", "-1s", "", huge.as_str()] {
             assert!(
-                parse_duration(bad).unwrap_err().contains("ms, s or m"),
+                parse_duration(bad)
+                    .unwrap_err()
+                    .contains("ms, s, m, h or d"),
                 "{bad}"
             );
         }

@@ -694,3 +694,50 @@ fn an_allow_exec_worker_refuses_a_coordinator_that_does_not_authenticate_it() {
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(job["tasks_done"], 3, "{job}");
 }
+
+/// `--default-task-timeout` bounds the tasks of jobs that set no timeout
+/// (a task "over 0..2^64-1" can no longer hold a slot for hours), a job's
+/// own `--timeout-ms` still wins, and `--max-active-tasks-per-client`
+/// refuses a job that would take its client past the limit, naming it.
+#[test]
+fn a_default_task_timeout_and_the_active_tasks_quota_bound_what_a_client_holds() {
+    let c = Cluster::with_workers(
+        1,
+        Slots::new(0, 1, 2),
+        &[
+            "--default-task-timeout",
+            "1s",
+            "--max-active-tasks-per-client",
+            "1000",
+        ],
+    );
+    let sleepy = [
+        "sleep",
+        "--arg",
+        "ms=600000",
+        "--range",
+        "0..1",
+        "--max-attempts",
+        "1",
+    ];
+    let (job, _) = c.submit_failing(&sleepy);
+    assert_eq!(job["state"], "failed", "job: {job}");
+    let error = job["error"].as_str().unwrap_or_default();
+    assert!(error.contains("exceeded its 1000 ms timeout"), "job: {job}");
+    // Its own timeout wins over the default.
+    let own = [&sleepy[..], &["--timeout-ms", "300"]].concat();
+    let (job, _) = c.submit_failing(&own);
+    let error = job["error"].as_str().unwrap_or_default();
+    assert!(error.contains("exceeded its 300 ms timeout"), "job: {job}");
+    // A job within the default runs to its end.
+    let quick = c.submit_json(&["sleep", "--arg", "ms=10", "--range", "0..4", "--wait"]);
+    assert_eq!(quick["state"], "succeeded", "job: {quick}");
+
+    let args = ["submit", "noop", "--range", "0..1001"];
+    assert_error(
+        &c.brigade(&args),
+        &args,
+        1,
+        &["this job has 1001", "--max-active-tasks-per-client 1000"],
+    );
+}

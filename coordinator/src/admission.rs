@@ -161,6 +161,12 @@ pub struct AdmissionLimits {
     /// refused until some end (0: no limit). Checked by the actor, which
     /// keeps the count.
     pub max_active_jobs_per_owner: u64,
+    /// Tasks in one owner's jobs that have not ended, at most (0: no
+    /// limit): a job that would go past it is refused.
+    pub max_active_tasks_per_owner: u64,
+    /// The per-task timeout of jobs that set none (0: none), written into
+    /// their spec when admitted.
+    pub default_task_timeout_ms: u64,
 }
 
 impl AdmissionLimits {
@@ -188,6 +194,9 @@ impl AdmissionLimits {
     pub const DEFAULT_MAX_ARG_BYTES: usize = 4 << 10;
     /// Default [`Self::max_active_jobs_per_owner`].
     pub const DEFAULT_MAX_ACTIVE_JOBS_PER_OWNER: u64 = 1_000;
+    /// Default [`Self::max_active_tasks_per_owner`]: ten of the largest
+    /// jobs `--max-tasks-per-job` allows by default.
+    pub const DEFAULT_MAX_ACTIVE_TASKS_PER_OWNER: u64 = 100_000_000;
 }
 
 impl Default for AdmissionLimits {
@@ -204,6 +213,8 @@ impl Default for AdmissionLimits {
             max_args: Self::DEFAULT_MAX_ARGS,
             max_arg_bytes: Self::DEFAULT_MAX_ARG_BYTES,
             max_active_jobs_per_owner: Self::DEFAULT_MAX_ACTIVE_JOBS_PER_OWNER,
+            max_active_tasks_per_owner: Self::DEFAULT_MAX_ACTIVE_TASKS_PER_OWNER,
+            default_task_timeout_ms: 0,
         }
     }
 }
@@ -429,6 +440,9 @@ pub fn admit_as(
     // needs no definition to resume the job the same way.
     spec.kind = Kind::from(kind) as i32;
     spec.reduce = Reduce::from(reduce) as i32;
+    if spec.task_timeout_ms == 0 {
+        spec.task_timeout_ms = limits.default_task_timeout_ms;
+    }
     Ok(JobPlan {
         reduce,
         max_result_bytes,
@@ -456,6 +470,25 @@ mod tests {
             chunk,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_job_without_a_task_timeout_gets_the_default_one_in_its_spec() {
+        let limits = AdmissionLimits {
+            default_task_timeout_ms: 30_000,
+            ..AdmissionLimits::default()
+        };
+        let catalog = crate::testing::catalog();
+        let plan = admit(spec("noop", 0, 4, 1), &catalog, &limits).unwrap();
+        assert_eq!(plan.spec.task_timeout_ms, 30_000);
+        let own = JobSpec {
+            task_timeout_ms: 5,
+            ..spec("noop", 0, 4, 1)
+        };
+        let plan = admit(own, &catalog, &limits).unwrap();
+        assert_eq!(plan.spec.task_timeout_ms, 5, "a job's own timeout stays");
+        let plan = admit(spec("noop", 0, 4, 1), &catalog, &AdmissionLimits::default()).unwrap();
+        assert_eq!(plan.spec.task_timeout_ms, 0, "no default: no timeout");
     }
 
     #[test]

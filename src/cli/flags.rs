@@ -178,6 +178,14 @@ pub struct CoordinatorArgs {
     /// ended (0: no limit). Without --auth-file every caller is one client.
     #[arg(long, default_value_t = 1_000)]
     pub max_active_jobs_per_client: u64,
+    /// Refuse a client's new job when its tasks and those of the client's
+    /// jobs that have not ended would be more than this (0: no limit).
+    #[arg(long, default_value_t = brigade_coordinator::AdmissionLimits::DEFAULT_MAX_ACTIVE_TASKS_PER_OWNER)]
+    pub max_active_tasks_per_client: u64,
+    /// Give jobs that set no --timeout this per-task timeout (e.g. 10m,
+    /// 1h); by default such tasks may run for ever.
+    #[arg(long, value_parser = commands::parse_duration)]
+    pub default_task_timeout: Option<Duration>,
     /// Attempts per task when a job does not say (a failed attempt is a
     /// workload error, a crashed executor or a timeout; a lost worker is not).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]

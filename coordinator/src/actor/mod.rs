@@ -179,36 +179,53 @@ pub(crate) struct Actor {
     throughput: Throughput,
 }
 
-/// Counts each owner's jobs that have not ended.
+/// Counts each owner's jobs that have not ended, and their tasks.
 #[derive(Default)]
 struct ActiveJobs {
-    owners: HashMap<JobId, String>,
-    counts: HashMap<String, u64>,
+    owners: HashMap<JobId, (String, u64)>,
+    counts: HashMap<String, Active>,
+}
+
+/// One owner's jobs that have not ended.
+#[derive(Debug, Clone, Copy, Default)]
+struct Active {
+    jobs: u64,
+    tasks: u64,
 }
 
 impl ActiveJobs {
-    fn count(&self, owner: &str) -> u64 {
-        self.counts.get(owner).copied().unwrap_or(0)
+    fn of(&self, owner: &str) -> Active {
+        self.counts.get(owner).copied().unwrap_or_default()
     }
 
-    fn started(&mut self, id: JobId, owner: &str) {
-        if self.owners.insert(id, owner.to_string()).is_none() {
-            *self.counts.entry(owner.to_string()).or_default() += 1;
+    fn started(&mut self, id: JobId, owner: &str, tasks: u64) {
+        if self.owners.insert(id, (owner.to_string(), tasks)).is_none() {
+            let n = self.counts.entry(owner.to_string()).or_default();
+            n.jobs += 1;
+            n.tasks += tasks;
         }
     }
 
     /// Job `id` ended (again or for the first time: counted once).
     fn ended(&mut self, id: JobId) {
-        let Some(owner) = self.owners.remove(&id) else {
+        let Some((owner, tasks)) = self.owners.remove(&id) else {
             return;
         };
         if let Some(n) = self.counts.get_mut(&owner) {
-            *n -= 1;
-            if *n == 0 {
+            n.jobs -= 1;
+            n.tasks -= tasks;
+            if n.jobs == 0 {
                 self.counts.remove(&owner);
             }
         }
     }
+}
+
+/// Whether a job of `tasks` tasks would take its owner past
+/// `max_active_tasks_per_owner` (0: no limit).
+fn task_quota_exceeded(limits: &AdmissionLimits, active: Active, tasks: u64) -> bool {
+    let quota = limits.max_active_tasks_per_owner;
+    quota > 0 && active.tasks.saturating_add(tasks) > quota
 }
 
 impl Actor {
@@ -262,6 +279,8 @@ impl Actor {
         let limits = AdmissionLimits {
             max_tasks_per_job: u64::MAX,
             max_attempts_limit: u32::MAX,
+            // A stored spec holds the timeout it was given.
+            default_task_timeout_ms: 0,
             ..self.config.limits
         };
         self.sched.reserve_worker_ids(store.max_worker_id()?);
@@ -286,6 +305,7 @@ impl Actor {
                     continue;
                 }
             };
+            let tasks = plan.tasks;
             self.sched.restore(
                 job.id,
                 plan,
@@ -303,7 +323,7 @@ impl Actor {
                 self.ended_logged.insert(job.id);
                 ended += 1;
             } else {
-                self.active.started(job.id, &job.owner);
+                self.active.started(job.id, &job.owner, tasks);
                 if let Some(inputs) = job.inputs {
                     self.inputs.insert(job.id, Arc::new(inputs));
                 }
@@ -525,19 +545,35 @@ impl Actor {
                 "an inputs job is submitted with SubmitWithInputs, and only an inputs job",
             ));
         }
-        let quota = self.config.limits.max_active_jobs_per_owner;
-        if quota > 0 && self.active.count(&owner) >= quota {
-            let who = if owner.is_empty() {
+        let limits = &self.config.limits;
+        let active = self.active.of(&owner);
+        let who = || {
+            if owner.is_empty() {
                 "the coordinator has".to_string()
             } else {
                 format!("client {owner:?} has")
-            };
+            }
+        };
+        let quota = limits.max_active_jobs_per_owner;
+        if quota > 0 && active.jobs >= quota {
             return ack.refuse(Status::resource_exhausted(format!(
-                "{who} {quota} jobs that have not ended, the limit per client \
-                 (--max-active-jobs-per-client {quota}); wait for some to end or cancel some"
+                "{} {quota} jobs that have not ended, the limit per client \
+                 (--max-active-jobs-per-client {quota}); wait for some to end or cancel some",
+                who()
             )));
         }
-        match admit(spec, &self.config.workloads, &self.config.limits) {
+        match admit(spec, &self.config.workloads, limits) {
+            Ok(plan) if task_quota_exceeded(limits, active, plan.tasks) => {
+                let quota = limits.max_active_tasks_per_owner;
+                ack.refuse(Status::resource_exhausted(format!(
+                    "{} {} tasks in jobs that have not ended and this job has {}: over the \
+                     limit per client of {quota} (--max-active-tasks-per-client {quota}); \
+                     wait for some to end or cancel some",
+                    who(),
+                    active.tasks,
+                    plan.tasks
+                )))
+            }
             Ok(mut plan) => {
                 plan.owner = owner.clone();
                 let (workload, tasks, model) = (plan.spec.workload.clone(), plan.tasks, plan.model);
@@ -549,7 +585,7 @@ impl Actor {
                 } else {
                     self.sched.submit(plan, now)
                 };
-                self.active.started(id, &owner);
+                self.active.started(id, &owner, tasks);
                 tracing::info!(job_id = id, %workload, tasks, model = model.name(), %owner, "job accepted");
                 if let Some(inputs) = &inputs {
                     self.inputs.insert(id, inputs.clone());
@@ -869,17 +905,7 @@ mod tests {
         config.limits.max_active_jobs_per_owner = 2;
         let (tx, rx) = mpsc::unbounded_channel();
         let actor = tokio::spawn(Actor::new(config).expect("actor opens").run(rx));
-        let submit = |owner: &str| {
-            let spec = JobSpec {
-                workload: "noop".into(),
-                range_start: 0,
-                range_end: 4,
-                chunk: 1,
-                ..Default::default()
-            };
-            let owner = owner.to_string();
-            ask(&tx, move |r| Request::Submit(spec, owner, r))
-        };
+        let submit = |owner: &str| submit_noop(&tx, owner, 4);
         let first = submit("alice").await.expect("reply").expect("accepted");
         submit("alice").await.expect("reply").expect("accepted");
         let refused = submit("alice").await.expect("reply").unwrap_err();
@@ -921,6 +947,81 @@ mod tests {
             tonic::Code::ResourceExhausted,
             "{refused:?}"
         );
+        drop(tx);
+        actor.await.expect("the actor stops");
+    }
+
+    /// Submits a noop job of `tasks` tasks as `owner`.
+    fn submit_noop(
+        tx: &mpsc::UnboundedSender<Request>,
+        owner: &str,
+        tasks: u64,
+    ) -> oneshot::Receiver<Result<JobInfo, Status>> {
+        let spec = JobSpec {
+            workload: "noop".into(),
+            range_start: 0,
+            range_end: tasks,
+            chunk: 1,
+            ..Default::default()
+        };
+        let owner = owner.to_string();
+        ask(tx, move |r| Request::Submit(spec, owner, r))
+    }
+
+    /// A job that would take its client past `max_active_tasks_per_owner`
+    /// tasks in jobs that have not ended is refused, naming the counts and
+    /// the limit; a job that fits is not, nor is another client; once a
+    /// job ends its tasks no longer count.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_client_at_its_active_tasks_quota_is_refused_until_a_job_ends() {
+        let mut config = CoordinatorConfig {
+            workloads: crate::testing::catalog(),
+            ..CoordinatorConfig::default()
+        };
+        config.limits.max_active_tasks_per_owner = 10;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let actor = tokio::spawn(Actor::new(config).expect("actor opens").run(rx));
+        let first = submit_noop(&tx, "alice", 8)
+            .await
+            .expect("reply")
+            .expect("accepted");
+        let refused = submit_noop(&tx, "alice", 3)
+            .await
+            .expect("reply")
+            .unwrap_err();
+        assert_eq!(
+            refused.code(),
+            tonic::Code::ResourceExhausted,
+            "{refused:?}"
+        );
+        let text = refused.message();
+        assert!(
+            text.contains("client \"alice\" has 8 tasks in jobs that have not ended")
+                && text.contains("this job has 3")
+                && text.contains("--max-active-tasks-per-client 10"),
+            "{refused:?}"
+        );
+        submit_noop(&tx, "alice", 2)
+            .await
+            .expect("reply")
+            .expect("exactly at the limit");
+        submit_noop(&tx, "bob", 10)
+            .await
+            .expect("reply")
+            .expect("another client");
+        ask(&tx, |r| Request::Cancel(first.job_id, r))
+            .await
+            .expect("reply")
+            .expect("cancelled");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Err(e) = submit_noop(&tx, "alice", 8).await.expect("reply") {
+            assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+            assert!(
+                Instant::now() < deadline,
+                "the ended job still counts: {e:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         drop(tx);
         actor.await.expect("the actor stops");
     }
