@@ -550,9 +550,14 @@ impl Interrupt {
         self.raised.load(Ordering::SeqCst)
     }
 
-    /// Lowers it for the next task.
+    /// Lowers it for the next task. Called before every task on a thread
+    /// slot: the eventfd is read (a syscall) only when it was raised.
+    /// `raise` and `reset` run under the slot's job lock, so the flag and
+    /// the eventfd's count change together.
     pub fn reset(&self) {
-        self.raised.store(false, Ordering::SeqCst);
+        if !self.raised.swap(false, Ordering::SeqCst) {
+            return;
+        }
         let mut buf = [0u8; 8];
         // SAFETY: reads up to 8 bytes into a valid buffer (non-blocking).
         unsafe {
