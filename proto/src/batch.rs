@@ -200,6 +200,7 @@ fn put_varint(column: &mut Vec<u8>, mut v: u64) {
 /// Appends `v` to a column that stays empty while every value is 0: at the
 /// first non-zero one, the `before` earlier entries get their zeros (a
 /// varint 0 is one zero byte).
+#[inline]
 fn put_sparse(column: &mut Vec<u8>, before: usize, v: u64) {
     if v != 0 || !column.is_empty() {
         column.resize(column.len().max(before), 0);

@@ -109,6 +109,7 @@ fn slot_loop(slot: usize, queue: Arc<TaskQueue>, done: Outcomes, run: Arc<SlotRu
     ctx.interrupt = Some(run.interrupt.clone());
     let mut meter = CpuMeter::default();
     let mut pending = PendingOutcomes::new(done, queue.clone());
+    let mut current_job = None;
     loop {
         // Hand over what is held before waiting for work, never after.
         let next = match pending.is_empty() {
@@ -126,18 +127,19 @@ fn slot_loop(slot: usize, queue: Arc<TaskQueue>, done: Outcomes, run: Arc<SlotRu
                 }
             }
         };
-        {
+        // The slot stays marked with its last task's job until a task of
+        // another job comes (a lock and maybe a syscall, not paid per task):
+        // a cancel of that job raised meanwhile interrupts the job's next
+        // task here too, which is what a cancel asks for.
+        if current_job != Some(task.job_id) {
             let mut job = run.job();
             *job = Some(task.job_id);
             run.interrupt.reset();
+            current_job = Some(task.job_id);
         }
         ctx.deadline = task.timeout.map(|t| std::time::Instant::now() + t);
         let measured = meter.run(task.job_id, &task.workload, &task.input, &mut ctx);
-        let cancelled = {
-            let mut job = run.job();
-            *job = None;
-            run.interrupt.is_raised()
-        };
+        let cancelled = run.interrupt.is_raised();
         let mut outcome = TaskDone::ran(&task, Model::Thread, measured);
         if cancelled {
             outcome.status = OutcomeStatus::Cancelled;
