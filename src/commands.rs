@@ -51,6 +51,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// `--keep-finished`: a duration with its unit (jobs that ended that long
+/// ago go) or a plain count (all but the newest that many go).
+pub fn parse_retention(s: &str) -> Result<brigade_coordinator::Retention, String> {
+    use brigade_coordinator::Retention;
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse()
+            .map(Retention::Newest)
+            .map_err(|_| format!("--keep-finished {s:?}: a count must fit in 64 bits"));
+    }
+    parse_duration(s)
+        .map(Retention::For)
+        .map_err(|e| format!("{e}; or a plain number of ended jobs to keep (e.g. 1000)"))
+}
+
 /// `sum`, `count`, `min`, `max`, `concat` or `none` on the command line.
 pub fn parse_reduce(s: &str) -> Result<Reduce, String> {
     Ok(match s {
@@ -490,6 +505,41 @@ async fn print_concat(client: &mut Client, id: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `jobs --purge`: forgets ended jobs and says which.
+pub async fn purge(
+    client: &mut Client,
+    all: bool,
+    older_than: Duration,
+    format: Format,
+) -> anyhow::Result<()> {
+    let ids = client
+        .purge(all, older_than)
+        .await
+        .context("could not purge jobs")?;
+    match format {
+        Format::Json | Format::Jsonl => println!("{}", serde_json::json!({ "purged": ids })),
+        Format::Csv => {
+            println!("job_id");
+            for id in &ids {
+                println!("{id}");
+            }
+        }
+        Format::Table => match ids.as_slice() {
+            [] => println!("no ended job to purge"),
+            ids => println!(
+                "purged {} ended job{}: {}",
+                ids.len(),
+                if ids.len() == 1 { "" } else { "s" },
+                ids.iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+    }
+    Ok(())
+}
+
 pub async fn jobs(client: &mut Client, all: bool, format: Format) -> anyhow::Result<()> {
     let jobs = if all {
         client.all_jobs().await
@@ -919,6 +969,21 @@ pub async fn status(client: &mut Client, format: Format) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_is_a_duration_or_a_count() {
+        use brigade_coordinator::Retention;
+        assert_eq!(
+            parse_retention("7d"),
+            Ok(Retention::For(Duration::from_secs(604_800)))
+        );
+        assert_eq!(parse_retention("1000"), Ok(Retention::Newest(1000)));
+        assert_eq!(parse_retention("0"), Ok(Retention::Newest(0)));
+        for bad in ["", "7 d", "-1", "1w"] {
+            let e = parse_retention(bad).unwrap_err();
+            assert!(e.contains("plain number of ended jobs"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn durations_parse_with_units() {

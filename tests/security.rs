@@ -15,11 +15,12 @@ use brigade_proto::v1::coordinator_client::CoordinatorClient;
 use brigade_proto::v1::worker_link_client::WorkerLinkClient;
 use brigade_proto::v1::{
     worker_message, InputsUpload, JobRef, JobSpec, JobState, ListJobsRequest, ListWorkersRequest,
-    Model, RunJobRequest, StatusRequest, SubmitJobRequest, WorkerHello, WorkerMessage,
+    Model, PurgeJobsRequest, RunJobRequest, StatusRequest, SubmitJobRequest, WorkerHello,
+    WorkerMessage,
 };
 use common::{
-    assert_error, assert_success, parse_json, run_brigade, stdout, Cluster, Slots, TempDir,
-    CLI_DEADLINE, DEADLINE,
+    assert_error, assert_success, id_of, parse_json, run_brigade, stdout, strs, wait_until,
+    Cluster, Slots, TempDir, CLI_DEADLINE, DEADLINE,
 };
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -184,6 +185,16 @@ async fn every_client_rpc(
         ),
         ("CancelJob", code_of(c.cancel_job(r).await)),
         (
+            "PurgeJobs",
+            code_of(
+                c.purge_jobs(PurgeJobsRequest {
+                    all: true,
+                    older_than_ms: 0,
+                })
+                .await,
+            ),
+        ),
+        (
             "ListWorkers",
             code_of(c.list_workers(ListWorkersRequest {}).await),
         ),
@@ -285,7 +296,7 @@ fn every_rpc_refuses_the_wrong_credential_with_the_right_code() {
     ];
     for (what, token, want, needle) in cases {
         let calls = rt.block_on(every_client_rpc(&url, token, alice_job));
-        assert_eq!(calls.len(), 10, "every RPC of the Coordinator service");
+        assert_eq!(calls.len(), 11, "every RPC of the Coordinator service");
         for (rpc, code, msg) in calls {
             if let Some(secret) = token {
                 assert!(
@@ -298,7 +309,7 @@ fn every_rpc_refuses_the_wrong_credential_with_the_right_code() {
                 // job nor list everyone's.
                 match rpc {
                     "GetJob" | "WatchJob" | "GetResults" | "CancelJob" => want,
-                    "ListJobs" => Code::PermissionDenied,
+                    "ListJobs" | "PurgeJobs" => Code::PermissionDenied,
                     _ => Code::Ok,
                 }
             } else {
@@ -740,4 +751,41 @@ fn a_default_task_timeout_and_the_active_tasks_quota_bound_what_a_client_holds()
         1,
         &["this job has 1001", "--max-active-tasks-per-client 1000"],
     );
+}
+
+/// `--keep-finished 2` purges all but the two newest ended jobs, `jobs
+/// --purge` the rest; a restarted coordinator brings none back from its
+/// state file and gives no purged id again.
+#[test]
+fn ended_jobs_are_purged_by_retention_and_on_request_and_their_ids_stay_taken() {
+    let (mut c, args) = Cluster::start_durable(&["--keep-finished", "2"]);
+    c.spawn_worker("w1", Slots::new(0, 2, 0));
+    let ids: Vec<u64> = (0..4)
+        .map(|_| id_of(&c.submit_json(&["noop", "--range", "0..3", "--model", "thread", "--wait"])))
+        .collect();
+    let listed = |c: &Cluster| -> Vec<u64> {
+        let jobs = c.json(&["jobs"]);
+        let mut ids: Vec<u64> = jobs.as_array().expect("a list").iter().map(id_of).collect();
+        ids.sort_unstable();
+        ids
+    };
+    wait_until("the two oldest ended jobs purged", DEADLINE, || {
+        (listed(&c) == ids[2..]).then_some(())
+    });
+    let args_gone = ["results".to_string(), ids[0].to_string()];
+    assert_error(
+        &c.brigade(&args_gone),
+        &strs(&args_gone),
+        1,
+        &[&format!("no job with id {}", ids[0])],
+    );
+    let purged = c.json(&["jobs", "--purge"]);
+    assert_eq!(purged, serde_json::json!({ "purged": ids[2..] }));
+    assert_eq!(listed(&c), Vec::<u64>::new());
+
+    c.stop_coordinator();
+    c.restart_coordinator(&args);
+    assert_eq!(listed(&c), Vec::<u64>::new(), "nothing purged comes back");
+    let next = c.submit_json(&["noop", "--range", "0..3", "--model", "thread", "--wait"]);
+    assert_eq!(id_of(&next), ids[3] + 1, "purged ids stay taken");
 }

@@ -18,8 +18,8 @@ use brigade_proto::connect::{self, BearerToken};
 use brigade_proto::convert::join_u128;
 use brigade_proto::v1::coordinator_client::CoordinatorClient;
 use brigade_proto::v1::{
-    job_event, InputsUpload, JobRef, ListJobsRequest, ListWorkersRequest, ResultsChunk,
-    ResultsOrder, RunJobRequest, StatusRequest, SubmitJobRequest,
+    job_event, InputsUpload, JobRef, ListJobsRequest, ListWorkersRequest, PurgeJobsRequest,
+    ResultsChunk, ResultsOrder, RunJobRequest, StatusRequest, SubmitJobRequest,
 };
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use tonic::service::interceptor::InterceptedService;
@@ -497,6 +497,25 @@ impl Client {
             })
             .await?
             .into_inner())
+    }
+
+    /// Purges your jobs that ended at least `older_than` ago (every
+    /// client's with `all`, which needs an admin token on a coordinator with
+    /// `--auth-file`): their status and results are forgotten, in the state
+    /// file too, and their ids are never given again. Jobs still queued or
+    /// running are kept. Returns the ids purged, ascending.
+    pub async fn purge(
+        &mut self,
+        all: bool,
+        older_than: std::time::Duration,
+    ) -> Result<Vec<u64>, ClientError> {
+        let older_than_ms = u64::try_from(older_than.as_millis()).unwrap_or(u64::MAX);
+        Ok(self
+            .inner
+            .purge_jobs(PurgeJobsRequest { all, older_than_ms })
+            .await?
+            .into_inner()
+            .job_ids)
     }
 
     /// The workers linked to the coordinator.

@@ -24,7 +24,7 @@ mod testing;
 mod wal_check;
 mod writer;
 
-pub use actor::{CoordinatorConfig, ServerTls};
+pub use actor::{CoordinatorConfig, Retention, ServerTls};
 pub use admission::AdmissionLimits;
 pub use service::{serve, Coordinator, ServeError};
 pub use store::StoreError;

@@ -13,8 +13,8 @@ use brigade_proto::v1::worker_link_server::{WorkerLink, WorkerLinkServer};
 use brigade_proto::v1::{
     job_event, worker_message, ClusterStatus, CoordinatorMessage, InputsUpload, JobEvent, JobInfo,
     JobRef, JobState, ListJobsRequest, ListJobsResponse, ListWorkersRequest, ListWorkersResponse,
-    ResultsChunk, ResultsOrder, RunJobRequest, StatusRequest, SubmitJobRequest, SubmitJobResponse,
-    WorkerMessage,
+    PurgeJobsRequest, PurgeJobsResponse, ResultsChunk, ResultsOrder, RunJobRequest, StatusRequest,
+    SubmitJobRequest, SubmitJobResponse, WorkerMessage,
 };
 use futures::{Stream, StreamExt};
 use tokio::net::TcpListener;
@@ -494,6 +494,32 @@ impl CoordinatorApi for CoordinatorHandle {
         Ok(Response::new(
             self.ask(|r| actor::Request::Cancel(id, r)).await?,
         ))
+    }
+
+    async fn purge_jobs(
+        &self,
+        req: Request<PurgeJobsRequest>,
+    ) -> Result<Response<PurgeJobsResponse>, Status> {
+        let caller = caller(&req)?;
+        let PurgeJobsRequest { all, older_than_ms } = *req.get_ref();
+        if all && !caller.sees_all() {
+            return Err(Status::permission_denied(format!(
+                "purging every client's jobs (jobs --purge --all) needs an admin token; \
+                 the token presented is a client token (of {:?})",
+                caller.name
+            )));
+        }
+        // An admin purges every job with `all`, its own without; a client
+        // its own; without authentication every job is everyone's.
+        let owner = (caller.role.is_some() && !all).then(|| caller.name.clone());
+        let job_ids = self
+            .ask(|reply| actor::Request::Purge {
+                owner,
+                older_than_ms,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(PurgeJobsResponse { job_ids }))
     }
 
     async fn list_workers(

@@ -32,7 +32,7 @@ use crate::row_sum;
 use crate::sched::{ResultRow, RunInfo};
 use crate::state_lock::StateLock;
 use prost::Message;
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 /// The schema this build writes. `PRAGMA user_version` holds a file's.
 pub const SCHEMA_VERSION: i64 = 6;
@@ -190,6 +190,9 @@ pub struct WriteBatch {
     /// (job, task index, error) of tasks that failed for good.
     pub failures: Vec<(u64, u64, String)>,
     pub ends: Vec<JobEnd>,
+    /// Ended jobs to forget (after everything above is written): their
+    /// rows go, and their ids stay taken (meta `purged_up_to`).
+    pub purged: Vec<u64>,
 }
 
 impl WriteBatch {
@@ -200,6 +203,7 @@ impl WriteBatch {
             && self.results.is_empty()
             && self.failures.is_empty()
             && self.ends.is_empty()
+            && self.purged.is_empty()
     }
 }
 
@@ -856,7 +860,6 @@ impl Store {
         let mut ids = None;
         if version >= SUMS_VERSION {
             let meta = |key: &str| -> Result<Option<String>, StoreError> {
-                use rusqlite::OptionalExtension;
                 conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
                     r.get::<_, String>(0)
                 })
@@ -1110,6 +1113,26 @@ impl Store {
                 ])
                 .map_err(write)?;
             }
+            for sql in [
+                "DELETE FROM results WHERE job_id = ?1",
+                "DELETE FROM failed_tasks WHERE job_id = ?1",
+                "DELETE FROM inputs WHERE job_id = ?1",
+                "DELETE FROM jobs WHERE id = ?1",
+            ] {
+                let mut st = tx.prepare_cached(sql).map_err(write)?;
+                for &id in &batch.purged {
+                    st.execute(params![to_sql(id)]).map_err(write)?;
+                }
+            }
+            if let Some(&highest) = batch.purged.iter().max() {
+                tx.prepare_cached(
+                    "INSERT INTO meta (key, value) VALUES ('purged_up_to', ?1) \
+                     ON CONFLICT (key) DO UPDATE SET value = \
+                     MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                )
+                .and_then(|mut st| st.execute(params![to_sql(highest)]))
+                .map_err(write)?;
+            }
             tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'commits'")
                 .and_then(|mut st| st.execute(params![(self.commits + 1).to_string()]))
                 .map_err(write)?;
@@ -1118,6 +1141,26 @@ impl Store {
         self.commits += 1;
         self.record_commits();
         Ok(())
+    }
+
+    /// The highest id of a job purged from this file (0 if none): with the
+    /// jobs still in it, job ids go on above it, so an id names one job for
+    /// the file's life.
+    pub fn purged_up_to(&self) -> Result<u64, StoreError> {
+        let value: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'purged_up_to'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| StoreError::Open {
+                path: self.path.clone(),
+                what: format!("cannot read: {e}"),
+                hint: HINT_NOT_OURS,
+            })?;
+        Ok(value.and_then(|v| v.parse().ok()).unwrap_or(0))
     }
 
     /// The highest worker id stored (0 if none): ids go on above it, so a
@@ -1138,7 +1181,6 @@ impl Store {
     /// the scheduler takes its ids from the jobs it restores.
     #[cfg(test)]
     pub fn next_job_id(&self) -> Result<u64, StoreError> {
-        use rusqlite::OptionalExtension;
         let max: Option<i64> = self
             .conn
             .query_row("SELECT MAX(id) FROM jobs", [], |r| r.get(0))
@@ -1149,7 +1191,7 @@ impl Store {
                 hint: HINT_NOT_OURS,
             })?
             .flatten();
-        Ok(max.map_or(1, |m| from_sql(m) + 1))
+        Ok(max.map_or(0, from_sql).max(self.purged_up_to()?) + 1)
     }
 }
 
@@ -1415,6 +1457,7 @@ mod tests {
             failures: vec![],
             ends: vec![],
             new_inputs: vec![(2, Arc::new(inputs.clone()))],
+            purged: vec![],
         })
         .unwrap();
         // A duplicate result is ignored: the first one stays.
@@ -1511,6 +1554,71 @@ mod tests {
         assert_eq!((jobs[1].started_ms, jobs[1].finished_ms), (300, 400));
         assert_eq!(jobs[1].results.len(), 1);
         assert_eq!(s.next_job_id().unwrap(), 3);
+    }
+
+    /// A purged job's rows all go, in the commit that also writes what was
+    /// still queued of it; its id stays taken across a reopen even when it
+    /// was the highest.
+    #[test]
+    fn purged_jobs_lose_every_row_and_keep_their_id_taken() {
+        let path = tmp("purge");
+        let mut s = Store::open(&path).unwrap();
+        let mut inputs = Inputs::default();
+        inputs.push(b"x");
+        s.commit(&WriteBatch {
+            new_jobs: vec![(1, spec(), 1, String::new()), (2, spec(), 2, String::new())],
+            new_inputs: vec![(2, Arc::new(inputs))],
+            failures: vec![(2, 0, "boom".into())],
+            results: (0..3)
+                .map(|i| StoredResult {
+                    job: 1 + i % 2,
+                    index: i,
+                    value: Output::Int(u128::from(i)),
+                    run: run(1, 1, 0),
+                    seq: i / 2,
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .unwrap();
+        s.commit(&WriteBatch {
+            ends: vec![JobEnd {
+                job: 2,
+                state: JobState::Failed,
+                error: "boom".into(),
+                started_ms: 3,
+                finished_ms: 4,
+            }],
+            purged: vec![2],
+            ..Default::default()
+        })
+        .unwrap();
+        drop(s);
+        let mut s = Store::open(&path).unwrap();
+        let jobs = s.load().unwrap();
+        assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), [1]);
+        assert_eq!(jobs[0].results.len(), 2);
+        for table in ["results", "failed_tasks", "inputs"] {
+            let n: i64 = s
+                .conn
+                .query_row(
+                    &format!("SELECT COUNT(*) FROM {table} WHERE job_id = 2"),
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 0, "{table} rows of the purged job");
+        }
+        assert_eq!(s.purged_up_to().unwrap(), 2);
+        assert_eq!(s.next_job_id().unwrap(), 3, "job 2's id stays taken");
+        // A lower id purged later does not lower the mark.
+        s.commit(&WriteBatch {
+            purged: vec![1],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.purged_up_to().unwrap(), 2);
+        assert!(s.load().unwrap().is_empty());
     }
 
     #[test]

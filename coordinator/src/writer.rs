@@ -141,4 +141,5 @@ pub(crate) fn merge(into: &mut WriteBatch, more: WriteBatch) {
     into.results.extend(more.results);
     into.failures.extend(more.failures);
     into.ends.extend(more.ends);
+    into.purged.extend(more.purged);
 }

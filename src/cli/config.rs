@@ -87,6 +87,11 @@ pub enum Request {
         all: bool,
         format: Format,
     },
+    Purge {
+        all: bool,
+        older_than: Duration,
+        format: Format,
+    },
     Job {
         id: u64,
         wait: bool,
@@ -153,7 +158,23 @@ impl Action {
             .to(client.target)?,
             Subcommand::Status { client } => Request::Status(client.format).to(client.target)?,
             Subcommand::Health { service, target } => Request::Health(service).to(target)?,
-            Subcommand::Jobs { all, client } => Request::Jobs {
+            Subcommand::Jobs {
+                all,
+                purge: true,
+                older_than,
+                client,
+            } => Request::Purge {
+                all,
+                older_than: older_than.unwrap_or_default(),
+                format: client.format,
+            }
+            .to(client.target)?,
+            Subcommand::Jobs {
+                all,
+                purge: false,
+                client,
+                ..
+            } => Request::Jobs {
                 all,
                 format: client.format,
             }
@@ -364,6 +385,7 @@ impl CoordinatorArgs {
             state_recover: self.state_recover,
             fail_if_no_workers: self.fail_if_no_workers_for,
             max_worker_losses: self.max_worker_losses,
+            keep_finished: self.keep_finished,
             workloads: brigade_worker::workload::builtin_catalog(),
             ..Default::default()
         })

@@ -182,6 +182,11 @@ pub struct CoordinatorArgs {
     /// jobs that have not ended would be more than this (0: no limit).
     #[arg(long, default_value_t = brigade_coordinator::AdmissionLimits::DEFAULT_MAX_ACTIVE_TASKS_PER_OWNER)]
     pub max_active_tasks_per_client: u64,
+    /// Purge ended jobs (status, results, failures; from the state file
+    /// too) once they ended this long ago (e.g. 7d, 12h) or, given a plain
+    /// number, all but the newest that many. By default they are kept.
+    #[arg(long, value_parser = commands::parse_retention)]
+    pub keep_finished: Option<brigade_coordinator::Retention>,
     /// Give jobs that set no --timeout this per-task timeout (e.g. 10m,
     /// 1h); by default such tasks may run for ever.
     #[arg(long, value_parser = commands::parse_duration)]
@@ -312,11 +317,21 @@ pub enum Subcommand {
         #[command(flatten)]
         target: Target,
     },
-    /// List your jobs (every job when the coordinator has no --auth-file).
+    /// List your jobs (every job when the coordinator has no --auth-file),
+    /// or purge the ended ones (--purge).
     Jobs {
         /// Every client's jobs (needs an admin token).
         #[arg(long)]
         all: bool,
+        /// Forget your jobs that ended (every client's with --all): their
+        /// status and results go, from the state file too; their ids are
+        /// never given again. Jobs still queued or running are kept.
+        #[arg(long)]
+        purge: bool,
+        /// With --purge: only jobs that ended at least this long ago (e.g.
+        /// 30m, 7d).
+        #[arg(long, requires = "purge", value_parser = commands::parse_duration)]
+        older_than: Option<Duration>,
         #[command(flatten)]
         client: ClientArgs,
     },

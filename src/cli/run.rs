@@ -86,6 +86,11 @@ async fn run(action: Action) -> anyhow::Result<()> {
                 Request::Status(format) => commands::status(c, format).await,
                 Request::Health(service) => commands::health(c, &service).await,
                 Request::Jobs { all, format } => commands::jobs(c, all, format).await,
+                Request::Purge {
+                    all,
+                    older_than,
+                    format,
+                } => commands::purge(c, all, older_than, format).await,
                 Request::Job { id, wait, format } => commands::job(c, id, wait, format).await,
                 Request::Results {
                     id,

@@ -47,6 +47,13 @@ pub enum Request {
         reply: Reply<ResultsChunk>,
     },
     Cancel(JobId, Reply<JobInfo>),
+    /// Forget the ended jobs of `owner` (every owner's for `None`) that
+    /// ended at least `older_than_ms` ago; answered with their ids.
+    Purge {
+        owner: Option<String>,
+        older_than_ms: u64,
+        reply: Reply<Vec<JobId>>,
+    },
     ListWorkers(Reply<Vec<WorkerInfo>>),
     Status(Reply<ClusterStatus>),
     WorkerJoined {

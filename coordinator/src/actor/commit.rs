@@ -190,6 +190,14 @@ impl CommitLedger {
         self.unflushed.ends.push(end);
     }
 
+    /// An ended job was purged: its rows go with the next commit (after
+    /// anything of it still queued for that commit is written).
+    pub(super) fn purged(&mut self, id: JobId) {
+        self.unflushed.purged.push(id);
+        self.held.remove(&id);
+        self.flush_soon();
+    }
+
     /// Holds a job's new status until the next commit.
     pub(super) fn hold(&mut self, id: JobId, update: HeldUpdate) {
         self.held.insert(id, update);

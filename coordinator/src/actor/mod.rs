@@ -80,6 +80,18 @@ pub struct CoordinatorConfig {
     /// Serve TLS (`--tls-cert/--tls-key`, and `--tls-client-ca` to require
     /// client certificates); `None` serves plaintext.
     pub tls: Option<ServerTls>,
+    /// How long ended jobs are kept (`--keep-finished`); `None`: for ever.
+    pub keep_finished: Option<Retention>,
+}
+
+/// Which ended jobs a coordinator keeps; the others are purged (their
+/// status, results and failures forgotten, in the state file too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Those that ended less than this long ago.
+    For(Duration),
+    /// The newest this many (by when they ended).
+    Newest(u64),
 }
 
 /// A coordinator's TLS identity, PEM-encoded, and the CA its clients'
@@ -126,6 +138,7 @@ impl Default for CoordinatorConfig {
             workloads: Catalog::default(),
             auth: None,
             tls: None,
+            keep_finished: None,
         }
     }
 }
@@ -165,6 +178,8 @@ pub(crate) struct Actor {
     sinks: HashMap<WorkerId, WorkerSink>,
     watchers: HashMap<JobId, watch::Sender<JobInfo>>,
     ended_logged: HashSet<JobId>,
+    /// Jobs restored damaged: kept for a look, never purged.
+    damaged: HashSet<JobId>,
     clock: Clock,
     ledger: CommitLedger,
     /// The items of inputs jobs that have not ended.
@@ -252,6 +267,7 @@ impl Actor {
             sinks: HashMap::new(),
             watchers: HashMap::new(),
             ended_logged: HashSet::new(),
+            damaged: HashSet::new(),
             clock: Clock::new(),
             ledger: CommitLedger::in_memory(),
             inputs: HashMap::new(),
@@ -284,6 +300,7 @@ impl Actor {
             ..self.config.limits
         };
         self.sched.reserve_worker_ids(store.max_worker_id()?);
+        self.sched.reserve_job_ids(store.purged_up_to()?);
         let (mut resumed, mut ended, mut damaged) = (0, 0, 0);
         for job in store.load()? {
             let def = self.config.workloads.lookup(&job.spec.workload).ok();
@@ -370,6 +387,76 @@ impl Actor {
             },
         );
         self.ended_logged.insert(job.id);
+        self.damaged.insert(job.id);
+    }
+
+    /// Forgets the ended jobs of `owner` (every owner's for `None`) that
+    /// ended at least `older_than_ms` before `now`, damaged ones aside
+    /// (kept for a look); returns their ids, ascending.
+    fn purge(&mut self, owner: Option<&str>, older_than_ms: u64, now: u64) -> Vec<JobId> {
+        let ids: Vec<JobId> = self
+            .sched
+            .ended_jobs()
+            .filter(|&(id, job_owner, finished_ms)| {
+                owner.is_none_or(|o| o == job_owner)
+                    && now.saturating_sub(finished_ms) >= older_than_ms
+                    && !self.damaged.contains(&id)
+            })
+            .map(|(id, ..)| id)
+            .collect();
+        for &id in &ids {
+            self.forget(id);
+        }
+        ids
+    }
+
+    fn forget(&mut self, id: JobId) {
+        if self.sched.forget(id) {
+            self.ended_logged.remove(&id);
+            self.watchers.remove(&id);
+            self.inputs.remove(&id);
+            self.ledger.purged(id);
+        }
+    }
+
+    /// `--keep-finished`: purges the ended jobs the retention no longer
+    /// keeps (on every tick: a scan of the jobs, a few µs per thousand).
+    fn retain(&mut self, now: u64) {
+        let purged = match self.config.keep_finished {
+            None => return,
+            Some(Retention::For(age)) => {
+                let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+                self.purge(None, age, now)
+            }
+            Some(Retention::Newest(keep)) => {
+                let mut ended: Vec<(u64, JobId)> = self
+                    .sched
+                    .ended_jobs()
+                    .filter(|(id, ..)| !self.damaged.contains(id))
+                    .map(|(id, _, finished_ms)| (finished_ms, id))
+                    .collect();
+                let over = ended
+                    .len()
+                    .saturating_sub(usize::try_from(keep).unwrap_or(usize::MAX));
+                if over == 0 {
+                    return;
+                }
+                ended.sort_unstable();
+                let mut ids: Vec<JobId> = ended[..over].iter().map(|&(_, id)| id).collect();
+                ids.sort_unstable();
+                for &id in &ids {
+                    self.forget(id);
+                }
+                ids
+            }
+        };
+        if !purged.is_empty() {
+            tracing::info!(
+                jobs = purged.len(),
+                first = purged[0],
+                "ended jobs purged (--keep-finished)"
+            );
+        }
     }
 
     /// Runs until every sender of `rx` is gone.
@@ -487,6 +574,21 @@ impl Actor {
                 }
                 let _ = reply.send(res);
             }
+            Request::Purge {
+                owner,
+                older_than_ms,
+                reply,
+            } => {
+                let ids = self.purge(owner.as_deref(), older_than_ms, now);
+                if !ids.is_empty() {
+                    tracing::info!(
+                        jobs = ids.len(),
+                        first = ids[0],
+                        "ended jobs purged on request"
+                    );
+                }
+                let _ = reply.send(Ok(ids));
+            }
             Request::ListWorkers(reply) => {
                 let _ = reply.send(Ok(self.list_workers()));
             }
@@ -510,6 +612,7 @@ impl Actor {
             }
             Request::Tick => {
                 self.sched.tick(now);
+                self.retain(now);
                 self.heartbeat(now);
                 let done = self.sched.counters().tasks_done.values().sum();
                 self.throughput.sample(now, done);
@@ -1022,6 +1125,99 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        drop(tx);
+        actor.await.expect("the actor stops");
+    }
+
+    /// `--keep-finished 2` purges all but the two newest ended jobs on a
+    /// tick, never a running one; a purge on request takes the caller's
+    /// ended jobs only; ids are never given again.
+    #[tokio::test(flavor = "current_thread")]
+    async fn retention_and_purge_forget_ended_jobs_only_and_ids_go_on() {
+        let config = CoordinatorConfig {
+            workloads: crate::testing::catalog(),
+            keep_finished: Some(Retention::Newest(2)),
+            ..CoordinatorConfig::default()
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let actor = tokio::spawn(Actor::new(config).expect("actor opens").run(rx));
+        let mut ids = Vec::new();
+        for owner in ["alice", "alice", "bob", "alice", "alice"] {
+            ids.push(
+                submit_noop(&tx, owner, 4)
+                    .await
+                    .expect("reply")
+                    .expect("accepted")
+                    .job_id,
+            );
+        }
+        // The first four end (cancelled); the fifth stays queued.
+        for &id in &ids[..4] {
+            ask(&tx, |r| Request::Cancel(id, r))
+                .await
+                .expect("reply")
+                .expect("cancelled");
+        }
+        let listed = |tx: &mpsc::UnboundedSender<Request>| {
+            let rx = ask(tx, Request::ListJobs);
+            async move {
+                let mut ids: Vec<u64> = rx
+                    .await
+                    .expect("reply")
+                    .expect("jobs")
+                    .iter()
+                    .map(|j| j.job_id)
+                    .collect();
+                ids.sort_unstable();
+                ids
+            }
+        };
+        // Ended jobs are noticed as their status settles: tick until the
+        // retention has run over all four.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            tx.send(Request::Tick).expect("the actor runs");
+            if listed(&tx).await == ids[2..] {
+                break;
+            }
+            assert!(Instant::now() < deadline, "jobs: {:?}", listed(&tx).await);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let gone = ask(&tx, |r| Request::GetJob(ids[0], r))
+            .await
+            .expect("reply")
+            .unwrap_err();
+        assert_eq!(gone.code(), tonic::Code::NotFound, "{gone:?}");
+        // Alice's purge takes her ended job (4th), not Bob's nor her queued one.
+        let purge = |owner: Option<&str>| {
+            let owner = owner.map(str::to_string);
+            ask(&tx, move |reply| Request::Purge {
+                owner,
+                older_than_ms: 0,
+                reply,
+            })
+        };
+        assert_eq!(
+            purge(Some("alice")).await.expect("reply").expect("purged"),
+            [ids[3]]
+        );
+        assert_eq!(listed(&tx).await, [ids[2], ids[4]]);
+        // Not old enough: nothing goes.
+        let young = ask(&tx, |reply| Request::Purge {
+            owner: None,
+            older_than_ms: 3_600_000,
+            reply,
+        });
+        assert_eq!(
+            young.await.expect("reply").expect("purged"),
+            Vec::<u64>::new()
+        );
+        assert_eq!(purge(None).await.expect("reply").expect("purged"), [ids[2]]);
+        let next = submit_noop(&tx, "alice", 4)
+            .await
+            .expect("reply")
+            .expect("accepted");
+        assert_eq!(next.job_id, ids[4] + 1, "a purged id is not given again");
         drop(tx);
         actor.await.expect("the actor stops");
     }

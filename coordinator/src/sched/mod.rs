@@ -249,6 +249,33 @@ impl Scheduler {
         self.next_worker = self.next_worker.max(max + 1);
     }
 
+    /// New jobs get ids above `max` (the highest id of a purged job).
+    pub fn reserve_job_ids(&mut self, max: JobId) {
+        self.next_job = self.next_job.max(max + 1);
+    }
+
+    /// Jobs that ended: (id, owner, when it ended), in id order.
+    pub fn ended_jobs(&self) -> impl Iterator<Item = (JobId, &str, u64)> {
+        self.jobs.values().filter(|j| j.is_terminal()).map(|j| {
+            let v = j.view(None);
+            (v.id, v.plan.owner.as_str(), v.finished_ms)
+        })
+    }
+
+    /// Forgets an ended job (its status and results): true if it was one.
+    /// A job still queued or running is kept. Its id is never given again.
+    pub fn forget(&mut self, id: JobId) -> bool {
+        if !self.jobs.get(&id).is_some_and(Job::is_terminal) {
+            return false;
+        }
+        self.jobs.remove(&id);
+        self.dirty.remove(&id);
+        for model in SlotModel::ALL {
+            self.runnable[model].remove(&id);
+        }
+        true
+    }
+
     pub fn worker_joined(&mut self, hello: WorkerHello, now_ms: u64) -> WorkerId {
         let id = self.next_worker;
         self.next_worker += 1;
