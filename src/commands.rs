@@ -106,9 +106,15 @@ pub struct SubmitArgs {
     #[arg(long, default_value_t = 0)]
     pub max_in_flight: u32,
     /// Tasks that may fail for good (after their attempts) with the job
-    /// still succeeding; they are listed in its status.
+    /// still succeeding; they are listed in its status. Either way every
+    /// task runs: the job fails at its end if more failed than this.
     #[arg(long, default_value_t = 0)]
     pub allow_failures: u64,
+    /// Fail the job as soon as a task fails for good beyond
+    /// --allow-failures, dropping its other tasks (by default every task
+    /// runs and the job fails at its end, listing the failures).
+    #[arg(long)]
+    pub fail_fast: bool,
     /// A label for the job.
     #[arg(long, default_value = "")]
     pub name: String,
@@ -133,6 +139,7 @@ impl SubmitArgs {
             task_timeout_ms: self.timeout_ms,
             max_in_flight: self.max_in_flight,
             allow_failures: self.allow_failures,
+            fail_fast: self.fail_fast,
             name: self.name.clone(),
         }
     }

@@ -11,10 +11,10 @@ use std::time::Duration;
 use brigade_proto::v1::coordinator_server::{Coordinator as CoordinatorApi, CoordinatorServer};
 use brigade_proto::v1::worker_link_server::{WorkerLink, WorkerLinkServer};
 use brigade_proto::v1::{
-    job_event, worker_message, ClusterStatus, CoordinatorMessage, InputsUpload, JobEvent, JobInfo,
-    JobRef, JobState, ListJobsRequest, ListJobsResponse, ListWorkersRequest, ListWorkersResponse,
-    ResultsChunk, ResultsOrder, RunJobRequest, StatusRequest, SubmitJobRequest, SubmitJobResponse,
-    WorkerMessage,
+    job_event, worker_message, ClusterStatus, CoordinatorMessage, FailedTasks, InputsUpload,
+    JobEvent, JobInfo, JobRef, JobState, ListJobsRequest, ListJobsResponse, ListWorkersRequest,
+    ListWorkersResponse, ResultsChunk, ResultsOrder, RunJobRequest, StatusRequest,
+    SubmitJobRequest, SubmitJobResponse, WorkerMessage,
 };
 use futures::{Stream, StreamExt};
 use tokio::net::TcpListener;
@@ -36,6 +36,9 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Results are streamed in chunks of at most this many tasks.
 const RESULTS_CHUNK: usize = 32_768;
+/// Failed tasks are listed in chunks of at most this many (and
+/// [`RESULTS_CHUNK_BYTES`] of error text).
+const FAILED_TASKS_CHUNK: usize = 10_000;
 
 /// A cheap handle on the actor, shared by every handler.
 #[derive(Clone)]
@@ -494,6 +497,52 @@ impl CoordinatorApi for CoordinatorHandle {
         Ok(Response::new(
             self.ask(|r| actor::Request::Cancel(id, r)).await?,
         ))
+    }
+
+    type ListFailedTasksStream = BoxStream<FailedTasks>;
+
+    async fn list_failed_tasks(
+        &self,
+        req: Request<JobRef>,
+    ) -> Result<Response<Self::ListFailedTasksStream>, Status> {
+        let caller = caller(&req)?;
+        let from = req.get_ref().from;
+        let job = job_ref(req)?;
+        self.check_access(&caller, job).await?;
+        let handle = self.clone();
+        let fetch = move |from| {
+            let handle = handle.clone();
+            async move {
+                handle
+                    .ask(|reply| actor::Request::FailedTasks {
+                        job,
+                        from,
+                        max: FAILED_TASKS_CHUNK,
+                        max_bytes: RESULTS_CHUNK_BYTES,
+                        reply,
+                    })
+                    .await
+            }
+        };
+        let first = fetch(from).await?;
+        // A chunk that is not empty may have more after it; only an empty
+        // one says there is nothing more (and is sent only if it is the
+        // first).
+        let stream = futures::stream::unfold(Some(first), move |chunk| {
+            let fetch = fetch.clone();
+            async move {
+                let chunk = chunk?;
+                let next = match chunk.tasks.last() {
+                    Some(last) => match fetch(last.index + 1).await {
+                        Ok(c) => (!c.tasks.is_empty()).then_some(c),
+                        Err(e) => return Some((Err(e), None)),
+                    },
+                    None => None,
+                };
+                Some((Ok(chunk), next))
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn list_workers(

@@ -2,8 +2,8 @@
 //! send it, and how each is answered.
 
 use brigade_proto::v1::{
-    ClusterStatus, CoordinatorMessage, JobInfo, JobSpec, ResultsChunk, ResultsOrder, WorkerInfo,
-    WorkerMessage,
+    ClusterStatus, CoordinatorMessage, FailedTasks, JobInfo, JobSpec, ResultsChunk, ResultsOrder,
+    WorkerInfo, WorkerMessage,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tonic::Status;
@@ -47,6 +47,15 @@ pub enum Request {
         reply: Reply<ResultsChunk>,
     },
     Cancel(JobId, Reply<JobInfo>),
+    /// Failed tasks of `job` from task index `from` on: at most `max`, and
+    /// no more once their errors reach `max_bytes` (at least one).
+    FailedTasks {
+        job: JobId,
+        from: u64,
+        max: usize,
+        max_bytes: usize,
+        reply: Reply<FailedTasks>,
+    },
     ListWorkers(Reply<Vec<WorkerInfo>>),
     Status(Reply<ClusterStatus>),
     WorkerJoined {
