@@ -141,37 +141,38 @@ impl CoordinatorHandle {
         Ok(self.status_stream(id, rx))
     }
 
-    /// The statuses a watch receiver yields, ending after the terminal one.
+    /// The statuses a watch receiver yields, ending after the terminal one:
+    /// the current one at once (a job accepted, or queued behind others,
+    /// is shown before anything changes), then one per change.
     fn status_stream(&self, id: u64, rx: watch::Receiver<JobInfo>) -> BoxStream<JobInfo> {
         enum Watching {
-            Changes(watch::Receiver<JobInfo>),
-            /// The actor dropped the channel (it ended the job) before we
-            /// saw the terminal state: fetch it.
-            Closed,
+            /// `first`: the current status has not been sent yet.
+            Changes {
+                rx: watch::Receiver<JobInfo>,
+                first: bool,
+            },
             Done,
         }
         let handle = self.clone();
-        let stream = futures::stream::unfold(Watching::Changes(rx), move |state| {
+        let stream = futures::stream::unfold(Watching::Changes { rx, first: true }, move |state| {
             let handle = handle.clone();
             async move {
-                match state {
-                    Watching::Changes(mut rx) => {
-                        let info = rx.borrow_and_update().clone();
-                        if is_terminal(&info) {
-                            return Some((Ok(info), Watching::Done));
-                        }
-                        let next = match rx.changed().await {
-                            Ok(()) => Watching::Changes(rx),
-                            Err(_) => Watching::Closed,
-                        };
-                        Some((Ok(info), next))
-                    }
-                    Watching::Closed => {
-                        let last = handle.ask(|r| actor::Request::GetJob(id, r)).await;
-                        Some((last, Watching::Done))
-                    }
-                    Watching::Done => None,
+                let Watching::Changes { mut rx, first } = state else {
+                    return None;
+                };
+                if !first && rx.changed().await.is_err() {
+                    // The actor dropped the channel (it ended the job)
+                    // before we saw the terminal state: fetch it.
+                    let last = handle.ask(|r| actor::Request::GetJob(id, r)).await;
+                    return Some((last, Watching::Done));
                 }
+                let info = rx.borrow_and_update().clone();
+                let next = if is_terminal(&info) {
+                    Watching::Done
+                } else {
+                    Watching::Changes { rx, first: false }
+                };
+                Some((Ok(info), next))
             }
         });
         Box::pin(stream)
