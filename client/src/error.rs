@@ -122,6 +122,40 @@ impl ClientError {
     pub fn is_connection_lost(&self) -> bool {
         matches!(self, ClientError::Status(s) if is_lost(s))
     }
+
+    /// Whether no coordinator could be reached or kept: nothing answered,
+    /// the connection went away and did not come back, or the coordinator
+    /// said it is unavailable (shutting down, its state file not writable).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Unreachable { .. } | ClientError::Lost { .. }
+        ) || self.is_connection_lost()
+    }
+
+    /// Whether the request itself was refused: a bad URL or input, or a
+    /// coordinator that answered no to it (an invalid job, an unknown job
+    /// id, a missing permission or token, a quota).
+    pub fn is_refusal(&self) -> bool {
+        use tonic::Code;
+        match self {
+            ClientError::BadUrl { .. } | ClientError::Input(_) | ClientError::JobForgotten(_) => {
+                true
+            }
+            ClientError::Status(s) => matches!(
+                s.code(),
+                Code::InvalidArgument
+                    | Code::NotFound
+                    | Code::AlreadyExists
+                    | Code::PermissionDenied
+                    | Code::Unauthenticated
+                    | Code::ResourceExhausted
+                    | Code::FailedPrecondition
+                    | Code::OutOfRange
+            ),
+            _ => false,
+        }
+    }
 }
 
 /// Whether a status means the coordinator went away rather than refused.
