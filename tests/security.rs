@@ -403,12 +403,12 @@ fn every_rpc_refuses_the_wrong_credential_with_the_right_code() {
     // The CLI says the same: Bob cannot see job 1, a worker token cannot list.
     let bob_file = dir.path().join("bob.token");
     let args = ["job", "1", "--token-file", bob_file.to_str().unwrap()];
-    assert_error(&c.brigade(&args), &args, 1, &["no job with id 1"]);
+    assert_error(&c.brigade(&args), &args, 2, &["no job with id 1"]);
     let args = ["jobs", "--token-file", worker_token];
     assert_error(
         &c.brigade(&args),
         &args,
-        1,
+        2,
         &["needs a client (or admin) token", "worker token"],
     );
 }
@@ -514,10 +514,11 @@ fn tls_and_mtls_end_to_end_with_generated_certificates() {
 
     // Without a client certificate the handshake is refused, and said so.
     let status = ["status", "--tls-ca", &ca, "--token-file", &alice];
+    // (No TLS connection, no coordinator: exit 3, as unreachable.)
     assert_error(
         &c.brigade(&status),
         &status,
-        1,
+        3,
         &["--tls-cert and --tls-key"],
     );
     // Without the CA the coordinator's certificate is not trusted.
@@ -533,14 +534,14 @@ fn tls_and_mtls_end_to_end_with_generated_certificates() {
     assert_error(
         &c.brigade(&status),
         &status,
-        1,
+        3,
         &["UnknownIssuer", "--tls-ca"],
     );
     // Plaintext against the TLS port fails clearly.
     let plain = c.url().replace("https://", "http://");
     let args = ["status", "--coordinator", &plain, "--token-file", &alice];
     let o = run_brigade(&args, &[], CLI_DEADLINE);
-    assert_error(&o, &args, 1, &["connect with https:// and --tls-ca"]);
+    assert_error(&o, &args, 3, &["connect with https:// and --tls-ca"]);
 }
 
 #[test]

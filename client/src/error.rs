@@ -82,7 +82,7 @@ fn explain_transport(status: tonic::Status) -> tonic::Status {
              certificates (--tls-client-ca), pass --tls-cert and --tls-key",
         );
     }
-    if !(m.starts_with("transport error") || m.starts_with("h2 protocol error")) {
+    if !is_transport(&status) {
         return status;
     }
     let mut why = m.to_string();
@@ -127,10 +127,12 @@ impl ClientError {
     /// the connection went away and did not come back, or the coordinator
     /// said it is unavailable (shutting down, its state file not writable).
     pub fn is_unreachable(&self) -> bool {
-        matches!(
-            self,
-            ClientError::Unreachable { .. } | ClientError::Lost { .. }
-        ) || self.is_connection_lost()
+        match self {
+            ClientError::Unreachable { .. } | ClientError::Lost { .. } => true,
+            // Failed below gRPC: the connection, TLS or HTTP/2.
+            ClientError::Status(s) => is_lost(s) || is_transport(s),
+            _ => false,
+        }
     }
 
     /// Whether the request itself was refused: a bad URL or input, or a
@@ -156,6 +158,13 @@ impl ClientError {
             _ => false,
         }
     }
+}
+
+/// Whether a call failed below gRPC (the connection, TLS, HTTP/2) rather
+/// than being answered.
+fn is_transport(s: &tonic::Status) -> bool {
+    let m = s.message();
+    m.starts_with("transport error") || m.starts_with("h2 protocol error")
 }
 
 /// Whether a status means the coordinator went away rather than refused.

@@ -15,8 +15,10 @@ pub const FAILURE: u8 = 1;
 /// or a request the coordinator refused (an invalid job, an unknown job
 /// id, a missing permission or token, a quota).
 pub const USAGE: u8 = 2;
-/// The coordinator is unreachable: nothing answers at its URL, it went
-/// away and did not come back, or it said it is unavailable.
+/// The coordinator is unreachable: nothing answers at its URL, the
+/// connection or its TLS handshake fails (a CA or client certificate
+/// missing), it went away and did not come back, or it said it is
+/// unavailable.
 pub const UNREACHABLE: u8 = 3;
 /// Interrupted (Ctrl-C), as a shell reports a process ended by SIGINT.
 pub const INTERRUPTED: u8 = 130;
@@ -29,7 +31,8 @@ Exit codes:
        or another error
   2    usage error, or a request the coordinator refused (an invalid job, an unknown
        job id, a missing permission)
-  3    the coordinator is unreachable (or said it is unavailable)
+  3    the coordinator is unreachable: nothing answers, the connection or its TLS
+       handshake fails, or it said it is unavailable
   130  interrupted (Ctrl-C); a job being followed keeps running";
 
 /// An end of a command that has its own exit code.
