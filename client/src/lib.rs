@@ -2,7 +2,7 @@
 //!
 //! [`Client`] connects with errors that say what to do, submits jobs, follows
 //! them to their end (reconnecting when the coordinator restarts), streams
-//! their results, cancels them and lists jobs and workers. The `brigade` CLI,
+//! their results and failed tasks, cancels them and lists jobs and workers. The `brigade` CLI,
 //! the experiment lab and users' programs all go through it; the raw gRPC
 //! client stays reachable through [`Client::raw`].
 
