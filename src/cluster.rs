@@ -101,17 +101,33 @@ pub async fn coordinator(
     let tls = config.tls.is_some();
     let coordinator = with_http(Coordinator::open(config)?, http)?;
     let addr = listener.local_addr()?;
-    let url = url_of(addr);
-    let url = match url.strip_prefix("http://") {
-        Some(rest) if tls => format!("https://{rest}"),
-        _ => url,
-    };
-    println!("brigade coordinator listening on {url}");
+    println!(
+        "brigade coordinator listening on {}",
+        where_listening(addr, tls)
+    );
     tracing::info!(%addr, "coordinator listening");
     coordinator
         .serve(listener, shutdown_signal())
         .await
         .context("coordinator failed")
+}
+
+/// Where a server bound to `addr` listens, for people: its URL with the
+/// address it is bound to (the port it got for port 0), and for an
+/// unspecified address (every interface) also the URL this host reaches
+/// it by. The URL comes first: scripts read the first word.
+pub fn where_listening(addr: std::net::SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    let local = url_of(addr);
+    let local = match local.strip_prefix("http://") {
+        Some(rest) => format!("{scheme}://{rest}"),
+        None => local,
+    };
+    if addr.ip().is_unspecified() {
+        format!("{scheme}://{addr} (every interface; from this host: {local})")
+    } else {
+        local
+    }
 }
 
 /// Runs a worker node until a signal (then drains and exits).
@@ -168,10 +184,14 @@ pub async fn up(
         children.push(child);
     }
     println!(
-        "brigade up: coordinator on {url} with {workers} local worker(s) \
+        "brigade up: coordinator on {} with {workers} local worker(s) \
          ({} process, {} thread, {} async slots each); Ctrl-C to stop",
-        slots.procs, slots.threads, slots.async_slots
+        where_listening(addr, false),
+        slots.procs,
+        slots.threads,
+        slots.async_slots
     );
+    tracing::info!(%addr, "coordinator listening");
     println!("try: brigade submit sum-squares --range 0..60000000 --chunk 1500000 --wait --coordinator {url}");
     shutdown_signal().await;
     eprintln!("stopping: workers drain, then the coordinator stops");
@@ -194,4 +214,30 @@ pub async fn up(
     let _ = stop_tx.send(());
     server.await?.context("coordinator failed")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_says_the_address_it_is_bound_to() {
+        let at = |a: &str| a.parse::<std::net::SocketAddr>().unwrap();
+        assert_eq!(
+            where_listening(at("127.0.0.1:7070"), false),
+            "http://127.0.0.1:7070"
+        );
+        assert_eq!(
+            where_listening(at("10.1.2.3:41234"), true),
+            "https://10.1.2.3:41234"
+        );
+        assert_eq!(
+            where_listening(at("0.0.0.0:7070"), false),
+            "http://0.0.0.0:7070 (every interface; from this host: http://127.0.0.1:7070)"
+        );
+        assert_eq!(
+            where_listening(at("[::]:7071"), true),
+            "https://[::]:7071 (every interface; from this host: https://127.0.0.1:7071)"
+        );
+    }
 }

@@ -1,5 +1,8 @@
-//! Client subcommands: submit, status, jobs, job, results, cancel, workers.
+//! Client subcommands: submit, status, jobs, job, results, tasks, cancel,
+//! workers; how a job that ended is reported (failures grouped by cause,
+//! the run's summary line) and what Ctrl-C says ([`interrupted`]).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -10,16 +13,23 @@ use brigade_client::{
     model_name, parse_inputs_format, parse_kind, parse_kv, parse_model, parse_range, state_name,
     total, Client, Order, Output, ResultRow, RunEvent, WaitEvent,
 };
-use brigade_proto::v1::{InputsFormat, JobInfo, JobSpec, JobState, Kind, Model, Reduce};
+use brigade_proto::v1::{
+    ClusterStatus, InputsFormat, JobInfo, JobSpec, JobState, Kind, Model, Reduce,
+};
 
 use clap::ValueEnum;
 use futures::StreamExt;
 
+use crate::cli::exit::Exit;
+
 /// Output format of client commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// For people: aligned columns, notes and progress on stderr.
     Table,
+    /// One JSON value (an array for listings and results).
     Json,
+    /// A header line, then one row per line.
     Csv,
     /// One JSON value per line (results: one row per line).
     Jsonl,
@@ -130,9 +140,15 @@ pub struct SubmitArgs {
     #[arg(long, default_value_t = 0)]
     pub max_in_flight: u32,
     /// Tasks that may fail for good (after their attempts) with the job
-    /// still succeeding; they are listed in its status.
+    /// still succeeding; they are listed in its status. Either way every
+    /// task runs: the job fails at its end if more failed than this.
     #[arg(long, default_value_t = 0)]
     pub allow_failures: u64,
+    /// Fail the job as soon as a task fails for good beyond
+    /// --allow-failures, dropping its other tasks (by default every task
+    /// runs and the job fails at its end, listing the failures).
+    #[arg(long)]
+    pub fail_fast: bool,
     /// A label for the job.
     #[arg(long, default_value = "")]
     pub name: String,
@@ -157,51 +173,104 @@ impl SubmitArgs {
             task_timeout_ms: self.timeout_ms,
             max_in_flight: self.max_in_flight,
             allow_failures: self.allow_failures,
+            fail_fast: self.fail_fast,
             name: self.name.clone(),
         }
     }
 }
 
+/// What a client command is doing, for what Ctrl-C says ([`interrupted`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Phase {
+    /// Asking the coordinator something that changes nothing.
+    #[default]
+    Asking,
+    /// Submitting a job not yet accepted (`inputs`: its upload is under way).
+    Submitting { inputs: bool },
+    /// Following an accepted job.
+    Following(u64),
+}
+
+/// What an interrupted command says it left behind (the coordinator at
+/// `url`): a job followed keeps running, with the commands that cancel it
+/// or follow it again.
+pub fn interrupted(phase: Phase, url: &str) -> String {
+    let at = if url == brigade_client::DEFAULT_COORDINATOR {
+        String::new()
+    } else {
+        format!(" --coordinator {url}")
+    };
+    match phase {
+        Phase::Asking => "interrupted".to_string(),
+        Phase::Submitting { inputs: true } => {
+            "interrupted during the upload of the job's inputs: nothing was submitted".to_string()
+        }
+        Phase::Submitting { inputs: false } => format!(
+            "interrupted before the coordinator answered: the job may have been accepted \
+             (`brigade jobs{at}` lists it if so)"
+        ),
+        Phase::Following(id) => format!(
+            "interrupted: job {id} keeps running on the coordinator.\n  \
+             cancel it:          brigade cancel {id}{at}\n  \
+             follow it again:    brigade job {id} --wait{at}"
+        ),
+    }
+}
+
+/// `brigade submit`: without `wait`, prints the job once accepted and
+/// returns; with it, follows the job to its end.
 pub async fn submit(
     client: &mut Client,
     args: &SubmitArgs,
     wait: bool,
     format: Format,
+    phase: &Cell<Phase>,
 ) -> anyhow::Result<()> {
     if let Some(file) = &args.inputs {
+        phase.set(Phase::Submitting { inputs: true });
         let items = inputs::read(Source::parse(file), args.inputs_format);
         let info = client
             .submit_inputs(args.spec(), items)
             .await
             .context("the job was not submitted")?;
+        phase.set(Phase::Following(info.job_id));
         if !wait {
-            match format {
-                Format::Json | Format::Jsonl => println!("{}", job_json(&info)),
-                _ => println!("{}", accepted_line(&info)),
-            }
+            print_accepted(&info, format);
             return Ok(());
         }
         eprintln!("{}", accepted_line(&info));
         let info = wait_for(client, info.job_id, true).await?;
-        return print_outcome(client, &info, format).await;
+        return print_outcome(client, &info, format, true).await;
     }
+    phase.set(Phase::Submitting { inputs: false });
     if wait {
-        return submit_and_wait(client, args, format).await;
+        return submit_and_wait(client, args, format, phase).await;
     }
     let info = client
         .submit(args.spec())
         .await
         .context("the coordinator refused the job")?;
-    match format {
-        Format::Json | Format::Jsonl => println!("{}", job_json(&info)),
-        _ => println!("{}", accepted_line(&info)),
-    }
+    phase.set(Phase::Following(info.job_id));
+    print_accepted(&info, format);
     Ok(())
 }
 
+/// A job just accepted, on stdout.
+fn print_accepted(info: &JobInfo, format: Format) {
+    match format {
+        Format::Json | Format::Jsonl => println!("{}", job_json(info)),
+        _ => println!("{}", accepted_line(info)),
+    }
+}
+
 fn accepted_line(info: &JobInfo) -> String {
+    let queued = if info.state == JobState::Queued as i32 && !info.waiting_reason.is_empty() {
+        format!(" (queued: {})", info.waiting_reason)
+    } else {
+        String::new()
+    };
     format!(
-        "job {} accepted: {} tasks on {} slots",
+        "job {} accepted: {} tasks on {} slots{queued}",
         info.job_id,
         info.tasks_total,
         model_name(info.model)
@@ -216,6 +285,7 @@ async fn submit_and_wait(
     client: &mut Client,
     args: &SubmitArgs,
     format: Format,
+    phase: &Cell<Phase>,
 ) -> anyhow::Result<()> {
     let mut events = client
         .run(args.spec(), false)
@@ -228,9 +298,16 @@ async fn submit_and_wait(
             Some(Ok(_)) => continue,
             None => break,
             Some(Err(e)) if e.is_connection_lost() && progress.is_some() => break,
-            Some(Err(e)) => return Err(e.into()),
+            Some(Err(e)) => {
+                return Err(e).context(if progress.is_some() {
+                    "lost the job while following it"
+                } else {
+                    "the coordinator refused the job"
+                })
+            }
         };
         let p = progress.get_or_insert_with(|| {
+            phase.set(Phase::Following(info.job_id));
             eprintln!("{}", accepted_line(&info));
             Progress::new(info.job_id, true)
         });
@@ -239,7 +316,7 @@ async fn submit_and_wait(
             if let Some(p) = progress.take() {
                 p.finish();
             }
-            return print_outcome(client, &info, format).await;
+            return print_outcome(client, &info, format, true).await;
         }
     }
     let Some(p) = progress else {
@@ -248,7 +325,7 @@ async fn submit_and_wait(
     let job_id = p.job_id;
     p.finish();
     let info = wait_for(client, job_id, true).await?;
-    print_outcome(client, &info, format).await
+    print_outcome(client, &info, format, true).await
 }
 
 /// Shows a job's progress: a bar on a terminal, a plain line every few
@@ -305,8 +382,14 @@ impl Progress {
         }
     }
 
-    fn finish(self) {
-        if let Some(b) = self.bar {
+    fn finish(self) {}
+}
+
+impl Drop for Progress {
+    /// The bar goes, however the wait ended (an interruption too), so what
+    /// is printed next starts on a clean line.
+    fn drop(&mut self) {
+        if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
     }
@@ -333,10 +416,18 @@ async fn wait_for(client: &mut Client, job_id: u64, progress: bool) -> anyhow::R
     Ok(result?)
 }
 
-/// `submit --wait`'s last words: the job (a table's summary on stderr),
-/// then on stdout its total, or a concat job's outputs; the exit says
-/// whether it succeeded.
-async fn print_outcome(client: &mut Client, info: &JobInfo, format: Format) -> anyhow::Result<()> {
+/// The last words on a job followed to its end: the job (a table's
+/// summary on stderr, failures grouped by cause), then on stdout its total,
+/// or a concat job's outputs; with `summary` (`submit --wait`), the run's
+/// summary line last. A job that did not succeed is an [`Exit::JobEnded`]
+/// error (exit 1) whose message repeats nothing already printed.
+async fn print_outcome(
+    client: &mut Client,
+    info: &JobInfo,
+    format: Format,
+    summary: bool,
+) -> anyhow::Result<()> {
+    let succeeded = info.state == JobState::Succeeded as i32;
     match format {
         Format::Json | Format::Jsonl => println!("{}", job_json(info)),
         Format::Csv => {
@@ -345,7 +436,6 @@ async fn print_outcome(client: &mut Client, info: &JobInfo, format: Format) -> a
         }
         Format::Table => {
             eprintln!("{}", job_summary(info));
-            let succeeded = info.state == JobState::Succeeded as i32;
             if info.has_total && succeeded {
                 println!("{}", total(info));
             } else if succeeded && info.reduce == Reduce::Concat as i32 {
@@ -355,18 +445,157 @@ async fn print_outcome(client: &mut Client, info: &JobInfo, format: Format) -> a
             }
         }
     }
-    match JobState::try_from(info.state) {
-        Ok(JobState::Succeeded) => Ok(()),
-        Ok(JobState::Failed) => bail!("job {} failed: {}", info.job_id, info.error),
-        Ok(JobState::Cancelled) => bail!("job {} was cancelled", info.job_id),
-        _ => bail!("job {} did not finish", info.job_id),
+    if summary {
+        // The slots the job could use, as the cluster has them now.
+        let status = client.status().await.ok();
+        let (line, warning) = run_summary(info, status.as_ref());
+        if let Some(w) = warning {
+            eprintln!("{w}");
+        }
+        eprintln!("{line}");
     }
+    ended(info, format)
+}
+
+/// Success if the job followed to its end succeeded, else the
+/// [`Exit::JobEnded`] error (exit 1): a table already said how it ended,
+/// the other formats said it on stdout, and stderr gets one line.
+fn ended(info: &JobInfo, format: Format) -> anyhow::Result<()> {
+    let message = (format != Format::Table).then(|| match JobState::try_from(info.state) {
+        Ok(JobState::Succeeded) => String::new(),
+        Ok(JobState::Failed) => format!("job {} failed: {}", info.job_id, info.error),
+        Ok(JobState::Cancelled) => format!("job {} was cancelled", info.job_id),
+        _ => format!("job {} did not finish", info.job_id),
+    });
+    if info.state == JobState::Succeeded as i32 {
+        return Ok(());
+    }
+    Err(Exit::JobEnded { message }.into())
+}
+
+/// A duration for people: µs, ms or s.
+fn human_secs(secs: f64) -> String {
+    if secs < 1e-3 {
+        format!("{:.0} µs", secs * 1e6)
+    } else if secs < 1.0 {
+        format!("{:.2} ms", secs * 1e3)
+    } else {
+        format!("{secs:.3} s")
+    }
+}
+
+/// Per-task overhead above this share of the mean task time is warned of.
+const OVERHEAD_WARNING: f64 = 0.2;
+/// The share of a task's time that a suggested `--chunk` aims the overhead at.
+const OVERHEAD_TARGET: f64 = 0.05;
+/// A suggested `--chunk` leaves at least this many tasks per slot, so every
+/// slot stays busy to the end.
+const TASKS_PER_SLOT_KEPT: u64 = 4;
+
+/// `submit --wait`'s last line: tasks, wall time, tasks/s, mean task time
+/// and per-task overhead; and a warning when the overhead is over
+/// [`OVERHEAD_WARNING`] of the task time, suggesting a `--chunk` (when the
+/// job succeeded and has tasks enough for a larger chunk to help).
+///
+/// The overhead is the slot time the job held but its tasks did not use,
+/// per task: (time from the first lease to the end × slots it could use −
+/// the tasks' own wall time) / task runs, where the slots it could use are
+/// the cluster's slots of its model (`status`, as they are now) capped by
+/// `--max-in-flight` and its task count. It counts dispatch, the round
+/// trips and slots idle at the tail, and assumes the job had those slots
+/// to itself. Without `status` there is no overhead figure.
+fn run_summary(info: &JobInfo, status: Option<&ClusterStatus>) -> (String, Option<String>) {
+    let spec = info.spec.clone().unwrap_or_default();
+    let wall = wall_secs(info).unwrap_or(0.0);
+    let finished = info.tasks_done + info.tasks_failed;
+    let runs = (finished + info.retries).max(1);
+    let task_secs = info.task_wall_ns as f64 / 1e9;
+    let mean = task_secs / runs as f64;
+    let mut line = format!("summary: {} tasks", info.tasks_total);
+    if finished != info.tasks_total || info.tasks_failed > 0 {
+        line.push_str(&format!(
+            " ({} done, {} failed)",
+            info.tasks_done, info.tasks_failed
+        ));
+    }
+    let rate = if wall > 0.0 {
+        info.tasks_done as f64 / wall
+    } else {
+        0.0
+    };
+    line.push_str(&format!(
+        " in {}: {rate:.1} tasks/s, mean task {}",
+        human_secs(wall),
+        human_secs(mean)
+    ));
+    let slots = status.map(|s| match Model::try_from(info.model) {
+        Ok(Model::Process) => s.process_slots,
+        Ok(Model::Thread) => s.thread_slots,
+        Ok(Model::Async) => s.async_slots,
+        _ => 0,
+    });
+    let Some(slots) = slots.filter(|&n| n > 0 && info.started_unix_ms > 0) else {
+        return (line, None);
+    };
+    let mut usable = u64::from(slots).min(info.tasks_total.max(1));
+    if spec.max_in_flight > 0 {
+        usable = usable.min(u64::from(spec.max_in_flight));
+    }
+    let ran = info.finished_unix_ms.saturating_sub(info.started_unix_ms) as f64 / 1e3;
+    let overhead = ((ran * usable as f64 - task_secs) / runs as f64).max(0.0);
+    line.push_str(&format!(
+        ", overhead {} per task ({usable} {} slot{})",
+        human_secs(overhead),
+        model_name(info.model),
+        if usable == 1 { "" } else { "s" }
+    ));
+    // Only a job that ran whole says what its tasks cost.
+    let succeeded = info.state == JobState::Succeeded as i32;
+    if !succeeded || overhead <= OVERHEAD_WARNING * mean {
+        return (line, None);
+    }
+    let share = if mean > 0.0 {
+        format!(
+            "{:.0}% of the mean task time ({})",
+            overhead / mean * 100.0,
+            human_secs(mean)
+        )
+    } else {
+        "more than the tasks themselves took".to_string()
+    };
+    // Enough inputs per task to bring the overhead near OVERHEAD_TARGET of
+    // a task, keeping TASKS_PER_SLOT_KEPT tasks per slot.
+    let wanted = if mean > 0.0 {
+        (overhead / (OVERHEAD_TARGET * mean)).ceil() as u64
+    } else {
+        u64::MAX
+    };
+    let room = info.tasks_total / (usable * TASKS_PER_SLOT_KEPT);
+    let factor = wanted.min(room);
+    if factor < 2 {
+        // Too few tasks for a larger --chunk to keep the slots busy:
+        // nothing to suggest.
+        return (line, None);
+    }
+    let chunk = spec.chunk.max(1);
+    let warning = format!(
+        "warning: the per-task overhead ({}) is {share}: larger tasks spread it: try \
+         --chunk {} (now {chunk}: inputs or values per task)",
+        human_secs(overhead),
+        chunk.saturating_mul(factor)
+    );
+    (line, Some(warning))
 }
 
 fn wall_secs(info: &JobInfo) -> Option<f64> {
     (info.finished_unix_ms >= info.submitted_unix_ms && info.finished_unix_ms > 0)
         .then(|| (info.finished_unix_ms - info.submitted_unix_ms) as f64 / 1e3)
 }
+
+/// Failure groups a job's report shows (the status holds up to 10).
+const SHOWN_GROUPS: usize = 5;
+/// A cause is shown up to this many characters.
+const SHOWN_CAUSE_CHARS: usize = 240;
 
 pub fn job_summary(info: &JobInfo) -> String {
     let spec = info.spec.clone().unwrap_or_default();
@@ -394,18 +623,87 @@ pub fn job_summary(info: &JobInfo) -> String {
     if info.tasks_failed > 0 {
         s.push_str(&format!(", {} failed", info.tasks_failed));
     }
-    if !info.error.is_empty() {
-        s.push_str(&format!("\nerror: {}", info.error));
-    }
-    for f in &info.failed_tasks {
-        s.push_str(&format!("\nfailed task {}: {}", f.index, f.error));
-    }
+    s.push_str(&failures_report(info, &spec));
     if !info.waiting_reason.is_empty() {
         s.push_str(&format!("\nwaiting: {}", info.waiting_reason));
     }
     if !info.routing.is_empty() {
         s.push_str(&format!("\nrouting: {}", info.routing));
     }
+    s
+}
+
+/// Why a job failed, once: more failed tasks than it allows (the failures
+/// grouped by cause: counts and example tasks, and the command that lists
+/// every one), or its error when something else failed it.
+fn failures_report(info: &JobInfo, spec: &JobSpec) -> String {
+    let mut s = String::new();
+    let by_tasks = info.state == JobState::Failed as i32 && info.tasks_failed > spec.allow_failures;
+    if by_tasks {
+        s.push_str(&format!(
+            "\n{} of {} tasks failed for good, more than the {} the job allows (--allow-failures){}:",
+            info.tasks_failed,
+            info.tasks_total,
+            spec.allow_failures,
+            if spec.fail_fast {
+                "; --fail-fast ended the job there"
+            } else {
+                ""
+            }
+        ));
+    } else {
+        if !info.error.is_empty() {
+            s.push_str(&format!("\nerror: {}", info.error));
+        }
+        if info.tasks_failed > 0 {
+            s.push_str(&format!(
+                "\n{} tasks failed for good (--allow-failures {}):",
+                info.tasks_failed, spec.allow_failures
+            ));
+        }
+    }
+    if info.tasks_failed == 0 {
+        return s;
+    }
+    let shown = &info.failure_groups[..info.failure_groups.len().min(SHOWN_GROUPS)];
+    let width = shown
+        .iter()
+        .map(|g| g.tasks.to_string().len())
+        .max()
+        .unwrap_or(1);
+    for g in shown {
+        let mut cause = table_field(&g.cause);
+        if cause.chars().count() > SHOWN_CAUSE_CHARS {
+            cause = cause.chars().take(SHOWN_CAUSE_CHARS).collect::<String>() + "…";
+        }
+        let examples: Vec<String> = g.examples.iter().map(u64::to_string).collect();
+        let more = if g.tasks > g.examples.len() as u64 {
+            ", …"
+        } else {
+            ""
+        };
+        let noun = if g.examples.len() == 1 {
+            "task"
+        } else {
+            "tasks"
+        };
+        s.push_str(&format!(
+            "\n  {:>width$} × {cause}  ({noun} {}{more})",
+            g.tasks,
+            examples.join(", ")
+        ));
+    }
+    let grouped: u64 = shown.iter().map(|g| g.tasks).sum();
+    if info.tasks_failed > grouped {
+        s.push_str(&format!(
+            "\n  {:>width$} more, of other causes",
+            info.tasks_failed - grouped
+        ));
+    }
+    s.push_str(&format!(
+        "\nevery failed task: brigade tasks {} --state failed",
+        info.job_id
+    ));
     s
 }
 
@@ -433,7 +731,10 @@ fn job_json(info: &JobInfo) -> serde_json::Value {
         "task_cpu_s": info.task_cpu_ns as f64 / 1e9,
         "waiting_reason": info.waiting_reason,
         "routing": info.routing,
+        "allow_failures": spec.allow_failures,
+        "fail_fast": spec.fail_fast,
         "failed_tasks": info.failed_tasks.iter().map(|f| serde_json::json!({"index": f.index, "error": f.error})).collect::<Vec<_>>(),
+        "failure_groups": info.failure_groups.iter().map(|g| serde_json::json!({"cause": g.cause, "tasks": g.tasks, "examples": g.examples})).collect::<Vec<_>>(),
     })
 }
 
@@ -463,8 +764,17 @@ fn job_csv(info: &JobInfo) -> String {
     )
 }
 
-pub async fn job(client: &mut Client, id: u64, wait: bool, format: Format) -> anyhow::Result<()> {
+/// `brigade job ID`: the job as it is; with `wait`, once it ended (exit 1
+/// if it did not succeed).
+pub async fn job(
+    client: &mut Client,
+    id: u64,
+    wait: bool,
+    format: Format,
+    phase: &Cell<Phase>,
+) -> anyhow::Result<()> {
     let info = if wait {
+        phase.set(Phase::Following(id));
         wait_for(client, id, true).await?
     } else {
         client.job(id).await.context("could not get the job")?
@@ -482,6 +792,9 @@ pub async fn job(client: &mut Client, id: u64, wait: bool, format: Format) -> an
                 print_concat(client, id).await?;
             }
         }
+    }
+    if wait {
+        return ended(&info, format);
     }
     Ok(())
 }
@@ -589,17 +902,31 @@ pub async fn jobs(client: &mut Client, all: bool, format: Format) -> anyhow::Res
 /// where the last one stopped up to the first task not done yet, and the
 /// pass after the job's end writes the rest (failed tasks leave gaps). In
 /// completion order every pass writes what was recorded since the last.
+/// With `wait`, the job is followed to its end first and every result of
+/// it is written (exit 1 if it did not succeed).
 pub async fn results(
     client: &mut Client,
     id: u64,
     format: Format,
     follow: bool,
+    wait: bool,
     order: Order,
+    phase: &Cell<Phase>,
 ) -> anyhow::Result<()> {
+    let ended_as = if wait {
+        phase.set(Phase::Following(id));
+        Some(wait_for(client, id, true).await?)
+    } else {
+        if follow {
+            phase.set(Phase::Following(id));
+        }
+        None
+    };
     match write_results(client, id, format, follow, order).await {
         // The reader went away (`brigade results ID | head`): not an error.
         Err(e) if is_broken_pipe(&e) => Ok(()),
-        r => r,
+        Err(e) => Err(e),
+        Ok(()) => ended_as.map_or(Ok(()), |info| ended(&info, format)),
     }
 }
 
@@ -659,13 +986,22 @@ async fn write_results(
         }
         info = client.job(id).await.context("could not get the job")?;
     }
+    let written = out.rows;
     out.finish()?;
-    if !follow {
-        let info = client.job(id).await.context("could not get the job")?;
-        if !JobState::try_from(info.state).is_ok_and(JobState::is_terminal) {
+    let was_running = !JobState::try_from(info.state).is_ok_and(JobState::is_terminal);
+    if !follow && was_running {
+        // Complete only if the job ended meanwhile and every result of it
+        // was written (index order reads them all once it ended).
+        let now = client.job(id).await.context("could not get the job")?;
+        let complete = JobState::try_from(now.state).is_ok_and(JobState::is_terminal)
+            && written == now.tasks_done;
+        if !complete {
             eprintln!(
-                "job {id} is still {}: these are the results so far (--follow waits for the rest)",
-                state_name(info.state)
+                "job {id} is still {}: these {written} results are partial, the ones done so far \
+                 (of {} tasks); `brigade results {id} --wait` prints them all once the job \
+                 ends, `--follow` as they come",
+                state_name(now.state),
+                now.tasks_total
             );
         }
     }
@@ -836,13 +1172,96 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-pub async fn cancel(client: &mut Client, id: u64) -> anyhow::Result<()> {
-    let info = client
-        .cancel(id)
+/// `brigade tasks ID --state failed`: every task of the job that failed
+/// for good, with its error, as they stream in.
+pub async fn failed_tasks(client: &mut Client, id: u64, format: Format) -> anyhow::Result<()> {
+    match write_failed_tasks(client, id, format).await {
+        Err(e) if is_broken_pipe(&e) => Ok(()),
+        r => r,
+    }
+}
+
+async fn write_failed_tasks(client: &mut Client, id: u64, format: Format) -> anyhow::Result<()> {
+    let mut tasks = client
+        .failed_tasks(id)
         .await
-        .context("could not cancel the job")?;
-    println!("{}", job_summary(&info));
+        .context("could not list the job's failed tasks")?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut n = 0u64;
+    match format {
+        Format::Csv => writeln!(out, "index,error")?,
+        Format::Table => writeln!(out, "INDEX\tERROR")?,
+        Format::Json | Format::Jsonl => {}
+    }
+    while let Some(task) = tasks.next().await {
+        let task = task.context("the failed tasks' stream broke")?;
+        let json = || serde_json::json!({"index": task.index, "error": task.error});
+        match format {
+            Format::Table => writeln!(out, "{}\t{}", task.index, table_field(&task.error))?,
+            Format::Csv => writeln!(out, "{},{}", task.index, csv_field(&task.error))?,
+            Format::Jsonl => writeln!(out, "{}", json())?,
+            Format::Json => write!(out, "{}{}", if n == 0 { "[" } else { "," }, json())?,
+        }
+        n += 1;
+    }
+    match (format, n) {
+        (Format::Json, 0) => writeln!(out, "[]")?,
+        (Format::Json, _) => writeln!(out, "]")?,
+        _ => {}
+    }
+    out.flush()?;
+    if n == 0 && format == Format::Table {
+        eprintln!("job {id} has no task that failed for good");
+    }
     Ok(())
+}
+
+/// `brigade cancel ID`: the job cancelled, or, if it had already ended,
+/// left as it ended and said so (exit 0 either way).
+pub async fn cancel(client: &mut Client, id: u64) -> anyhow::Result<()> {
+    let before = client.job(id).await.context("could not cancel the job")?;
+    let info = if JobState::try_from(before.state).is_ok_and(JobState::is_terminal) {
+        before
+    } else {
+        let info = client
+            .cancel(id)
+            .await
+            .context("could not cancel the job")?;
+        if info.state == JobState::Cancelled as i32 {
+            println!("{}", job_summary(&info));
+            return Ok(());
+        }
+        // It ended between the two calls.
+        info
+    };
+    println!("{}", job_summary(&info));
+    eprintln!(
+        "job {id} had already ended: it {}{}; nothing was cancelled",
+        ended_how(info.state),
+        ago(info.finished_unix_ms)
+    );
+    Ok(())
+}
+
+/// How an ended job ended, as a verb.
+fn ended_how(state: i32) -> &'static str {
+    match JobState::try_from(state) {
+        Ok(JobState::Succeeded) => "succeeded",
+        Ok(JobState::Failed) => "failed",
+        Ok(JobState::Cancelled) => "was cancelled",
+        _ => "ended",
+    }
+}
+
+/// ` 12.3 s ago` for a moment in Unix ms (nothing when unknown).
+fn ago(unix_ms: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    if unix_ms == 0 || now < unix_ms {
+        return String::new();
+    }
+    format!(" {} ago", human_secs((now - unix_ms) as f64 / 1e3))
 }
 
 pub async fn workers(client: &mut Client, format: Format) -> anyhow::Result<()> {
@@ -1001,6 +1420,146 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// A job of `tasks` tasks that ran from 1,000 ms to `1000 + ran_ms` on
+    /// `model` slots, its tasks' wall time adding up to `task_ms`.
+    fn ran(tasks: u64, ran_ms: u64, task_ms: u64, model: Model) -> JobInfo {
+        JobInfo {
+            job_id: 4,
+            spec: Some(JobSpec {
+                workload: "noop".into(),
+                chunk: 1,
+                ..Default::default()
+            }),
+            model: model as i32,
+            state: JobState::Succeeded as i32,
+            tasks_total: tasks,
+            tasks_done: tasks,
+            submitted_unix_ms: 1_000,
+            started_unix_ms: 1_000,
+            finished_unix_ms: 1_000 + ran_ms,
+            task_wall_ns: task_ms * 1_000_000,
+            ..Default::default()
+        }
+    }
+
+    fn slots(process: u32, thread: u32, async_: u32) -> ClusterStatus {
+        ClusterStatus {
+            process_slots: process,
+            thread_slots: thread,
+            async_slots: async_,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_summary_line_says_rate_task_time_and_overhead_and_warns_when_it_is_high() {
+        // 1,000 tasks of 10 ms on 4 slots in 2.6 s: 10,400 slot-ms for
+        // 10,000 ms of tasks, 0.4 ms a task (4%): no warning.
+        let info = ran(1_000, 2_600, 10_000, Model::Process);
+        let (line, warning) = run_summary(&info, Some(&slots(4, 8, 256)));
+        assert_eq!(
+            line,
+            "summary: 1000 tasks in 2.600 s: 384.6 tasks/s, mean task 10.00 ms, \
+             overhead 400 µs per task (4 process slots)"
+        );
+        assert_eq!(warning, None);
+        // 10,000 tasks of 100 µs on 2 slots in 2 s: 4,000 slot-ms for
+        // 1,000 ms of tasks, 300 µs a task (300%): warned, with a chunk that
+        // brings it near 5% (×60) and leaves 4 tasks a slot.
+        let info = ran(10_000, 2_000, 1_000, Model::Thread);
+        let (line, warning) = run_summary(&info, Some(&slots(0, 2, 0)));
+        assert!(
+            line.ends_with("overhead 300 µs per task (2 thread slots)"),
+            "{line}"
+        );
+        assert_eq!(
+            warning.as_deref(),
+            Some(
+                "warning: the per-task overhead (300 µs) is 300% of the mean task time \
+                 (100 µs): larger tasks spread it: try --chunk 60 (now 1: inputs or values \
+                 per task)"
+            )
+        );
+        // Eight tasks on two slots: too few for a larger chunk to help,
+        // so no advice.
+        let info = ran(8, 8, 1, Model::Thread);
+        let (line, warning) = run_summary(&info, Some(&slots(0, 2, 0)));
+        assert!(line.contains("overhead 1.88 ms per task"), "{line}");
+        assert_eq!(warning, None);
+        // Without the cluster's slots: no overhead figure, no warning.
+        let (line, warning) = run_summary(&info, None);
+        assert!(!line.contains("overhead"), "{line}");
+        assert_eq!(warning, None);
+    }
+
+    #[test]
+    fn a_failed_job_reports_its_failures_once_grouped_by_cause() {
+        let mut info = ran(20, 500, 100, Model::Process);
+        info.state = JobState::Failed as i32;
+        info.tasks_done = 17;
+        info.tasks_failed = 3;
+        info.error = "3 of 20 tasks failed for good, more than the 0 the job allows \
+                      (--allow-failures); first: task 2 (input 2..3) failed after 3 \
+                      attempt(s); last: failed: exit status 3"
+            .into();
+        info.failed_tasks = vec![brigade_proto::v1::FailedTask {
+            index: 2,
+            error: "task 2 ...".into(),
+        }];
+        info.failure_groups = vec![
+            brigade_client::FailureGroup {
+                cause: "failed: exit status 3".into(),
+                tasks: 2,
+                examples: vec![2, 9],
+            },
+            brigade_client::FailureGroup {
+                cause: "timed out: line one\nline two".into(),
+                tasks: 1,
+                examples: vec![11],
+            },
+        ];
+        let text = job_summary(&info);
+        assert_eq!(
+            text,
+            "job 4 noop failed: 17/20 tasks done on process slots in 0.500 s, 3 failed\n\
+             3 of 20 tasks failed for good, more than the 0 the job allows (--allow-failures):\n  \
+             2 × failed: exit status 3  (tasks 2, 9)\n  \
+             1 × timed out: line one\\nline two  (task 11)\n\
+             every failed task: brigade tasks 4 --state failed"
+        );
+        assert_eq!(text.matches("exit status 3").count(), 1, "{text}");
+        // A job that failed for another reason says that reason.
+        info.spec = Some(JobSpec {
+            allow_failures: 5,
+            ..info.spec.clone().unwrap_or_default()
+        });
+        info.error = "no workers with process slots for 30.0 s".into();
+        let text = job_summary(&info);
+        assert!(
+            text.contains("\nerror: no workers with process slots for 30.0 s\n3 tasks failed for good (--allow-failures 5):\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_interruption_says_what_became_of_the_job() {
+        let default = brigade_client::DEFAULT_COORDINATOR;
+        assert_eq!(
+            interrupted(Phase::Following(7), default),
+            "interrupted: job 7 keeps running on the coordinator.\n  \
+             cancel it:          brigade cancel 7\n  \
+             follow it again:    brigade job 7 --wait"
+        );
+        let other = interrupted(Phase::Following(7), "http://10.0.0.1:7070");
+        assert!(
+            other.contains("brigade cancel 7 --coordinator http://10.0.0.1:7070\n"),
+            "{other}"
+        );
+        assert!(interrupted(Phase::Submitting { inputs: true }, default)
+            .contains("nothing was submitted"));
+        assert!(interrupted(Phase::Submitting { inputs: false }, default).contains("brigade jobs"));
     }
 
     #[test]

@@ -285,6 +285,7 @@ pub async fn run() -> anyhow::Result<()> {
         timeout_ms: 0,
         max_in_flight: max_in_flight as u32,
         allow_failures: 0,
+        fail_fast: false,
         name: "demo".into(),
     };
     let get_job = |path: String, tasks: u64, model: Model, max_in_flight: usize| SubmitArgs {

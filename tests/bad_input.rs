@@ -43,7 +43,7 @@ fn bad_submissions_name_the_problem_and_what_is_allowed() {
     assert_refused(
         &c,
         &submit(&["squares", "--range", "0..10"]),
-        1,
+        2,
         &[
             "unknown workload \"squares\"",
             "echo, exec, http-get, noop, sleep, spin, sum-squares",
@@ -65,13 +65,13 @@ fn bad_submissions_name_the_problem_and_what_is_allowed() {
     assert_refused(
         &c,
         &submit(&["noop", "--range", "0..10", "--chunk", "0"]),
-        1,
+        2,
         &["chunk must be at least 1"],
     );
     assert_refused(
         &c,
         &submit(&["noop", "--range", "0..5000", "--chunk", "1"]),
-        1,
+        2,
         &[
             "5000 tasks",
             "limit of 1000",
@@ -89,13 +89,13 @@ fn bad_submissions_name_the_problem_and_what_is_allowed() {
     assert_refused(
         &c,
         &submit(&["spin", "--range", "0..10"]),
-        1,
+        2,
         &["spin needs argument ms", "milliseconds"],
     );
     assert_refused(
         &c,
         &submit(&["spin", "--range", "0..10", "--arg", "ms=abc"]),
-        1,
+        2,
         &["ms=\"abc\"", "invalid", "expected an integer"],
     );
     assert_refused(
@@ -103,7 +103,7 @@ fn bad_submissions_name_the_problem_and_what_is_allowed() {
         &submit(&[
             "spin", "--range", "0..10", "--arg", "ms=1", "--arg", "speed=9",
         ]),
-        1,
+        2,
         &["no argument \"speed\"", "allowed: ms"],
     );
     assert_refused(
@@ -124,9 +124,9 @@ fn bad_submissions_name_the_problem_and_what_is_allowed() {
         2,
         &["\"foo\"", "KEY=VALUE"],
     );
-    assert_refused(&c, &["job", "999"], 1, &["no job with id 999", "NotFound"]);
-    assert_refused(&c, &["results", "999"], 1, &["no job with id 999"]);
-    assert_refused(&c, &["cancel", "999"], 1, &["no job with id 999"]);
+    assert_refused(&c, &["job", "999"], 2, &["no job with id 999", "NotFound"]);
+    assert_refused(&c, &["results", "999"], 2, &["no job with id 999"]);
+    assert_refused(&c, &["cancel", "999"], 2, &["no job with id 999"]);
 }
 
 #[test]
@@ -139,7 +139,7 @@ fn unreachable_or_invalid_coordinator_urls_say_what_to_do() {
     ] {
         let o = run_brigade(args, &none, CLI_DEADLINE);
         let err = stderr(&o);
-        assert_eq!(o.status.code(), Some(1), "`brigade {args:?}`: {err}");
+        assert_eq!(o.status.code(), Some(3), "`brigade {args:?}`: {err}");
         assert!(
             err.contains("could not reach the coordinator at http://127.0.0.1:1")
                 && err.contains("--coordinator or BRIGADE_COORDINATOR"),
@@ -161,13 +161,13 @@ fn unreachable_or_invalid_coordinator_urls_say_what_to_do() {
     assert_cli_refused(
         &["jobs", "--coordinator", "http://[::"],
         &[],
-        1,
+        2,
         &["invalid coordinator URL \"http://[::\"", "http://HOST:PORT"],
     );
     assert_cli_refused(
         &["jobs", "--coordinator", "coordinator-host"],
         &[],
-        1,
+        2,
         &[
             "invalid coordinator URL \"coordinator-host\"",
             "http://HOST:PORT",
@@ -215,7 +215,7 @@ fn a_worker_that_reaches_no_coordinator_gives_up_with_a_clear_message() {
 
     let o = worker_without_coordinator(Slots::new(0, 0, 0), &[]);
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert_eq!(o.status.code(), Some(2), "a usage error; stderr: {err}");
     assert!(
         err.contains("at least one slot") && err.contains("--procs, --threads or --async"),
         "stderr: {err}"
@@ -391,7 +391,7 @@ fn an_inputs_job_with_a_bad_spec_is_refused_before_its_upload_ends() {
         let out = common::output_within(child, CLI_DEADLINE)
             .unwrap_or_else(|e| panic!("`brigade {}` hung on an open upload: {e}", args.join(" ")));
         drop(stdin);
-        assert_error(&out, args, 1, &[needle]);
+        assert_error(&out, args, 2, &[needle]);
     }
     assert_still_serves(&c);
 }
@@ -431,7 +431,7 @@ fn oversized_names_and_arguments_are_refused_naming_the_limit_without_echoing_th
         ),
     ] {
         let o = c.brigade(&args);
-        assert_error(&o, &args, 1, &needles);
+        assert_error(&o, &args, 2, &needles);
         let err = stderr(&o);
         assert!(err.len() < 1_000, "the refusal echoes the input: {err}");
         assert!(err.contains("InvalidArgument"), "{err}");

@@ -682,7 +682,7 @@ async fn health_and_reflection_answer_stock_clients() {
         assert_eq!(stdout(&out), "SERVING\n");
     }
     let out = c.brigade(&["health", "--service", "no.such.Service"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("no.such.Service"), "{}", stderr(&out));
 
     // Reflection lists every service (what `grpcurl list` asks).

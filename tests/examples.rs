@@ -134,7 +134,7 @@ fn a_user_workload_is_refused_before_its_worker_links_and_waits_while_only_plain
     assert_error(
         &o,
         &args,
-        1,
+        2,
         &[
             "unknown workload \"rating\"",
             "start a worker that offers it",

@@ -184,6 +184,7 @@ async fn every_client_rpc(
             ),
         ),
         ("CancelJob", code_of(c.cancel_job(r).await)),
+        ("ListFailedTasks", code_of(c.list_failed_tasks(r).await)),
         (
             "PurgeJobs",
             code_of(
@@ -296,7 +297,7 @@ fn every_rpc_refuses_the_wrong_credential_with_the_right_code() {
     ];
     for (what, token, want, needle) in cases {
         let calls = rt.block_on(every_client_rpc(&url, token, alice_job));
-        assert_eq!(calls.len(), 11, "every RPC of the Coordinator service");
+        assert_eq!(calls.len(), 12, "every RPC of the Coordinator service");
         for (rpc, code, msg) in calls {
             if let Some(secret) = token {
                 assert!(
@@ -308,7 +309,7 @@ fn every_rpc_refuses_the_wrong_credential_with_the_right_code() {
                 // Bob may submit and look around; he cannot touch Alice's
                 // job nor list everyone's.
                 match rpc {
-                    "GetJob" | "WatchJob" | "GetResults" | "CancelJob" => want,
+                    "GetJob" | "WatchJob" | "GetResults" | "CancelJob" | "ListFailedTasks" => want,
                     "ListJobs" | "PurgeJobs" => Code::PermissionDenied,
                     _ => Code::Ok,
                 }
@@ -414,12 +415,12 @@ fn every_rpc_refuses_the_wrong_credential_with_the_right_code() {
     // The CLI says the same: Bob cannot see job 1, a worker token cannot list.
     let bob_file = dir.path().join("bob.token");
     let args = ["job", "1", "--token-file", bob_file.to_str().unwrap()];
-    assert_error(&c.brigade(&args), &args, 1, &["no job with id 1"]);
+    assert_error(&c.brigade(&args), &args, 2, &["no job with id 1"]);
     let args = ["jobs", "--token-file", worker_token];
     assert_error(
         &c.brigade(&args),
         &args,
-        1,
+        2,
         &["needs a client (or admin) token", "worker token"],
     );
 }
@@ -525,10 +526,11 @@ fn tls_and_mtls_end_to_end_with_generated_certificates() {
 
     // Without a client certificate the handshake is refused, and said so.
     let status = ["status", "--tls-ca", &ca, "--token-file", &alice];
+    // (No TLS connection, no coordinator: exit 3, as unreachable.)
     assert_error(
         &c.brigade(&status),
         &status,
-        1,
+        3,
         &["--tls-cert and --tls-key"],
     );
     // Without the CA the coordinator's certificate is not trusted.
@@ -544,14 +546,14 @@ fn tls_and_mtls_end_to_end_with_generated_certificates() {
     assert_error(
         &c.brigade(&status),
         &status,
-        1,
+        3,
         &["UnknownIssuer", "--tls-ca"],
     );
     // Plaintext against the TLS port fails clearly.
     let plain = c.url().replace("https://", "http://");
     let args = ["status", "--coordinator", &plain, "--token-file", &alice];
     let o = run_brigade(&args, &[], CLI_DEADLINE);
-    assert_error(&o, &args, 1, &["connect with https:// and --tls-ca"]);
+    assert_error(&o, &args, 3, &["connect with https:// and --tls-ca"]);
 }
 
 #[test]
@@ -748,7 +750,7 @@ fn a_default_task_timeout_and_the_active_tasks_quota_bound_what_a_client_holds()
     assert_error(
         &c.brigade(&args),
         &args,
-        1,
+        2,
         &["this job has 1001", "--max-active-tasks-per-client 1000"],
     );
 }
@@ -776,7 +778,7 @@ fn ended_jobs_are_purged_by_retention_and_on_request_and_their_ids_stay_taken() 
     assert_error(
         &c.brigade(&args_gone),
         &strs(&args_gone),
-        1,
+        2,
         &[&format!("no job with id {}", ids[0])],
     );
     let purged = c.json(&["jobs", "--purge"]);

@@ -345,14 +345,14 @@ fn bad_inputs_name_the_file_and_line_and_submit_nothing() {
         ),
     ] {
         let o = c.brigade(&args);
-        assert_error(&o, &args, 1, &needles);
+        assert_error(&o, &args, 2, &needles);
         assert_eq!(stdout(&o), "", "nothing on stdout: {args:?}");
         // The error names the line once, not serde's "line 1" of it too.
         assert!(!stderr(&o).contains("line 1 column"), "{}", stderr(&o));
     }
     let args = ["submit", "echo", "--inputs", "-"];
     let o = c.brigade_with_stdin(&args, b"ok\n\xc3\x28\nnever read\n");
-    assert_error(&o, &args, 1, &["standard input, line 2", "not UTF-8"]);
+    assert_error(&o, &args, 2, &["standard input, line 2", "not UTF-8"]);
 
     assert_eq!(
         c.json(&["jobs"]),
@@ -575,7 +575,7 @@ fn an_output_over_max_result_bytes_fails_its_task_only() {
     assert_error(
         &c.brigade(&args),
         &args,
-        1,
+        2,
         &["max_result_bytes 33554433", "limit of 33554432"],
     );
 }

@@ -82,7 +82,7 @@ fn explain_transport(status: tonic::Status) -> tonic::Status {
              certificates (--tls-client-ca), pass --tls-cert and --tls-key",
         );
     }
-    if !(m.starts_with("transport error") || m.starts_with("h2 protocol error")) {
+    if !is_transport(&status) {
         return status;
     }
     let mut why = m.to_string();
@@ -122,6 +122,49 @@ impl ClientError {
     pub fn is_connection_lost(&self) -> bool {
         matches!(self, ClientError::Status(s) if is_lost(s))
     }
+
+    /// Whether no coordinator could be reached or kept: nothing answered,
+    /// the connection went away and did not come back, or the coordinator
+    /// said it is unavailable (shutting down, its state file not writable).
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            ClientError::Unreachable { .. } | ClientError::Lost { .. } => true,
+            // Failed below gRPC: the connection, TLS or HTTP/2.
+            ClientError::Status(s) => is_lost(s) || is_transport(s),
+            _ => false,
+        }
+    }
+
+    /// Whether the request itself was refused: a bad URL or input, or a
+    /// coordinator that answered no to it (an invalid job, an unknown job
+    /// id, a missing permission or token, a quota).
+    pub fn is_refusal(&self) -> bool {
+        use tonic::Code;
+        match self {
+            ClientError::BadUrl { .. } | ClientError::Input(_) | ClientError::JobForgotten(_) => {
+                true
+            }
+            ClientError::Status(s) => matches!(
+                s.code(),
+                Code::InvalidArgument
+                    | Code::NotFound
+                    | Code::AlreadyExists
+                    | Code::PermissionDenied
+                    | Code::Unauthenticated
+                    | Code::ResourceExhausted
+                    | Code::FailedPrecondition
+                    | Code::OutOfRange
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// Whether a call failed below gRPC (the connection, TLS, HTTP/2) rather
+/// than being answered.
+fn is_transport(s: &tonic::Status) -> bool {
+    let m = s.message();
+    m.starts_with("transport error") || m.starts_with("h2 protocol error")
 }
 
 /// Whether a status means the coordinator went away rather than refused.

@@ -2,7 +2,7 @@
 //!
 //! [`Client`] connects with errors that say what to do, submits jobs, follows
 //! them to their end (reconnecting when the coordinator restarts), streams
-//! their results, cancels them and lists jobs and workers. The `brigade` CLI,
+//! their results and failed tasks, cancels them and lists jobs and workers. The `brigade` CLI,
 //! the experiment lab and users' programs all go through it; the raw gRPC
 //! client stays reachable through [`Client::raw`].
 
@@ -28,7 +28,8 @@ use tonic::Streaming;
 
 pub use brigade_proto::connect::Credentials;
 pub use brigade_proto::v1::{
-    ClusterStatus, InputsFormat, JobInfo, JobSpec, JobState, Kind, Model, Reduce, WorkerInfo,
+    ClusterStatus, FailedTask, FailureGroup, InputsFormat, JobInfo, JobSpec, JobState, Kind, Model,
+    Reduce, WorkerInfo,
 };
 pub use brigade_proto::Output;
 pub use error::ClientError;
@@ -61,6 +62,8 @@ pub type JobUpdates = BoxStream<'static, Result<JobInfo, ClientError>>;
 pub type RunEvents = BoxStream<'static, Result<RunEvent, ClientError>>;
 /// A job's rows in index order, from [`Client::results`].
 pub type ResultRows = BoxStream<'static, Result<ResultRow, ClientError>>;
+/// A job's failed tasks in index order, from [`Client::failed_tasks`].
+pub type FailedTaskRows = BoxStream<'static, Result<FailedTask, ClientError>>;
 
 /// One done task's output, and how the task ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -485,6 +488,24 @@ impl Client {
             })
             .await?
             .into_inner())
+    }
+
+    /// Every task of a job that failed for good, with its error, in index
+    /// order, as they stream in (a job's status lists only the first 100).
+    pub async fn failed_tasks(&mut self, job_id: u64) -> Result<FailedTaskRows, ClientError> {
+        let chunks = self
+            .inner
+            .list_failed_tasks(JobRef {
+                job_id,
+                ..JobRef::default()
+            })
+            .await?
+            .into_inner();
+        Ok(chunks
+            .map_err(ClientError::from)
+            .map_ok(|chunk| stream::iter(chunk.tasks.into_iter().map(Ok)))
+            .try_flatten()
+            .boxed())
     }
 
     /// Cancels a job; returns its status after the cancellation.

@@ -112,6 +112,9 @@ pub struct JobPlan {
     pub max_in_flight: Option<u32>,
     /// Tasks that may fail for good with the job still succeeding.
     pub allow_failures: u64,
+    /// A failure beyond `allow_failures` ends the job at once (its other
+    /// tasks dropped) instead of when every task has finished.
+    pub fail_fast: bool,
     /// The name of the client that submitted the job ("" without
     /// authentication): for the edge, which shows the job only to its owner
     /// and admins; the core never reads it.
@@ -453,6 +456,7 @@ pub fn admit_as(
         max_attempts,
         max_in_flight: (spec.max_in_flight > 0).then_some(spec.max_in_flight),
         allow_failures: spec.allow_failures,
+        fail_fast: spec.fail_fast,
         owner: String::new(),
         spec,
     })

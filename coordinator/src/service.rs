@@ -11,10 +11,10 @@ use std::time::Duration;
 use brigade_proto::v1::coordinator_server::{Coordinator as CoordinatorApi, CoordinatorServer};
 use brigade_proto::v1::worker_link_server::{WorkerLink, WorkerLinkServer};
 use brigade_proto::v1::{
-    job_event, worker_message, ClusterStatus, CoordinatorMessage, InputsUpload, JobEvent, JobInfo,
-    JobRef, JobState, ListJobsRequest, ListJobsResponse, ListWorkersRequest, ListWorkersResponse,
-    PurgeJobsRequest, PurgeJobsResponse, ResultsChunk, ResultsOrder, RunJobRequest, StatusRequest,
-    SubmitJobRequest, SubmitJobResponse, WorkerMessage,
+    job_event, worker_message, ClusterStatus, CoordinatorMessage, FailedTasks, InputsUpload,
+    JobEvent, JobInfo, JobRef, JobState, ListJobsRequest, ListJobsResponse, ListWorkersRequest,
+    ListWorkersResponse, PurgeJobsRequest, PurgeJobsResponse, ResultsChunk, ResultsOrder,
+    RunJobRequest, StatusRequest, SubmitJobRequest, SubmitJobResponse, WorkerMessage,
 };
 use futures::{Stream, StreamExt};
 use tokio::net::TcpListener;
@@ -36,6 +36,9 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Results are streamed in chunks of at most this many tasks.
 const RESULTS_CHUNK: usize = 32_768;
+/// Failed tasks are listed in chunks of at most this many (and
+/// [`RESULTS_CHUNK_BYTES`] of error text).
+const FAILED_TASKS_CHUNK: usize = 10_000;
 
 /// A cheap handle on the actor, shared by every handler.
 #[derive(Clone)]
@@ -138,37 +141,38 @@ impl CoordinatorHandle {
         Ok(self.status_stream(id, rx))
     }
 
-    /// The statuses a watch receiver yields, ending after the terminal one.
+    /// The statuses a watch receiver yields, ending after the terminal one:
+    /// the current one at once (a job accepted, or queued behind others,
+    /// is shown before anything changes), then one per change.
     fn status_stream(&self, id: u64, rx: watch::Receiver<JobInfo>) -> BoxStream<JobInfo> {
         enum Watching {
-            Changes(watch::Receiver<JobInfo>),
-            /// The actor dropped the channel (it ended the job) before we
-            /// saw the terminal state: fetch it.
-            Closed,
+            /// `first`: the current status has not been sent yet.
+            Changes {
+                rx: watch::Receiver<JobInfo>,
+                first: bool,
+            },
             Done,
         }
         let handle = self.clone();
-        let stream = futures::stream::unfold(Watching::Changes(rx), move |state| {
+        let stream = futures::stream::unfold(Watching::Changes { rx, first: true }, move |state| {
             let handle = handle.clone();
             async move {
-                match state {
-                    Watching::Changes(mut rx) => {
-                        let info = rx.borrow_and_update().clone();
-                        if is_terminal(&info) {
-                            return Some((Ok(info), Watching::Done));
-                        }
-                        let next = match rx.changed().await {
-                            Ok(()) => Watching::Changes(rx),
-                            Err(_) => Watching::Closed,
-                        };
-                        Some((Ok(info), next))
-                    }
-                    Watching::Closed => {
-                        let last = handle.ask(|r| actor::Request::GetJob(id, r)).await;
-                        Some((last, Watching::Done))
-                    }
-                    Watching::Done => None,
+                let Watching::Changes { mut rx, first } = state else {
+                    return None;
+                };
+                if !first && rx.changed().await.is_err() {
+                    // The actor dropped the channel (it ended the job)
+                    // before we saw the terminal state: fetch it.
+                    let last = handle.ask(|r| actor::Request::GetJob(id, r)).await;
+                    return Some((last, Watching::Done));
                 }
+                let info = rx.borrow_and_update().clone();
+                let next = if is_terminal(&info) {
+                    Watching::Done
+                } else {
+                    Watching::Changes { rx, first: false }
+                };
+                Some((Ok(info), next))
             }
         });
         Box::pin(stream)
@@ -520,6 +524,52 @@ impl CoordinatorApi for CoordinatorHandle {
             })
             .await?;
         Ok(Response::new(PurgeJobsResponse { job_ids }))
+    }
+
+    type ListFailedTasksStream = BoxStream<FailedTasks>;
+
+    async fn list_failed_tasks(
+        &self,
+        req: Request<JobRef>,
+    ) -> Result<Response<Self::ListFailedTasksStream>, Status> {
+        let caller = caller(&req)?;
+        let from = req.get_ref().from;
+        let job = job_ref(req)?;
+        self.check_access(&caller, job).await?;
+        let handle = self.clone();
+        let fetch = move |from| {
+            let handle = handle.clone();
+            async move {
+                handle
+                    .ask(|reply| actor::Request::FailedTasks {
+                        job,
+                        from,
+                        max: FAILED_TASKS_CHUNK,
+                        max_bytes: RESULTS_CHUNK_BYTES,
+                        reply,
+                    })
+                    .await
+            }
+        };
+        let first = fetch(from).await?;
+        // A chunk that is not empty may have more after it; only an empty
+        // one says there is nothing more (and is sent only if it is the
+        // first).
+        let stream = futures::stream::unfold(Some(first), move |chunk| {
+            let fetch = fetch.clone();
+            async move {
+                let chunk = chunk?;
+                let next = match chunk.tasks.last() {
+                    Some(last) => match fetch(last.index + 1).await {
+                        Ok(c) => (!c.tasks.is_empty()).then_some(c),
+                        Err(e) => return Some((Err(e), None)),
+                    },
+                    None => None,
+                };
+                Some((Ok(chunk), next))
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn list_workers(

@@ -1419,7 +1419,16 @@ mod tests {
         inputs.push("Caf\u{e9}".as_bytes());
         s.commit(&WriteBatch {
             new_jobs: vec![
-                (1, spec(), 111, "alice".into()),
+                (
+                    1,
+                    JobSpec {
+                        fail_fast: true,
+                        allow_failures: 2,
+                        ..spec()
+                    },
+                    111,
+                    "alice".into(),
+                ),
                 (
                     2,
                     JobSpec {
@@ -1486,6 +1495,7 @@ mod tests {
         assert_eq!(s.max_worker_id().unwrap(), 6);
         let owners: Vec<&str> = jobs.iter().map(|j| j.owner.as_str()).collect();
         assert_eq!(owners, ["alice", ""]);
+
         let reader = StoreReader::open(&path).unwrap();
         let rows = |job, from, max, bytes| {
             let (rows, _) = reader
@@ -1539,7 +1549,13 @@ mod tests {
             .unwrap();
         assert_eq!(rest.iter().map(|r| r.index).collect::<Vec<_>>(), [1]);
         assert_eq!(jobs[0].state, JobState::Queued);
-        assert_eq!(jobs[0].spec, spec());
+        // The failure policy travels in the spec: a restart keeps it.
+        let policy = JobSpec {
+            fail_fast: true,
+            allow_failures: 2,
+            ..spec()
+        };
+        assert_eq!(jobs[0].spec, policy);
         assert_eq!(jobs[0].submitted_ms, 111);
         let idx: Vec<(u64, Output)> = jobs[0]
             .results

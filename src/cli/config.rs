@@ -19,7 +19,7 @@ use super::flags::{
     TokenCommand, WorkerArgs, WorkerCli, WorkerSubcommand,
 };
 use crate::cluster::{self, Slots};
-use crate::commands::{Format, SubmitArgs};
+use crate::commands::{Format, Phase, SubmitArgs};
 use brigade_lab as bench;
 
 /// One run of `brigade`, ready to carry out.
@@ -101,10 +101,33 @@ pub enum Request {
         id: u64,
         format: Format,
         follow: bool,
+        wait: bool,
         order: brigade_client::Order,
+    },
+    /// `brigade tasks ID --state failed`.
+    Tasks {
+        id: u64,
+        format: Format,
     },
     Cancel(u64),
     Workers(Format),
+}
+
+impl Phase {
+    /// What `request` does from its start, for what Ctrl-C says: a
+    /// submission submits, a wait for a job (or its results) follows it.
+    pub fn of(request: &Request) -> Phase {
+        match *request {
+            Request::Submit { ref job, .. } => Phase::Submitting {
+                inputs: job.inputs.is_some(),
+            },
+            Request::Job { id, wait: true, .. } => Phase::Following(id),
+            Request::Results {
+                id, follow, wait, ..
+            } if follow || wait => Phase::Following(id),
+            _ => Phase::Asking,
+        }
+    }
 }
 
 impl Action {
@@ -150,7 +173,12 @@ impl Action {
                 }
             }
             Subcommand::Worker(worker) => Action::Worker(worker.node(Registry::builtin())?),
-            Subcommand::Submit { job, wait, client } => Request::Submit {
+            Subcommand::Submit {
+                job,
+                wait,
+                detach: _,
+                client,
+            } => Request::Submit {
                 job,
                 wait,
                 format: client.format,
@@ -188,13 +216,24 @@ impl Action {
             Subcommand::Results {
                 id,
                 follow,
+                wait,
                 order,
                 client,
             } => Request::Results {
                 id,
                 format: client.format,
                 follow,
+                wait,
                 order,
+            }
+            .to(client.target)?,
+            Subcommand::Tasks {
+                id,
+                state: _,
+                client,
+            } => Request::Tasks {
+                id,
+                format: client.format,
             }
             .to(client.target)?,
             Subcommand::Cancel { id, target } => Request::Cancel(id).to(target)?,
@@ -408,6 +447,106 @@ mod tests {
     #[test]
     fn the_flag_definitions_are_consistent() {
         Cli::command().debug_assert();
+        crate::cli::flags::command().debug_assert();
+    }
+
+    /// The spin window `brigade ARGS...` runs with, parsed as `main` does.
+    fn spin_of(args: &[&str]) -> Duration {
+        let matches = crate::cli::flags::command()
+            .try_get_matches_from(std::iter::once("brigade").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("brigade {args:?} parses: {e}"));
+        let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).expect("flags");
+        cli.spin.window()
+    }
+
+    #[test]
+    fn spin_us_is_taken_before_or_after_any_subcommand() {
+        let us = Duration::from_micros;
+        assert_eq!(spin_of(&["worker", "--spin-us", "300"]), us(300));
+        assert_eq!(spin_of(&["--spin-us", "300", "worker"]), us(300));
+        assert_eq!(spin_of(&["up", "--spin-us", "40"]), us(40));
+        assert_eq!(spin_of(&["jobs", "--spin-us", "7"]), us(7));
+        assert_eq!(spin_of(&["--spin-us", "8", "jobs"]), us(8));
+        assert_eq!(spin_of(&["jobs"]), us(0));
+    }
+
+    /// The help of `--spin-us` under `brigade SUBCOMMAND`.
+    fn spin_help(sub: &str) -> String {
+        let mut cmd = crate::cli::flags::command();
+        cmd.build();
+        let sc = cmd.find_subcommand(sub).expect("a subcommand");
+        let arg = sc.get_arguments().find(|a| a.get_id() == "spin_us");
+        arg.and_then(|a| a.get_help())
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_long_spin_us_help_shows_only_where_the_spinner_matters() {
+        for sub in ["coordinator", "worker", "up", "bench", "demo"] {
+            assert!(
+                spin_help(sub).contains("SCHED_IDLE"),
+                "{sub}: {}",
+                spin_help(sub)
+            );
+        }
+        for sub in [
+            "submit", "jobs", "job", "results", "tasks", "cancel", "certs",
+        ] {
+            let help = spin_help(sub);
+            assert!(
+                !help.contains("SCHED_IDLE") && help.contains("µs"),
+                "{sub}: {help}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_positional_and_format_flag_says_what_it_is() {
+        fn check(cmd: &clap::Command, path: &str) {
+            for arg in cmd.get_arguments() {
+                if arg.is_positional() || arg.get_id() == "format" {
+                    assert!(
+                        arg.get_help().is_some_and(|h| !h.to_string().is_empty()),
+                        "`brigade {path}`: {} has no help",
+                        arg.get_id()
+                    );
+                }
+            }
+            for sc in cmd.get_subcommands() {
+                check(sc, &format!("{path} {}", sc.get_name()));
+            }
+        }
+        let mut cmd = crate::cli::flags::command();
+        cmd.build();
+        check(&cmd, "");
+    }
+
+    #[test]
+    fn submit_help_lists_every_workload_with_its_arguments() {
+        let mut cmd = crate::cli::flags::command();
+        let help = cmd
+            .find_subcommand_mut("submit")
+            .expect("submit")
+            .render_long_help()
+            .to_string();
+        let catalog = brigade_worker::workload::builtin_catalog();
+        for def in catalog.iter() {
+            assert!(
+                help.contains(&format!("\n  {}: ", def.name)),
+                "{}: {help}",
+                def.name
+            );
+            for arg in &def.args {
+                assert!(
+                    help.contains(&format!("      {}=<", arg.name)),
+                    "{}",
+                    arg.name
+                );
+            }
+        }
+        assert!(help.contains("cmd=<text> (required)"), "{help}");
+        assert!(help.contains("Exit codes:"), "{help}");
     }
 
     #[test]

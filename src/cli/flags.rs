@@ -7,7 +7,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser};
+use brigade_proto::catalog::{ArgType, Catalog};
+use clap::{Args, CommandFactory, Parser};
 
 use crate::commands;
 use crate::commands::{Format, SubmitArgs};
@@ -27,6 +28,7 @@ pub struct Cli {
 }
 
 // `--spin-us`, global: every brigade process takes it, a user's worker too.
+// The long help below is shown where the spinner matters ([`command`]).
 #[derive(Args, Clone, Copy)]
 pub struct SpinArgs {
     /// After each wake-up, keep one core busy this long (µs) with a
@@ -38,6 +40,85 @@ pub struct SpinArgs {
     #[arg(long, env = "BRIGADE_SPIN_US", default_value_t = 0, global = true,
           value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub spin_us: u64,
+}
+
+/// `--spin-us`'s help where the spinner hardly matters (client commands).
+const SPIN_SHORT_HELP: &str =
+    "Idle spinner window after each wake-up, in µs (0 = off; see `brigade worker --help`)";
+
+/// Subcommands whose processes wait on the network for a living, where
+/// `--spin-us` keeps its long help.
+const SPIN_MATTERS: [&str; 5] = ["coordinator", "worker", "up", "bench", "demo"];
+
+/// Subcommands that talk to a coordinator as a client: their help ends
+/// with the exit codes.
+const CLIENT_COMMANDS: [&str; 9] = [
+    "submit", "status", "health", "jobs", "job", "results", "tasks", "cancel", "workers",
+];
+
+/// `brigade`'s command line as clap parses it: the derived one, with help
+/// that depends on the subcommand: `--spin-us` at length only where the
+/// spinner matters, the workloads under `submit`, the exit codes under
+/// the client commands.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command()
+        .mut_arg("spin_us", |a| a.help(SPIN_SHORT_HELP))
+        .after_help(super::exit::HELP);
+    // Where the spinner matters, the subcommand has `--spin-us` of its own
+    // with the long help (so the global one is not propagated to it); its
+    // value reaches the top level as a global's does, by its id.
+    let long = SpinArgs::augment_args(clap::Command::new("spin"))
+        .get_arguments()
+        .find(|a| a.get_id() == "spin_us")
+        .cloned()
+        .map(|a| a.global(false));
+    if let Some(long) = long {
+        for name in SPIN_MATTERS {
+            cmd = cmd.mut_subcommand(name, |sc| sc.arg(long.clone()));
+        }
+    }
+    for name in CLIENT_COMMANDS {
+        cmd = cmd.mut_subcommand(name, |sc| sc.after_help(super::exit::HELP));
+    }
+    let catalog = brigade_worker::workload::builtin_catalog();
+    cmd.mut_subcommand("submit", |sc| {
+        sc.after_help(format!(
+            "{}\n\n{}",
+            workloads_help(&catalog),
+            super::exit::HELP
+        ))
+    })
+}
+
+/// The workloads a worker runs, with their arguments, as `submit --help`
+/// lists them.
+pub fn workloads_help(catalog: &Catalog) -> String {
+    let mut defs: Vec<_> = catalog.iter().collect();
+    defs.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut s = String::from(
+        "Workloads (built in; a worker of your own adds its own). Arguments: --arg KEY=VALUE",
+    );
+    for def in defs {
+        s.push_str(&format!("\n  {}: {}", def.name, def.help));
+        for arg in &def.args {
+            let ty = match arg.ty {
+                ArgType::U64 { min, max } => format!("integer {min}..={max}"),
+                ArgType::Url => "http:// or https:// URL".to_string(),
+                ArgType::Text => "text".to_string(),
+                ArgType::Bool => "true or false".to_string(),
+            };
+            let need = match (&arg.default, arg.required) {
+                (_, true) => "required".to_string(),
+                (Some(d), false) => format!("default {d}"),
+                (None, false) => "optional".to_string(),
+            };
+            s.push_str(&format!(
+                "\n      {}=<{ty}> ({need}): {}",
+                arg.name, arg.help
+            ));
+        }
+    }
+    s
 }
 
 impl SpinArgs {
@@ -109,6 +190,8 @@ pub struct ServerSecurityArgs {
 // coordinator it asks. (No doc comment: clap would show it.)
 #[derive(Args, Clone)]
 pub struct ClientArgs {
+    /// Output: table (for people; notes and progress on stderr), json (one
+    /// value), csv, or jsonl (one JSON value per line).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     #[command(flatten)]
@@ -292,13 +375,21 @@ pub enum Subcommand {
     },
     /// Run a worker that links to a coordinator, until Ctrl-C / SIGTERM.
     Worker(WorkerArgs),
-    /// Submit a job.
+    /// Submit a job: prints its id as soon as the coordinator accepted it
+    /// (even when it queues behind other jobs), or with --wait follows it to
+    /// its end.
     Submit {
         #[command(flatten)]
         job: SubmitArgs,
-        /// Wait for the job to end and print its result.
+        /// Follow the job to its end: progress, failures grouped by cause, its
+        /// result, and a summary line (tasks/s, time per task, overhead).
+        /// Ctrl-C stops following; the job keeps running.
         #[arg(long)]
         wait: bool,
+        /// Return as soon as the job is accepted (what submit does without
+        /// --wait; spelled out for scripts).
+        #[arg(long, conflicts_with = "wait")]
+        detach: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -335,10 +426,11 @@ pub enum Subcommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Show one job.
+    /// Show one job: its state, progress, failures grouped by cause.
     Job {
+        /// The job's id (from submit or `brigade jobs`).
         id: u64,
-        /// Wait for the job to end.
+        /// Wait for the job to end (exit 1 if it failed or was cancelled).
         #[arg(long)]
         wait: bool,
         #[command(flatten)]
@@ -348,10 +440,15 @@ pub enum Subcommand {
     /// jsonl, csv) the task's input range, attempts, worker, model and CPU
     /// and wall time.
     Results {
+        /// The job's id (from submit or `brigade jobs`).
         id: u64,
         /// Keep printing while the job runs, until it ends.
         #[arg(long)]
         follow: bool,
+        /// Wait for the job to end, then print every result (exit 1 if it
+        /// failed or was cancelled).
+        #[arg(long, conflicts_with = "follow")]
+        wait: bool,
         /// Row order: `index` (task index) or `completion` (as the tasks
         /// finished; with --follow, each row as soon as it is recorded).
         #[arg(long, default_value = "index", value_parser = commands::parse_order)]
@@ -359,8 +456,20 @@ pub enum Subcommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Cancel a job.
+    /// List a job's tasks in one state: every task that failed for good,
+    /// with its error (a job's status shows only the first 100, grouped).
+    Tasks {
+        /// The job's id (from submit or `brigade jobs`).
+        id: u64,
+        /// Which tasks: failed (the one state listed so far).
+        #[arg(long, value_parser = ["failed"])]
+        state: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Cancel a job (a job that already ended is left as it ended).
     Cancel {
+        /// The job's id (from submit or `brigade jobs`).
         id: u64,
         #[command(flatten)]
         target: Target,

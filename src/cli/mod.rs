@@ -5,17 +5,19 @@
 //! worker flags.
 
 pub mod config;
+pub mod exit;
 pub mod flags;
 pub mod run;
 pub mod runtime;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 /// `brigade`: parse, build the settings, carry them out.
 pub fn main() -> ExitCode {
-    let flags = flags::Cli::parse();
+    let matches = flags::command().get_matches();
+    let flags = flags::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     run::carry_out(
         config::Action::from_flags(flags.command),
         flags.spin.window(),

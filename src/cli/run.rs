@@ -2,31 +2,40 @@
 //! logging), anything else on the runtime [`super::runtime`] picks, handed
 //! to the crate that does the work. `brigade` and a user's worker binary
 //! (`brigade::worker::main`) both end here; an error is printed as
-//! `error: ...` and exits 1.
+//! `error: ...` and exits with its code ([`super::exit`]): 2 for flags that
+//! do not make a run. A client command stops at Ctrl-C, saying what became
+//! of the job it followed (exit 130).
 
+use std::cell::Cell;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use std::time::Duration;
 
 use super::config::{Action, Request};
+use super::exit::{self, Exit};
+use crate::commands::Phase;
 use crate::{cluster, commands, demo};
 
 /// Runs `action` (or reports why it could not be built) with the idle
 /// spinner's window `spin`; the process's exit code.
 pub fn carry_out(action: anyhow::Result<Action>, spin: Duration) -> ExitCode {
-    let run = action.and_then(|action| {
-        if let Action::Executor(workloads) = action {
-            let code = brigade_worker::executors::child::run_stdio_with(&workloads);
-            return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+    let action = match action {
+        Ok(action) => action,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(exit::USAGE);
         }
-        let rt = super::runtime::start(&action, spin)?;
-        rt.block_on(run(action)).map(|()| ExitCode::SUCCESS)
-    });
-    run.unwrap_or_else(|e| {
-        eprintln!("error: {e:#}");
-        ExitCode::FAILURE
-    })
+    };
+    if let Action::Executor(workloads) = action {
+        let code = brigade_worker::executors::child::run_stdio_with(&workloads);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    let run = super::runtime::start(&action, spin).and_then(|rt| rt.block_on(run(action)));
+    match run {
+        Ok(()) => ExitCode::from(exit::SUCCESS),
+        Err(e) => exit::report(&e),
+    }
 }
 
 async fn run(action: Action) -> anyhow::Result<()> {
@@ -78,28 +87,17 @@ async fn run(action: Action) -> anyhow::Result<()> {
             credentials,
             request,
         } => {
-            let c = &mut brigade_client::Client::connect_with(&coordinator, &credentials).await?;
-            match request {
-                Request::Submit { job, wait, format } => {
-                    commands::submit(c, &job, wait, format).await
+            let phase = Cell::new(Phase::of(&request));
+            let work = async {
+                let c =
+                    &mut brigade_client::Client::connect_with(&coordinator, &credentials).await?;
+                client_request(c, request, &phase).await
+            };
+            tokio::select! {
+                r = work => r,
+                Ok(()) = tokio::signal::ctrl_c() => {
+                    Err(Exit::Interrupted(commands::interrupted(phase.get(), &coordinator)).into())
                 }
-                Request::Status(format) => commands::status(c, format).await,
-                Request::Health(service) => commands::health(c, &service).await,
-                Request::Jobs { all, format } => commands::jobs(c, all, format).await,
-                Request::Purge {
-                    all,
-                    older_than,
-                    format,
-                } => commands::purge(c, all, older_than, format).await,
-                Request::Job { id, wait, format } => commands::job(c, id, wait, format).await,
-                Request::Results {
-                    id,
-                    format,
-                    follow,
-                    order,
-                } => commands::results(c, id, format, follow, order).await,
-                Request::Cancel(id) => commands::cancel(c, id).await,
-                Request::Workers(format) => commands::workers(c, format).await,
             }
         }
         Action::TokenCreate {
@@ -133,5 +131,38 @@ async fn run(action: Action) -> anyhow::Result<()> {
             brigade_worker::io_target::serve(listener, cluster::shutdown_signal()).await?;
             Ok(())
         }
+    }
+}
+
+/// A client command against the coordinator `c`; `phase` tracks what it is
+/// doing, for what an interruption says.
+async fn client_request(
+    c: &mut brigade_client::Client,
+    request: Request,
+    phase: &Cell<Phase>,
+) -> anyhow::Result<()> {
+    match request {
+        Request::Submit { job, wait, format } => {
+            commands::submit(c, &job, wait, format, phase).await
+        }
+        Request::Status(format) => commands::status(c, format).await,
+        Request::Health(service) => commands::health(c, &service).await,
+        Request::Jobs { all, format } => commands::jobs(c, all, format).await,
+        Request::Purge {
+            all,
+            older_than,
+            format,
+        } => commands::purge(c, all, older_than, format).await,
+        Request::Job { id, wait, format } => commands::job(c, id, wait, format, phase).await,
+        Request::Results {
+            id,
+            format,
+            follow,
+            wait,
+            order,
+        } => commands::results(c, id, format, follow, wait, order, phase).await,
+        Request::Tasks { id, format } => commands::failed_tasks(c, id, format).await,
+        Request::Cancel(id) => commands::cancel(c, id).await,
+        Request::Workers(format) => commands::workers(c, format).await,
     }
 }

@@ -202,9 +202,22 @@ impl Client {
         self.json(&["job", &id.to_string()])
     }
 
-    /// `brigade job ID --wait --format json`: the job once it ended.
+    /// `brigade job ID --wait --format json`: the job once it ended. The
+    /// exit says how: 0 if it succeeded, else 1.
     pub fn wait_job(&self, id: u64) -> Value {
-        self.json(&["job", &id.to_string(), "--wait"])
+        let args = ["job", &id.to_string(), "--wait", "--format", "json"];
+        let o = self.brigade(&args);
+        let job = parse_json(&args, &stdout(&o));
+        let code = if job["state"] == "succeeded" { 0 } else { 1 };
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "`brigade {}` exits {code} for a {} job; stderr: {}",
+            args.join(" "),
+            job["state"],
+            stderr(&o)
+        );
+        job
     }
 
     /// Polls the job until `pred` holds; returns that JSON.

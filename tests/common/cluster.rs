@@ -313,7 +313,15 @@ impl Cluster {
             .map(str::trim)
             .map(|l| l.strip_prefix(announce))
         {
-            Ok(Some(address)) => (proc_, address.to_string()),
+            // The address is the first word (a note may follow).
+            Ok(Some(address)) => (
+                proc_,
+                address
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
             _ => {
                 let status = proc_.child.try_wait().ok().flatten();
                 proc_.kill_and_reap();
@@ -474,16 +482,40 @@ impl BackgroundRun {
             .as_mut()
             .and_then(|c| c.stdout.take())
             .expect("a running child whose stdout was not taken yet");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufRead::lines(std::io::BufReader::new(out)) {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        rx
+        lines_of(out)
+    }
+
+    /// The same for its standard error; the receiver ends once the run
+    /// has exited (and [`BackgroundRun::finish`] returns no stderr).
+    pub fn stderr_lines(&mut self) -> std::sync::mpsc::Receiver<String> {
+        let err = self
+            .child
+            .as_mut()
+            .and_then(|c| c.stderr.take())
+            .expect("a running child whose stderr was not taken yet");
+        lines_of(err)
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("a running child").id()
+    }
+
+    /// Sends it signal `sig` (e.g. SIGINT, as Ctrl-C does).
+    pub fn signal(&self, sig: i32) {
+        send_signal(self.pid() as i32, sig);
+    }
+
+    /// Waits until it catches `sig` (its handler is installed), then sends
+    /// it: a signal sent earlier would end it as the default action does.
+    pub fn signal_once_caught(&self, sig: i32) {
+        let pid = self.pid();
+        wait_until(
+            &format!("`brigade {}` to catch signal {sig}", self.args.join(" ")),
+            DEADLINE,
+            || super::proc::catches_signal(pid, sig).then_some(()),
+        );
+        self.signal(sig);
     }
 
     /// Whether it is still running.
@@ -501,6 +533,20 @@ impl Drop for BackgroundRun {
             let _ = c.wait();
         }
     }
+}
+
+/// The lines `from` yields, read on a thread of their own.
+fn lines_of(from: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(from)) {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 fn read_log(path: &Path) -> String {

@@ -35,7 +35,8 @@ pub use job::{
 };
 pub use poll::{poll, wait_until, DEADLINE, POLL_EVERY};
 pub use proc::{
-    child_pids, first_line_in_background, free_port_below_ephemeral_range, kill_group,
-    output_within, proc_alive, proc_gone, proc_stat, read_in_background, send_signal, ProcStat,
+    catches_signal, child_pids, first_line_in_background, free_port_below_ephemeral_range,
+    kill_group, output_within, proc_alive, proc_gone, proc_stat, read_in_background, send_signal,
+    ProcStat,
 };
 pub use tempdir::TempDir;

@@ -51,6 +51,20 @@ pub fn proc_stat(pid: u32) -> Option<ProcStat> {
     })
 }
 
+/// Whether `pid` has a handler installed for signal `sig` (the `SigCgt`
+/// mask of `/proc/PID/status`): a CLI run that follows a job catches
+/// SIGINT once it is ready to say what an interruption leaves behind.
+pub fn catches_signal(pid: u32, sig: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (sig - 1)) != 0)
+}
+
 /// Whether `pid` is a live process (not a zombie).
 pub fn proc_alive(pid: u32) -> bool {
     proc_stat(pid).is_some_and(|s| !s.zombie)

@@ -35,6 +35,12 @@ use crate::workload::{exec, Registry, TaskInput};
 const SESSION_SHIFT: u32 = 44;
 const JOB_MASK: u64 = (1 << SESSION_SHIFT) - 1;
 
+/// The coordinator's (the user's) id of a job whose id the executors carry
+/// tagged with a link's session: what logs show.
+pub fn user_job_id(tagged: u64) -> u64 {
+    tagged & JOB_MASK
+}
+
 /// How a worker node runs.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -773,5 +779,7 @@ mod tests {
         let tagged = (s << SESSION_SHIFT) | j;
         assert_eq!(tagged >> SESSION_SHIFT, s);
         assert_eq!(tagged & JOB_MASK, j);
+        assert_eq!(user_job_id(tagged), j, "logs show the user's id");
+        assert_eq!(user_job_id(j), j);
     }
 }

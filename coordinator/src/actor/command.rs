@@ -2,8 +2,8 @@
 //! send it, and how each is answered.
 
 use brigade_proto::v1::{
-    ClusterStatus, CoordinatorMessage, JobInfo, JobSpec, ResultsChunk, ResultsOrder, WorkerInfo,
-    WorkerMessage,
+    ClusterStatus, CoordinatorMessage, FailedTasks, JobInfo, JobSpec, ResultsChunk, ResultsOrder,
+    WorkerInfo, WorkerMessage,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tonic::Status;
@@ -53,6 +53,15 @@ pub enum Request {
         owner: Option<String>,
         older_than_ms: u64,
         reply: Reply<Vec<JobId>>,
+    },
+    /// Failed tasks of `job` from task index `from` on: at most `max`, and
+    /// no more once their errors reach `max_bytes` (at least one).
+    FailedTasks {
+        job: JobId,
+        from: u64,
+        max: usize,
+        max_bytes: usize,
+        reply: Reply<FailedTasks>,
     },
     ListWorkers(Reply<Vec<WorkerInfo>>),
     Status(Reply<ClusterStatus>),

@@ -367,6 +367,7 @@ impl Actor {
             max_attempts: 1,
             max_in_flight: None,
             allow_failures: 0,
+            fail_fast: false,
             owner: job.owner.clone(),
         };
         let error = format!(
@@ -562,6 +563,15 @@ impl Actor {
                 reply,
             } => {
                 let _ = reply.send(self.results(job, from, order, max));
+            }
+            Request::FailedTasks {
+                job,
+                from,
+                max,
+                max_bytes,
+                reply,
+            } => {
+                let _ = reply.send(self.failed_tasks(job, from, max, max_bytes));
             }
             Request::Cancel(id, reply) => {
                 let res = self

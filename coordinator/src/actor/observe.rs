@@ -10,7 +10,7 @@ use crate::observe::dashboard::{
     group_failures, DashboardState, JobRow, Models, Totals, WorkerRow, RECENT_JOBS,
 };
 use crate::observe::metrics::MetricsSnapshot;
-use crate::sched::{JobState, TaskFailure};
+use crate::sched::JobState;
 
 /// Sums `f` of every live worker, per model.
 fn per_model_sum<'a>(
@@ -97,7 +97,7 @@ impl Actor {
         for j in &shown {
             if let Ok(view) = self.sched.job_view(j.job_id) {
                 let causes = view.failed_tasks.values().take(FAILURES_PER_JOB);
-                failed.extend(causes.map(|f| (j.job_id, failure_cause(f))));
+                failed.extend(causes.map(|f| (j.job_id, super::view::failure_cause(f))));
             }
         }
         let failures = group_failures(failed);
@@ -136,25 +136,6 @@ impl Actor {
 /// Failed tasks of one job the dashboard reads (a job with a million
 /// failures costs a scan of this many per request).
 const FAILURES_PER_JOB: usize = 1_000;
-
-/// Why a task failed, without which task it was: what the dashboard groups
-/// by (`group_failures` also ignores the numbers in it, such as pids).
-fn failure_cause(f: &TaskFailure) -> String {
-    match f {
-        TaskFailure::Attempts { last, error, .. } => {
-            format!("{}: {error}", super::view::outcome_name(*last))
-        }
-        TaskFailure::WorkersLost { model, limit, .. } => format!(
-            "{limit} workers were lost while it was on their {} slots (--max-worker-losses)",
-            model.name()
-        ),
-        // As stored: "task N (input A..B) failed ...", the task's part dropped.
-        TaskFailure::Stored(text) => match text.split_once(") failed") {
-            Some((head, tail)) if head.starts_with("task ") => format!("failed{tail}"),
-            _ => text.clone(),
-        },
-    }
-}
 
 fn job_row(j: &JobInfo) -> JobRow {
     let spec = j.spec.clone().unwrap_or_default();

@@ -4,11 +4,11 @@
 //! wire messages, and where reasons become the text users read (including
 //! which flag to use).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use brigade_proto::v1::{
-    self, ClusterStatus, FailedTask, JobInfo, Kind, Model, Reduce, ResultsChunk, ResultsOrder,
-    WorkerInfo,
+    self, ClusterStatus, FailedTask, FailedTasks, FailureGroup, JobInfo, Kind, Model, Reduce,
+    ResultsChunk, ResultsOrder, WorkerInfo,
 };
 use brigade_proto::{Output, SlotModel};
 use tokio::sync::watch;
@@ -17,6 +17,7 @@ use tonic::Status;
 use super::commit::HeldUpdate;
 use super::Actor;
 use crate::admission::JobReduce;
+use crate::observe::dashboard::group_by_message;
 use crate::sched::{
     ClusterView, JobError, JobFailure, JobId, JobState, JobView, ProbeVerdict, ResultRow, Routing,
     TaskFailure, TaskStatus, WaitingReason, WorkerId, WorkerView,
@@ -24,6 +25,13 @@ use crate::sched::{
 
 /// At most this many failed tasks are listed in a job's status.
 const LISTED_FAILURES: usize = 100;
+/// Failed tasks of a job that its status groups by cause (a job with a
+/// million failures costs a scan of this many per status).
+const GROUPED_FAILURES: usize = 10_000;
+/// Groups of causes a job's status shows.
+const FAILURE_GROUPS: usize = 10;
+/// Task indices each group names.
+const GROUP_EXAMPLES: usize = 5;
 
 /// A results chunk takes no more rows once its outputs reach this many
 /// bytes: 32,768 rows of a few kilobytes each would not fit the 64 MiB a
@@ -157,6 +165,30 @@ impl Actor {
         })
     }
 
+    /// Failed tasks of `job` from index `from` on, in index order: at most
+    /// `max`, and no more once their errors reach `max_bytes` (at least
+    /// one).
+    pub(super) fn failed_tasks(
+        &self,
+        job: JobId,
+        from: u64,
+        max: usize,
+        max_bytes: usize,
+    ) -> Result<FailedTasks, Status> {
+        let view = self.sched.job_view(job).map_err(job_status)?;
+        let mut tasks = Vec::new();
+        let mut bytes = 0;
+        for (&index, failure) in view.failed_tasks.range(from..).take(max) {
+            if bytes >= max_bytes {
+                break;
+            }
+            let error = task_failure_text(failure);
+            bytes += error.len();
+            tasks.push(FailedTask { index, error });
+        }
+        Ok(FailedTasks { tasks })
+    }
+
     /// Every live worker.
     pub(super) fn list_workers(&self) -> Vec<WorkerInfo> {
         self.sched.workers().into_iter().map(worker_info).collect()
@@ -234,6 +266,7 @@ pub(super) fn job_info(v: &JobView<'_>) -> JobInfo {
                 error: task_failure_text(failure),
             })
             .collect(),
+        failure_groups: failure_groups(v.failed_tasks),
     }
 }
 
@@ -345,9 +378,62 @@ pub(super) fn task_failure_text(f: &TaskFailure) -> String {
     }
 }
 
+/// Why a task failed, without which task it was: what failures are grouped
+/// by (`group_by_message` also takes numbers, such as pids, as alike). The
+/// same for a failure of this run and one read back from the store.
+pub(super) fn failure_cause(f: &TaskFailure) -> String {
+    let text = match f {
+        TaskFailure::Stored(text) => std::borrow::Cow::Borrowed(text.as_str()),
+        live => std::borrow::Cow::Owned(task_failure_text(live)),
+    };
+    // "task N (input A..B) failed after K attempt(s); last: CAUSE", or
+    // "task N (input A..B) failed: CAUSE".
+    let rest = text
+        .strip_prefix("task ")
+        .and_then(|t| t.split_once(") failed"))
+        .map(|(_, rest)| rest);
+    match rest {
+        Some(rest) => match rest.split_once("; last: ") {
+            Some((_, cause)) => cause.to_string(),
+            None => rest.trim_start_matches(": ").to_string(),
+        },
+        None => text.into_owned(),
+    }
+}
+
+/// A job's failed tasks grouped by cause, most first: [`FAILURE_GROUPS`]
+/// groups at most, over its first [`GROUPED_FAILURES`] failed tasks, each
+/// with the indices of its first [`GROUP_EXAMPLES`] tasks.
+fn failure_groups(failed: &BTreeMap<u64, TaskFailure>) -> Vec<FailureGroup> {
+    let causes = failed
+        .iter()
+        .take(GROUPED_FAILURES)
+        .map(|(&index, f)| (index, failure_cause(f)));
+    let mut groups = group_by_message(causes, GROUP_EXAMPLES);
+    groups.truncate(FAILURE_GROUPS);
+    groups
+        .into_iter()
+        .map(|g| FailureGroup {
+            cause: g.message,
+            tasks: g.count,
+            examples: g.members,
+        })
+        .collect()
+}
+
 fn job_failure_text(f: &JobFailure) -> String {
     match f {
         JobFailure::Task(task) => task_failure_text(task),
+        JobFailure::TooManyFailures {
+            failed,
+            tasks,
+            allowed,
+            first,
+        } => format!(
+            "{failed} of {tasks} tasks failed for good, more than the {allowed} the job allows \
+             (--allow-failures); first: {}",
+            task_failure_text(first)
+        ),
         JobFailure::NoWorkers { model, waited_ms } => format!(
             "no workers with {} slots for {:.1} s (--fail-if-no-workers-for)",
             model.name(),
@@ -473,11 +559,69 @@ mod tests {
             "every task succeeded but the job total does not fit in 128 bits; \
              the per-task results are exact (`brigade results`)"
         );
+        assert_eq!(
+            job_failure_text(&JobFailure::TooManyFailures {
+                failed: 3,
+                tasks: 20,
+                allowed: 2,
+                first: attempts(4, TaskStatus::Failed),
+            }),
+            "3 of 20 tasks failed for good, more than the 2 the job allows (--allow-failures); \
+             first: task 4 (input 40..50) failed after 2 attempt(s); last: failed: boom"
+        );
         assert_eq!(job_failure_text(&JobFailure::Stored("gone".into())), "gone");
         assert_eq!(
             task_failure_text(&TaskFailure::Stored("kept".into())),
             "kept"
         );
+    }
+
+    #[test]
+    fn a_jobs_failures_group_by_cause_with_counts_and_example_tasks() {
+        let attempts = |index: u64, error: &str| TaskFailure::Attempts {
+            index,
+            input: (index, index + 1),
+            attempts: 3,
+            last: TaskStatus::Failed,
+            error: error.into(),
+        };
+        let mut failed = BTreeMap::new();
+        for i in 0..8 {
+            failed.insert(
+                i * 2,
+                attempts(i * 2, &format!("exit status {}", 1 + i % 2)),
+            );
+        }
+        failed.insert(3, attempts(3, "no such file"));
+        failed.insert(
+            5,
+            TaskFailure::Stored(
+                "task 5 (input 5..6) failed after 1 attempt(s); last: failed: no such file".into(),
+            ),
+        );
+        let groups = failure_groups(&failed);
+        assert_eq!(
+            groups,
+            vec![
+                FailureGroup {
+                    cause: "failed: exit status 1".into(),
+                    tasks: 8,
+                    examples: vec![0, 2, 4, 6, 8],
+                },
+                FailureGroup {
+                    cause: "failed: no such file".into(),
+                    tasks: 2,
+                    examples: vec![3, 5],
+                },
+            ]
+        );
+        // Ten groups at most, the largest.
+        let many: BTreeMap<u64, TaskFailure> = (0..30)
+            .map(|i| (i, attempts(i, &"x".repeat(1 + (i % 12) as usize))))
+            .collect();
+        let groups = failure_groups(&many);
+        assert_eq!(groups.len(), 10);
+        assert_eq!(groups.iter().map(|g| g.tasks).sum::<u64>(), 6 * 3 + 4 * 2);
     }
 
     #[test]

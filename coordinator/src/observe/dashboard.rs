@@ -110,23 +110,52 @@ pub const HISTORY_SECONDS: usize = 300;
 /// failed for one reason), most tasks first. A group shows its first
 /// message.
 pub fn group_failures(failed: impl IntoIterator<Item = (u64, String)>) -> Vec<FailureGroup> {
-    let mut groups: BTreeMap<String, FailureGroup> = BTreeMap::new();
-    for (job, message) in failed {
+    let mut out: Vec<FailureGroup> = group_by_message(failed, usize::MAX)
+        .into_iter()
+        .map(|g| FailureGroup {
+            message: g.message,
+            tasks: g.count,
+            jobs: g.members,
+        })
+        .collect();
+    out.truncate(FAILURE_GROUPS);
+    out
+}
+
+/// Items that share a message (numbers aside).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grouped {
+    /// The first item's message.
+    pub message: String,
+    pub count: u64,
+    /// The distinct members (jobs, task indices) of its items, in the order
+    /// first seen, at most the number asked for.
+    pub members: Vec<u64>,
+}
+
+/// Groups `(member, message)` pairs by message with every run of digits
+/// taken as the same number, most items first (then by message), keeping
+/// up to `keep` distinct members per group. Every group is returned.
+pub fn group_by_message(
+    items: impl IntoIterator<Item = (u64, String)>,
+    keep: usize,
+) -> Vec<Grouped> {
+    let mut groups: BTreeMap<String, Grouped> = BTreeMap::new();
+    for (member, message) in items {
         let group = groups
             .entry(digits_as_one(&message))
-            .or_insert_with(|| FailureGroup {
+            .or_insert_with(|| Grouped {
                 message,
-                tasks: 0,
-                jobs: Vec::new(),
+                count: 0,
+                members: Vec::new(),
             });
-        group.tasks += 1;
-        if !group.jobs.contains(&job) {
-            group.jobs.push(job);
+        group.count += 1;
+        if group.members.len() < keep && !group.members.contains(&member) {
+            group.members.push(member);
         }
     }
-    let mut out: Vec<FailureGroup> = groups.into_values().collect();
-    out.sort_by(|a, b| b.tasks.cmp(&a.tasks).then(a.message.cmp(&b.message)));
-    out.truncate(FAILURE_GROUPS);
+    let mut out: Vec<Grouped> = groups.into_values().collect();
+    out.sort_by(|a, b| b.count.cmp(&a.count).then(a.message.cmp(&b.message)));
     out
 }
 

@@ -227,6 +227,19 @@ impl Job {
         if stored.state.is_terminal() {
             let error = (!stored.error.is_empty()).then(|| JobFailure::Stored(stored.error.into()));
             job.finish(stored.state, error, stored.finished_ms);
+        } else if job.plan.fail_fast && job.failed_tasks.len() as u64 > job.plan.allow_failures {
+            // Its end is committed with the failure that caused it; should
+            // it be missing, the job ends now all the same.
+            let beyond = job
+                .failed_tasks
+                .values()
+                .nth(job.plan.allow_failures as usize);
+            let failure = beyond.cloned().map(JobFailure::Task);
+            job.finish(
+                JobState::Failed,
+                failure,
+                stored.finished_ms.max(stored.submitted_ms),
+            );
         } else if job.finished_count() == job.plan.tasks {
             // Every result was stored but the end was not: it ends now.
             job.complete(stored.finished_ms.max(stored.submitted_ms));
@@ -357,10 +370,21 @@ impl Job {
         self.total
     }
 
-    /// Ends the job once every task is finished: succeeded, unless its
-    /// total is meant to be reported and does not fit.
+    /// Ends the job once every task is finished: succeeded, unless more
+    /// tasks failed for good than it allows, or its total is meant to be
+    /// reported and does not fit.
     fn complete(&mut self, now_ms: u64) {
-        if self.total.is_none() && self.plan.reduce == JobReduce::Sum {
+        let failed = self.failed_tasks.len() as u64;
+        let first = self.failed_tasks.values().next();
+        if let Some(first) = first.filter(|_| failed > self.plan.allow_failures) {
+            let failure = JobFailure::TooManyFailures {
+                failed,
+                tasks: self.plan.tasks,
+                allowed: self.plan.allow_failures,
+                first: first.clone(),
+            };
+            self.finish(JobState::Failed, Some(failure), now_ms);
+        } else if self.total.is_none() && self.plan.reduce == JobReduce::Sum {
             self.finish(JobState::Failed, Some(JobFailure::TotalOverflow), now_ms);
         } else {
             self.finish(JobState::Succeeded, None, now_ms);
@@ -469,12 +493,14 @@ impl Job {
         (held.len(), ended)
     }
 
-    /// Fails a task for good (the job too, beyond `allow_failures`).
-    /// Returns whether the job ended.
+    /// Fails a task for good. Beyond `allow_failures` a `fail_fast` job
+    /// fails at once; any other job runs its remaining tasks and fails
+    /// when the last one finishes ([`Job::complete`]). Returns whether the
+    /// job ended.
     fn fail_task(&mut self, index: u64, failure: TaskFailure, now_ms: u64) -> bool {
         let tolerated = (self.failed_tasks.len() as u64) < self.plan.allow_failures;
         self.mark_failed(index, failure.clone());
-        if !tolerated {
+        if !tolerated && self.plan.fail_fast {
             self.finish(JobState::Failed, Some(JobFailure::Task(failure)), now_ms);
             return true;
         }

@@ -77,8 +77,18 @@ pub enum TaskFailure {
 /// Why a job failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobFailure {
-    /// A task failed for good, beyond the failures the job allows.
+    /// A task failed for good, beyond the failures the job allows, and the
+    /// job was `fail_fast`.
     Task(TaskFailure),
+    /// Every task finished, and `failed` of the job's `tasks` failed for
+    /// good: more than the `allowed` (`allow_failures`); `first` is the
+    /// one of lowest index.
+    TooManyFailures {
+        failed: u64,
+        tasks: u64,
+        allowed: u64,
+        first: TaskFailure,
+    },
     /// No worker offered slots of `model` for `waited_ms`
     /// (`fail_if_no_workers_ms`).
     NoWorkers { model: SlotModel, waited_ms: u64 },

@@ -282,13 +282,16 @@ fn loss_limited(limit: u32) -> Scheduler {
 fn a_task_on_thread_or_async_slots_fails_at_the_worker_loss_limit_and_says_why() {
     for model in [SlotModel::Thread, SlotModel::Async] {
         let mut s = loss_limited(3);
-        let j = s.submit(plan("noop", 2, 1, model), 0);
+        let mut p = plan("noop", 2, 1, model);
+        p.fail_fast = true;
+        let j = s.submit(p, 0);
         // Two losses: both tasks are queued again, attempts unspent.
         lose_the_holder_of_task_0(&mut s, j, model, 2);
         let info = s.job_view(j).unwrap();
         assert_eq!(info.state, JobState::Running, "{model:?}");
         assert_eq!((info.tasks_failed, info.retries), (0, 4), "{model:?}");
-        // The third fails both tasks it held: the job, with the reason.
+        // The third fails the first task it held, and with it the job
+        // (--fail-fast), with the reason.
         lose_the_holder_of_task_0(&mut s, j, model, 1);
         let info = s.job_view(j).unwrap();
         assert_eq!(info.state, JobState::Failed, "{model:?}");
@@ -308,6 +311,34 @@ fn a_task_on_thread_or_async_slots_fails_at_the_worker_loss_limit_and_says_why()
         assert_eq!(failed.len(), 1, "{model:?}: {failed:?}");
         assert_eq!(failed[0], (j, 0, lost));
     }
+}
+
+#[test]
+fn without_fail_fast_a_loss_limit_fails_each_task_it_reaches_then_the_job() {
+    let mut s = loss_limited(1);
+    let j = s.submit(plan("noop", 2, 1, SlotModel::Thread), 0);
+    // One worker holds both tasks (two slots) and is lost: both fail.
+    lose_the_holder_of_task_0(&mut s, j, SlotModel::Thread, 1);
+    let info = s.job_view(j).unwrap();
+    assert_eq!(info.state, JobState::Failed);
+    assert_eq!((info.tasks_done, info.tasks_failed), (0, 2));
+    assert_eq!(
+        info.error,
+        Some(&JobFailure::TooManyFailures {
+            failed: 2,
+            tasks: 2,
+            allowed: 0,
+            first: TaskFailure::WorkersLost {
+                index: 0,
+                input: (0, 1),
+                losses: 1,
+                model: SlotModel::Thread,
+                limit: 1,
+            },
+        })
+    );
+    let failed: Vec<u64> = s.take_failures().iter().map(|f| f.1).collect();
+    assert_eq!(failed, vec![0, 1]);
 }
 
 #[test]
@@ -394,11 +425,12 @@ fn the_next_expiry_is_the_first_tick_that_expires_a_worker() {
 }
 
 #[test]
-fn failures_retry_up_to_max_attempts_then_fail_the_job() {
+fn failures_retry_up_to_max_attempts_then_fail_a_fail_fast_job() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(1, 0, 0, 1), 0);
     let mut p = plan("sum-squares", 20, 10, SlotModel::Process);
     p.max_attempts = 2;
+    p.fail_fast = true;
     let j = s.submit(p, 0);
     s.dispatch(0);
     let t = assigns(&s.take_actions())[0].2[0];
@@ -439,6 +471,136 @@ fn failures_retry_up_to_max_attempts_then_fail_the_job() {
         assigns(&s.take_actions()).is_empty(),
         "a failed job hands out nothing"
     );
+}
+
+#[test]
+fn a_task_failing_for_good_leaves_the_rest_of_the_job_to_run_then_fails_it() {
+    let mut s = Scheduler::new(SchedConfig {
+        log_results: true,
+        ..Default::default()
+    });
+    let w = s.worker_joined(hello(1, 0, 0, 1), 0);
+    let mut p = plan("sum-squares", 20, 1, SlotModel::Process);
+    p.max_attempts = 2;
+    let j = s.submit(p, 0);
+    // One slot: tasks go out one at a time; task 3 fails every attempt.
+    let mut now = 0;
+    while !s.job(j).unwrap().is_terminal() {
+        now += 1;
+        s.dispatch(now);
+        let leased = assigns(&s.take_actions());
+        assert_eq!(leased.len(), 1, "the job hands out work until its end");
+        let t = leased[0].2[0];
+        let o = if t.index == 3 {
+            failed(j, &t, SlotModel::Process, TaskStatus::Failed)
+        } else {
+            ok(j, &t, SlotModel::Process, u128::from(t.index * t.index))
+        };
+        s.worker_outcomes(w, [o], now);
+    }
+    let info = s.job_view(j).unwrap();
+    assert_eq!(info.state, JobState::Failed);
+    assert_eq!((info.tasks_done, info.tasks_failed), (19, 1));
+    let poison = TaskFailure::Attempts {
+        index: 3,
+        input: (3, 4),
+        attempts: 2,
+        last: TaskStatus::Failed,
+        error: "boom".into(),
+    };
+    assert_eq!(
+        info.error,
+        Some(&JobFailure::TooManyFailures {
+            failed: 1,
+            tasks: 20,
+            allowed: 0,
+            first: poison.clone(),
+        })
+    );
+    assert_eq!(
+        info.failed_tasks.iter().collect::<Vec<_>>(),
+        vec![(&3, &poison)]
+    );
+    assert_eq!(info.total, (0..20u128).map(|i| i * i).sum::<u128>() - 9);
+    assert_eq!(s.take_recorded().len(), 19, "every other result is kept");
+    assert_eq!(s.take_failures(), vec![(j, 3, poison)]);
+}
+
+#[test]
+fn a_restored_job_fails_if_too_many_tasks_failed_once_done_or_at_once_if_fail_fast() {
+    let mut s = Scheduler::new(SchedConfig::default());
+    let mut p = plan("noop", 3, 1, SlotModel::Thread);
+    p.allow_failures = 1;
+    let run = RunInfo {
+        attempts: 1,
+        worker: 0,
+        model: None,
+        cpu_ns: 0,
+        wall_ns: 0,
+    };
+    let results = [Recorded {
+        job: 1,
+        index: 0,
+        value: Output::Int(0),
+        run,
+        seq: 0,
+    }];
+    let failures = [
+        (1, "task 1 failed".to_string()),
+        (2, "task 2 failed".to_string()),
+    ];
+    s.restore(
+        1,
+        p,
+        RestoredJob {
+            state: JobState::Running,
+            error: "",
+            submitted_ms: 5,
+            started_ms: 6,
+            finished_ms: 0,
+            results: &results,
+            failures: &failures,
+        },
+    );
+    let info = s.job_view(1).unwrap();
+    assert_eq!(info.state, JobState::Failed);
+    assert_eq!(
+        info.error,
+        Some(&JobFailure::TooManyFailures {
+            failed: 2,
+            tasks: 3,
+            allowed: 1,
+            first: TaskFailure::Stored("task 1 failed".into()),
+        })
+    );
+    // A fail-fast job beyond its allowance ends at once, unfinished tasks
+    // and all, naming the failure past the allowance.
+    let mut p = plan("noop", 5, 1, SlotModel::Thread);
+    p.allow_failures = 1;
+    p.fail_fast = true;
+    s.restore(
+        2,
+        p,
+        RestoredJob {
+            state: JobState::Running,
+            error: "",
+            submitted_ms: 5,
+            started_ms: 6,
+            finished_ms: 0,
+            results: &[],
+            failures: &failures,
+        },
+    );
+    let info = s.job_view(2).unwrap();
+    assert_eq!(info.state, JobState::Failed);
+    assert_eq!(
+        info.error,
+        Some(&JobFailure::Task(TaskFailure::Stored(
+            "task 2 failed".into()
+        )))
+    );
+    s.dispatch(7);
+    assert!(s.take_actions().is_empty());
 }
 
 #[test]
@@ -609,12 +771,14 @@ fn step() -> impl Strategy<Value = Step> {
 /// Runs `steps` against a job of `tasks` tasks on `workers` workers, then
 /// drains it: every task is recorded exactly once with its exact value.
 /// Without a loss limit the job succeeds; with one it may instead fail,
-/// naming lost workers, and never for anything else.
+/// naming lost workers, and never for anything else: at once if
+/// `fail_fast`, else once every other task has finished.
 fn interleave(
     steps: Vec<Step>,
     tasks: u64,
     workers: usize,
     max_worker_losses: u32,
+    fail_fast: bool,
 ) -> Result<(), TestCaseError> {
     let config = SchedConfig {
         lease_timeout_ms: 10,
@@ -626,8 +790,11 @@ fn interleave(
     let mut s = Scheduler::new(config);
     let mut p = plan("sum-squares", tasks * 3, 3, SlotModel::Thread);
     p.max_attempts = 100;
+    p.fail_fast = fail_fast;
     let j = s.submit(p.clone(), 0);
     let mut stored: Vec<Recorded> = Vec::new();
+    // Failed tasks as the store keeps them (rendered).
+    let mut stored_failures: Vec<(u64, String)> = Vec::new();
     let mut live: Vec<WorkerId> = (0..workers)
         .map(|_| s.worker_joined(hello(0, 2, 0, 2), 0))
         .collect();
@@ -678,6 +845,11 @@ fn interleave(
             }
             Step::Restart => {
                 stored.extend(s.take_recorded());
+                stored_failures.extend(
+                    s.take_failures()
+                        .into_iter()
+                        .map(|(_, i, f)| (i, format!("{f:?}"))),
+                );
                 s = Scheduler::new(config);
                 s.restore(
                     j,
@@ -689,7 +861,7 @@ fn interleave(
                         started_ms: 0,
                         finished_ms: 0,
                         results: &stored,
-                        failures: &[],
+                        failures: &stored_failures,
                     },
                 );
                 // Old links are gone with the old process.
@@ -719,7 +891,15 @@ fn interleave(
             }
         }
     }
-    let error = s.job_view(j).unwrap().error.cloned();
+    let view = s.job_view(j).unwrap();
+    let error = view.error.cloned();
+    // Failed in this run of the core, or restored as the store kept them.
+    let failed_here = view
+        .failed_tasks
+        .values()
+        .all(|f| matches!(f, TaskFailure::WorkersLost { .. } | TaskFailure::Stored(_)));
+    prop_assert!(failed_here, "{:?}", view.failed_tasks);
+    let (failed, done_and_failed) = (view.tasks_failed, view.tasks_done + view.tasks_failed);
     let job = s.job(j).unwrap();
     if job.state == JobState::Failed {
         prop_assert!(
@@ -727,14 +907,31 @@ fn interleave(
             "failed without a loss limit: {:?}",
             error
         );
-        prop_assert!(
-            matches!(
+        if fail_fast {
+            prop_assert!(
+                matches!(
+                    error,
+                    Some(JobFailure::Task(
+                        TaskFailure::WorkersLost { .. } | TaskFailure::Stored(_)
+                    ))
+                ),
+                "{:?}",
+                error
+            );
+        } else {
+            // Every other task ran to its end first.
+            prop_assert_eq!(done_and_failed, tasks);
+            let first = view.failed_tasks.values().next().cloned();
+            prop_assert_eq!(
                 error,
-                Some(JobFailure::Task(TaskFailure::WorkersLost { .. }))
-            ),
-            "{:?}",
-            error
-        );
+                first.map(|first| JobFailure::TooManyFailures {
+                    failed,
+                    tasks,
+                    allowed: 0,
+                    first,
+                })
+            );
+        }
     } else {
         prop_assert_eq!(job.state, JobState::Succeeded);
         prop_assert_eq!(job.done_count(), tasks);
@@ -772,7 +969,7 @@ proptest! {
         workers in 1usize..4,
     ) {
         // No loss limit: the job must succeed.
-        interleave(steps, tasks, workers, 0)?;
+        interleave(steps, tasks, workers, 0, false)?;
     }
 
     #[test]
@@ -780,8 +977,9 @@ proptest! {
         steps in prop::collection::vec(step(), 1..200),
         tasks in 1u64..60,
         workers in 1usize..4,
+        fail_fast in any::<bool>(),
     ) {
-        interleave(steps, tasks, workers, 2)?;
+        interleave(steps, tasks, workers, 2, fail_fast)?;
     }
 }
 
@@ -925,30 +1123,66 @@ fn allowed_failures_let_a_job_succeed_listing_the_failed_tasks() {
     assert_eq!(recorded, ints(&[(0, 0), (1, 1), (3, 9)]));
     assert_eq!(s.take_failures().len(), 1);
 
-    // One failure more than allowed fails the job.
-    let j2 = s.submit(p, 2);
-    s.dispatch(2);
-    let tasks: Vec<TaskLease> = assigns(&s.take_actions())
-        .into_iter()
-        .flat_map(|(_, _, t)| t)
-        .collect();
-    let outs: Vec<_> = tasks
-        .iter()
-        .take(2)
-        .map(|t| failed(j2, t, SlotModel::Process, TaskStatus::Failed))
-        .collect();
-    s.worker_outcomes(w, outs, 3);
-    let info = s.job_view(j2).unwrap();
-    assert_eq!(info.state, JobState::Failed);
-    assert_eq!(info.tasks_failed, 2);
-    assert!(
-        matches!(
+    // One failure more than allowed: the rest of the job still runs, and
+    // fails it once done; with --fail-fast it fails at once.
+    for fail_fast in [false, true] {
+        let mut p = p.clone();
+        p.fail_fast = fail_fast;
+        let j2 = s.submit(p, 2);
+        s.dispatch(2);
+        let tasks: Vec<TaskLease> = assigns(&s.take_actions())
+            .into_iter()
+            .flat_map(|(_, _, t)| t)
+            .collect();
+        assert_eq!(tasks.len(), 4);
+        let outs: Vec<_> = tasks
+            .iter()
+            .take(2)
+            .map(|t| failed(j2, t, SlotModel::Process, TaskStatus::Failed))
+            .collect();
+        s.worker_outcomes(w, outs, 3);
+        let info = s.job_view(j2).unwrap();
+        assert_eq!(info.tasks_failed, 2);
+        if fail_fast {
+            assert_eq!(info.state, JobState::Failed);
+            assert_eq!(info.tasks_running, 0, "its other tasks are dropped");
+            assert!(
+                matches!(
+                    info.error,
+                    Some(JobFailure::Task(TaskFailure::Attempts { index: 1, .. }))
+                ),
+                "{:?}",
+                info.error
+            );
+            continue;
+        }
+        assert_eq!(info.state, JobState::Running, "{:?}", info.error);
+        assert_eq!(info.tasks_running, 2);
+        let outs: Vec<_> = tasks[2..]
+            .iter()
+            .map(|t| ok(j2, t, SlotModel::Process, (t.index * t.index) as u128))
+            .collect();
+        s.worker_outcomes(w, outs, 4);
+        let info = s.job_view(j2).unwrap();
+        assert_eq!(info.state, JobState::Failed);
+        assert_eq!((info.tasks_done, info.tasks_failed), (2, 2));
+        assert_eq!(
             info.error,
-            Some(JobFailure::Task(TaskFailure::Attempts { index: 1, .. }))
-        ),
-        "{:?}",
-        info.error
-    );
+            Some(&JobFailure::TooManyFailures {
+                failed: 2,
+                tasks: 4,
+                allowed: 1,
+                first: TaskFailure::Attempts {
+                    index: 0,
+                    input: (0, 1),
+                    attempts: 1,
+                    last: TaskStatus::Failed,
+                    error: "boom".into(),
+                },
+            })
+        );
+        assert_eq!(info.total, 4 + 9, "the other tasks' results are kept");
+    }
 }
 
 #[test]

@@ -288,7 +288,11 @@ fn handle(state: &LoopState, msg: Option<Control>, taken: &mut VecDeque<TaskRun>
                 .filter(|(job, _)| *job == job_id)
                 .map(|(_, h)| h.clone())
                 .collect();
-            tracing::debug!(job_id, aborted = handles.len(), "aborting async tasks");
+            tracing::debug!(
+                job_id = crate::node::user_job_id(job_id),
+                aborted = handles.len(),
+                "aborting async tasks"
+            );
             for h in handles {
                 h.abort();
             }

@@ -30,6 +30,7 @@ use super::frame::read_frame;
 use super::queue::{Takers, TaskQueue};
 use super::{duration_ns, Outcomes, PendingOutcomes, TaskDone, TaskRun, SHUTTING_DOWN};
 use crate::contain;
+use crate::node::user_job_id;
 use crate::reaper;
 use crate::workload::Workload;
 
@@ -581,7 +582,7 @@ impl Supervisor {
                 tracing::info!(
                     slot = self.slot,
                     pid,
-                    job_id = tasks[0].job_id,
+                    job_id = user_job_id(tasks[0].job_id),
                     "job cancelled; executor process killed"
                 );
                 let _ = self.respawn(child);
@@ -590,7 +591,7 @@ impl Supervisor {
             }
             Lost::NotDelivered(e) | Lost::Died(e) => {
                 let how = c.bury().await;
-                tracing::warn!(slot = self.slot, pid, job_id = tasks[0].job_id, unanswered = rest.len(), error = %e, exit = %how, "executor process died during a frame of tasks; running the unanswered ones one at a time");
+                tracing::warn!(slot = self.slot, pid, job_id = user_job_id(tasks[0].job_id), unanswered = rest.len(), error = %e, exit = %how, "executor process died during a frame of tasks; running the unanswered ones one at a time");
                 let _ = self.respawn(child);
                 for t in rest {
                     out.push(self.run_task(child, t).await);
@@ -676,7 +677,7 @@ impl Supervisor {
                 }
                 Lost::Died(e) => {
                     let how = c.bury().await;
-                    tracing::warn!(slot = self.slot, pid, job_id = task.job_id, index = task.input.index, error = %e, exit = %how, "executor process died mid-task; replacing it");
+                    tracing::warn!(slot = self.slot, pid, job_id = user_job_id(task.job_id), index = task.input.index, error = %e, exit = %how, "executor process died mid-task; replacing it");
                     let _ = self.respawn(child);
                     return answer(
                         OutcomeStatus::ExecutorDied,
@@ -688,7 +689,7 @@ impl Supervisor {
                     tracing::info!(
                         slot = self.slot,
                         pid,
-                        job_id = task.job_id,
+                        job_id = user_job_id(task.job_id),
                         index = task.input.index,
                         timeout_ms = limit.as_millis() as u64,
                         "task timed out; executor process killed"
@@ -711,7 +712,7 @@ impl Supervisor {
                     tracing::info!(
                         slot = self.slot,
                         pid,
-                        job_id = task.job_id,
+                        job_id = user_job_id(task.job_id),
                         index = task.input.index,
                         "job cancelled; executor process killed"
                     );
