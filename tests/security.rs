@@ -791,3 +791,27 @@ fn ended_jobs_are_purged_by_retention_and_on_request_and_their_ids_stay_taken() 
     let next = c.submit_json(&["noop", "--range", "0..3", "--model", "thread", "--wait"]);
     assert_eq!(id_of(&next), ids[3] + 1, "purged ids stay taken");
 }
+
+/// `--max-connections-per-peer 3`: with three idle connections held open
+/// (raw TCP that never speaks HTTP/2), a client from the same address is
+/// turned away (exit 3: unreachable); once one closes it is served.
+#[test]
+fn a_peer_holding_its_connection_limit_is_turned_away_until_one_closes() {
+    let c = Cluster::start(&["--max-connections-per-peer", "3"]);
+    let addr = c
+        .url()
+        .strip_prefix("http://")
+        .expect("http URL")
+        .to_string();
+    let mut held: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| std::net::TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    // The three are counted once accepted: poll until the fourth is refused.
+    wait_until("a fourth connection refused", DEADLINE, || {
+        (c.brigade(&["status"]).status.code() == Some(3)).then_some(())
+    });
+    held.pop();
+    wait_until("served again under the limit", DEADLINE, || {
+        c.brigade(&["status"]).status.success().then_some(())
+    });
+}

@@ -15,6 +15,7 @@ mod admission;
 pub mod auth;
 mod inputs;
 mod observe;
+mod peers;
 mod row_sum;
 mod sched;
 mod service;

@@ -19,7 +19,7 @@ use brigade_proto::v1::{
 use futures::{Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
+use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
@@ -771,13 +771,7 @@ impl Coordinator {
             limits: self.config.limits,
             result_streams: Arc::new(tokio::sync::Semaphore::new(MAX_RESULT_STREAMS)),
         };
-        // Nagle's algorithm stalls small writes for milliseconds; the server
-        // builder's tcp_nodelay does not reach sockets handed in here.
-        let incoming = TcpListenerStream::new(listener).map(|conn| {
-            conn.inspect(|s| {
-                let _ = s.set_nodelay(true);
-            })
-        });
+        let incoming = crate::peers::accept(listener, self.config.max_connections_per_peer);
         let auth = Authenticator::new(self.config.auth.clone());
         let mut server = tonic::transport::Server::builder();
         if let Some(tls) = &self.config.tls {

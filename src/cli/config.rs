@@ -425,6 +425,7 @@ impl CoordinatorArgs {
             fail_if_no_workers: self.fail_if_no_workers_for,
             max_worker_losses: self.max_worker_losses,
             keep_finished: self.keep_finished,
+            max_connections_per_peer: self.max_connections_per_peer,
             workloads: brigade_worker::workload::builtin_catalog(),
             ..Default::default()
         })

@@ -265,6 +265,11 @@ pub struct CoordinatorArgs {
     /// jobs that have not ended would be more than this (0: no limit).
     #[arg(long, default_value_t = brigade_coordinator::AdmissionLimits::DEFAULT_MAX_ACTIVE_TASKS_PER_OWNER)]
     pub max_active_tasks_per_client: u64,
+    /// Close a new connection at once while its IP address has this many
+    /// open (0: no limit); a host running many workers or clients needs
+    /// room for all of them.
+    #[arg(long, default_value_t = brigade_coordinator::CoordinatorConfig::DEFAULT_MAX_CONNECTIONS_PER_PEER)]
+    pub max_connections_per_peer: usize,
     /// Purge ended jobs (status, results, failures; from the state file
     /// too) once they ended this long ago (e.g. 7d, 12h) or, given a plain
     /// number, all but the newest that many. By default they are kept.

@@ -82,6 +82,8 @@ pub struct CoordinatorConfig {
     pub tls: Option<ServerTls>,
     /// How long ended jobs are kept (`--keep-finished`); `None`: for ever.
     pub keep_finished: Option<Retention>,
+    /// Connections one IP address may have open at once (0: no limit).
+    pub max_connections_per_peer: usize,
 }
 
 /// Which ended jobs a coordinator keeps; the others are purged (their
@@ -122,6 +124,9 @@ impl CoordinatorConfig {
     /// Default [`Self::max_worker_losses`]: generous, since losing a worker
     /// returns every task it had queued, not only the running ones.
     pub const DEFAULT_MAX_WORKER_LOSSES: u32 = crate::sched::DEFAULT_MAX_WORKER_LOSSES;
+    /// Default [`Self::max_connections_per_peer`]: room for a host's many
+    /// workers and clients; far below the process's file limit.
+    pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 1_024;
 }
 
 impl Default for CoordinatorConfig {
@@ -139,6 +144,7 @@ impl Default for CoordinatorConfig {
             auth: None,
             tls: None,
             keep_finished: None,
+            max_connections_per_peer: Self::DEFAULT_MAX_CONNECTIONS_PER_PEER,
         }
     }
 }
