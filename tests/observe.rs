@@ -384,3 +384,34 @@ fn api_state_shows_the_workers_and_jobs_exactly_and_the_page_embeds_it() {
     assert_eq!(missing.status, 404);
     assert!(missing.body.contains("/metrics"), "{}", missing.body);
 }
+
+/// `--log-format json`: every line the coordinator and a worker log is one
+/// JSON object with a timestamp, a level and the event's fields; the
+/// coordinator's "job accepted" event carries the job id as a field.
+#[test]
+fn log_format_json_writes_one_object_per_line() {
+    let mut c = Cluster::start(&["--log-format", "json"]);
+    c.spawn_worker_with("w1", SLOTS, &["--log-format", "json"]);
+    let job = c.submit_json(&["noop", "--range", "0..3", "--model", "thread", "--wait"]);
+    assert_succeeded(&job, 3);
+    let read = |name: &str| std::fs::read_to_string(c.dir().join(name)).expect("log file");
+    let accepted = common::wait_until("the job's acceptance logged", DEADLINE, || {
+        let log = read("coordinator.log");
+        let lines: Vec<Value> = log
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        lines
+            .into_iter()
+            .find(|l| l["fields"]["message"] == "job accepted")
+    });
+    assert_eq!(accepted["level"], "INFO", "{accepted}");
+    assert!(accepted["timestamp"].is_string(), "{accepted}");
+    assert_eq!(accepted["fields"]["job_id"], id_of(&job), "{accepted}");
+    let worker = c.worker_log(0);
+    assert!(!worker.is_empty(), "the worker logged nothing");
+    for l in worker.lines() {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{v}");
+    }
+}

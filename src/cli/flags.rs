@@ -25,6 +25,29 @@ pub struct Cli {
     pub command: Subcommand,
     #[command(flatten)]
     pub spin: SpinArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// How a process logs (to stderr).
+#[derive(Args, Clone, Copy)]
+pub struct LogArgs {
+    /// Log lines as text, or as one JSON object per line (for log
+    /// collectors); `BRIGADE_LOG` sets the level (e.g. debug).
+    #[arg(
+        long,
+        env = "BRIGADE_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+/// `--log-format`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 // `--spin-us`, global: every brigade process takes it, a user's worker too.
@@ -319,6 +342,8 @@ pub struct WorkerCli {
     pub worker: WorkerArgs,
     #[command(flatten)]
     pub spin: SpinArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// What a user's worker binary runs besides the worker itself.

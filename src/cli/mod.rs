@@ -21,5 +21,6 @@ pub fn main() -> ExitCode {
     run::carry_out(
         config::Action::from_flags(flags.command),
         flags.spin.window(),
+        flags.log.log_format,
     )
 }

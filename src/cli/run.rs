@@ -19,7 +19,11 @@ use crate::{cluster, commands, demo};
 
 /// Runs `action` (or reports why it could not be built) with the idle
 /// spinner's window `spin`; the process's exit code.
-pub fn carry_out(action: anyhow::Result<Action>, spin: Duration) -> ExitCode {
+pub fn carry_out(
+    action: anyhow::Result<Action>,
+    spin: Duration,
+    log: super::flags::LogFormat,
+) -> ExitCode {
     let action = match action {
         Ok(action) => action,
         Err(e) => {
@@ -31,7 +35,7 @@ pub fn carry_out(action: anyhow::Result<Action>, spin: Duration) -> ExitCode {
         let code = brigade_worker::executors::child::run_stdio_with(&workloads);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
-    let run = super::runtime::start(&action, spin).and_then(|rt| rt.block_on(run(action)));
+    let run = super::runtime::start(&action, spin, log).and_then(|rt| rt.block_on(run(action)));
     match run {
         Ok(()) => ExitCode::from(exit::SUCCESS),
         Err(e) => exit::report(&e),

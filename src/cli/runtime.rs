@@ -7,15 +7,16 @@ use anyhow::Context;
 use tokio::runtime::Runtime;
 
 use super::config::Action;
+use super::flags::LogFormat;
 
 /// Starts logging and the idle spinner, then builds the runtime `action`
 /// runs on.
-pub fn start(action: &Action, spin: Duration) -> anyhow::Result<Runtime> {
+pub fn start(action: &Action, spin: Duration, log: LogFormat) -> anyhow::Result<Runtime> {
     let long_running = matches!(
         action,
         Action::Up(_) | Action::Coordinator { .. } | Action::Worker(_) | Action::IoTarget { .. }
     );
-    init_tracing(if long_running { "info" } else { "warn" });
+    init_tracing(if long_running { "info" } else { "warn" }, log);
     if let Err(e) = brigade_worker::idle_spin::start_process_spinner(spin) {
         tracing::warn!(error = %e, "--spin-us: no idle spinner, running without one");
     }
@@ -41,13 +42,19 @@ pub fn start(action: &Action, spin: Duration) -> anyhow::Result<Runtime> {
         .context("could not start the async runtime")
 }
 
-/// Logs to stderr at `default` level unless `BRIGADE_LOG` says otherwise.
-fn init_tracing(default: &str) {
+/// Logs to stderr at `default` level unless `BRIGADE_LOG` says otherwise,
+/// as text or as JSON lines (`--log-format json`: one object per event with
+/// `timestamp`, `level`, `target` and the event's `fields`).
+fn init_tracing(default: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BRIGADE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => logs.json().try_init(),
+    };
 }
