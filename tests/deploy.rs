@@ -245,4 +245,48 @@ fn the_kubernetes_manifests_wire_tls_tokens_and_secrets_together() {
 
     assert_parses(&coordinator.args);
     assert_parses(&worker.args);
+
+    // Selectors pick their own pods; the Service's target port is the
+    // coordinator container's named port, the one --listen binds.
+    for (kind, name) in [("StatefulSet", "coordinator"), ("Deployment", "worker")] {
+        let w = of_kind(&docs, kind)[name];
+        let labels = at(w, &["spec", "template", "metadata", "labels"]);
+        let selector = at(w, &["spec", "selector", "matchLabels"]);
+        assert_eq!(selector, labels, "{kind} {name}: selector vs pod labels");
+        let c = &at(w, &["spec", "template", "spec", "containers"])[0];
+        assert!(
+            c.get("resources").is_some(),
+            "{kind} {name}: resource requests"
+        );
+        // Each probe runs `brigade health` over TLS with the mounted CA.
+        let probe = at(c, &["readinessProbe", "exec", "command"])
+            .as_sequence()
+            .unwrap();
+        let probe: Vec<String> = probe
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(probe[0], "/usr/local/bin/brigade");
+        assert!(probe[2..]
+            .windows(2)
+            .any(|w| w[0] == "--coordinator" && w[1].starts_with("https://")));
+        assert_parses(&probe[1..]);
+    }
+    let pod_labels = at(
+        of_kind(&docs, "StatefulSet")["coordinator"],
+        &["spec", "template", "metadata", "labels"],
+    );
+    assert_eq!(at(service, &["spec", "selector"]), pod_labels);
+    let target = str_at(&at(service, &["spec", "ports"])[0], &["targetPort"]);
+    let c = &at(
+        of_kind(&docs, "StatefulSet")["coordinator"],
+        &["spec", "template", "spec", "containers"],
+    )[0];
+    let named = at(c, &["ports"])
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"].as_str() == Some(target))
+        .expect("the Service's target port is a named container port");
+    assert_eq!(named["containerPort"].as_u64(), Some(7070));
 }
