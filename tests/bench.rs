@@ -156,7 +156,12 @@ fn quick_bench_writes_verified_results_plots_and_report() {
                 || l.starts_with("  => auto: routed to async (probes: CPU "),
             "{l}"
         );
-        assert!(l.contains("x the "), "{l}");
+        // On a loaded machine every forced row may fail the physics checks
+        // (the serial baseline ran slow): then there is nothing to compare.
+        assert!(
+            l.contains("x the ") || l.contains("measurement anomaly (not ranked)"),
+            "{l}"
+        );
     }
     assert!(stdout.contains("verdict"), "{stdout}");
     assert!(

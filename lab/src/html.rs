@@ -77,6 +77,9 @@ pub fn explain_auto(a: &AutoVerdict) -> String {
                 None => " (the median of those repetitions).",
             });
         }
+        _ if a.forced_anomalous => {
+            let _ = write!(s, "; {}.", crate::report::NO_COMPARISON_ANOMALOUS);
+        }
         _ => s.push_str("; no forced model ran beside it to compare with."),
     }
     s
@@ -487,8 +490,35 @@ mod tests {
             probe_cpu: Some((0.98, 0.98)),
             best: Some((best.into(), 100.0)),
             best_is_winner: true,
+            forced_anomalous: false,
             failed: failed.map(str::to_string),
         }
+    }
+
+    #[test]
+    fn auto_says_when_every_forced_row_it_would_compare_with_is_an_anomaly() {
+        let a = AutoVerdict {
+            best: None,
+            forced_anomalous: true,
+            ..auto(None, "process", "process")
+        };
+        let told = explain_auto(&a);
+        assert!(
+            told.contains(crate::report::NO_COMPARISON_ANOMALOUS),
+            "{told}"
+        );
+        assert!(
+            a.text().ends_with(crate::report::NO_COMPARISON_ANOMALOUS),
+            "{}",
+            a.text()
+        );
+        let none_ran = AutoVerdict {
+            forced_anomalous: false,
+            ..a
+        };
+        assert!(none_ran
+            .text()
+            .ends_with("no forced model ran to compare with"));
     }
 
     #[test]

@@ -173,6 +173,10 @@ pub const MAX_EFFICIENCY: f64 = 1.05;
 /// The highest speedup over serial an async row of a CPU workload may show:
 /// one event-loop thread runs on one core.
 pub const MAX_ASYNC_CPU_SPEEDUP: f64 = 1.1;
+/// What an auto verdict says when the forced rows it would be compared with
+/// are all measurement anomalies.
+pub const NO_COMPARISON_ANOMALOUS: &str =
+    "every forced model's row is a measurement anomaly (not ranked): nothing to compare with";
 /// A serial run shorter than this is too short to time other runs against.
 pub const MIN_SERIAL_S: f64 = 0.5;
 /// Below this ratio two models tie even when one repetition each leaves no
@@ -387,6 +391,9 @@ pub struct AutoVerdict {
     pub best: Option<(String, f64)>,
     /// Whether `best` is the verdict's winner.
     pub best_is_winner: bool,
+    /// Forced rows with the same cap ran, but every one is a measurement
+    /// anomaly (not ranked), so `best` is `None`.
+    pub forced_anomalous: bool,
     /// Why the auto row has no figure.
     pub failed: Option<String>,
 }
@@ -455,6 +462,9 @@ impl AutoVerdict {
         };
         match self.ratio() {
             Some(x) => format!("{}: {routed} \u{2014} {x:.2}x {against}", self.label),
+            None if self.forced_anomalous => {
+                format!("{}: {routed}; {NO_COMPARISON_ANOMALOUS}", self.label)
+            }
             None => format!(
                 "{}: {routed}; no forced model ran to compare with",
                 self.label
@@ -473,17 +483,19 @@ pub fn auto_verdict(
     let auto = rows
         .iter()
         .find(|r| r.scale == scale && r.workload == workload && r.is_auto())?;
-    let best = rows
-        .iter()
-        .filter(|r| {
+    let forced = || {
+        rows.iter().filter(|r| {
             r.scale == scale
                 && r.workload == workload
                 && r.is_model_row()
-                && r.anomaly.is_none()
                 && r.in_flight == auto.in_flight
         })
+    };
+    let best = forced()
+        .filter(|r| r.anomaly.is_none())
         .filter_map(|r| Some((r.label.clone(), r.rate?)))
         .max_by(|a, b| a.1.total_cmp(&b.1));
+    let forced_anomalous = best.is_none() && forced().any(|r| r.anomaly.is_some());
     Some(AutoVerdict {
         label: auto.label.clone(),
         rate: auto.rate,
@@ -493,6 +505,7 @@ pub fn auto_verdict(
         probe_cpu: auto.probe_cpu,
         best_is_winner: best.as_ref().map(|b| b.0.as_str()) == winner,
         best,
+        forced_anomalous,
         failed: auto
             .failed
             .clone()
