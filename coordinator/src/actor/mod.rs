@@ -43,10 +43,10 @@ use crate::inputs::Inputs;
 use crate::observe::dashboard::Throughput;
 use crate::sched::{JobId, RestoredJob, SchedConfig, Scheduler, WorkerId};
 use crate::store::{JobEnd, OpenOptions, Store, StoreError, StoredJob};
+use command::Ack;
 #[cfg(test)]
 use command::Reply;
 pub(crate) use command::Request;
-use command::Ack;
 use commit::{CommitLedger, Settled};
 pub(crate) use link::worker_hello;
 use link::LinkOut;

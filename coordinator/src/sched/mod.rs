@@ -615,21 +615,36 @@ impl Scheduler {
         if self.workers.is_empty() || self.runnable.values().all(BTreeSet::is_empty) {
             return;
         }
-        let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
         self.rotation = self.rotation.wrapping_add(1);
-        let start = self.rotation % ids.len();
+        let workers = self.workers.len() as u64;
         for model in SlotModel::ALL {
+            if self.runnable[model].is_empty() {
+                continue;
+            }
+            // Only workers with a free credit can take anything: one pass to
+            // find them, then the rounds visit those alone (with thousands
+            // of workers most rounds find a few).
+            let ids: Vec<WorkerId> = self
+                .workers
+                .values()
+                .filter(|w| !w.draining && w.free_credits(model) > 0)
+                .map(|w| w.id)
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let start = self.rotation % ids.len();
             let mut prefetch = false;
             while !self.runnable[model].is_empty() {
                 let mut given = 0;
-                // An even share of what is queued, so no worker's deep window
-                // swallows a short queue.
+                // An even share (over every worker) of what is queued, so no
+                // worker's deep window swallows a short queue.
                 let queued: u64 = self.runnable[model]
                     .iter()
                     .filter_map(|j| self.jobs.get(j))
                     .map(Job::queued)
                     .sum();
-                let share = queued.div_ceil(ids.len() as u64) as usize;
+                let share = queued.div_ceil(workers) as usize;
                 for k in 0..ids.len() {
                     let wid = ids[(start + k) % ids.len()];
                     given += self.fill_worker(wid, model, prefetch, share, now_ms);
