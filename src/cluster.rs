@@ -137,6 +137,46 @@ pub async fn worker(config: NodeConfig) -> anyhow::Result<()> {
         .context("worker stopped")
 }
 
+/// `brigade worker --count N`: N workers in this process, each its own
+/// link to the coordinator (a connection, heartbeats, leases, slots), as
+/// N worker processes would be; until a signal, then every link drains.
+/// The first link that stops with an error stops them all.
+pub async fn workers(configs: Vec<NodeConfig>) -> anyhow::Result<()> {
+    use futures::FutureExt;
+    use tracing::Instrument;
+    let (Some(first), Some(last)) = (configs.first(), configs.last()) else {
+        return Ok(());
+    };
+    println!(
+        "brigade worker: {} links to {} ({} process, {} thread, {} async slots each), named {} … {}",
+        configs.len(),
+        first.coordinator,
+        first.procs,
+        first.threads,
+        first.async_slots,
+        first.name,
+        last.name
+    );
+    let stop = shutdown_signal().boxed().shared();
+    let mut links = tokio::task::JoinSet::new();
+    for config in configs {
+        let (name, stop) = (config.name.clone(), stop.clone());
+        let span = tracing::info_span!("link", %name);
+        links.spawn(
+            async move {
+                node::run(config, stop)
+                    .await
+                    .with_context(|| format!("worker {name} stopped"))
+            }
+            .instrument(span),
+        );
+    }
+    while let Some(ended) = links.join_next().await {
+        ended.context("a worker link panicked")??;
+    }
+    Ok(())
+}
+
 /// `brigade up`: a coordinator here plus `workers` local worker processes,
 /// until Ctrl-C; then the workers drain and the coordinator stops.
 pub async fn up(

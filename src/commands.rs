@@ -946,7 +946,7 @@ async fn write_results(
 ) -> anyhow::Result<()> {
     // Its grid names each row's input; its state, whether a pass is the last.
     let mut info = client.job(id).await.context("could not get the job")?;
-    let mut out = RowWriter::new(format, Grid::of(&info));
+    let mut out = RowWriter::stdout(format, Grid::of(&info));
     // Index order: the next task index; completion order: rows seen.
     let mut next = 0u64;
     loop {
@@ -1036,11 +1036,38 @@ impl Grid {
         }
     }
 
-    /// Task `index`'s input as `start..end`.
-    fn input(self, index: u64) -> String {
+    /// Task `index`'s input.
+    fn input(self, index: u64) -> InputRange {
         let start = self.start.saturating_add(index.saturating_mul(self.chunk));
         let end = start.saturating_add(self.chunk).min(self.end);
-        format!("{start}..{end}")
+        InputRange { start, end }
+    }
+}
+
+/// A task's input range, written `start..end` (in CSV and as a JSON string).
+#[derive(Debug, Clone, Copy)]
+struct InputRange {
+    start: u64,
+    end: u64,
+}
+
+impl InputRange {
+    /// `start..end` written out, without the formatting machinery.
+    fn write_to(self, out: &mut impl Write) -> std::io::Result<()> {
+        out.write_all(itoa::Buffer::new().format(self.start).as_bytes())?;
+        out.write_all(b"..")?;
+        out.write_all(itoa::Buffer::new().format(self.end).as_bytes())
+    }
+}
+
+impl serde::Serialize for InputRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Two u64s and the dots: at most 42 bytes, all ASCII digits.
+        let mut text = [0u8; 42];
+        let mut w = &mut text[..];
+        self.write_to(&mut w).map_err(serde::ser::Error::custom)?;
+        let len = 42 - w.len();
+        s.serialize_str(std::str::from_utf8(&text[..len]).map_err(serde::ser::Error::custom)?)
     }
 }
 
@@ -1048,19 +1075,29 @@ impl Grid {
 const CSV_HEADER: &str = "index,value,input,attempts,worker,model,cpu_ms,wall_ms";
 
 /// Writes result rows in one format as they come.
-struct RowWriter {
+struct RowWriter<W: Write> {
     format: Format,
     grid: Grid,
-    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+    out: W,
     rows: u64,
 }
 
-impl RowWriter {
-    fn new(format: Format, grid: Grid) -> Self {
+impl RowWriter<std::io::BufWriter<std::io::StdoutLock<'static>>> {
+    fn stdout(format: Format, grid: Grid) -> Self {
+        RowWriter::new(
+            format,
+            grid,
+            std::io::BufWriter::new(std::io::stdout().lock()),
+        )
+    }
+}
+
+impl<W: Write> RowWriter<W> {
+    fn new(format: Format, grid: Grid, out: W) -> Self {
         RowWriter {
             format,
             grid,
-            out: std::io::BufWriter::new(std::io::stdout().lock()),
+            out,
             rows: 0,
         }
     }
@@ -1069,16 +1106,14 @@ impl RowWriter {
         let out = &mut self.out;
         match self.format {
             Format::Json | Format::Jsonl => {
-                let sep = match (self.format, self.rows) {
-                    (Format::Jsonl, _) => "",
-                    (_, 0) => "[",
-                    _ => ",",
-                };
-                let line = row_json(row, self.grid);
+                if self.format == Format::Json {
+                    out.write_all(if self.rows == 0 { b"[" } else { b"," })?;
+                }
+                // An io::Error stays one (a closed pipe is not a failure).
+                serde_json::to_writer(&mut *out, &JsonRow::of(row, self.grid))
+                    .map_err(std::io::Error::from)?;
                 if self.format == Format::Jsonl {
-                    writeln!(out, "{line}")?;
-                } else {
-                    write!(out, "{sep}{line}")?;
+                    out.write_all(b"\n")?;
                 }
             }
             Format::Csv => {
@@ -1086,12 +1121,11 @@ impl RowWriter {
                     writeln!(out, "{CSV_HEADER}")?;
                 }
                 let run = &row.run;
+                write!(out, "{},{},", row.index, csv_field(&row.output.to_text()),)?;
+                self.grid.input(row.index).write_to(out)?;
                 writeln!(
                     out,
-                    "{},{},{},{},{},{},{},{}",
-                    row.index,
-                    csv_field(&row.output.to_text()),
-                    self.grid.input(row.index),
+                    ",{},{},{},{},{}",
                     run.attempts,
                     csv_field(&run.worker),
                     run.model.map_or("", Model::name),
@@ -1131,20 +1165,38 @@ fn millis(d: Duration) -> f64 {
 
 /// A row as JSON: `value` is the output as text (an integer in decimal, as
 /// before byte outputs existed), `output` the output as a JSON value, then
-/// the task's input range and how it ran.
-fn row_json(row: &ResultRow, grid: Grid) -> serde_json::Value {
-    let run = &row.run;
-    serde_json::json!({
-        "index": row.index,
-        "value": row.output.to_text(),
-        "output": row.output.to_json(),
-        "input": grid.input(row.index),
-        "attempts": run.attempts,
-        "worker": run.worker,
-        "model": run.model.map(Model::name),
-        "cpu_ms": millis(run.cpu),
-        "wall_ms": millis(run.wall),
-    })
+/// the task's input range and how it ran. Serialized straight into the
+/// output, borrowing from the row: the fields in the order serde_json's
+/// map always wrote them (sorted), so the bytes are those of the
+/// `serde_json::Value` this used to build per row.
+#[derive(serde::Serialize)]
+struct JsonRow<'a> {
+    attempts: u32,
+    cpu_ms: f64,
+    index: u64,
+    input: InputRange,
+    model: Option<&'static str>,
+    output: brigade_proto::output::JsonSerialized<'a>,
+    value: brigade_proto::output::TextSerialized<'a>,
+    wall_ms: f64,
+    worker: &'a str,
+}
+
+impl<'a> JsonRow<'a> {
+    fn of(row: &'a ResultRow, grid: Grid) -> Self {
+        let run = &row.run;
+        JsonRow {
+            attempts: run.attempts,
+            cpu_ms: millis(run.cpu),
+            index: row.index,
+            input: grid.input(row.index),
+            model: run.model.map(Model::name),
+            output: row.output.json_serialized(),
+            value: row.output.text_serialized(),
+            wall_ms: millis(run.wall),
+            worker: &run.worker,
+        }
+    }
 }
 
 /// A table cell: one line, text as it is (non-ASCII too) except that
@@ -1569,5 +1621,127 @@ mod tests {
             "héllo \"wörld\" 'x' ✓"
         );
         assert_eq!(table_field("a\tb\nc\r\\d\u{1}"), "a\\tb\\nc\\r\\\\d\\u{1}");
+    }
+
+    /// A row as `results --format json` wrote it before rows were
+    /// serialized straight into the output: a `serde_json::Value` per row.
+    fn row_as_value(row: &ResultRow, grid: Grid) -> serde_json::Value {
+        let run = &row.run;
+        let input = grid.input(row.index);
+        serde_json::json!({
+            "index": row.index,
+            "value": row.output.to_text(),
+            "output": row.output.to_json(),
+            "input": format!("{}..{}", input.start, input.end),
+            "attempts": run.attempts,
+            "worker": run.worker,
+            "model": run.model.map(Model::name),
+            "cpu_ms": millis(run.cpu),
+            "wall_ms": millis(run.wall),
+        })
+    }
+
+    /// Rows of every kind of output, worker name, model and time.
+    fn rows() -> Vec<ResultRow> {
+        let outputs = [
+            Output::Int(0),
+            Output::Int((1 << 53) - 1),
+            Output::Int(1 << 53),
+            Output::Int(u128::MAX),
+            Output::Bytes(br#"{"z":1,"a":[1.50,"x"]}"#.to_vec()),
+            Output::Bytes(b"restaurant 7 \"q\", \\ \t\n".to_vec()),
+            Output::Bytes(b"12x".to_vec()),
+            Output::Bytes(vec![0xff, b'a']),
+            Output::Bytes(Vec::new()),
+        ];
+        let times = [0, 1, 999, 1_500, 16_777_217_000, u64::MAX / 3];
+        let workers = ["w-1", "", "na\"me \u{e9}\u{1}"];
+        let models = [
+            None,
+            Some(Model::Process),
+            Some(Model::Thread),
+            Some(Model::Async),
+        ];
+        outputs
+            .into_iter()
+            .enumerate()
+            .map(|(i, output)| ResultRow {
+                index: [0, 7, u64::MAX / 2][i % 3] + i as u64,
+                output,
+                run: brigade_client::RunInfo {
+                    attempts: [1, 3, u32::MAX][i % 3],
+                    worker_id: i as u64,
+                    worker: workers[i % workers.len()].to_string(),
+                    model: models[i % models.len()],
+                    cpu: Duration::from_nanos(times[i % times.len()]),
+                    wall: Duration::from_nanos(times[(i + 1) % times.len()]),
+                },
+            })
+            .collect()
+    }
+
+    /// What a RowWriter writes for `rows`.
+    fn written(format: Format, grid: Grid, rows: &[ResultRow]) -> String {
+        let mut out = Vec::new();
+        let mut w = RowWriter::new(format, grid, &mut out);
+        for row in rows {
+            w.row(row).unwrap();
+        }
+        w.finish().unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn json_rows_are_byte_for_byte_what_the_value_per_row_wrote() {
+        let grids = [
+            Grid {
+                start: 0,
+                end: 10,
+                chunk: 1,
+            },
+            Grid {
+                start: 5,
+                end: u64::MAX,
+                chunk: 1 << 40,
+            },
+        ];
+        for grid in grids {
+            let rows = rows();
+            let values: Vec<serde_json::Value> =
+                rows.iter().map(|r| row_as_value(r, grid)).collect();
+            let lines: String = values.iter().map(|v| format!("{v}\n")).collect();
+            assert_eq!(written(Format::Jsonl, grid, &rows), lines);
+            let array = serde_json::Value::Array(values);
+            assert_eq!(written(Format::Json, grid, &rows), format!("{array}\n"));
+            assert_eq!(written(Format::Json, grid, &[]), "[]\n");
+            assert_eq!(written(Format::Jsonl, grid, &[]), "");
+        }
+    }
+
+    #[test]
+    fn csv_rows_are_byte_for_byte_what_the_formatted_line_wrote() {
+        let grid = Grid {
+            start: 5,
+            end: 100,
+            chunk: 4,
+        };
+        let rows = rows();
+        let mut want = format!("{CSV_HEADER}\n");
+        for row in &rows {
+            let (run, start) = (&row.run, 5u64.saturating_add(row.index.saturating_mul(4)));
+            want.push_str(&format!(
+                "{},{},{start}..{},{},{},{},{},{}\n",
+                row.index,
+                csv_field(&row.output.to_text()),
+                start.saturating_add(4).min(100),
+                run.attempts,
+                csv_field(&run.worker),
+                run.model.map_or("", Model::name),
+                millis(run.cpu),
+                millis(run.wall),
+            ));
+        }
+        assert_eq!(written(Format::Csv, grid, &rows), want);
+        assert_eq!(written(Format::Csv, grid, &[]), format!("{CSV_HEADER}\n"));
     }
 }

@@ -5,9 +5,10 @@
 mod common;
 
 use common::{
-    assert_succeeded, csv_index_value, id_of, identity, stderr, stdout, sum_squares, wait_until,
-    without_run_fields, Client, Cluster, Slots, SumSquares, W_CPU_TOTAL,
+    assert_succeeded, csv_index_value, id_of, identity, parse_json, stderr, stdout, sum_squares,
+    wait_until, without_run_fields, Client, Cluster, Slots, SumSquares, W_CPU_TOTAL,
 };
+use serde_json::{json, Value};
 use std::time::Duration;
 
 const SLOTS: Slots = Slots::new(2, 2, 64);
@@ -60,6 +61,109 @@ fn w_noop_results_are_exactly_every_index_in_order_on_async_and_thread() {
             );
         }
     }
+}
+
+/// `results` as JSON, JSON lines and CSV: every row read back (JSON by
+/// serde_json) holds the task's exact sum (a JSON number below 2^53, a
+/// string above), its input range, and the same run facts in all three.
+#[test]
+fn results_read_back_the_same_rows_as_json_json_lines_and_csv() {
+    let c = Cluster::with_workers(1, SLOTS, &[]);
+    // 40 tasks of 50,000: the first sums fit in 2^53, the last do not.
+    let (chunk, tasks) = (50_000u64, 40u64);
+    let range = format!("0..{}", chunk * tasks);
+    let chunk_arg = chunk.to_string();
+    let job = c.submit_json(&[
+        "sum-squares",
+        "--range",
+        &range,
+        "--chunk",
+        &chunk_arg,
+        "--model",
+        "thread",
+        "--wait",
+    ]);
+    assert_succeeded(&job, tasks);
+    let id = id_of(&job).to_string();
+    let results = |format: &str| c.brigade_ok(&["results", &id, "--format", format]);
+
+    let array = match parse_json(&["results", "--format", "json"], &results("json")) {
+        Value::Array(rows) => rows,
+        other => panic!("results --format json is not an array: {other}"),
+    };
+    let lines: Vec<Value> = results("jsonl")
+        .lines()
+        .map(|l| parse_json(&["results", "--format", "jsonl"], l))
+        .collect();
+    assert_eq!(
+        lines, array,
+        "JSON lines and the JSON array hold the same rows"
+    );
+    let csv = results("csv");
+    let mut csv = csv.lines();
+    assert_eq!(csv.next(), Some(common::RESULTS_CSV_HEADER));
+    let csv: Vec<Vec<&str>> = csv.map(|l| l.split(',').collect()).collect();
+    assert_eq!((array.len(), csv.len()), (tasks as usize, tasks as usize));
+
+    let (mut small, mut large) = (0, 0);
+    for (i, (row, csv)) in array.iter().zip(&csv).enumerate() {
+        let (a, b) = (i as u64 * chunk, (i as u64 + 1) * chunk);
+        let sum = sum_squares(a, b);
+        let output = if sum < 1 << 53 {
+            small += 1;
+            json!(sum as u64)
+        } else {
+            large += 1;
+            json!(sum.to_string())
+        };
+        let keys: Vec<&str> = row
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "attempts", "cpu_ms", "index", "input", "model", "output", "value", "wall_ms",
+                "worker"
+            ],
+            "row {i}: {row}"
+        );
+        assert_eq!(row["index"], i, "row {i}: {row}");
+        assert_eq!(row["value"], sum.to_string(), "row {i}: {row}");
+        assert_eq!(row["output"], output, "row {i}: {row}");
+        assert_eq!(row["input"], format!("{a}..{b}"), "row {i}: {row}");
+        assert_eq!(row["model"], "thread", "row {i}: {row}");
+        let worker = row["worker"].as_str().unwrap_or_default();
+        assert!(!worker.is_empty(), "row {i}: {row}");
+        let attempts = row["attempts"].as_u64().unwrap_or_default();
+        assert!(attempts >= 1, "row {i}: {row}");
+        let (cpu, wall) = (row["cpu_ms"].as_f64(), row["wall_ms"].as_f64());
+        assert!(
+            cpu.is_some_and(|t| t >= 0.0) && wall.is_some_and(|t| t >= 0.0),
+            "{row}"
+        );
+        let csv_row = [
+            i.to_string(),
+            sum.to_string(),
+            format!("{a}..{b}"),
+            attempts.to_string(),
+            worker.to_string(),
+            "thread".to_string(),
+        ];
+        assert_eq!(csv[..6], csv_row, "row {i}: csv {csv:?}, json {row}");
+        let time = |t: &str| t.parse::<f64>().ok();
+        assert_eq!(
+            (time(csv[6]), time(csv[7])),
+            (cpu, wall),
+            "row {i}: csv {csv:?}, json {row}"
+        );
+    }
+    assert!(
+        small > 0 && large > 0,
+        "outputs on both sides of 2^53: {small} and {large}"
+    );
 }
 
 /// Scheduling policy of each of `pid`'s threads named `name` (field 41 of

@@ -719,8 +719,7 @@ impl Coordinator {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let tick_every = (self.config.lease_timeout / 4)
-            .clamp(Duration::from_millis(20), Duration::from_millis(500));
+        let tick_every = self.config.tick_every();
         let actor = tokio::spawn(self.actor.run(rx));
         let ticker = {
             let tx = tx.clone();

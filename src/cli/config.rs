@@ -39,6 +39,9 @@ pub enum Action {
         insecure: bool,
     },
     Worker(NodeConfig),
+    /// `brigade worker --count N` (N > 1): N workers, one link each, in
+    /// this process.
+    Workers(Vec<NodeConfig>),
     /// A client command against the coordinator at `coordinator`.
     Client {
         coordinator: String,
@@ -172,7 +175,7 @@ impl Action {
                     insecure: security.insecure,
                 }
             }
-            Subcommand::Worker(worker) => Action::Worker(worker.node(Registry::builtin())?),
+            Subcommand::Worker(worker) => worker.action(Registry::builtin())?,
             Subcommand::Submit {
                 job,
                 wait,
@@ -261,7 +264,7 @@ impl Action {
     pub fn from_worker_flags(flags: WorkerCli, workloads: Registry) -> anyhow::Result<Action> {
         Ok(match flags.executor {
             Some(WorkerSubcommand::Executor) => Action::Executor(workloads),
-            None => Action::Worker(flags.worker.node(workloads)?),
+            None => flags.worker.action(workloads)?,
         })
     }
 }
@@ -281,7 +284,38 @@ impl Request {
 /// them (`brigade executor`, or a user's binary with its own workloads).
 pub const EXECUTOR_SUBCOMMAND: &str = "executor";
 
+/// The most executor processes `worker --count N` starts (N × --procs):
+/// past that, a typo in N would fork the machine to its knees.
+pub const MAX_COUNT_EXECUTORS: usize = 512;
+
 impl WorkerArgs {
+    /// One worker, or with `--count N` N workers named NAME-1 … NAME-N,
+    /// each with these slots.
+    pub fn action(self, workloads: Registry) -> anyhow::Result<Action> {
+        let count = self.count as usize;
+        let node = self.node(workloads)?;
+        if count == 1 {
+            return Ok(Action::Worker(node));
+        }
+        if node.procs * count > MAX_COUNT_EXECUTORS {
+            bail!(
+                "--count {count} with --procs {} would start {} executor processes (at most \
+                 {MAX_COUNT_EXECUTORS}); --procs is per link: pass --procs 0 (or a smaller \
+                 --count) for many links",
+                node.procs,
+                node.procs * count
+            );
+        }
+        Ok(Action::Workers(
+            (1..=count)
+                .map(|i| NodeConfig {
+                    name: format!("{}-{i}", node.name),
+                    ..node.clone()
+                })
+                .collect(),
+        ))
+    }
+
     /// The node's settings for a worker offering `workloads`, whose executor
     /// children are this very program.
     pub fn node(self, workloads: Registry) -> anyhow::Result<NodeConfig> {
@@ -615,6 +649,44 @@ mod tests {
         assert_eq!((node.procs, node.threads, node.async_slots), (0, 1, 256));
         assert_eq!(node.first_connect_timeout, None);
         assert_eq!(node.executor_args, ["executor"]);
+    }
+
+    #[test]
+    fn worker_count_makes_that_many_links_with_distinct_names_and_bounded_executors() {
+        let Ok(Action::Workers(nodes)) = action(&[
+            "worker",
+            "--count",
+            "3",
+            "--name",
+            "sim",
+            "--procs",
+            "1",
+            "--threads",
+            "1",
+            "--async",
+            "2",
+        ]) else {
+            panic!("--count 3 builds three links");
+        };
+        let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["sim-1", "sim-2", "sim-3"]);
+        for n in &nodes {
+            assert_eq!((n.procs, n.threads, n.async_slots), (1, 1, 2));
+        }
+        let Ok(Action::Worker(one)) = action(&["worker", "--count", "1", "--name", "solo"]) else {
+            panic!("--count 1 is a plain worker");
+        };
+        assert_eq!(one.name, "solo");
+        let e = action(&["worker", "--count", "1000", "--procs", "2"])
+            .err()
+            .expect("refused");
+        assert_eq!(
+            e.to_string(),
+            "--count 1000 with --procs 2 would start 2000 executor processes (at most 512); \
+             --procs is per link: pass --procs 0 (or a smaller --count) for many links"
+        );
+        assert!(Cli::try_parse_from(["brigade", "worker", "--count", "0"]).is_err());
+        assert!(Cli::try_parse_from(["brigade", "worker", "--count", "10001"]).is_err());
     }
 
     fn user_worker(args: &[&str]) -> anyhow::Result<Action> {

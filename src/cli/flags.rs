@@ -240,9 +240,14 @@ pub struct SlotArgs {
 pub struct WorkerArgs {
     #[command(flatten)]
     pub slots: SlotArgs,
-    /// Name shown by `brigade workers`.
+    /// Name shown by `brigade workers` (with --count, link i is NAME-i).
     #[arg(long)]
     pub name: Option<String>,
+    /// Run this many independent workers in this one process: each its own
+    /// link (connection, heartbeats, leases) with the slots above, named
+    /// NAME-1 … NAME-N. For experiments with many workers on few machines.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub count: u32,
     /// Tasks each slot may hold beyond the one it runs (credits = slots × prefetch).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub prefetch: u32,

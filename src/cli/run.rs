@@ -86,6 +86,7 @@ async fn run(action: Action) -> anyhow::Result<()> {
             cluster::coordinator(listener, http, config).await
         }
         Action::Worker(config) => cluster::worker(config).await,
+        Action::Workers(configs) => cluster::workers(configs).await,
         Action::Client {
             coordinator,
             credentials,

@@ -14,7 +14,11 @@ use super::flags::LogFormat;
 pub fn start(action: &Action, spin: Duration, log: LogFormat) -> anyhow::Result<Runtime> {
     let long_running = matches!(
         action,
-        Action::Up(_) | Action::Coordinator { .. } | Action::Worker(_) | Action::IoTarget { .. }
+        Action::Up(_)
+            | Action::Coordinator { .. }
+            | Action::Worker(_)
+            | Action::Workers(_)
+            | Action::IoTarget { .. }
     );
     init_tracing(if long_running { "info" } else { "warn" }, log);
     if let Err(e) = brigade_worker::idle_spin::start_process_spinner(spin) {

@@ -14,6 +14,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
+
 use brigade_proto::batch::{self, OkColumns, OkOutcome};
 use brigade_proto::connect::{self, BearerToken};
 use brigade_proto::v1::worker_link_client::WorkerLinkClient;
@@ -353,30 +355,41 @@ impl Link<'_> {
         let silence = tokio::time::sleep(lease);
         tokio::pin!(silence);
         loop {
-            tokio::select! {
+            let inbound_message = tokio::select! {
                 () = &mut silence => {
-                    return LinkEnd::Lost(format!(
-                        "no word from the coordinator for {} ms (the lease timeout); stopping held tasks",
-                        lease.as_millis()
-                    ));
-                }
-                m = inbound.message() => match m {
-                    Ok(Some(m)) => {
-                        silence.as_mut().reset(tokio::time::Instant::now() + lease);
-                        if let Err(e) = self.on_message(m, out, false) {
-                            return LinkEnd::Lost(e);
+                    // A worker whose event loop did not run for a while (a
+                    // machine out of CPU) finds the timer and the
+                    // coordinator's messages ready together: only if nothing
+                    // waits to be read was the coordinator silent.
+                    match inbound.message().now_or_never() {
+                        Some(m) => m,
+                        None => {
+                            return LinkEnd::Lost(format!(
+                                "no word from the coordinator for {} ms (the lease timeout); stopping held tasks",
+                                lease.as_millis()
+                            ))
                         }
                     }
-                    Ok(None) => return LinkEnd::Lost("the coordinator closed the link".into()),
-                    Err(s) => return LinkEnd::Lost(format!("link broken: {}", s.message())),
-                },
+                }
+                m = inbound.message() => m,
                 n = done_rx.recv_many(&mut buf, 8192) => {
                     if n == 0 {
                         return LinkEnd::Lost("executors stopped".into());
                     }
                     self.report(&mut buf, out);
+                    continue;
                 }
                 () = &mut *shutdown => break,
+            };
+            match inbound_message {
+                Ok(Some(m)) => {
+                    silence.as_mut().reset(tokio::time::Instant::now() + lease);
+                    if let Err(e) = self.on_message(m, out, false) {
+                        return LinkEnd::Lost(e);
+                    }
+                }
+                Ok(None) => return LinkEnd::Lost("the coordinator closed the link".into()),
+                Err(s) => return LinkEnd::Lost(format!("link broken: {}", s.message())),
             }
         }
         // Drain: the coordinator stops assigning; what is queued here is

@@ -31,6 +31,13 @@ fn task_status(status: i32) -> TaskStatus {
     }
 }
 
+/// A worker's stream down, and when anything last went down it (a link
+/// kept busy needs no heartbeat).
+pub(super) struct LinkOut {
+    pub(super) sink: WorkerSink,
+    last_sent_ms: u64,
+}
+
 /// What a worker's hello says of it, or why the coordinator will not take
 /// it (another protocol version, no slots at all).
 /// Item bytes above which an assignment is sent in several messages (well
@@ -133,7 +140,11 @@ impl Actor {
         };
         if sink.send(Ok(welcome)).is_ok() {
             tracing::info!(worker = id, %name, "worker joined");
-            self.sinks.insert(id, sink);
+            let link = LinkOut {
+                sink,
+                last_sent_ms: now,
+            };
+            self.sinks.insert(id, link);
         } else {
             self.sched.worker_lost(id, self.clock.now_ms());
         }
@@ -204,18 +215,24 @@ impl Actor {
     }
 
     fn disconnect(&mut self, id: WorkerId, reason: &str) {
-        if let Some(sink) = self.sinks.remove(&id) {
-            let _ = sink.send(Err(Status::unavailable(reason.to_string())));
+        if let Some(link) = self.sinks.remove(&id) {
+            let _ = link.sink.send(Err(Status::unavailable(reason.to_string())));
         }
         tracing::warn!(worker = id, %reason, "worker disconnected; its tasks go back to the queue");
         self.sched.worker_lost(id, self.clock.now_ms());
     }
 
-    /// Heartbeats down every link (a worker that hears nothing for a lease
-    /// timeout ends its link).
-    pub(super) fn heartbeat(&self, now: u64) {
-        for sink in self.sinks.values() {
-            let _ = sink.send(Ok(CoordinatorMessage {
+    /// Heartbeats down every link that carried nothing for a while (a
+    /// worker that hears nothing for a lease timeout ends its link; see
+    /// [`CoordinatorConfig::heartbeat_after_ms`](super::CoordinatorConfig)).
+    pub(super) fn heartbeat(&mut self, now: u64) {
+        let quiet = self.config.heartbeat_after_ms();
+        for link in self.sinks.values_mut() {
+            if now.saturating_sub(link.last_sent_ms) < quiet {
+                continue;
+            }
+            link.last_sent_ms = now;
+            let _ = link.sink.send(Ok(CoordinatorMessage {
                 msg: Some(coordinator_message::Msg::Heartbeat(Heartbeat { seq: now })),
             }));
         }
@@ -280,8 +297,8 @@ impl Actor {
                     self.send(worker, coordinator_message::Msg::Cancel(msg));
                 }
                 Action::Disconnect { worker, reason } => {
-                    if let Some(sink) = self.sinks.remove(&worker) {
-                        let _ = sink.send(Err(Status::unavailable(reason.clone())));
+                    if let Some(link) = self.sinks.remove(&worker) {
+                        let _ = link.sink.send(Err(Status::unavailable(reason.clone())));
                     }
                     tracing::warn!(worker, %reason, "worker expired; its tasks go back to the queue");
                 }
@@ -290,10 +307,14 @@ impl Actor {
     }
 
     fn send(&mut self, worker: WorkerId, msg: coordinator_message::Msg) {
-        let failed = match self.sinks.get(&worker) {
-            Some(sink) => sink
-                .send(Ok(CoordinatorMessage { msg: Some(msg) }))
-                .is_err(),
+        let now = self.clock.now_ms();
+        let failed = match self.sinks.get_mut(&worker) {
+            Some(link) => {
+                link.last_sent_ms = now;
+                link.sink
+                    .send(Ok(CoordinatorMessage { msg: Some(msg) }))
+                    .is_err()
+            }
             None => true,
         };
         if failed {
@@ -308,6 +329,48 @@ impl Actor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_idle_link_hears_from_the_coordinator_at_least_three_times_per_lease() {
+        use super::super::CoordinatorConfig;
+        use std::time::Duration;
+        // (lease ms, tick ms, quiet ms before a heartbeat, heartbeat every ms)
+        let cases = [
+            (100, 25, 13, 25),
+            (1_000, 250, 125, 250),
+            (2_000, 500, 250, 500),
+            (3_000, 500, 750, 1_000),
+            (4_000, 500, 750, 1_000),
+            (10_000, 500, 2_750, 3_000),
+        ];
+        for (lease, tick, quiet, every) in cases {
+            let c = CoordinatorConfig {
+                lease_timeout: Duration::from_millis(lease),
+                ..Default::default()
+            };
+            assert_eq!(c.tick_every(), Duration::from_millis(tick), "lease {lease}");
+            assert_eq!(c.heartbeat_after_ms(), quiet, "lease {lease}");
+            // Ticks a millisecond early or late still send at the same ones.
+            let sent_at = |skew: i64| {
+                let mut last = 0u64;
+                let mut sent = Vec::new();
+                for k in 1..=12u64 {
+                    let now = (k * tick) as i64 + if k % 2 == 0 { skew } else { -skew };
+                    let now = now as u64;
+                    if now.saturating_sub(last) >= quiet {
+                        last = now;
+                        sent.push(k);
+                    }
+                }
+                sent
+            };
+            let want: Vec<u64> = (1..=12u64).filter(|k| (k * tick) % every == 0).collect();
+            for skew in [0, 1] {
+                assert_eq!(sent_at(skew), want, "lease {lease}, skew {skew}");
+            }
+            assert!(3 * every <= lease, "lease {lease}: every {every}");
+        }
+    }
 
     #[test]
     fn outcome_statuses_this_build_does_not_know_count_as_unknown() {

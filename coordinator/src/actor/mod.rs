@@ -43,12 +43,13 @@ use crate::inputs::Inputs;
 use crate::observe::dashboard::Throughput;
 use crate::sched::{JobId, RestoredJob, SchedConfig, Scheduler, WorkerId};
 use crate::store::{JobEnd, OpenOptions, Store, StoreError, StoredJob};
+use command::Ack;
 #[cfg(test)]
 use command::Reply;
 pub(crate) use command::Request;
-use command::{Ack, WorkerSink};
 use commit::{CommitLedger, Settled};
 pub(crate) use link::worker_hello;
+use link::LinkOut;
 pub(crate) use view::{results_chunk, RESULTS_CHUNK_BYTES};
 
 /// Coordinator tunables.
@@ -129,6 +130,26 @@ impl CoordinatorConfig {
     pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 1_024;
 }
 
+impl CoordinatorConfig {
+    /// How often the actor ticks: expiry, heartbeats, the throughput sample
+    /// (a quarter of the lease timeout, 20–500 ms).
+    pub(crate) fn tick_every(&self) -> Duration {
+        (self.lease_timeout / 4).clamp(Duration::from_millis(20), Duration::from_millis(500))
+    }
+
+    /// A link that carried nothing down for this long gets a heartbeat at
+    /// the next tick: every k ticks with k·tick ≤ lease/3 (half a tick less,
+    /// so a tick that comes a millisecond early still counts), so a worker
+    /// hears from the coordinator at least three times per lease timeout
+    /// (at the defaults every second, not every tick) and a busy link,
+    /// which its assignments keep alive, gets none.
+    pub(crate) fn heartbeat_after_ms(&self) -> u64 {
+        let tick = self.tick_every().as_millis() as u64;
+        let every = (self.lease_timeout.as_millis() as u64 / 3 / tick).max(1);
+        every * tick - tick / 2
+    }
+}
+
 impl Default for CoordinatorConfig {
     fn default() -> Self {
         CoordinatorConfig {
@@ -181,7 +202,7 @@ impl Clock {
 pub(crate) struct Actor {
     sched: Scheduler,
     config: CoordinatorConfig,
-    sinks: HashMap<WorkerId, WorkerSink>,
+    sinks: HashMap<WorkerId, LinkOut>,
     watchers: HashMap<JobId, watch::Sender<JobInfo>>,
     ended_logged: HashSet<JobId>,
     /// Jobs restored damaged: kept for a look, never purged.
@@ -641,8 +662,10 @@ impl Actor {
             }
             Request::Expire => self.sched.tick(now),
             Request::Shutdown => {
-                for (_, sink) in self.sinks.drain() {
-                    let _ = sink.send(Err(Status::unavailable("coordinator shutting down")));
+                for (_, link) in self.sinks.drain() {
+                    let _ = link
+                        .sink
+                        .send(Err(Status::unavailable("coordinator shutting down")));
                 }
                 self.watchers.clear();
             }

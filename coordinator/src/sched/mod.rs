@@ -185,6 +185,11 @@ pub struct Scheduler {
     failures: Vec<(JobId, u64, TaskFailure)>,
     /// Per model: since when jobs have waited with no worker of that model.
     no_workers_since: PerModel<Option<u64>>,
+    /// No worker expires before this (`None`: no worker): exact after each
+    /// expiry pass, and a lower bound in between, since hearing from a
+    /// worker only moves its deadline later. A message costs no pass over
+    /// every worker.
+    expiry_floor: Option<u64>,
     counters: Counters,
 }
 
@@ -203,6 +208,7 @@ impl Scheduler {
             recorded: Vec::new(),
             failures: Vec::new(),
             no_workers_since: PerModel::default(),
+            expiry_floor: None,
             counters: Counters::default(),
         }
     }
@@ -280,6 +286,8 @@ impl Scheduler {
         let id = self.next_worker;
         self.next_worker += 1;
         self.workers.insert(id, WorkerState::new(id, hello, now_ms));
+        let due = self.deadline(now_ms);
+        self.expiry_floor = Some(self.expiry_floor.map_or(due, |f| f.min(due)));
         id
     }
 
@@ -384,16 +392,21 @@ impl Scheduler {
         }
     }
 
-    /// When the next worker expires if it stays silent (the first `now_ms`
-    /// at which [`tick`](Self::tick) finds it over the lease timeout): the
-    /// actor wakes at exactly that time, so detection is never later than
-    /// the lease timeout after a worker's last message.
+    /// No worker expires before this `now_ms` if it stays silent: the first
+    /// time at which [`tick`](Self::tick) may find one over the lease
+    /// timeout. The actor wakes then; the tick expires whoever is due and
+    /// makes this the exact earliest deadline again (it is earlier only
+    /// when that worker was heard from since), so detection is never later
+    /// than the lease timeout after a worker's last message.
     pub fn next_expiry_ms(&self) -> Option<u64> {
-        let timeout = self.config.lease_timeout_ms;
-        self.workers
-            .values()
-            .map(|w| w.last_seen_ms.saturating_add(timeout).saturating_add(1))
-            .min()
+        self.expiry_floor
+    }
+
+    /// When a worker last heard from at `last_seen_ms` expires.
+    fn deadline(&self, last_seen_ms: u64) -> u64 {
+        last_seen_ms
+            .saturating_add(self.config.lease_timeout_ms)
+            .saturating_add(1)
     }
 
     fn expire_workers(&mut self, now_ms: u64) {
@@ -404,6 +417,12 @@ impl Scheduler {
             .filter(|w| now_ms.saturating_sub(w.last_seen_ms) > timeout)
             .map(|w| (w.id, now_ms - w.last_seen_ms))
             .collect();
+        self.expiry_floor = self
+            .workers
+            .values()
+            .filter(|w| now_ms.saturating_sub(w.last_seen_ms) <= timeout)
+            .map(|w| self.deadline(w.last_seen_ms))
+            .min();
         for (id, silent_ms) in expired {
             self.lose_worker(id, LossCause::Silent, now_ms);
             self.actions.push(Action::Disconnect {
@@ -591,24 +610,41 @@ impl Scheduler {
     /// than an even share of the queue), so a short queue is spread evenly
     /// instead of landing on whichever worker comes first.
     pub fn dispatch(&mut self, now_ms: u64) {
-        if self.workers.is_empty() {
+        // Most rounds (a heartbeat, a status read) have nothing to hand out:
+        // no pass over the workers for them.
+        if self.workers.is_empty() || self.runnable.values().all(BTreeSet::is_empty) {
             return;
         }
-        let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
         self.rotation = self.rotation.wrapping_add(1);
-        let start = self.rotation % ids.len();
+        let workers = self.workers.len() as u64;
         for model in SlotModel::ALL {
+            if self.runnable[model].is_empty() {
+                continue;
+            }
+            // Only workers with a free credit can take anything: one pass to
+            // find them, then the rounds visit those alone (with thousands
+            // of workers most rounds find a few).
+            let ids: Vec<WorkerId> = self
+                .workers
+                .values()
+                .filter(|w| !w.draining && w.free_credits(model) > 0)
+                .map(|w| w.id)
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let start = self.rotation % ids.len();
             let mut prefetch = false;
             while !self.runnable[model].is_empty() {
                 let mut given = 0;
-                // An even share of what is queued, so no worker's deep window
-                // swallows a short queue.
+                // An even share (over every worker) of what is queued, so no
+                // worker's deep window swallows a short queue.
                 let queued: u64 = self.runnable[model]
                     .iter()
                     .filter_map(|j| self.jobs.get(j))
                     .map(Job::queued)
                     .sum();
-                let share = queued.div_ceil(ids.len() as u64) as usize;
+                let share = queued.div_ceil(workers) as usize;
                 for k in 0..ids.len() {
                     let wid = ids[(start + k) % ids.len()];
                     given += self.fill_worker(wid, model, prefetch, share, now_ms);

@@ -409,8 +409,14 @@ fn the_next_expiry_is_the_first_tick_that_expires_a_worker() {
     assert_eq!(s.next_expiry_ms(), None, "no worker, nothing to expire");
     let a = s.worker_joined(hello(1, 0, 0, 1), 0);
     let b = s.worker_joined(hello(1, 0, 0, 1), 0);
+    assert_eq!(s.next_expiry_ms(), Some(3_001), "both joined at 0");
     s.worker_seen(a, 1_000);
     s.worker_seen(b, 400);
+    // Hearing from them costs no pass over the workers: the deadline stays
+    // a lower bound until a tick makes it exact again.
+    assert_eq!(s.next_expiry_ms(), Some(3_001));
+    s.tick(3_001);
+    assert!(s.take_actions().is_empty(), "neither is silent yet");
     let due = s.next_expiry_ms().expect("a deadline");
     assert_eq!(due, 3_401);
     s.tick(due - 1);
