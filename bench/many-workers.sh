@@ -33,6 +33,11 @@ read -r -a SIZES <<< "${*:-10 100 1000}"
 IDLE_S=${IDLE_S:-10}
 TASKS=${TASKS:-1000000}
 COORD_ARGS=${COORD_ARGS:-}
+# Every simulated link connects from 127.0.0.1: lift the per-peer connection
+# limit (1,024 by default) where the coordinator has one.
+if $COORD_B coordinator --help 2>/dev/null | grep -q -- --max-connections-per-peer; then
+  COORD_ARGS="--max-connections-per-peer 0 $COORD_ARGS"
+fi
 LOG=${LOG:-/tmp/brigade-many-workers}
 PIDS=()
 cleanup() {
