@@ -106,6 +106,9 @@ pub struct JobPlan {
     pub reduce: JobReduce,
     /// Bytes one task's output may have.
     pub max_result_bytes: u64,
+    /// Most bytes of byte outputs the job's done tasks may hold together
+    /// (`max_result_bytes_per_job`): past it a task's output is refused.
+    pub max_job_result_bytes: u64,
     pub tasks: u64,
     pub max_attempts: u32,
     /// Most tasks of the job leased at once (`None`: no cap).
@@ -150,6 +153,9 @@ pub struct AdmissionLimits {
     pub default_max_result_bytes: u64,
     /// The most bytes per task output a job may ask for.
     pub max_result_bytes_limit: u64,
+    /// Most bytes of byte outputs one job's results may hold together; a
+    /// task whose output would take the job past it fails for good.
+    pub max_result_bytes_per_job: u64,
     /// The most bytes of items one inputs job may upload.
     pub max_input_bytes: u64,
     /// The longest a job's name (its free-form label) may be, in bytes.
@@ -181,6 +187,8 @@ impl AdmissionLimits {
     pub const DEFAULT_MAX_ATTEMPTS_LIMIT: u32 = 100;
     /// Default [`Self::default_max_result_bytes`]: 1 MiB.
     pub const DEFAULT_MAX_RESULT_BYTES: u64 = 1 << 20;
+    /// Default [`Self::max_result_bytes_per_job`]: 1 GiB.
+    pub const DEFAULT_MAX_RESULT_BYTES_PER_JOB: u64 = 1 << 30;
     /// Default [`Self::max_result_bytes_limit`]: 32 MiB (half a link message).
     pub const DEFAULT_MAX_RESULT_BYTES_LIMIT: u64 = 32 << 20;
     /// Default [`Self::max_input_bytes`]: 1 GiB.
@@ -210,6 +218,7 @@ impl Default for AdmissionLimits {
             max_attempts_limit: Self::DEFAULT_MAX_ATTEMPTS_LIMIT,
             default_max_result_bytes: Self::DEFAULT_MAX_RESULT_BYTES,
             max_result_bytes_limit: Self::DEFAULT_MAX_RESULT_BYTES_LIMIT,
+            max_result_bytes_per_job: Self::DEFAULT_MAX_RESULT_BYTES_PER_JOB,
             max_input_bytes: Self::DEFAULT_MAX_INPUT_BYTES,
             max_name_bytes: Self::DEFAULT_MAX_NAME_BYTES,
             max_workload_name_bytes: Self::DEFAULT_MAX_WORKLOAD_NAME_BYTES,
@@ -449,6 +458,7 @@ pub fn admit_as(
     Ok(JobPlan {
         reduce,
         max_result_bytes,
+        max_job_result_bytes: limits.max_result_bytes_per_job,
         kind,
         model,
         choice,

@@ -449,6 +449,7 @@ impl CoordinatorArgs {
                 default_max_attempts: self.max_attempts,
                 max_active_jobs_per_owner: self.max_active_jobs_per_client,
                 max_active_tasks_per_owner: self.max_active_tasks_per_client,
+                max_result_bytes_per_job: self.max_result_bytes_per_job,
                 default_task_timeout_ms: self
                     .default_task_timeout
                     .map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX)),

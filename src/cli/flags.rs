@@ -303,6 +303,11 @@ pub struct CoordinatorArgs {
     /// number, all but the newest that many. By default they are kept.
     #[arg(long, value_parser = commands::parse_retention)]
     pub keep_finished: Option<brigade_coordinator::Retention>,
+    /// Most bytes one job's byte outputs may hold together; a task whose
+    /// output would take its job past it fails (integer outputs do not
+    /// count).
+    #[arg(long, default_value_t = brigade_coordinator::AdmissionLimits::DEFAULT_MAX_RESULT_BYTES_PER_JOB)]
+    pub max_result_bytes_per_job: u64,
     /// Give jobs that set no --timeout this per-task timeout (e.g. 10m,
     /// 1h); by default such tasks may run for ever.
     #[arg(long, value_parser = commands::parse_duration)]

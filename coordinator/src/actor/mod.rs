@@ -390,6 +390,7 @@ impl Actor {
             choice: ModelChoice::Forced,
             reduce: JobReduce::None,
             max_result_bytes: 0,
+            max_job_result_bytes: 0,
             tasks: 0,
             max_attempts: 1,
             max_in_flight: None,

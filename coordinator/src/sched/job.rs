@@ -143,6 +143,8 @@ pub struct Job {
     finished_ms: u64,
     cpu_ns: u64,
     wall_ns: u64,
+    /// Bytes of the done tasks' byte outputs (`max_job_result_bytes`).
+    output_bytes: u64,
 }
 
 impl Job {
@@ -175,6 +177,7 @@ impl Job {
             finished_ms: 0,
             cpu_ns: 0,
             wall_ns: 0,
+            output_bytes: 0,
             plan,
         }
     }
@@ -279,6 +282,9 @@ impl Job {
     fn mark_done(&mut self, index: u64, value: &Output, run: RunInfo) {
         self.done[(index / 64) as usize] |= 1 << (index % 64);
         self.done_count += 1;
+        if value.as_int().is_none() {
+            self.output_bytes += value.len() as u64;
+        }
         if let Some(values) = &mut self.values {
             values.set(index, value, run);
         }
@@ -628,12 +634,24 @@ impl Job {
                 reduce_name(self.plan.reduce)
             ));
         }
+        if value.as_int().is_some() {
+            return None;
+        }
         let len = value.len() as u64;
-        (value.as_int().is_none() && len > self.plan.max_result_bytes).then(|| {
-            format!(
+        if len > self.plan.max_result_bytes {
+            return Some(format!(
                 "the task's output of {len} bytes is over the job's limit of {} bytes \
                  (--max-result-bytes)",
                 self.plan.max_result_bytes
+            ));
+        }
+        let limit = self.plan.max_job_result_bytes;
+        (self.output_bytes.saturating_add(len) > limit).then(|| {
+            format!(
+                "the task's output of {len} bytes would take the job's outputs past {limit} \
+                 bytes, the limit per job (--max-result-bytes-per-job on the coordinator); \
+                 they hold {} bytes",
+                self.output_bytes
             )
         })
     }

@@ -656,6 +656,50 @@ fn an_output_over_the_jobs_limit_fails_its_task_at_once() {
 }
 
 #[test]
+fn outputs_past_the_jobs_total_bytes_fail_their_tasks_and_the_rest_run() {
+    let mut s = Scheduler::new(SchedConfig::default());
+    let w = s.worker_joined(hello(0, 4, 0, 1), 0);
+    let mut p = plan("noop", 4, 1, SlotModel::Thread);
+    p.max_job_result_bytes = 10;
+    p.allow_failures = 1;
+    let j = s.submit(p, 0);
+    s.dispatch(0);
+    let tasks = assigns(&s.take_actions())[0].2.clone();
+    let bytes = |t: &TaskLease, b: &[u8]| Outcome {
+        value: Output::Bytes(b.to_vec()),
+        ..ok(j, t, SlotModel::Thread, 0)
+    };
+    s.worker_outcomes(
+        w,
+        [
+            bytes(&tasks[0], b"1234"),
+            bytes(&tasks[1], b"12345"),
+            // 9 bytes held: 2 more would make 11.
+            bytes(&tasks[2], b"12"),
+            // Integers are not byte outputs: not counted.
+            ok(j, &tasks[3], SlotModel::Thread, u128::MAX),
+        ],
+        1,
+    );
+    let info = s.job_view(j).unwrap();
+    assert_eq!(info.state, JobState::Succeeded);
+    assert_eq!((info.tasks_done, info.tasks_failed), (3, 1));
+    match &info.failed_tasks[&2] {
+        TaskFailure::Attempts {
+            attempts, error, ..
+        } => {
+            assert_eq!(*attempts, 1, "another attempt would make the same output");
+            assert!(
+                error.contains("past 10 bytes, the limit per job")
+                    && error.contains("hold 9 bytes"),
+                "{error}"
+            );
+        }
+        other => panic!("unexpected failure {other:?}"),
+    }
+}
+
+#[test]
 fn cancel_drops_queued_tasks_and_tells_holders() {
     let mut s = Scheduler::new(SchedConfig::default());
     let w = s.worker_joined(hello(0, 2, 0, 1), 0);
