@@ -33,6 +33,17 @@ pub enum Format {
     Csv,
     /// One JSON value per line (results: one row per line).
     Jsonl,
+    /// Only the essential value, one per line (`--quiet`); not a
+    /// `--format` of its own.
+    #[value(skip)]
+    Quiet,
+}
+
+impl Format {
+    /// Whether errors are JSON (on stdout) in this format.
+    pub fn is_json(self) -> bool {
+        matches!(self, Format::Json | Format::Jsonl)
+    }
 }
 
 /// `500ms`, `30s`, `2m` on the command line.
@@ -238,8 +249,8 @@ pub async fn submit(
             print_accepted(&info, format);
             return Ok(());
         }
-        eprintln!("{}", accepted_line(&info));
-        let info = wait_for(client, info.job_id, true).await?;
+        say_accepted(&info, format);
+        let info = wait_for(client, info.job_id, format != Format::Quiet).await?;
         return print_outcome(client, &info, format, true).await;
     }
     phase.set(Phase::Submitting { inputs: false });
@@ -255,11 +266,23 @@ pub async fn submit(
     Ok(())
 }
 
-/// A job just accepted, on stdout.
+/// A job just accepted, on stdout (`submit` without `--wait`).
 fn print_accepted(info: &JobInfo, format: Format) {
     match format {
         Format::Json | Format::Jsonl => println!("{}", job_json(info)),
-        _ => println!("{}", accepted_line(info)),
+        Format::Csv => println!("{JOB_CSV_HEADER}\n{}", job_csv(info)),
+        Format::Quiet => println!("{}", info.job_id),
+        Format::Table => println!("{}", accepted_line(info)),
+    }
+}
+
+/// A job just accepted that `submit --wait` goes on to follow: its id on
+/// stdout with --quiet, else a note on stderr (stdout is for its end).
+fn say_accepted(info: &JobInfo, format: Format) {
+    if format == Format::Quiet {
+        println!("{}", info.job_id);
+    } else {
+        eprintln!("{}", accepted_line(info));
     }
 }
 
@@ -308,8 +331,8 @@ async fn submit_and_wait(
         };
         let p = progress.get_or_insert_with(|| {
             phase.set(Phase::Following(info.job_id));
-            eprintln!("{}", accepted_line(&info));
-            Progress::new(info.job_id, true)
+            say_accepted(&info, format);
+            Progress::new(info.job_id, format != Format::Quiet)
         });
         p.show(&info);
         if JobState::try_from(info.state).is_ok_and(JobState::is_terminal) {
@@ -324,7 +347,7 @@ async fn submit_and_wait(
     };
     let job_id = p.job_id;
     p.finish();
-    let info = wait_for(client, job_id, true).await?;
+    let info = wait_for(client, job_id, format != Format::Quiet).await?;
     print_outcome(client, &info, format, true).await
 }
 
@@ -419,8 +442,9 @@ async fn wait_for(client: &mut Client, job_id: u64, progress: bool) -> anyhow::R
 /// The last words on a job followed to its end: the job (a table's
 /// summary on stderr, failures grouped by cause), then on stdout its total,
 /// or a concat job's outputs; with `summary` (`submit --wait`), the run's
-/// summary line last. A job that did not succeed is an [`Exit::JobEnded`]
-/// error (exit 1) whose message repeats nothing already printed.
+/// summary line last. --quiet prints nothing more (the id was printed).
+/// A job that did not succeed is an [`Exit::JobEnded`] error (exit 1)
+/// whose message repeats nothing already printed.
 async fn print_outcome(
     client: &mut Client,
     info: &JobInfo,
@@ -434,6 +458,7 @@ async fn print_outcome(
             println!("{}", JOB_CSV_HEADER);
             println!("{}", job_csv(info));
         }
+        Format::Quiet => {}
         Format::Table => {
             eprintln!("{}", job_summary(info));
             if info.has_total && succeeded {
@@ -445,7 +470,7 @@ async fn print_outcome(
             }
         }
     }
-    if summary {
+    if summary && format != Format::Quiet {
         // The slots the job could use, as the cluster has them now.
         let status = client.status().await.ok();
         let (line, warning) = run_summary(info, status.as_ref());
@@ -775,13 +800,14 @@ pub async fn job(
 ) -> anyhow::Result<()> {
     let info = if wait {
         phase.set(Phase::Following(id));
-        wait_for(client, id, true).await?
+        wait_for(client, id, format != Format::Quiet).await?
     } else {
         client.job(id).await.context("could not get the job")?
     };
     match format {
         Format::Json | Format::Jsonl => println!("{}", job_json(&info)),
         Format::Csv => println!("{JOB_CSV_HEADER}\n{}", job_csv(&info)),
+        Format::Quiet => println!("{}", state_name(info.state)),
         Format::Table => {
             println!("{}", job_summary(&info));
             if info.has_total {
@@ -831,8 +857,10 @@ pub async fn purge(
         .context("could not purge jobs")?;
     match format {
         Format::Json | Format::Jsonl => println!("{}", serde_json::json!({ "purged": ids })),
-        Format::Csv => {
-            println!("job_id");
+        Format::Csv | Format::Quiet => {
+            if format == Format::Csv {
+                println!("job_id");
+            }
             for id in &ids {
                 println!("{id}");
             }
@@ -869,6 +897,11 @@ pub async fn jobs(client: &mut Client, all: bool, format: Format) -> anyhow::Res
             println!("{JOB_CSV_HEADER}");
             for j in &jobs {
                 println!("{}", job_csv(j));
+            }
+        }
+        Format::Quiet => {
+            for j in &jobs {
+                println!("{}", j.job_id);
             }
         }
         Format::Table => {
@@ -915,7 +948,7 @@ pub async fn results(
 ) -> anyhow::Result<()> {
     let ended_as = if wait {
         phase.set(Phase::Following(id));
-        Some(wait_for(client, id, true).await?)
+        Some(wait_for(client, id, format != Format::Quiet).await?)
     } else {
         if follow {
             phase.set(Phase::Following(id));
@@ -989,7 +1022,7 @@ async fn write_results(
     let written = out.rows;
     out.finish()?;
     let was_running = !JobState::try_from(info.state).is_ok_and(JobState::is_terminal);
-    if !follow && was_running {
+    if !follow && was_running && format != Format::Quiet {
         // Complete only if the job ended meanwhile and every result of it
         // was written (index order reads them all once it ended).
         let now = client.job(id).await.context("could not get the job")?;
@@ -1102,6 +1135,7 @@ impl RowWriter {
             Format::Table => {
                 writeln!(out, "{}\t{}", row.index, table_field(&row.output.to_text()))?
             }
+            Format::Quiet => writeln!(out, "{}", table_field(&row.output.to_text()))?,
         }
         self.rows += 1;
         Ok(())
@@ -1191,7 +1225,7 @@ async fn write_failed_tasks(client: &mut Client, id: u64, format: Format) -> any
     match format {
         Format::Csv => writeln!(out, "index,error")?,
         Format::Table => writeln!(out, "INDEX\tERROR")?,
-        Format::Json | Format::Jsonl => {}
+        Format::Json | Format::Jsonl | Format::Quiet => {}
     }
     while let Some(task) = tasks.next().await {
         let task = task.context("the failed tasks' stream broke")?;
@@ -1201,6 +1235,7 @@ async fn write_failed_tasks(client: &mut Client, id: u64, format: Format) -> any
             Format::Csv => writeln!(out, "{},{}", task.index, csv_field(&task.error))?,
             Format::Jsonl => writeln!(out, "{}", json())?,
             Format::Json => write!(out, "{}{}", if n == 0 { "[" } else { "," }, json())?,
+            Format::Quiet => writeln!(out, "{}", task.index)?,
         }
         n += 1;
     }
@@ -1218,29 +1253,42 @@ async fn write_failed_tasks(client: &mut Client, id: u64, format: Format) -> any
 
 /// `brigade cancel ID`: the job cancelled, or, if it had already ended,
 /// left as it ended and said so (exit 0 either way).
-pub async fn cancel(client: &mut Client, id: u64) -> anyhow::Result<()> {
-    let before = client.job(id).await.context("could not cancel the job")?;
-    let info = if JobState::try_from(before.state).is_ok_and(JobState::is_terminal) {
-        before
-    } else {
-        let info = client
-            .cancel(id)
-            .await
-            .context("could not cancel the job")?;
-        if info.state == JobState::Cancelled as i32 {
-            println!("{}", job_summary(&info));
-            return Ok(());
+pub async fn cancel(client: &mut Client, id: u64, format: Format) -> anyhow::Result<()> {
+    let (info, cancelled) = cancel_one(client, id).await?;
+    match format {
+        Format::Json | Format::Jsonl => println!("{}", job_json(&info)),
+        Format::Csv => println!("{JOB_CSV_HEADER}\n{}", job_csv(&info)),
+        Format::Quiet => {
+            if cancelled {
+                println!("{id}");
+            }
         }
-        // It ended between the two calls.
-        info
-    };
-    println!("{}", job_summary(&info));
-    eprintln!(
-        "job {id} had already ended: it {}{}; nothing was cancelled",
-        ended_how(info.state),
-        ago(info.finished_unix_ms)
-    );
+        Format::Table => println!("{}", job_summary(&info)),
+    }
+    if !cancelled && format != Format::Quiet {
+        eprintln!(
+            "job {id} had already ended: it {}{}; nothing was cancelled",
+            ended_how(info.state),
+            ago(info.finished_unix_ms)
+        );
+    }
     Ok(())
+}
+
+/// Cancels job `id` unless it had ended: its status after, and whether
+/// this cancelled it.
+async fn cancel_one(client: &mut Client, id: u64) -> anyhow::Result<(JobInfo, bool)> {
+    let before = client.job(id).await.context("could not cancel the job")?;
+    if JobState::try_from(before.state).is_ok_and(JobState::is_terminal) {
+        return Ok((before, false));
+    }
+    let info = client
+        .cancel(id)
+        .await
+        .context("could not cancel the job")?;
+    // It may have ended between the two calls.
+    let cancelled = info.state == JobState::Cancelled as i32;
+    Ok((info, cancelled))
 }
 
 /// How an ended job ended, as a verb.
@@ -1280,6 +1328,11 @@ pub async fn workers(client: &mut Client, format: Format) -> anyhow::Result<()> 
                 })
                 .collect();
             println!("{}", serde_json::Value::Array(v));
+        }
+        Format::Quiet => {
+            for w in &workers {
+                println!("{}", w.name);
+            }
         }
         Format::Csv => {
             println!("worker_id,name,hostname,pid,process_slots,thread_slots,async_slots,running_tasks,tasks_done,draining");
@@ -1330,7 +1383,7 @@ pub async fn workers(client: &mut Client, format: Format) -> anyhow::Result<()> 
 }
 
 /// `brigade health`: SERVING and success, or an error (exit 1).
-pub async fn health(client: &mut Client, service: &str) -> anyhow::Result<()> {
+pub async fn health(client: &mut Client, service: &str, format: Format) -> anyhow::Result<()> {
     let what = if service.is_empty() {
         "the coordinator".to_string()
     } else {
@@ -1341,25 +1394,63 @@ pub async fn health(client: &mut Client, service: &str) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("could not ask whether {what} serves"))?;
     if !serving {
-        bail!("{what} is NOT_SERVING (starting or shutting down)");
+        return Err(
+            Exit::NotServing(format!("{what} is NOT_SERVING (starting or shutting down)")).into(),
+        );
     }
-    println!("SERVING");
+    match format {
+        Format::Json | Format::Jsonl => println!(
+            "{}",
+            serde_json::json!({"service": service, "status": "SERVING"})
+        ),
+        Format::Csv => println!("service,status\n{},SERVING", csv_field(service)),
+        Format::Table => println!("SERVING"),
+        Format::Quiet => {}
+    }
     Ok(())
 }
 
+/// The version of the JSON the CLI prints (docs/cli-json.md): fields are
+/// only added within one; a change to an existing field raises it.
+pub const JSON_SCHEMA: u32 = 1;
+
 pub async fn status(client: &mut Client, format: Format) -> anyhow::Result<()> {
     let s = client.status().await.context("could not get the status")?;
+    let fields = [
+        ("workers", u64::from(s.workers)),
+        ("process_slots", u64::from(s.process_slots)),
+        ("thread_slots", u64::from(s.thread_slots)),
+        ("async_slots", u64::from(s.async_slots)),
+        ("jobs_active", u64::from(s.jobs_active)),
+        ("jobs_total", u64::from(s.jobs_total)),
+        ("tasks_queued", s.tasks_queued),
+        ("tasks_running", s.tasks_running),
+        ("late_results_dropped", s.late_results_dropped),
+        ("uptime_ms", s.uptime_ms),
+    ];
     match format {
-        Format::Json | Format::Jsonl | Format::Csv => println!(
-            "{}",
-            serde_json::json!({
-                "version": s.version, "protocol_version": s.protocol_version, "workers": s.workers,
-                "process_slots": s.process_slots, "thread_slots": s.thread_slots, "async_slots": s.async_slots,
-                "jobs_active": s.jobs_active, "jobs_total": s.jobs_total, "tasks_queued": s.tasks_queued,
-                "tasks_running": s.tasks_running, "late_results_dropped": s.late_results_dropped,
-                "uptime_ms": s.uptime_ms,
-            })
-        ),
+        Format::Json | Format::Jsonl => {
+            let mut v = serde_json::json!({
+                "version": s.version, "protocol_version": s.protocol_version,
+                "json_schema": JSON_SCHEMA,
+            });
+            for (k, n) in fields {
+                v[k] = n.into();
+            }
+            println!("{v}");
+        }
+        Format::Csv => {
+            let names: Vec<&str> = fields.iter().map(|f| f.0).collect();
+            let values: Vec<String> = fields.iter().map(|f| f.1.to_string()).collect();
+            println!("version,protocol_version,{}", names.join(","));
+            println!(
+                "{},{},{}",
+                csv_field(&s.version),
+                s.protocol_version,
+                values.join(",")
+            );
+        }
+        Format::Quiet => {}
         Format::Table => {
             println!(
                 "coordinator  brigade {} (protocol {}), up {:.1} s",

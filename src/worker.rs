@@ -58,5 +58,9 @@ pub fn main(registry: Registry) -> ExitCode {
     let matches = WorkerCli::command().after_help(offered).get_matches();
     let flags = WorkerCli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let spin = flags.spin.window();
-    carry_out(Action::from_worker_flags(flags, registry), spin)
+    carry_out(
+        Action::from_worker_flags(flags, registry),
+        spin,
+        crate::cli::exit::ErrorStyle::Text,
+    )
 }

@@ -50,11 +50,13 @@ pub enum Action {
         role: Role,
         name: String,
         auth_file: PathBuf,
+        format: Format,
     },
     /// `brigade certs`.
     Certs {
         out: PathBuf,
         sans: Vec<String>,
+        format: Format,
     },
     IoTarget {
         listen: String,
@@ -82,7 +84,10 @@ pub enum Request {
         format: Format,
     },
     Status(Format),
-    Health(String),
+    Health {
+        service: String,
+        format: Format,
+    },
     Jobs {
         all: bool,
         format: Format,
@@ -109,7 +114,10 @@ pub enum Request {
         id: u64,
         format: Format,
     },
-    Cancel(u64),
+    Cancel {
+        id: u64,
+        format: Format,
+    },
     Workers(Format),
 }
 
@@ -181,11 +189,15 @@ impl Action {
             } => Request::Submit {
                 job,
                 wait,
-                format: client.format,
+                format: client.format(),
             }
             .to(client.target)?,
-            Subcommand::Status { client } => Request::Status(client.format).to(client.target)?,
-            Subcommand::Health { service, target } => Request::Health(service).to(target)?,
+            Subcommand::Status { client } => Request::Status(client.format()).to(client.target)?,
+            Subcommand::Health { service, client } => Request::Health {
+                service,
+                format: client.format(),
+            }
+            .to(client.target)?,
             Subcommand::Jobs {
                 all,
                 purge: true,
@@ -194,7 +206,7 @@ impl Action {
             } => Request::Purge {
                 all,
                 older_than: older_than.unwrap_or_default(),
-                format: client.format,
+                format: client.format(),
             }
             .to(client.target)?,
             Subcommand::Jobs {
@@ -204,13 +216,13 @@ impl Action {
                 ..
             } => Request::Jobs {
                 all,
-                format: client.format,
+                format: client.format(),
             }
             .to(client.target)?,
             Subcommand::Job { id, wait, client } => Request::Job {
                 id,
                 wait,
-                format: client.format,
+                format: client.format(),
             }
             .to(client.target)?,
             Subcommand::Results {
@@ -221,7 +233,7 @@ impl Action {
                 client,
             } => Request::Results {
                 id,
-                format: client.format,
+                format: client.format(),
                 follow,
                 wait,
                 order,
@@ -233,24 +245,34 @@ impl Action {
                 client,
             } => Request::Tasks {
                 id,
-                format: client.format,
+                format: client.format(),
             }
             .to(client.target)?,
-            Subcommand::Cancel { id, target } => Request::Cancel(id).to(target)?,
-            Subcommand::Workers { client } => Request::Workers(client.format).to(client.target)?,
+            Subcommand::Cancel { id, client } => Request::Cancel {
+                id,
+                format: client.format(),
+            }
+            .to(client.target)?,
+            Subcommand::Workers { client } => Request::Workers(client.format()).to(client.target)?,
             Subcommand::IoTarget { listen } => Action::IoTarget { listen },
             Subcommand::Token(TokenCommand::Create {
                 role,
                 name,
                 auth_file,
+                output,
             }) => Action::TokenCreate {
                 role: Role::parse(&role).with_context(|| {
                     format!("--role {role:?}: expected worker, client or admin")
                 })?,
                 name,
                 auth_file,
+                format: output.format(),
             },
-            Subcommand::Certs { out, sans } => Action::Certs { out, sans },
+            Subcommand::Certs { out, sans, output } => Action::Certs {
+                out,
+                sans,
+                format: output.format(),
+            },
         })
     }
 }
@@ -547,6 +569,47 @@ mod tests {
         }
         assert!(help.contains("cmd=<text> (required)"), "{help}");
         assert!(help.contains("Exit codes:"), "{help}");
+    }
+
+    #[test]
+    fn json_is_asked_for_by_flag_or_environment_and_quiet_wins() {
+        use crate::cli::flags::asks_for_json;
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert!(asks_for_json(&args(&[
+            "jobs", "--format", "json", "--bogus"
+        ])));
+        assert!(asks_for_json(&args(&["jobs", "--format=jsonl"])));
+        assert!(!asks_for_json(&args(&["jobs", "--format", "csv"])));
+        assert!(!asks_for_json(&args(&["jobs", "--format", "json", "-q"])));
+        assert!(!asks_for_json(&args(&["submit", "--", "--format", "json"])));
+    }
+
+    #[test]
+    fn quiet_wins_over_the_format_and_the_format_comes_from_the_environment_too() {
+        let cli = |a: &[&str]| {
+            Cli::try_parse_from(std::iter::once("brigade").chain(a.iter().copied()))
+                .unwrap_or_else(|e| panic!("{a:?}: {e}"))
+        };
+        assert_eq!(cli(&["jobs"]).command.format(), Format::Table);
+        assert_eq!(
+            cli(&["jobs", "--format", "csv"]).command.format(),
+            Format::Csv
+        );
+        assert_eq!(
+            cli(&["jobs", "--format", "json", "-q"]).command.format(),
+            Format::Quiet
+        );
+        assert_eq!(
+            cli(&["cancel", "3", "--quiet"]).command.format(),
+            Format::Quiet
+        );
+        assert_eq!(
+            cli(&["certs", "--out", "d", "--format", "json"])
+                .command
+                .format(),
+            Format::Json
+        );
+        assert!(Cli::try_parse_from(["brigade", "jobs", "--format", "quiet"]).is_err());
     }
 
     #[test]

@@ -186,16 +186,48 @@ pub struct ServerSecurityArgs {
     pub insecure: bool,
 }
 
-// What every client command that prints takes: its output format and the
-// coordinator it asks. (No doc comment: clap would show it.)
+// What every command that prints takes: its output format, or --quiet.
+// (No doc comment: clap would show it.)
+#[derive(Args, Clone, Copy)]
+pub struct OutputArgs {
+    /// Output: table (for people; notes and progress on stderr), json
+    /// (exactly one JSON value, errors too: {"error": {...}} on stdout;
+    /// schema in docs/cli-json.md), csv, or jsonl (one JSON value per line).
+    #[arg(long, value_enum, env = "BRIGADE_FORMAT", default_value_t = Format::Table)]
+    pub format: Format,
+    /// Print only the essential value (submit: the job id; jobs, cancel:
+    /// job ids; job: its state; results: the values), one per line, and
+    /// nothing on stderr but errors. Wins over --format.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+impl OutputArgs {
+    /// The format to print in: [`Format::Quiet`] with --quiet.
+    pub fn format(self) -> Format {
+        if self.quiet {
+            Format::Quiet
+        } else {
+            self.format
+        }
+    }
+}
+
+// What every client command takes: its output and the coordinator it asks.
+// (No doc comment: clap would show it.)
 #[derive(Args, Clone)]
 pub struct ClientArgs {
-    /// Output: table (for people; notes and progress on stderr), json (one
-    /// value), csv, or jsonl (one JSON value per line).
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    #[command(flatten)]
+    pub output: OutputArgs,
     #[command(flatten)]
     pub target: Target,
+}
+
+impl ClientArgs {
+    /// The format to print in.
+    pub fn format(&self) -> Format {
+        self.output.format()
+    }
 }
 
 #[derive(Args, Clone, Copy)]
@@ -406,7 +438,7 @@ pub enum Subcommand {
         #[arg(long, default_value = "")]
         service: String,
         #[command(flatten)]
-        target: Target,
+        client: ClientArgs,
     },
     /// List your jobs (every job when the coordinator has no --auth-file),
     /// or purge the ended ones (--purge).
@@ -472,7 +504,7 @@ pub enum Subcommand {
         /// The job's id (from submit or `brigade jobs`).
         id: u64,
         #[command(flatten)]
-        target: Target,
+        client: ClientArgs,
     },
     /// List connected workers and their slots.
     Workers {
@@ -501,6 +533,8 @@ pub enum Subcommand {
         /// compose service name), besides localhost and 127.0.0.1; repeatable.
         #[arg(long = "san", value_name = "NAME")]
         sans: Vec<String>,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Executor child process (spawned by a worker; speaks frames on stdin/stdout).
     #[command(hide = true)]
@@ -524,5 +558,57 @@ pub enum TokenCommand {
         /// The coordinator's --auth-file.
         #[arg(long, value_name = "FILE")]
         auth_file: PathBuf,
+        #[command(flatten)]
+        output: OutputArgs,
     },
+}
+
+impl Subcommand {
+    /// The format this run prints in, its errors too (table for the
+    /// commands that have no `--format`).
+    pub fn format(&self) -> Format {
+        match self {
+            Subcommand::Submit { client, .. }
+            | Subcommand::Status { client }
+            | Subcommand::Health { client, .. }
+            | Subcommand::Jobs { client, .. }
+            | Subcommand::Job { client, .. }
+            | Subcommand::Results { client, .. }
+            | Subcommand::Tasks { client, .. }
+            | Subcommand::Cancel { client, .. }
+            | Subcommand::Workers { client } => client.format(),
+            Subcommand::Token(TokenCommand::Create { output, .. })
+            | Subcommand::Certs { output, .. } => output.format(),
+            Subcommand::Demo
+            | Subcommand::Bench(_)
+            | Subcommand::Up { .. }
+            | Subcommand::Coordinator { .. }
+            | Subcommand::Worker(_)
+            | Subcommand::IoTarget { .. }
+            | Subcommand::Executor => Format::Table,
+        }
+    }
+}
+
+/// Whether the raw command line (or `BRIGADE_FORMAT`) asks for JSON, for
+/// a command line clap refused (so its error is JSON too).
+pub fn asks_for_json(args: &[std::ffi::OsString]) -> bool {
+    let json = |v: &str| v == "json" || v == "jsonl";
+    let mut asked = None;
+    let mut quiet = false;
+    let mut args = args.iter().map(|a| a.to_string_lossy());
+    while let Some(a) = args.next() {
+        if a == "--" {
+            break;
+        }
+        if a == "--format" {
+            asked = args.next().map(|v| json(&v));
+        } else if let Some(v) = a.strip_prefix("--format=") {
+            asked = Some(json(v));
+        } else if a == "--quiet" || a == "-q" {
+            quiet = true;
+        }
+    }
+    let from_env = || std::env::var("BRIGADE_FORMAT").is_ok_and(|v| json(&v));
+    !quiet && asked.unwrap_or_else(from_env)
 }

@@ -14,18 +14,19 @@ use std::time::Duration;
 
 use super::config::{Action, Request};
 use super::exit::{self, Exit};
-use crate::commands::Phase;
+use crate::commands::{Format, Phase};
 use crate::{cluster, commands, demo};
 
 /// Runs `action` (or reports why it could not be built) with the idle
 /// spinner's window `spin`; the process's exit code.
-pub fn carry_out(action: anyhow::Result<Action>, spin: Duration) -> ExitCode {
+pub fn carry_out(
+    action: anyhow::Result<Action>,
+    spin: Duration,
+    errors: exit::ErrorStyle,
+) -> ExitCode {
     let action = match action {
         Ok(action) => action,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(exit::USAGE);
-        }
+        Err(e) => return exit::report_usage(&format!("{e:#}"), errors),
     };
     if let Action::Executor(workloads) = action {
         let code = brigade_worker::executors::child::run_stdio_with(&workloads);
@@ -34,7 +35,7 @@ pub fn carry_out(action: anyhow::Result<Action>, spin: Duration) -> ExitCode {
     let run = super::runtime::start(&action, spin).and_then(|rt| rt.block_on(run(action)));
     match run {
         Ok(()) => ExitCode::from(exit::SUCCESS),
-        Err(e) => exit::report(&e),
+        Err(e) => exit::report(&e, errors),
     }
 }
 
@@ -104,21 +105,49 @@ async fn run(action: Action) -> anyhow::Result<()> {
             role,
             name,
             auth_file,
+            format,
         } => {
             let secret = brigade_coordinator::auth::append_token(&auth_file, role, &name)?;
-            eprintln!(
-                "added {} token for {name:?} to {}; it is shown only once. \
-                 A running coordinator reads the file at start: restart it to accept the token.",
-                role.with_article(),
-                auth_file.display()
-            );
-            println!("{secret}");
+            if format == Format::Table {
+                eprintln!(
+                    "added {} token for {name:?} to {}; it is shown only once. \
+                     A running coordinator reads the file at start: restart it to accept the token.",
+                    role.with_article(),
+                    auth_file.display()
+                );
+            }
+            let role = role.name();
+            match format {
+                Format::Json | Format::Jsonl => println!(
+                    "{}",
+                    serde_json::json!({
+                        "role": role, "name": name,
+                        "auth_file": auth_file.display().to_string(), "token": secret,
+                    })
+                ),
+                Format::Csv => println!("role,name,token\n{role},{name},{secret}"),
+                Format::Table | Format::Quiet => println!("{secret}"),
+            }
             Ok(())
         }
-        Action::Certs { out, sans } => {
+        Action::Certs { out, sans, format } => {
             let written = crate::certs::write(&out, &sans)?;
-            for path in written {
-                println!("{}", path.display());
+            let paths: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+            match format {
+                Format::Json => println!("{}", serde_json::json!(paths)),
+                Format::Jsonl => {
+                    for p in &paths {
+                        println!("{}", serde_json::json!(p));
+                    }
+                }
+                Format::Csv | Format::Table | Format::Quiet => {
+                    if format == Format::Csv {
+                        println!("path");
+                    }
+                    for p in &paths {
+                        println!("{p}");
+                    }
+                }
             }
             Ok(())
         }
@@ -146,7 +175,7 @@ async fn client_request(
             commands::submit(c, &job, wait, format, phase).await
         }
         Request::Status(format) => commands::status(c, format).await,
-        Request::Health(service) => commands::health(c, &service).await,
+        Request::Health { service, format } => commands::health(c, &service, format).await,
         Request::Jobs { all, format } => commands::jobs(c, all, format).await,
         Request::Purge {
             all,
@@ -162,7 +191,7 @@ async fn client_request(
             order,
         } => commands::results(c, id, format, follow, wait, order, phase).await,
         Request::Tasks { id, format } => commands::failed_tasks(c, id, format).await,
-        Request::Cancel(id) => commands::cancel(c, id).await,
+        Request::Cancel { id, format } => commands::cancel(c, id, format).await,
         Request::Workers(format) => commands::workers(c, format).await,
     }
 }

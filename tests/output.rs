@@ -1,0 +1,234 @@
+//! The CLI's output as scripts read it, with the real binary: every client
+//! command in every format (json: exactly one value, arrays for listings;
+//! csv: a header and rows of as many fields; `--quiet`: the essential
+//! value alone), `BRIGADE_FORMAT`, and errors in JSON mode
+//! (`{"error": {...}}` on stdout with the documented exit code).
+
+mod common;
+
+use common::{run_brigade, stderr, stdout, Cluster, Slots, CLI_DEADLINE};
+use serde_json::Value;
+
+/// `brigade ARGS...` against `c`, asserting it succeeds; its stdout.
+fn ok(c: &Cluster, args: &[&str]) -> String {
+    let o = c.brigade(args);
+    assert!(
+        o.status.success(),
+        "`brigade {}` failed with {}: {}{}",
+        args.join(" "),
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+/// The one JSON value `out` holds (serde refuses anything after it).
+fn one_value(args: &[&str], out: &str) -> Value {
+    serde_json::from_str(out).unwrap_or_else(|e| {
+        panic!(
+            "`brigade {}` printed not exactly one JSON value ({e}): {out:?}",
+            args.join(" ")
+        )
+    })
+}
+
+/// A CSV text's rows (no quoted fields here), after checking that each has
+/// as many fields as the header, which is `header_starts` at its start.
+fn csv_rows(args: &[&str], out: &str, header_starts: &str) -> Vec<Vec<String>> {
+    let mut lines = out.lines();
+    let header = lines.next().unwrap_or_default();
+    assert!(
+        header.starts_with(header_starts),
+        "`brigade {}`: header {header:?}",
+        args.join(" ")
+    );
+    let width = header.split(',').count();
+    lines
+        .map(|l| {
+            let f: Vec<String> = l.split(',').map(String::from).collect();
+            assert_eq!(f.len(), width, "`brigade {}`: row {l:?}", args.join(" "));
+            f
+        })
+        .collect()
+}
+
+/// A JSON value's shape: an object's keys, an array's length (uptimes
+/// and such change between two runs).
+fn shape(v: &Value) -> String {
+    match v {
+        Value::Object(o) => format!("{:?}", o.keys().collect::<Vec<_>>()),
+        Value::Array(a) => format!("[{}]", a.len()),
+        other => other.to_string(),
+    }
+}
+
+#[test]
+fn every_client_command_prints_each_format_and_quiet_prints_the_essential_value() {
+    let c = Cluster::with_workers(1, Slots::new(0, 2, 0), &[]);
+    let first = ok(
+        &c,
+        &[
+            "submit", "noop", "--range", "0..3", "--model", "thread", "--quiet",
+        ],
+    );
+    assert_eq!(first, "1\n", "--quiet prints the job id alone");
+    let end = one_value(&[], &ok(&c, &["job", "1", "--wait", "--format", "json"]));
+    assert_eq!(end["state"], "succeeded", "{end}");
+
+    // (command, whether its JSON is a listing, its CSV header's start)
+    let commands: [(&[&str], bool, &str); 8] = [
+        (&["status"], false, "version,protocol_version,workers"),
+        (&["health"], false, "service,status"),
+        (&["jobs"], true, "job_id,workload"),
+        (&["job", "1"], false, "job_id,workload"),
+        (&["results", "1"], true, "index,value,input"),
+        (&["tasks", "1", "--state", "failed"], true, "index,error"),
+        (&["cancel", "1"], false, "job_id,workload"),
+        (&["workers"], true, "worker_id,name"),
+    ];
+    for (args, listing, header) in commands {
+        let json_args = [args, &["--format", "json"]].concat();
+        let v = one_value(&json_args, &ok(&c, &json_args));
+        assert_eq!(v.is_array(), listing, "`brigade {json_args:?}`: {v}");
+        let csv_args = [args, &["--format", "csv"]].concat();
+        csv_rows(&csv_args, &ok(&c, &csv_args), header);
+        let jsonl_args = [args, &["--format", "jsonl"]].concat();
+        for line in ok(&c, &jsonl_args).lines() {
+            one_value(&jsonl_args, line);
+        }
+        // BRIGADE_FORMAT stands in for the flag.
+        let o = run_brigade(
+            args,
+            &[("BRIGADE_COORDINATOR", c.url()), ("BRIGADE_FORMAT", "json")],
+            CLI_DEADLINE,
+        );
+        assert_eq!(
+            shape(&one_value(args, &stdout(&o))),
+            shape(&v),
+            "{}",
+            stderr(&o)
+        );
+        assert!(
+            !ok(&c, args).is_empty(),
+            "`brigade {args:?}` prints a table"
+        );
+    }
+    // The listings' contents, exactly.
+    let rows = csv_rows(&[], &ok(&c, &["results", "1", "--format", "csv"]), "index");
+    let values: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r[0].as_str(), r[1].as_str()))
+        .collect();
+    assert_eq!(values, [("0", "0"), ("1", "1"), ("2", "2")]);
+    let jobs = one_value(&[], &ok(&c, &["jobs", "--format", "json"]));
+    assert_eq!(jobs.as_array().map(Vec::len), Some(1), "{jobs}");
+    assert_eq!(jobs[0]["job_id"], 1);
+    let status = one_value(&[], &ok(&c, &["status", "--format", "json"]));
+    assert_eq!(status["json_schema"], 1, "{status}");
+    assert_eq!(status["jobs_total"], 1, "{status}");
+
+    // --quiet: the essential value alone, and nothing on stderr.
+    let quiet: [(&[&str], &str); 9] = [
+        (&["job", "1"], "succeeded\n"),
+        (&["jobs"], "1\n"),
+        (&["results", "1"], "0\n1\n2\n"),
+        (&["tasks", "1", "--state", "failed"], ""),
+        (&["workers"], "w1\n"),
+        (&["status"], ""),
+        (&["health"], ""),
+        // Ended already: nothing was cancelled, so no id.
+        (&["cancel", "1"], ""),
+        (&["jobs", "--purge"], "1\n"),
+    ];
+    for (args, want) in quiet {
+        let all = [args, &["-q"]].concat();
+        let o = c.brigade(&all);
+        assert!(o.status.success(), "{all:?}: {}", stderr(&o));
+        assert_eq!(stdout(&o), want, "`brigade {all:?}`");
+        assert_eq!(stderr(&o), "", "`brigade {all:?}` says nothing on stderr");
+    }
+    // submit --wait --quiet: the id once accepted, then nothing; the exit
+    // code says how the job ended.
+    let o = c.brigade(&[
+        "submit", "noop", "--range", "0..2", "--model", "thread", "--wait", "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("2\n", ""));
+}
+
+#[test]
+fn errors_in_json_mode_are_one_json_value_on_stdout_with_the_documented_exit_code() {
+    let c = Cluster::with_workers(1, Slots::new(0, 1, 0), &[]);
+    let error = |args: &[&str], env: &[(&str, &str)], code: i32| -> Value {
+        let o = run_brigade(args, env, CLI_DEADLINE);
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "`brigade {args:?}`: {}",
+            stderr(&o)
+        );
+        assert_eq!(stderr(&o), "", "`brigade {args:?}`: the error is on stdout");
+        let v = one_value(args, &stdout(&o));
+        assert_eq!(v["error"]["exit"], code, "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{v}"
+        );
+        v["error"].clone()
+    };
+    let at = [("BRIGADE_COORDINATOR", c.url())];
+    // A job that does not exist: refused by the coordinator (exit 2).
+    let e = error(&["job", "999", "--format", "json"], &at, 2);
+    assert_eq!(e["code"], "not_found", "{e}");
+    assert!(
+        e["message"].as_str().unwrap_or_default().contains("999"),
+        "{e}"
+    );
+    // An invalid job, refused at admission.
+    let e = error(
+        &["submit", "spin", "--range", "0..5", "--format", "json"],
+        &at,
+        2,
+    );
+    assert_eq!(e["code"], "invalid_argument", "{e}");
+    // A command line clap refuses, JSON asked for by BRIGADE_FORMAT.
+    let json_env = [("BRIGADE_COORDINATOR", c.url()), ("BRIGADE_FORMAT", "json")];
+    let e = error(&["submit", "noop", "--range", "9..5"], &json_env, 2);
+    assert_eq!(e["code"], "usage", "{e}");
+    assert!(
+        e["message"].as_str().unwrap_or_default().contains("9..5"),
+        "{e}"
+    );
+    let e = error(&["jobs", "--no-such-flag", "--format", "json"], &at, 2);
+    assert_eq!(e["code"], "usage", "{e}");
+    // A flag our own checks refuse.
+    let e = error(
+        &[
+            "jobs",
+            "--token-file",
+            "/nonexistent/token",
+            "--format",
+            "json",
+        ],
+        &at,
+        2,
+    );
+    assert_eq!(e["code"], "usage", "{e}");
+    // Nobody there (exit 3).
+    let e = error(
+        &["jobs", "--format", "json"],
+        &[("BRIGADE_COORDINATOR", "http://127.0.0.1:1")],
+        3,
+    );
+    assert_eq!(e["code"], "unreachable", "{e}");
+    // Help is still help, on stdout, exit 0.
+    let o = run_brigade(&["jobs", "--help", "--format", "json"], &at, CLI_DEADLINE);
+    assert!(
+        o.status.success() && stdout(&o).contains("Usage:"),
+        "{}",
+        stdout(&o)
+    );
+}
