@@ -21,6 +21,7 @@ use clap::ValueEnum;
 use futures::StreamExt;
 
 use crate::cli::exit::Exit;
+use crate::select::{JobSelector, StateFilter};
 
 /// Output format of client commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -789,40 +790,108 @@ fn job_csv(info: &JobInfo) -> String {
     )
 }
 
-/// `brigade job ID`: the job as it is; with `wait`, once it ended (exit 1
-/// if it did not succeed).
+/// `brigade job SELECTOR`: the jobs as they are; with `wait`, once each
+/// ended (exit 1 if one did not succeed). A selector of one job (`3`,
+/// `last`) prints that job, one of many a listing (json: an array).
 pub async fn job(
     client: &mut Client,
-    id: u64,
+    jobs: &JobSelector,
     wait: bool,
     format: Format,
     phase: &Cell<Phase>,
 ) -> anyhow::Result<()> {
-    let info = if wait {
-        phase.set(Phase::Following(id));
-        wait_for(client, id, format != Format::Quiet).await?
-    } else {
-        client.job(id).await.context("could not get the job")?
-    };
+    let ids = job_ids(client, jobs).await?;
+    let mut infos = Vec::with_capacity(ids.len());
+    for id in ids {
+        infos.push(if wait {
+            phase.set(Phase::Following(id));
+            wait_for(client, id, format != Format::Quiet).await?
+        } else {
+            client.job(id).await.context("could not get the job")?
+        });
+    }
+    let one = jobs.is_one();
     match format {
-        Format::Json | Format::Jsonl => println!("{}", job_json(&info)),
-        Format::Csv => println!("{JOB_CSV_HEADER}\n{}", job_csv(&info)),
-        Format::Quiet => println!("{}", state_name(info.state)),
+        Format::Json if !one => println!(
+            "{}",
+            serde_json::Value::Array(infos.iter().map(job_json).collect())
+        ),
+        Format::Json | Format::Jsonl => {
+            for info in &infos {
+                println!("{}", job_json(info));
+            }
+        }
+        Format::Csv => {
+            println!("{JOB_CSV_HEADER}");
+            for info in &infos {
+                println!("{}", job_csv(info));
+            }
+        }
+        Format::Quiet => {
+            for info in &infos {
+                println!("{}", state_name(info.state));
+            }
+        }
         Format::Table => {
-            println!("{}", job_summary(&info));
-            if info.has_total {
-                println!("total: {}", total(&info));
-            } else if info.state == JobState::Succeeded as i32
-                && info.reduce == Reduce::Concat as i32
-            {
-                print_concat(client, id).await?;
+            for (i, info) in infos.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                println!("{}", job_summary(info));
+                if info.has_total {
+                    println!("total: {}", total(info));
+                } else if info.state == JobState::Succeeded as i32
+                    && info.reduce == Reduce::Concat as i32
+                {
+                    print_concat(client, info.job_id).await?;
+                }
             }
         }
     }
     if wait {
-        return ended(&info, format);
+        // The first job that did not succeed says so.
+        for info in &infos {
+            ended(info, format)?;
+        }
     }
     Ok(())
+}
+
+/// The ids `jobs` names, ascending: a plain id as it is (the coordinator
+/// says whether it exists), anything else among the caller's jobs; an
+/// error when that matches none.
+async fn job_ids(client: &mut Client, jobs: &JobSelector) -> anyhow::Result<Vec<u64>> {
+    if let Some(id) = jobs.id() {
+        return Ok(vec![id]);
+    }
+    let seen = client.jobs().await.context("could not list jobs")?;
+    let seen: Vec<u64> = seen.iter().map(|j| j.job_id).collect();
+    let ids = jobs.ids_among(&seen);
+    if ids.is_empty() {
+        return Err(Exit::NotFound(no_job_matches(jobs)).into());
+    }
+    Ok(ids)
+}
+
+fn no_job_matches(jobs: &JobSelector) -> String {
+    match jobs {
+        JobSelector::Last | JobSelector::All => {
+            "you have no jobs (`brigade jobs --history` lists them)".to_string()
+        }
+        _ => format!("no job of yours matches {jobs} (`brigade jobs --history` lists them)"),
+    }
+}
+
+/// The one job a command about one job (`results`, `tasks`) names: an
+/// id, or `last`.
+pub async fn one_job(client: &mut Client, job: &JobSelector, command: &str) -> anyhow::Result<u64> {
+    if !job.is_one() {
+        return Err(Exit::Usage(format!(
+            "`brigade {command}` takes one job: its id or last, not {job}"
+        ))
+        .into());
+    }
+    Ok(job_ids(client, job).await?[0])
 }
 
 /// A `--reduce concat` job's outputs joined, one per line in index order
@@ -881,13 +950,27 @@ pub async fn purge(
     Ok(())
 }
 
-pub async fn jobs(client: &mut Client, all: bool, format: Format) -> anyhow::Result<()> {
+/// `brigade jobs`: the jobs in `states` (yours, or with `all` every
+/// client's), ascending by id.
+pub async fn jobs(
+    client: &mut Client,
+    all: bool,
+    states: StateFilter,
+    format: Format,
+) -> anyhow::Result<()> {
     let jobs = if all {
         client.all_jobs().await
     } else {
         client.jobs().await
     };
-    let jobs = jobs.context("could not list jobs")?;
+    let mut jobs = jobs.context("could not list jobs")?;
+    let listed = jobs.len();
+    jobs.retain(|j| states.admits(j.state));
+    if format == Format::Table && jobs.is_empty() && listed > 0 && states == StateFilter::ACTIVE {
+        eprintln!(
+            "no job is queued or running; `brigade jobs --history` lists the {listed} that ended"
+        );
+    }
     match format {
         Format::Json | Format::Jsonl => println!(
             "{}",
@@ -1251,26 +1334,68 @@ async fn write_failed_tasks(client: &mut Client, id: u64, format: Format) -> any
     Ok(())
 }
 
-/// `brigade cancel ID`: the job cancelled, or, if it had already ended,
-/// left as it ended and said so (exit 0 either way).
-pub async fn cancel(client: &mut Client, id: u64, format: Format) -> anyhow::Result<()> {
-    let (info, cancelled) = cancel_one(client, id).await?;
+/// `brigade cancel SELECTOR`: each job cancelled, or, if it had already
+/// ended, left as it ended and said so (exit 0 either way). `all` is every
+/// job of the caller's that has not ended.
+pub async fn cancel(client: &mut Client, jobs: &JobSelector, format: Format) -> anyhow::Result<()> {
+    let ids = if *jobs == JobSelector::All {
+        let seen = client.jobs().await.context("could not list jobs")?;
+        seen.iter()
+            .filter(|j| StateFilter::ACTIVE.admits(j.state))
+            .map(|j| j.job_id)
+            .collect()
+    } else {
+        job_ids(client, jobs).await?
+    };
+    let mut done = Vec::with_capacity(ids.len());
+    for &id in &ids {
+        done.push(cancel_one(client, id).await?);
+    }
+    let one = jobs.is_one();
     match format {
-        Format::Json | Format::Jsonl => println!("{}", job_json(&info)),
-        Format::Csv => println!("{JOB_CSV_HEADER}\n{}", job_csv(&info)),
-        Format::Quiet => {
-            if cancelled {
-                println!("{id}");
+        Format::Json if !one => println!(
+            "{}",
+            serde_json::Value::Array(done.iter().map(|(info, _)| job_json(info)).collect())
+        ),
+        Format::Json | Format::Jsonl => {
+            for (info, _) in &done {
+                println!("{}", job_json(info));
             }
         }
-        Format::Table => println!("{}", job_summary(&info)),
+        Format::Csv => {
+            println!("{JOB_CSV_HEADER}");
+            for (info, _) in &done {
+                println!("{}", job_csv(info));
+            }
+        }
+        Format::Quiet => {
+            for (info, cancelled) in &done {
+                if *cancelled {
+                    println!("{}", info.job_id);
+                }
+            }
+        }
+        Format::Table => {
+            for (info, _) in &done {
+                println!("{}", job_summary(info));
+            }
+        }
     }
-    if !cancelled && format != Format::Quiet {
-        eprintln!(
-            "job {id} had already ended: it {}{}; nothing was cancelled",
-            ended_how(info.state),
-            ago(info.finished_unix_ms)
-        );
+    if format == Format::Quiet {
+        return Ok(());
+    }
+    if done.is_empty() {
+        eprintln!("no job of yours is queued or running: nothing was cancelled");
+    }
+    for (info, cancelled) in &done {
+        if !cancelled {
+            eprintln!(
+                "job {} had already ended: it {}{}; nothing was cancelled",
+                info.job_id,
+                ended_how(info.state),
+                ago(info.finished_unix_ms)
+            );
+        }
     }
     Ok(())
 }

@@ -66,6 +66,7 @@ mod cli;
 mod cluster;
 mod commands;
 mod demo;
+mod select;
 pub mod task;
 pub mod worker;
 

@@ -80,7 +80,7 @@ fn every_client_command_prints_each_format_and_quiet_prints_the_essential_value(
     let commands: [(&[&str], bool, &str); 8] = [
         (&["status"], false, "version,protocol_version,workers"),
         (&["health"], false, "service,status"),
-        (&["jobs"], true, "job_id,workload"),
+        (&["jobs", "--history"], true, "job_id,workload"),
         (&["job", "1"], false, "job_id,workload"),
         (&["results", "1"], true, "index,value,input"),
         (&["tasks", "1", "--state", "failed"], true, "index,error"),
@@ -121,7 +121,7 @@ fn every_client_command_prints_each_format_and_quiet_prints_the_essential_value(
         .map(|r| (r[0].as_str(), r[1].as_str()))
         .collect();
     assert_eq!(values, [("0", "0"), ("1", "1"), ("2", "2")]);
-    let jobs = one_value(&[], &ok(&c, &["jobs", "--format", "json"]));
+    let jobs = one_value(&[], &ok(&c, &["jobs", "--history", "--format", "json"]));
     assert_eq!(jobs.as_array().map(Vec::len), Some(1), "{jobs}");
     assert_eq!(jobs[0]["job_id"], 1);
     let status = one_value(&[], &ok(&c, &["status", "--format", "json"]));
@@ -131,7 +131,7 @@ fn every_client_command_prints_each_format_and_quiet_prints_the_essential_value(
     // --quiet: the essential value alone, and nothing on stderr.
     let quiet: [(&[&str], &str); 9] = [
         (&["job", "1"], "succeeded\n"),
-        (&["jobs"], "1\n"),
+        (&["jobs", "--history"], "1\n"),
         (&["results", "1"], "0\n1\n2\n"),
         (&["tasks", "1", "--state", "failed"], ""),
         (&["workers"], "w1\n"),
@@ -230,5 +230,145 @@ fn errors_in_json_mode_are_one_json_value_on_stdout_with_the_documented_exit_cod
         o.status.success() && stdout(&o).contains("Usage:"),
         "{}",
         stdout(&o)
+    );
+}
+
+/// The ids in a JSON listing of jobs.
+fn ids(v: &Value) -> Vec<u64> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("a listing: {v}"))
+        .iter()
+        .map(|j| j["job_id"].as_u64().unwrap_or(0))
+        .collect()
+}
+
+#[test]
+fn selectors_name_jobs_by_id_last_all_range_and_list_and_jobs_filter_by_state() {
+    let c = Cluster::with_workers(1, Slots::new(0, 2, 4), &[]);
+    for range in ["0..2", "0..2", "0..4"] {
+        ok(
+            &c,
+            &[
+                "submit", "noop", "--range", range, "--model", "thread", "--wait",
+            ],
+        );
+    }
+    // Commands about one job take an id or `last`.
+    assert_eq!(ok(&c, &["results", "last", "-q"]), "0\n1\n2\n3\n");
+    assert_eq!(ok(&c, &["results", "2", "-q"]), "0\n1\n");
+    assert_eq!(ok(&c, &["tasks", "last", "--state", "failed", "-q"]), "");
+    for args in [
+        &["results", "1-2"][..],
+        &["results", "all"],
+        &["tasks", "1,2", "--state", "failed"],
+    ] {
+        let all = [args, &["--format", "json"]].concat();
+        let o = c.brigade(&all);
+        assert_eq!(o.status.code(), Some(2), "{all:?}: {}", stdout(&o));
+        let e = one_value(&all, &stdout(&o));
+        assert_eq!(e["error"]["code"], "usage", "{e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("takes one job: its id or last"),
+            "{e}"
+        );
+    }
+    // Two jobs that keep running.
+    for _ in 0..2 {
+        ok(
+            &c,
+            &[
+                "submit", "sleep", "--arg", "ms=60000", "--range", "0..1", "--model", "async",
+            ],
+        );
+    }
+    let json = |args: &[&str]| one_value(args, &ok(&c, &[args, &["--format", "json"]].concat()));
+    // One job by its form: an object; many: an array, whatever matches.
+    assert_eq!(json(&["job", "last"])["job_id"], 5);
+    assert_eq!(json(&["job", "2"])["job_id"], 2);
+    assert_eq!(ids(&json(&["job", "all"])), [1, 2, 3, 4, 5]);
+    assert_eq!(ids(&json(&["job", "1-3"])), [1, 2, 3]);
+    assert_eq!(ids(&json(&["job", "1,3,5-8"])), [1, 3, 5]);
+    assert_eq!(ids(&json(&["job", "4-4"])), [4]);
+    assert_eq!(ok(&c, &["job", "1,4", "-q"]), "succeeded\nrunning\n");
+    // Nothing matches, a job named alone does not exist, a bad selector.
+    for (args, code) in [
+        (&["job", "7-9"][..], "not_found"),
+        (&["job", "1,99"], "not_found"),
+        (&["job", "3-1"], "usage"),
+        (&["cancel", "x"], "usage"),
+    ] {
+        let all = [args, &["--format", "json"]].concat();
+        let o = c.brigade(&all);
+        assert_eq!(o.status.code(), Some(2), "{all:?}: {}", stdout(&o));
+        assert_eq!(
+            one_value(&all, &stdout(&o))["error"]["code"],
+            code,
+            "{all:?}"
+        );
+    }
+    let o = c.brigade(&["job", "3-1"]);
+    assert!(
+        stderr(&o).contains("the range 3-1 runs backwards; expected a job id (3), a range (1-10)"),
+        "{}",
+        stderr(&o)
+    );
+
+    // `jobs` lists the active jobs; --history and --state the others.
+    assert_eq!(ids(&json(&["jobs"])), [4, 5]);
+    assert_eq!(ids(&json(&["jobs", "--history"])), [1, 2, 3, 4, 5]);
+    assert_eq!(ids(&json(&["jobs", "--state", "succeeded"])), [1, 2, 3]);
+    assert_eq!(ids(&json(&["jobs", "--state", "running,failed"])), [4, 5]);
+    assert_eq!(ids(&json(&["jobs", "--state", "ended"])), [1, 2, 3]);
+    let o = c.brigade(&["jobs", "--state", "done"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("\"done\" is not one of: queued, running"),
+        "{}",
+        stderr(&o)
+    );
+    let o = c.brigade(&["jobs", "--state", "any", "--history"]);
+    assert_eq!(o.status.code(), Some(2), "--state and --history conflict");
+
+    // cancel: one job, then `all` of those still running, then ended ones.
+    let last = json(&["cancel", "last"]);
+    assert_eq!(
+        (last["job_id"].as_u64(), last["state"].as_str()),
+        (Some(5), Some("cancelled"))
+    );
+    assert_eq!(
+        ok(&c, &["cancel", "all", "-q"]),
+        "4\n",
+        "only the job still running"
+    );
+    assert_eq!(ids(&json(&["jobs", "--state", "cancelled"])), [4, 5]);
+    let o = c.brigade(&["jobs"]);
+    assert_eq!(
+        stdout(&o).lines().count(),
+        1,
+        "the header alone: {}",
+        stdout(&o)
+    );
+    assert!(
+        stderr(&o).contains("`brigade jobs --history` lists the 5 that ended"),
+        "{}",
+        stderr(&o)
+    );
+    let o = c.brigade(&["cancel", "1,2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for id in [1, 2] {
+        assert!(
+            stderr(&o).contains(&format!("job {id} had already ended: it succeeded")),
+            "{}",
+            stderr(&o)
+        );
+    }
+    let o = c.brigade(&["cancel", "all"]);
+    assert!(
+        o.status.success() && stderr(&o).contains("nothing was cancelled"),
+        "{}",
+        stderr(&o)
     );
 }

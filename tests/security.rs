@@ -766,7 +766,7 @@ fn ended_jobs_are_purged_by_retention_and_on_request_and_their_ids_stay_taken() 
         .map(|_| id_of(&c.submit_json(&["noop", "--range", "0..3", "--model", "thread", "--wait"])))
         .collect();
     let listed = |c: &Cluster| -> Vec<u64> {
-        let jobs = c.json(&["jobs"]);
+        let jobs = c.json(&["jobs", "--history"]);
         let mut ids: Vec<u64> = jobs.as_array().expect("a list").iter().map(id_of).collect();
         ids.sort_unstable();
         ids

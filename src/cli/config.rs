@@ -20,6 +20,7 @@ use super::flags::{
 };
 use crate::cluster::{self, Slots};
 use crate::commands::{Format, Phase, SubmitArgs};
+use crate::select::{JobSelector, StateFilter};
 use brigade_lab as bench;
 
 /// One run of `brigade`, ready to carry out.
@@ -90,6 +91,7 @@ pub enum Request {
     },
     Jobs {
         all: bool,
+        states: StateFilter,
         format: Format,
     },
     Purge {
@@ -98,12 +100,12 @@ pub enum Request {
         format: Format,
     },
     Job {
-        id: u64,
+        jobs: JobSelector,
         wait: bool,
         format: Format,
     },
     Results {
-        id: u64,
+        job: JobSelector,
         format: Format,
         follow: bool,
         wait: bool,
@@ -111,11 +113,11 @@ pub enum Request {
     },
     /// `brigade tasks ID --state failed`.
     Tasks {
-        id: u64,
+        job: JobSelector,
         format: Format,
     },
     Cancel {
-        id: u64,
+        jobs: JobSelector,
         format: Format,
     },
     Workers(Format),
@@ -123,16 +125,13 @@ pub enum Request {
 
 impl Phase {
     /// What `request` does from its start, for what Ctrl-C says: a
-    /// submission submits, a wait for a job (or its results) follows it.
+    /// submission submits; the commands that follow a job say so once
+    /// they know which.
     pub fn of(request: &Request) -> Phase {
-        match *request {
-            Request::Submit { ref job, .. } => Phase::Submitting {
+        match request {
+            Request::Submit { job, .. } => Phase::Submitting {
                 inputs: job.inputs.is_some(),
             },
-            Request::Job { id, wait: true, .. } => Phase::Following(id),
-            Request::Results {
-                id, follow, wait, ..
-            } if follow || wait => Phase::Following(id),
             _ => Phase::Asking,
         }
     }
@@ -203,6 +202,7 @@ impl Action {
                 purge: true,
                 older_than,
                 client,
+                ..
             } => Request::Purge {
                 all,
                 older_than: older_than.unwrap_or_default(),
@@ -212,27 +212,34 @@ impl Action {
             Subcommand::Jobs {
                 all,
                 purge: false,
+                state,
+                history,
                 client,
                 ..
             } => Request::Jobs {
                 all,
+                states: match (state, history) {
+                    (Some(states), _) => states,
+                    (None, true) => StateFilter::ANY,
+                    (None, false) => StateFilter::ACTIVE,
+                },
                 format: client.format(),
             }
             .to(client.target)?,
-            Subcommand::Job { id, wait, client } => Request::Job {
-                id,
+            Subcommand::Job { jobs, wait, client } => Request::Job {
+                jobs,
                 wait,
                 format: client.format(),
             }
             .to(client.target)?,
             Subcommand::Results {
-                id,
+                job,
                 follow,
                 wait,
                 order,
                 client,
             } => Request::Results {
-                id,
+                job,
                 format: client.format(),
                 follow,
                 wait,
@@ -240,16 +247,16 @@ impl Action {
             }
             .to(client.target)?,
             Subcommand::Tasks {
-                id,
+                job,
                 state: _,
                 client,
             } => Request::Tasks {
-                id,
+                job,
                 format: client.format(),
             }
             .to(client.target)?,
-            Subcommand::Cancel { id, client } => Request::Cancel {
-                id,
+            Subcommand::Cancel { jobs, client } => Request::Cancel {
+                jobs,
                 format: client.format(),
             }
             .to(client.target)?,

@@ -45,6 +45,14 @@ pub enum Exit {
     /// Ctrl-C; the message says what became of the job.
     #[error("{0}")]
     Interrupted(String),
+    /// A request that cannot be made as given (exit 2), e.g. a selector
+    /// naming many jobs where one is wanted.
+    #[error("{0}")]
+    Usage(String),
+    /// What was named does not exist (exit 2), e.g. a selector that
+    /// matches no job.
+    #[error("{0}")]
+    NotFound(String),
     /// The coordinator answered that it does not serve (exit 1).
     #[error("{0}")]
     NotServing(String),
@@ -79,6 +87,8 @@ pub fn classify(e: &anyhow::Error) -> (u8, &'static str) {
             return match exit {
                 Exit::JobEnded { .. } => (FAILURE, "job_failed"),
                 Exit::Interrupted(_) => (INTERRUPTED, "interrupted"),
+                Exit::Usage(_) => (USAGE, "usage"),
+                Exit::NotFound(_) => (USAGE, "not_found"),
                 Exit::NotServing(_) => (FAILURE, "not_serving"),
             };
         }

@@ -12,6 +12,7 @@ use clap::{Args, CommandFactory, Parser};
 
 use crate::commands;
 use crate::commands::{Format, SubmitArgs};
+use crate::select::JobSelector;
 use brigade_lab as bench;
 
 #[derive(Parser)]
@@ -440,12 +441,22 @@ pub enum Subcommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// List your jobs (every job when the coordinator has no --auth-file),
-    /// or purge the ended ones (--purge).
+    /// List your jobs that have not ended (every client's when the
+    /// coordinator has no --auth-file; --history: ended ones too; --state:
+    /// by state), or purge the ended ones (--purge).
     Jobs {
-        /// Every client's jobs (needs an admin token).
+        /// Every client's jobs, not only yours (needs an admin token).
         #[arg(long)]
         all: bool,
+        /// Only jobs in these states, comma-separated: queued, running,
+        /// succeeded, failed, cancelled, active (queued and running: the
+        /// default), ended or any.
+        #[arg(long, value_parser = crate::select::parse_state_filter,
+              conflicts_with_all = ["history", "purge"])]
+        state: Option<crate::select::StateFilter>,
+        /// Ended jobs too (--state any).
+        #[arg(long, conflicts_with = "purge")]
+        history: bool,
         /// Forget your jobs that ended (every client's with --all): their
         /// status and results go, from the state file too; their ids are
         /// never given again. Jobs still queued or running are kept.
@@ -458,11 +469,14 @@ pub enum Subcommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Show one job: its state, progress, failures grouped by cause.
+    /// Show a job (or several): its state, progress, failures grouped by
+    /// cause.
     Job {
-        /// The job's id (from submit or `brigade jobs`).
-        id: u64,
-        /// Wait for the job to end (exit 1 if it failed or was cancelled).
+        /// Which jobs: an id (3), last (your newest), or several: a range
+        /// (1-10), a list (1,3,5-8) or all (json: an array).
+        #[arg(value_parser = crate::select::parse_job_selector)]
+        jobs: JobSelector,
+        /// Wait for the jobs to end (exit 1 if one failed or was cancelled).
         #[arg(long)]
         wait: bool,
         #[command(flatten)]
@@ -472,8 +486,10 @@ pub enum Subcommand {
     /// jsonl, csv) the task's input range, attempts, worker, model and CPU
     /// and wall time.
     Results {
-        /// The job's id (from submit or `brigade jobs`).
-        id: u64,
+        /// Which job: its id (from submit or `brigade jobs`) or last (your
+        /// newest).
+        #[arg(value_parser = crate::select::parse_job_selector)]
+        job: JobSelector,
         /// Keep printing while the job runs, until it ends.
         #[arg(long)]
         follow: bool,
@@ -491,18 +507,24 @@ pub enum Subcommand {
     /// List a job's tasks in one state: every task that failed for good,
     /// with its error (a job's status shows only the first 100, grouped).
     Tasks {
-        /// The job's id (from submit or `brigade jobs`).
-        id: u64,
+        /// Which job: its id (from submit or `brigade jobs`) or last (your
+        /// newest).
+        #[arg(value_parser = crate::select::parse_job_selector)]
+        job: JobSelector,
         /// Which tasks: failed (the one state listed so far).
         #[arg(long, value_parser = ["failed"])]
         state: String,
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Cancel a job (a job that already ended is left as it ended).
+    /// Cancel a job or several (a job that already ended is left as it
+    /// ended).
     Cancel {
-        /// The job's id (from submit or `brigade jobs`).
-        id: u64,
+        /// Which jobs: an id (3), last (your newest), or several: a range
+        /// (1-10), a list (1,3,5-8) or all (every job of yours that has not
+        /// ended).
+        #[arg(value_parser = crate::select::parse_job_selector)]
+        jobs: JobSelector,
         #[command(flatten)]
         client: ClientArgs,
     },

@@ -176,22 +176,32 @@ async fn client_request(
         }
         Request::Status(format) => commands::status(c, format).await,
         Request::Health { service, format } => commands::health(c, &service, format).await,
-        Request::Jobs { all, format } => commands::jobs(c, all, format).await,
+        Request::Jobs {
+            all,
+            states,
+            format,
+        } => commands::jobs(c, all, states, format).await,
         Request::Purge {
             all,
             older_than,
             format,
         } => commands::purge(c, all, older_than, format).await,
-        Request::Job { id, wait, format } => commands::job(c, id, wait, format, phase).await,
+        Request::Job { jobs, wait, format } => commands::job(c, &jobs, wait, format, phase).await,
         Request::Results {
-            id,
+            job,
             format,
             follow,
             wait,
             order,
-        } => commands::results(c, id, format, follow, wait, order, phase).await,
-        Request::Tasks { id, format } => commands::failed_tasks(c, id, format).await,
-        Request::Cancel { id, format } => commands::cancel(c, id, format).await,
+        } => {
+            let id = commands::one_job(c, &job, "results").await?;
+            commands::results(c, id, format, follow, wait, order, phase).await
+        }
+        Request::Tasks { job, format } => {
+            let id = commands::one_job(c, &job, "tasks").await?;
+            commands::failed_tasks(c, id, format).await
+        }
+        Request::Cancel { jobs, format } => commands::cancel(c, &jobs, format).await,
         Request::Workers(format) => commands::workers(c, format).await,
     }
 }
