@@ -372,3 +372,58 @@ fn selectors_name_jobs_by_id_last_all_range_and_list_and_jobs_filter_by_state() 
         stderr(&o)
     );
 }
+
+#[test]
+fn completions_for_bash_zsh_and_fish_name_every_subcommand_and_bash_parses_them() {
+    let dir = common::TempDir::new("completions");
+    for shell in ["bash", "zsh", "fish"] {
+        let args = ["completions", shell];
+        let o = run_brigade(&args, &[], CLI_DEADLINE);
+        assert!(o.status.success(), "{shell}: {}", stderr(&o));
+        let script = stdout(&o);
+        assert!(script.len() > 1_000, "{shell}: {script:?}");
+        for sub in [
+            "submit",
+            "jobs",
+            "job",
+            "results",
+            "tasks",
+            "cancel",
+            "workers",
+            "status",
+            "coordinator",
+            "worker",
+            "completions",
+        ] {
+            assert!(script.contains(sub), "{shell}: no {sub}");
+        }
+        // Flags and their values complete too.
+        for word in ["format", "quiet", "history", "token-file"] {
+            assert!(script.contains(word), "{shell}: no {word}");
+        }
+        let file = dir.path().join(format!("brigade.{shell}"));
+        std::fs::write(&file, &script).expect("write the script");
+        // Each shell checks its script's syntax where it is installed
+        // (bash always is); `-n` reads without running.
+        match std::process::Command::new(shell)
+            .arg("-n")
+            .arg(&file)
+            .output()
+        {
+            Ok(check) => assert!(
+                check.status.success(),
+                "`{shell} -n` refuses the script: {}",
+                String::from_utf8_lossy(&check.stderr)
+            ),
+            Err(e) if shell == "bash" => panic!("bash is needed to check the script: {e}"),
+            Err(e) => eprintln!("{shell} not installed ({e}): its script's syntax is not checked"),
+        }
+    }
+    let o = run_brigade(&["completions", "tcsh"], &[], CLI_DEADLINE);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("possible values: bash,"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -62,6 +62,8 @@ pub enum Action {
     IoTarget {
         listen: String,
     },
+    /// `brigade completions SHELL`: no runtime, no logging.
+    Completions(clap_complete::Shell),
 }
 
 /// `brigade up`: a coordinator and its local workers.
@@ -262,6 +264,7 @@ impl Action {
             .to(client.target)?,
             Subcommand::Workers { client } => Request::Workers(client.format()).to(client.target)?,
             Subcommand::IoTarget { listen } => Action::IoTarget { listen },
+            Subcommand::Completions { shell } => Action::Completions(shell),
             Subcommand::Token(TokenCommand::Create {
                 role,
                 name,

@@ -558,6 +558,14 @@ pub enum Subcommand {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Print a shell completion script: `brigade completions bash >
+    /// ~/.local/share/bash-completion/completions/brigade`, `brigade
+    /// completions zsh > ~/.zfunc/_brigade`, `brigade completions fish >
+    /// ~/.config/fish/completions/brigade.fish`.
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Executor child process (spawned by a worker; speaks frames on stdin/stdout).
     #[command(hide = true)]
     Executor,
@@ -607,6 +615,7 @@ impl Subcommand {
             | Subcommand::Coordinator { .. }
             | Subcommand::Worker(_)
             | Subcommand::IoTarget { .. }
+            | Subcommand::Completions { .. }
             | Subcommand::Executor => Format::Table,
         }
     }

@@ -32,6 +32,19 @@ pub fn carry_out(
         let code = brigade_worker::executors::child::run_stdio_with(&workloads);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
+    if let Action::Completions(shell) = action {
+        // Written whole once made: a reader that stops early (`| head`)
+        // is no error.
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut super::flags::command(), "brigade", &mut script);
+        let mut out = std::io::stdout().lock();
+        return match std::io::Write::write_all(&mut out, &script) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                exit::report(&anyhow::Error::new(e).context("stdout"), errors)
+            }
+            _ => ExitCode::from(exit::SUCCESS),
+        };
+    }
     let run = super::runtime::start(&action, spin).and_then(|rt| rt.block_on(run(action)));
     match run {
         Ok(()) => ExitCode::from(exit::SUCCESS),
@@ -41,7 +54,9 @@ pub fn carry_out(
 
 async fn run(action: Action) -> anyhow::Result<()> {
     match action {
-        Action::Executor(_) => unreachable!("handled before the runtime starts"),
+        Action::Executor(_) | Action::Completions(_) => {
+            unreachable!("handled before the runtime starts")
+        }
         Action::Demo => demo::run().await,
         Action::Bench(args) => brigade_lab::run(args).await,
         Action::Up(up) => {
