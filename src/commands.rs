@@ -754,6 +754,9 @@ fn job_json(info: &JobInfo) -> serde_json::Value {
         "error": info.error,
         "total": info.has_total.then(|| total(info).to_string()),
         "wall_s": wall_secs(info),
+        "submitted_unix_ms": info.submitted_unix_ms,
+        "started_unix_ms": info.started_unix_ms,
+        "finished_unix_ms": info.finished_unix_ms,
         "task_cpu_s": info.task_cpu_ns as f64 / 1e9,
         "waiting_reason": info.waiting_reason,
         "routing": info.routing,
@@ -1010,6 +1013,11 @@ pub async fn jobs(
         }
     }
     Ok(())
+}
+
+/// Whether a job in the wire state `state` has ended.
+pub fn is_terminal_state(state: i32) -> bool {
+    JobState::try_from(state).is_ok_and(JobState::is_terminal)
 }
 
 /// `brigade results ID`: the job's rows written as they arrive (bounded

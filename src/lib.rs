@@ -68,6 +68,7 @@ mod commands;
 mod demo;
 mod select;
 pub mod task;
+mod timeline;
 pub mod worker;
 
 pub use brigade_client::{

@@ -427,3 +427,142 @@ fn completions_for_bash_zsh_and_fish_name_every_subcommand_and_bash_parses_them(
         stderr(&o)
     );
 }
+
+/// Checks `brigade timeline ID --out FILE` of a finished job of `tasks`
+/// tasks on `slots` thread slots of one worker against its results: the
+/// Chrome trace shape, one complete event per done task lasting the
+/// task's wall time, at most `slots` rows that never overlap, each task
+/// ending within the job's run.
+fn check_timeline(c: &Cluster, id: u64, tasks: u64, slots: usize) {
+    let dir = common::TempDir::new("timeline");
+    let file = dir.path().join("trace.json");
+    let path = file.display().to_string();
+    let said = ok(
+        c,
+        &[
+            "timeline",
+            &id.to_string(),
+            "--out",
+            &path,
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(
+        one_value(&[], &said),
+        serde_json::json!({"job_id": id, "out": path, "tasks": tasks})
+    );
+    let text = std::fs::read_to_string(&file).expect("the trace file");
+    let trace: Value = serde_json::from_str(&text).expect("the trace is JSON");
+    let events = trace["traceEvents"]
+        .as_array()
+        .expect("traceEvents is an array");
+    let boxes: Vec<&Value> = events.iter().filter(|e| e["ph"] == "X").collect();
+    assert_eq!(
+        boxes.len() as u64,
+        tasks,
+        "one complete event per done task"
+    );
+    for e in events {
+        assert!(["X", "M"].contains(&e["ph"].as_str().unwrap_or("")), "{e}");
+        assert!(
+            e["pid"].is_u64() && e["tid"].is_u64() && e["name"].is_string(),
+            "{e}"
+        );
+    }
+    // Each row's wall time, from `results`.
+    let rows = one_value(
+        &[],
+        &ok(c, &["results", &id.to_string(), "--format", "json"]),
+    );
+    let wall_us: std::collections::HashMap<u64, f64> = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            (
+                r["index"].as_u64().unwrap(),
+                (r["wall_ms"].as_f64().unwrap() * 1e3).round(),
+            )
+        })
+        .collect();
+    let job = one_value(&[], &ok(c, &["job", &id.to_string(), "--format", "json"]));
+    let mut seen = std::collections::BTreeSet::new();
+    let mut by_row: std::collections::BTreeMap<u64, Vec<(u64, u64)>> = Default::default();
+    for b in &boxes {
+        let index = b["args"]["index"].as_u64().expect("args.index");
+        assert_eq!(b["name"], format!("task {index}"));
+        assert!(seen.insert(index), "task {index} twice");
+        assert_eq!(b["cat"], "thread", "{b}");
+        let (ts, dur) = (
+            b["ts"].as_u64().expect("ts in µs"),
+            b["dur"].as_u64().expect("dur in µs"),
+        );
+        assert_eq!(
+            dur as f64, wall_us[&index],
+            "task {index}: its wall time, in µs"
+        );
+        // Tasks of `sleep --arg ms=20` last 20 ms at least.
+        assert!(dur >= 20_000, "{b}");
+        by_row
+            .entry(b["tid"].as_u64().unwrap())
+            .or_default()
+            .push((ts, ts + dur));
+        let recorded = b["args"]["recorded_unix_us"]
+            .as_u64()
+            .expect("when it was recorded");
+        let ms = |k: &str| job[k].as_u64().expect(k) * 1_000;
+        assert!(
+            recorded >= ms("submitted_unix_ms") && recorded <= ms("finished_unix_ms") + 1_000,
+            "task {index} recorded at {recorded}, outside the job's run: {job}"
+        );
+    }
+    assert_eq!(seen, (0..tasks).collect());
+    assert!(
+        (1..=slots).contains(&by_row.len()),
+        "rows: {:?}",
+        by_row.keys()
+    );
+    for (tid, mut spans) in by_row {
+        spans.sort_unstable();
+        for w in spans.windows(2) {
+            assert!(
+                w[0].1 <= w[1].0,
+                "row {tid}: {:?} overlaps {:?}",
+                w[0],
+                w[1]
+            );
+        }
+    }
+    let names: Vec<&str> = events
+        .iter()
+        .filter(|e| e["name"] == "thread_name")
+        .filter_map(|e| e["args"]["name"].as_str())
+        .collect();
+    assert!(
+        names.iter().all(|n| n.starts_with("thread slot ")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn a_jobs_timeline_is_a_chrome_trace_with_a_box_per_task_as_long_as_its_wall_time() {
+    // In memory (rows in completion order say when they were recorded) ...
+    let c = Cluster::with_workers(1, Slots::new(0, 2, 0), &[]);
+    let sleep = [
+        "submit", "sleep", "--arg", "ms=20", "--range", "0..12", "--model", "thread", "--wait",
+    ];
+    ok(&c, &sleep);
+    check_timeline(&c, 1, 12, 2);
+    // ... and from a state file, where each row keeps it.
+    let (mut d, _) = Cluster::start_durable(&[]);
+    d.spawn_worker("w1", Slots::new(0, 3, 0));
+    d.wait_workers(1);
+    ok(&d, &sleep);
+    check_timeline(&d, 1, 12, 3);
+    // Without --out the trace itself is the one value on stdout; `last`.
+    let trace = one_value(&[], &ok(&d, &["timeline", "last"]));
+    assert_eq!(trace["otherData"]["job_id"], 1);
+    let o = d.brigade(&["timeline", "1-2"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

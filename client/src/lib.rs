@@ -94,6 +94,11 @@ pub struct RunInfo {
     pub cpu: Duration,
     /// Wall time the task took.
     pub wall: Duration,
+    /// When the coordinator recorded the result, in µs since the Unix
+    /// epoch (0: not known; a coordinator without a state file knows it
+    /// in completion order only: [`Order::Completion`]). It ran from
+    /// about `wall` before then: the worker reports results in batches.
+    pub ended_unix_us: u64,
 }
 
 /// The most items one upload message carries, and the most bytes (an item
@@ -578,7 +583,16 @@ fn chunk_rows(chunk: ResultsChunk) -> Vec<ResultRow> {
         cpu_ns,
         wall_ns,
         worker_names,
+        ended_us,
     } = chunk;
+    let mut ended = 0i64;
+    let ended: Vec<u64> = ended_us
+        .iter()
+        .map(|&d| {
+            ended = ended.wrapping_add(d);
+            u64::try_from(ended).unwrap_or(0)
+        })
+        .collect();
     let outputs: Vec<Output> = if data.is_empty() {
         join_u128(&lo, &hi).map(Output::Int).collect()
     } else {
@@ -615,6 +629,7 @@ fn chunk_rows(chunk: ResultsChunk) -> Vec<ResultRow> {
                         .filter(|&m| m != Model::Unspecified),
                     cpu: Duration::from_nanos(at(&cpu_ns, i)),
                     wall: Duration::from_nanos(at(&wall_ns, i)),
+                    ended_unix_us: at(&ended, i),
                 },
             }
         })

@@ -122,6 +122,12 @@ pub enum Request {
         jobs: JobSelector,
         format: Format,
     },
+    /// `brigade timeline JOB [--out FILE]`.
+    Timeline {
+        job: JobSelector,
+        out: Option<PathBuf>,
+        format: Format,
+    },
     Workers(Format),
 }
 
@@ -254,6 +260,12 @@ impl Action {
                 client,
             } => Request::Tasks {
                 job,
+                format: client.format(),
+            }
+            .to(client.target)?,
+            Subcommand::Timeline { job, out, client } => Request::Timeline {
+                job,
+                out,
                 format: client.format(),
             }
             .to(client.target)?,

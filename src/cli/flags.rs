@@ -53,8 +53,9 @@ const SPIN_MATTERS: [&str; 5] = ["coordinator", "worker", "up", "bench", "demo"]
 
 /// Subcommands that talk to a coordinator as a client: their help ends
 /// with the exit codes.
-const CLIENT_COMMANDS: [&str; 9] = [
-    "submit", "status", "health", "jobs", "job", "results", "tasks", "cancel", "workers",
+const CLIENT_COMMANDS: [&str; 10] = [
+    "submit", "status", "health", "jobs", "job", "results", "tasks", "timeline", "cancel",
+    "workers",
 ];
 
 /// `brigade`'s command line as clap parses it: the derived one, with help
@@ -517,6 +518,21 @@ pub enum Subcommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// A job's tasks as a Chrome trace (open it in https://ui.perfetto.dev
+    /// or chrome://tracing): a process per worker, a row per slot, a box
+    /// per done task, coloured by model. Each box ends when the
+    /// coordinator recorded the task (workers report in batches) and lasts
+    /// its wall time.
+    Timeline {
+        /// Which job: its id or last (your newest).
+        #[arg(value_parser = crate::select::parse_job_selector)]
+        job: JobSelector,
+        /// Write the trace to FILE (default: stdout).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Cancel a job or several (a job that already ended is left as it
     /// ended).
     Cancel {
@@ -605,6 +621,7 @@ impl Subcommand {
             | Subcommand::Job { client, .. }
             | Subcommand::Results { client, .. }
             | Subcommand::Tasks { client, .. }
+            | Subcommand::Timeline { client, .. }
             | Subcommand::Cancel { client, .. }
             | Subcommand::Workers { client } => client.format(),
             Subcommand::Token(TokenCommand::Create { output, .. })

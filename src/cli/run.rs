@@ -217,6 +217,10 @@ async fn client_request(
             commands::failed_tasks(c, id, format).await
         }
         Request::Cancel { jobs, format } => commands::cancel(c, &jobs, format).await,
+        Request::Timeline { job, out, format } => {
+            let id = commands::one_job(c, &job, "timeline").await?;
+            crate::timeline::command(c, id, out.as_deref(), format).await
+        }
         Request::Workers(format) => commands::workers(c, format).await,
     }
 }

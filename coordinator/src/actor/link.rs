@@ -143,6 +143,8 @@ impl Actor {
     pub(super) fn on_worker_message(&mut self, id: WorkerId, msg: WorkerMessage, now: u64) {
         match msg.msg {
             Some(worker_message::Msg::Results(batch)) => {
+                // When these results are recorded (same clock as `now`).
+                let now_us = self.clock.now_us().max(now * 1_000);
                 for columns in &batch.ok {
                     let outcomes = match columns.outcomes() {
                         Ok(o) => o,
@@ -161,7 +163,7 @@ impl Actor {
                         wall_ns: o.wall_ns,
                         ready_ns: o.ready_ns,
                     });
-                    self.sched.worker_job_outcomes(id, job, outcomes, now);
+                    self.sched.worker_job_outcomes_at(id, job, outcomes, now_us);
                 }
                 let outcomes = batch.outcomes.into_iter().map(|o| Outcome {
                     job: o.job_id,
@@ -178,7 +180,7 @@ impl Actor {
                     wall_ns: o.wall_ns,
                     ready_ns: o.ready_ns,
                 });
-                self.sched.worker_outcomes(id, outcomes, now);
+                self.sched.worker_outcomes_at(id, outcomes, now_us);
             }
             Some(worker_message::Msg::Heartbeat(_)) => self.sched.worker_seen(id, now),
             Some(worker_message::Msg::Credits(c)) => {

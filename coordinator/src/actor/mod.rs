@@ -165,6 +165,12 @@ impl Clock {
         self.origin_unix_ms + self.origin.elapsed().as_millis() as u64
     }
 
+    /// [`now_ms`](Self::now_ms) in microseconds: when results are
+    /// recorded (a job's timeline).
+    fn now_us(&self) -> u64 {
+        self.origin_unix_ms * 1_000 + self.origin.elapsed().as_micros() as u64
+    }
+
     /// The instant at which [`now_ms`](Self::now_ms) reaches `ms`.
     fn instant_at(&self, ms: u64) -> tokio::time::Instant {
         let after = Duration::from_millis(ms.saturating_sub(self.origin_unix_ms));
