@@ -1276,7 +1276,7 @@ fn row_json(row: &ResultRow, grid: Grid) -> serde_json::Value {
 /// line breaks, tabs, other control characters and the backslash are
 /// escaped (`\n`, `\t`, `\\`), so a row stays one line and reads back
 /// unambiguously.
-fn table_field(s: &str) -> String {
+pub fn table_field(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if c.is_control() || c == '\\' {
@@ -1289,7 +1289,7 @@ fn table_field(s: &str) -> String {
 }
 
 /// A CSV field, quoted when it holds a comma, quote or line break.
-fn csv_field(s: &str) -> String {
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

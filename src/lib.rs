@@ -66,6 +66,7 @@ mod cli;
 mod cluster;
 mod commands;
 mod demo;
+mod events;
 mod select;
 pub mod task;
 mod timeline;

@@ -566,3 +566,136 @@ fn a_jobs_timeline_is_a_chrome_trace_with_a_box_per_task_as_long_as_its_wall_tim
     let o = d.brigade(&["timeline", "1-2"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+/// The next `n` events a `brigade events --follow --format jsonl` run
+/// prints (within the test deadline).
+fn next_events(lines: &std::sync::mpsc::Receiver<String>, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|k| {
+            let line = lines
+                .recv_timeout(common::DEADLINE)
+                .unwrap_or_else(|e| panic!("event {k} of {n} never came: {e}"));
+            one_value(&["events"], &line)
+        })
+        .collect()
+}
+
+/// An event's kind and what it is about (a job id or a worker name).
+fn what(e: &Value) -> (String, String) {
+    let about = match &e["job_id"] {
+        Value::Null => e["worker"].as_str().unwrap_or_default().to_string(),
+        id => id.to_string(),
+    };
+    (e["kind"].as_str().unwrap_or_default().to_string(), about)
+}
+
+#[test]
+fn events_say_what_happened_to_jobs_and_workers_and_follow_new_ones() {
+    let mut c = Cluster::with_workers(1, Slots::new(0, 2, 0), &[]);
+    ok(
+        &c,
+        &[
+            "submit", "noop", "--range", "0..3", "--model", "thread", "--wait",
+        ],
+    );
+    let recent = one_value(&[], &ok(&c, &["events", "--format", "json"]));
+    let recent = recent.as_array().expect("an array").clone();
+    let got: Vec<(String, String)> = recent.iter().map(what).collect();
+    let want = [
+        ("worker_linked", "w1"),
+        ("job_submitted", "1"),
+        ("job_ended", "1"),
+    ];
+    assert_eq!(got, want.map(|(k, a)| (k.to_string(), a.to_string())));
+    let seqs: Vec<u64> = recent.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert_eq!(recent[2]["state"], "succeeded", "{}", recent[2]);
+    assert_eq!(
+        recent[1]["detail"], "3 tasks on thread slots",
+        "{}",
+        recent[1]
+    );
+    // When: within the job's run, in µs, and as text.
+    let job = one_value(&[], &ok(&c, &["job", "1", "--format", "json"]));
+    let (sub, fin) = (
+        job["submitted_unix_ms"].as_u64().unwrap(),
+        job["finished_unix_ms"].as_u64().unwrap(),
+    );
+    let at = |e: &Value| e["unix_us"].as_u64().unwrap() / 1_000;
+    assert!(
+        at(&recent[1]) >= sub && at(&recent[1]) <= fin + 1,
+        "{} {job}",
+        recent[1]
+    );
+    assert!(
+        at(&recent[2]) >= at(&recent[1]) && at(&recent[2]) <= fin + 1,
+        "{} {job}",
+        recent[2]
+    );
+    assert!(
+        recent[2]["time"].as_str().unwrap().ends_with('Z'),
+        "{}",
+        recent[2]
+    );
+    let text = ok(&c, &["events"]);
+    assert!(text.contains("  worker w1 (id 1) linked\n"), "{text}");
+    assert!(
+        text.contains("  job 1 submitted: noop, 3 tasks on thread slots\n"),
+        "{text}"
+    );
+    assert!(text.contains("  job 1 noop succeeded\n"), "{text}");
+    let csv = ok(&c, &["events", "--format", "csv"]);
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    assert!(csv.starts_with("seq,time,unix_us,kind,job_id"), "{csv}");
+
+    // Following: the recent ones, then each new one as it happens.
+    let mut run = c.spawn_brigade(&["events", "--follow", "--format", "jsonl"]);
+    let lines = run.stdout_lines();
+    assert_eq!(
+        next_events(&lines, 3).iter().map(what).collect::<Vec<_>>(),
+        got
+    );
+    let w2 = c.spawn_worker("w2", Slots::new(0, 1, 0));
+    let linked = next_events(&lines, 1);
+    assert_eq!(what(&linked[0]), ("worker_linked".into(), "w2".into()));
+    ok(
+        &c,
+        &[
+            "submit", "noop", "--range", "0..2", "--model", "thread", "--wait",
+        ],
+    );
+    let job2 = next_events(&lines, 2);
+    assert_eq!(
+        job2.iter().map(what).collect::<Vec<_>>(),
+        [
+            ("job_submitted".to_string(), "2".to_string()),
+            ("job_ended".into(), "2".into())
+        ]
+    );
+    c.kill_worker(w2);
+    let lost = next_events(&lines, 1);
+    assert_eq!(what(&lost[0]), ("worker_lost".into(), "w2".into()));
+    assert!(
+        lost[0]["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{}",
+        lost[0]
+    );
+    assert_eq!(lost[0]["seq"], 7);
+    // Ctrl-C ends following.
+    run.signal_once_caught(libc::SIGINT);
+    let o = run.finish(common::DEADLINE);
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+
+    // One JSON value per command: a stream is jsonl.
+    let o = c.brigade(&["events", "--follow", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = one_value(&[], &stdout(&o));
+    assert_eq!(e["error"]["code"], "usage", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--format jsonl"),
+        "{e}"
+    );
+}

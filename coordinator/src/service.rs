@@ -14,8 +14,10 @@ use brigade_proto::v1::{
     job_event, worker_message, ClusterStatus, CoordinatorMessage, FailedTasks, InputsUpload,
     JobEvent, JobInfo, JobRef, JobState, ListJobsRequest, ListJobsResponse, ListWorkersRequest,
     ListWorkersResponse, PurgeJobsRequest, PurgeJobsResponse, ResultsChunk, ResultsOrder,
-    RunJobRequest, StatusRequest, SubmitJobRequest, SubmitJobResponse, WorkerMessage,
+    RunJobRequest, StatusRequest, SubmitJobRequest, SubmitJobResponse, WatchEventsRequest,
+    WorkerMessage,
 };
+use brigade_proto::v1::{Event, EventKind};
 use futures::{Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -270,6 +272,19 @@ fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
         .ok_or_else(|| Status::internal("the call was not authenticated"))
 }
 
+/// Whether `caller` (asking for every client's jobs with `all`) sees
+/// event `e`: a job's events go to its owner (and admins with `all`; to
+/// everyone without authentication), a worker's to everyone, as
+/// `ListWorkers` does.
+fn sees_event(caller: &Caller, all: bool, e: &Event) -> bool {
+    match EventKind::try_from(e.kind) {
+        Ok(EventKind::JobSubmitted | EventKind::JobEnded) => {
+            caller.role.is_none() || all || caller.name == e.owner
+        }
+        _ => true,
+    }
+}
+
 fn job_ref(req: Request<JobRef>) -> Result<u64, Status> {
     match req.into_inner().job_id {
         0 => Err(Status::invalid_argument(
@@ -434,6 +449,60 @@ impl CoordinatorApi for CoordinatorHandle {
             jobs.retain(|j| j.owner == caller.name);
         }
         Ok(Response::new(ListJobsResponse { jobs }))
+    }
+
+    type WatchEventsStream = BoxStream<Event>;
+
+    async fn watch_events(
+        &self,
+        req: Request<WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let caller = caller(&req)?;
+        let WatchEventsRequest { follow, all } = *req.get_ref();
+        if all && !caller.sees_all() {
+            return Err(Status::permission_denied(format!(
+                "every client's job events (events --all) need an admin token; \
+                 the token presented is a client token (of {:?})",
+                caller.name
+            )));
+        }
+        let (recent, rx) = self.ask(actor::Request::Events).await?;
+        let who = caller.clone();
+        let recent = futures::stream::iter(
+            recent
+                .into_iter()
+                .filter(move |e| sees_event(&who, all, e))
+                .map(|e| Ok(Event::clone(&e))),
+        );
+        if !follow {
+            return Ok(Response::new(Box::pin(recent)));
+        }
+        // Each later event, until the client hangs up (or falls so far
+        // behind that events were lost: then it is told, and cut off).
+        let later = futures::stream::unfold(Some(rx), move |rx| {
+            let caller = caller.clone();
+            async move {
+                let mut rx = rx?;
+                loop {
+                    match rx.recv().await {
+                        Ok(e) if sees_event(&caller, all, &e) => {
+                            return Some((Ok(Event::clone(&e)), Some(rx)))
+                        }
+                        Ok(_) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            let why = format!(
+                                "this follower fell {n} events behind and missed them; \
+                                 follow again (the coordinator keeps the last {})",
+                                actor::events::EventLog::KEPT
+                            );
+                            return Some((Err(Status::resource_exhausted(why)), None));
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(recent.chain(later))))
     }
 
     type GetResultsStream = BoxStream<ResultsChunk>;

@@ -122,6 +122,12 @@ pub enum Request {
         jobs: JobSelector,
         format: Format,
     },
+    /// `brigade events [--follow] [--all]`.
+    Events {
+        follow: bool,
+        all: bool,
+        format: Format,
+    },
     /// `brigade timeline JOB [--out FILE]`.
     Timeline {
         job: JobSelector,
@@ -260,6 +266,16 @@ impl Action {
                 client,
             } => Request::Tasks {
                 job,
+                format: client.format(),
+            }
+            .to(client.target)?,
+            Subcommand::Events {
+                follow,
+                all,
+                client,
+            } => Request::Events {
+                follow,
+                all,
                 format: client.format(),
             }
             .to(client.target)?,

@@ -53,9 +53,9 @@ const SPIN_MATTERS: [&str; 5] = ["coordinator", "worker", "up", "bench", "demo"]
 
 /// Subcommands that talk to a coordinator as a client: their help ends
 /// with the exit codes.
-const CLIENT_COMMANDS: [&str; 10] = [
+const CLIENT_COMMANDS: [&str; 11] = [
     "submit", "status", "health", "jobs", "job", "results", "tasks", "timeline", "cancel",
-    "workers",
+    "workers", "events",
 ];
 
 /// `brigade`'s command line as clap parses it: the derived one, with help
@@ -518,6 +518,21 @@ pub enum Subcommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// The coordinator's events: jobs submitted and ended, workers linked
+    /// and lost, with when (the last 10,000 it keeps; --follow: then each
+    /// new one until Ctrl-C). Your jobs' events (--all: every client's,
+    /// for admins); every worker's.
+    Events {
+        /// Keep printing events as they happen (with --format jsonl for
+        /// JSON: one event per line).
+        #[arg(long)]
+        follow: bool,
+        /// Every client's job events, not only yours (needs an admin token).
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// A job's tasks as a Chrome trace (open it in https://ui.perfetto.dev
     /// or chrome://tracing): a process per worker, a row per slot, a box
     /// per done task, coloured by model. Each box ends when the
@@ -622,6 +637,7 @@ impl Subcommand {
             | Subcommand::Results { client, .. }
             | Subcommand::Tasks { client, .. }
             | Subcommand::Timeline { client, .. }
+            | Subcommand::Events { client, .. }
             | Subcommand::Cancel { client, .. }
             | Subcommand::Workers { client } => client.format(),
             Subcommand::Token(TokenCommand::Create { output, .. })

@@ -217,6 +217,11 @@ async fn client_request(
             commands::failed_tasks(c, id, format).await
         }
         Request::Cancel { jobs, format } => commands::cancel(c, &jobs, format).await,
+        Request::Events {
+            follow,
+            all,
+            format,
+        } => crate::events::command(c, follow, all, format).await,
         Request::Timeline { job, out, format } => {
             let id = commands::one_job(c, &job, "timeline").await?;
             crate::timeline::command(c, id, out.as_deref(), format).await

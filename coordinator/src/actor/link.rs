@@ -133,6 +133,8 @@ impl Actor {
         };
         if sink.send(Ok(welcome)).is_ok() {
             tracing::info!(worker = id, %name, "worker joined");
+            let at = self.clock.now_us();
+            self.events.worker_linked(at, id, &name);
             self.sinks.insert(id, sink);
         } else {
             self.sched.worker_lost(id, self.clock.now_ms());
@@ -210,6 +212,7 @@ impl Actor {
             let _ = sink.send(Err(Status::unavailable(reason.to_string())));
         }
         tracing::warn!(worker = id, %reason, "worker disconnected; its tasks go back to the queue");
+        self.worker_lost_event(id, reason);
         self.sched.worker_lost(id, self.clock.now_ms());
     }
 
@@ -286,9 +289,16 @@ impl Actor {
                         let _ = sink.send(Err(Status::unavailable(reason.clone())));
                     }
                     tracing::warn!(worker, %reason, "worker expired; its tasks go back to the queue");
+                    self.worker_lost_event(worker, &reason);
                 }
             }
         }
+    }
+
+    /// A worker's link ended (`reason`): an event, naming it.
+    pub(super) fn worker_lost_event(&mut self, id: WorkerId, reason: &str) {
+        let at = self.clock.now_us();
+        self.events.worker_lost(at, id, reason);
     }
 
     fn send(&mut self, worker: WorkerId, msg: coordinator_message::Msg) {

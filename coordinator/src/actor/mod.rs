@@ -21,6 +21,7 @@ mod command;
 mod commit;
 #[cfg(test)]
 mod damage_table;
+pub(crate) mod events;
 mod link;
 mod observe;
 mod view;
@@ -198,6 +199,8 @@ pub(crate) struct Actor {
     active: ActiveJobs,
     /// Tasks done per second, for the dashboard's chart.
     throughput: Throughput,
+    /// Jobs submitted and ended, workers linked and lost (`WatchEvents`).
+    events: events::EventLog,
 }
 
 /// Counts each owner's jobs that have not ended, and their tasks.
@@ -280,6 +283,7 @@ impl Actor {
             worker_names: HashMap::new(),
             active: ActiveJobs::default(),
             throughput: Throughput::default(),
+            events: events::EventLog::new(),
         };
         if let Some(mut store) = store {
             actor.restore(&mut store)?;
@@ -608,6 +612,9 @@ impl Actor {
             Request::ListWorkers(reply) => {
                 let _ = reply.send(Ok(self.list_workers()));
             }
+            Request::Events(reply) => {
+                let _ = reply.send(Ok(self.events.since()));
+            }
             Request::Status(reply) => {
                 let _ = reply.send(Ok(self.cluster_status()));
             }
@@ -623,6 +630,7 @@ impl Actor {
             Request::WorkerGone(id, reason) => {
                 if self.sinks.remove(&id).is_some() {
                     tracing::warn!(worker = id, %reason, "worker left; its tasks go back to the queue");
+                    self.worker_lost_event(id, &reason);
                 }
                 self.sched.worker_lost(id, self.clock.now_ms());
             }
@@ -706,6 +714,9 @@ impl Actor {
                 };
                 self.active.started(id, &owner, tasks);
                 tracing::info!(job_id = id, %workload, tasks, model = model.name(), %owner, "job accepted");
+                let detail = format!("{tasks} tasks on {} slots", model.name());
+                let at = self.clock.now_us();
+                self.events.job_submitted(at, id, &workload, &owner, detail);
                 if let Some(inputs) = &inputs {
                     self.inputs.insert(id, inputs.clone());
                 }
@@ -748,6 +759,10 @@ impl Actor {
                     error = %info.error,
                     "job ended"
                 );
+                let workload = info.spec.as_ref().map_or("", |s| s.workload.as_str());
+                let at = self.clock.now_us();
+                self.events
+                    .job_ended(at, id, workload, &info.owner, state, &info.error);
                 self.ledger.ended(JobEnd {
                     job: id,
                     state,
