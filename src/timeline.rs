@@ -119,30 +119,37 @@ pub fn wall_us(row: &ResultRow) -> u64 {
 pub fn place(rows: &[&ResultRow], slots: Option<u32>) -> Vec<Placed> {
     let mut order: Vec<&ResultRow> = rows.to_vec();
     order.sort_by_key(|r| (std::cmp::Reverse(r.run.ended_unix_us), r.index));
-    // Per row: where its earliest task so far starts.
-    let mut free_before: Vec<u64> = Vec::new();
+    // The rows by where their earliest task so far starts (a fresh row:
+    // u64::MAX), then their number: the choices below in O(log rows).
+    let mut free_before: std::collections::BTreeSet<(u64, u32)> = Default::default();
+    let mut lanes = 0u32;
     let mut placed = Vec::with_capacity(order.len());
     for row in order {
         let end = row.run.ended_unix_us;
-        let fits = (0..free_before.len())
-            .filter(|&l| free_before[l] >= end)
-            .min_by_key(|&l| free_before[l]);
-        let lane = match fits {
-            Some(l) => l,
-            None if slots.is_none_or(|n| free_before.len() < n as usize) => {
-                free_before.push(u64::MAX);
-                free_before.len() - 1
+        let fits = free_before.range((end, 0)..).next().copied();
+        let (free, lane) = match fits {
+            Some(f) => f,
+            None if slots.is_none_or(|n| lanes < n) => {
+                lanes += 1;
+                (u64::MAX, lanes - 1)
             }
-            None => (0..free_before.len())
-                .max_by_key(|&l| (free_before[l], std::cmp::Reverse(l)))
-                .unwrap_or(0),
+            // The row free the latest (the lowest-numbered of those).
+            None => match free_before.last() {
+                Some(&(latest, _)) => free_before
+                    .range((latest, 0)..)
+                    .next()
+                    .copied()
+                    .unwrap_or((latest, 0)),
+                None => (u64::MAX, 0),
+            },
         };
-        let end = end.min(free_before[lane]);
+        free_before.remove(&(free, lane));
+        let end = end.min(free);
         let start = end.saturating_sub(wall_us(row));
-        free_before[lane] = start;
+        free_before.insert((start, lane));
         placed.push(Placed {
             index: row.index,
-            lane: lane as u32,
+            lane,
             start_us: start,
             end_us: end,
         });
@@ -347,6 +354,63 @@ mod tests {
                 .collect::<Vec<_>>(),
             [(0, 5_000), (0, 15_000)]
         );
+    }
+
+    #[test]
+    fn placed_tasks_never_overlap_on_a_row_nor_end_after_they_were_recorded() {
+        // 2,000 tasks of one worker, recorded in batches of up to 50 at
+        // pseudo-random times, with pseudo-random wall times.
+        let mut x = 12_345u64;
+        let mut next = |m: u64| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) % m
+        };
+        let mut rows = Vec::new();
+        let mut t = 1_800_000_000_000_000u64;
+        while rows.len() < 2_000 {
+            t += next(5_000);
+            for _ in 0..=next(50) {
+                rows.push(row(rows.len() as u64, 1, Model::Thread, 1 + next(3_000), t));
+            }
+        }
+        let refs: Vec<&ResultRow> = rows.iter().collect();
+        for slots in [Some(1), Some(4), Some(32), None] {
+            let placed = place(&refs, slots);
+            assert_eq!(placed.len(), rows.len());
+            let mut by_lane: HashMap<u32, Vec<(u64, u64)>> = HashMap::new();
+            for (p, r) in placed.iter().zip(&rows) {
+                assert_eq!(p.index, r.index);
+                assert_eq!(
+                    p.end_us - p.start_us,
+                    wall_us(r),
+                    "a box lasts the wall time"
+                );
+                assert!(
+                    p.end_us <= r.run.ended_unix_us,
+                    "ended by when it was recorded"
+                );
+                by_lane
+                    .entry(p.lane)
+                    .or_default()
+                    .push((p.start_us, p.end_us));
+            }
+            if let Some(n) = slots {
+                assert!(
+                    by_lane.len() <= n as usize,
+                    "{slots:?}: {} rows",
+                    by_lane.len()
+                );
+            }
+            for spans in by_lane.values_mut() {
+                spans.sort_unstable();
+                assert!(
+                    spans.windows(2).all(|w| w[0].1 <= w[1].0),
+                    "{slots:?}: overlap"
+                );
+            }
+        }
     }
 
     #[test]
