@@ -813,22 +813,9 @@ pub async fn job(
             client.job(id).await.context("could not get the job")?
         });
     }
-    let one = jobs.is_one();
     match format {
-        Format::Json if !one => println!(
-            "{}",
-            serde_json::Value::Array(infos.iter().map(job_json).collect())
-        ),
-        Format::Json | Format::Jsonl => {
-            for info in &infos {
-                println!("{}", job_json(info));
-            }
-        }
-        Format::Csv => {
-            println!("{JOB_CSV_HEADER}");
-            for info in &infos {
-                println!("{}", job_csv(info));
-            }
+        Format::Json | Format::Jsonl | Format::Csv => {
+            print_jobs_as_data(&infos, !jobs.is_one(), format)
         }
         Format::Quiet => {
             for info in &infos {
@@ -858,6 +845,30 @@ pub async fn job(
         }
     }
     Ok(())
+}
+
+/// Jobs as data: in json one array (`listing`) or the one job's object;
+/// in jsonl one object a line; in csv a header and a row each. Other
+/// formats print nothing here.
+fn print_jobs_as_data(infos: &[JobInfo], listing: bool, format: Format) {
+    match format {
+        Format::Json if listing => println!(
+            "{}",
+            serde_json::Value::Array(infos.iter().map(job_json).collect())
+        ),
+        Format::Json | Format::Jsonl => {
+            for info in infos {
+                println!("{}", job_json(info));
+            }
+        }
+        Format::Csv => {
+            println!("{JOB_CSV_HEADER}");
+            for info in infos {
+                println!("{}", job_csv(info));
+            }
+        }
+        Format::Table | Format::Quiet => {}
+    }
 }
 
 /// The ids `jobs` names, ascending: a plain id as it is (the coordinator
@@ -975,16 +986,7 @@ pub async fn jobs(
         );
     }
     match format {
-        Format::Json | Format::Jsonl => println!(
-            "{}",
-            serde_json::Value::Array(jobs.iter().map(job_json).collect())
-        ),
-        Format::Csv => {
-            println!("{JOB_CSV_HEADER}");
-            for j in &jobs {
-                println!("{}", job_csv(j));
-            }
-        }
+        Format::Json | Format::Jsonl | Format::Csv => print_jobs_as_data(&jobs, true, format),
         Format::Quiet => {
             for j in &jobs {
                 println!("{}", j.job_id);
@@ -1359,22 +1361,10 @@ pub async fn cancel(client: &mut Client, jobs: &JobSelector, format: Format) -> 
     for &id in &ids {
         done.push(cancel_one(client, id).await?);
     }
-    let one = jobs.is_one();
     match format {
-        Format::Json if !one => println!(
-            "{}",
-            serde_json::Value::Array(done.iter().map(|(info, _)| job_json(info)).collect())
-        ),
-        Format::Json | Format::Jsonl => {
-            for (info, _) in &done {
-                println!("{}", job_json(info));
-            }
-        }
-        Format::Csv => {
-            println!("{JOB_CSV_HEADER}");
-            for (info, _) in &done {
-                println!("{}", job_csv(info));
-            }
+        Format::Json | Format::Jsonl | Format::Csv => {
+            let infos: Vec<JobInfo> = done.iter().map(|(info, _)| info.clone()).collect();
+            print_jobs_as_data(&infos, !jobs.is_one(), format)
         }
         Format::Quiet => {
             for (info, cancelled) in &done {
@@ -1449,7 +1439,7 @@ pub async fn workers(client: &mut Client, format: Format) -> anyhow::Result<()> 
     let workers = client.workers().await.context("could not list workers")?;
     match format {
         Format::Json | Format::Jsonl => {
-            let v: Vec<_> = workers
+            let v: Vec<serde_json::Value> = workers
                 .iter()
                 .map(|w| {
                     serde_json::json!({
@@ -1460,7 +1450,13 @@ pub async fn workers(client: &mut Client, format: Format) -> anyhow::Result<()> 
                     })
                 })
                 .collect();
-            println!("{}", serde_json::Value::Array(v));
+            if format == Format::Json {
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                for w in v {
+                    println!("{w}");
+                }
+            }
         }
         Format::Quiet => {
             for w in &workers {

@@ -73,31 +73,25 @@ fn is_job_event(e: &Event) -> bool {
 /// `reason`); a submission's `detail`.
 fn event_json(e: &Event) -> serde_json::Value {
     let mut v = json!({"seq": e.seq, "time": utc(e.unix_us), "unix_us": e.unix_us, "kind": kind_name(e.kind)});
-    match EventKind::try_from(e.kind) {
-        Ok(EventKind::JobSubmitted) => {
-            v["job_id"] = e.job_id.into();
-            v["workload"] = e.workload.clone().into();
-            v["owner"] = e.owner.clone().into();
-            v["detail"] = e.detail.clone().into();
-        }
-        Ok(EventKind::JobEnded) => {
-            v["job_id"] = e.job_id.into();
-            v["workload"] = e.workload.clone().into();
-            v["owner"] = e.owner.clone().into();
-            v["state"] = state_name(e.state).into();
-            v["error"] = e.detail.clone().into();
-        }
-        Ok(EventKind::WorkerLinked) => {
-            v["worker_id"] = e.worker_id.into();
-            v["worker"] = e.worker.clone().into();
-        }
-        Ok(EventKind::WorkerLost) => {
-            v["worker_id"] = e.worker_id.into();
-            v["worker"] = e.worker.clone().into();
-            v["reason"] = e.detail.clone().into();
-        }
-        _ => {}
+    let kind = EventKind::try_from(e.kind);
+    if is_job_event(e) {
+        v["job_id"] = e.job_id.into();
+        v["workload"] = e.workload.clone().into();
+        v["owner"] = e.owner.clone().into();
+    } else if matches!(kind, Ok(EventKind::WorkerLinked | EventKind::WorkerLost)) {
+        v["worker_id"] = e.worker_id.into();
+        v["worker"] = e.worker.clone().into();
     }
+    let detail = match kind {
+        Ok(EventKind::JobSubmitted) => "detail",
+        Ok(EventKind::JobEnded) => {
+            v["state"] = state_name(e.state).into();
+            "error"
+        }
+        Ok(EventKind::WorkerLost) => "reason",
+        _ => return v,
+    };
+    v[detail] = e.detail.clone().into();
     v
 }
 

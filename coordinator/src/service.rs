@@ -272,6 +272,18 @@ fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
         .ok_or_else(|| Status::internal("the call was not authenticated"))
 }
 
+/// Refuses a caller who is not an admin what `what` ("... needs") an
+/// admin token for: every client's jobs.
+fn admin_for_all(caller: &Caller, what: &str) -> Result<(), Status> {
+    if caller.sees_all() {
+        return Ok(());
+    }
+    Err(Status::permission_denied(format!(
+        "{what} an admin token; the token presented is a client token (of {:?})",
+        caller.name
+    )))
+}
+
 /// Whether `caller` (asking for every client's jobs with `all`) sees
 /// event `e`: a job's events go to its owner (and admins with `all`; to
 /// everyone without authentication), a worker's to everyone, as
@@ -435,12 +447,8 @@ impl CoordinatorApi for CoordinatorHandle {
         req: Request<ListJobsRequest>,
     ) -> Result<Response<ListJobsResponse>, Status> {
         let caller = caller(&req)?;
-        if req.get_ref().all && !caller.sees_all() {
-            return Err(Status::permission_denied(format!(
-                "listing every client's jobs (jobs --all) needs an admin token; \
-                 the token presented is a client token (of {:?})",
-                caller.name
-            )));
+        if req.get_ref().all {
+            admin_for_all(&caller, "listing every client's jobs (jobs --all) needs")?;
         }
         let mut jobs = self.ask(actor::Request::ListJobs).await?;
         // An admin sees every job with `all`, its own without; a client its
@@ -459,12 +467,8 @@ impl CoordinatorApi for CoordinatorHandle {
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         let caller = caller(&req)?;
         let WatchEventsRequest { follow, all } = *req.get_ref();
-        if all && !caller.sees_all() {
-            return Err(Status::permission_denied(format!(
-                "every client's job events (events --all) need an admin token; \
-                 the token presented is a client token (of {:?})",
-                caller.name
-            )));
+        if all {
+            admin_for_all(&caller, "every client's job events (events --all) need")?;
         }
         let (recent, rx) = self.ask(actor::Request::Events).await?;
         let who = caller.clone();
