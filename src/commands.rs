@@ -21,6 +21,7 @@ use clap::ValueEnum;
 use futures::StreamExt;
 
 use crate::cli::exit::Exit;
+use crate::select::{JobSelector, StateFilter};
 
 /// Output format of client commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -33,6 +34,17 @@ pub enum Format {
     Csv,
     /// One JSON value per line (results: one row per line).
     Jsonl,
+    /// Only the essential value, one per line (`--quiet`); not a
+    /// `--format` of its own.
+    #[value(skip)]
+    Quiet,
+}
+
+impl Format {
+    /// Whether errors are JSON (on stdout) in this format.
+    pub fn is_json(self) -> bool {
+        matches!(self, Format::Json | Format::Jsonl)
+    }
 }
 
 /// `500ms`, `30s`, `2m` on the command line.
@@ -238,8 +250,8 @@ pub async fn submit(
             print_accepted(&info, format);
             return Ok(());
         }
-        eprintln!("{}", accepted_line(&info));
-        let info = wait_for(client, info.job_id, true).await?;
+        say_accepted(&info, format);
+        let info = wait_for(client, info.job_id, format != Format::Quiet).await?;
         return print_outcome(client, &info, format, true).await;
     }
     phase.set(Phase::Submitting { inputs: false });
@@ -255,11 +267,23 @@ pub async fn submit(
     Ok(())
 }
 
-/// A job just accepted, on stdout.
+/// A job just accepted, on stdout (`submit` without `--wait`).
 fn print_accepted(info: &JobInfo, format: Format) {
     match format {
         Format::Json | Format::Jsonl => println!("{}", job_json(info)),
-        _ => println!("{}", accepted_line(info)),
+        Format::Csv => println!("{JOB_CSV_HEADER}\n{}", job_csv(info)),
+        Format::Quiet => println!("{}", info.job_id),
+        Format::Table => println!("{}", accepted_line(info)),
+    }
+}
+
+/// A job just accepted that `submit --wait` goes on to follow: its id on
+/// stdout with --quiet, else a note on stderr (stdout is for its end).
+fn say_accepted(info: &JobInfo, format: Format) {
+    if format == Format::Quiet {
+        println!("{}", info.job_id);
+    } else {
+        eprintln!("{}", accepted_line(info));
     }
 }
 
@@ -308,8 +332,8 @@ async fn submit_and_wait(
         };
         let p = progress.get_or_insert_with(|| {
             phase.set(Phase::Following(info.job_id));
-            eprintln!("{}", accepted_line(&info));
-            Progress::new(info.job_id, true)
+            say_accepted(&info, format);
+            Progress::new(info.job_id, format != Format::Quiet)
         });
         p.show(&info);
         if JobState::try_from(info.state).is_ok_and(JobState::is_terminal) {
@@ -324,7 +348,7 @@ async fn submit_and_wait(
     };
     let job_id = p.job_id;
     p.finish();
-    let info = wait_for(client, job_id, true).await?;
+    let info = wait_for(client, job_id, format != Format::Quiet).await?;
     print_outcome(client, &info, format, true).await
 }
 
@@ -419,8 +443,9 @@ async fn wait_for(client: &mut Client, job_id: u64, progress: bool) -> anyhow::R
 /// The last words on a job followed to its end: the job (a table's
 /// summary on stderr, failures grouped by cause), then on stdout its total,
 /// or a concat job's outputs; with `summary` (`submit --wait`), the run's
-/// summary line last. A job that did not succeed is an [`Exit::JobEnded`]
-/// error (exit 1) whose message repeats nothing already printed.
+/// summary line last. --quiet prints nothing more (the id was printed).
+/// A job that did not succeed is an [`Exit::JobEnded`] error (exit 1)
+/// whose message repeats nothing already printed.
 async fn print_outcome(
     client: &mut Client,
     info: &JobInfo,
@@ -434,6 +459,7 @@ async fn print_outcome(
             println!("{}", JOB_CSV_HEADER);
             println!("{}", job_csv(info));
         }
+        Format::Quiet => {}
         Format::Table => {
             eprintln!("{}", job_summary(info));
             if info.has_total && succeeded {
@@ -445,7 +471,7 @@ async fn print_outcome(
             }
         }
     }
-    if summary {
+    if summary && format != Format::Quiet {
         // The slots the job could use, as the cluster has them now.
         let status = client.status().await.ok();
         let (line, warning) = run_summary(info, status.as_ref());
@@ -728,6 +754,9 @@ fn job_json(info: &JobInfo) -> serde_json::Value {
         "error": info.error,
         "total": info.has_total.then(|| total(info).to_string()),
         "wall_s": wall_secs(info),
+        "submitted_unix_ms": info.submitted_unix_ms,
+        "started_unix_ms": info.started_unix_ms,
+        "finished_unix_ms": info.finished_unix_ms,
         "task_cpu_s": info.task_cpu_ns as f64 / 1e9,
         "waiting_reason": info.waiting_reason,
         "routing": info.routing,
@@ -764,39 +793,119 @@ fn job_csv(info: &JobInfo) -> String {
     )
 }
 
-/// `brigade job ID`: the job as it is; with `wait`, once it ended (exit 1
-/// if it did not succeed).
+/// `brigade job SELECTOR`: the jobs as they are; with `wait`, once each
+/// ended (exit 1 if one did not succeed). A selector of one job (`3`,
+/// `last`) prints that job, one of many a listing (json: an array).
 pub async fn job(
     client: &mut Client,
-    id: u64,
+    jobs: &JobSelector,
     wait: bool,
     format: Format,
     phase: &Cell<Phase>,
 ) -> anyhow::Result<()> {
-    let info = if wait {
-        phase.set(Phase::Following(id));
-        wait_for(client, id, true).await?
-    } else {
-        client.job(id).await.context("could not get the job")?
-    };
+    let ids = job_ids(client, jobs).await?;
+    let mut infos = Vec::with_capacity(ids.len());
+    for id in ids {
+        infos.push(if wait {
+            phase.set(Phase::Following(id));
+            wait_for(client, id, format != Format::Quiet).await?
+        } else {
+            client.job(id).await.context("could not get the job")?
+        });
+    }
     match format {
-        Format::Json | Format::Jsonl => println!("{}", job_json(&info)),
-        Format::Csv => println!("{JOB_CSV_HEADER}\n{}", job_csv(&info)),
+        Format::Json | Format::Jsonl | Format::Csv => {
+            print_jobs_as_data(&infos, !jobs.is_one(), format)
+        }
+        Format::Quiet => {
+            for info in &infos {
+                println!("{}", state_name(info.state));
+            }
+        }
         Format::Table => {
-            println!("{}", job_summary(&info));
-            if info.has_total {
-                println!("total: {}", total(&info));
-            } else if info.state == JobState::Succeeded as i32
-                && info.reduce == Reduce::Concat as i32
-            {
-                print_concat(client, id).await?;
+            for (i, info) in infos.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                println!("{}", job_summary(info));
+                if info.has_total {
+                    println!("total: {}", total(info));
+                } else if info.state == JobState::Succeeded as i32
+                    && info.reduce == Reduce::Concat as i32
+                {
+                    print_concat(client, info.job_id).await?;
+                }
             }
         }
     }
     if wait {
-        return ended(&info, format);
+        // The first job that did not succeed says so.
+        for info in &infos {
+            ended(info, format)?;
+        }
     }
     Ok(())
+}
+
+/// Jobs as data: in json one array (`listing`) or the one job's object;
+/// in jsonl one object a line; in csv a header and a row each. Other
+/// formats print nothing here.
+fn print_jobs_as_data(infos: &[JobInfo], listing: bool, format: Format) {
+    match format {
+        Format::Json if listing => println!(
+            "{}",
+            serde_json::Value::Array(infos.iter().map(job_json).collect())
+        ),
+        Format::Json | Format::Jsonl => {
+            for info in infos {
+                println!("{}", job_json(info));
+            }
+        }
+        Format::Csv => {
+            println!("{JOB_CSV_HEADER}");
+            for info in infos {
+                println!("{}", job_csv(info));
+            }
+        }
+        Format::Table | Format::Quiet => {}
+    }
+}
+
+/// The ids `jobs` names, ascending: a plain id as it is (the coordinator
+/// says whether it exists), anything else among the caller's jobs; an
+/// error when that matches none.
+async fn job_ids(client: &mut Client, jobs: &JobSelector) -> anyhow::Result<Vec<u64>> {
+    if let Some(id) = jobs.id() {
+        return Ok(vec![id]);
+    }
+    let seen = client.jobs().await.context("could not list jobs")?;
+    let seen: Vec<u64> = seen.iter().map(|j| j.job_id).collect();
+    let ids = jobs.ids_among(&seen);
+    if ids.is_empty() {
+        return Err(Exit::NotFound(no_job_matches(jobs)).into());
+    }
+    Ok(ids)
+}
+
+fn no_job_matches(jobs: &JobSelector) -> String {
+    match jobs {
+        JobSelector::Last | JobSelector::All => {
+            "you have no jobs (`brigade jobs --history` lists them)".to_string()
+        }
+        _ => format!("no job of yours matches {jobs} (`brigade jobs --history` lists them)"),
+    }
+}
+
+/// The one job a command about one job (`results`, `tasks`) names: an
+/// id, or `last`.
+pub async fn one_job(client: &mut Client, job: &JobSelector, command: &str) -> anyhow::Result<u64> {
+    if !job.is_one() {
+        return Err(Exit::Usage(format!(
+            "`brigade {command}` takes one job: its id or last, not {job}"
+        ))
+        .into());
+    }
+    Ok(job_ids(client, job).await?[0])
 }
 
 /// A `--reduce concat` job's outputs joined, one per line in index order
@@ -831,8 +940,10 @@ pub async fn purge(
         .context("could not purge jobs")?;
     match format {
         Format::Json | Format::Jsonl => println!("{}", serde_json::json!({ "purged": ids })),
-        Format::Csv => {
-            println!("job_id");
+        Format::Csv | Format::Quiet => {
+            if format == Format::Csv {
+                println!("job_id");
+            }
             for id in &ids {
                 println!("{id}");
             }
@@ -853,22 +964,32 @@ pub async fn purge(
     Ok(())
 }
 
-pub async fn jobs(client: &mut Client, all: bool, format: Format) -> anyhow::Result<()> {
+/// `brigade jobs`: the jobs in `states` (yours, or with `all` every
+/// client's), ascending by id.
+pub async fn jobs(
+    client: &mut Client,
+    all: bool,
+    states: StateFilter,
+    format: Format,
+) -> anyhow::Result<()> {
     let jobs = if all {
         client.all_jobs().await
     } else {
         client.jobs().await
     };
-    let jobs = jobs.context("could not list jobs")?;
+    let mut jobs = jobs.context("could not list jobs")?;
+    let listed = jobs.len();
+    jobs.retain(|j| states.admits(j.state));
+    if format == Format::Table && jobs.is_empty() && listed > 0 && states == StateFilter::ACTIVE {
+        eprintln!(
+            "no job is queued or running; `brigade jobs --history` lists the {listed} that ended"
+        );
+    }
     match format {
-        Format::Json | Format::Jsonl => println!(
-            "{}",
-            serde_json::Value::Array(jobs.iter().map(job_json).collect())
-        ),
-        Format::Csv => {
-            println!("{JOB_CSV_HEADER}");
+        Format::Json | Format::Jsonl | Format::Csv => print_jobs_as_data(&jobs, true, format),
+        Format::Quiet => {
             for j in &jobs {
-                println!("{}", job_csv(j));
+                println!("{}", j.job_id);
             }
         }
         Format::Table => {
@@ -896,6 +1017,11 @@ pub async fn jobs(client: &mut Client, all: bool, format: Format) -> anyhow::Res
     Ok(())
 }
 
+/// Whether a job in the wire state `state` has ended.
+pub fn is_terminal_state(state: i32) -> bool {
+    JobState::try_from(state).is_ok_and(JobState::is_terminal)
+}
+
 /// `brigade results ID`: the job's rows written as they arrive (bounded
 /// memory whatever the job's size). In index order with `follow`, rows
 /// keep coming while the job runs: each pass writes the done tasks from
@@ -915,7 +1041,7 @@ pub async fn results(
 ) -> anyhow::Result<()> {
     let ended_as = if wait {
         phase.set(Phase::Following(id));
-        Some(wait_for(client, id, true).await?)
+        Some(wait_for(client, id, format != Format::Quiet).await?)
     } else {
         if follow {
             phase.set(Phase::Following(id));
@@ -989,7 +1115,7 @@ async fn write_results(
     let written = out.rows;
     out.finish()?;
     let was_running = !JobState::try_from(info.state).is_ok_and(JobState::is_terminal);
-    if !follow && was_running {
+    if !follow && was_running && format != Format::Quiet {
         // Complete only if the job ended meanwhile and every result of it
         // was written (index order reads them all once it ended).
         let now = client.job(id).await.context("could not get the job")?;
@@ -1136,6 +1262,7 @@ impl<W: Write> RowWriter<W> {
             Format::Table => {
                 writeln!(out, "{}\t{}", row.index, table_field(&row.output.to_text()))?
             }
+            Format::Quiet => writeln!(out, "{}", table_field(&row.output.to_text()))?,
         }
         self.rows += 1;
         Ok(())
@@ -1203,7 +1330,7 @@ impl<'a> JsonRow<'a> {
 /// line breaks, tabs, other control characters and the backslash are
 /// escaped (`\n`, `\t`, `\\`), so a row stays one line and reads back
 /// unambiguously.
-fn table_field(s: &str) -> String {
+pub fn table_field(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if c.is_control() || c == '\\' {
@@ -1216,7 +1343,7 @@ fn table_field(s: &str) -> String {
 }
 
 /// A CSV field, quoted when it holds a comma, quote or line break.
-fn csv_field(s: &str) -> String {
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -1243,7 +1370,7 @@ async fn write_failed_tasks(client: &mut Client, id: u64, format: Format) -> any
     match format {
         Format::Csv => writeln!(out, "index,error")?,
         Format::Table => writeln!(out, "INDEX\tERROR")?,
-        Format::Json | Format::Jsonl => {}
+        Format::Json | Format::Jsonl | Format::Quiet => {}
     }
     while let Some(task) = tasks.next().await {
         let task = task.context("the failed tasks' stream broke")?;
@@ -1253,6 +1380,7 @@ async fn write_failed_tasks(client: &mut Client, id: u64, format: Format) -> any
             Format::Csv => writeln!(out, "{},{}", task.index, csv_field(&task.error))?,
             Format::Jsonl => writeln!(out, "{}", json())?,
             Format::Json => write!(out, "{}{}", if n == 0 { "[" } else { "," }, json())?,
+            Format::Quiet => writeln!(out, "{}", task.index)?,
         }
         n += 1;
     }
@@ -1268,31 +1396,74 @@ async fn write_failed_tasks(client: &mut Client, id: u64, format: Format) -> any
     Ok(())
 }
 
-/// `brigade cancel ID`: the job cancelled, or, if it had already ended,
-/// left as it ended and said so (exit 0 either way).
-pub async fn cancel(client: &mut Client, id: u64) -> anyhow::Result<()> {
-    let before = client.job(id).await.context("could not cancel the job")?;
-    let info = if JobState::try_from(before.state).is_ok_and(JobState::is_terminal) {
-        before
+/// `brigade cancel SELECTOR`: each job cancelled, or, if it had already
+/// ended, left as it ended and said so (exit 0 either way). `all` is every
+/// job of the caller's that has not ended.
+pub async fn cancel(client: &mut Client, jobs: &JobSelector, format: Format) -> anyhow::Result<()> {
+    let ids = if *jobs == JobSelector::All {
+        let seen = client.jobs().await.context("could not list jobs")?;
+        seen.iter()
+            .filter(|j| StateFilter::ACTIVE.admits(j.state))
+            .map(|j| j.job_id)
+            .collect()
     } else {
-        let info = client
-            .cancel(id)
-            .await
-            .context("could not cancel the job")?;
-        if info.state == JobState::Cancelled as i32 {
-            println!("{}", job_summary(&info));
-            return Ok(());
-        }
-        // It ended between the two calls.
-        info
+        job_ids(client, jobs).await?
     };
-    println!("{}", job_summary(&info));
-    eprintln!(
-        "job {id} had already ended: it {}{}; nothing was cancelled",
-        ended_how(info.state),
-        ago(info.finished_unix_ms)
-    );
+    let mut done = Vec::with_capacity(ids.len());
+    for &id in &ids {
+        done.push(cancel_one(client, id).await?);
+    }
+    match format {
+        Format::Json | Format::Jsonl | Format::Csv => {
+            let infos: Vec<JobInfo> = done.iter().map(|(info, _)| info.clone()).collect();
+            print_jobs_as_data(&infos, !jobs.is_one(), format)
+        }
+        Format::Quiet => {
+            for (info, cancelled) in &done {
+                if *cancelled {
+                    println!("{}", info.job_id);
+                }
+            }
+        }
+        Format::Table => {
+            for (info, _) in &done {
+                println!("{}", job_summary(info));
+            }
+        }
+    }
+    if format == Format::Quiet {
+        return Ok(());
+    }
+    if done.is_empty() {
+        eprintln!("no job of yours is queued or running: nothing was cancelled");
+    }
+    for (info, cancelled) in &done {
+        if !cancelled {
+            eprintln!(
+                "job {} had already ended: it {}{}; nothing was cancelled",
+                info.job_id,
+                ended_how(info.state),
+                ago(info.finished_unix_ms)
+            );
+        }
+    }
     Ok(())
+}
+
+/// Cancels job `id` unless it had ended: its status after, and whether
+/// this cancelled it.
+async fn cancel_one(client: &mut Client, id: u64) -> anyhow::Result<(JobInfo, bool)> {
+    let before = client.job(id).await.context("could not cancel the job")?;
+    if JobState::try_from(before.state).is_ok_and(JobState::is_terminal) {
+        return Ok((before, false));
+    }
+    let info = client
+        .cancel(id)
+        .await
+        .context("could not cancel the job")?;
+    // It may have ended between the two calls.
+    let cancelled = info.state == JobState::Cancelled as i32;
+    Ok((info, cancelled))
 }
 
 /// How an ended job ended, as a verb.
@@ -1320,7 +1491,7 @@ pub async fn workers(client: &mut Client, format: Format) -> anyhow::Result<()> 
     let workers = client.workers().await.context("could not list workers")?;
     match format {
         Format::Json | Format::Jsonl => {
-            let v: Vec<_> = workers
+            let v: Vec<serde_json::Value> = workers
                 .iter()
                 .map(|w| {
                     serde_json::json!({
@@ -1331,7 +1502,18 @@ pub async fn workers(client: &mut Client, format: Format) -> anyhow::Result<()> 
                     })
                 })
                 .collect();
-            println!("{}", serde_json::Value::Array(v));
+            if format == Format::Json {
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                for w in v {
+                    println!("{w}");
+                }
+            }
+        }
+        Format::Quiet => {
+            for w in &workers {
+                println!("{}", w.name);
+            }
         }
         Format::Csv => {
             println!("worker_id,name,hostname,pid,process_slots,thread_slots,async_slots,running_tasks,tasks_done,draining");
@@ -1382,7 +1564,7 @@ pub async fn workers(client: &mut Client, format: Format) -> anyhow::Result<()> 
 }
 
 /// `brigade health`: SERVING and success, or an error (exit 1).
-pub async fn health(client: &mut Client, service: &str) -> anyhow::Result<()> {
+pub async fn health(client: &mut Client, service: &str, format: Format) -> anyhow::Result<()> {
     let what = if service.is_empty() {
         "the coordinator".to_string()
     } else {
@@ -1393,25 +1575,63 @@ pub async fn health(client: &mut Client, service: &str) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("could not ask whether {what} serves"))?;
     if !serving {
-        bail!("{what} is NOT_SERVING (starting or shutting down)");
+        return Err(
+            Exit::NotServing(format!("{what} is NOT_SERVING (starting or shutting down)")).into(),
+        );
     }
-    println!("SERVING");
+    match format {
+        Format::Json | Format::Jsonl => println!(
+            "{}",
+            serde_json::json!({"service": service, "status": "SERVING"})
+        ),
+        Format::Csv => println!("service,status\n{},SERVING", csv_field(service)),
+        Format::Table => println!("SERVING"),
+        Format::Quiet => {}
+    }
     Ok(())
 }
 
+/// The version of the JSON the CLI prints (docs/cli-json.md): fields are
+/// only added within one; a change to an existing field raises it.
+pub const JSON_SCHEMA: u32 = 1;
+
 pub async fn status(client: &mut Client, format: Format) -> anyhow::Result<()> {
     let s = client.status().await.context("could not get the status")?;
+    let fields = [
+        ("workers", u64::from(s.workers)),
+        ("process_slots", u64::from(s.process_slots)),
+        ("thread_slots", u64::from(s.thread_slots)),
+        ("async_slots", u64::from(s.async_slots)),
+        ("jobs_active", u64::from(s.jobs_active)),
+        ("jobs_total", u64::from(s.jobs_total)),
+        ("tasks_queued", s.tasks_queued),
+        ("tasks_running", s.tasks_running),
+        ("late_results_dropped", s.late_results_dropped),
+        ("uptime_ms", s.uptime_ms),
+    ];
     match format {
-        Format::Json | Format::Jsonl | Format::Csv => println!(
-            "{}",
-            serde_json::json!({
-                "version": s.version, "protocol_version": s.protocol_version, "workers": s.workers,
-                "process_slots": s.process_slots, "thread_slots": s.thread_slots, "async_slots": s.async_slots,
-                "jobs_active": s.jobs_active, "jobs_total": s.jobs_total, "tasks_queued": s.tasks_queued,
-                "tasks_running": s.tasks_running, "late_results_dropped": s.late_results_dropped,
-                "uptime_ms": s.uptime_ms,
-            })
-        ),
+        Format::Json | Format::Jsonl => {
+            let mut v = serde_json::json!({
+                "version": s.version, "protocol_version": s.protocol_version,
+                "json_schema": JSON_SCHEMA,
+            });
+            for (k, n) in fields {
+                v[k] = n.into();
+            }
+            println!("{v}");
+        }
+        Format::Csv => {
+            let names: Vec<&str> = fields.iter().map(|f| f.0).collect();
+            let values: Vec<String> = fields.iter().map(|f| f.1.to_string()).collect();
+            println!("version,protocol_version,{}", names.join(","));
+            println!(
+                "{},{},{}",
+                csv_field(&s.version),
+                s.protocol_version,
+                values.join(",")
+            );
+        }
+        Format::Quiet => {}
         Format::Table => {
             println!(
                 "coordinator  brigade {} (protocol {}), up {:.1} s",
@@ -1675,6 +1895,7 @@ mod tests {
                     model: models[i % models.len()],
                     cpu: Duration::from_nanos(times[i % times.len()]),
                     wall: Duration::from_nanos(times[(i + 1) % times.len()]),
+                    ended_unix_us: 0,
                 },
             })
             .collect()

@@ -66,7 +66,10 @@ mod cli;
 mod cluster;
 mod commands;
 mod demo;
+mod events;
+mod select;
 pub mod task;
+mod timeline;
 pub mod worker;
 
 pub use brigade_client::{

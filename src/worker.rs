@@ -59,5 +59,10 @@ pub fn main(registry: Registry) -> ExitCode {
     let flags = WorkerCli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let spin = flags.spin.window();
     let log = flags.log.log_format;
-    carry_out(Action::from_worker_flags(flags, registry), spin, log)
+    carry_out(
+        Action::from_worker_flags(flags, registry),
+        spin,
+        log,
+        crate::cli::exit::ErrorStyle::Text,
+    )
 }

@@ -326,7 +326,7 @@ fn workers_jobs_job_status_and_cancel_report_the_cluster() {
         "stderr: {err}"
     );
 
-    let jobs = c.json(&["jobs"]);
+    let jobs = c.json(&["jobs", "--history"]);
     let states: Vec<(u64, String)> = jobs
         .as_array()
         .expect("jobs is an array")
@@ -345,7 +345,7 @@ fn workers_jobs_job_status_and_cancel_report_the_cluster() {
             (long_id, "cancelled".to_string())
         ]
     );
-    let table = c.brigade_ok(&["jobs"]);
+    let table = c.brigade_ok(&["jobs", "--history"]);
     assert!(
         table.contains("sum-squares") && table.contains("cancelled"),
         "`jobs` printed: {table}"

@@ -14,9 +14,9 @@ use brigade_proto::connect::BearerToken;
 use brigade_proto::v1::coordinator_client::CoordinatorClient;
 use brigade_proto::v1::worker_link_client::WorkerLinkClient;
 use brigade_proto::v1::{
-    worker_message, InputsUpload, JobRef, JobSpec, JobState, ListJobsRequest, ListWorkersRequest,
-    Model, PurgeJobsRequest, RunJobRequest, StatusRequest, SubmitJobRequest, WorkerHello,
-    WorkerMessage,
+    worker_message, EventKind, InputsUpload, JobRef, JobSpec, JobState, ListJobsRequest,
+    ListWorkersRequest, Model, PurgeJobsRequest, RunJobRequest, StatusRequest, SubmitJobRequest,
+    WatchEventsRequest, WorkerHello, WorkerMessage,
 };
 use common::{
     assert_error, assert_success, id_of, parse_json, run_brigade, stdout, strs, wait_until,
@@ -200,6 +200,16 @@ async fn every_client_rpc(
             code_of(c.list_workers(ListWorkersRequest {}).await),
         ),
         ("GetStatus", code_of(c.get_status(StatusRequest {}).await)),
+        (
+            "WatchEvents",
+            code_of(
+                c.watch_events(WatchEventsRequest {
+                    follow: false,
+                    all: true,
+                })
+                .await,
+            ),
+        ),
     ]
     .into_iter()
     .map(|(name, (code, msg))| (name, code, msg))
@@ -297,7 +307,7 @@ fn every_rpc_refuses_the_wrong_credential_with_the_right_code() {
     ];
     for (what, token, want, needle) in cases {
         let calls = rt.block_on(every_client_rpc(&url, token, alice_job));
-        assert_eq!(calls.len(), 12, "every RPC of the Coordinator service");
+        assert_eq!(calls.len(), 13, "every RPC of the Coordinator service");
         for (rpc, code, msg) in calls {
             if let Some(secret) = token {
                 assert!(
@@ -310,7 +320,7 @@ fn every_rpc_refuses_the_wrong_credential_with_the_right_code() {
                 // job nor list everyone's.
                 match rpc {
                     "GetJob" | "WatchJob" | "GetResults" | "CancelJob" | "ListFailedTasks" => want,
-                    "ListJobs" | "PurgeJobs" => Code::PermissionDenied,
+                    "ListJobs" | "PurgeJobs" | "WatchEvents" => Code::PermissionDenied,
                     _ => Code::Ok,
                 }
             } else {
@@ -410,6 +420,48 @@ fn every_rpc_refuses_the_wrong_credential_with_the_right_code() {
         root.cancel_job(r)
             .await
             .expect("the admin may cancel (a no-op on an ended job)");
+
+        // Events: each client sees its own jobs' (and every worker's), the
+        // admin everyone's with `all`.
+        let events = |mut c: Coord, all: bool| async move {
+            let mut stream = c
+                .watch_events(WatchEventsRequest { follow: false, all })
+                .await
+                .expect("events")
+                .into_inner();
+            let mut seen = Vec::new();
+            while let Some(e) = stream.message().await.expect("an event") {
+                seen.push(e);
+            }
+            seen
+        };
+        let job_owners = |seen: &[brigade_proto::v1::Event]| {
+            let mut o: Vec<String> = seen
+                .iter()
+                .filter(|e| e.job_id != 0)
+                .map(|e| e.owner.clone())
+                .collect();
+            o.dedup();
+            o
+        };
+        let linked = |seen: &[brigade_proto::v1::Event]| {
+            seen.iter()
+                .any(|e| e.kind == EventKind::WorkerLinked as i32 && e.worker == "w1")
+        };
+        let hers = events(coord(&url, Some(&t.alice)).await, false).await;
+        assert_eq!(job_owners(&hers), ["alice"], "{hers:?}");
+        assert!(hers
+            .iter()
+            .any(|e| e.job_id == alice_job && e.kind == EventKind::JobEnded as i32));
+        assert!(linked(&hers), "{hers:?}");
+        let his = events(coord(&url, Some(&t.bob)).await, false).await;
+        assert_eq!(job_owners(&his), ["bob"], "{his:?}");
+        assert!(linked(&his), "{his:?}");
+        let everyone = events(coord(&url, Some(&t.admin)).await, true).await;
+        let mut owners = job_owners(&everyone);
+        owners.sort();
+        owners.dedup();
+        assert_eq!(owners, ["alice", "bob"], "{everyone:?}");
     });
 
     // The CLI says the same: Bob cannot see job 1, a worker token cannot list.
@@ -766,7 +818,7 @@ fn ended_jobs_are_purged_by_retention_and_on_request_and_their_ids_stay_taken() 
         .map(|_| id_of(&c.submit_json(&["noop", "--range", "0..3", "--model", "thread", "--wait"])))
         .collect();
     let listed = |c: &Cluster| -> Vec<u64> {
-        let jobs = c.json(&["jobs"]);
+        let jobs = c.json(&["jobs", "--history"]);
         let mut ids: Vec<u64> = jobs.as_array().expect("a list").iter().map(id_of).collect();
         ids.sort_unstable();
         ids

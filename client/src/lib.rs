@@ -19,7 +19,7 @@ use brigade_proto::convert::join_u128;
 use brigade_proto::v1::coordinator_client::CoordinatorClient;
 use brigade_proto::v1::{
     job_event, InputsUpload, JobRef, ListJobsRequest, ListWorkersRequest, PurgeJobsRequest,
-    ResultsChunk, ResultsOrder, RunJobRequest, StatusRequest, SubmitJobRequest,
+    ResultsChunk, ResultsOrder, RunJobRequest, StatusRequest, SubmitJobRequest, WatchEventsRequest,
 };
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use tonic::service::interceptor::InterceptedService;
@@ -28,8 +28,8 @@ use tonic::Streaming;
 
 pub use brigade_proto::connect::Credentials;
 pub use brigade_proto::v1::{
-    ClusterStatus, FailedTask, FailureGroup, InputsFormat, JobInfo, JobSpec, JobState, Kind, Model,
-    Reduce, WorkerInfo,
+    ClusterStatus, Event, EventKind, FailedTask, FailureGroup, InputsFormat, JobInfo, JobSpec,
+    JobState, Kind, Model, Reduce, WorkerInfo,
 };
 pub use brigade_proto::Output;
 pub use error::ClientError;
@@ -64,6 +64,8 @@ pub type RunEvents = BoxStream<'static, Result<RunEvent, ClientError>>;
 pub type ResultRows = BoxStream<'static, Result<ResultRow, ClientError>>;
 /// A job's failed tasks in index order, from [`Client::failed_tasks`].
 pub type FailedTaskRows = BoxStream<'static, Result<FailedTask, ClientError>>;
+/// The coordinator's events, from [`Client::events`].
+pub type Events = BoxStream<'static, Result<Event, ClientError>>;
 
 /// One done task's output, and how the task ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +96,11 @@ pub struct RunInfo {
     pub cpu: Duration,
     /// Wall time the task took.
     pub wall: Duration,
+    /// When the coordinator recorded the result, in µs since the Unix
+    /// epoch (0: not known; a coordinator without a state file knows it
+    /// in completion order only: [`Order::Completion`]). It ran from
+    /// about `wall` before then: the worker reports results in batches.
+    pub ended_unix_us: u64,
 }
 
 /// The most items one upload message carries, and the most bytes (an item
@@ -539,6 +546,20 @@ impl Client {
             .job_ids)
     }
 
+    /// The coordinator's events (jobs submitted and ended, workers linked
+    /// and lost): the recent ones it keeps, then with `follow` each new
+    /// one as it happens, until the stream is dropped. Job events are of
+    /// the caller's own jobs, or with `all` (an admin token, on a
+    /// coordinator with `--auth-file`) of every client's.
+    pub async fn events(&mut self, follow: bool, all: bool) -> Result<Events, ClientError> {
+        let events = self
+            .inner
+            .watch_events(WatchEventsRequest { follow, all })
+            .await?
+            .into_inner();
+        Ok(events.map_err(ClientError::from).boxed())
+    }
+
     /// The workers linked to the coordinator.
     pub async fn workers(&mut self) -> Result<Vec<WorkerInfo>, ClientError> {
         Ok(self
@@ -578,7 +599,16 @@ fn chunk_rows(chunk: ResultsChunk) -> Vec<ResultRow> {
         cpu_ns,
         wall_ns,
         worker_names,
+        ended_us,
     } = chunk;
+    let mut ended = 0i64;
+    let ended: Vec<u64> = ended_us
+        .iter()
+        .map(|&d| {
+            ended = ended.wrapping_add(d);
+            u64::try_from(ended).unwrap_or(0)
+        })
+        .collect();
     let outputs: Vec<Output> = if data.is_empty() {
         join_u128(&lo, &hi).map(Output::Int).collect()
     } else {
@@ -615,6 +645,7 @@ fn chunk_rows(chunk: ResultsChunk) -> Vec<ResultRow> {
                         .filter(|&m| m != Model::Unspecified),
                     cpu: Duration::from_nanos(at(&cpu_ns, i)),
                     wall: Duration::from_nanos(at(&wall_ns, i)),
+                    ended_unix_us: at(&ended, i),
                 },
             }
         })

@@ -60,10 +60,13 @@ pub(crate) struct ResultCols<'a> {
     pub cpu_ns: i64,
     pub wall_ns: i64,
     pub seq: i64,
+    /// 0 (not known) in rows stored before schema 7, whose sums leave it
+    /// out; any other value is in the sum.
+    pub ended_us: i64,
 }
 
 pub(crate) fn result(c: &ResultCols<'_>) -> i64 {
-    RowSum::new(b"brigade.results", c.output.map_or(0, <[u8]>::len))
+    let sum = RowSum::new(b"brigade.results", c.output.map_or(0, <[u8]>::len))
         .int(c.job)
         .int(c.idx)
         .int(c.lo)
@@ -74,8 +77,11 @@ pub(crate) fn result(c: &ResultCols<'_>) -> i64 {
         .int(c.model)
         .int(c.cpu_ns)
         .int(c.wall_ns)
-        .int(c.seq)
-        .finish()
+        .int(c.seq);
+    match c.ended_us {
+        0 => sum.finish(),
+        ended => sum.int(ended).finish(),
+    }
 }
 
 /// A `jobs` row's fixed part: written once, when the job is accepted.
@@ -133,6 +139,7 @@ mod tests {
             cpu_ns: 6,
             wall_ns: 7,
             seq: 8,
+            ended_us: 0,
         };
         let s = result(&base);
         let variants = [
@@ -153,6 +160,10 @@ mod tests {
             ResultCols { cpu_ns: 7, ..base },
             ResultCols { wall_ns: 8, ..base },
             ResultCols { seq: 9, ..base },
+            ResultCols {
+                ended_us: 10,
+                ..base
+            },
         ];
         for v in variants {
             assert_ne!(result(&v), s, "{v:?}");

@@ -14,8 +14,10 @@ use brigade_proto::v1::{
     job_event, worker_message, ClusterStatus, CoordinatorMessage, FailedTasks, InputsUpload,
     JobEvent, JobInfo, JobRef, JobState, ListJobsRequest, ListJobsResponse, ListWorkersRequest,
     ListWorkersResponse, PurgeJobsRequest, PurgeJobsResponse, ResultsChunk, ResultsOrder,
-    RunJobRequest, StatusRequest, SubmitJobRequest, SubmitJobResponse, WorkerMessage,
+    RunJobRequest, StatusRequest, SubmitJobRequest, SubmitJobResponse, WatchEventsRequest,
+    WorkerMessage,
 };
+use brigade_proto::v1::{Event, EventKind};
 use futures::{Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -270,6 +272,31 @@ fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
         .ok_or_else(|| Status::internal("the call was not authenticated"))
 }
 
+/// Refuses a caller who is not an admin what `what` ("... needs") an
+/// admin token for: every client's jobs.
+fn admin_for_all(caller: &Caller, what: &str) -> Result<(), Status> {
+    if caller.sees_all() {
+        return Ok(());
+    }
+    Err(Status::permission_denied(format!(
+        "{what} an admin token; the token presented is a client token (of {:?})",
+        caller.name
+    )))
+}
+
+/// Whether `caller` (asking for every client's jobs with `all`) sees
+/// event `e`: a job's events go to its owner (and admins with `all`; to
+/// everyone without authentication), a worker's to everyone, as
+/// `ListWorkers` does.
+fn sees_event(caller: &Caller, all: bool, e: &Event) -> bool {
+    match EventKind::try_from(e.kind) {
+        Ok(EventKind::JobSubmitted | EventKind::JobEnded) => {
+            caller.role.is_none() || all || caller.name == e.owner
+        }
+        _ => true,
+    }
+}
+
 fn job_ref(req: Request<JobRef>) -> Result<u64, Status> {
     match req.into_inner().job_id {
         0 => Err(Status::invalid_argument(
@@ -420,12 +447,8 @@ impl CoordinatorApi for CoordinatorHandle {
         req: Request<ListJobsRequest>,
     ) -> Result<Response<ListJobsResponse>, Status> {
         let caller = caller(&req)?;
-        if req.get_ref().all && !caller.sees_all() {
-            return Err(Status::permission_denied(format!(
-                "listing every client's jobs (jobs --all) needs an admin token; \
-                 the token presented is a client token (of {:?})",
-                caller.name
-            )));
+        if req.get_ref().all {
+            admin_for_all(&caller, "listing every client's jobs (jobs --all) needs")?;
         }
         let mut jobs = self.ask(actor::Request::ListJobs).await?;
         // An admin sees every job with `all`, its own without; a client its
@@ -434,6 +457,56 @@ impl CoordinatorApi for CoordinatorHandle {
             jobs.retain(|j| j.owner == caller.name);
         }
         Ok(Response::new(ListJobsResponse { jobs }))
+    }
+
+    type WatchEventsStream = BoxStream<Event>;
+
+    async fn watch_events(
+        &self,
+        req: Request<WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let caller = caller(&req)?;
+        let WatchEventsRequest { follow, all } = *req.get_ref();
+        if all {
+            admin_for_all(&caller, "every client's job events (events --all) need")?;
+        }
+        let (recent, rx) = self.ask(actor::Request::Events).await?;
+        let who = caller.clone();
+        let recent = futures::stream::iter(
+            recent
+                .into_iter()
+                .filter(move |e| sees_event(&who, all, e))
+                .map(|e| Ok(Event::clone(&e))),
+        );
+        if !follow {
+            return Ok(Response::new(Box::pin(recent)));
+        }
+        // Each later event, until the client hangs up (or falls so far
+        // behind that events were lost: then it is told, and cut off).
+        let later = futures::stream::unfold(Some(rx), move |rx| {
+            let caller = caller.clone();
+            async move {
+                let mut rx = rx?;
+                loop {
+                    match rx.recv().await {
+                        Ok(e) if sees_event(&caller, all, &e) => {
+                            return Some((Ok(Event::clone(&e)), Some(rx)))
+                        }
+                        Ok(_) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            let why = format!(
+                                "this follower fell {n} events behind and missed them; \
+                                 follow again (the coordinator keeps the last {})",
+                                actor::events::EventLog::KEPT
+                            );
+                            return Some((Err(Status::resource_exhausted(why)), None));
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(recent.chain(later))))
     }
 
     type GetResultsStream = BoxStream<ResultsChunk>;

@@ -35,7 +35,7 @@ use prost::Message;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 /// The schema this build writes. `PRAGMA user_version` holds a file's.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// `MIGRATIONS[i]` takes a file from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -109,6 +109,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN end_sum INTEGER;
     ALTER TABLE failed_tasks ADD COLUMN sum INTEGER;
     ALTER TABLE inputs ADD COLUMN sum INTEGER;
+",
+    // When each result was recorded (µs since the Unix epoch; 0 for rows
+    // stored before: not known), for a job's timeline. In the row's sum
+    // when not 0, so the sums of older rows stand.
+    "
+    ALTER TABLE results ADD COLUMN ended_us INTEGER NOT NULL DEFAULT 0;
 ",
 ];
 
@@ -367,19 +373,22 @@ fn text_at(r: &rusqlite::Row<'_>, i: usize) -> Option<String> {
     }
 }
 
+/// The `results` columns [`result_row`] reads, in its order.
+const RESULT_COLUMNS: &str =
+    "job_id, idx, lo, hi, output, attempts, worker, model, cpu_ns, wall_ns, seq, sum, ended_us";
+
 /// A `results` row as stored, checked against its sum.
 struct ResultRowRaw {
     job: i64,
     result: Option<StoredResult>,
 }
 
-/// Reads the columns `job_id, idx, lo, hi, output, attempts, worker,
-/// model, cpu_ns, wall_ns, seq, sum` from `first` on; `result` is `None`
-/// when the row fails its checksum or a value is out of range.
+/// Reads the columns [`RESULT_COLUMNS`] from `first` on; `result` is
+/// `None` when the row fails its checksum or a value is out of range.
 fn result_row(r: &rusqlite::Row<'_>, first: usize) -> ResultRowRaw {
     let job = int_at(r, first).unwrap_or(0);
     let checked = || -> Option<StoredResult> {
-        let ints: Vec<i64> = [0, 1, 2, 3, 5, 6, 7, 8, 9, 10]
+        let ints: Vec<i64> = [0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 12]
             .iter()
             .map(|k| int_at(r, first + k))
             .collect::<Option<_>>()?;
@@ -397,6 +406,7 @@ fn result_row(r: &rusqlite::Row<'_>, first: usize) -> ResultRowRaw {
             cpu_ns: ints[7],
             wall_ns: ints[8],
             seq: ints[9],
+            ended_us: ints[10],
         };
         if row_sum::result(&cols) != sum || cols.idx < 0 || cols.seq < 0 {
             return None;
@@ -411,6 +421,7 @@ fn result_row(r: &rusqlite::Row<'_>, first: usize) -> ResultRowRaw {
                 model: SlotModel::from_wire(i32::try_from(cols.model).ok()?),
                 cpu_ns: from_sql(cols.cpu_ns),
                 wall_ns: from_sql(cols.wall_ns),
+                ended_us: from_sql(cols.ended_us),
             },
             seq: from_sql(cols.seq),
             value: output_of(lo, hi, output),
@@ -533,10 +544,9 @@ fn read_jobs(conn: &Connection, path: &Path, recover: bool) -> Result<Vec<Stored
     }
     let mut orphans = 0u64;
     let mut st = conn
-        .prepare(
-            "SELECT job_id, idx, lo, hi, output, attempts, worker, model, cpu_ns, wall_ns, seq, sum \
-             FROM results ORDER BY job_id, idx",
-        )
+        .prepare(&format!(
+            "SELECT {RESULT_COLUMNS} FROM results ORDER BY job_id, idx"
+        ))
         .map_err(read)?;
     let mut rows = st.query([]).map_err(read)?;
     while let Some(r) = rows.next().map_err(read)? {
@@ -1024,8 +1034,9 @@ impl Store {
             let mut res = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO results \
-                     (job_id, idx, lo, hi, output, attempts, worker, model, cpu_ns, wall_ns, seq, sum) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                     (job_id, idx, lo, hi, output, attempts, worker, model, cpu_ns, wall_ns, seq, sum, \
+                      ended_us) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 )
                 .map_err(write)?;
             for r in &batch.results {
@@ -1045,6 +1056,7 @@ impl Store {
                     cpu_ns: to_sql(r.run.cpu_ns),
                     wall_ns: to_sql(r.run.wall_ns),
                     seq: to_sql(r.seq),
+                    ended_us: to_sql(r.run.ended_us),
                 };
                 res.execute(params![
                     c.job,
@@ -1059,6 +1071,7 @@ impl Store {
                     c.wall_ns,
                     c.seq,
                     row_sum::result(&c),
+                    c.ended_us,
                 ])
                 .map_err(write)?;
             }
@@ -1226,7 +1239,7 @@ impl StoreReader {
     ) -> Result<(Vec<ResultRow>, HashMap<u64, String>), ReadError> {
         const COLUMNS: &str =
             "SELECT r.job_id, r.idx, r.lo, r.hi, r.output, r.attempts, r.worker, \
-             r.model, r.cpu_ns, r.wall_ns, r.seq, r.sum, w.name \
+             r.model, r.cpu_ns, r.wall_ns, r.seq, r.sum, r.ended_us, w.name \
              FROM results r LEFT JOIN workers w ON w.id = r.worker";
         let mut st = self.conn.prepare_cached(&match order {
             ResultsOrder::Index => {
@@ -1257,7 +1270,7 @@ impl StoreReader {
                 run: stored.run,
             };
             bytes += row.value.len();
-            if let Some(name) = r.get::<_, Option<String>>(12).ok().flatten() {
+            if let Some(name) = r.get::<_, Option<String>>(13).ok().flatten() {
                 names.entry(row.run.worker).or_insert(name);
             }
             out.push(row);
@@ -1314,6 +1327,8 @@ fn fill_sums(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
                 cpu_ns: r.get(8)?,
                 wall_ns: r.get(9)?,
                 seq: r.get(10)?,
+                // The column is not there yet, or was just added: 0.
+                ended_us: 0,
             };
             Ok((c.job, c.idx, row_sum::result(&c)))
         },
@@ -1394,6 +1409,8 @@ mod tests {
             model: Some(SlotModel::Thread),
             cpu_ns: ns,
             wall_ns: ns + 1,
+            // Kept exactly, to the µs.
+            ended_us: 1_800_000_000_123_456 + ns,
         }
     }
 

@@ -20,6 +20,7 @@ use super::flags::{
 };
 use crate::cluster::{self, Slots};
 use crate::commands::{Format, Phase, SubmitArgs};
+use crate::select::{JobSelector, StateFilter};
 use brigade_lab as bench;
 
 /// One run of `brigade`, ready to carry out.
@@ -53,15 +54,19 @@ pub enum Action {
         role: Role,
         name: String,
         auth_file: PathBuf,
+        format: Format,
     },
     /// `brigade certs`.
     Certs {
         out: PathBuf,
         sans: Vec<String>,
+        format: Format,
     },
     IoTarget {
         listen: String,
     },
+    /// `brigade completions SHELL`: no runtime, no logging.
+    Completions(clap_complete::Shell),
 }
 
 /// `brigade up`: a coordinator and its local workers.
@@ -85,9 +90,13 @@ pub enum Request {
         format: Format,
     },
     Status(Format),
-    Health(String),
+    Health {
+        service: String,
+        format: Format,
+    },
     Jobs {
         all: bool,
+        states: StateFilter,
         format: Format,
     },
     Purge {
@@ -96,12 +105,12 @@ pub enum Request {
         format: Format,
     },
     Job {
-        id: u64,
+        jobs: JobSelector,
         wait: bool,
         format: Format,
     },
     Results {
-        id: u64,
+        job: JobSelector,
         format: Format,
         follow: bool,
         wait: bool,
@@ -109,25 +118,37 @@ pub enum Request {
     },
     /// `brigade tasks ID --state failed`.
     Tasks {
-        id: u64,
+        job: JobSelector,
         format: Format,
     },
-    Cancel(u64),
+    Cancel {
+        jobs: JobSelector,
+        format: Format,
+    },
+    /// `brigade events [--follow] [--all]`.
+    Events {
+        follow: bool,
+        all: bool,
+        format: Format,
+    },
+    /// `brigade timeline JOB [--out FILE]`.
+    Timeline {
+        job: JobSelector,
+        out: Option<PathBuf>,
+        format: Format,
+    },
     Workers(Format),
 }
 
 impl Phase {
     /// What `request` does from its start, for what Ctrl-C says: a
-    /// submission submits, a wait for a job (or its results) follows it.
+    /// submission submits; the commands that follow a job say so once
+    /// they know which.
     pub fn of(request: &Request) -> Phase {
-        match *request {
-            Request::Submit { ref job, .. } => Phase::Submitting {
+        match request {
+            Request::Submit { job, .. } => Phase::Submitting {
                 inputs: job.inputs.is_some(),
             },
-            Request::Job { id, wait: true, .. } => Phase::Following(id),
-            Request::Results {
-                id, follow, wait, ..
-            } if follow || wait => Phase::Following(id),
             _ => Phase::Asking,
         }
     }
@@ -184,76 +205,115 @@ impl Action {
             } => Request::Submit {
                 job,
                 wait,
-                format: client.format,
+                format: client.format(),
             }
             .to(client.target)?,
-            Subcommand::Status { client } => Request::Status(client.format).to(client.target)?,
-            Subcommand::Health { service, target } => Request::Health(service).to(target)?,
+            Subcommand::Status { client } => Request::Status(client.format()).to(client.target)?,
+            Subcommand::Health { service, client } => Request::Health {
+                service,
+                format: client.format(),
+            }
+            .to(client.target)?,
             Subcommand::Jobs {
                 all,
                 purge: true,
                 older_than,
                 client,
+                ..
             } => Request::Purge {
                 all,
                 older_than: older_than.unwrap_or_default(),
-                format: client.format,
+                format: client.format(),
             }
             .to(client.target)?,
             Subcommand::Jobs {
                 all,
                 purge: false,
+                state,
+                history,
                 client,
                 ..
             } => Request::Jobs {
                 all,
-                format: client.format,
+                states: match (state, history) {
+                    (Some(states), _) => states,
+                    (None, true) => StateFilter::ANY,
+                    (None, false) => StateFilter::ACTIVE,
+                },
+                format: client.format(),
             }
             .to(client.target)?,
-            Subcommand::Job { id, wait, client } => Request::Job {
-                id,
+            Subcommand::Job { jobs, wait, client } => Request::Job {
+                jobs,
                 wait,
-                format: client.format,
+                format: client.format(),
             }
             .to(client.target)?,
             Subcommand::Results {
-                id,
+                job,
                 follow,
                 wait,
                 order,
                 client,
             } => Request::Results {
-                id,
-                format: client.format,
+                job,
+                format: client.format(),
                 follow,
                 wait,
                 order,
             }
             .to(client.target)?,
             Subcommand::Tasks {
-                id,
+                job,
                 state: _,
                 client,
             } => Request::Tasks {
-                id,
-                format: client.format,
+                job,
+                format: client.format(),
             }
             .to(client.target)?,
-            Subcommand::Cancel { id, target } => Request::Cancel(id).to(target)?,
-            Subcommand::Workers { client } => Request::Workers(client.format).to(client.target)?,
+            Subcommand::Events {
+                follow,
+                all,
+                client,
+            } => Request::Events {
+                follow,
+                all,
+                format: client.format(),
+            }
+            .to(client.target)?,
+            Subcommand::Timeline { job, out, client } => Request::Timeline {
+                job,
+                out,
+                format: client.format(),
+            }
+            .to(client.target)?,
+            Subcommand::Cancel { jobs, client } => Request::Cancel {
+                jobs,
+                format: client.format(),
+            }
+            .to(client.target)?,
+            Subcommand::Workers { client } => Request::Workers(client.format()).to(client.target)?,
             Subcommand::IoTarget { listen } => Action::IoTarget { listen },
+            Subcommand::Completions { shell } => Action::Completions(shell),
             Subcommand::Token(TokenCommand::Create {
                 role,
                 name,
                 auth_file,
+                output,
             }) => Action::TokenCreate {
                 role: Role::parse(&role).with_context(|| {
                     format!("--role {role:?}: expected worker, client or admin")
                 })?,
                 name,
                 auth_file,
+                format: output.format(),
             },
-            Subcommand::Certs { out, sans } => Action::Certs { out, sans },
+            Subcommand::Certs { out, sans, output } => Action::Certs {
+                out,
+                sans,
+                format: output.format(),
+            },
         })
     }
 }
@@ -583,6 +643,47 @@ mod tests {
         }
         assert!(help.contains("cmd=<text> (required)"), "{help}");
         assert!(help.contains("Exit codes:"), "{help}");
+    }
+
+    #[test]
+    fn json_is_asked_for_by_flag_or_environment_and_quiet_wins() {
+        use crate::cli::flags::asks_for_json;
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert!(asks_for_json(&args(&[
+            "jobs", "--format", "json", "--bogus"
+        ])));
+        assert!(asks_for_json(&args(&["jobs", "--format=jsonl"])));
+        assert!(!asks_for_json(&args(&["jobs", "--format", "csv"])));
+        assert!(!asks_for_json(&args(&["jobs", "--format", "json", "-q"])));
+        assert!(!asks_for_json(&args(&["submit", "--", "--format", "json"])));
+    }
+
+    #[test]
+    fn quiet_wins_over_the_format_and_the_format_comes_from_the_environment_too() {
+        let cli = |a: &[&str]| {
+            Cli::try_parse_from(std::iter::once("brigade").chain(a.iter().copied()))
+                .unwrap_or_else(|e| panic!("{a:?}: {e}"))
+        };
+        assert_eq!(cli(&["jobs"]).command.format(), Format::Table);
+        assert_eq!(
+            cli(&["jobs", "--format", "csv"]).command.format(),
+            Format::Csv
+        );
+        assert_eq!(
+            cli(&["jobs", "--format", "json", "-q"]).command.format(),
+            Format::Quiet
+        );
+        assert_eq!(
+            cli(&["cancel", "3", "--quiet"]).command.format(),
+            Format::Quiet
+        );
+        assert_eq!(
+            cli(&["certs", "--out", "d", "--format", "json"])
+                .command
+                .format(),
+            Format::Json
+        );
+        assert!(Cli::try_parse_from(["brigade", "jobs", "--format", "quiet"]).is_err());
     }
 
     #[test]

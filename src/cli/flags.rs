@@ -12,6 +12,7 @@ use clap::{Args, CommandFactory, Parser};
 
 use crate::commands;
 use crate::commands::{Format, SubmitArgs};
+use crate::select::JobSelector;
 use brigade_lab as bench;
 
 #[derive(Parser)]
@@ -75,8 +76,9 @@ const SPIN_MATTERS: [&str; 5] = ["coordinator", "worker", "up", "bench", "demo"]
 
 /// Subcommands that talk to a coordinator as a client: their help ends
 /// with the exit codes.
-const CLIENT_COMMANDS: [&str; 9] = [
-    "submit", "status", "health", "jobs", "job", "results", "tasks", "cancel", "workers",
+const CLIENT_COMMANDS: [&str; 11] = [
+    "submit", "status", "health", "jobs", "job", "results", "tasks", "timeline", "cancel",
+    "workers", "events",
 ];
 
 /// `brigade`'s command line as clap parses it: the derived one, with help
@@ -209,16 +211,48 @@ pub struct ServerSecurityArgs {
     pub insecure: bool,
 }
 
-// What every client command that prints takes: its output format and the
-// coordinator it asks. (No doc comment: clap would show it.)
+// What every command that prints takes: its output format, or --quiet.
+// (No doc comment: clap would show it.)
+#[derive(Args, Clone, Copy)]
+pub struct OutputArgs {
+    /// Output: table (for people; notes and progress on stderr), json
+    /// (exactly one JSON value, errors too: {"error": {...}} on stdout;
+    /// schema in docs/cli-json.md), csv, or jsonl (one JSON value per line).
+    #[arg(long, value_enum, env = "BRIGADE_FORMAT", default_value_t = Format::Table)]
+    pub format: Format,
+    /// Print only the essential value (submit: the job id; jobs, cancel:
+    /// job ids; job: its state; results: the values), one per line, and
+    /// nothing on stderr but errors. Wins over --format.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+impl OutputArgs {
+    /// The format to print in: [`Format::Quiet`] with --quiet.
+    pub fn format(self) -> Format {
+        if self.quiet {
+            Format::Quiet
+        } else {
+            self.format
+        }
+    }
+}
+
+// What every client command takes: its output and the coordinator it asks.
+// (No doc comment: clap would show it.)
 #[derive(Args, Clone)]
 pub struct ClientArgs {
-    /// Output: table (for people; notes and progress on stderr), json (one
-    /// value), csv, or jsonl (one JSON value per line).
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    #[command(flatten)]
+    pub output: OutputArgs,
     #[command(flatten)]
     pub target: Target,
+}
+
+impl ClientArgs {
+    /// The format to print in.
+    pub fn format(&self) -> Format {
+        self.output.format()
+    }
 }
 
 #[derive(Args, Clone, Copy)]
@@ -446,14 +480,24 @@ pub enum Subcommand {
         #[arg(long, default_value = "")]
         service: String,
         #[command(flatten)]
-        target: Target,
+        client: ClientArgs,
     },
-    /// List your jobs (every job when the coordinator has no --auth-file),
-    /// or purge the ended ones (--purge).
+    /// List your jobs that have not ended (every client's when the
+    /// coordinator has no --auth-file; --history: ended ones too; --state:
+    /// by state), or purge the ended ones (--purge).
     Jobs {
-        /// Every client's jobs (needs an admin token).
+        /// Every client's jobs, not only yours (needs an admin token).
         #[arg(long)]
         all: bool,
+        /// Only jobs in these states, comma-separated: queued, running,
+        /// succeeded, failed, cancelled, active (queued and running: the
+        /// default), ended or any.
+        #[arg(long, value_parser = crate::select::parse_state_filter,
+              conflicts_with_all = ["history", "purge"])]
+        state: Option<crate::select::StateFilter>,
+        /// Ended jobs too (--state any).
+        #[arg(long, conflicts_with = "purge")]
+        history: bool,
         /// Forget your jobs that ended (every client's with --all): their
         /// status and results go, from the state file too; their ids are
         /// never given again. Jobs still queued or running are kept.
@@ -466,11 +510,14 @@ pub enum Subcommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Show one job: its state, progress, failures grouped by cause.
+    /// Show a job (or several): its state, progress, failures grouped by
+    /// cause.
     Job {
-        /// The job's id (from submit or `brigade jobs`).
-        id: u64,
-        /// Wait for the job to end (exit 1 if it failed or was cancelled).
+        /// Which jobs: an id (3), last (your newest), or several: a range
+        /// (1-10), a list (1,3,5-8) or all (json: an array).
+        #[arg(value_parser = crate::select::parse_job_selector)]
+        jobs: JobSelector,
+        /// Wait for the jobs to end (exit 1 if one failed or was cancelled).
         #[arg(long)]
         wait: bool,
         #[command(flatten)]
@@ -480,8 +527,10 @@ pub enum Subcommand {
     /// jsonl, csv) the task's input range, attempts, worker, model and CPU
     /// and wall time.
     Results {
-        /// The job's id (from submit or `brigade jobs`).
-        id: u64,
+        /// Which job: its id (from submit or `brigade jobs`) or last (your
+        /// newest).
+        #[arg(value_parser = crate::select::parse_job_selector)]
+        job: JobSelector,
         /// Keep printing while the job runs, until it ends.
         #[arg(long)]
         follow: bool,
@@ -499,20 +548,56 @@ pub enum Subcommand {
     /// List a job's tasks in one state: every task that failed for good,
     /// with its error (a job's status shows only the first 100, grouped).
     Tasks {
-        /// The job's id (from submit or `brigade jobs`).
-        id: u64,
+        /// Which job: its id (from submit or `brigade jobs`) or last (your
+        /// newest).
+        #[arg(value_parser = crate::select::parse_job_selector)]
+        job: JobSelector,
         /// Which tasks: failed (the one state listed so far).
         #[arg(long, value_parser = ["failed"])]
         state: String,
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Cancel a job (a job that already ended is left as it ended).
-    Cancel {
-        /// The job's id (from submit or `brigade jobs`).
-        id: u64,
+    /// The coordinator's events: jobs submitted and ended, workers linked
+    /// and lost, with when (the last 10,000 it keeps; --follow: then each
+    /// new one until Ctrl-C). Your jobs' events (--all: every client's,
+    /// for admins); every worker's.
+    Events {
+        /// Keep printing events as they happen (with --format jsonl for
+        /// JSON: one event per line).
+        #[arg(long)]
+        follow: bool,
+        /// Every client's job events, not only yours (needs an admin token).
+        #[arg(long)]
+        all: bool,
         #[command(flatten)]
-        target: Target,
+        client: ClientArgs,
+    },
+    /// A job's tasks as a Chrome trace (open it in https://ui.perfetto.dev
+    /// or chrome://tracing): a process per worker, a row per slot, a box
+    /// per done task, coloured by model. Each box ends when the
+    /// coordinator recorded the task (workers report in batches) and lasts
+    /// its wall time.
+    Timeline {
+        /// Which job: its id or last (your newest).
+        #[arg(value_parser = crate::select::parse_job_selector)]
+        job: JobSelector,
+        /// Write the trace to FILE (default: stdout).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Cancel a job or several (a job that already ended is left as it
+    /// ended).
+    Cancel {
+        /// Which jobs: an id (3), last (your newest), or several: a range
+        /// (1-10), a list (1,3,5-8) or all (every job of yours that has not
+        /// ended).
+        #[arg(value_parser = crate::select::parse_job_selector)]
+        jobs: JobSelector,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// List connected workers and their slots.
     Workers {
@@ -541,6 +626,16 @@ pub enum Subcommand {
         /// compose service name), besides localhost and 127.0.0.1; repeatable.
         #[arg(long = "san", value_name = "NAME")]
         sans: Vec<String>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Print a shell completion script: `brigade completions bash >
+    /// ~/.local/share/bash-completion/completions/brigade`, `brigade
+    /// completions zsh > ~/.zfunc/_brigade`, `brigade completions fish >
+    /// ~/.config/fish/completions/brigade.fish`.
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
     /// Executor child process (spawned by a worker; speaks frames on stdin/stdout).
     #[command(hide = true)]
@@ -564,5 +659,60 @@ pub enum TokenCommand {
         /// The coordinator's --auth-file.
         #[arg(long, value_name = "FILE")]
         auth_file: PathBuf,
+        #[command(flatten)]
+        output: OutputArgs,
     },
+}
+
+impl Subcommand {
+    /// The format this run prints in, its errors too (table for the
+    /// commands that have no `--format`).
+    pub fn format(&self) -> Format {
+        match self {
+            Subcommand::Submit { client, .. }
+            | Subcommand::Status { client }
+            | Subcommand::Health { client, .. }
+            | Subcommand::Jobs { client, .. }
+            | Subcommand::Job { client, .. }
+            | Subcommand::Results { client, .. }
+            | Subcommand::Tasks { client, .. }
+            | Subcommand::Timeline { client, .. }
+            | Subcommand::Events { client, .. }
+            | Subcommand::Cancel { client, .. }
+            | Subcommand::Workers { client } => client.format(),
+            Subcommand::Token(TokenCommand::Create { output, .. })
+            | Subcommand::Certs { output, .. } => output.format(),
+            Subcommand::Demo
+            | Subcommand::Bench(_)
+            | Subcommand::Up { .. }
+            | Subcommand::Coordinator { .. }
+            | Subcommand::Worker(_)
+            | Subcommand::IoTarget { .. }
+            | Subcommand::Completions { .. }
+            | Subcommand::Executor => Format::Table,
+        }
+    }
+}
+
+/// Whether the raw command line (or `BRIGADE_FORMAT`) asks for JSON, for
+/// a command line clap refused (so its error is JSON too).
+pub fn asks_for_json(args: &[std::ffi::OsString]) -> bool {
+    let json = |v: &str| v == "json" || v == "jsonl";
+    let mut asked = None;
+    let mut quiet = false;
+    let mut args = args.iter().map(|a| a.to_string_lossy());
+    while let Some(a) = args.next() {
+        if a == "--" {
+            break;
+        }
+        if a == "--format" {
+            asked = args.next().map(|v| json(&v));
+        } else if let Some(v) = a.strip_prefix("--format=") {
+            asked = Some(json(v));
+        } else if a == "--quiet" || a == "-q" {
+            quiet = true;
+        }
+    }
+    let from_env = || std::env::var("BRIGADE_FORMAT").is_ok_and(|v| json(&v));
+    !quiet && asked.unwrap_or_else(from_env)
 }

@@ -14,13 +14,32 @@ use std::process::ExitCode;
 
 use clap::FromArgMatches;
 
-/// `brigade`: parse, build the settings, carry them out.
+/// `brigade`: parse, build the settings, carry them out. A command line
+/// clap refuses exits 2; asked for JSON, with a JSON error on stdout.
 pub fn main() -> ExitCode {
-    let matches = flags::command().get_matches();
-    let flags = flags::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let parsed = flags::command()
+        .try_get_matches_from(&args)
+        .and_then(|m| flags::Cli::from_arg_matches(&m));
+    let flags = match parsed {
+        Ok(flags) => flags,
+        Err(e) if e.use_stderr() && flags::asks_for_json(&args[1..]) => {
+            return exit::report_usage(&clap_message(&e), exit::ErrorStyle::Json);
+        }
+        Err(e) => e.exit(),
+    };
+    let style = exit::ErrorStyle::of(flags.command.format());
     run::carry_out(
         config::Action::from_flags(flags.command),
         flags.spin.window(),
         flags.log.log_format,
+        style,
     )
+}
+
+/// What clap says is wrong, without its `error: ` and the usage after it.
+fn clap_message(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    text.split("\n\n").next().unwrap_or(text).trim().to_string()
 }

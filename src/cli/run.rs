@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::config::{Action, Request};
 use super::exit::{self, Exit};
-use crate::commands::Phase;
+use crate::commands::{Format, Phase};
 use crate::{cluster, commands, demo};
 
 /// Runs `action` (or reports why it could not be built) with the idle
@@ -23,28 +23,41 @@ pub fn carry_out(
     action: anyhow::Result<Action>,
     spin: Duration,
     log: super::flags::LogFormat,
+    errors: exit::ErrorStyle,
 ) -> ExitCode {
     let action = match action {
         Ok(action) => action,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(exit::USAGE);
-        }
+        Err(e) => return exit::report_usage(&format!("{e:#}"), errors),
     };
     if let Action::Executor(workloads) = action {
         let code = brigade_worker::executors::child::run_stdio_with(&workloads);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
+    if let Action::Completions(shell) = action {
+        // Written whole once made: a reader that stops early (`| head`)
+        // is no error.
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut super::flags::command(), "brigade", &mut script);
+        let mut out = std::io::stdout().lock();
+        return match std::io::Write::write_all(&mut out, &script) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                exit::report(&anyhow::Error::new(e).context("stdout"), errors)
+            }
+            _ => ExitCode::from(exit::SUCCESS),
+        };
+    }
     let run = super::runtime::start(&action, spin, log).and_then(|rt| rt.block_on(run(action)));
     match run {
         Ok(()) => ExitCode::from(exit::SUCCESS),
-        Err(e) => exit::report(&e),
+        Err(e) => exit::report(&e, errors),
     }
 }
 
 async fn run(action: Action) -> anyhow::Result<()> {
     match action {
-        Action::Executor(_) => unreachable!("handled before the runtime starts"),
+        Action::Executor(_) | Action::Completions(_) => {
+            unreachable!("handled before the runtime starts")
+        }
         Action::Demo => demo::run().await,
         Action::Bench(args) => brigade_lab::run(args).await,
         Action::Up(up) => {
@@ -109,21 +122,49 @@ async fn run(action: Action) -> anyhow::Result<()> {
             role,
             name,
             auth_file,
+            format,
         } => {
             let secret = brigade_coordinator::auth::append_token(&auth_file, role, &name)?;
-            eprintln!(
-                "added {} token for {name:?} to {}; it is shown only once. \
-                 A running coordinator reads the file at start: restart it to accept the token.",
-                role.with_article(),
-                auth_file.display()
-            );
-            println!("{secret}");
+            if format == Format::Table {
+                eprintln!(
+                    "added {} token for {name:?} to {}; it is shown only once. \
+                     A running coordinator reads the file at start: restart it to accept the token.",
+                    role.with_article(),
+                    auth_file.display()
+                );
+            }
+            let role = role.name();
+            match format {
+                Format::Json | Format::Jsonl => println!(
+                    "{}",
+                    serde_json::json!({
+                        "role": role, "name": name,
+                        "auth_file": auth_file.display().to_string(), "token": secret,
+                    })
+                ),
+                Format::Csv => println!("role,name,token\n{role},{name},{secret}"),
+                Format::Table | Format::Quiet => println!("{secret}"),
+            }
             Ok(())
         }
-        Action::Certs { out, sans } => {
+        Action::Certs { out, sans, format } => {
             let written = crate::certs::write(&out, &sans)?;
-            for path in written {
-                println!("{}", path.display());
+            let paths: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+            match format {
+                Format::Json => println!("{}", serde_json::json!(paths)),
+                Format::Jsonl => {
+                    for p in &paths {
+                        println!("{}", serde_json::json!(p));
+                    }
+                }
+                Format::Csv | Format::Table | Format::Quiet => {
+                    if format == Format::Csv {
+                        println!("path");
+                    }
+                    for p in &paths {
+                        println!("{p}");
+                    }
+                }
             }
             Ok(())
         }
@@ -151,23 +192,42 @@ async fn client_request(
             commands::submit(c, &job, wait, format, phase).await
         }
         Request::Status(format) => commands::status(c, format).await,
-        Request::Health(service) => commands::health(c, &service).await,
-        Request::Jobs { all, format } => commands::jobs(c, all, format).await,
+        Request::Health { service, format } => commands::health(c, &service, format).await,
+        Request::Jobs {
+            all,
+            states,
+            format,
+        } => commands::jobs(c, all, states, format).await,
         Request::Purge {
             all,
             older_than,
             format,
         } => commands::purge(c, all, older_than, format).await,
-        Request::Job { id, wait, format } => commands::job(c, id, wait, format, phase).await,
+        Request::Job { jobs, wait, format } => commands::job(c, &jobs, wait, format, phase).await,
         Request::Results {
-            id,
+            job,
             format,
             follow,
             wait,
             order,
-        } => commands::results(c, id, format, follow, wait, order, phase).await,
-        Request::Tasks { id, format } => commands::failed_tasks(c, id, format).await,
-        Request::Cancel(id) => commands::cancel(c, id).await,
+        } => {
+            let id = commands::one_job(c, &job, "results").await?;
+            commands::results(c, id, format, follow, wait, order, phase).await
+        }
+        Request::Tasks { job, format } => {
+            let id = commands::one_job(c, &job, "tasks").await?;
+            commands::failed_tasks(c, id, format).await
+        }
+        Request::Cancel { jobs, format } => commands::cancel(c, &jobs, format).await,
+        Request::Events {
+            follow,
+            all,
+            format,
+        } => crate::events::command(c, follow, all, format).await,
+        Request::Timeline { job, out, format } => {
+            let id = commands::one_job(c, &job, "timeline").await?;
+            crate::timeline::command(c, id, out.as_deref(), format).await
+        }
         Request::Workers(format) => commands::workers(c, format).await,
     }
 }

@@ -19,11 +19,12 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_brigade");
 pub const CLI_DEADLINE: Duration = Duration::from_secs(120);
 
 /// `brigade ARGS...` with stdio as the tests want it: no stdin, stdout and
-/// stderr piped, no `BRIGADE_COORDINATOR` from the test's environment.
+/// stderr piped, no `BRIGADE_COORDINATOR` or `BRIGADE_FORMAT` from the test's environment.
 pub fn brigade_command<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_remove("BRIGADE_COORDINATOR")
+        .env_remove("BRIGADE_FORMAT")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

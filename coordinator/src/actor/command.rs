@@ -64,6 +64,8 @@ pub enum Request {
         reply: Reply<FailedTasks>,
     },
     ListWorkers(Reply<Vec<WorkerInfo>>),
+    /// The recent events and a receiver of the later ones (`WatchEvents`).
+    Events(Reply<super::events::EventsSince>),
     Status(Reply<ClusterStatus>),
     WorkerJoined {
         hello: WorkerHello,

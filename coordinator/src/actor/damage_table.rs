@@ -56,6 +56,7 @@ fn result(job: u64, index: u64, value: Output, seq: u64) -> Recorded {
             model: Some(SlotModel::Thread),
             cpu_ns: 1_000 + index,
             wall_ns: 2_000 + index,
+            ended_us: 1_800_000_000_000_000 + index,
         },
         seq,
     }
@@ -538,9 +539,10 @@ fn fix_sums(c: &Connection) {
         i64,
         i64,
         i64,
+        i64,
     );
     let rows: Vec<Row> = c
-        .prepare("SELECT job_id, idx, lo, hi, output, attempts, worker, model, cpu_ns, wall_ns, seq FROM results")
+        .prepare("SELECT job_id, idx, lo, hi, output, attempts, worker, model, cpu_ns, wall_ns, seq, ended_us FROM results")
         .expect("results")
         .query_map([], |r| {
             Ok((
@@ -555,12 +557,14 @@ fn fix_sums(c: &Connection) {
                 r.get(8)?,
                 r.get(9)?,
                 r.get(10)?,
+                r.get(11)?,
             ))
         })
         .expect("results")
         .collect::<Result<_, _>>()
         .expect("results");
-    for (job, idx, lo, hi, output, attempts, worker, model, cpu_ns, wall_ns, seq) in rows {
+    for (job, idx, lo, hi, output, attempts, worker, model, cpu_ns, wall_ns, seq, ended_us) in rows
+    {
         let sum = row_sum::result(&row_sum::ResultCols {
             job,
             idx,
@@ -573,6 +577,7 @@ fn fix_sums(c: &Connection) {
             cpu_ns,
             wall_ns,
             seq,
+            ended_us,
         });
         c.execute(
             "UPDATE results SET sum = ?3 WHERE job_id = ?1 AND idx = ?2",

@@ -140,6 +140,8 @@ impl Actor {
         };
         if sink.send(Ok(welcome)).is_ok() {
             tracing::info!(worker = id, %name, "worker joined");
+            let at = self.clock.now_us();
+            self.events.worker_linked(at, id, &name);
             let link = LinkOut {
                 sink,
                 last_sent_ms: now,
@@ -154,6 +156,8 @@ impl Actor {
     pub(super) fn on_worker_message(&mut self, id: WorkerId, msg: WorkerMessage, now: u64) {
         match msg.msg {
             Some(worker_message::Msg::Results(batch)) => {
+                // When these results are recorded (same clock as `now`).
+                let now_us = self.clock.now_us().max(now * 1_000);
                 for columns in &batch.ok {
                     let outcomes = match columns.outcomes() {
                         Ok(o) => o,
@@ -172,7 +176,7 @@ impl Actor {
                         wall_ns: o.wall_ns,
                         ready_ns: o.ready_ns,
                     });
-                    self.sched.worker_job_outcomes(id, job, outcomes, now);
+                    self.sched.worker_job_outcomes_at(id, job, outcomes, now_us);
                 }
                 let outcomes = batch.outcomes.into_iter().map(|o| Outcome {
                     job: o.job_id,
@@ -189,7 +193,7 @@ impl Actor {
                     wall_ns: o.wall_ns,
                     ready_ns: o.ready_ns,
                 });
-                self.sched.worker_outcomes(id, outcomes, now);
+                self.sched.worker_outcomes_at(id, outcomes, now_us);
             }
             Some(worker_message::Msg::Heartbeat(_)) => self.sched.worker_seen(id, now),
             Some(worker_message::Msg::Credits(c)) => {
@@ -219,6 +223,7 @@ impl Actor {
             let _ = link.sink.send(Err(Status::unavailable(reason.to_string())));
         }
         tracing::warn!(worker = id, %reason, "worker disconnected; its tasks go back to the queue");
+        self.worker_lost_event(id, reason);
         self.sched.worker_lost(id, self.clock.now_ms());
     }
 
@@ -301,9 +306,16 @@ impl Actor {
                         let _ = link.sink.send(Err(Status::unavailable(reason.clone())));
                     }
                     tracing::warn!(worker, %reason, "worker expired; its tasks go back to the queue");
+                    self.worker_lost_event(worker, &reason);
                 }
             }
         }
+    }
+
+    /// A worker's link ended (`reason`): an event, naming it.
+    pub(super) fn worker_lost_event(&mut self, id: WorkerId, reason: &str) {
+        let at = self.clock.now_us();
+        self.events.worker_lost(at, id, reason);
     }
 
     fn send(&mut self, worker: WorkerId, msg: coordinator_message::Msg) {

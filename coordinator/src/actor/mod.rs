@@ -21,6 +21,7 @@ mod command;
 mod commit;
 #[cfg(test)]
 mod damage_table;
+pub(crate) mod events;
 mod link;
 mod observe;
 mod view;
@@ -192,6 +193,12 @@ impl Clock {
         self.origin_unix_ms + self.origin.elapsed().as_millis() as u64
     }
 
+    /// [`now_ms`](Self::now_ms) in microseconds: when results are
+    /// recorded (a job's timeline).
+    fn now_us(&self) -> u64 {
+        self.origin_unix_ms * 1_000 + self.origin.elapsed().as_micros() as u64
+    }
+
     /// The instant at which [`now_ms`](Self::now_ms) reaches `ms`.
     fn instant_at(&self, ms: u64) -> tokio::time::Instant {
         let after = Duration::from_millis(ms.saturating_sub(self.origin_unix_ms));
@@ -219,6 +226,8 @@ pub(crate) struct Actor {
     active: ActiveJobs,
     /// Tasks done per second, for the dashboard's chart.
     throughput: Throughput,
+    /// Jobs submitted and ended, workers linked and lost (`WatchEvents`).
+    events: events::EventLog,
 }
 
 /// Counts each owner's jobs that have not ended, and their tasks.
@@ -301,6 +310,7 @@ impl Actor {
             worker_names: HashMap::new(),
             active: ActiveJobs::default(),
             throughput: Throughput::default(),
+            events: events::EventLog::new(),
         };
         if let Some(mut store) = store {
             actor.restore(&mut store)?;
@@ -630,6 +640,9 @@ impl Actor {
             Request::ListWorkers(reply) => {
                 let _ = reply.send(Ok(self.list_workers()));
             }
+            Request::Events(reply) => {
+                let _ = reply.send(Ok(self.events.since()));
+            }
             Request::Status(reply) => {
                 let _ = reply.send(Ok(self.cluster_status()));
             }
@@ -645,6 +658,7 @@ impl Actor {
             Request::WorkerGone(id, reason) => {
                 if self.sinks.remove(&id).is_some() {
                     tracing::warn!(worker = id, %reason, "worker left; its tasks go back to the queue");
+                    self.worker_lost_event(id, &reason);
                 }
                 self.sched.worker_lost(id, self.clock.now_ms());
             }
@@ -730,6 +744,9 @@ impl Actor {
                 };
                 self.active.started(id, &owner, tasks);
                 tracing::info!(job_id = id, %workload, tasks, model = model.name(), %owner, "job accepted");
+                let detail = format!("{tasks} tasks on {} slots", model.name());
+                let at = self.clock.now_us();
+                self.events.job_submitted(at, id, &workload, &owner, detail);
                 if let Some(inputs) = &inputs {
                     self.inputs.insert(id, inputs.clone());
                 }
@@ -772,6 +789,10 @@ impl Actor {
                     error = %info.error,
                     "job ended"
                 );
+                let workload = info.spec.as_ref().map_or("", |s| s.workload.as_str());
+                let at = self.clock.now_us();
+                self.events
+                    .job_ended(at, id, workload, &info.owner, state, &info.error);
                 self.ledger.ended(JobEnd {
                     job: id,
                     state,

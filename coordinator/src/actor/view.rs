@@ -50,7 +50,14 @@ pub(crate) fn results_chunk(
     let wide = rows
         .iter()
         .any(|r| r.value.as_int().is_some_and(|v| v > u64::MAX as u128));
+    let ended = rows.iter().any(|r| r.run.ended_us != 0);
+    let mut last_ended = 0i64;
     for ResultRow { index, value, run } in rows {
+        if ended {
+            let at = i64::try_from(run.ended_us).unwrap_or(0);
+            chunk.ended_us.push(at.wrapping_sub(last_ended));
+            last_ended = at;
+        }
         chunk.index.push(index);
         chunk.attempts.push(run.attempts);
         chunk.worker.push(run.worker);

@@ -603,7 +603,7 @@ impl Job {
     pub fn results_from(&self, from: u64, max: usize, max_bytes: usize) -> Option<Vec<ResultRow>> {
         let values = self.values.as_ref()?;
         let done = (from..self.plan.tasks).filter(|&i| self.is_done(i));
-        Some(values.rows(done, max, max_bytes))
+        Some(values.rows(done.map(|i| (i, None)), max, max_bytes))
     }
 
     /// The same in the order results were recorded, skipping the first

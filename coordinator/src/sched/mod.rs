@@ -77,6 +77,10 @@ pub struct RunInfo {
     pub model: Option<SlotModel>,
     pub cpu_ns: u64,
     pub wall_ns: u64,
+    /// When the coordinator recorded it, in µs since the Unix epoch (0:
+    /// not known). In memory it is kept per batch, not per task
+    /// (`sched/outputs.rs`), and read back in completion order only.
+    pub ended_us: u64,
 }
 
 /// What recording a worker's batch gives back to the worker: one credit
@@ -443,13 +447,24 @@ impl Scheduler {
         outcomes: impl IntoIterator<Item = Outcome>,
         now_ms: u64,
     ) {
+        self.worker_outcomes_at(worker, outcomes, now_ms * 1_000);
+    }
+
+    /// [`Self::worker_outcomes`] at `now_us` (µs; the results recorded
+    /// say when).
+    pub fn worker_outcomes_at(
+        &mut self,
+        worker: WorkerId,
+        outcomes: impl IntoIterator<Item = Outcome>,
+        now_us: u64,
+    ) {
         let mut outcomes = outcomes.into_iter().peekable();
-        let Some(mut returned) = self.outcomes_from(worker, now_ms) else {
+        let Some(mut returned) = self.outcomes_from(worker, now_us / 1_000) else {
             return self.late_outcomes(outcomes);
         };
         while let Some(job_id) = outcomes.peek().map(|o| o.job) {
             let mut of_job = std::iter::from_fn(|| outcomes.next_if(|o| o.job == job_id));
-            self.job_outcomes(worker, job_id, &mut of_job, now_ms, &mut returned);
+            self.job_outcomes(worker, job_id, &mut of_job, now_us, &mut returned);
         }
         self.credits_returned(worker, returned);
     }
@@ -463,11 +478,22 @@ impl Scheduler {
         outcomes: impl IntoIterator<Item = Outcome>,
         now_ms: u64,
     ) {
+        self.worker_job_outcomes_at(worker, job_id, outcomes, now_ms * 1_000);
+    }
+
+    /// [`Self::worker_job_outcomes`] at `now_us` (µs).
+    pub fn worker_job_outcomes_at(
+        &mut self,
+        worker: WorkerId,
+        job_id: JobId,
+        outcomes: impl IntoIterator<Item = Outcome>,
+        now_us: u64,
+    ) {
         let mut outcomes = outcomes.into_iter();
-        let Some(mut returned) = self.outcomes_from(worker, now_ms) else {
+        let Some(mut returned) = self.outcomes_from(worker, now_us / 1_000) else {
             return self.late_outcomes(outcomes);
         };
-        while self.job_outcomes(worker, job_id, &mut outcomes, now_ms, &mut returned) {}
+        while self.job_outcomes(worker, job_id, &mut outcomes, now_us, &mut returned) {}
         self.credits_returned(worker, returned);
     }
 
@@ -507,9 +533,10 @@ impl Scheduler {
         worker: WorkerId,
         job_id: JobId,
         outcomes: &mut impl Iterator<Item = Outcome>,
-        now_ms: u64,
+        now_us: u64,
         returned: &mut Returned,
     ) -> bool {
+        let now_ms = now_us / 1_000;
         let Some(job) = self.jobs.get_mut(&job_id) else {
             for o in outcomes {
                 if let Some(model) = o.model {
@@ -552,6 +579,7 @@ impl Scheduler {
                 model: o.model.or(Some(job.model())),
                 cpu_ns: o.cpu_ns,
                 wall_ns: o.wall_ns,
+                ended_us: now_us,
             };
             if self.config.log_results && ok && job.accepts(&o.value) {
                 self.recorded.push(Recorded {

@@ -3,6 +3,8 @@
 //! tasks cost nothing) and cost 20 bytes a done task: 8 of output, 8 of run
 //! facts, 4 of completion order. W_NOOP_1M keeps a million of them, so the
 //! layout is measured (BENCHMARKS.md, "Coordinator instructions per task").
+//! When results were recorded costs 8 bytes per distinct time (to 100 µs)
+//! a batch of them was recorded at, not per task ([`EndMarks`]).
 
 use std::collections::HashMap;
 
@@ -27,6 +29,8 @@ pub(super) struct Outputs {
     /// Done task indices in the order they were recorded. Admission keeps
     /// a job's tasks under 2^32.
     order: Vec<u32>,
+    /// When they were recorded, by their place in `order`.
+    ended: EndMarks,
     tasks: usize,
 }
 
@@ -64,6 +68,7 @@ impl Outputs {
         self.reach(i);
         let worker = self.workers.slot(run.worker);
         self.runs[i] = PackedRun::pack(run, worker);
+        self.ended.note(self.order.len() as u32, run.ended_us);
         self.order.push(index as u32);
         match value {
             Output::Int(v) if *v <= u128::from(u64::MAX) => self.cells[i] = *v as u64,
@@ -103,35 +108,96 @@ impl Outputs {
         }
     }
 
-    /// Done task indices in the order they were recorded, from the `skip`th.
-    pub(super) fn completion_order(&self, skip: u64) -> impl Iterator<Item = u64> + '_ {
-        self.order.iter().skip(skip as usize).map(|&i| u64::from(i))
+    /// Done task indices in the order they were recorded, from the
+    /// `skip`th, each with its place in that order.
+    pub(super) fn completion_order(
+        &self,
+        skip: u64,
+    ) -> impl Iterator<Item = (u64, Option<u32>)> + '_ {
+        let skip = skip.min(self.order.len() as u64) as usize;
+        (skip..)
+            .zip(&self.order[skip..])
+            .map(|(seq, &i)| (u64::from(i), Some(seq as u32)))
     }
 
     /// The rows of these done tasks, in their order: at most `max`, and no
-    /// more once their outputs reach `max_bytes` (at least one).
+    /// more once their outputs reach `max_bytes` (at least one). A task
+    /// given with its place in the completion order (`Some(seq)`) says
+    /// when it was recorded; by index alone (`None`), not (0).
     pub(super) fn rows(
         &self,
-        done: impl Iterator<Item = u64>,
+        done: impl Iterator<Item = (u64, Option<u32>)>,
         max: usize,
         max_bytes: usize,
     ) -> Vec<ResultRow> {
         let mut rows = Vec::new();
         let mut bytes = 0;
-        for index in done {
+        for (index, seq) in done {
             if rows.len() == max || (!rows.is_empty() && bytes >= max_bytes) {
                 break;
             }
             let i = index as usize;
             let value = self.get(i);
             bytes += value.len();
-            rows.push(ResultRow {
-                index,
-                value,
-                run: self.runs[i].unpack(&self.workers),
-            });
+            let mut run = self.runs[i].unpack(&self.workers);
+            run.ended_us = seq.map_or(0, |seq| self.ended.at(seq));
+            rows.push(ResultRow { index, value, run });
         }
         rows
+    }
+}
+
+/// When a job's results were recorded, as marks over their completion
+/// order: a mark (its first result's place, a time) wherever the time moved
+/// on by [`EndMarks::GRAIN_US`] or more. Results are recorded a worker's
+/// batch at a time, all at one time, so a mark stands for a batch or more:
+/// W_NOOP_1M needs a few thousand marks for its million results
+/// (BENCHMARKS.md). A result reads as the time of the last mark at or
+/// before it: up to a grain early.
+#[derive(Debug, Default)]
+struct EndMarks {
+    /// The place in the completion order where each mark starts.
+    first: Vec<u32>,
+    /// Each mark's time in grains after `base_us` ([`Self::UNKNOWN`]:
+    /// not known, or more than 2^32 − 2 grains, about 5 days, after).
+    grains: Vec<u32>,
+    /// The first mark's time (µs since the Unix epoch).
+    base_us: u64,
+}
+
+impl EndMarks {
+    /// The time resolution (µs).
+    const GRAIN_US: u64 = 100;
+    const UNKNOWN: u32 = u32::MAX;
+
+    /// Result number `seq` (one more than the last) was recorded at `us`.
+    fn note(&mut self, seq: u32, us: u64) {
+        if self.first.is_empty() {
+            self.base_us = us;
+        }
+        let grains = match us.checked_sub(self.base_us) {
+            // u32::MAX itself is UNKNOWN: that far on is not known either.
+            Some(d) if us > 0 => u32::try_from(d / Self::GRAIN_US).unwrap_or(Self::UNKNOWN),
+            _ => Self::UNKNOWN,
+        };
+        if self.grains.last() != Some(&grains) {
+            self.first.push(seq);
+            self.grains.push(grains);
+        }
+    }
+
+    /// When result number `seq` was recorded (µs; 0: not known).
+    fn at(&self, seq: u32) -> u64 {
+        let mark = self.first.partition_point(|&f| f <= seq);
+        match mark.checked_sub(1).map(|m| self.grains[m]) {
+            Some(g) if g != Self::UNKNOWN => self.base_us + u64::from(g) * Self::GRAIN_US,
+            _ => 0,
+        }
+    }
+
+    #[cfg(test)]
+    fn marks(&self) -> usize {
+        self.first.len()
     }
 }
 
@@ -211,6 +277,7 @@ impl PackedRun {
             model: SlotModel::from_wire(i32::from(model)),
             cpu_ns: self.cpu.ns(),
             wall_ns: self.wall.ns(),
+            ended_us: 0,
         }
     }
 }
@@ -288,6 +355,7 @@ mod tests {
             model: [None, Some(SlotModel::Process), Some(SlotModel::Thread)][(i % 3) as usize],
             cpu_ns: i * 1_000,
             wall_ns: 1_000_000 + i,
+            ended_us: 0,
         };
         let order: Vec<u64> = (0..200)
             .rev()
@@ -297,7 +365,8 @@ mod tests {
         for &i in &order {
             out.set(i, &shapes(i), run(i));
         }
-        let rows = out.rows(0..200, usize::MAX, usize::MAX);
+        let by_index = |r: std::ops::Range<u64>| r.map(|i| (i, None));
+        let rows = out.rows(by_index(0..200), usize::MAX, usize::MAX);
         assert_eq!(rows.len(), 200);
         for row in rows {
             let i = row.index;
@@ -309,11 +378,11 @@ mod tests {
             assert_eq!(row.run.cpu_ns, Time16::from_ns(want.cpu_ns).ns());
             assert!(want.wall_ns - row.run.wall_ns <= want.wall_ns >> 10);
         }
-        let completed: Vec<u64> = out.completion_order(3).collect();
+        let completed: Vec<u64> = out.completion_order(3).map(|(i, _)| i).collect();
         assert_eq!(completed, order[3..]);
         // Byte budgets stop a page after the row that reaches them.
-        assert_eq!(out.rows(0..200, usize::MAX, 1).len(), 1);
-        assert_eq!(out.rows(2..200, 3, usize::MAX).len(), 3);
+        assert_eq!(out.rows(by_index(0..200), usize::MAX, 1).len(), 1);
+        assert_eq!(out.rows(by_index(2..200), 3, usize::MAX).len(), 3);
     }
 
     #[test]
@@ -326,13 +395,60 @@ mod tests {
                 model: Some(SlotModel::Async),
                 cpu_ns: 0,
                 wall_ns: 0,
+                ended_us: 0,
             };
             out.set(i, &Output::Int(0), run);
         }
-        let rows = out.rows(65_534..65_536, usize::MAX, usize::MAX);
+        let rows = out.rows((65_534..65_536).map(|i| (i, None)), usize::MAX, usize::MAX);
         assert_eq!(rows[0].run.worker, 65_535);
         assert_eq!(rows[1].run.worker, 0);
         assert_eq!(rows[1].run.attempts, PackedRun::MAX_ATTEMPTS);
         assert_eq!(rows[1].run.model, Some(SlotModel::Async));
+    }
+
+    #[test]
+    fn results_say_when_they_were_recorded_at_a_mark_per_batch_in_completion_order() {
+        let mut out = Outputs::new(10_000);
+        let base = 1_800_000_000_000_000u64;
+        let at = |us: u64| RunInfo {
+            attempts: 1,
+            worker: 1,
+            model: Some(SlotModel::Thread),
+            cpu_ns: 0,
+            wall_ns: 10,
+            ended_us: us,
+        };
+        // Batches of 1,000 results each recorded at one time, 1 ms apart;
+        // the fourth batch 50 µs after the third: within a grain of it.
+        let times = [base, base + 1_000, base + 2_000, base + 2_050, base + 3_000];
+        for (b, &t) in times.iter().enumerate() {
+            for k in 0..1_000u64 {
+                // Finishing out of index order.
+                let i = (k * 7 + b as u64) % 1_000 * 10 + b as u64;
+                out.set(i, &Output::Int(u128::from(i)), at(t));
+            }
+        }
+        assert_eq!(out.ended.marks(), 4, "one per distinct grain, not per task");
+        let rows = out.rows(out.completion_order(0), usize::MAX, usize::MAX);
+        assert_eq!(rows.len(), 5_000);
+        for (seq, row) in rows.iter().enumerate() {
+            let want = [base, base + 1_000, base + 2_000, base + 2_000, base + 3_000][seq / 1_000];
+            assert_eq!(row.run.ended_us, want, "result {seq}");
+        }
+        // From the middle of a batch on.
+        let later = out.rows(out.completion_order(2_500), 1, usize::MAX);
+        assert_eq!(later[0].run.ended_us, base + 2_000);
+        // In index order it is not known.
+        let by_index = out.rows([0u64].into_iter().map(|i| (i, None)), 1, usize::MAX);
+        assert_eq!(by_index[0].run.ended_us, 0);
+        // A time not known, then known again.
+        let mut marks = EndMarks::default();
+        marks.note(0, base);
+        marks.note(1, 0);
+        marks.note(2, base + 500);
+        assert_eq!(
+            (marks.at(0), marks.at(1), marks.at(2)),
+            (base, 0, base + 500)
+        );
     }
 }

@@ -170,6 +170,8 @@ fn a_lost_worker_returns_its_leases_and_its_late_results_are_dropped() {
                 model: Some(SlotModel::Async),
                 cpu_ns: 0,
                 wall_ns: 0,
+                // Not known in index order (in memory).
+                ended_us: 0,
             }
         );
     }
@@ -243,7 +245,22 @@ fn results_come_in_index_or_completion_order_with_how_each_task_ran() {
         // Kept in 16 bits in memory: 3 s to within 1 part in 2^10.
         let wall = 3_000_000_000 + i;
         assert!(row.run.wall_ns.abs_diff(wall) <= wall >> 10, "{row:?}");
+        assert_eq!(row.run.ended_us, 0, "not known in index order");
     }
+    // In completion order each says when it was recorded: at 1, 2, 3, 4 ms.
+    let ended: Vec<u64> = by_completion.iter().map(|r| r.run.ended_us).collect();
+    assert_eq!(ended, [1_000, 2_000, 3_000, 4_000]);
+    // Outcomes recorded with a µs clock keep it.
+    let j = s.submit(plan("noop", 1, 1, SlotModel::Thread), 5);
+    s.dispatch(5);
+    let task = assigns(&s.take_actions())[0].2[0];
+    s.worker_outcomes_at(w, [ok(j, &task, SlotModel::Thread, 7)], 5_432);
+    let row = &s
+        .job(j)
+        .unwrap()
+        .results_in_completion_order(0, 1, usize::MAX)
+        .unwrap()[0];
+    assert_eq!(row.run.ended_us, 5_432);
 }
 
 /// `times` times over: a fresh worker with two slots of `model` joins, takes
@@ -543,6 +560,7 @@ fn a_restored_job_fails_if_too_many_tasks_failed_once_done_or_at_once_if_fail_fa
         model: None,
         cpu_ns: 0,
         wall_ns: 0,
+        ended_us: 0,
     };
     let results = [Recorded {
         job: 1,
@@ -1506,6 +1524,7 @@ fn run_info(ns: u64) -> RunInfo {
         model: Some(SlotModel::Process),
         cpu_ns: ns,
         wall_ns: ns,
+        ended_us: 1_800_000_000_000_000 + ns,
     }
 }
 
