@@ -103,10 +103,13 @@ fn a_full_disk_answers_every_submission_runs_no_refused_job_and_recovers_by_itse
         if out.status.success() {
             accepted.push((k, id_of(&common::parse_json(&[], &stdout(&out)))));
         } else {
-            let err = stderr(&out);
+            // In JSON mode the error is a JSON value on stdout.
+            let err = common::parse_json(&[], &stdout(&out));
+            let message = err["error"]["message"].as_str().unwrap_or_default();
             assert!(
-                err.contains("could not be stored"),
-                "submission {k} failed otherwise ({took:?}): {err}"
+                message.contains("could not be stored"),
+                "submission {k} failed otherwise ({took:?}): {err}; stderr: {}",
+                stderr(&out)
             );
             refused.push(k);
             if refused.len() >= 3 {

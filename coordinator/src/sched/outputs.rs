@@ -163,6 +163,9 @@ struct EndMarks {
     grains: Vec<u32>,
     /// The first mark's time (µs since the Unix epoch).
     base_us: u64,
+    /// The last time noted: a batch's results after its first cost one
+    /// compare.
+    last_us: u64,
 }
 
 impl EndMarks {
@@ -172,6 +175,10 @@ impl EndMarks {
 
     /// Result number `seq` (one more than the last) was recorded at `us`.
     fn note(&mut self, seq: u32, us: u64) {
+        if us == self.last_us && !self.first.is_empty() {
+            return;
+        }
+        self.last_us = us;
         if self.first.is_empty() {
             self.base_us = us;
         }
